@@ -1,0 +1,53 @@
+"""Every RAYLITE_* environment variable, read in this one place (a leaf module).
+
+Nothing is read at import time: `from_env()` is called by init() and by the
+daemons' mains, so a test may set variables before calling them.
+
+    RAYLITE_ADDRESS      cluster to join when init() gets no address ("host:port",
+                         "auto" or "local"), as RAY_ADDRESS does for Ray
+    RAYLITE_AUTO_INIT    "0" turns off auto-init on the first remote call
+    RAYLITE_LOCAL_MODE   "1" makes init() default to local_mode=True
+    RAYLITE_TEMP_DIR     root of session directories (default /tmp/raylite)
+    RAYLITE_LOG_TO_DRIVER "0" stops worker output from streaming to the driver
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import os
+
+ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
+            "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER")
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"Cannot read {value!r} as a flag: use 1 or 0.")
+
+
+class Config(NamedTuple):
+    address: str | None
+    auto_init: bool
+    local_mode: bool
+    temp_dir: str
+    log_to_driver: bool
+
+
+def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
+    env = os.environ if environ is None else environ
+    try:
+        return Config(
+            address=env.get("RAYLITE_ADDRESS") or None,
+            auto_init=_flag(env.get("RAYLITE_AUTO_INIT"), True),
+            local_mode=_flag(env.get("RAYLITE_LOCAL_MODE"), False),
+            temp_dir=env.get("RAYLITE_TEMP_DIR") or "/tmp/raylite",
+            log_to_driver=_flag(env.get("RAYLITE_LOG_TO_DRIVER"), True),
+        )
+    except ValueError as e:
+        raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

@@ -1,0 +1,116 @@
+"""Runtime: the one interface every concrete runtime implements.
+
+The public API layer turns user calls into these methods; LocalRuntime runs
+them in the calling process, ClusterRuntime across processes. Options
+arrive already validated (frozen records from _options).
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple, Sequence, TYPE_CHECKING
+
+from .object_ref import ObjectRef
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+
+class ActorMeta(NamedTuple):
+    """What a handle needs to know about an actor's class (plain, picklable data)."""
+    class_name: str
+    methods: dict  # name -> _options.MethodOptions
+    is_async: bool
+
+
+class ContextInfo(NamedTuple):
+    """What get_runtime_context() reports."""
+    job_id: str
+    node_id: str
+    worker_id: str
+    namespace: str
+    task_id: str | None = None
+    actor_id: str | None = None
+    actor_name: str | None = None
+    assigned_resources: dict = {}  # never mutated
+    gpu_ids: tuple = ()
+    was_restarted: bool = False
+
+
+class InitInfo(NamedTuple):
+    """What init() reports back (the context object is built from it)."""
+    address: str
+    node_id: str
+    namespace: str
+    session_dir: str | None
+    mode: str
+
+
+class Runtime(abc.ABC):
+    """Submit tasks, create and call actors, put/get/wait objects, shut down."""
+
+    name: str = "abstract"
+
+    # -- lifecycle -----------------------------------------------------------
+    @abc.abstractmethod
+    def info(self) -> InitInfo: ...
+
+    @abc.abstractmethod
+    def shutdown(self) -> None: ...
+
+    # -- tasks and actors ----------------------------------------------------
+    @abc.abstractmethod
+    def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]: ...
+
+    @abc.abstractmethod
+    def create_actor(self, actor_class: Any, args: tuple, kwargs: dict, options: Any) -> tuple[bytes, ActorMeta]:
+        """Returns (actor id, meta); with get_if_exists, those of the existing actor."""
+
+    @abc.abstractmethod
+    def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
+                          options: Any) -> list[ObjectRef]: ...
+
+    @abc.abstractmethod
+    def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]: ...
+
+    @abc.abstractmethod
+    def actor_meta(self, actor_id: bytes) -> ActorMeta:
+        """The method table of a live actor (for get_runtime_context().current_actor)."""
+
+    @abc.abstractmethod
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None: ...
+
+    @abc.abstractmethod
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None: ...
+
+    # -- objects -------------------------------------------------------------
+    @abc.abstractmethod
+    def put(self, value: Any) -> ObjectRef: ...
+
+    @abc.abstractmethod
+    def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list: ...
+
+    @abc.abstractmethod
+    def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
+             fetch_local: bool) -> tuple[list, list]: ...
+
+    @abc.abstractmethod
+    def future(self, ref: ObjectRef) -> concurrent.futures.Future: ...
+
+    def ref_created(self, ref: ObjectRef) -> None:
+        """A new ObjectRef instance exists in this process (counts one local reference)."""
+
+    def ref_deleted(self, id: bytes) -> None:
+        """An ObjectRef instance was garbage-collected."""
+
+    # -- cluster state -------------------------------------------------------
+    @abc.abstractmethod
+    def nodes(self) -> list[dict]: ...
+
+    @abc.abstractmethod
+    def cluster_resources(self) -> dict: ...
+
+    @abc.abstractmethod
+    def available_resources(self) -> dict: ...
+
+    @abc.abstractmethod
+    def context(self) -> ContextInfo: ...

@@ -1,0 +1,80 @@
+"""Running one task body: the part LocalRuntime and cluster workers share.
+
+    call(args) ──► value ──split_returns──► [value per return]
+          └─ raises ──► RayTaskError(cause, remote traceback)
+
+Pure of I/O: the caller resolves arguments and stores results.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+from ..exceptions import RayTaskError
+from .._serialization import format_remote_traceback
+
+
+def task_error(exc: BaseException, function_name: str, actor_repr: str | None = None) -> RayTaskError:
+    """Wraps a user exception raised by a task body, keeping its remote traceback."""
+    if isinstance(exc, RayTaskError):  # an upstream failure re-raised by get(): pass it on
+        return exc
+    return RayTaskError(function_name, format_remote_traceback(exc, skip=1), exc,
+                        pid=os.getpid(), actor_repr=actor_repr)
+
+
+def split_returns(value: Any, num_returns: int, function_name: str) -> list:
+    """One value per declared return; a mismatch is a clear error."""
+    if num_returns == 1:
+        return [value]
+    if num_returns == 0:
+        return []
+    try:
+        values = list(value)
+    except TypeError:
+        raise ValueError(f"{function_name} declares num_returns={num_returns} but returned a "
+                         f"non-iterable {type(value).__name__}.") from None
+    if len(values) != num_returns:
+        raise ValueError(f"{function_name} declares num_returns={num_returns} but returned "
+                         f"{len(values)} values.")
+    return values
+
+
+def should_retry(exc: BaseException, retry_exceptions: Any) -> bool:
+    if retry_exceptions is True:
+        return True
+    if isinstance(retry_exceptions, tuple):
+        return isinstance(exc, retry_exceptions)
+    return False
+
+
+@contextlib.contextmanager
+def env_vars(env: dict | None):
+    """Sets runtime_env env_vars for the duration of a task, then restores them."""
+    if not env:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def is_async_class(cls: type) -> bool:
+    import inspect
+
+    return any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+               for _, m in inspect.getmembers(cls, predicate=inspect.isfunction))
+
+
+def run_coroutine(loop: Any, coro: Any) -> Any:
+    """Runs `coro` on asyncio `loop` (running in another thread) and waits for its result."""
+    import asyncio
+
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()

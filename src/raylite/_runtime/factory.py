@@ -1,0 +1,103 @@
+"""The runtime factory: init()'s arguments in, a concrete Runtime out.
+
+Runtimes register by name ("local", "cluster"); adding one (a client mode,
+an adapter) is one module calling `register()`. `resolve()` is the address
+rule, pure and unit-tested:
+
+    local_mode=True                       -> ("local", None)
+    address or RAYLITE_ADDRESS:
+      "local"                             -> start a new cluster on this machine
+      "auto"                              -> the cluster `raylite start` recorded,
+                                             else ConnectionError
+      "host:port"                         -> join that cluster
+    neither                               -> the recorded cluster if it is alive,
+                                             else start a new one
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Callable, NamedTuple
+
+from .base import Runtime
+
+# name -> "module:callable" (imported on first use) or a callable
+_REGISTRY: dict[str, "str | Callable[[InitRequest], Runtime]"] = {
+    "local": "raylite._runtime.local:LocalRuntime",
+    "cluster": "raylite._runtime.cluster:ClusterRuntime",
+}
+
+
+class InitRequest(NamedTuple):
+    """init()'s arguments after validation, plus how to reach the cluster."""
+    mode: str = "local"            # "local" | "start" | "connect"
+    address: str | None = None     # host:port when mode == "connect"
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    resources: dict = {}  # never mutated
+    object_store_memory: int | None = None
+    namespace: str | None = None
+    runtime_env: dict | None = None
+    log_to_driver: bool = True
+    temp_dir: str = "/tmp/raylite"
+
+
+def register(name: str, factory: "str | Callable[[InitRequest], Runtime]") -> None:
+    """Makes a runtime available by name (a callable, or 'module:attribute' imported lazily)."""
+    _REGISTRY[name] = factory
+
+
+def runtime_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def recorded_address(temp_dir: str) -> str | None:
+    """The address `raylite start` recorded on this machine, if that cluster is alive."""
+    path = os.path.join(temp_dir, "raylite_current_cluster")
+    try:
+        with open(path) as f:
+            address, pid = f.read().split()[:2]
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return None
+    return address
+
+
+def resolve(local_mode: bool, address: str | None, env_address: str | None,
+            recorded: "Callable[[], str | None]") -> tuple[str, str | None]:
+    """Returns (mode, address) where mode is 'local', 'start' or 'connect'."""
+    if local_mode:
+        return "local", None
+    addr = address if address is not None else env_address
+    if addr is None:
+        found = recorded()
+        return ("connect", found) if found else ("start", None)
+    if not isinstance(addr, str):
+        raise TypeError(f"address must be a string like 'host:port', 'auto' or 'local', got {addr!r}.")
+    if addr == "local":
+        return "start", None
+    if addr == "auto":
+        found = recorded()
+        if not found:
+            raise ConnectionError("address='auto' found no running raylite cluster on this machine. "
+                                  "Start one with `raylite start --head`, or call init() without "
+                                  "an address to start a local cluster.")
+        return "connect", found
+    if addr.startswith(("ray://", "raylite://")):
+        raise ValueError(f"Client-mode addresses ({addr!r}) are not supported by raylite; "
+                         "pass the cluster's host:port instead.")
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"Bad address {addr!r}: expected 'host:port', 'auto' or 'local'.")
+    return "connect", addr
+
+
+def create(request: InitRequest) -> Runtime:
+    name = "local" if request.mode == "local" else "cluster"
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise RuntimeError(f"No runtime named {name!r} is registered; have: {runtime_names()}.")
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory(request)

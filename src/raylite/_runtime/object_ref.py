@@ -1,0 +1,78 @@
+"""ObjectRef: a handle to a value that exists, or will, somewhere in the cluster.
+
+A ref is an id plus the address of its owner (the process that created it).
+It is hashable and picklable; a pickled ref inside a value is a borrow, not
+a copy. Each live ObjectRef instance counts as one local reference: the
+runtime that made it is told when it is created and when it is deleted.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .. import _serialization
+
+
+class ObjectRef:
+    __slots__ = ("_id", "_owner", "_rt", "_pid", "__weakref__")
+
+    def __init__(self, id: bytes, owner: Any = None, runtime: Any = None):
+        self._id = id
+        self._owner = owner
+        self._rt = runtime
+        self._pid = os.getpid()
+        if runtime is not None:
+            runtime.ref_created(self)
+
+    def __del__(self) -> None:
+        rt = self._rt
+        if rt is not None and self._pid == os.getpid():
+            try:
+                rt.ref_deleted(self._id)
+            except Exception:  # interpreter shutdown: the runtime may be half torn down
+                pass
+
+    def binary(self) -> bytes:
+        return self._id
+
+    def hex(self) -> str:
+        return self._id.hex()
+
+    def task_id(self) -> bytes:
+        return self._id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self._id.hex()})"
+
+    def __reduce__(self):
+        _serialization.note_ref(self)
+        return (_rebuild_ref, (self._id, self._owner))
+
+    def future(self):
+        """A concurrent.futures.Future that completes with the value (or the error)."""
+        return _runtime_of(self).future(self)
+
+    def __await__(self):
+        import asyncio
+
+        return asyncio.wrap_future(self.future()).__await__()
+
+
+def _runtime_of(ref: ObjectRef) -> Any:
+    from . import require
+
+    if ref._rt is not None and ref._pid == os.getpid():
+        return ref._rt
+    return require()
+
+
+def _rebuild_ref(id: bytes, owner: Any) -> ObjectRef:
+    from . import current
+
+    return ObjectRef(id, owner, current())

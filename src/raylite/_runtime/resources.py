@@ -1,0 +1,72 @@
+"""Resource arithmetic shared by every runtime and the node scheduler (pure).
+
+A resource set is a dict {name: amount}: "CPU", "GPU", "memory",
+"object_store_memory" and custom names. Amounts are floats; a demand
+lists only what it needs.
+"""
+from __future__ import annotations
+
+import os
+
+_EPS = 1e-9
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def default_object_store_memory() -> int:
+    """30% of RAM, capped by the size of /dev/shm (Ray's default)."""
+    want = int(physical_memory() * 0.3)
+    try:
+        st = os.statvfs("/dev/shm")
+        want = min(want, int(st.f_bsize * st.f_blocks * 0.95))
+    except OSError:
+        pass
+    return want
+
+
+def node_total(num_cpus: float | None, num_gpus: float | None, resources: dict | None,
+               object_store_memory: int | None, ip: str = "127.0.0.1") -> dict[str, float]:
+    """A node's total resources, defaults filled in as Ray does."""
+    cpus = (os.cpu_count() or 1) if num_cpus is None else num_cpus
+    store = default_object_store_memory() if object_store_memory is None else object_store_memory
+    total: dict[str, float] = {"CPU": float(cpus)}
+    if num_gpus:
+        total["GPU"] = float(num_gpus)
+    total["memory"] = float(max(physical_memory() * 0.7 - store, 0) // 1)
+    total["object_store_memory"] = float(store)
+    total[f"node:{ip}"] = 1.0
+    for k, v in (resources or {}).items():
+        total[k] = float(v)
+    return total
+
+
+def fits(demand: dict[str, float], available: dict[str, float]) -> bool:
+    for k, v in demand.items():
+        if available.get(k, 0.0) + _EPS < v:
+            return False
+    return True
+
+
+def missing(demand: dict[str, float], available: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """{name: (wanted, have)} for each resource the demand exceeds."""
+    return {k: (v, available.get(k, 0.0)) for k, v in demand.items()
+            if available.get(k, 0.0) + _EPS < v}
+
+
+def subtract(pool: dict[str, float], demand: dict[str, float]) -> None:
+    for k, v in demand.items():
+        pool[k] = pool.get(k, 0.0) - v
+
+
+def add(pool: dict[str, float], demand: dict[str, float]) -> None:
+    for k, v in demand.items():
+        pool[k] = pool.get(k, 0.0) + v
+
+
+def describe(demand: dict[str, float]) -> str:
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(demand.items())) + "}"
