@@ -65,7 +65,8 @@ class RayTaskError(RayError):
         super().__init__(function_name, traceback_str, cause, pid, actor_repr)
 
     def __str__(self) -> str:
-        where = f"{self.actor_repr}." if self.actor_repr else ""
+        where = f"{self.actor_repr}." if self.actor_repr and \
+            not self.function_name.startswith(self.actor_repr + ".") else ""
         head = f"ray::{where}{self.function_name}() (pid={self.pid})"
         return f"{head}\n{self.traceback_str.rstrip()}"
 

@@ -1,0 +1,224 @@
+"""The node's resource scheduler: a pure state machine (no I/O, no clock).
+
+Events come in as method calls; each returns a list of instructions for the
+I/O shell (server.py) to carry out:
+
+    request_lease / place_actor ─┐                   ┌─► Grant(owner, req, lease, worker, gpus)
+    worker_registered            ├─► _schedule() ───┼─► StartActor(actor, lease, worker, gpus)
+    return_lease / worker_died   │                   ├─► Spawn(n)          fork n more workers
+    set_blocked / owner_gone     ┘                   ├─► Kill(worker)
+                                                     ├─► Infeasible(owner, name, demand)
+                                                     └─► RevokeIdle()      ask owners for idle leases
+
+State it owns: total / available resources, free GPU ids, every worker
+(idle, leased, hosting an actor), every lease, and the queue of requests
+that do not fit yet. `statistics()` is what `raylite status` prints.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, NamedTuple
+
+from .._runtime import resources as res
+
+
+class Grant(NamedTuple):
+    owner: Any
+    req: int
+    lease_id: bytes
+    worker_id: bytes
+    gpu_ids: tuple
+
+
+class StartActor(NamedTuple):
+    actor_id: bytes
+    lease_id: bytes
+    worker_id: bytes
+    gpu_ids: tuple
+
+
+class Spawn(NamedTuple):
+    count: int
+
+
+class Kill(NamedTuple):
+    worker_id: bytes
+
+
+class Infeasible(NamedTuple):
+    owner: Any
+    name: str
+    demand: dict
+
+
+class RevokeIdle(NamedTuple):
+    pass
+
+
+class _Request(NamedTuple):
+    owner: Any            # the owner's connection key, or None for an actor placement
+    req: int
+    demand: dict
+    name: str
+    actor_id: bytes | None
+
+
+class _Lease:
+    __slots__ = ("lease_id", "worker_id", "owner", "demand", "gpu_ids", "blocked", "actor_id")
+
+    def __init__(self, lease_id: bytes, worker_id: bytes, owner: Any, demand: dict,
+                 gpu_ids: tuple, actor_id: bytes | None):
+        self.lease_id, self.worker_id, self.owner = lease_id, worker_id, owner
+        self.demand, self.gpu_ids, self.actor_id = demand, gpu_ids, actor_id
+        self.blocked = False
+
+
+class NodeScheduler:
+    def __init__(self, total: dict, new_id: Any, max_starting: int = 4):
+        self.total = dict(total)
+        self.available = dict(total)
+        self.free_gpus = list(range(int(total.get("GPU", 0))))
+        self._new_id = new_id
+        self.max_starting = max_starting
+        self.idle: deque[bytes] = deque()
+        self.workers: dict[bytes, bytes | None] = {}   # worker id -> lease id (None = idle)
+        self.leases: dict[bytes, _Lease] = {}
+        self.queue: deque[_Request] = deque()
+        self.starting = 0
+        self.warned: set = set()
+
+    # -- events --------------------------------------------------------------
+    def request_lease(self, owner: Any, req: int, demand: dict, name: str) -> list:
+        out = self._check_feasible(owner, name, demand)
+        self.queue.append(_Request(owner, req, demand, name, None))
+        return out + self._schedule()
+
+    def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str) -> list:
+        out = self._check_feasible(None, name, placement)
+        self.queue.append(_Request(None, 0, demand, name, actor_id))
+        return out + self._schedule()
+
+    def worker_started(self, n: int = 1) -> None:
+        self.starting += n
+
+    def worker_registered(self, worker_id: bytes) -> list:
+        self.starting = max(0, self.starting - 1)
+        self.workers[worker_id] = None
+        self.idle.append(worker_id)
+        return self._schedule()
+
+    def worker_failed_to_start(self) -> list:
+        self.starting = max(0, self.starting - 1)
+        return self._schedule()
+
+    def return_lease(self, lease_id: bytes, kill_worker: bool = False) -> list:
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            return []
+        self._release(lease)
+        out: list = []
+        if kill_worker or lease.actor_id is not None:
+            self.workers.pop(lease.worker_id, None)
+            out.append(Kill(lease.worker_id))
+        else:
+            self.workers[lease.worker_id] = None
+            self.idle.append(lease.worker_id)
+        return out + self._schedule()
+
+    def worker_died(self, worker_id: bytes) -> list:
+        lease_id = self.workers.pop(worker_id, None)
+        try:
+            self.idle.remove(worker_id)
+        except ValueError:
+            pass
+        lease = self.leases.pop(lease_id, None) if lease_id else None
+        if lease is not None:
+            self._release(lease)
+        return self._schedule()
+
+    def set_blocked(self, worker_id: bytes, blocked: bool) -> list:
+        lease = self.leases.get(self.workers.get(worker_id) or b"")
+        if lease is None or lease.blocked == blocked or not lease.demand.get("CPU"):
+            return []
+        lease.blocked = blocked
+        cpu = {"CPU": lease.demand["CPU"]}
+        if blocked:
+            res.add(self.available, cpu)
+            return self._schedule()
+        res.subtract(self.available, cpu)  # may oversubscribe for a moment, as Ray does
+        return []
+
+    def owner_gone(self, owner: Any) -> list:
+        """A driver or worker disconnected: drop its requests, take back its leases."""
+        self.queue = deque(r for r in self.queue if r.owner != owner)
+        out: list = []
+        for lease in [lease for lease in self.leases.values() if lease.owner == owner]:
+            out += self.return_lease(lease.lease_id, kill_worker=True)
+        return out + self._schedule()
+
+    def cancel_actor_placement(self, actor_id: bytes) -> None:
+        self.queue = deque(r for r in self.queue if r.actor_id != actor_id)
+
+    def lease_of_actor(self, actor_id: bytes) -> bytes | None:
+        for lease in self.leases.values():
+            if lease.actor_id == actor_id:
+                return lease.lease_id
+        return None
+
+    # -- the decision --------------------------------------------------------
+    def _check_feasible(self, owner: Any, name: str, demand: dict) -> list:
+        if res.fits(demand, self.total):
+            return []
+        return [Infeasible(owner, name, demand)]
+
+    def _schedule(self) -> list:
+        out: list = []
+        waiting: deque[_Request] = deque()
+        need_workers = 0
+        blocked_on_resources = False
+        while self.queue:
+            r = self.queue.popleft()
+            if not res.fits(r.demand, self.available):
+                waiting.append(r)
+                blocked_on_resources = True
+                continue
+            if not self.idle:
+                waiting.append(r)
+                need_workers += 1
+                continue
+            worker_id = self.idle.popleft()
+            lease_id = self._new_id()
+            n_gpus = int(r.demand.get("GPU", 0))
+            gpus = tuple(self.free_gpus[:n_gpus])
+            del self.free_gpus[:n_gpus]
+            res.subtract(self.available, r.demand)
+            self.leases[lease_id] = _Lease(lease_id, worker_id, r.owner, r.demand, gpus, r.actor_id)
+            self.workers[worker_id] = lease_id
+            if r.actor_id is not None:
+                out.append(StartActor(r.actor_id, lease_id, worker_id, gpus))
+            else:
+                out.append(Grant(r.owner, r.req, lease_id, worker_id, gpus))
+        self.queue = waiting
+        spawn = min(need_workers - self.starting, self.max_starting - self.starting)
+        if spawn > 0:
+            self.starting += spawn
+            out.append(Spawn(spawn))
+        if blocked_on_resources and any(lease.actor_id is None for lease in self.leases.values()):
+            out.append(RevokeIdle())
+        return out
+
+    def _release(self, lease: _Lease) -> None:
+        demand = dict(lease.demand)
+        if lease.blocked and "CPU" in demand:
+            demand.pop("CPU")
+        res.add(self.available, demand)
+        self.free_gpus.extend(lease.gpu_ids)
+        self.free_gpus.sort()
+
+    def statistics(self) -> dict:
+        return {"total": dict(self.total), "available": dict(self.available),
+                "workers": len(self.workers), "idle_workers": len(self.idle),
+                "starting_workers": self.starting, "leases": len(self.leases),
+                "actor_workers": sum(1 for lease in self.leases.values() if lease.actor_id),
+                "pending_requests": len(self.queue),
+                "pending_demands": [r.demand for r in self.queue]}

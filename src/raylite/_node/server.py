@@ -1,0 +1,391 @@
+"""The node daemon's I/O shell (on the head node it also serves the GCS tables).
+
+    accept thread ──► one reader thread per connection ──► _handle(conn, msg)
+                                                              │  (under self._lock)
+         NodeScheduler (pure) ◄── events ─────────────────────┤
+         GcsTables (pure)     ◄── events ─────────────────────┘
+                 └── instructions ──► _execute(): send grants, fork/kill workers
+
+Connections are drivers (jobs), workers (which are also owners of nested
+tasks) and joining node daemons. A bad message is logged and dropped; a
+connection that closes releases what it held: a driver's leases, tasks and
+non-detached actors; a worker's lease or actor (restarted if allowed).
+
+The head process composes the node scheduler with the GCS tables; it uses
+only `_gcs.tables` (pure data), never the GCS's I/O, so the two stay apart.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from .. import _ids
+from .._gcs.tables import GcsTables
+from .._protocol import messages as m
+from .._protocol.transport import Connection, Listener
+from . import scheduler as sch
+from .worker_pool import Zygote
+
+log = logging.getLogger("raylite.node")
+
+
+class _Client:
+    __slots__ = ("conn", "kind", "job_id", "worker_id", "pid", "address", "namespace", "env_vars")
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.kind = "unknown"
+        self.job_id: bytes | None = None
+        self.worker_id: bytes | None = None
+        self.pid = 0
+        self.address = ""
+        self.namespace = ""
+        self.env_vars: dict | None = None
+
+
+class NodeServer:
+    def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
+                 warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
+        self.listener = listener
+        self.zygote = zygote
+        self.session_dir = session_dir
+        self.node_id = node_id or _ids.random_id()
+        self.owner_pid = owner_pid
+        self.sched = sch.NodeScheduler(total, _ids.new_id)
+        self.gcs = GcsTables()
+        self.gcs.add_node(self.node_id, listener.address, total, os.uname().nodename, is_head=True)
+        self.warm_workers = warm_workers
+        self._lock = threading.RLock()
+        self._clients: dict[Connection, _Client] = {}
+        self._workers: dict[bytes, _Client] = {}       # worker id -> its connection
+        self._pids: dict[bytes, int] = {}              # worker id -> pid
+        self._killed: set[bytes] = set()               # workers we killed on purpose
+        self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
+        self._last_revoke = 0.0
+        self.stopped = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            self._execute([sch.Spawn(self.warm_workers)] if self.warm_workers else [],
+                          count_starting=True)
+        threading.Thread(target=self._accept_loop, name="raylite-accept", daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.stopped.is_set():
+                return
+            self.stopped.set()
+            pids = list(self._pids.values())
+        self.listener.close()
+        for pid in pids:
+            _kill(pid)
+        self.zygote.stop()
+        with self._lock:
+            for c in list(self._clients):
+                c.close()
+
+    def _accept_loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn = self.listener.accept()
+            except OSError:
+                return
+            if conn is None:
+                log.warning("refused a connection that did not present the cluster token")
+                continue
+            client = _Client(conn)
+            with self._lock:
+                self._clients[conn] = client
+            threading.Thread(target=self._read_loop, args=(client,), daemon=True,
+                             name="raylite-conn").start()
+
+    def _read_loop(self, client: _Client) -> None:
+        conn = client.conn
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception as e:  # garbage on the wire: drop the connection, keep the daemon
+                log.warning("unreadable message from %s: %s", conn.peer, e)
+                break
+            try:
+                with self._lock:
+                    self._handle(client, msg)
+            except Exception:
+                log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
+        conn.close()
+        if not self.stopped.is_set():
+            with self._lock:
+                self._disconnected(client)
+
+    # -- dispatch ------------------------------------------------------------
+    def _handle(self, c: _Client, msg: Any) -> None:
+        handler = _HANDLERS.get(type(msg))
+        if handler is None:
+            log.warning("unexpected message %s from %s", type(msg).__name__, c.conn.peer)
+            return
+        handler(self, c, msg)
+
+    def _on_register_client(self, c: _Client, msg: m.RegisterClient) -> None:
+        c.kind, c.pid, c.address = msg.kind, msg.pid, msg.address
+        if msg.kind == "driver":
+            c.job_id = _ids.random_id(4)
+            c.namespace = msg.namespace or f"anonymous-{_ids.random_id(8).hex()}"
+            c.env_vars = msg.env_vars
+            self.gcs.add_job(c.job_id, c.namespace, msg.pid)
+        c.conn.send(m.ClientRegistered(msg.req, c.job_id or b"", self.node_id, c.namespace,
+                                       self.session_dir))
+
+    def _on_register_worker(self, c: _Client, msg: m.RegisterWorker) -> None:
+        c.kind, c.worker_id, c.pid, c.address = "worker", msg.worker_id, msg.pid, msg.address
+        self._workers[msg.worker_id] = c
+        self._pids[msg.worker_id] = msg.pid
+        self._execute(self.sched.worker_registered(msg.worker_id))
+
+    def _on_register_node(self, c: _Client, msg: m.RegisterNode) -> None:
+        c.kind = "node"
+        self.gcs.add_node(msg.node_id, msg.address, msg.resources, msg.hostname)
+        c.conn.send(m.NodeRegistered(msg.req, True))
+
+    def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
+        self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name))
+
+    def _on_return_lease(self, c: _Client, msg: m.ReturnLease) -> None:
+        if msg.kill_worker:
+            lease = self.sched.leases.get(msg.lease_id)
+            if lease is not None:
+                self._killed.add(lease.worker_id)
+        self._execute(self.sched.return_lease(msg.lease_id, msg.kill_worker))
+
+    def _on_worker_blocked(self, c: _Client, msg: m.WorkerBlocked) -> None:
+        if c.worker_id is not None:
+            self._execute(self.sched.set_blocked(c.worker_id, msg.blocked))
+
+    def _on_create_actor(self, c: _Client, msg: m.CreateActor) -> None:
+        spec = msg.spec
+        actor_id, meta, error = self.gcs.register_actor(spec, msg.get_if_exists)
+        c.conn.send(m.ActorCreated(msg.req, actor_id, meta, error))
+        if error is None and actor_id == spec.actor_id:
+            self._execute(self.sched.place_actor(spec.actor_id, spec.demand, spec.placement,
+                                                 spec.meta.class_name))
+
+    def _on_actor_started(self, c: _Client, msg: m.ActorStarted) -> None:
+        if msg.error is None:
+            self.gcs.actor_started(msg.actor_id, c.worker_id, c.address)
+        else:
+            self.gcs.actor_died(msg.actor_id, msg.error, may_restart=False)
+            self._release_actor_worker(msg.actor_id, c.worker_id)
+        self._notify_actor(msg.actor_id)
+
+    def _on_get_actor_info(self, c: _Client, msg: m.GetActorInfo) -> None:
+        entry = self.gcs.lookup(msg.actor_id, msg.name, msg.namespace)
+        if entry is not None and msg.wait and entry.state in ("PENDING", "RESTARTING"):
+            self._actor_waiters.setdefault(entry.spec.actor_id, []).append((c.conn, msg.req))
+            return
+        c.conn.send(_actor_info(msg.req, entry))
+
+    def _on_kill_actor(self, c: _Client, msg: m.KillActor) -> None:
+        self._kill_actor(msg.actor_id, msg.no_restart, "it was killed by raylite.kill()")
+
+    def _on_cluster_state(self, c: _Client, msg: m.GetClusterState) -> None:
+        nodes = [{"NodeID": n.node_id.hex(), "Alive": n.alive, "alive": n.alive,
+                  "NodeManagerAddress": n.address.rpartition(":")[0],
+                  "NodeManagerHostname": n.hostname, "Resources": dict(n.resources),
+                  "IsHead": n.is_head} for n in self.gcs.nodes.values()]
+        total: dict = {}
+        for n in self.gcs.nodes.values():
+            if n.alive:
+                for k, v in n.resources.items():
+                    total[k] = total.get(k, 0.0) + v
+        stats = {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
+                 "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
+        c.conn.send(m.ClusterState(msg.req, nodes, total, dict(self.sched.available), stats))
+
+    def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
+        for x in self._clients.values():
+            if x.kind == "driver" and x.job_id == msg.job_id:
+                x.conn.send(msg)
+                return
+
+    def _on_shutdown(self, c: _Client, msg: m.Shutdown) -> None:
+        c.conn.send(m.Ack(msg.req))
+        threading.Thread(target=self.stop, daemon=True).start()
+
+    # -- actors --------------------------------------------------------------
+    def _notify_actor(self, actor_id: bytes) -> None:
+        entry = self.gcs.actors.get(actor_id)
+        if entry is None or entry.state in ("PENDING", "RESTARTING"):
+            return
+        for conn, req in self._actor_waiters.pop(actor_id, []):
+            _send(conn, _actor_info(req, entry))
+
+    def _release_actor_worker(self, actor_id: bytes, worker_id: bytes | None) -> None:
+        lease_id = self.sched.lease_of_actor(actor_id)
+        if worker_id is not None:
+            self._killed.add(worker_id)
+        if lease_id is not None:
+            self._execute(self.sched.return_lease(lease_id, kill_worker=True))
+
+    def _kill_actor(self, actor_id: bytes, no_restart: bool, why: str) -> None:
+        from .._serialization import dumps_error
+        from ..exceptions import ActorDiedError
+
+        entry = self.gcs.actors.get(actor_id)
+        if entry is None or entry.state == "DEAD":
+            return
+        worker_id = entry.worker_id
+        death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} is dead: {why}.",
+                                           actor_id.hex()))
+        self.sched.cancel_actor_placement(actor_id)
+        state = self.gcs.actor_died(actor_id, death, may_restart=not no_restart)
+        self._release_actor_worker(actor_id, worker_id)
+        if state == "RESTARTING":
+            self._execute(self.sched.place_actor(actor_id, entry.spec.demand, entry.spec.placement,
+                                                 entry.spec.meta.class_name))
+        self._notify_actor(actor_id)
+
+    # -- disconnects ---------------------------------------------------------
+    def _disconnected(self, c: _Client) -> None:
+        self._clients.pop(c.conn, None)
+        self._execute(self.sched.owner_gone(c.conn))
+        if c.kind == "worker" and c.worker_id is not None:
+            self._worker_gone(c.worker_id)
+        elif c.kind == "driver" and c.job_id is not None:
+            for actor_id in self.gcs.finish_job(c.job_id):
+                self._kill_actor(actor_id, True, "its driver exited")
+            if self.owner_pid is not None and c.pid == self.owner_pid:
+                threading.Thread(target=self.stop, daemon=True).start()
+
+    def _worker_gone(self, worker_id: bytes) -> None:
+        from .._serialization import dumps_error
+        from ..exceptions import ActorDiedError
+
+        self._workers.pop(worker_id, None)
+        self._pids.pop(worker_id, None)
+        on_purpose = worker_id in self._killed
+        self._killed.discard(worker_id)
+        actor_id = self.gcs.actor_on_worker(worker_id)
+        if actor_id is None:
+            for a, e in self.gcs.actors.items():  # died while its __init__ ran
+                if e.state == "PENDING" and self.sched.lease_of_actor(a) is not None and \
+                        self.sched.leases[self.sched.lease_of_actor(a)].worker_id == worker_id:
+                    actor_id = a
+        self._execute(self.sched.worker_died(worker_id))
+        if actor_id is not None and not on_purpose:
+            entry = self.gcs.actors[actor_id]
+            death = dumps_error(ActorDiedError(
+                f"The actor {entry.spec.meta.class_name} died: its worker process exited "
+                "unexpectedly (killed, crashed, or out of memory).", actor_id.hex()))
+            if self.gcs.actor_died(actor_id, death, may_restart=True) == "RESTARTING":
+                self._execute(self.sched.place_actor(actor_id, entry.spec.demand,
+                                                     entry.spec.placement, entry.spec.meta.class_name))
+            self._notify_actor(actor_id)
+        if len(self.sched.workers) + self.sched.starting < self.warm_workers:
+            self._execute([sch.Spawn(1)], count_starting=True)
+
+    # -- instructions --------------------------------------------------------
+    def _execute(self, instructions: list, count_starting: bool = False) -> None:
+        for ins in instructions:
+            t = type(ins)
+            if t is sch.Grant:
+                w = self._workers.get(ins.worker_id)
+                _send(ins.owner, m.LeaseGranted(ins.req, ins.lease_id, ins.worker_id,
+                                                w.address if w else "", ins.gpu_ids))
+            elif t is sch.StartActor:
+                self._start_actor(ins)
+            elif t is sch.Spawn:
+                if count_starting:
+                    self.sched.worker_started(ins.count)
+                for _ in range(ins.count):
+                    self._spawn()
+            elif t is sch.Kill:
+                pid = self._pids.get(ins.worker_id)
+                self._killed.add(ins.worker_id)
+                if pid:
+                    _kill(pid)
+            elif t is sch.Infeasible:
+                self._warn_infeasible(ins)
+            elif t is sch.RevokeIdle:
+                now = time.monotonic()
+                if now - self._last_revoke > 0.02:
+                    self._last_revoke = now
+                    owners = {lease.owner for lease in self.sched.leases.values() if lease.owner}
+                    for conn in owners:
+                        _send(conn, m.ReturnIdleLeases())
+
+    def _spawn(self) -> None:
+        try:
+            self.zygote.spawn(_ids.random_id())
+        except (OSError, RuntimeError) as e:
+            log.error("could not start a worker: %s", e)
+            self._execute(self.sched.worker_failed_to_start())
+
+    def _start_actor(self, ins: sch.StartActor) -> None:
+        entry = self.gcs.actors.get(ins.actor_id)
+        worker = self._workers.get(ins.worker_id)
+        if entry is None or entry.state == "DEAD" or worker is None:
+            self._execute(self.sched.return_lease(ins.lease_id))
+            return
+        entry.worker_id = ins.worker_id
+        worker.job_id = entry.spec.job_id
+        _send(worker.conn, m.StartActor(entry.spec, ins.gpu_ids, entry.restarts))
+
+    def _warn_infeasible(self, ins: sch.Infeasible) -> None:
+        from .._runtime.resources import describe
+
+        text = (f"{ins.name} needs {describe(ins.demand)} but no node in this cluster has that "
+                f"much (this node: {describe(self.sched.total)}). It stays pending until a node "
+                "that can run it joins; lower its demand or add resources.")
+        log.warning(text)
+        targets = [ins.owner] if ins.owner is not None else \
+            [x.conn for x in self._clients.values() if x.kind == "driver"]
+        for conn in targets:
+            _send(conn, m.Warning(text))
+
+    def statistics(self) -> dict:
+        with self._lock:
+            return {"node": self.sched.statistics(), "gcs": self.gcs.statistics()}
+
+
+def _actor_info(req: int, entry: Any) -> m.ActorInfo:
+    if entry is None:
+        return m.ActorInfo(req, None, "UNKNOWN", None, None, None)
+    return m.ActorInfo(req, entry.spec.actor_id, entry.state, entry.address, entry.spec.meta,
+                       entry.death, entry.spec.max_task_retries)
+
+
+def _send(conn: Connection, msg: Any) -> None:
+    try:
+        conn.send(msg)
+    except OSError:
+        pass  # the reader thread sees the close and cleans up
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+_HANDLERS = {
+    m.RegisterClient: NodeServer._on_register_client,
+    m.RegisterWorker: NodeServer._on_register_worker,
+    m.RegisterNode: NodeServer._on_register_node,
+    m.RequestLease: NodeServer._on_request_lease,
+    m.ReturnLease: NodeServer._on_return_lease,
+    m.WorkerBlocked: NodeServer._on_worker_blocked,
+    m.CreateActor: NodeServer._on_create_actor,
+    m.ActorStarted: NodeServer._on_actor_started,
+    m.GetActorInfo: NodeServer._on_get_actor_info,
+    m.KillActor: NodeServer._on_kill_actor,
+    m.GetClusterState: NodeServer._on_cluster_state,
+    m.LogLines: NodeServer._on_log_lines,
+    m.Shutdown: NodeServer._on_shutdown,
+}

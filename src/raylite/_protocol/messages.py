@@ -1,0 +1,240 @@
+"""The one message vocabulary spoken between raylite processes.
+
+Every message is a NamedTuple (immutable, typed, cheap to pickle), and every
+receiver dispatches on `type(msg)`, never on an op string. `req` fields pair
+a request with its reply; 0 means no reply is expected.
+
+    driver/worker ──RegisterClient──► node daemon ◄──RegisterWorker── worker
+    owner ──RequestLease──► daemon ──LeaseGranted──► owner ──PushTask──► worker
+    worker ──TaskDone──► owner          (the daemon is not on the data path)
+    borrower ──GetObject──► owner ──ObjectValue──► borrower
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+# -- registration ------------------------------------------------------------
+class RegisterClient(NamedTuple):
+    """A driver (job) or a worker's core worker connects to its node daemon."""
+    req: int
+    kind: str                  # "driver" | "worker"
+    pid: int
+    address: str               # where this process serves owner requests
+    namespace: str | None
+    job_id: bytes | None       # workers: the job they currently serve (None when idle)
+    worker_id: bytes | None
+    env_vars: dict | None = None
+
+
+class ClientRegistered(NamedTuple):
+    req: int
+    job_id: bytes
+    node_id: bytes
+    namespace: str
+    session_dir: str
+
+
+class RegisterWorker(NamedTuple):
+    """A freshly forked worker announces itself to the daemon that asked for it."""
+    worker_id: bytes
+    pid: int
+    address: str
+
+
+class RegisterNode(NamedTuple):
+    """A node daemon joins the head (the multi-node join protocol)."""
+    req: int
+    node_id: bytes
+    address: str
+    resources: dict
+    hostname: str
+
+
+class NodeRegistered(NamedTuple):
+    req: int
+    ok: bool
+    error: str | None = None
+
+
+# -- leases and tasks --------------------------------------------------------
+class RequestLease(NamedTuple):
+    req: int
+    demand: dict
+    name: str                  # for infeasibility warnings
+
+
+class LeaseGranted(NamedTuple):
+    req: int
+    lease_id: bytes
+    worker_id: bytes
+    address: str
+    gpu_ids: tuple
+
+
+class ReturnLease(NamedTuple):
+    lease_id: bytes
+    kill_worker: bool = False
+
+
+class ReturnIdleLeases(NamedTuple):
+    """The daemon asks owners to give back leases they are not using."""
+
+
+class WorkerBlocked(NamedTuple):
+    """A worker's task waits in get(): its CPUs go back to the pool meanwhile."""
+    blocked: bool
+
+
+class PushTask(NamedTuple):
+    task_id: bytes
+    function_id: bytes
+    function: bytes | None     # the pickled function, sent once per connection
+    args: bytes                # pickled (args, kwargs)
+    inlined: dict              # object id -> serialized value, for top-level ref args
+    return_ids: tuple
+    name: str
+    job_id: bytes
+    namespace: str
+    env_vars: dict | None
+    gpu_ids: tuple
+    resources: dict
+    owner: str
+
+
+class PushActorTask(NamedTuple):
+    task_id: bytes
+    actor_id: bytes
+    method: str
+    args: bytes
+    inlined: dict
+    return_ids: tuple
+    owner: str
+
+
+class TaskDone(NamedTuple):
+    task_id: bytes
+    results: tuple             # serialized values, one per return id
+    error: bytes | None        # pickled exception when the task failed
+    retryable: bool            # the error is the user's (retry_exceptions may apply)
+
+
+class CancelTask(NamedTuple):
+    task_id: bytes
+    force: bool
+
+
+# -- objects -----------------------------------------------------------------
+class GetObject(NamedTuple):
+    req: int
+    object_id: bytes
+
+
+class ObjectValue(NamedTuple):
+    req: int
+    data: bytes | None
+    error: bytes | None
+
+
+# -- actors ------------------------------------------------------------------
+class ActorSpec(NamedTuple):
+    actor_id: bytes
+    class_id: bytes
+    cls: bytes                 # pickled class
+    meta: Any                  # base.ActorMeta
+    args: bytes
+    inlined: dict
+    owner: str
+    job_id: bytes
+    namespace: str
+    name: str | None
+    detached: bool
+    demand: dict
+    placement: dict
+    max_restarts: int
+    max_concurrency: int | None
+    env_vars: dict | None
+    max_task_retries: int
+
+
+class CreateActor(NamedTuple):
+    req: int
+    spec: ActorSpec
+    get_if_exists: bool
+
+
+class ActorCreated(NamedTuple):
+    req: int
+    actor_id: bytes | None
+    meta: Any
+    error: str | None
+
+
+class StartActor(NamedTuple):
+    """Daemon -> worker: become this actor."""
+    spec: ActorSpec
+    gpu_ids: tuple
+    restarts: int
+
+
+class ActorStarted(NamedTuple):
+    """Worker -> daemon: the actor's __init__ finished (error is its pickled failure)."""
+    actor_id: bytes
+    error: bytes | None
+
+
+class GetActorInfo(NamedTuple):
+    req: int
+    actor_id: bytes | None
+    name: str | None
+    namespace: str | None
+    wait: bool                 # reply only once the actor is alive or dead
+
+
+class ActorInfo(NamedTuple):
+    req: int
+    actor_id: bytes | None
+    state: str                 # PENDING | ALIVE | RESTARTING | DEAD | UNKNOWN
+    address: str | None
+    meta: Any
+    death: bytes | None        # pickled error explaining the death
+    max_task_retries: int = 0
+
+
+class KillActor(NamedTuple):
+    actor_id: bytes
+    no_restart: bool
+
+
+# -- cluster state and logs --------------------------------------------------
+class GetClusterState(NamedTuple):
+    req: int
+
+
+class ClusterState(NamedTuple):
+    req: int
+    nodes: list
+    total: dict
+    available: dict
+    stats: dict
+
+
+class LogLines(NamedTuple):
+    job_id: bytes
+    prefix: str
+    lines: tuple
+    stderr: bool
+
+
+class Warning(NamedTuple):
+    text: str
+
+
+class Shutdown(NamedTuple):
+    """A client asks the daemon it started to stop the cluster."""
+    req: int
+
+
+class Ack(NamedTuple):
+    req: int
+    error: str | None = None

@@ -1,0 +1,156 @@
+"""Authenticated, framed message connections over TCP.
+
+    client                                   server (Listener.accept)
+      ── connect ─────────────────────────►
+      ◄──────────── MAGIC + 16-byte nonce ──
+      ── HMAC-SHA256(token, nonce) ───────►   compare_digest, else b"NO" + close
+      ◄─────────────────────────── b"OK" ──
+      ── frames: 4-byte length + pickle ──►   (nothing is unpickled before "OK")
+
+Everything addresses by "host:port", so one machine and many are the same
+code path. Daemons bind 127.0.0.1 unless told otherwise. `send` may be
+called from any thread; `recv` from one reader thread per connection.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import pickle
+import socket
+import struct
+import threading
+from typing import Any
+
+MAGIC = b"RLT1"
+_LEN = struct.Struct("!I")
+_HANDSHAKE_TIMEOUT = 10.0
+
+
+class AuthenticationError(ConnectionError):
+    """The peer did not prove it knows the cluster token."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _digest(token: bytes, nonce: bytes) -> bytes:
+    return hmac.new(token, nonce, hashlib.sha256).digest()
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed during handshake")
+        buf += chunk
+    return buf
+
+
+class Connection:
+    """One framed, authenticated message stream."""
+
+    def __init__(self, sock: socket.socket, peer: str):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.peer = peer
+        self._reader = sock.makefile("rb", buffering=1 << 16)
+        self._send_lock = threading.Lock()
+        self.closed = False
+
+    def send(self, msg: Any) -> None:
+        data = pickle.dumps(msg, 5)
+        with self._send_lock:
+            self.sock.sendall(_LEN.pack(len(data)) + data)
+
+    def send_many(self, msgs: list) -> None:
+        payload = b"".join(_LEN.pack(len(d)) + d for d in (pickle.dumps(m, 5) for m in msgs))
+        with self._send_lock:
+            self.sock.sendall(payload)
+
+    def recv(self) -> Any:
+        """The next message; EOFError once the peer is gone."""
+        head = self._reader.read(4)
+        if len(head) < 4:
+            raise EOFError(f"connection to {self.peer} closed")
+        (n,) = _LEN.unpack(head)
+        data = self._reader.read(n)
+        if len(data) < n:
+            raise EOFError(f"connection to {self.peer} closed mid-message")
+        return pickle.loads(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def connect(address: str, token: bytes, timeout: float = 10.0) -> Connection:
+    """Opens and authenticates a connection; ConnectionError names what failed."""
+    host, port = split_address(address)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as e:
+        raise ConnectionError(f"Cannot reach a raylite process at {address}: {e}.") from None
+    try:
+        head = _recv_exact(sock, len(MAGIC) + 16)
+        if head[:4] != MAGIC:
+            raise ConnectionError(f"{address} is not a raylite process (bad greeting).")
+        sock.sendall(_digest(token, head[4:]))
+        verdict = _recv_exact(sock, 2)
+    except (OSError, EOFError) as e:
+        sock.close()
+        raise ConnectionError(f"Handshake with {address} failed: {e}.") from None
+    if verdict != b"OK":
+        sock.close()
+        raise AuthenticationError(f"{address} refused this process's cluster token. Use the token "
+                                  "of the cluster you join (RAYLITE_CLUSTER_TOKEN).")
+    sock.settimeout(None)
+    return Connection(sock, address)
+
+
+class Listener:
+    """A listening socket whose accept() returns authenticated Connections."""
+
+    def __init__(self, host: str, port: int, token: bytes):
+        self.token = token
+        self.sock = socket.create_server((host, port), backlog=512)
+        h, p = self.sock.getsockname()[:2]
+        self.address = f"{h}:{p}"
+        self.closed = False
+
+    def accept(self) -> Connection | None:
+        """The next authenticated connection; None for a peer that failed the handshake."""
+        sock, addr = self.sock.accept()
+        try:
+            sock.settimeout(_HANDSHAKE_TIMEOUT)
+            nonce = os.urandom(16)
+            sock.sendall(MAGIC + nonce)
+            answer = _recv_exact(sock, 32)
+            if not hmac.compare_digest(answer, _digest(self.token, nonce)):
+                sock.sendall(b"NO")
+                sock.close()
+                return None
+            sock.sendall(b"OK")
+            sock.settimeout(None)
+        except (OSError, EOFError):
+            sock.close()
+            return None
+        return Connection(sock, f"{addr[0]}:{addr[1]}")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()

@@ -1,0 +1,196 @@
+"""The caller side of actors, mixed into ClusterRuntime.
+
+    create_actor ──CreateActor──► daemon (GCS: name check, placement) ──StartActor──► worker
+    handle.m.remote() ──► _Actor.queue until the address is known (GetActorInfo, wait)
+                      ──► _Actor.outbox ──(st.lock: one sender at a time)──► actor worker
+
+Calls leave in submission order: they are appended to the outbox under the
+runtime lock and sent, in that order, under the actor's own send lock (so a
+full socket never blocks the reader threads that hold the runtime lock).
+When the actor's connection drops, in-flight calls are retried
+(max_task_retries) after the daemon reports the restarted actor, or fail
+with ActorDiedError.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from .. import _ids
+from .._protocol import messages as m
+from .._serialization import dumps_error, loads
+from ..exceptions import ActorDiedError, RayTaskError
+from .base import ActorMeta
+from .object_ref import ObjectRef
+
+
+class _Actor:
+    __slots__ = ("actor_id", "state", "conn", "queue", "resolving", "death", "retries", "lock", "outbox")
+
+    def __init__(self, actor_id: bytes, retries: int = 0):
+        self.actor_id = actor_id
+        self.state = "UNKNOWN"
+        self.conn: Connection | None = None
+        self.queue: deque[_Task] = deque()
+        self.resolving = False
+        self.death: bytes | None = None
+        self.retries = retries
+        self.lock = threading.RLock()
+        self.outbox: deque = deque()
+
+
+def _death_error(actor_id: bytes, death: bytes | None) -> bytes:
+    if death is None:
+        return dumps_error(ActorDiedError(f"Actor {actor_id.hex()} is unknown to the cluster: it "
+                                          "was never created here, or its cluster was restarted.",
+                                          actor_id.hex()))
+    err = loads(death)
+    if isinstance(err, RayTaskError):  # its __init__ raised
+        return dumps_error(ActorDiedError(f"The actor died because its __init__ raised:\n{err}",
+                                          actor_id.hex(), err.cause))
+    return death
+
+
+class ActorCalls:
+    """Methods of ClusterRuntime that create, call, look up and kill actors."""
+
+    def create_actor(self, actor_class: Any, args: tuple, kwargs: dict, options: Any) -> tuple[bytes, ActorMeta]:
+        cid, blob = self._function_blob(actor_class, actor_class._cls)
+        data, inlined, deps, _ = self._prepare_args(args, kwargs)
+        if deps:  # the constructor's arguments must exist before the actor is placed
+            self.get(deps, None)
+            data, inlined, _, _ = self._prepare_args(args, kwargs)
+        env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
+        spec = m.ActorSpec(
+            actor_id=_ids.new_id(), class_id=cid, cls=blob, meta=actor_class._meta, args=data,
+            inlined=inlined, owner=self.address, job_id=self.job_id,
+            namespace=options.namespace or self.namespace, name=options.name,
+            detached=options.lifetime == "detached", demand=options.demand(),
+            placement=options.placement_demand(), max_restarts=options.max_restarts,
+            max_concurrency=options.max_concurrency, env_vars=env,
+            max_task_retries=options.max_task_retries)
+        reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
+        if reply.error:
+            raise ValueError(reply.error)
+        with self._lock:
+            if reply.actor_id not in self._actors:
+                self._actors[reply.actor_id] = _Actor(reply.actor_id, options.max_task_retries)
+        return reply.actor_id, reply.meta
+
+    def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
+                          options: Any) -> list[ObjectRef]:
+        from .cluster import _Obj, _Task
+
+        data, inlined, _, hold = self._prepare_args(args, kwargs)
+        task_id = _ids.new_id()
+        return_ids = tuple(_ids.new_id() for _ in range(options.num_returns))
+        msg = m.PushActorTask(task_id, actor_id, method, data, inlined, return_ids, self.address)
+        dead = None
+        sends: list = []
+        with self._lock:
+            st = self._actors.get(actor_id)
+            if st is None:
+                st = self._actors[actor_id] = _Actor(actor_id, -2)
+            retries = options.max_task_retries if options.max_task_retries is not None else st.retries
+            task = _Task(task_id, msg, return_ids, method, retries, options.retry_exceptions, hold, actor_id)
+            for rid in return_ids:
+                self._store[rid] = _Obj(True)
+                self._task_of[rid] = task_id
+            refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
+            if st.state == "DEAD":
+                dead = st.death
+            else:
+                self._tasks[task_id] = task
+                if st.conn is not None and not st.queue:
+                    self._to_actor(st, task)
+                else:
+                    st.queue.append(task)
+                    sends = self._resolve_actor(st)
+        self._send_all(sends)
+        self._flush_actor(st)
+        if dead is not None:
+            for rid in return_ids:
+                self._complete(rid, None, dead)
+        return refs
+
+    def _to_actor(self, st: _Actor, task: Any) -> None:
+        """Queues one call for sending to a connected actor (runtime lock held)."""
+        task.conn = st.conn
+        self._inflight.setdefault(st.conn, set()).add(task.task_id)
+        st.outbox.append((st.conn, task.msg))
+
+    def _flush_actor(self, st: _Actor) -> None:
+        with st.lock:
+            while True:
+                with self._lock:
+                    if not st.outbox:
+                        return
+                    conn, msg = st.outbox.popleft()
+                try:
+                    conn.send(msg)
+                except OSError:
+                    pass  # the connection's reader fails or retries the call
+
+    def _resolve_actor(self, st: _Actor) -> list:
+        """Asks the daemon where the actor lives, once (runtime lock held)."""
+        if st.resolving:
+            return []
+        st.resolving = True
+        req = next(self._req)
+        self._actor_reqs[req] = st.actor_id
+        return [(self._daemon, m.GetActorInfo(req, st.actor_id, None, None, True))]
+
+    def _actor_resolved(self, msg: m.ActorInfo) -> None:
+        conn = None
+        if msg.state == "ALIVE":
+            try:
+                conn = self._peer(msg.address)
+            except (ConnectionError, OSError):
+                conn = None
+        failed: list = []
+        sends: list = []
+        with self._lock:
+            actor_id = self._actor_reqs.pop(msg.req)
+            st = self._actors[actor_id]
+            st.resolving = False
+            if st.retries == -2:  # a handle made elsewhere: take the actor's own setting
+                st.retries = msg.max_task_retries
+                for t in st.queue:
+                    if t.retries == -2:
+                        t.retries = msg.max_task_retries
+            if msg.state == "ALIVE" and conn is not None:
+                st.state, st.conn = "ALIVE", conn
+                while st.queue:
+                    self._to_actor(st, st.queue.popleft())
+            elif msg.state == "ALIVE":  # alive but unreachable: it is going down; ask again
+                sends = self._resolve_actor(st)
+            else:
+                st.state, st.death = "DEAD", _death_error(actor_id, msg.death)
+                failed = list(st.queue)
+                st.queue.clear()
+                for t in failed:
+                    self._tasks.pop(t.task_id, None)
+        self._send_all(sends)
+        self._flush_actor(st)
+        for t in failed:
+            for rid in t.return_ids:
+                self._complete(rid, None, st.death)
+
+    def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]:
+        ns = namespace or self.namespace
+        reply = self._call(m.GetActorInfo(0, None, name, ns, False))
+        if reply.state in ("UNKNOWN", "DEAD"):
+            raise ValueError(f"Failed to look up actor {name!r} in namespace {ns!r}: no live actor "
+                             "has that name there. Check the name and namespace.")
+        return reply.actor_id, reply.meta
+
+    def actor_meta(self, actor_id: bytes) -> ActorMeta:
+        return self._call(m.GetActorInfo(0, actor_id, None, None, False)).meta
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
+        self._daemon.send(m.KillActor(actor_id, no_restart))
+        with self._lock:
+            st = self._actors.get(actor_id)
+            if st is not None and st.state == "ALIVE":
+                st.conn, st.state = None, "UNKNOWN"

@@ -1,0 +1,139 @@
+"""Hosts one actor in a worker: its instance and how calls run.
+
+    max_concurrency == 1, sync methods ─► main thread, in arrival order
+    max_concurrency  > 1, sync methods ─► a thread pool of that size
+    any async def method               ─► one asyncio loop thread; up to
+                                          max_concurrency (default 1000) calls at once
+
+Each caller's calls arrive on one connection, in order, so per-caller
+ordering holds for the sequential case.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from typing import Any
+
+from .._protocol import messages as m
+from .._runtime import context, execution
+from .._serialization import dumps_error, loads
+from ..exceptions import TaskCancelledError
+from .task_executor import Executor, _reply
+
+
+class ActorHost:
+    def __init__(self, executor: Executor, spec: m.ActorSpec, instance: Any, scope: context.TaskScope):
+        self.ex = executor
+        self.spec = spec
+        self.instance = instance
+        self.scope = scope
+        self.name = spec.meta.class_name
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pool: Any = None
+        self.futures: dict[bytes, Any] = {}
+        if spec.meta.is_async:
+            self.loop = asyncio.new_event_loop()
+            self.sem_limit = spec.max_concurrency or 1000
+            threading.Thread(target=self._loop_main, daemon=True, name="raylite-actor-loop").start()
+        elif (spec.max_concurrency or 1) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="raylite-actor")
+        self.concurrent = self.loop is not None or self.pool is not None
+
+    def _loop_main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.sem = asyncio.Semaphore(self.sem_limit)
+        self.loop.run_forever()
+
+    def submit(self, conn: Any, t: m.PushActorTask) -> None:
+        if self.pool is not None:
+            self.pool.submit(self.run_inline, conn, t)
+        else:
+            self.loop.call_soon_threadsafe(self._start_async, conn, t)
+
+    def cancel(self, task_id: bytes) -> None:
+        fut = self.futures.get(task_id)
+        if fut is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(fut.cancel)
+
+    def _prepare(self, t: m.PushActorTask) -> tuple[Any, tuple, dict]:
+        method = getattr(self.instance, t.method)
+        args, kwargs = self.ex.resolve_args(t.args, t.inlined)
+        return method, args, kwargs
+
+    def run_inline(self, conn: Any, t: m.PushActorTask) -> None:
+        name = f"{self.name}.{t.method}"
+        self.ex.current_name = name
+        try:
+            if t.task_id in self.ex.cancelled:
+                raise KeyboardInterrupt
+            with context.scope(self.scope):
+                method, args, kwargs = self._prepare(t)
+                value = method(*args, **kwargs)
+            reply = self.ex.results(t.task_id, value, len(t.return_ids), name, self.name)
+        except KeyboardInterrupt:
+            reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
+        except BaseException as exc:
+            reply = self.ex.failure(t.task_id, exc, name, self.name)
+        _reply(conn, reply)
+
+    def _start_async(self, conn: Any, t: m.PushActorTask) -> None:
+        fut = self.loop.create_task(self._run_async(conn, t))
+        self.futures[t.task_id] = fut
+
+    async def _run_async(self, conn: Any, t: m.PushActorTask) -> None:
+        name = f"{self.name}.{t.method}"
+        try:
+            async with self.sem:
+                with context.scope(self.scope):
+                    if t.inlined or _has_refs(t):  # fetching may block: not on the loop
+                        method, args, kwargs = await self.loop.run_in_executor(None, self._prepare, t)
+                    else:
+                        method = getattr(self.instance, t.method)
+                        args, kwargs = loads(t.args)
+                    value = method(*args, **kwargs)
+                    if inspect.isawaitable(value):
+                        value = await value
+            reply = self.ex.results(t.task_id, value, len(t.return_ids), name, self.name)
+        except asyncio.CancelledError:
+            reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
+        except BaseException as exc:
+            reply = self.ex.failure(t.task_id, exc, name, self.name)
+        finally:
+            self.futures.pop(t.task_id, None)
+        _reply(conn, reply)
+
+
+def _has_refs(t: m.PushActorTask) -> bool:
+    return b"_rebuild_ref" in t.args
+
+
+def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
+    spec = msg.spec
+    ex.job_id = spec.job_id
+    ex.current_name = spec.meta.class_name
+    ex.rt.set_job(spec.job_id, spec.namespace)
+    env = dict(spec.env_vars or {})
+    if msg.gpu_ids:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in msg.gpu_ids)
+    import os
+
+    os.environ.update(env)  # the process belongs to this actor for life
+    scope = context.TaskScope(actor_id=spec.actor_id, actor_name=spec.name, resources=spec.demand,
+                              gpu_ids=msg.gpu_ids, was_restarted=msg.restarts > 0, job_id=spec.job_id)
+    context.process_actor = scope
+    ex.rt.actor_id = spec.actor_id
+    try:
+        cls = loads(spec.cls)
+        with context.scope(scope):
+            args, kwargs = ex.resolve_args(spec.args, spec.inlined)
+            instance = cls(*args, **kwargs)
+    except BaseException as exc:
+        err = execution.task_error(exc, f"{spec.meta.class_name}.__init__", spec.meta.class_name)
+        ex.rt.send_daemon(m.ActorStarted(spec.actor_id, dumps_error(err)))
+        return None
+    host = ActorHost(ex, spec, instance, scope)
+    ex.rt.send_daemon(m.ActorStarted(spec.actor_id, None))
+    return host

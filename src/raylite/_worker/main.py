@@ -1,0 +1,64 @@
+"""A worker process: forked by the node's zygote, runs tasks and hosts actors.
+
+    zygote fork ─► run() ─► stdout/stderr piped to a forwarder thread (LogLines to the daemon)
+                        ─► ClusterRuntime (core worker: serves owners, owns nested refs)
+                        ─► Executor.run_forever() on the main thread, until the daemon goes away
+
+The main thread runs tasks so that cancel() can interrupt them with SIGINT.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from .._protocol import messages as m
+
+
+def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
+        node_id: bytes) -> None:
+    from .._runtime import install
+    from .._runtime.cluster import ClusterRuntime
+    from .task_executor import Executor
+
+    os.environ["RAYLITE_WORKER"] = "1"
+    rt = ClusterRuntime.for_worker(daemon_address, token, worker_id, session_dir, node_id)
+    executor = Executor(rt)
+    rt.executor = executor
+    install(rt)
+    _forward_output(rt, executor)
+    rt.register_worker()
+    try:
+        executor.run_forever()
+    finally:
+        rt.close_connections()
+
+
+def _forward_output(rt, executor) -> None:
+    """Points fd 1 and 2 at pipes whose lines go to the job's driver, prefixed as Ray does."""
+    for fd, is_err in ((1, False), (2, True)):
+        r, w = os.pipe()
+        os.dup2(w, fd)
+        os.close(w)
+        threading.Thread(target=_pump, args=(rt, executor, r, is_err), daemon=True,
+                         name="raylite-log").start()
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
+def _pump(rt, executor, fd: int, is_err: bool) -> None:
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        pending = b""
+        while True:
+            chunk = f.read(65536)
+            if not chunk:
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if lines and executor.job_id:
+                prefix = f"({executor.current_name} pid={os.getpid()})"
+                text = tuple(x.decode("utf-8", "replace") for x in lines)
+                try:
+                    rt.send_daemon(m.LogLines(executor.job_id, prefix, text, is_err))
+                except OSError:
+                    return

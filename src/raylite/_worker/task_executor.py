@@ -1,0 +1,148 @@
+"""Runs pushed tasks and actor calls inside a worker.
+
+    reader threads ──handle()──► queue ──► main thread: run_forever()
+                                              ├─ PushTask      ─► function(*args) ─► TaskDone to the owner
+                                              ├─ StartActor    ─► ActorHost(cls(*args)) ─► ActorStarted to the daemon
+                                              └─ PushActorTask ─► ActorHost.call (main thread, pool or event loop)
+
+Arguments: values the owner inlined go into the local store first; other
+top-level refs are fetched (the worker tells the daemon it is blocked
+meanwhile). Results are serialized here; errors travel as RayTaskError with
+the remote traceback.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from typing import Any
+
+from .._protocol import messages as m
+from .._runtime import context, execution
+from .._runtime.object_ref import ObjectRef
+from .._serialization import dumps_error, dumps_with_refs, loads
+from ..exceptions import TaskCancelledError
+
+
+class Executor:
+    def __init__(self, rt: Any):
+        self.rt = rt
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.functions: dict[bytes, Any] = {}
+        self.actor: Any = None
+        self.job_id: bytes | None = None
+        self.current_name = "worker"
+        self.running: bytes | None = None
+        self.cancelled: set[bytes] = set()
+        self.main_ident = threading.main_thread().ident
+
+    # -- called from reader threads ------------------------------------------
+    def handle(self, conn: Any, msg: Any) -> None:
+        t = type(msg)
+        if t is m.CancelTask:
+            self.cancel(msg)
+        elif t is m.PushActorTask and self.actor is not None and self.actor.concurrent:
+            self.actor.submit(conn, msg)
+        else:
+            self.queue.put((conn, msg))
+
+    def stop(self) -> None:
+        self.queue.put(None)
+
+    def cancel(self, msg: m.CancelTask) -> None:
+        if msg.force and self.running == msg.task_id:
+            os._exit(1)
+        self.cancelled.add(msg.task_id)
+        if self.running == msg.task_id:
+            signal.pthread_kill(self.main_ident, signal.SIGINT)
+        elif self.actor is not None:
+            self.actor.cancel(msg.task_id)
+
+    # -- the main thread -----------------------------------------------------
+    def run_forever(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            conn, msg = item
+            try:
+                if type(msg) is m.PushTask:
+                    self.run_task(conn, msg)
+                elif type(msg) is m.StartActor:
+                    from .actor_host import start_actor
+                    self.actor = start_actor(self, msg)
+                elif type(msg) is m.PushActorTask and self.actor is not None:
+                    self.actor.run_inline(conn, msg)
+            except KeyboardInterrupt:  # a cancel that arrived just after its task finished
+                pass
+
+    def resolve_args(self, blob: bytes, inlined: dict) -> tuple[tuple, dict]:
+        self.rt.add_inlined(inlined)
+        args, kwargs = loads(blob)
+        refs = [a for a in args if isinstance(a, ObjectRef)] + \
+            [v for v in kwargs.values() if isinstance(v, ObjectRef)]
+        if not refs:
+            return args, kwargs
+        values = dict(zip((r._id for r in refs), self.rt.get(refs, None)))
+        args = tuple(values[a._id] if isinstance(a, ObjectRef) else a for a in args)
+        kwargs = {k: values[v._id] if isinstance(v, ObjectRef) else v for k, v in kwargs.items()}
+        return args, kwargs
+
+    def run_task(self, conn: Any, t: m.PushTask) -> None:
+        fn = self.functions.get(t.function_id)
+        if fn is None:
+            fn = self.functions[t.function_id] = loads(t.function)
+        self.job_id, self.current_name = t.job_id, t.name
+        self.rt.set_job(t.job_id, t.namespace)
+        env = dict(t.env_vars or {})
+        if t.gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
+        scope = context.TaskScope(task_id=t.task_id, resources=t.resources, gpu_ids=t.gpu_ids,
+                                  job_id=t.job_id)
+        self.running = t.task_id
+        try:
+            if t.task_id in self.cancelled:
+                raise KeyboardInterrupt
+            with context.scope(scope), execution.env_vars(env):
+                args, kwargs = self.resolve_args(t.args, t.inlined)
+                value = fn(*args, **kwargs)
+            reply = self.results(t.task_id, value, len(t.return_ids), t.name)
+        except KeyboardInterrupt:
+            reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
+        except BaseException as exc:
+            reply = self.failure(t.task_id, exc, t.name)
+        finally:
+            self.running = None
+            self.cancelled.discard(t.task_id)
+        _reply(conn, reply)
+
+    def results(self, task_id: bytes, value: Any, n: int, name: str,
+                actor_repr: str | None = None) -> m.TaskDone:
+        try:
+            values = execution.split_returns(value, n, name)
+            out = []
+            for v in values:
+                data, refs = dumps_with_refs(v)
+                self.rt.mark_escaped(refs)
+                out.append(data)
+            return m.TaskDone(task_id, tuple(out), None, False)
+        except BaseException as exc:
+            return self.failure(task_id, exc, name, actor_repr, retryable=False)
+
+    def failure(self, task_id: bytes, exc: BaseException, name: str, actor_repr: str | None = None,
+                retryable: bool = True) -> m.TaskDone:
+        from ..exceptions import RayTaskError
+
+        if isinstance(exc, SystemExit):
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        upstream = isinstance(exc, RayTaskError)
+        err = execution.task_error(exc, name, actor_repr)
+        return m.TaskDone(task_id, (), dumps_error(err), retryable and not upstream)
+
+
+def _reply(conn: Any, msg: Any) -> None:
+    try:
+        conn.send(msg)
+    except OSError:
+        pass  # the owner is gone; nothing to deliver
