@@ -26,7 +26,7 @@ class RemoteFunction:
 
     def __init__(self, function: Any, options: dict[str, Any]):
         self._function = function
-        self._name = getattr(function, "__qualname__", None) or repr(function)
+        self._name = getattr(function, "__name__", None) or repr(function)
         self._options = _options.TaskOptions(**_options.validate("task", options))
         self._blob: tuple | None = None  # (runtime id, function id, pickled function): a cluster cache
         self.__doc__ = getattr(function, "__doc__", None)

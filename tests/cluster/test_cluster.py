@@ -1,0 +1,213 @@
+"""Cluster-only behaviour: processes, security, scheduling, logs, drivers sharing a cluster."""
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import raylite
+from raylite._protocol import messages as m
+from raylite._protocol.transport import AuthenticationError, connect
+
+
+def test_init_starts_daemon_and_shutdown_leaves_no_process():
+    import psutil
+
+    raylite.init(num_cpus=2)
+    me = psutil.Process()
+    assert me.children(recursive=True), "init() should have started a node daemon"
+    pids = [p.pid for p in me.children(recursive=True)]
+    assert raylite.get(raylite.remote(lambda: os.getpid()).remote()) in pids
+    raylite.shutdown()
+    time.sleep(0.2)
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert alive == []
+
+
+def test_wrong_token_is_refused_and_daemon_carries_on(cluster):
+    address = raylite._runtime.current().daemon_address
+    with pytest.raises(AuthenticationError):
+        connect(address, b"x" * 32)
+    assert cluster.get(cluster.remote(lambda: 5).remote()) == 5
+
+
+def test_garbage_bytes_do_not_kill_the_daemon(cluster):
+    import socket
+
+    address = raylite._runtime.current().daemon_address
+    host, port = address.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)))
+    s.recv(20)
+    s.sendall(b"\x00" * 64 + b"not a digest at all")
+    s.close()
+    assert cluster.get(cluster.remote(lambda: 6).remote()) == 6
+
+
+def test_nested_chain_deeper_than_cpus_does_not_deadlock(cluster):
+    @cluster.remote
+    def chain(n):
+        return 0 if n == 0 else cluster.get(chain.remote(n - 1)) + 1
+
+    assert cluster.get(chain.remote(6), timeout=60) == 6
+
+
+def test_worker_output_streams_to_driver_with_prefix(cluster, capfd):
+    @cluster.remote
+    def talk():
+        print("hello from the worker")
+        return os.getpid()
+
+    pid = cluster.get(talk.remote())
+    deadline = time.time() + 5
+    out = ""
+    while time.time() < deadline and "hello from the worker" not in out:
+        time.sleep(0.05)
+        out += capfd.readouterr().out
+    assert f"(talk pid={pid}) hello from the worker" in out
+
+
+def test_infeasible_task_is_reported_not_silent(cluster, capfd):
+    ref = cluster.remote(num_cpus=64)(lambda: 1).remote()
+    ready, _ = cluster.wait([ref], timeout=1.0)
+    assert ready == []
+    err = capfd.readouterr().err
+    assert "CPU: 64" in err and "no node" in err
+    cluster.cancel(ref)
+
+
+def test_gpu_ids_and_cuda_visible_devices():
+    raylite.init(num_cpus=2, num_gpus=2)
+    try:
+        @raylite.remote(num_gpus=1)
+        def gpu():
+            return raylite.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+        ids, env = raylite.get(gpu.remote())
+        assert len(ids) == 1 and env == str(ids[0])
+    finally:
+        raylite.shutdown()
+
+
+def test_custom_resources_limit_concurrency():
+    raylite.init(num_cpus=2, resources={"slot": 1})
+    try:
+        @raylite.remote(resources={"slot": 1})
+        def hold():
+            t = time.time()
+            time.sleep(0.3)
+            return t, time.time()
+
+        a, b = raylite.get([hold.remote(), hold.remote()])
+        first, second = sorted([a, b])
+        assert second[0] >= first[1] - 0.02, "two tasks held the single 'slot' at once"
+        assert raylite.cluster_resources()["slot"] == 1
+    finally:
+        raylite.shutdown()
+
+
+def test_threaded_actor_runs_calls_concurrently(cluster):
+    @cluster.remote(max_concurrency=4)
+    class Sleeper:
+        def nap(self):
+            time.sleep(0.3)
+            return 1
+
+    s = Sleeper.remote()
+    cluster.get(s.nap.remote())
+    t = time.time()
+    assert sum(cluster.get([s.nap.remote() for _ in range(4)])) == 4
+    assert time.time() - t < 0.9
+
+
+def test_async_actor_interleaves_calls(cluster):
+    import asyncio
+
+    @cluster.remote
+    class Gate:
+        def __init__(self):
+            self.event = None
+
+        async def wait(self):
+            self.event = self.event or asyncio.Event()
+            await self.event.wait()
+            return "released"
+
+        async def release(self):
+            self.event = self.event or asyncio.Event()
+            self.event.set()
+
+    g = Gate.remote()
+    waiting = g.wait.remote()
+    time.sleep(0.2)
+    cluster.get(g.release.remote())
+    assert cluster.get(waiting, timeout=10) == "released"
+
+
+def _driver(code: str, address: str, env_extra=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **(env_extra or {}))
+    script = "import raylite\n" + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script, address], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_two_drivers_share_a_cluster_and_a_detached_actor(cluster):
+    address = raylite._runtime.current().daemon_address
+    out = _driver("""
+        import sys
+        raylite.init(address=sys.argv[1], namespace="shared")
+        @raylite.remote
+        class Counter:
+            def __init__(self): self.n = 0
+            def inc(self): self.n += 1; return self.n
+        c = Counter.options(name="counter", lifetime="detached").remote()
+        print(raylite.get(c.inc.remote()))
+    """, address)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("1")
+    c = raylite.get_actor("counter", namespace="shared")
+    assert raylite.get(c.inc.remote()) == 2
+    raylite.kill(c)
+
+
+def test_driver_exit_kills_its_non_detached_actors(cluster):
+    address = raylite._runtime.current().daemon_address
+    out = _driver("""
+        import sys
+        raylite.init(address=sys.argv[1], namespace="gone")
+        @raylite.remote
+        class A:
+            def ping(self): return "pong"
+        a = A.options(name="temp").remote()
+        print(raylite.get(a.ping.remote()))
+    """, address)
+    assert out.returncode == 0, out.stderr
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            raylite.get_actor("temp", namespace="gone")
+        except ValueError:
+            return
+        time.sleep(0.05)
+    pytest.fail("the actor outlived its driver")
+
+
+def test_joining_with_num_cpus_raises(cluster):
+    address = raylite._runtime.current().daemon_address
+    out = _driver("""
+        import sys
+        try:
+            raylite.init(address=sys.argv[1], num_cpus=3)
+        except ValueError as e:
+            print("ValueError", e)
+    """, address)
+    assert "ValueError" in out.stdout, out.stderr
+
+
+def test_cluster_state_message_reports_workers(cluster):
+    rt = raylite._runtime.current()
+    cluster.get(cluster.remote(lambda: 1).remote())
+    state = rt._call(m.GetClusterState(0))
+    assert state.stats["node"]["workers"] >= 1
+    assert state.total["CPU"] == 2
