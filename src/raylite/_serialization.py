@@ -50,6 +50,22 @@ def dumps_with_refs(value: Any) -> tuple[bytes, list]:
         _tls.refs = outer
 
 
+def serialize_with_refs(value: Any) -> tuple[bytes, list, list]:
+    """(pickle bytes, out-of-band buffers, refs found inside) with pickle protocol 5."""
+    if type(value) in _FAST:
+        return pickle.dumps(value, 5), [], []
+    outer = getattr(_tls, "refs", None)
+    _tls.refs = refs = []
+    buffers: list = []
+    try:
+        return cloudpickle.dumps(value, 5, buffer_callback=buffers.append), buffers, refs
+    except Exception as e:
+        raise TypeError(f"Could not serialize {type(value).__name__} value {_short(value)}: {e}. "
+                        "Values passed to and from tasks must be picklable.") from e
+    finally:
+        _tls.refs = outer
+
+
 loads = pickle.loads
 
 

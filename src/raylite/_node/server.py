@@ -25,6 +25,8 @@ from typing import Any
 
 from .. import _ids
 from .._gcs.tables import GcsTables
+from .._object_store import shm
+from .._object_store.store import StoreAccounting
 from .._protocol import messages as m
 from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
@@ -50,6 +52,8 @@ class _Client:
 class NodeServer:
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
+        self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
+        self.spill_dir = os.path.join(session_dir, "spill")
         self.listener = listener
         self.zygote = zygote
         self.session_dir = session_dir
@@ -66,6 +70,7 @@ class NodeServer:
         self._killed: set[bytes] = set()               # workers we killed on purpose
         self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
         self._last_revoke = 0.0
+        self._reports: dict[int, tuple] = {}           # memory report id -> (conn, req, pending, replies)
         self.stopped = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------
@@ -88,6 +93,7 @@ class NodeServer:
         with self._lock:
             for c in list(self._clients):
                 c.close()
+            self._delete_objects(self.store.free(list(self.store.objects)))
 
     def _accept_loop(self) -> None:
         while not self.stopped.is_set():
@@ -204,6 +210,7 @@ class NodeServer:
                 for k, v in n.resources.items():
                     total[k] = total.get(k, 0.0) + v
         stats = {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
+                 "store": self.store.statistics(),
                  "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
         c.conn.send(m.ClusterState(msg.req, nodes, total, dict(self.sched.available), stats))
 
@@ -216,6 +223,66 @@ class NodeServer:
     def _on_shutdown(self, c: _Client, msg: m.Shutdown) -> None:
         c.conn.send(m.Ack(msg.req))
         threading.Thread(target=self.stop, daemon=True).start()
+
+    # -- the object store ------------------------------------------------------
+    @property
+    def node_tag(self) -> str:
+        return self.node_id.hex()[:12]
+
+    def _on_alloc_object(self, c: _Client, msg: m.AllocObject) -> None:
+        from ..exceptions import ObjectStoreFullError
+
+        try:
+            alloc = self.store.allocate(msg.object_id, msg.size, msg.owner)
+        except ObjectStoreFullError as e:
+            c.conn.send(m.Ack(msg.req, str(e)))
+            return
+        for oid in alloc.spill:
+            self._spill(oid)
+        c.conn.send(m.Ack(msg.req))
+
+    def _spill(self, oid: bytes) -> None:
+        os.makedirs(self.spill_dir, exist_ok=True)
+        src = shm.segment_path(self.node_tag, oid)
+        try:
+            shm.copy_file(src, shm.spill_path(self.spill_dir, oid))
+        except FileNotFoundError:
+            return  # not written yet, or already freed: nothing to keep
+        shm.unlink(src)
+
+    def _on_free_objects(self, c: _Client, msg: m.FreeObjects) -> None:
+        self._delete_objects(self.store.free(list(msg.object_ids)))
+
+    def _delete_objects(self, freed: list) -> None:
+        for oid, in_shm, spilled in freed:
+            shm.unlink(shm.segment_path(self.node_tag, oid))
+            if spilled:
+                shm.unlink(shm.spill_path(self.spill_dir, oid))
+
+    def _on_memory_report(self, c: _Client, msg: m.MemoryReport) -> None:
+        clients = [x for x in self._clients.values() if x.kind in ("driver", "worker")]
+        req = int.from_bytes(_ids.new_id()[-6:], "big")
+        self._reports[req] = (c.conn, msg.req, len(clients), [])
+        for x in clients:
+            _send(x.conn, m.ListObjects(req))
+        threading.Timer(1.0, self._finish_report, args=(req,)).start()
+        if not clients:
+            self._finish_report(req)
+
+    def _on_object_list(self, c: _Client, msg: m.ObjectList) -> None:
+        entry = self._reports.get(msg.req)
+        if entry is not None:
+            entry[3].append(msg)
+            if len(entry[3]) >= entry[2]:
+                self._finish_report(msg.req)
+
+    def _finish_report(self, req: int) -> None:
+        with self._lock:
+            entry = self._reports.pop(req, None)
+            if entry is not None:
+                conn, client_req, _, replies = entry
+                _send(conn, m.MemorySummary(client_req, replies, self.store.statistics(),
+                                            self.store.listing()))
 
     # -- actors --------------------------------------------------------------
     def _notify_actor(self, actor_id: bytes) -> None:
@@ -254,6 +321,8 @@ class NodeServer:
     def _disconnected(self, c: _Client) -> None:
         self._clients.pop(c.conn, None)
         self._execute(self.sched.owner_gone(c.conn))
+        if c.address:
+            self._delete_objects(self.store.owner_gone(c.address))
         if c.kind == "worker" and c.worker_id is not None:
             self._worker_gone(c.worker_id)
         elif c.kind == "driver" and c.job_id is not None:
@@ -350,7 +419,8 @@ class NodeServer:
 
     def statistics(self) -> dict:
         with self._lock:
-            return {"node": self.sched.statistics(), "gcs": self.gcs.statistics()}
+            return {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
+                    "store": self.store.statistics()}
 
 
 def _actor_info(req: int, entry: Any) -> m.ActorInfo:
@@ -388,4 +458,8 @@ _HANDLERS = {
     m.GetClusterState: NodeServer._on_cluster_state,
     m.LogLines: NodeServer._on_log_lines,
     m.Shutdown: NodeServer._on_shutdown,
+    m.AllocObject: NodeServer._on_alloc_object,
+    m.FreeObjects: NodeServer._on_free_objects,
+    m.MemoryReport: NodeServer._on_memory_report,
+    m.ObjectList: NodeServer._on_object_list,
 }

@@ -238,3 +238,49 @@ class Shutdown(NamedTuple):
 class Ack(NamedTuple):
     req: int
     error: str | None = None
+
+
+# -- the object store ------------------------------------------------------
+class AllocObject(NamedTuple):
+    """Reserve room in the node's shared memory (the daemon may spill first); reply: Ack."""
+    req: int
+    object_id: bytes
+    size: int
+    owner: str
+
+
+class FreeObjects(NamedTuple):
+    object_ids: tuple
+
+
+class AddBorrower(NamedTuple):
+    """Borrower -> owner: this process now holds a reference to the object."""
+    object_id: bytes
+
+
+class RemoveBorrower(NamedTuple):
+    object_id: bytes
+
+
+class ListObjects(NamedTuple):
+    """Daemon -> every client: report your objects (for `raylite memory`)."""
+    req: int
+
+
+class ObjectList(NamedTuple):
+    req: int
+    address: str
+    kind: str
+    objects: list            # dicts: object_id, size, where, local_refs, borrowers, owned
+
+
+class MemoryReport(NamedTuple):
+    """Client -> daemon: gather every process's objects and the store's accounting."""
+    req: int
+
+
+class MemorySummary(NamedTuple):
+    req: int
+    processes: list          # ObjectList replies
+    store: dict              # StoreAccounting.statistics()
+    segments: list           # StoreAccounting.listing()

@@ -13,10 +13,8 @@ process has called (`_actors`, each with its own send lock so calls to one
 actor leave in submission order). The daemon sees only leases and actor
 lifecycle; task pushes and results go straight between owner and worker.
 
-Objects: every value travels inline (serialized with the task reply). An
-object is freed when its last local ObjectRef is gone, unless it was
-passed to another process ("escaped"): borrowers are not counted yet, so
-escaped objects live until their owner exits.
+Objects, ownership and reference counting live in cluster_objects.py; actor
+calls in cluster_actors.py; starting a head for a driver in cluster_start.py.
 """
 from __future__ import annotations
 
@@ -31,31 +29,20 @@ from typing import Any, Sequence
 from .. import _ids
 from .._protocol import messages as m
 from .._protocol.transport import Connection, Listener, connect
-from .._serialization import dumps, dumps_error, dumps_with_refs, loads
-from ..exceptions import (ActorDiedError, GetTimeoutError, ObjectLostError, OwnerDiedError,
-                          RayTaskError, RaySystemError, TaskCancelledError, WorkerCrashedError)
+from .._object_store import shm
+from .._serialization import dumps, dumps_error, loads
+from ..exceptions import (ActorDiedError, OwnerDiedError, RaySystemError, TaskCancelledError,
+                          WorkerCrashedError)
 from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls, _Actor
+from .cluster_objects import ObjectPlane, _Obj
 from .cluster_start import start_head, stop_head, token_for
 from .factory import InitRequest
 from .object_ref import ObjectRef
 
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
 MAX_LEASE_REQUESTS = 16     # outstanding lease requests per scheduling key
-
-
-class _Obj:
-    __slots__ = ("data", "error", "ready", "callbacks", "owned", "escaped", "contained")
-
-    def __init__(self, owned: bool, data: bytes | None = None, contained: Any = None):
-        self.data = data
-        self.error: bytes | None = None
-        self.ready = data is not None
-        self.callbacks: list | None = None
-        self.owned = owned
-        self.escaped = False
-        self.contained = contained
 
 
 class _Task:
@@ -93,19 +80,6 @@ class _Key:
         self.requests = 0
 
 
-class _Countdown:
-    __slots__ = ("n", "event")
-
-    def __init__(self, n: int):
-        self.n = n
-        self.event = threading.Event()
-
-    def hit(self) -> None:
-        self.n -= 1
-        if self.n <= 0:
-            self.event.set()
-
-
 class _Reply:
     __slots__ = ("event", "value")
 
@@ -114,7 +88,7 @@ class _Reply:
         self.value: Any = None
 
 
-class ClusterRuntime(ActorCalls, Runtime):
+class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None):
@@ -132,6 +106,9 @@ class ClusterRuntime(ActorCalls, Runtime):
         self._actor_reqs: dict[int, bytes] = {}
         self._fetches: dict[int, tuple[bytes, Connection]] = {}
         self._rpcs: dict[int, _Reply] = {}
+        self._borrowed_from: dict[bytes, str] = {}      # borrowed object id -> its owner
+        self._pending_frees: list[bytes] = []           # shared-memory objects to hand back
+        self._pending_msgs: list[tuple] = []            # (owner, RemoveBorrower) from destructors
         self._peers: dict[str, Connection] = {}
         self._connect_lock = threading.Lock()
         self._req = itertools.count(1)
@@ -146,6 +123,7 @@ class ClusterRuntime(ActorCalls, Runtime):
             daemon_address, token, self.worker_id, self.session_dir, self.node_id = _worker
             self._token = token
             self.job_id, self.namespace = b"", ""
+            self.node_tag = self.node_id.hex()[:12]
             self._connect(daemon_address)
             return
         self.worker_id = _ids.random_id()
@@ -164,6 +142,7 @@ class ClusterRuntime(ActorCalls, Runtime):
             self.shutdown()
             raise
         self.job_id, self.node_id = reply.job_id, reply.node_id
+        self.node_tag = self.node_id.hex()[:12]
         self.namespace, self.session_dir = reply.namespace, reply.session_dir
         self.daemon_address = daemon_address
         self._spawn(self._maintain, "raylite-leases")
@@ -269,6 +248,9 @@ class ClusterRuntime(ActorCalls, Runtime):
             print(f"raylite warning: {msg.text}", file=sys.stderr, flush=True)
         elif t is m.StartActor:
             self.executor.handle(None, msg)
+        elif t is m.ListObjects:
+            self._daemon.send(m.ObjectList(msg.req, self.address,
+                                           "worker" if self.executor else "driver", self.list_objects()))
         elif hasattr(msg, "req"):
             reply = self._rpcs.pop(msg.req, None)
             if reply is not None:
@@ -277,7 +259,9 @@ class ClusterRuntime(ActorCalls, Runtime):
 
     def _peer_loop(self, conn: Connection, address: str | None) -> None:
         handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
-                    m.GetObject: self._serve_get}
+                    m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
+                    m.RemoveBorrower: self._borrower}
+        owners: set = set()
         while True:
             try:
                 msg = conn.recv()
@@ -291,200 +275,48 @@ class ClusterRuntime(ActorCalls, Runtime):
                 if h is not None:
                     h(conn, msg)
                 elif self.executor is not None:
+                    if address is None and type(msg) in (m.PushTask, m.PushActorTask) and \
+                            msg.owner not in owners:
+                        # replies to this owner (AddBorrower, GetObject) reuse this connection,
+                        # so they arrive in order with the task's own reply
+                        owners.add(msg.owner)
+                        with self._connect_lock:
+                            self._peers.setdefault(msg.owner, conn)
                     self.executor.handle(conn, msg)
             except Exception as e:
                 print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
         conn.close()
-        if address is not None:
-            with self._connect_lock:
-                if self._peers.get(address) is conn:
-                    del self._peers[address]
+        with self._connect_lock:
+            for a in ([address] if address is not None else []) + list(owners):
+                if self._peers.get(a) is conn:
+                    del self._peers[a]
         if not self._closing.is_set():
             self._peer_lost(conn)
 
-    # -- references and the store -------------------------------------------
-    def ref_created(self, ref: ObjectRef) -> None:
-        with self._lock:
-            self._counts[ref._id] = self._counts.get(ref._id, 0) + 1
-
-    def ref_deleted(self, id: bytes) -> None:
-        with self._lock:
-            n = self._counts.get(id, 0) - 1
-            if n > 0:
-                self._counts[id] = n
-                return
-            self._counts.pop(id, None)
-            o = self._store.get(id)
-            if o is not None and not o.escaped:
-                del self._store[id]
-                self._task_of.pop(id, None)
-
-    def mark_escaped(self, refs: list) -> None:
-        if refs:
-            with self._lock:
-                for r in refs:
-                    o = self._store.get(r._id)
-                    if o is not None:
-                        o.escaped = True
-
-    def add_inlined(self, inlined: dict) -> None:
-        """Values an owner sent along with a task, for its top-level ref arguments."""
-        if inlined:
-            for id, (data, error) in inlined.items():
-                with self._lock:
-                    o = self._store.get(id)
-                    if o is None:
-                        self._store[id] = o = _Obj(False)
-                self._complete(id, data, error)
-
-    def _complete(self, id: bytes, data: bytes | None, error: bytes | None) -> None:
-        with self._lock:
-            o = self._store.get(id)
-            if o is None or o.ready:
-                return
-            o.data, o.error, o.ready = data, error, True
-            callbacks, o.callbacks = o.callbacks, None
-        if callbacks:
-            for cb in callbacks:
-                cb()
-
-    def _entry(self, ref: ObjectRef) -> _Obj:
-        """The store entry for ref (locked); starts a fetch from its owner when it is borrowed."""
-        o = self._store.get(ref._id)
-        if o is None:
-            o = self._store[ref._id] = _Obj(False)
-            self._fetch(ref)
-        return o
-
-    def _fetch(self, ref: ObjectRef) -> None:
-        owner = ref._owner
-        if not owner or owner == self.address:
-            self._store[ref._id].error = dumps_error(ObjectLostError(
-                ref.hex(), f"Object {ref.hex()} is unknown to its owner; it was freed or created "
-                           "by a runtime that has since shut down."))
-            self._store[ref._id].ready = True
-            return
-        req = next(self._req)
-        try:
-            conn = self._peer(owner)
-            self._fetches[req] = (ref._id, conn)
-            conn.send(m.GetObject(req, ref._id))
-        except (ConnectionError, OSError):
-            self._fetches.pop(req, None)
-            o = self._store[ref._id]
-            o.error = dumps_error(OwnerDiedError(ref.hex(), f"Object {ref.hex()} is lost: its owner "
-                                                 f"at {owner} is gone (the process that created it exited)."))
-            o.ready = True
-
-    def _object_value(self, conn: Connection, msg: m.ObjectValue) -> None:
-        entry = self._fetches.pop(msg.req, None)
-        if entry is not None:
-            self._complete(entry[0], msg.data, msg.error)
-
-    def _serve_get(self, conn: Connection, msg: m.GetObject) -> None:
-        with self._lock:
-            o = self._store.get(msg.object_id)
-            if o is not None and not o.ready:
-                if o.callbacks is None:
-                    o.callbacks = []
-                o.callbacks.append(lambda: self._serve_get(conn, msg))
-                return
-        if o is None:
-            reply = m.ObjectValue(msg.req, None, dumps_error(ObjectLostError(
-                msg.object_id.hex(), f"Object {msg.object_id.hex()} was freed by its owner.")))
-        else:
-            reply = m.ObjectValue(msg.req, o.data, o.error)
-        self._send_all([(conn, reply)])
-
-    def _value(self, id: bytes) -> Any:
-        o = self._store[id]
-        if o.error is not None:
-            err = loads(o.error)
-            raise err.as_instanceof_cause() if isinstance(err, RayTaskError) else err
-        return loads(o.data)
-
-    # -- objects -------------------------------------------------------------
-    def put(self, value: Any) -> ObjectRef:
-        data, contained = dumps_with_refs(value)
-        id = _ids.new_id()
-        with self._lock:
-            self._store[id] = _Obj(True, data, contained or None)
-        return ObjectRef(id, self.address, self)
-
-    def _await(self, refs: Sequence[ObjectRef], need: int, timeout: float | None) -> bool:
-        with self._lock:
-            pending = [o for o in (self._entry(r) for r in refs) if not o.ready]
-            missing = need - (len(refs) - len(pending))
-            if missing <= 0:
-                return True
-            cd = _Countdown(missing)
-            for o in pending:
-                if o.callbacks is None:
-                    o.callbacks = []
-                o.callbacks.append(cd.hit)
-        blocked = self.executor is not None and self.executor.running is not None
-        if blocked:
-            self._daemon.send(m.WorkerBlocked(True))
-        try:
-            return cd.event.wait(timeout)
-        finally:
-            if blocked:
-                self._daemon.send(m.WorkerBlocked(False))
-
-    def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
-        if not self._await(refs, len(refs), timeout):
-            raise GetTimeoutError(f"get() timed out after {timeout}s waiting for "
-                                  f"{sum(1 for r in refs if not self._store[r._id].ready)} of "
-                                  f"{len(refs)} objects.")
-        return [self._value(r._id) for r in refs]
-
-    def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
-             fetch_local: bool) -> tuple[list, list]:
-        self._await(refs, num_returns, timeout)
-        with self._lock:
-            ready = [r for r in refs if self._store[r._id].ready][:num_returns]
-        chosen = set(ready)
-        return ready, [r for r in refs if r not in chosen]
-
-    def future(self, ref: ObjectRef) -> Any:
-        import concurrent.futures
-
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-
-        def done() -> None:
-            try:
-                fut.set_result(self._value(ref._id))
-            except Exception as e:
-                fut.set_exception(e)
-        with self._lock:
-            o = self._entry(ref)
-            if not o.ready:
-                if o.callbacks is None:
-                    o.callbacks = []
-                o.callbacks.append(done)
-                return fut
-        done()
-        return fut
-
     # -- argument preparation ------------------------------------------------
-    def _prepare_args(self, args: tuple, kwargs: dict) -> tuple[bytes, dict, list, list]:
-        """Serializes (args, kwargs); returns (blob, inlined values, unready owned deps, refs held)."""
-        data, refs = dumps_with_refs((args, kwargs))
+    def _prepare_args(self, args: tuple, kwargs: dict) -> tuple[Any, dict, list, list]:
+        """Serializes (args, kwargs); returns (blob, inlined values, unready owned deps, refs held).
+
+        Large arguments go to shared memory as an object this process owns and
+        frees once the task is done; the blob is then a ShmObject.
+        """
+        from .. import _ids
+
+        data, refs = self.encode((args, kwargs), _ids.new_id(), self.address)
         if not refs:
             return data, {}, [], refs
         top = {id(a) for a in args if isinstance(a, ObjectRef)} | \
               {id(v) for v in kwargs.values() if isinstance(v, ObjectRef)}
-        inlined, deps, nested = {}, [], []
+        inlined, deps = {}, []
         with self._lock:
             for r in refs:
                 o = self._store.get(r._id)
-                if id(r) not in top:
-                    nested.append(r)
-                elif o is not None and o.ready:
+                if id(r) not in top or o is None:
+                    continue
+                if o.ready:
                     inlined[r._id] = (o.data, o.error)
-                elif o is not None and o.owned:
+                elif o.owned:
                     deps.append(r)
-        self.mark_escaped(nested)
         return data, inlined, deps, refs
 
     def _function_blob(self, fn: Any, payload: Any) -> tuple[bytes, bytes]:
@@ -623,7 +455,7 @@ class ClusterRuntime(ActorCalls, Runtime):
                     error = None
                     msg = None
             if msg is not None:
-                del self._tasks[task.task_id]
+                self._drop_task(task.task_id)
         self._send_all(sends)
         if msg is None:
             return
@@ -633,6 +465,12 @@ class ClusterRuntime(ActorCalls, Runtime):
         else:
             for rid, data in zip(task.return_ids, msg.results):
                 self._complete(rid, data, None)
+
+    def _drop_task(self, task_id: bytes) -> None:
+        """Forgets a finished task (lock held); its shared-memory arguments are freed."""
+        task = self._tasks.pop(task_id, None)
+        if task is not None and type(task.msg.args) is shm.ShmObject:
+            self._pending_frees.append(task.msg.args.object_id)
 
     def _resubmit(self, task: _Task) -> list:
         task.lease = task.conn = None
@@ -675,7 +513,7 @@ class ClusterRuntime(ActorCalls, Runtime):
                     err = WorkerCrashedError(f"The worker running {task.name} died (killed, crashed "
                                              "or out of memory) and its retries are spent "
                                              "(raise max_retries to retry more).")
-                del self._tasks[task_id]
+                self._drop_task(task_id)
                 failed.append((task, dumps_error(err)))
         self._send_all(sends)
         for task, err in failed:
@@ -700,8 +538,9 @@ class ClusterRuntime(ActorCalls, Runtime):
         self._send_all(sends)
 
     def _maintain(self) -> None:
-        while not self._closing.wait(IDLE_LEASE_S / 2):
+        while not self._closing.wait(IDLE_LEASE_S / 4):
             self._return_idle(IDLE_LEASE_S)
+            self._flush_frees()
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         with self._lock:
@@ -717,7 +556,7 @@ class ClusterRuntime(ActorCalls, Runtime):
                     self._keys[task.key].queue.remove(task)
                 elif task.actor_id is not None and task in self._actors[task.actor_id].queue:
                     self._actors[task.actor_id].queue.remove(task)
-                del self._tasks[task.task_id]
+                self._drop_task(task.task_id)
                 queued = True
             else:
                 queued = False

@@ -170,7 +170,7 @@ class ActorCalls:
                 failed = list(st.queue)
                 st.queue.clear()
                 for t in failed:
-                    self._tasks.pop(t.task_id, None)
+                    self._drop_task(t.task_id)
         self._send_all(sends)
         self._flush_actor(st)
         for t in failed:

@@ -72,7 +72,7 @@ class ActorHost:
             with context.scope(self.scope):
                 method, args, kwargs = self._prepare(t)
                 value = method(*args, **kwargs)
-            reply = self.ex.results(t.task_id, value, len(t.return_ids), name, self.name)
+            reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except KeyboardInterrupt:
             reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
         except BaseException as exc:
@@ -92,11 +92,11 @@ class ActorHost:
                         method, args, kwargs = await self.loop.run_in_executor(None, self._prepare, t)
                     else:
                         method = getattr(self.instance, t.method)
-                        args, kwargs = loads(t.args)
+                        args, kwargs = self.ex.rt.decode_blob(t.args)
                     value = method(*args, **kwargs)
                     if inspect.isawaitable(value):
                         value = await value
-            reply = self.ex.results(t.task_id, value, len(t.return_ids), name, self.name)
+            reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except asyncio.CancelledError:
             reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
         except BaseException as exc:
@@ -107,7 +107,7 @@ class ActorHost:
 
 
 def _has_refs(t: m.PushActorTask) -> bool:
-    return b"_rebuild_ref" in t.args
+    return type(t.args) is not bytes or b"_rebuild_ref" in t.args
 
 
 def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:

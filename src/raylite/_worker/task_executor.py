@@ -21,7 +21,7 @@ from typing import Any
 from .._protocol import messages as m
 from .._runtime import context, execution
 from .._runtime.object_ref import ObjectRef
-from .._serialization import dumps_error, dumps_with_refs, loads
+from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
 
 
@@ -77,9 +77,9 @@ class Executor:
             except KeyboardInterrupt:  # a cancel that arrived just after its task finished
                 pass
 
-    def resolve_args(self, blob: bytes, inlined: dict) -> tuple[tuple, dict]:
+    def resolve_args(self, blob: Any, inlined: dict) -> tuple[tuple, dict]:
         self.rt.add_inlined(inlined)
-        args, kwargs = loads(blob)
+        args, kwargs = self.rt.decode_blob(blob)
         refs = [a for a in args if isinstance(a, ObjectRef)] + \
             [v for v in kwargs.values() if isinstance(v, ObjectRef)]
         if not refs:
@@ -107,7 +107,7 @@ class Executor:
             with context.scope(scope), execution.env_vars(env):
                 args, kwargs = self.resolve_args(t.args, t.inlined)
                 value = fn(*args, **kwargs)
-            reply = self.results(t.task_id, value, len(t.return_ids), t.name)
+            reply = self.results(t.task_id, value, t.return_ids, t.owner, t.name)
         except KeyboardInterrupt:
             reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
         except BaseException as exc:
@@ -117,14 +117,14 @@ class Executor:
             self.cancelled.discard(t.task_id)
         _reply(conn, reply)
 
-    def results(self, task_id: bytes, value: Any, n: int, name: str,
+    def results(self, task_id: bytes, value: Any, return_ids: tuple, owner: str, name: str,
                 actor_repr: str | None = None) -> m.TaskDone:
         try:
-            values = execution.split_returns(value, n, name)
+            values = execution.split_returns(value, len(return_ids), name)
             out = []
-            for v in values:
-                data, refs = dumps_with_refs(v)
-                self.rt.mark_escaped(refs)
+            for rid, v in zip(return_ids, values):
+                data, refs = self.rt.encode(v, rid, owner)
+                self.rt.pin(refs)
                 out.append(data)
             return m.TaskDone(task_id, tuple(out), None, False)
         except BaseException as exc:

@@ -1,0 +1,333 @@
+"""The object plane of ClusterRuntime: the store, ownership and reference counting.
+
+    put / task results ──encode──► ≤ 100 KB: bytes in _Obj.data (travel inline)
+                                   > 100 KB: AllocObject ─► write /dev/shm segment ─► ShmObject
+    get ──► ready? ──► decode (shm: mmap once, numpy views are zero-copy, read-only)
+       └─► borrowed and not here: GetObject to the owner, reply ObjectValue
+
+Ownership (Ray's model). The creator owns an object. Each live ObjectRef
+instance in a process counts one local reference (`_counts`). A process that
+deserializes someone else's ref tells the owner (AddBorrower, on the same
+connection its task replies use, so the owner hears of the borrow before it
+hears the task finished and drops the task's own hold); when its last local
+ref goes it sends RemoveBorrower. The owner frees an object once it has no
+local references and no borrowers: shared memory goes back to the daemon
+(FreeObjects). Refs a task returns inside its result stay pinned by the
+worker that owns them. Messages that __del__ would send are queued and
+flushed by the maintenance thread or before the next allocation, never sent
+from inside a destructor.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .._object_store import shm
+from .._protocol import messages as m
+from .._serialization import dumps_error, loads, serialize_with_refs
+from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError,
+                          RayTaskError)
+from .object_ref import ObjectRef
+
+
+class _Obj:
+    __slots__ = ("data", "error", "ready", "callbacks", "owned", "pinned", "contained",
+                 "borrowers", "mapped")
+
+    def __init__(self, owned: bool, data: Any = None, contained: Any = None):
+        self.data = data
+        self.error: bytes | None = None
+        self.ready = data is not None
+        self.callbacks: list | None = None
+        self.owned = owned
+        self.pinned = False
+        self.contained = contained
+        self.borrowers = 0
+        self.mapped: Any = None
+
+
+class _Countdown:
+    __slots__ = ("n", "event")
+
+    def __init__(self, n: int):
+        import threading
+
+        self.n = n
+        self.event = threading.Event()
+
+    def hit(self) -> None:
+        self.n -= 1
+        if self.n <= 0:
+            self.event.set()
+
+
+class ObjectPlane:
+    """Methods of ClusterRuntime that store, move, count and free objects."""
+
+    # -- encoding --------------------------------------------------------------
+    def encode(self, value: Any, object_id: bytes, owner: str) -> tuple[Any, list]:
+        """(bytes or ShmObject, refs inside): large values go to shared memory."""
+        data, buffers, refs = serialize_with_refs(value)
+        if not buffers and len(data) <= shm.INLINE_LIMIT:
+            return data, refs
+        size = shm.total_size(data, buffers)
+        if size <= shm.INLINE_LIMIT:
+            return shm.frame(data, buffers), refs
+        self._flush_frees()
+        reply = self._call(m.AllocObject(0, object_id, size, owner))
+        if reply.error:
+            raise ObjectStoreFullError(reply.error)
+        try:
+            shm.write_segment(shm.segment_path(self.node_tag, object_id), data, buffers)
+        except BaseException:
+            self._daemon.send(m.FreeObjects((object_id,)))
+            raise
+        return shm.ShmObject(object_id, size, self.node_tag), refs
+
+    def decode_blob(self, blob: Any) -> Any:
+        """A task's arguments: bytes, or a shared-memory object (mapped, never copied)."""
+        if type(blob) is shm.ShmObject:
+            return shm.decode(self._map(blob))
+        return shm.decode(blob)
+
+    def _decode(self, o: _Obj) -> Any:
+        data = o.data
+        if type(data) is not shm.ShmObject:
+            return shm.decode(data)
+        if o.mapped is None:
+            o.mapped = self._map(data)
+        return shm.decode(o.mapped)
+
+    def _map(self, loc: shm.ShmObject) -> Any:
+        if loc.node != self.node_tag:
+            raise ObjectLostError(loc.object_id.hex(), f"Object {loc.object_id.hex()} lives on "
+                                  "another node; moving objects between nodes is not supported yet.")
+        try:
+            return shm.map_file(shm.segment_path(loc.node, loc.object_id))
+        except FileNotFoundError:
+            pass
+        try:  # spilled to disk: map the spill file instead
+            return shm.map_file(shm.spill_path(f"{self.session_dir}/spill", loc.object_id))
+        except FileNotFoundError:
+            raise ObjectLostError(loc.object_id.hex(), f"Object {loc.object_id.hex()} is no longer "
+                                  "in the object store (freed by its owner).") from None
+
+    # -- references ------------------------------------------------------------
+    def ref_created(self, ref: ObjectRef) -> None:
+        with self._lock:
+            n = self._counts.get(ref._id, 0)
+            self._counts[ref._id] = n + 1
+            borrow = n == 0 and ref._owner and ref._owner != self.address
+            if borrow:
+                self._borrowed_from[ref._id] = ref._owner
+        if borrow:
+            try:
+                self._peer(ref._owner).send(m.AddBorrower(ref._id))
+            except (ConnectionError, OSError):
+                pass  # the owner is gone: a get() will say so
+
+    def ref_deleted(self, id: bytes) -> None:
+        with self._lock:
+            n = self._counts.get(id, 0) - 1
+            if n > 0:
+                self._counts[id] = n
+                return
+            self._counts.pop(id, None)
+            owner = self._borrowed_from.pop(id, None)
+            if owner:
+                self._pending_msgs.append((owner, m.RemoveBorrower(id)))
+            o = self._store.get(id)
+            if o is None:
+                return
+            if not o.owned:
+                del self._store[id]
+            elif o.borrowers <= 0 and not o.pinned:
+                self._free_owned(id, o)
+
+    def _free_owned(self, id: bytes, o: _Obj) -> None:
+        """Drops an owned object (lock held); shared memory is returned to the daemon later."""
+        del self._store[id]
+        self._task_of.pop(id, None)
+        if type(o.data) is shm.ShmObject:
+            self._pending_frees.append(id)
+
+    def _flush_frees(self) -> None:
+        with self._lock:
+            frees, self._pending_frees = self._pending_frees, []
+            msgs, self._pending_msgs = self._pending_msgs, []
+        if frees:
+            try:
+                self._daemon.send(m.FreeObjects(tuple(frees)))
+            except OSError:
+                pass
+        for owner, msg in msgs:
+            try:
+                self._peer(owner).send(msg)
+            except (ConnectionError, OSError):
+                pass
+
+    def _borrower(self, conn: Any, msg: Any) -> None:
+        with self._lock:
+            o = self._store.get(msg.object_id)
+            if o is None or not o.owned:
+                return
+            o.borrowers += 1 if type(msg) is m.AddBorrower else -1
+            if o.borrowers <= 0 and msg.object_id not in self._counts and not o.pinned:
+                self._free_owned(msg.object_id, o)
+
+    def pin(self, refs: list) -> None:
+        """Keeps owned objects alive for good (refs returned inside a task's result)."""
+        if refs:
+            with self._lock:
+                for r in refs:
+                    o = self._store.get(r._id)
+                    if o is not None and o.owned:
+                        o.pinned = True
+
+    def add_inlined(self, inlined: dict) -> None:
+        """Values an owner sent along with a task, for its top-level ref arguments."""
+        for id, (data, error) in inlined.items():
+            with self._lock:
+                if id not in self._store:
+                    self._store[id] = _Obj(False)
+            self._complete(id, data, error)
+
+    def _complete(self, id: bytes, data: Any, error: bytes | None) -> None:
+        with self._lock:
+            o = self._store.get(id)
+            if o is None or o.ready:
+                if o is None and type(data) is shm.ShmObject and data.object_id == id:
+                    self._pending_frees.append(id)  # a result nobody holds any more
+                return
+            o.data, o.error, o.ready = data, error, True
+            callbacks, o.callbacks = o.callbacks, None
+        if callbacks:
+            for cb in callbacks:
+                cb()
+
+    def _on_ready(self, o: _Obj, callback: Any) -> None:
+        if o.callbacks is None:
+            o.callbacks = []
+        o.callbacks.append(callback)
+
+    def _entry(self, ref: ObjectRef) -> _Obj:
+        """The store entry for ref (lock held); starts a fetch from its owner when borrowed."""
+        o = self._store.get(ref._id)
+        if o is None:
+            o = self._store[ref._id] = _Obj(False)
+            self._fetch(ref, o)
+        return o
+
+    def _fetch(self, ref: ObjectRef, o: _Obj) -> None:
+        owner = ref._owner
+        if not owner or owner == self.address:
+            o.error = dumps_error(ObjectLostError(
+                ref.hex(), f"Object {ref.hex()} is unknown to its owner; it was freed or created "
+                           "by a runtime that has since shut down."))
+            o.ready = True
+            return
+        req = next(self._req)
+        try:
+            conn = self._peer(owner)
+            self._fetches[req] = (ref._id, conn)
+            conn.send(m.GetObject(req, ref._id))
+        except (ConnectionError, OSError):
+            self._fetches.pop(req, None)
+            o.error = dumps_error(OwnerDiedError(ref.hex(), f"Object {ref.hex()} is lost: its owner "
+                                                 f"at {owner} is gone (the process that created it exited)."))
+            o.ready = True
+
+    def _object_value(self, conn: Any, msg: m.ObjectValue) -> None:
+        entry = self._fetches.pop(msg.req, None)
+        if entry is not None:
+            self._complete(entry[0], msg.data, msg.error)
+
+    def _serve_get(self, conn: Any, msg: m.GetObject) -> None:
+        with self._lock:
+            o = self._store.get(msg.object_id)
+            if o is not None and not o.ready:
+                self._on_ready(o, lambda: self._serve_get(conn, msg))
+                return
+        if o is None:
+            reply = m.ObjectValue(msg.req, None, dumps_error(ObjectLostError(
+                msg.object_id.hex(), f"Object {msg.object_id.hex()} was freed by its owner.")))
+        else:
+            reply = m.ObjectValue(msg.req, o.data, o.error)
+        self._send_all([(conn, reply)])
+
+    def _value(self, id: bytes) -> Any:
+        o = self._store[id]
+        if o.error is not None:
+            err = loads(o.error)
+            raise err.as_instanceof_cause() if isinstance(err, RayTaskError) else err
+        return self._decode(o)
+
+    # -- the public object calls -----------------------------------------------
+    def put(self, value: Any) -> ObjectRef:
+        from .. import _ids
+
+        id = _ids.new_id()
+        data, contained = self.encode(value, id, self.address)
+        with self._lock:
+            self._store[id] = _Obj(True, data, contained or None)
+        return ObjectRef(id, self.address, self)
+
+    def _await(self, refs: Sequence[ObjectRef], need: int, timeout: float | None) -> bool:
+        with self._lock:
+            pending = [o for o in (self._entry(r) for r in refs) if not o.ready]
+            missing = need - (len(refs) - len(pending))
+            if missing <= 0:
+                return True
+            cd = _Countdown(missing)
+            for o in pending:
+                self._on_ready(o, cd.hit)
+        blocked = self.executor is not None and self.executor.running is not None
+        if blocked:
+            self._daemon.send(m.WorkerBlocked(True))
+        try:
+            return cd.event.wait(timeout)
+        finally:
+            if blocked:
+                self._daemon.send(m.WorkerBlocked(False))
+
+    def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
+        if not self._await(refs, len(refs), timeout):
+            with self._lock:
+                waiting = sum(1 for r in refs if not self._store[r._id].ready)
+            raise GetTimeoutError(f"get() timed out after {timeout}s waiting for {waiting} of "
+                                  f"{len(refs)} objects.")
+        return [self._value(r._id) for r in refs]
+
+    def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
+             fetch_local: bool) -> tuple[list, list]:
+        self._await(refs, num_returns, timeout)
+        with self._lock:
+            ready = [r for r in refs if self._store[r._id].ready][:num_returns]
+        chosen = set(ready)
+        return ready, [r for r in refs if r not in chosen]
+
+    def future(self, ref: ObjectRef) -> Any:
+        import concurrent.futures
+
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+
+        def done() -> None:
+            try:
+                fut.set_result(self._value(ref._id))
+            except Exception as e:
+                fut.set_exception(e)
+        with self._lock:
+            o = self._entry(ref)
+            if not o.ready:
+                self._on_ready(o, done)
+                return fut
+        done()
+        return fut
+
+    def list_objects(self) -> list[dict]:
+        """This process's objects, for `raylite memory`."""
+        with self._lock:
+            return [{"object_id": id.hex(), "owned": o.owned, "ready": o.ready,
+                     "where": "shm" if type(o.data) is shm.ShmObject else "inline",
+                     "size": o.data.size if type(o.data) is shm.ShmObject else len(o.data or b""),
+                     "local_refs": self._counts.get(id, 0), "borrowers": o.borrowers,
+                     "pinned": o.pinned} for id, o in self._store.items()]
