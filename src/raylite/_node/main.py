@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(devnull, 1)  # whoever read READY may close the pipe
     os.close(devnull)
     server.stopped.wait()
-    server.stop()
+    server.stop()  # no-op when a Shutdown message or SIGTERM already began it
+    server.finished.wait()
     try:
         if args.record:
             with open(recorded) as f:

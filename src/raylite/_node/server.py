@@ -71,7 +71,8 @@ class NodeServer:
         self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
         self._last_revoke = 0.0
         self._reports: dict[int, tuple] = {}           # memory report id -> (conn, req, pending, replies)
-        self.stopped = threading.Event()
+        self.stopped = threading.Event()     # stop() has begun: refuse new work
+        self.finished = threading.Event()    # stop() is done: processes and segments are gone
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -86,14 +87,23 @@ class NodeServer:
                 return
             self.stopped.set()
             pids = list(self._pids.values())
+        try:
+            self._stop(pids)
+        finally:
+            self.finished.set()
+
+    def _stop(self, pids: list[int]) -> None:
         self.listener.close()
         for pid in pids:
             _kill(pid)
+        _wait_gone(pids, 2.0)
         self.zygote.stop()
         with self._lock:
             for c in list(self._clients):
                 c.close()
             self._delete_objects(self.store.free(list(self.store.objects)))
+            for pid in self.store.drain_pool():
+                shm.unlink(self._pool_path(pid))
 
     def _accept_loop(self) -> None:
         while not self.stopped.is_set():
@@ -235,11 +245,23 @@ class NodeServer:
         try:
             alloc = self.store.allocate(msg.object_id, msg.size, msg.owner)
         except ObjectStoreFullError as e:
-            c.conn.send(m.Ack(msg.req, str(e)))
+            c.conn.send(m.AllocReply(msg.req, str(e), False))
             return
+        for pid in alloc.drop:
+            shm.unlink(self._pool_path(pid))
         for oid in alloc.spill:
             self._spill(oid)
-        c.conn.send(m.Ack(msg.req))
+        reuse = False
+        if alloc.reuse is not None:
+            try:
+                os.rename(self._pool_path(alloc.reuse), shm.segment_path(self.node_tag, msg.object_id))
+                reuse = True
+            except OSError:
+                pass
+        c.conn.send(m.AllocReply(msg.req, None, reuse))
+
+    def _pool_path(self, pool_id: int) -> str:
+        return shm.segment_path(self.node_tag, b"pool" + pool_id.to_bytes(8, "big"))
 
     def _spill(self, oid: bytes) -> None:
         os.makedirs(self.spill_dir, exist_ok=True)
@@ -251,10 +273,16 @@ class NodeServer:
         shm.unlink(src)
 
     def _on_free_objects(self, c: _Client, msg: m.FreeObjects) -> None:
-        self._delete_objects(self.store.free(list(msg.object_ids)))
+        self._delete_objects(self.store.free(msg.object_ids, set(msg.recyclable)))
 
-    def _delete_objects(self, freed: list) -> None:
-        for oid, in_shm, spilled in freed:
+    def _delete_objects(self, freed: tuple[list, list]) -> None:
+        deleted, recycled = freed
+        for oid, pid in recycled:
+            try:
+                os.rename(shm.segment_path(self.node_tag, oid), self._pool_path(pid))
+            except OSError:
+                self.store.pool_bytes -= self.store.pool.pop(pid, 0)
+        for oid, in_shm, spilled in deleted:
             shm.unlink(shm.segment_path(self.node_tag, oid))
             if spilled:
                 shm.unlink(shm.spill_path(self.spill_dir, oid))
@@ -435,6 +463,17 @@ def _send(conn: Connection, msg: Any) -> None:
         conn.send(msg)
     except OSError:
         pass  # the reader thread sees the close and cleans up
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.005)
 
 
 def _kill(pid: int) -> None:

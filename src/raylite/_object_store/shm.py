@@ -72,10 +72,27 @@ def total_size(data: bytes, buffers: list) -> int:
     return len(data) + sum(b.raw().nbytes for b in buffers)
 
 
-def write_segment(path: str, data: bytes, buffers: list) -> int:
-    """Writes the object to a new file at `path` (each buffer copied once); returns its size."""
+def write_segment(path: str, data: bytes, buffers: list, reuse: bool = False) -> int:
+    """Writes the object at `path` (each buffer copied once); returns its size.
+
+    reuse: the file is a recycled segment at least this large whose pages
+    exist already: map it and copy in (memory speed), then cut it to size.
+    """
     raws = [b.raw() for b in buffers]
     head, offsets, total = _layout(data, raws)
+    if reuse:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.ftruncate(fd, total)
+            mm = mmap.mmap(fd, total, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+        finally:
+            os.close(fd)
+        with mm:
+            pos = len(head) + len(data)
+            mm[:pos] = head + data
+            for o, r in zip(offsets, raws):
+                mm[o:o + r.nbytes] = r.cast("B") if r.ndim != 1 or r.format != "B" else r
+        return total
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
         _write_all(fd, head + data)

@@ -1,8 +1,15 @@
 """The node's object store accounting: a pure state machine (no I/O, no clock).
 
-    allocate(id, size, owner) ──► Allocation(spill=[ids]) | raises ObjectStoreFullError
-    free(ids)                 ──► [(id, in_shm, spilled)] to delete
+    allocate(id, size, owner) ──► Allocation(spill=[ids], drop=[pool ids], reuse=pool id|None)
+                                  | raises ObjectStoreFullError
+    free(ids, recyclable)     ──► (deleted [(id, in_shm, spilled)], recycled [(id, pool id)])
     owner_gone(owner)         ──► the same, for every object that owner had
+
+Recycling: a freed segment that no process can still be reading (its owner
+says so) is kept in a small pool instead of being unlinked; the next
+allocation that fits takes it over, and writing into pages that already
+exist runs at memory-copy speed instead of page-fault speed. Pool bytes
+count against capacity and are dropped first when room is needed.
 
 Capacity counts bytes in shared memory. When an allocation does not fit,
 the least recently created objects in shared memory are chosen for spilling
@@ -27,12 +34,18 @@ class _Entry:
 
 
 class Allocation(NamedTuple):
-    spill: list          # object ids to move from shared memory to disk first
+    spill: list              # object ids to move from shared memory to disk first
+    drop: list               # pool segments to unlink first
+    reuse: int | None        # pool segment to rename into the new object, if any
 
 
 class StoreAccounting:
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, pool_fraction: float = 0.5):
         self.capacity = int(capacity)
+        self.pool_cap = int(capacity * pool_fraction)
+        self.pool: OrderedDict[int, int] = OrderedDict()   # pool id -> size (oldest first)
+        self.pool_bytes = 0
+        self._pool_ids = 0
         self.used = 0
         self.spilled_bytes = 0
         self.objects: OrderedDict[bytes, _Entry] = OrderedDict()   # creation order = LRU order
@@ -40,13 +53,20 @@ class StoreAccounting:
 
     def allocate(self, object_id: bytes, size: int, owner: Any) -> Allocation:
         if object_id in self.objects:
-            return Allocation([])
+            return Allocation([], [], None)
         if size > self.capacity:
             raise ObjectStoreFullError(
                 f"Cannot store an object of {_mb(size)}: the object store holds {_mb(self.capacity)} "
                 "in all. Raise object_store_memory in init(), or split the object.")
+        reuse = self._take_from_pool(size)
+        drop = []
         spill = []
-        free = self.capacity - self.used
+        free = self.capacity - self.used - self.pool_bytes
+        while free < size and self.pool:
+            pid, psize = self.pool.popitem(last=False)
+            self.pool_bytes -= psize
+            free += psize
+            drop.append(pid)
         if free < size:
             for oid, e in self.objects.items():
                 if e.in_shm:
@@ -64,14 +84,24 @@ class StoreAccounting:
             self.spill_count += 1
         self.objects[object_id] = _Entry(size, owner)
         self.used += size
-        return Allocation(spill)
+        return Allocation(spill, drop, reuse)
+
+    def _take_from_pool(self, size: int) -> int | None:
+        best = None
+        for pid, psize in self.pool.items():
+            if size <= psize <= 2 * size + (1 << 20) and (best is None or psize < self.pool[best]):
+                best = pid
+        if best is not None:
+            self.pool_bytes -= self.pool.pop(best)
+        return best
 
     def abort(self, object_id: bytes) -> None:
         """The writer failed after allocating: forget the object."""
         self.free([object_id])
 
-    def free(self, object_ids: list) -> list[tuple[bytes, bool, bool]]:
-        out = []
+    def free(self, object_ids: Any, recyclable: Any = ()) -> tuple[list, list]:
+        """Returns (deleted [(id, in_shm, spilled)], recycled [(id, pool id)])."""
+        deleted, recycled = [], []
         for oid in object_ids:
             e = self.objects.pop(oid, None)
             if e is None:
@@ -80,11 +110,24 @@ class StoreAccounting:
                 self.used -= e.size
             if e.spilled:
                 self.spilled_bytes -= e.size
-            out.append((oid, e.in_shm, e.spilled))
-        return out
+            if e.in_shm and not e.spilled and oid in recyclable and \
+                    self.pool_bytes + e.size <= self.pool_cap:
+                self._pool_ids += 1
+                self.pool[self._pool_ids] = e.size
+                self.pool_bytes += e.size
+                recycled.append((oid, self._pool_ids))
+            else:
+                deleted.append((oid, e.in_shm, e.spilled))
+        return deleted, recycled
 
-    def owner_gone(self, owner: Any) -> list[tuple[bytes, bool, bool]]:
+    def owner_gone(self, owner: Any) -> tuple[list, list]:
         return self.free([oid for oid, e in self.objects.items() if e.owner == owner])
+
+    def drain_pool(self) -> list[int]:
+        ids = list(self.pool)
+        self.pool.clear()
+        self.pool_bytes = 0
+        return ids
 
     def _full_message(self, size: int) -> str:
         by_owner: dict = {}
@@ -99,6 +142,7 @@ class StoreAccounting:
 
     def statistics(self) -> dict:
         return {"capacity": self.capacity, "used": self.used, "spilled_bytes": self.spilled_bytes,
+                "pool_bytes": self.pool_bytes, "pool_segments": len(self.pool),
                 "objects": len(self.objects),
                 "objects_in_shm": sum(1 for e in self.objects.values() if e.in_shm),
                 "objects_spilled": sum(1 for e in self.objects.values() if e.spilled),

@@ -249,8 +249,15 @@ class AllocObject(NamedTuple):
     owner: str
 
 
+class AllocReply(NamedTuple):
+    req: int
+    error: str | None
+    reuse: bool              # the segment exists already (recycled): write into it, then truncate
+
+
 class FreeObjects(NamedTuple):
     object_ids: tuple
+    recyclable: tuple = ()   # ids no process can still be reading: their segments may be reused
 
 
 class AddBorrower(NamedTuple):

@@ -315,6 +315,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
                     continue
                 if o.ready:
                     inlined[r._id] = (o.data, o.error)
+                    o.shared = True
                 elif o.owned:
                     deps.append(r)
         return data, inlined, deps, refs
@@ -369,6 +370,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
                 o = self._store.get(r._id)
                 if o is not None and o.ready and r._id not in inlined and o.owned:
                     inlined[r._id] = (o.data, o.error)
+                    o.shared = True
             task.msg = task.msg._replace(inlined=inlined)
             sends = self._enqueue(task, task.msg.resources)
         self._send_all(sends)
@@ -470,7 +472,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         """Forgets a finished task (lock held); its shared-memory arguments are freed."""
         task = self._tasks.pop(task_id, None)
         if task is not None and type(task.msg.args) is shm.ShmObject:
-            self._pending_frees.append(task.msg.args.object_id)
+            self._pending_frees.append((task.msg.args.object_id, False))
 
     def _resubmit(self, task: _Task) -> list:
         task.lease = task.conn = None

@@ -31,7 +31,7 @@ from .object_ref import ObjectRef
 
 class _Obj:
     __slots__ = ("data", "error", "ready", "callbacks", "owned", "pinned", "contained",
-                 "borrowers", "mapped")
+                 "borrowers", "mapped", "shared")
 
     def __init__(self, owned: bool, data: Any = None, contained: Any = None):
         self.data = data
@@ -43,6 +43,7 @@ class _Obj:
         self.contained = contained
         self.borrowers = 0
         self.mapped: Any = None
+        self.shared = False        # another process may have mapped its segment
 
 
 class _Countdown:
@@ -77,7 +78,7 @@ class ObjectPlane:
         if reply.error:
             raise ObjectStoreFullError(reply.error)
         try:
-            shm.write_segment(shm.segment_path(self.node_tag, object_id), data, buffers)
+            shm.write_segment(shm.segment_path(self.node_tag, object_id), data, buffers, reply.reuse)
         except BaseException:
             self._daemon.send(m.FreeObjects((object_id,)))
             raise
@@ -144,11 +145,21 @@ class ObjectPlane:
                 self._free_owned(id, o)
 
     def _free_owned(self, id: bytes, o: _Obj) -> None:
-        """Drops an owned object (lock held); shared memory is returned to the daemon later."""
+        """Drops an owned object (lock held); shared memory is returned to the daemon later.
+
+        Its segment may be recycled only when no process can still read it:
+        never handed to another process, and no view of our own map is alive.
+        """
         del self._store[id]
         self._task_of.pop(id, None)
         if type(o.data) is shm.ShmObject:
-            self._pending_frees.append(id)
+            recyclable = not o.shared
+            if recyclable and o.mapped is not None:
+                try:
+                    o.mapped.close()
+                except BufferError:  # a value from get() still points into it
+                    recyclable = False
+            self._pending_frees.append((id, recyclable))
 
     def _flush_frees(self) -> None:
         with self._lock:
@@ -156,7 +167,8 @@ class ObjectPlane:
             msgs, self._pending_msgs = self._pending_msgs, []
         if frees:
             try:
-                self._daemon.send(m.FreeObjects(tuple(frees)))
+                self._daemon.send(m.FreeObjects(tuple(i for i, _ in frees),
+                                                tuple(i for i, r in frees if r)))
             except OSError:
                 pass
         for owner, msg in msgs:
@@ -171,6 +183,7 @@ class ObjectPlane:
             if o is None or not o.owned:
                 return
             o.borrowers += 1 if type(msg) is m.AddBorrower else -1
+            o.shared = True
             if o.borrowers <= 0 and msg.object_id not in self._counts and not o.pinned:
                 self._free_owned(msg.object_id, o)
 
@@ -196,7 +209,7 @@ class ObjectPlane:
             o = self._store.get(id)
             if o is None or o.ready:
                 if o is None and type(data) is shm.ShmObject and data.object_id == id:
-                    self._pending_frees.append(id)  # a result nobody holds any more
+                    self._pending_frees.append((id, True))  # a result nobody holds any more
                 return
             o.data, o.error, o.ready = data, error, True
             callbacks, o.callbacks = o.callbacks, None
@@ -251,6 +264,7 @@ class ObjectPlane:
             reply = m.ObjectValue(msg.req, None, dumps_error(ObjectLostError(
                 msg.object_id.hex(), f"Object {msg.object_id.hex()} was freed by its owner.")))
         else:
+            o.shared = True
             reply = m.ObjectValue(msg.req, o.data, o.error)
         self._send_all([(conn, reply)])
 

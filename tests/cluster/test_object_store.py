@@ -1,0 +1,177 @@
+"""The object store on the cluster runtime: shared memory, zero-copy, counting, spilling."""
+import glob
+import os
+import time
+
+import numpy as np
+import pytest
+
+import raylite
+from raylite._protocol import messages as m
+from raylite.exceptions import ObjectStoreFullError
+
+MiB = 2**20
+
+
+def _store_stats():
+    return raylite._runtime.current()._call(m.GetClusterState(0)).stats["store"]
+
+
+def _segments():
+    tag = raylite._runtime.current().node_tag
+    return [p for p in glob.glob(f"/dev/shm/raylite_{tag}_*")]
+
+
+def _settle(predicate, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def small_store():
+    raylite.init(num_cpus=2, object_store_memory=300 * MiB)
+    yield raylite
+    raylite.shutdown()
+
+
+def test_small_put_stays_in_process(cluster):
+    ref = cluster.put({"a": 1})
+    assert cluster.get(ref) == {"a": 1}
+    assert _store_stats()["objects"] == 0
+    assert _segments() == []
+
+
+def test_large_get_is_zero_copy_and_read_only(cluster):
+    a = np.arange(4 * MiB, dtype=np.uint8)
+    ref = cluster.put(a)
+    b = cluster.get(ref)
+    assert np.array_equal(a, b)
+    assert not b.flags.writeable
+    with pytest.raises(ValueError):
+        b[0] = 1
+    rt = raylite._runtime.current()
+    mapped = rt._store[ref._id].mapped
+    base = np.frombuffer(mapped, dtype=np.uint8)
+    start = base.__array_interface__["data"][0]
+    addr = b.__array_interface__["data"][0]
+    assert start <= addr < start + len(mapped), "the array does not live in the shared segment"
+    c = cluster.get(ref)
+    assert c.__array_interface__["data"][0] == addr, "a second get copied the array"
+
+
+def test_large_values_travel_through_tasks(cluster):
+    @cluster.remote
+    def total(x):
+        return int(x.sum()), x.flags.writeable
+
+    @cluster.remote
+    def make(n):
+        return np.ones(n, dtype=np.uint8)
+
+    a = np.ones(3 * MiB, dtype=np.uint8)
+    assert cluster.get(total.remote(cluster.put(a))) == (3 * MiB, False)
+    assert cluster.get(total.remote(a)) == (3 * MiB, False)  # by value
+    assert int(cluster.get(make.remote(5 * MiB)).sum()) == 5 * MiB
+
+
+def test_put_and_drop_loop_keeps_store_flat(small_store):
+    big = np.zeros(50 * MiB, dtype=np.uint8)
+    for _ in range(40):
+        ref = small_store.put(big)
+        del ref
+    assert _settle(lambda: _store_stats()["used"] == 0)
+    st = _store_stats()
+    assert st["spill_count"] == 0, "dropped objects were spilled instead of freed"
+    shm_bytes = sum(os.path.getsize(p) for p in _segments())
+    assert shm_bytes <= st["capacity"]
+
+
+def test_task_results_dropped_by_driver_are_freed(small_store):
+    @small_store.remote
+    def make():
+        return np.ones(10 * MiB, dtype=np.uint8)
+
+    for _ in range(30):
+        small_store.get(make.remote())
+    assert _settle(lambda: _store_stats()["used"] == 0)
+    assert _store_stats()["spill_count"] == 0
+
+
+def test_referenced_objects_survive_churn(small_store):
+    r = small_store
+
+    @r.remote
+    class Keeper:
+        def __init__(self):
+            self.kept = None
+
+        def keep(self, refs):
+            self.kept = refs
+
+        def total(self):
+            return sum(int(r.get(x).sum()) for x in self.kept)
+
+    @r.remote
+    def hold(refs):
+        return refs
+
+    kept = r.put(np.ones(MiB, dtype=np.uint8))
+    nested = {"inner": [r.put(np.full(MiB, 2, dtype=np.uint8))]}
+    k = Keeper.remote()
+    r.get(k.keep.remote([r.put(np.full(MiB, 3, dtype=np.uint8))]))
+    passed = r.get(hold.remote([r.put(np.full(MiB, 4, dtype=np.uint8))]))
+    for _ in range(20):
+        junk = r.put(np.zeros(20 * MiB, dtype=np.uint8))
+        del junk
+    assert int(r.get(kept).sum()) == MiB
+    assert int(r.get(nested["inner"][0]).sum()) == 2 * MiB
+    assert r.get(k.total.remote()) == 3 * MiB
+    assert int(r.get(passed[0]).sum()) == 4 * MiB
+
+
+def test_spilling_and_transparent_restore(small_store):
+    refs = [small_store.put(np.full(60 * MiB, i, dtype=np.uint8)) for i in range(8)]  # 480 MiB
+    st = _store_stats()
+    assert st["spill_count"] > 0 and st["used"] <= st["capacity"]
+    for i, ref in enumerate(refs):
+        arr = small_store.get(ref)
+        assert arr[0] == i and arr[-1] == i
+    spill_dir = os.path.join(raylite._runtime.current().session_dir, "spill")
+    assert os.listdir(spill_dir)
+    del refs, arr
+    assert _settle(lambda: os.listdir(spill_dir) == [])
+    assert _store_stats()["spilled_bytes"] == 0
+
+
+def test_object_larger_than_store_raises(small_store):
+    with pytest.raises(ObjectStoreFullError) as info:
+        small_store.put(np.zeros(400 * MiB, dtype=np.uint8))
+    assert "object_store_memory" in str(info.value)
+
+
+def test_future_and_await(cluster):
+    import asyncio
+
+    ref = cluster.remote(lambda: 41).remote()
+    assert ref.future().result(timeout=10) == 41
+
+    async def main():
+        return await ref
+
+    assert asyncio.run(main()) == 41
+
+
+def test_shutdown_removes_segments_and_spill():
+    raylite.init(num_cpus=1, object_store_memory=100 * MiB)
+    tag = raylite._runtime.current().node_tag
+    session = raylite._runtime.current().session_dir
+    refs = [raylite.put(np.ones(40 * MiB, dtype=np.uint8)) for _ in range(4)]
+    assert glob.glob(f"/dev/shm/raylite_{tag}_*")
+    raylite.shutdown()
+    del refs
+    assert glob.glob(f"/dev/shm/raylite_{tag}_*") == []
+    assert not os.path.exists(session)
