@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def run_worker(worker_id: bytes) -> None:
         listener.sock.close()
+        listener.usock.close()
         worker_main.run(address, token, worker_id, session_dir, node_id)
 
     zygote = Zygote(run_worker)

@@ -109,7 +109,7 @@ class NodeServer:
         while not self.stopped.is_set():
             try:
                 conn = self.listener.accept()
-            except OSError:
+            except (OSError, ValueError):  # closed under us: we are shutting down
                 return
             if conn is None:
                 log.warning("refused a connection that did not present the cluster token")

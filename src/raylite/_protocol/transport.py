@@ -8,8 +8,11 @@
       ── frames: 4-byte length + pickle ──►   (nothing is unpickled before "OK")
 
 Everything addresses by "host:port", so one machine and many are the same
-code path. Daemons bind 127.0.0.1 unless told otherwise. `send` may be
-called from any thread; `recv` from one reader thread per connection.
+code path. Daemons bind 127.0.0.1 unless told otherwise. Each listener also
+binds a Unix socket named after its host:port in a private directory on
+this machine; connect() uses it when it exists (a loopback round trip costs
+about half as much), and falls back to TCP. `send` may be called from any
+thread; `recv` from one reader thread per connection.
 """
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ import hashlib
 import hmac
 import os
 import pickle
+import select
 import socket
 import struct
+import tempfile
 import threading
 from typing import Any
 
@@ -34,6 +39,12 @@ class AuthenticationError(ConnectionError):
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def unix_path(address: str) -> str:
+    """The Unix socket a listener at `address` also binds on this machine."""
+    d = os.path.join(tempfile.gettempdir(), f"raylite_sock_{os.getuid()}")
+    return os.path.join(d, address.replace(":", "_"))
 
 
 def _digest(token: bytes, nonce: bytes) -> bytes:
@@ -54,7 +65,8 @@ class Connection:
     """One framed, authenticated message stream."""
 
     def __init__(self, sock: socket.socket, peer: str):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.peer = peer
         self._reader = sock.makefile("rb", buffering=1 << 16)
@@ -96,10 +108,21 @@ class Connection:
 def connect(address: str, token: bytes, timeout: float = 10.0) -> Connection:
     """Opens and authenticates a connection; ConnectionError names what failed."""
     host, port = split_address(address)
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as e:
-        raise ConnectionError(f"Cannot reach a raylite process at {address}: {e}.") from None
+    sock = None
+    path = unix_path(address)
+    if os.path.exists(path):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            sock = None
+    if sock is None:
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise ConnectionError(f"Cannot reach a raylite process at {address}: {e}.") from None
     try:
         head = _recv_exact(sock, len(MAGIC) + 16)
         if head[:4] != MAGIC:
@@ -126,10 +149,24 @@ class Listener:
         h, p = self.sock.getsockname()[:2]
         self.address = f"{h}:{p}"
         self.closed = False
+        self.unix_path = unix_path(self.address)
+        os.makedirs(os.path.dirname(self.unix_path), mode=0o700, exist_ok=True)
+        try:
+            os.unlink(self.unix_path)  # a stale one from a dead process with this port
+        except FileNotFoundError:
+            pass
+        self.usock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.usock.bind(self.unix_path)
+        os.chmod(self.unix_path, 0o600)
+        self.usock.listen(512)
 
     def accept(self) -> Connection | None:
         """The next authenticated connection; None for a peer that failed the handshake."""
-        sock, addr = self.sock.accept()
+        ready, _, _ = select.select([self.sock, self.usock], [], [])
+        listening = ready[0]
+        sock, addr = listening.accept()
+        if listening is self.usock:
+            addr = ("unix", self.address)
         try:
             sock.settimeout(_HANDSHAKE_TIMEOUT)
             nonce = os.urandom(16)
@@ -149,8 +186,13 @@ class Listener:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            for s in (self.sock, self.usock):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
             try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
+                os.unlink(self.unix_path)
+            except FileNotFoundError:
                 pass
-            self.sock.close()

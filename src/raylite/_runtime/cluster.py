@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 import sys
 import threading
 import time
@@ -41,6 +42,7 @@ from .cluster_start import start_head, stop_head, token_for
 from .factory import InitRequest
 from .object_ref import ObjectRef
 
+_FAST = (int, float, str, bool, type(None))
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
 MAX_LEASE_REQUESTS = 16     # outstanding lease requests per scheduling key
 
@@ -109,7 +111,8 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         self._borrowed_from: dict[bytes, str] = {}      # borrowed object id -> its owner
         self._pending_frees: list[bytes] = []           # shared-memory objects to hand back
         self._pending_msgs: list[tuple] = []            # (owner, RemoveBorrower) from destructors
-        self._peers: dict[str, Connection] = {}
+        self._peers: dict[str, Connection] = {}        # connections this process dialed
+        self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
         self._connect_lock = threading.Lock()
         self._req = itertools.count(1)
         self._threads: list[threading.Thread] = []
@@ -176,7 +179,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         while not self._closing.is_set():
             try:
                 conn = self._listener.accept()
-            except OSError:
+            except (OSError, ValueError):  # closed under us: we are shutting down
                 return
             if conn is not None:
                 self._spawn(self._peer_loop, "raylite-peer", conn, None)
@@ -192,6 +195,14 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
                 self._peers[address] = conn
                 self._spawn(self._peer_loop, "raylite-peer", conn, address)
         return conn
+
+    def _notify(self, address: str, msg: Any) -> None:
+        """A one-way message to a peer, on its connection to us when it has one."""
+        conn = self._inbound.get(address)
+        try:
+            (conn or self._peer(address)).send(msg)
+        except (ConnectionError, OSError):
+            pass  # the peer is gone; whatever it owned is lost with it
 
     def send_daemon(self, msg: Any) -> None:
         self._daemon.send(msg)
@@ -277,19 +288,22 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
                 elif self.executor is not None:
                     if address is None and type(msg) in (m.PushTask, m.PushActorTask) and \
                             msg.owner not in owners:
-                        # replies to this owner (AddBorrower, GetObject) reuse this connection,
-                        # so they arrive in order with the task's own reply
+                        # borrow notices to this owner reuse this connection, so they
+                        # arrive before the task's own reply (requests that await a
+                        # reply never do: this thread may be busy running the task)
                         owners.add(msg.owner)
                         with self._connect_lock:
-                            self._peers.setdefault(msg.owner, conn)
+                            self._inbound.setdefault(msg.owner, conn)
                     self.executor.handle(conn, msg)
             except Exception as e:
                 print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
         conn.close()
         with self._connect_lock:
-            for a in ([address] if address is not None else []) + list(owners):
-                if self._peers.get(a) is conn:
-                    del self._peers[a]
+            if address is not None and self._peers.get(address) is conn:
+                del self._peers[address]
+            for a in owners:
+                if self._inbound.get(a) is conn:
+                    del self._inbound[a]
         if not self._closing.is_set():
             self._peer_lost(conn)
 
@@ -302,6 +316,8 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         """
         from .. import _ids
 
+        if not kwargs and all(type(a) in _FAST for a in args):  # the common case, no refs inside
+            return pickle.dumps((args, kwargs), 5), {}, [], []
         data, refs = self.encode((args, kwargs), _ids.new_id(), self.address)
         if not refs:
             return data, {}, [], refs

@@ -121,10 +121,7 @@ class ObjectPlane:
             if borrow:
                 self._borrowed_from[ref._id] = ref._owner
         if borrow:
-            try:
-                self._peer(ref._owner).send(m.AddBorrower(ref._id))
-            except (ConnectionError, OSError):
-                pass  # the owner is gone: a get() will say so
+            self._notify(ref._owner, m.AddBorrower(ref._id))
 
     def ref_deleted(self, id: bytes) -> None:
         with self._lock:
@@ -172,10 +169,7 @@ class ObjectPlane:
             except OSError:
                 pass
         for owner, msg in msgs:
-            try:
-                self._peer(owner).send(msg)
-            except (ConnectionError, OSError):
-                pass
+            self._notify(owner, msg)
 
     def _borrower(self, conn: Any, msg: Any) -> None:
         with self._lock:

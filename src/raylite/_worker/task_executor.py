@@ -42,8 +42,11 @@ class Executor:
         t = type(msg)
         if t is m.CancelTask:
             self.cancel(msg)
-        elif t is m.PushActorTask and self.actor is not None and self.actor.concurrent:
-            self.actor.submit(conn, msg)
+        elif t is m.PushActorTask and self.actor is not None:
+            if self.actor.concurrent:
+                self.actor.submit(conn, msg)
+            else:  # sequential: run on this reader thread, one call at a time (no hand-off)
+                self.actor.run_inline(conn, msg)
         else:
             self.queue.put((conn, msg))
 
