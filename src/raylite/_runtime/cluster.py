@@ -104,6 +104,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         self._inflight: dict[Connection, set] = {}
         self._sent_functions: dict[Connection, set] = {}
         self._blobs: dict[bytes, bytes] = {}            # function id -> pickled function
+        self._templates: dict[int, tuple] = {}          # id(options) -> _template()
         self._actors: dict[bytes, _Actor] = {}
         self._actor_reqs: dict[int, bytes] = {}
         self._fetches: dict[int, tuple[bytes, Connection]] = {}
@@ -344,18 +345,28 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         return blob[1], blob[2]
 
     # -- tasks ---------------------------------------------------------------
+    def _template(self, function: Any, options: Any) -> tuple:
+        """What every call of (function, options) shares, computed once."""
+        t = self._templates.get(id(options))
+        if t is None or t[0] is not options or t[1] is not function or function._blob is None:
+            fid, _ = self._function_blob(function, function._function)
+            env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
+            demand = options.demand()
+            t = (options, function, fid, options.name or function._name, env, demand,
+                 tuple(sorted(demand.items())))
+            self._templates[id(options)] = t
+        return t
+
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        fid, _ = self._function_blob(function, function._function)
-        name = options.name or function._name
+        _, _, fid, name, env, demand, key = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
-        return_ids = tuple(_ids.new_id() for _ in range(options.num_returns))
-        env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
-        demand = options.demand()
+        return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
+            tuple(_ids.new_id() for _ in range(options.num_returns))
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
                          self.namespace, env, (), demand, self.address)
         task = _Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions, hold)
-        task.key = (tuple(sorted(demand.items())), name if demand.get("GPU") else "")
+        task.key = key
         with self._lock:
             for rid in return_ids:
                 self._store[rid] = _Obj(True)
