@@ -5,6 +5,7 @@
       ◄──────────── MAGIC + 16-byte nonce ──
       ── HMAC-SHA256(token, nonce) ───────►   compare_digest, else b"NO" + close
       ◄─────────────────────────── b"OK" ──
+      ── channel byte ────────────────────►   b"g" general, b"t" task pushes
       ── frames: 4-byte length + pickle ──►   (nothing is unpickled before "OK")
 
 Everything addresses by "host:port", so one machine and many are the same
@@ -64,14 +65,41 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 class Connection:
     """One framed, authenticated message stream."""
 
-    def __init__(self, sock: socket.socket, peer: str):
+    def __init__(self, sock: socket.socket, peer: str, channel: bytes = b"g"):
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.peer = peer
+        self.channel = channel
         self._reader = sock.makefile("rb", buffering=1 << 16)
         self._send_lock = threading.Lock()
+        self._buf = bytearray()   # for recv_ready(): never mixed with recv() on one connection
         self.closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv_ready(self) -> list:
+        """Every complete message that can be read without blocking; EOFError when closed."""
+        try:
+            chunk = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            chunk = None
+        if chunk == b"":
+            raise EOFError(f"connection to {self.peer} closed")
+        buf = self._buf
+        if chunk:
+            buf += chunk
+        out = []
+        pos = 0
+        while len(buf) - pos >= 4:
+            (n,) = _LEN.unpack_from(buf, pos)
+            if len(buf) - pos - 4 < n:
+                break
+            out.append(pickle.loads(buf[pos + 4:pos + 4 + n]))
+            pos += 4 + n
+        del buf[:pos]
+        return out
 
     def send(self, msg: Any) -> None:
         data = pickle.dumps(msg, 5)
@@ -105,7 +133,7 @@ class Connection:
         self.sock.close()
 
 
-def connect(address: str, token: bytes, timeout: float = 10.0) -> Connection:
+def connect(address: str, token: bytes, timeout: float = 10.0, channel: bytes = b"g") -> Connection:
     """Opens and authenticates a connection; ConnectionError names what failed."""
     host, port = split_address(address)
     sock = None
@@ -137,7 +165,8 @@ def connect(address: str, token: bytes, timeout: float = 10.0) -> Connection:
         raise AuthenticationError(f"{address} refused this process's cluster token. Use the token "
                                   "of the cluster you join (RAYLITE_CLUSTER_TOKEN).")
     sock.settimeout(None)
-    return Connection(sock, address)
+    sock.sendall(channel)
+    return Connection(sock, address, channel)
 
 
 class Listener:
@@ -177,11 +206,12 @@ class Listener:
                 sock.close()
                 return None
             sock.sendall(b"OK")
+            channel = _recv_exact(sock, 1)
             sock.settimeout(None)
         except (OSError, EOFError):
             sock.close()
             return None
-        return Connection(sock, f"{addr[0]}:{addr[1]}")
+        return Connection(sock, f"{addr[0]}:{addr[1]}", channel)
 
     def close(self) -> None:
         if not self.closed:

@@ -113,6 +113,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         self._pending_frees: list[bytes] = []           # shared-memory objects to hand back
         self._pending_msgs: list[tuple] = []            # (owner, RemoveBorrower) from destructors
         self._peers: dict[str, Connection] = {}        # connections this process dialed
+        self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
         self._connect_lock = threading.Lock()
         self._req = itertools.count(1)
@@ -173,6 +174,9 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
+        self._handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
+                          m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
+                          m.RemoveBorrower: self._borrower}
         self._spawn(self._daemon_loop, "raylite-daemon")
         self._spawn(self._accept_loop, "raylite-accept")
 
@@ -182,20 +186,39 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
                 conn = self._listener.accept()
             except (OSError, ValueError):  # closed under us: we are shutting down
                 return
-            if conn is not None:
-                self._spawn(self._peer_loop, "raylite-peer", conn, None)
+            if conn is None:
+                continue
+            if conn.channel == b"t" and self.executor is not None:
+                self.executor.add_connection(conn)  # read by the thread that runs the tasks
+            else:
+                self._spawn(self._peer_loop, "raylite-peer", conn, None, None)
 
-    def _peer(self, address: str) -> Connection:
-        conn = self._peers.get(address)
+    def _peer(self, address: str, channel: bytes = b"g") -> Connection:
+        """Our connection to a peer: channel b"t" carries task pushes (read by the worker's
+        executing thread), b"g" everything else (read at once by a reader thread)."""
+        peers = self._task_peers if channel == b"t" else self._peers
+        conn = peers.get(address)
         if conn is not None:
             return conn
         with self._connect_lock:
-            conn = self._peers.get(address)
+            conn = peers.get(address)
             if conn is None:
-                conn = connect(address, self._token)
-                self._peers[address] = conn
-                self._spawn(self._peer_loop, "raylite-peer", conn, address)
+                conn = connect(address, self._token, channel=channel)
+                peers[address] = conn
+                self._spawn(self._peer_loop, "raylite-peer", conn, address, peers)
         return conn
+
+    def register_inbound(self, owner: str, conn: Connection) -> None:
+        """Borrow notices to `owner` go on its task connection to us, so they arrive
+        before the task's own reply (requests awaiting a reply never do)."""
+        if self._inbound.get(owner) is not conn:
+            with self._connect_lock:
+                self._inbound[owner] = conn
+
+    def inbound_closed(self, conn: Connection) -> None:
+        with self._connect_lock:
+            for a in [a for a, c in self._inbound.items() if c is conn]:
+                del self._inbound[a]
 
     def _notify(self, address: str, msg: Any) -> None:
         """A one-way message to a peer, on its connection to us when it has one."""
@@ -269,11 +292,8 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
                 reply.value = msg
                 reply.event.set()
 
-    def _peer_loop(self, conn: Connection, address: str | None) -> None:
-        handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
-                    m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
-                    m.RemoveBorrower: self._borrower}
-        owners: set = set()
+    def _peer_loop(self, conn: Connection, address: str | None, registry: dict | None) -> None:
+        handlers = self._handlers
         while True:
             try:
                 msg = conn.recv()
@@ -287,24 +307,14 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
                 if h is not None:
                     h(conn, msg)
                 elif self.executor is not None:
-                    if address is None and type(msg) in (m.PushTask, m.PushActorTask) and \
-                            msg.owner not in owners:
-                        # borrow notices to this owner reuse this connection, so they
-                        # arrive before the task's own reply (requests that await a
-                        # reply never do: this thread may be busy running the task)
-                        owners.add(msg.owner)
-                        with self._connect_lock:
-                            self._inbound.setdefault(msg.owner, conn)
                     self.executor.handle(conn, msg)
             except Exception as e:
                 print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
         conn.close()
-        with self._connect_lock:
-            if address is not None and self._peers.get(address) is conn:
-                del self._peers[address]
-            for a in owners:
-                if self._inbound.get(a) is conn:
-                    del self._inbound[a]
+        if registry is not None:
+            with self._connect_lock:
+                if registry.get(address) is conn:
+                    del registry[address]
         if not self._closing.is_set():
             self._peer_lost(conn)
 
@@ -438,7 +448,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
 
     def _lease_granted(self, msg: m.LeaseGranted) -> None:
         try:
-            conn = self._peer(msg.address)
+            conn = self._peer(msg.address, b"t")
         except (ConnectionError, OSError):
             conn = None
         with self._lock:
@@ -594,8 +604,11 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
             err = dumps_error(TaskCancelledError(task.task_id.hex()))
             for rid in task.return_ids:
                 self._complete(rid, None, err)
-        else:
-            self._send_all([(conn, m.CancelTask(task.task_id, force))])
+        else:  # on the general channel: the task channel's reader is busy running the task
+            try:
+                self._peer(conn.peer).send(m.CancelTask(task.task_id, force))
+            except (ConnectionError, OSError):
+                pass
 
     # -- cluster state and context --------------------------------------------
     def set_job(self, job_id: bytes, namespace: str) -> None:
@@ -634,7 +647,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
     def close_connections(self) -> None:
         self._closing.set()
         for c in [getattr(self, "_daemon", None), getattr(self, "_listener", None),
-                  *list(self._peers.values())]:
+                  *list(self._peers.values()), *list(self._task_peers.values())]:
             if c is not None:
                 c.close()
 

@@ -145,7 +145,7 @@ class ActorCalls:
         conn = None
         if msg.state == "ALIVE":
             try:
-                conn = self._peer(msg.address)
+                conn = self._peer(msg.address, b"t")
             except (ConnectionError, OSError):
                 conn = None
         failed: list = []

@@ -1,7 +1,6 @@
 """Hosts one actor in a worker: its instance and how calls run.
 
-    max_concurrency == 1, sync methods ─► the caller's connection reader thread,
-                                          one call at a time (exec_lock), in arrival order
+    max_concurrency == 1, sync methods ─► the worker's main thread, in arrival order
     max_concurrency  > 1, sync methods ─► a thread pool of that size
     any async def method               ─► one asyncio loop thread; up to
                                           max_concurrency (default 1000) calls at once
@@ -33,7 +32,6 @@ class ActorHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: Any = None
         self.futures: dict[bytes, Any] = {}
-        self.exec_lock = threading.Lock()
         if spec.meta.is_async:
             self.loop = asyncio.new_event_loop()
             self.sem_limit = spec.max_concurrency or 1000
@@ -66,13 +64,6 @@ class ActorHost:
         return method, args, kwargs
 
     def run_inline(self, conn: Any, t: m.PushActorTask) -> None:
-        if self.pool is None:
-            with self.exec_lock:
-                self._run(conn, t)
-        else:
-            self._run(conn, t)
-
-    def _run(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
         self.ex.current_name = name
         try:

@@ -1,9 +1,15 @@
 """Runs pushed tasks and actor calls inside a worker.
 
-    reader threads ──handle()──► queue ──► main thread: run_forever()
-                                              ├─ PushTask      ─► function(*args) ─► TaskDone to the owner
-                                              ├─ StartActor    ─► ActorHost(cls(*args)) ─► ActorStarted to the daemon
-                                              └─ PushActorTask ─► ActorHost.call (main thread, pool or event loop)
+    task-channel connections ──┐
+    (owners push tasks here)   ├─► main thread: run_forever() selects, reads, runs
+    daemon / other threads ────┘   via queue + wake pipe
+        ├─ PushTask      ─► function(*args) ─► TaskDone to the owner, same connection
+        ├─ StartActor    ─► ActorHost(cls(*args)) ─► ActorStarted to the daemon
+        └─ PushActorTask ─► ActorHost (main thread, thread pool or event loop)
+
+The main thread reads the task connections itself, so a task starts without
+a thread hand-off, and cancel() can interrupt it with SIGINT. CancelTask and
+object requests arrive on general connections, read by their own threads.
 
 Arguments: values the owner inlined go into the local store first; other
 top-level refs are fetched (the worker tells the daemon it is blocked
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import os
 import queue
+import selectors
 import signal
 import threading
 from typing import Any
@@ -36,22 +43,29 @@ class Executor:
         self.running: bytes | None = None
         self.cancelled: set[bytes] = set()
         self.main_ident = threading.main_thread().ident
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
 
-    # -- called from reader threads ------------------------------------------
+    # -- called from other threads ---------------------------------------------
     def handle(self, conn: Any, msg: Any) -> None:
-        t = type(msg)
-        if t is m.CancelTask:
+        if type(msg) is m.CancelTask:
             self.cancel(msg)
-        elif t is m.PushActorTask and self.actor is not None:
-            if self.actor.concurrent:
-                self.actor.submit(conn, msg)
-            else:  # sequential: run on this reader thread, one call at a time (no hand-off)
-                self.actor.run_inline(conn, msg)
         else:
-            self.queue.put((conn, msg))
+            self._post((conn, msg))
+
+    def add_connection(self, conn: Any) -> None:
+        """A task-channel connection: the main thread reads it from now on."""
+        self._post(("conn", conn))
 
     def stop(self) -> None:
-        self.queue.put(None)
+        self._post(None)
+
+    def _post(self, item: Any) -> None:
+        self.queue.put(item)
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
 
     def cancel(self, msg: m.CancelTask) -> None:
         if msg.force and self.running == msg.task_id:
@@ -64,21 +78,76 @@ class Executor:
 
     # -- the main thread -----------------------------------------------------
     def run_forever(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._wake_r, selectors.EVENT_READ, None)
         while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            conn, msg = item
             try:
-                if type(msg) is m.PushTask:
-                    self.run_task(conn, msg)
-                elif type(msg) is m.StartActor:
-                    from .actor_host import start_actor
-                    self.actor = start_actor(self, msg)
-                elif type(msg) is m.PushActorTask and self.actor is not None:
-                    self.actor.run_inline(conn, msg)
+                events = sel.select()
             except KeyboardInterrupt:  # a cancel that arrived just after its task finished
-                pass
+                continue
+            for key, _ in events:
+                conn = key.data
+                if conn is None:
+                    if not self._drain_queue(sel):
+                        return
+                    continue
+                try:
+                    msgs = conn.recv_ready()
+                except (EOFError, OSError):
+                    sel.unregister(conn)
+                    conn.close()
+                    self.rt.inbound_closed(conn)
+                    continue
+                except Exception:
+                    sel.unregister(conn)  # garbage on the wire: drop this connection only
+                    conn.close()
+                    continue
+                for msg in msgs:
+                    self._dispatch(conn, msg)
+
+    def _drain_queue(self, sel: Any) -> bool:
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return True
+            if item is None:
+                return False
+            conn, msg = item
+            if conn == "conn":
+                sel.register(msg, selectors.EVENT_READ, msg)
+            else:
+                self._dispatch(conn, msg)
+
+    def _dispatch(self, conn: Any, msg: Any) -> None:
+        t = type(msg)
+        try:
+            if t is m.PushTask:
+                self.rt.register_inbound(msg.owner, conn)
+                self.run_task(conn, msg)
+            elif t is m.PushActorTask:
+                self.rt.register_inbound(msg.owner, conn)
+                if self.actor is None:
+                    return
+                if self.actor.concurrent:
+                    self.actor.submit(conn, msg)
+                else:
+                    self.actor.run_inline(conn, msg)
+            elif t is m.StartActor:
+                from .actor_host import start_actor
+                self.actor = start_actor(self, msg)
+            elif t is m.CancelTask:
+                self.cancel(msg)
+            else:
+                handler = self.rt._handlers.get(t)
+                if handler is not None:
+                    handler(conn, msg)
+        except KeyboardInterrupt:  # a cancel that arrived just after its task finished
+            pass
 
     def resolve_args(self, blob: Any, inlined: dict) -> tuple[tuple, dict]:
         self.rt.add_inlined(inlined)
