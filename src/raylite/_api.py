@@ -191,11 +191,12 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
     """Returns (ready, not_ready) once num_returns refs are ready or the timeout passes."""
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, list):
         raise TypeError(f"wait() expected a list of ObjectRefs, got {type(object_refs).__name__}.")
-    for r in object_refs:
-        if not isinstance(r, ObjectRef):
-            raise TypeError(f"wait() expected a list of ObjectRefs, got {type(r).__name__} in the list.")
-    if len(set(object_refs)) != len(object_refs):
-        raise ValueError("wait() requires a list of unique object refs.")
+    if len({r._id for r in object_refs if type(r) is ObjectRef}) != len(object_refs):
+        for r in object_refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(f"wait() expected a list of ObjectRefs, got {type(r).__name__} in the list.")
+        if len(set(object_refs)) != len(object_refs):
+            raise ValueError("wait() requires a list of unique object refs.")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:
         raise ValueError(f"Invalid number of objects to return: {num_returns!r} (must be >= 1).")
     if num_returns > len(object_refs):

@@ -307,11 +307,17 @@ class ObjectPlane:
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
              fetch_local: bool) -> tuple[list, list]:
-        self._await(refs, num_returns, timeout)
+        store = self._store
         with self._lock:
-            ready = [r for r in refs if self._store[r._id].ready][:num_returns]
-        chosen = set(ready)
-        return ready, [r for r in refs if r not in chosen]
+            flags = [(o := store.get(r._id)) is not None and o.ready for r in refs]
+        if flags.count(True) < num_returns:
+            self._await(refs, num_returns, timeout)
+            with self._lock:
+                flags = [(o := store.get(r._id)) is not None and o.ready for r in refs]
+        ready, not_ready = [], []
+        for r, f in zip(refs, flags):
+            (ready if f and len(ready) < num_returns else not_ready).append(r)
+        return ready, not_ready
 
     def future(self, ref: ObjectRef) -> Any:
         import concurrent.futures
