@@ -22,7 +22,10 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
     from .task_executor import Executor
 
     os.environ["RAYLITE_WORKER"] = "1"
-    rt = ClusterRuntime.for_worker(daemon_address, token, worker_id, session_dir, node_id)
+    try:
+        rt = ClusterRuntime.for_worker(daemon_address, token, worker_id, session_dir, node_id)
+    except ConnectionError:
+        return  # the daemon stopped while this worker was starting: nothing to do
     executor = Executor(rt)
     rt.executor = executor
     install(rt)
