@@ -147,10 +147,24 @@ def test_spilling_and_transparent_restore(small_store):
     assert _store_stats()["spilled_bytes"] == 0
 
 
-def test_object_larger_than_store_raises(small_store):
+def test_object_larger_than_store_goes_to_disk(small_store):
+    ref = small_store.put(np.full(400 * MiB, 7, dtype=np.uint8))
+    st = _store_stats()
+    assert st["used"] == 0 and st["spilled_bytes"] >= 400 * MiB
+    arr = small_store.get(ref)
+    assert arr[0] == 7 and arr[-1] == 7 and arr.nbytes == 400 * MiB
+    del arr, ref
+    assert _settle(lambda: _store_stats()["spilled_bytes"] == 0)
+
+
+def test_store_full_error_names_sizes_and_owners():
+    from raylite._object_store.store import StoreAccounting
+
+    store = StoreAccounting(100 * MiB)
     with pytest.raises(ObjectStoreFullError) as info:
-        small_store.put(np.zeros(400 * MiB, dtype=np.uint8))
-    assert "object_store_memory" in str(info.value)
+        store.allocate(b"x" * 16, 200 * MiB, "driver-a", disk_free=50 * MiB)
+    text = str(info.value)
+    assert "200.0 MiB" in text and "object_store_memory" in text
 
 
 def test_future_and_await(cluster):

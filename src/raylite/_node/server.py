@@ -243,14 +243,21 @@ class NodeServer:
         from ..exceptions import ObjectStoreFullError
 
         try:
-            alloc = self.store.allocate(msg.object_id, msg.size, msg.owner)
+            alloc = self.store.allocate(msg.object_id, msg.size, msg.owner, self._disk_free())
         except ObjectStoreFullError as e:
             c.conn.send(m.AllocReply(msg.req, str(e), False))
             return
         for pid in alloc.drop:
             shm.unlink(self._pool_path(pid))
-        for oid in alloc.spill:
-            self._spill(oid)
+        done = 0
+        try:
+            for oid in alloc.spill:
+                self._spill(oid)
+                done += 1
+        except OSError as e:  # the spill disk is full or unwritable
+            text = self.store.spill_failed(msg.object_id, alloc.spill[done:])
+            c.conn.send(m.AllocReply(msg.req, f"{text} (spilling failed: {e})", False))
+            return
         reuse = False
         if alloc.reuse is not None:
             try:
@@ -258,7 +265,16 @@ class NodeServer:
                 reuse = True
             except OSError:
                 pass
-        c.conn.send(m.AllocReply(msg.req, None, reuse))
+        if alloc.to_disk:
+            os.makedirs(self.spill_dir, exist_ok=True)
+        c.conn.send(m.AllocReply(msg.req, None, reuse, alloc.to_disk))
+
+    def _disk_free(self) -> int:
+        try:
+            st = os.statvfs(self.session_dir)
+            return st.f_bavail * st.f_frsize
+        except OSError:
+            return 0
 
     def _pool_path(self, pool_id: int) -> str:
         return shm.segment_path(self.node_tag, b"pool" + pool_id.to_bytes(8, "big"))

@@ -37,6 +37,7 @@ class Allocation(NamedTuple):
     spill: list              # object ids to move from shared memory to disk first
     drop: list               # pool segments to unlink first
     reuse: int | None        # pool segment to rename into the new object, if any
+    to_disk: bool = False    # too large for shared memory: write it to the spill directory
 
 
 class StoreAccounting:
@@ -51,13 +52,21 @@ class StoreAccounting:
         self.objects: OrderedDict[bytes, _Entry] = OrderedDict()   # creation order = LRU order
         self.spill_count = 0
 
-    def allocate(self, object_id: bytes, size: int, owner: Any) -> Allocation:
+    def allocate(self, object_id: bytes, size: int, owner: Any, disk_free: int = 0) -> Allocation:
+        """Room for a new object. Larger than all of shared memory: it goes straight to
+        disk (Ray's fallback allocation) while the disk has room, else ObjectStoreFullError."""
         if object_id in self.objects:
             return Allocation([], [], None)
         if size > self.capacity:
-            raise ObjectStoreFullError(
-                f"Cannot store an object of {_mb(size)}: the object store holds {_mb(self.capacity)} "
-                "in all. Raise object_store_memory in init(), or split the object.")
+            if size > disk_free:
+                raise ObjectStoreFullError(
+                    f"Cannot store an object of {_mb(size)}: shared memory holds {_mb(self.capacity)} "
+                    f"and the spill disk has {_mb(disk_free)} free. Raise object_store_memory in "
+                    "init(), free disk space, or split the object.")
+            e = self.objects[object_id] = _Entry(size, owner)
+            e.in_shm, e.spilled = False, True
+            self.spilled_bytes += size
+            return Allocation([], [], None, to_disk=True)
         reuse = self._take_from_pool(size)
         drop = []
         spill = []
@@ -94,6 +103,17 @@ class StoreAccounting:
         if best is not None:
             self.pool_bytes -= self.pool.pop(best)
         return best
+
+    def spill_failed(self, object_id: bytes, victims: list) -> str:
+        """Spilling hit an I/O error: undo this allocation; returns the error message."""
+        self.free([object_id])
+        for oid in victims:
+            e = self.objects.get(oid)
+            if e is not None and e.spilled:
+                e.in_shm, e.spilled = True, False
+                self.used += e.size
+                self.spilled_bytes -= e.size
+        return self._full_message(0)
 
     def abort(self, object_id: bytes) -> None:
         """The writer failed after allocating: forget the object."""
@@ -136,7 +156,8 @@ class StoreAccounting:
                 by_owner[e.owner] = by_owner.get(e.owner, 0) + e.size
         top = ", ".join(f"{owner}: {_mb(n)}" for owner, n in
                         sorted(by_owner.items(), key=lambda kv: -kv[1])[:5])
-        return (f"Object store is full: asked for {_mb(size)}, {_mb(self.used)} of "
+        asked = f"asked for {_mb(size)}, " if size else ""
+        return (f"Object store is full: {asked}{_mb(self.used)} of "
                 f"{_mb(self.capacity)} in use (by owner: {top or 'none'}) and nothing can be "
                 "spilled. Free references you no longer need, or raise object_store_memory.")
 

@@ -253,6 +253,7 @@ class AllocReply(NamedTuple):
     req: int
     error: str | None
     reuse: bool              # the segment exists already (recycled): write into it, then truncate
+    to_disk: bool = False    # larger than shared memory: write it to the spill directory
 
 
 class FreeObjects(NamedTuple):

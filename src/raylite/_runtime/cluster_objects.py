@@ -77,8 +77,10 @@ class ObjectPlane:
         reply = self._call(m.AllocObject(0, object_id, size, owner))
         if reply.error:
             raise ObjectStoreFullError(reply.error)
+        path = shm.spill_path(f"{self.session_dir}/spill", object_id) if reply.to_disk else \
+            shm.segment_path(self.node_tag, object_id)
         try:
-            shm.write_segment(shm.segment_path(self.node_tag, object_id), data, buffers, reply.reuse)
+            shm.write_segment(path, data, buffers, reply.reuse)
         except BaseException:
             self._daemon.send(m.FreeObjects((object_id,)))
             raise
