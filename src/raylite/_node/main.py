@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     from .._protocol.transport import Listener
     from .._runtime.resources import node_total
     from .._worker import main as worker_main
+    # Everything a worker needs, imported once here: forked workers share it and start fast.
+    from .._runtime import cluster  # noqa: F401
+    from .._worker import actor_host, task_executor  # noqa: F401
     from .server import NodeServer
     from .worker_pool import Zygote
 
