@@ -177,7 +177,8 @@ class TaskOptions(NamedTuple):
 
     def demand(self) -> dict[str, float]:
         """The resources one run holds, as {name: amount} without zeros."""
-        return _demand(self.num_cpus, self.num_gpus, self.memory, self.resources)
+        return _demand(self.num_cpus, self.num_gpus, self.memory, self.resources,
+                       self.accelerator_type)
 
 
 class ActorOptions(NamedTuple):
@@ -200,12 +201,13 @@ class ActorOptions(NamedTuple):
 
     def demand(self) -> dict[str, float]:
         """The resources the actor holds while alive."""
-        return _demand(self.num_cpus or 0, self.num_gpus, self.memory, self.resources)
+        return _demand(self.num_cpus or 0, self.num_gpus, self.memory, self.resources,
+                       self.accelerator_type)
 
     def placement_demand(self) -> dict[str, float]:
         """What a node must have to host it (at least 1 CPU when num_cpus is unset)."""
         return _demand(1 if self.num_cpus is None else self.num_cpus, self.num_gpus,
-                       self.memory, self.resources)
+                       self.memory, self.resources, self.accelerator_type)
 
 
 class MethodOptions(NamedTuple):
@@ -216,8 +218,11 @@ class MethodOptions(NamedTuple):
     concurrency_group: str | None = None
 
 
-def _demand(cpus: float, gpus: float, memory: float, resources: dict) -> dict[str, float]:
+def _demand(cpus: float, gpus: float, memory: float, resources: dict,
+            accelerator_type: str | None = None) -> dict[str, float]:
     d = {"CPU": cpus, "GPU": gpus, "memory": memory, **resources}
+    if accelerator_type:  # Ray's rule: a node offers "accelerator_type:<type>" when it has one
+        d[f"accelerator_type:{accelerator_type}"] = 0.001
     return {k: v for k, v in d.items() if v}
 
 

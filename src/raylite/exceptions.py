@@ -12,6 +12,7 @@ A leaf module: it imports nothing from raylite.
          ├─ RayActorError           the actor cannot run the call
          │   ├─ ActorDiedError      ... because it is dead (killed, crashed, __init__ raised)
          │   └─ ActorUnavailableError  ... because it is restarting or unreachable
+         ├─ PendingCallsLimitExceeded  an actor handle hit its max_pending_calls
          ├─ ObjectLostError         the value is gone from every node
          │   └─ OwnerDiedError      ... because the process that owned it exited
          ├─ ObjectStoreFullError    no room in the object store, nothing left to spill
@@ -32,6 +33,7 @@ __all__ = [
     "ObjectLostError",
     "ObjectStoreFullError",
     "OwnerDiedError",
+    "PendingCallsLimitExceeded",
     "RayActorError",
     "RayError",
     "RaySystemError",
@@ -138,6 +140,10 @@ class ActorDiedError(RayActorError):
 
 class ActorUnavailableError(RayActorError):
     """The actor is temporarily unreachable (restarting); the call may be retried."""
+
+
+class PendingCallsLimitExceeded(RayError):
+    """Too many calls are pending on one actor handle (max_pending_calls)."""
 
 
 class ObjectLostError(RayError):

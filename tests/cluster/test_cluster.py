@@ -211,3 +211,57 @@ def test_cluster_state_message_reports_workers(cluster):
     state = rt._call(m.GetClusterState(0))
     assert state.stats["node"]["workers"] >= 1
     assert state.total["CPU"] == 2
+
+
+def test_concurrency_groups_limit_each_group(cluster):
+    @cluster.remote(concurrency_groups={"io": 2})
+    class A:
+        @cluster.method(concurrency_group="io")
+        def io(self):
+            time.sleep(0.3)
+            return 1
+
+        def compute(self):
+            time.sleep(0.3)
+            return 2
+
+    a = A.remote()
+    cluster.get(a.compute.remote())
+    t = time.time()
+    assert cluster.get([a.io.remote(), a.io.remote(), a.compute.remote()]) == [1, 1, 2]
+    assert time.time() - t < 0.55, "groups did not run side by side"
+    t = time.time()
+    cluster.get([a.compute.remote(), a.compute.remote()])
+    assert time.time() - t >= 0.55, "the default group (max_concurrency=1) ran two calls at once"
+
+
+def test_max_calls_retires_the_worker(cluster):
+    @cluster.remote(max_calls=1)
+    def pid():
+        return os.getpid()
+
+    assert len(set(cluster.get([pid.remote() for _ in range(4)]))) == 4
+
+
+def test_max_pending_calls(cluster):
+    @cluster.remote(max_pending_calls=2)
+    class B:
+        def nap(self):
+            time.sleep(0.3)
+
+    b = B.remote()
+    cluster.get(b.nap.remote())
+    pending = [b.nap.remote(), b.nap.remote()]
+    with pytest.raises(raylite.exceptions.PendingCallsLimitExceeded):
+        b.nap.remote()
+    cluster.get(pending)
+    cluster.get(b.nap.remote())
+
+
+def test_accelerator_type_is_a_resource_demand():
+    raylite.init(num_cpus=1, resources={"accelerator_type:T4": 1})
+    try:
+        f = raylite.remote(accelerator_type="T4")(lambda: "ran")
+        assert raylite.get(f.remote(), timeout=10) == "ran"
+    finally:
+        raylite.shutdown()

@@ -100,6 +100,7 @@ class PushTask(NamedTuple):
     gpu_ids: tuple
     resources: dict
     owner: str
+    max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
 
 
 class PushActorTask(NamedTuple):
@@ -110,6 +111,7 @@ class PushActorTask(NamedTuple):
     inlined: dict
     return_ids: tuple
     owner: str
+    group: str | None = None   # the method's concurrency group
 
 
 class TaskDone(NamedTuple):
@@ -155,6 +157,7 @@ class ActorSpec(NamedTuple):
     max_concurrency: int | None
     env_vars: dict | None
     max_task_retries: int
+    concurrency_groups: dict | None = None
 
 
 class CreateActor(NamedTuple):

@@ -374,7 +374,7 @@ class ClusterRuntime(ObjectPlane, ActorCalls, Runtime):
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
             tuple(_ids.new_id() for _ in range(options.num_returns))
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
-                         self.namespace, env, (), demand, self.address)
+                         self.namespace, env, (), demand, self.address, options.max_calls)
         task = _Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions, hold)
         task.key = key
         with self._lock:

@@ -20,13 +20,14 @@ from typing import Any
 from .. import _ids
 from .._protocol import messages as m
 from .._serialization import dumps_error, loads
-from ..exceptions import ActorDiedError, RayTaskError
+from ..exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
 from .base import ActorMeta
 from .object_ref import ObjectRef
 
 
 class _Actor:
-    __slots__ = ("actor_id", "state", "conn", "queue", "resolving", "death", "retries", "lock", "outbox")
+    __slots__ = ("actor_id", "state", "conn", "queue", "resolving", "death", "retries", "lock", "outbox",
+                 "max_pending")
 
     def __init__(self, actor_id: bytes, retries: int = 0):
         self.actor_id = actor_id
@@ -38,6 +39,7 @@ class _Actor:
         self.retries = retries
         self.lock = threading.RLock()
         self.outbox: deque = deque()
+        self.max_pending = -1
 
 
 def _death_error(actor_id: bytes, death: bytes | None) -> bytes:
@@ -69,13 +71,15 @@ class ActorCalls:
             detached=options.lifetime == "detached", demand=options.demand(),
             placement=options.placement_demand(), max_restarts=options.max_restarts,
             max_concurrency=options.max_concurrency, env_vars=env,
-            max_task_retries=options.max_task_retries)
+            max_task_retries=options.max_task_retries,
+            concurrency_groups=options.concurrency_groups)
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:
             raise ValueError(reply.error)
         with self._lock:
             if reply.actor_id not in self._actors:
-                self._actors[reply.actor_id] = _Actor(reply.actor_id, options.max_task_retries)
+                st = self._actors[reply.actor_id] = _Actor(reply.actor_id, options.max_task_retries)
+                st.max_pending = options.max_pending_calls
         return reply.actor_id, reply.meta
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
@@ -85,13 +89,20 @@ class ActorCalls:
         data, inlined, _, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = tuple(_ids.new_id() for _ in range(options.num_returns))
-        msg = m.PushActorTask(task_id, actor_id, method, data, inlined, return_ids, self.address)
+        msg = m.PushActorTask(task_id, actor_id, method, data, inlined, return_ids, self.address,
+                              options.concurrency_group)
         dead = None
         sends: list = []
         with self._lock:
             st = self._actors.get(actor_id)
             if st is None:
                 st = self._actors[actor_id] = _Actor(actor_id, -2)
+            if st.max_pending >= 0:
+                pending = sum(1 for t in self._tasks.values() if t.actor_id == actor_id)
+                if pending >= st.max_pending:
+                    raise PendingCallsLimitExceeded(
+                        f"Actor {actor_id.hex()} already has {pending} pending calls "
+                        f"(max_pending_calls={st.max_pending}); wait for some results first.")
             retries = options.max_task_retries if options.max_task_retries is not None else st.retries
             task = _Task(task_id, msg, return_ids, method, retries, options.retry_exceptions, hold, actor_id)
             for rid in return_ids:

@@ -4,6 +4,9 @@
     max_concurrency  > 1, sync methods ─► a thread pool of that size
     any async def method               ─► one asyncio loop thread; up to
                                           max_concurrency (default 1000) calls at once
+    concurrency_groups={"io": 2, ...}  ─► one limit per group (a thread pool, or a
+                                          semaphore for async actors); methods name
+                                          their group with @method(concurrency_group=...)
 
 Each caller's calls arrive on one connection, in order, so per-caller
 ordering holds for the sequential case.
@@ -32,24 +35,38 @@ class ActorHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: Any = None
         self.futures: dict[bytes, Any] = {}
+        groups = dict(spec.concurrency_groups or {})
+        self.groups: dict = {}
         if spec.meta.is_async:
             self.loop = asyncio.new_event_loop()
-            self.sem_limit = spec.max_concurrency or 1000
-            threading.Thread(target=self._loop_main, daemon=True, name="raylite-actor-loop").start()
-        elif (spec.max_concurrency or 1) > 1:
+            groups[None] = spec.max_concurrency or 1000
+            ready = threading.Event()
+            threading.Thread(target=self._loop_main, args=(groups, ready), daemon=True,
+                             name="raylite-actor-loop").start()
+            ready.wait()
+        elif (spec.max_concurrency or 1) > 1 or groups:
             from concurrent.futures import ThreadPoolExecutor
 
-            self.pool = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="raylite-actor")
+            groups[None] = spec.max_concurrency or 1
+            self.groups = {g: ThreadPoolExecutor(n, thread_name_prefix=f"raylite-actor-{g or 'default'}")
+                           for g, n in groups.items()}
+            self.pool = self.groups[None]
         self.concurrent = self.loop is not None or self.pool is not None
 
-    def _loop_main(self) -> None:
+    def _loop_main(self, groups: dict, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
-        self.sem = asyncio.Semaphore(self.sem_limit)
+        self.groups = {g: asyncio.Semaphore(n) for g, n in groups.items()}
+        ready.set()
         self.loop.run_forever()
+
+    def _group(self, t: m.PushActorTask) -> Any:
+        group = t.group if t.group is not None else \
+            self.spec.meta.methods[t.method].concurrency_group if t.method in self.spec.meta.methods else None
+        return self.groups.get(group, self.groups[None])
 
     def submit(self, conn: Any, t: m.PushActorTask) -> None:
         if self.pool is not None:
-            self.pool.submit(self.run_inline, conn, t)
+            self._group(t).submit(self.run_inline, conn, t)
         else:
             self.loop.call_soon_threadsafe(self._start_async, conn, t)
 
@@ -86,7 +103,7 @@ class ActorHost:
     async def _run_async(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
         try:
-            async with self.sem:
+            async with self._group(t):
                 with context.scope(self.scope):
                     if t.inlined or _has_refs(t):  # fetching may block: not on the loop
                         method, args, kwargs = await self.loop.run_in_executor(None, self._prepare, t)

@@ -37,6 +37,7 @@ class Executor:
         self.rt = rt
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.functions: dict[bytes, Any] = {}
+        self.calls: dict[bytes, int] = {}          # function id -> runs (for max_calls)
         self.actor: Any = None
         self.job_id: bytes | None = None
         self.current_name = "worker"
@@ -188,6 +189,11 @@ class Executor:
             self.running = None
             self.cancelled.discard(t.task_id)
         _reply(conn, reply)
+        if t.max_calls:
+            n = self.calls[t.function_id] = self.calls.get(t.function_id, 0) + 1
+            if n >= t.max_calls:  # Ray's max_calls: this worker retires, the daemon replaces it
+                self.rt.close_connections()
+                os._exit(0)
 
     def results(self, task_id: bytes, value: Any, return_ids: tuple, owner: str, name: str,
                 actor_repr: str | None = None) -> m.TaskDone:
