@@ -82,7 +82,6 @@ class ActorHost:
 
     def run_inline(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
-        self.ex.current_name = name
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
