@@ -191,6 +191,8 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
     """Returns (ready, not_ready) once num_returns refs are ready or the timeout passes."""
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, list):
         raise TypeError(f"wait() expected a list of ObjectRefs, got {type(object_refs).__name__}.")
+    if not object_refs:
+        return [], []
     if len({r._id for r in object_refs if type(r) is ObjectRef}) != len(object_refs):
         for r in object_refs:
             if not isinstance(r, ObjectRef):
@@ -203,8 +205,6 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of "
                          f"objects provided to wait() ({len(object_refs)}).")
     _check_timeout(timeout)
-    if not object_refs:
-        return [], []
     return require().wait(object_refs, num_returns, timeout, bool(fetch_local))
 
 

@@ -1,0 +1,180 @@
+import asyncio
+import time
+
+import pytest
+
+from raylite.exceptions import RayActorError
+
+
+def _counter(ray):
+    @ray.remote
+    class Counter:
+        def __init__(self, start=0):
+            self.n = start
+
+        def add(self, k=1):
+            self.n += k
+            return self.n
+
+        @ray.method(num_returns=2)
+        def both(self):
+            return self.n, -self.n
+
+        def fail(self):
+            raise RuntimeError("actor method failed")
+
+    return Counter
+
+
+def test_actor_state_and_ordering(ray):
+    c = _counter(ray).remote(10)
+    refs = [c.add.remote() for _ in range(50)]
+    assert ray.get(refs) == list(range(11, 61))
+    a, b = c.both.remote()
+    assert ray.get([a, b]) == [60, -60]
+
+
+def test_actor_errors_and_it_survives(ray):
+    c = _counter(ray).remote()
+    with pytest.raises(RuntimeError, match="actor method failed") as info:
+        ray.get(c.fail.remote())
+    assert isinstance(info.value, ray.exceptions.RayTaskError)
+    assert ray.get(c.add.remote()) == 1
+
+
+def test_actor_direct_instantiation_and_call_are_type_errors(ray):
+    Counter = _counter(ray)
+    with pytest.raises(TypeError, match="remote"):
+        Counter()
+    c = Counter.remote()
+    with pytest.raises(TypeError, match="remote"):
+        c.add()
+    with pytest.raises(AttributeError, match="no method"):
+        c.nope
+
+
+def test_init_error_surfaces_on_call(ray):
+    @ray.remote
+    class Bad:
+        def __init__(self):
+            raise ValueError("bad init")
+
+        def m(self):
+            return 1
+
+    b = Bad.remote()
+    with pytest.raises(RayActorError, match="bad init"):
+        ray.get(b.m.remote())
+
+
+def test_named_actors_and_namespaces(ray):
+    Counter = _counter(ray)
+    c = Counter.options(name="shared").remote(5)
+    assert ray.get(ray.get_actor("shared").add.remote()) == 6
+    with pytest.raises(ValueError, match="already exists"):
+        Counter.options(name="shared").remote()
+    same = Counter.options(name="shared", get_if_exists=True).remote()
+    assert ray.get(same.add.remote()) == 7
+    other = Counter.options(name="shared", namespace="elsewhere").remote(100)
+    assert ray.get(ray.get_actor("shared", namespace="elsewhere").add.remote()) == 101
+    with pytest.raises(ValueError, match="missing"):
+        ray.get_actor("missing")
+    ray.kill(other)
+
+
+def test_kill(ray):
+    c = _counter(ray).options(name="victim").remote()
+    ray.get(c.add.remote())
+    ray.kill(c)
+    with pytest.raises(RayActorError):
+        ray.get(c.add.remote(), timeout=10)
+    with pytest.raises(ValueError):
+        ray.get_actor("victim")
+    with pytest.raises(ValueError, match="actor"):
+        ray.kill("not an actor")
+
+
+def test_handles_pass_into_tasks_and_actors(ray):
+    Counter = _counter(ray)
+    c = Counter.remote()
+
+    @ray.remote
+    def bump(handle):
+        return ray.get(handle.add.remote(5))
+
+    @ray.remote
+    class Proxy:
+        def __init__(self, handle):
+            self.h = handle
+
+        def bump(self):
+            return ray.get(self.h.add.remote(1))
+
+    assert ray.get(bump.remote(c)) == 5
+    p = Proxy.remote(c)
+    assert ray.get(p.bump.remote()) == 6
+
+
+def test_async_actor(ray):
+    @ray.remote
+    class Async:
+        def __init__(self):
+            self.n = 0
+
+        async def work(self, x):
+            await asyncio.sleep(0.01)
+            self.n += x
+            return self.n
+
+    a = Async.remote()
+    assert sorted(ray.get([a.work.remote(1) for _ in range(5)])) == [1, 2, 3, 4, 5]
+
+
+def test_runtime_context(ray):
+    ctx = ray.get_runtime_context()
+    job = ctx.get_job_id()
+    assert job and ctx.get_node_id() and ctx.namespace
+    assert ctx.get_task_id() is None
+
+    @ray.remote
+    def ids():
+        c = ray.get_runtime_context()
+        return c.get_job_id(), c.get_task_id(), c.get_actor_id()
+
+    j, t, a = ray.get(ids.remote())
+    assert j == job and t and a is None
+
+    @ray.remote
+    class A:
+        def ids(self):
+            c = ray.get_runtime_context()
+            return c.get_actor_id(), c.current_actor
+
+    handle = A.remote()
+    actor_id, me = ray.get(handle.ids.remote())
+    assert actor_id == handle._actor_id.hex() and me == handle
+
+
+def test_actor_pool(ray):
+    from raylite.util import ActorPool
+
+    @ray.remote
+    class Doubler:
+        def run(self, x):
+            time.sleep(0.01)
+            return 2 * x
+
+    pool = ActorPool([Doubler.remote(), Doubler.remote()])
+    assert list(pool.map(lambda a, v: a.run.remote(v), range(6))) == [0, 2, 4, 6, 8, 10]
+    assert sorted(pool.map_unordered(lambda a, v: a.run.remote(v), range(4))) == [0, 2, 4, 6]
+    pool.submit(lambda a, v: a.run.remote(v), 21)
+    assert pool.has_next() and pool.get_next() == 42 and not pool.has_next()
+
+
+def test_cluster_state(ray):
+    total = ray.cluster_resources()
+    assert total["CPU"] == 4 and total["GPU"] == 1 and total["custom"] == 2
+    avail = ray.available_resources()
+    assert 0 < avail.get("custom", 0) <= 2
+    nodes = ray.nodes()
+    assert len(nodes) == 1 and nodes[0]["Alive"] and nodes[0]["Resources"]["CPU"] == 4

@@ -1,0 +1,51 @@
+"""raylite's public surface is Ray's core names, nothing more (httpx/trio style)."""
+import raylite
+import raylite.exceptions
+
+# ray.__all__ of Ray 2.60.0, recorded once so this test needs no Ray install.
+RAY_ALL = {
+    "ActorClassID", "ActorID", "ClientBuilder", "DynamicObjectRefGenerator", "FunctionID", "JobID",
+    "Language", "LoggingConfig", "NodeID", "ObjectID", "ObjectRef", "ObjectRefGenerator",
+    "PlacementGroupID", "SCRIPT_MODE", "TaskID", "UniqueID", "WORKER_MODE", "WorkerID",
+    "__version__", "_config", "actor", "autoscaler", "available_resources", "cancel", "client",
+    "cluster_resources", "cpp_function", "data", "get", "get_actor", "get_gpu_ids",
+    "get_runtime_context", "init", "internal", "is_initialized", "java_actor_class",
+    "java_function", "kill", "method", "nodes", "put", "remote", "shutdown", "timeline", "util",
+    "wait", "widgets", "workflow",
+}
+RAY_SUBMODULES = {"exceptions"}  # public in Ray, though not in its __all__
+RAY_EXCEPTIONS = {
+    "ActorDiedError", "ActorUnavailableError", "ActorUnschedulableError", "GetTimeoutError",
+    "NodeDiedError", "ObjectLostError", "ObjectStoreFullError", "OwnerDiedError",
+    "PendingCallsLimitExceeded", "RayActorError", "RayError", "RaySystemError", "RayTaskError",
+    "RuntimeEnvSetupError", "TaskCancelledError", "TaskUnschedulableError", "WorkerCrashedError",
+}
+EXPECTED = {
+    "ObjectRef", "__version__", "actor", "available_resources", "cancel", "cluster_resources",
+    "exceptions", "get", "get_actor", "get_gpu_ids", "get_runtime_context", "init",
+    "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "util", "wait",
+}
+
+
+def test_all_is_sorted_and_expected():
+    assert raylite.__all__ == sorted(raylite.__all__)
+    assert set(raylite.__all__) == EXPECTED
+
+
+def test_every_name_is_rays():
+    assert set(raylite.__all__) <= RAY_ALL | RAY_SUBMODULES
+
+
+def test_every_name_exists():
+    for name in raylite.__all__:
+        assert hasattr(raylite, name), name
+
+
+def test_exceptions_match_rays_names():
+    assert set(raylite.exceptions.__all__) <= RAY_EXCEPTIONS
+    for name in raylite.exceptions.__all__:
+        assert issubclass(getattr(raylite.exceptions, name), Exception)
+
+
+def test_public_paths_as_in_ray():
+    assert raylite.actor.ActorHandle and raylite.util.ActorPool

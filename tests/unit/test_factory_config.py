@@ -1,0 +1,63 @@
+import pytest
+
+from raylite import _config
+from raylite._runtime import factory
+
+
+def none():
+    return None
+
+
+def found():
+    return "10.0.0.1:6380"
+
+
+def test_resolve_rules():
+    assert factory.resolve(True, "1.2.3.4:5", None, found) == ("local", None)
+    assert factory.resolve(False, None, None, none) == ("start", None)
+    assert factory.resolve(False, None, None, found) == ("connect", "10.0.0.1:6380")
+    assert factory.resolve(False, "local", None, found) == ("start", None)
+    assert factory.resolve(False, "auto", None, found) == ("connect", "10.0.0.1:6380")
+    assert factory.resolve(False, "h:1", None, none) == ("connect", "h:1")
+    assert factory.resolve(False, None, "env:2", none) == ("connect", "env:2")
+    assert factory.resolve(False, "arg:3", "env:2", none) == ("connect", "arg:3")
+
+
+def test_resolve_errors():
+    with pytest.raises(ConnectionError, match="raylite start"):
+        factory.resolve(False, "auto", None, none)
+    with pytest.raises(ValueError, match="host:port"):
+        factory.resolve(False, "nohost", None, none)
+    with pytest.raises(ValueError, match="Client-mode"):
+        factory.resolve(False, "ray://x:1", None, none)
+    with pytest.raises(TypeError):
+        factory.resolve(False, 5, None, none)
+
+
+def test_recorded_address(tmp_path):
+    assert factory.recorded_address(str(tmp_path)) is None
+    import os
+    (tmp_path / "raylite_current_cluster").write_text(f"127.0.0.1:9 {os.getpid()} /x\n")
+    assert factory.recorded_address(str(tmp_path)) == "127.0.0.1:9"
+    (tmp_path / "raylite_current_cluster").write_text("127.0.0.1:9 999999999 /x\n")
+    assert factory.recorded_address(str(tmp_path)) is None
+
+
+def test_registry_is_by_name():
+    assert {"local", "cluster"} <= set(factory.runtime_names())
+    made = []
+    factory.register("fake", lambda req: made.append(req) or "rt")
+    try:
+        assert "fake" in factory.runtime_names()
+    finally:
+        factory._REGISTRY.pop("fake")
+
+
+def test_config_from_env():
+    c = _config.from_env({})
+    assert c.address is None and c.auto_init and not c.local_mode and c.temp_dir == "/tmp/raylite"
+    c = _config.from_env({"RAYLITE_ADDRESS": "h:1", "RAYLITE_AUTO_INIT": "0",
+                          "RAYLITE_LOCAL_MODE": "yes", "RAYLITE_TEMP_DIR": "/t"})
+    assert (c.address, c.auto_init, c.local_mode, c.temp_dir) == ("h:1", False, True, "/t")
+    with pytest.raises(ValueError, match="RAYLITE"):
+        _config.from_env({"RAYLITE_AUTO_INIT": "maybe"})

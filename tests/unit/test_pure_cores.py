@@ -1,0 +1,138 @@
+"""The pure state machines: node scheduler, store accounting, GCS tables, resources, ids, errors."""
+import os
+import pickle
+
+import pytest
+
+from raylite import _ids
+from raylite._gcs.tables import GcsTables
+from raylite._node import scheduler as sch
+from raylite._object_store.store import StoreAccounting
+from raylite._runtime import resources
+from raylite.exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError,
+                                OwnerDiedError, RayTaskError)
+
+
+def _sched(cpus=2, gpus=0):
+    total = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+    return sch.NodeScheduler(total, _ids.new_id)
+
+
+def test_scheduler_spawns_then_grants():
+    s = _sched()
+    out = s.request_lease("owner", 1, {"CPU": 1}, "f")
+    assert out == [sch.Spawn(1)]
+    out = s.worker_registered(b"w1")
+    assert len(out) == 1 and isinstance(out[0], sch.Grant) and out[0].worker_id == b"w1"
+    assert s.available["CPU"] == 1
+    assert s.return_lease(out[0].lease_id) == [] and s.available["CPU"] == 2
+
+
+def test_scheduler_queues_when_full_and_lends_blocked_cpu():
+    s = _sched(cpus=1)
+    s.worker_registered(b"w1")
+    s.worker_registered(b"w2")
+    g = s.request_lease("a", 1, {"CPU": 1}, "f")[0]
+    out = s.request_lease("b", 2, {"CPU": 1}, "g")
+    assert not any(isinstance(i, sch.Grant) for i in out)
+    assert any(isinstance(i, sch.RevokeIdle) for i in out)
+    out = s.set_blocked(b"w1", True)  # the first task waits in get(): its CPU is lent
+    assert [i.owner for i in out if isinstance(i, sch.Grant)] == ["b"]
+    s.set_blocked(b"w1", False)
+    assert s.available["CPU"] == -1  # briefly oversubscribed, as Ray
+    s.return_lease(g.lease_id)
+    assert s.available["CPU"] == 0
+
+
+def test_scheduler_infeasible_and_gpus_and_owner_gone():
+    s = _sched(cpus=2, gpus=2)
+    out = s.request_lease("a", 1, {"CPU": 8}, "big")
+    assert isinstance(out[0], sch.Infeasible) and out[0].demand == {"CPU": 8}
+    s.worker_registered(b"w1")
+    s.worker_registered(b"w2")
+    g = [i for i in s.request_lease("b", 2, {"CPU": 1, "GPU": 1}, "gpu") if isinstance(i, sch.Grant)]
+    assert g[0].gpu_ids == (0,)
+    out = s.owner_gone("b")
+    assert sch.Kill(b"w1") in out or sch.Kill(b"w2") in out
+    assert s.free_gpus == [0, 1]
+    assert s.statistics()["pending_requests"] == 1  # the infeasible one stays queued
+
+
+def test_store_accounting_spills_lru_and_recycles():
+    st = StoreAccounting(100)
+    assert st.allocate(b"a", 40, "o").spill == []
+    assert st.allocate(b"b", 40, "o").spill == []
+    alloc = st.allocate(b"c", 40, "o")
+    assert alloc.spill == [b"a"] and st.used == 80 and st.spilled_bytes == 40
+    deleted, recycled = st.free([b"b"], recyclable={b"b"})
+    assert recycled and not deleted and st.pool_bytes == 40
+    alloc = st.allocate(b"d", 35, "o")
+    assert alloc.reuse == recycled[0][1] and st.pool_bytes == 0
+    deleted, _ = st.free([b"a"])
+    assert deleted == [(b"a", False, True)] and st.spilled_bytes == 0
+    deleted, _ = st.owner_gone("o")
+    assert {d[0] for d in deleted} == {b"c", b"d"} and st.used == 0
+
+
+def test_store_accounting_too_big():
+    st = StoreAccounting(100)
+    assert st.allocate(b"x", 500, "o", disk_free=1000).to_disk
+    with pytest.raises(ObjectStoreFullError, match="spill disk"):
+        st.allocate(b"y", 500, "o", disk_free=10)
+
+
+def test_gcs_tables_actor_lifecycle():
+    class Spec:
+        def __init__(self, actor_id, name=None, detached=False, max_restarts=0):
+            self.actor_id, self.name, self.namespace = actor_id, name, "ns"
+            self.detached, self.max_restarts, self.job_id, self.meta = detached, max_restarts, b"j", "M"
+
+    t = GcsTables()
+    assert t.register_actor(Spec(b"a", "n", max_restarts=1), False) == (b"a", "M", None)
+    assert t.register_actor(Spec(b"b", "n"), False)[2] is not None
+    assert t.register_actor(Spec(b"b", "n"), True)[0] == b"a"
+    t.actor_started(b"a", b"w", "h:1")
+    assert t.lookup(None, "n", "ns").state == "ALIVE"
+    assert t.actor_died(b"a", None, may_restart=True) == "RESTARTING"
+    t.actor_started(b"a", b"w2", "h:2")
+    assert t.actor_died(b"a", b"why", may_restart=True) == "DEAD"
+    assert t.lookup(None, "n", "ns") is None
+    t.register_actor(Spec(b"c", detached=True), False)
+    t.register_actor(Spec(b"d"), False)
+    assert t.finish_job(b"j") == [b"d"]
+
+
+def test_resources_arithmetic():
+    pool = {"CPU": 2.0}
+    assert resources.fits({"CPU": 2}, pool) and not resources.fits({"CPU": 2.5}, pool)
+    assert resources.missing({"CPU": 3, "GPU": 1}, pool) == {"CPU": (3, 2.0), "GPU": (1, 0.0)}
+    resources.subtract(pool, {"CPU": 1})
+    resources.add(pool, {"x": 1})
+    assert pool == {"CPU": 1.0, "x": 1}
+    total = resources.node_total(3, 1, {"x": 2}, 10 * 2**20)
+    assert total["CPU"] == 3 and total["GPU"] == 1 and total["x"] == 2
+    assert total["object_store_memory"] == 10 * 2**20
+
+
+def test_ids_unique_and_fork_aware():
+    ids = {_ids.new_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 16 for i in ids)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, _ids.new_id())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(r, 16)
+    assert child[:8] != next(iter(ids))[:8]
+
+
+def test_exception_tree():
+    assert issubclass(GetTimeoutError, TimeoutError)
+    assert issubclass(OwnerDiedError, ObjectLostError)
+    err = RayTaskError("f", "Traceback...\nValueError: x", ValueError("x"), pid=1)
+    dual = err.as_instanceof_cause()
+    assert isinstance(dual, ValueError) and isinstance(dual, RayTaskError)
+    assert dual.args == ("x",)
+    again = pickle.loads(pickle.dumps(dual))
+    assert isinstance(again, RayTaskError) and isinstance(again.cause, ValueError)
