@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--temp-dir", default="/tmp/raylite")
     ap.add_argument("--owner-pid", type=int, default=None)
     ap.add_argument("--record", action="store_true", help="record this cluster for address='auto'")
+    ap.add_argument("--address", default=None, help="join the head at HOST:PORT as a worker node")
     args = ap.parse_args(argv)
 
     from .._protocol.transport import Listener
@@ -56,7 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     from .server import NodeServer
     from .worker_pool import Zygote
 
-    token_hex = os.environ.pop("RAYLITE_CLUSTER_TOKEN", "") or os.urandom(32).hex()
+    token_hex = os.environ.pop("RAYLITE_CLUSTER_TOKEN", "")
+    if not token_hex and args.address:
+        from .._runtime.cluster_start import token_for
+
+        token_hex = token_for(args.address, args.temp_dir).hex()
+    token_hex = token_hex or os.urandom(32).hex()
     token = bytes.fromhex(token_hex)
     session_dir = make_session_dir(args.temp_dir)
     write_private(os.path.join(session_dir, "token"), token_hex)
@@ -77,7 +83,18 @@ def main(argv: list[str] | None = None) -> None:
     write_private(os.path.join(session_dir, "node.json"),
                   json.dumps({"address": address, "pid": os.getpid(), "zygote_pid": zygote.pid}))
     recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
-    if args.record:
+    if args.address:  # a worker node: record our pid for `raylite stop`, then join the head
+        recorded = os.path.join(args.temp_dir, "raylite_nodes", str(os.getpid()))
+        os.makedirs(os.path.dirname(recorded), exist_ok=True)
+        write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
+        try:
+            _join(args.address, token, node_id, address, total, server)
+        except (ConnectionError, RuntimeError) as e:
+            print(f"ERROR {e}", flush=True)
+            server.stop()
+            os.unlink(recorded)
+            os._exit(1)
+    elif args.record:
         write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.stop).start())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -90,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
     try:
-        if args.record:
+        if args.address:
+            os.unlink(recorded)
+        elif args.record:
             with open(recorded) as f:
                 if f.read().split()[1:2] == [str(os.getpid())]:
                     os.unlink(recorded)
@@ -101,6 +120,28 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(session_dir, ignore_errors=True)
     sys.stdout.flush()
     os._exit(0)
+
+
+def _join(head: str, token: bytes, node_id: bytes, address: str, total: dict, server) -> None:
+    """Registers this node with the head; this node stops when the head goes away."""
+    from .._protocol import messages as m
+    from .._protocol.transport import connect
+
+    conn = connect(head, token)
+    conn.send(m.RegisterNode(1, node_id, address, total, os.uname().nodename))
+    reply = conn.recv()
+    if not isinstance(reply, m.NodeRegistered) or not reply.ok:
+        raise RuntimeError(f"the head at {head} refused this node: {getattr(reply, 'error', reply)}")
+
+    def watch() -> None:
+        try:
+            while True:
+                conn.recv()
+        except (EOFError, OSError):
+            pass
+        server.stop()
+
+    threading.Thread(target=watch, daemon=True, name="raylite-head").start()
 
 
 if __name__ == "__main__":

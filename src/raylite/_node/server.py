@@ -36,7 +36,8 @@ log = logging.getLogger("raylite.node")
 
 
 class _Client:
-    __slots__ = ("conn", "kind", "job_id", "worker_id", "pid", "address", "namespace", "env_vars")
+    __slots__ = ("conn", "kind", "job_id", "worker_id", "pid", "address", "namespace", "env_vars",
+                 "node_id")
 
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -47,6 +48,7 @@ class _Client:
         self.address = ""
         self.namespace = ""
         self.env_vars: dict | None = None
+        self.node_id: bytes | None = None
 
 
 class NodeServer:
@@ -165,7 +167,7 @@ class NodeServer:
         self._execute(self.sched.worker_registered(msg.worker_id))
 
     def _on_register_node(self, c: _Client, msg: m.RegisterNode) -> None:
-        c.kind = "node"
+        c.kind, c.node_id, c.address = "node", msg.node_id, msg.address
         self.gcs.add_node(msg.node_id, msg.address, msg.resources, msg.hostname)
         c.conn.send(m.NodeRegistered(msg.req, True))
 
@@ -222,7 +224,12 @@ class NodeServer:
         stats = {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
                  "store": self.store.statistics(),
                  "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
-        c.conn.send(m.ClusterState(msg.req, nodes, total, dict(self.sched.available), stats))
+        available = dict(self.sched.available)
+        for n in self.gcs.nodes.values():  # joined nodes run nothing yet: all theirs is free
+            if n.alive and n.node_id != self.node_id:
+                for k, v in n.resources.items():
+                    available[k] = available.get(k, 0.0) + v
+        c.conn.send(m.ClusterState(msg.req, nodes, total, available, stats))
 
     def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
         for x in self._clients.values():
@@ -365,9 +372,11 @@ class NodeServer:
     def _disconnected(self, c: _Client) -> None:
         self._clients.pop(c.conn, None)
         self._execute(self.sched.owner_gone(c.conn))
-        if c.address:
+        if c.address and c.kind != "node":
             self._delete_objects(self.store.owner_gone(c.address))
-        if c.kind == "worker" and c.worker_id is not None:
+        if c.kind == "node" and c.node_id is not None:
+            self.gcs.remove_node(c.node_id)
+        elif c.kind == "worker" and c.worker_id is not None:
             self._worker_gone(c.worker_id)
         elif c.kind == "driver" and c.job_id is not None:
             for actor_id in self.gcs.finish_job(c.job_id):

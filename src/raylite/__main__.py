@@ -1,0 +1,4 @@
+"""`python -m raylite ...` is the `raylite` command."""
+from .cli.main import main
+
+main()
