@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _ids
 from .._protocol import messages as m
@@ -23,6 +23,10 @@ from .._serialization import dumps_error, loads
 from ..exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
 from .base import ActorMeta
 from .object_ref import ObjectRef
+
+if TYPE_CHECKING:
+    from .._protocol.transport import Connection
+    from .cluster_tasks import _Task
 
 
 class _Actor:
@@ -84,7 +88,8 @@ class ActorCalls:
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
                           options: Any) -> list[ObjectRef]:
-        from .cluster import _Obj, _Task
+        from .cluster_objects import _Obj
+        from .cluster_tasks import _Task
 
         data, inlined, _, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()

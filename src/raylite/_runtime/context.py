@@ -9,6 +9,10 @@ from typing import NamedTuple
 
 import contextlib
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import ContextInfo
 
 _tls = threading.local()
 
@@ -30,6 +34,21 @@ process_actor: "TaskScope | None" = None
 
 def current() -> TaskScope | None:
     return getattr(_tls, "scope", None) or process_actor
+
+
+def info(job_id: bytes, node_id: bytes, worker_id: bytes, namespace: str) -> "ContextInfo":
+    """What get_runtime_context() reports for the calling thread."""
+    from .base import ContextInfo
+
+    s = current()
+    return ContextInfo(job_id=((s.job_id if s else None) or job_id).hex(), node_id=node_id.hex(),
+                       worker_id=worker_id.hex(), namespace=namespace,
+                       task_id=s.task_id.hex() if s and s.task_id else None,
+                       actor_id=s.actor_id.hex() if s and s.actor_id else None,
+                       actor_name=s.actor_name if s else None,
+                       assigned_resources=dict(s.resources) if s else {},
+                       gpu_ids=s.gpu_ids if s else (),
+                       was_restarted=s.was_restarted if s else False)
 
 
 @contextlib.contextmanager

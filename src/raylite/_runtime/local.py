@@ -375,12 +375,4 @@ class LocalRuntime(Runtime):
             return {k: v for k, v in self._available.items() if v > 0}
 
     def context(self) -> ContextInfo:
-        s = context.current()
-        return ContextInfo(job_id=self._job_id.hex(), node_id=self._node_id.hex(),
-                           worker_id=self._node_id.hex(), namespace=self._namespace,
-                           task_id=s.task_id.hex() if s and s.task_id else None,
-                           actor_id=s.actor_id.hex() if s and s.actor_id else None,
-                           actor_name=s.actor_name if s else None,
-                           assigned_resources=dict(s.resources) if s else {},
-                           gpu_ids=s.gpu_ids if s else (),
-                           was_restarted=s.was_restarted if s else False)
+        return context.info(self._job_id, self._node_id, self._node_id, self._namespace)
