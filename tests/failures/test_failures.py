@@ -191,3 +191,27 @@ def test_owner_died_object(cluster):
     time.sleep(0.3)
     with pytest.raises(raylite.exceptions.ObjectLostError):
         cluster.get(inner2, timeout=10)
+
+
+def test_driver_crash_stops_the_cluster_it_started(tmp_path):
+    import subprocess
+    import sys
+
+    import psutil
+
+    code = ("import os, signal, sys, raylite\n"
+            "raylite.init(num_cpus=1, _temp_dir=sys.argv[1])\n"
+            "rt = raylite._runtime.current()\n"
+            "raylite.get(raylite.remote(lambda: 1).remote())\n"
+            "print(rt._proc.pid, flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
+    daemon = psutil.Process(int(out.stdout.split()[0]))
+    workers = daemon.children(recursive=True) if daemon.is_running() else []
+    gone, alive = psutil.wait_procs([daemon, *workers], timeout=10)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    deadline = time.time() + 5
+    while time.time() < deadline and any(p.name.startswith("session_") for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("session_")]

@@ -115,6 +115,8 @@ class TaskSubmission:
             demand = options.demand()
             t = (options, function, fid, options.name or function._name, env, demand,
                  tuple(sorted(demand.items())))
+            if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
+                self._templates.clear()
             self._templates[id(options)] = t
         return t
 
