@@ -189,7 +189,7 @@ def test_owner_died_object(cluster):
     [inner2] = cluster.get(h.make.remote())
     os.kill(cluster.get(h.pid.remote()), signal.SIGKILL)
     time.sleep(0.3)
-    with pytest.raises(raylite.exceptions.ObjectLostError):
+    with pytest.raises(raylite.exceptions.OwnerDiedError):
         cluster.get(inner2, timeout=10)
 
 
