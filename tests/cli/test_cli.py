@@ -107,3 +107,33 @@ def test_memory_lists_objects(head):
 
 def test_stop_with_nothing_running(tmp_path):
     assert "no running" in raylite("stop", temp=tmp_path).stdout
+
+
+def test_two_drivers_share_a_started_cluster_and_a_detached_actor(head):
+    temp, _ = head
+    first = _driver(temp, """
+        import raylite
+        raylite.init(address="auto", namespace="team")
+
+        @raylite.remote
+        class Board:
+            def __init__(self):
+                self.notes = []
+
+            def post(self, note):
+                self.notes.append(note)
+                return list(self.notes)
+
+        board = Board.options(name="board", lifetime="detached").remote()
+        print(raylite.get(board.post.remote("first driver")))
+    """)
+    assert first.returncode == 0, first.stderr
+    second = _driver(temp, """
+        import raylite
+        raylite.init(address="auto", namespace="team")
+        board = raylite.get_actor("board")
+        print(raylite.get(board.post.remote("second driver")))
+        raylite.kill(board)
+    """)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "['first driver', 'second driver']"
