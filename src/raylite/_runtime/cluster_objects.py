@@ -19,6 +19,7 @@ from inside a destructor.
 """
 from __future__ import annotations
 
+import _thread
 from typing import Any, Sequence
 
 from .._object_store import shm
@@ -47,18 +48,25 @@ class _Obj:
 
 
 class _Countdown:
-    __slots__ = ("n", "event")
+    """Wakes one waiting thread once `n` objects are ready (hits may come from any thread)."""
+    __slots__ = ("n", "done", "lock")
 
     def __init__(self, n: int):
-        import threading
-
         self.n = n
-        self.event = threading.Event()
+        self.done: list = []
+        self.lock = _thread.allocate_lock()
+        self.lock.acquire()
 
     def hit(self) -> None:
-        self.n -= 1
-        if self.n <= 0:
-            self.event.set()
+        self.done.append(None)  # atomic, unlike n -= 1 racing in two reader threads
+        if len(self.done) >= self.n:
+            try:
+                self.lock.release()
+            except RuntimeError:  # another hit released it already
+                pass
+
+    def wait(self, timeout: float | None) -> bool:
+        return self.lock.acquire(timeout=-1 if timeout is None else timeout)
 
 
 class ObjectPlane:
@@ -294,7 +302,7 @@ class ObjectPlane:
         if blocked:
             self._daemon.send(m.WorkerBlocked(True))
         try:
-            return cd.event.wait(timeout)
+            return cd.wait(timeout)
         finally:
             if blocked:
                 self._daemon.send(m.WorkerBlocked(False))

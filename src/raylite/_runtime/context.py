@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import contextlib
 import threading
 from typing import TYPE_CHECKING
 
@@ -51,11 +50,17 @@ def info(job_id: bytes, node_id: bytes, worker_id: bytes, namespace: str) -> "Co
                        was_restarted=s.was_restarted if s else False)
 
 
-@contextlib.contextmanager
-def scope(s: TaskScope):
-    outer = getattr(_tls, "scope", None)
-    _tls.scope = s
-    try:
-        yield s
-    finally:
-        _tls.scope = outer
+class scope:
+    """`with scope(s):` makes `s` what runs on this thread, then restores the outer one."""
+    __slots__ = ("s", "outer")
+
+    def __init__(self, s: TaskScope):
+        self.s = s
+
+    def __enter__(self) -> TaskScope:
+        self.outer = getattr(_tls, "scope", None)
+        _tls.scope = self.s
+        return self.s
+
+    def __exit__(self, *exc: object) -> None:
+        _tls.scope = self.outer

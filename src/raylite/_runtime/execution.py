@@ -48,12 +48,16 @@ def should_retry(exc: BaseException, retry_exceptions: Any) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def env_vars(env: dict | None):
+_NO_ENV = contextlib.nullcontext()
+
+
+def env_vars(env: dict | None) -> Any:
     """Sets runtime_env env_vars for the duration of a task, then restores them."""
-    if not env:
-        yield
-        return
+    return _set_env(env) if env else _NO_ENV
+
+
+@contextlib.contextmanager
+def _set_env(env: dict):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
