@@ -215,3 +215,30 @@ def test_driver_crash_stops_the_cluster_it_started(tmp_path):
     while time.time() < deadline and any(p.name.startswith("session_") for p in tmp_path.iterdir()):
         time.sleep(0.05)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("session_")]
+
+
+def test_actor_dying_in_init_restarts_or_fails(cluster, tmp_path):
+    marker = tmp_path / "crashed"
+
+    @cluster.remote(max_restarts=1)
+    class Flaky:
+        def __init__(self):
+            if not marker.exists():
+                marker.write_text("x")
+                os._exit(1)
+
+        def ok(self):
+            return "up"
+
+    assert cluster.get(Flaky.remote().ok.remote(), timeout=30) == "up"
+
+    @cluster.remote
+    class Dies:
+        def __init__(self):
+            os._exit(1)
+
+        def ok(self):
+            return "never"
+
+    with pytest.raises(ActorDiedError):
+        cluster.get(Dies.remote().ok.remote(), timeout=30)

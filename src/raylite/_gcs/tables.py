@@ -107,7 +107,7 @@ class GcsTables:
 
     def actor_on_worker(self, worker_id: bytes) -> bytes | None:
         for actor_id, e in self.actors.items():
-            if e.worker_id == worker_id and e.state == "ALIVE":
+            if e.worker_id == worker_id and e.state in ("PENDING", "ALIVE"):
                 return actor_id
         return None
 

@@ -392,12 +392,7 @@ class NodeServer:
         self._pids.pop(worker_id, None)
         on_purpose = worker_id in self._killed
         self._killed.discard(worker_id)
-        actor_id = self.gcs.actor_on_worker(worker_id)
-        if actor_id is None:
-            for a, e in self.gcs.actors.items():  # died while its __init__ ran
-                if e.state == "PENDING" and self.sched.lease_of_actor(a) is not None and \
-                        self.sched.leases[self.sched.lease_of_actor(a)].worker_id == worker_id:
-                    actor_id = a
+        actor_id = self.gcs.actor_on_worker(worker_id)  # alive, or still in its __init__
         self._execute(self.sched.worker_died(worker_id))
         if actor_id is not None and not on_purpose:
             entry = self.gcs.actors[actor_id]
