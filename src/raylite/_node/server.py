@@ -138,8 +138,8 @@ class NodeServer:
             except Exception:
                 log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
         conn.close()
-        if not self.stopped.is_set():
-            with self._lock:
+        with self._lock:
+            if not self.stopped.is_set():
                 self._disconnected(client)
 
     # -- dispatch ------------------------------------------------------------
@@ -437,9 +437,11 @@ class NodeServer:
                         _send(conn, m.ReturnIdleLeases())
 
     def _spawn(self) -> None:
+        if self.stopped.is_set():
+            return
         try:
             self.zygote.spawn(_ids.random_id())
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, ValueError) as e:
             log.error("could not start a worker: %s", e)
             self._execute(self.sched.worker_failed_to_start())
 
