@@ -81,17 +81,11 @@ def write_segment(path: str, data: bytes, buffers: list, reuse: bool = False) ->
     raws = [b.raw() for b in buffers]
     head, offsets, total = _layout(data, raws)
     if reuse:
-        fd = os.open(path, os.O_RDWR)
-        try:
-            os.ftruncate(fd, total)
-            mm = mmap.mmap(fd, total, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-        finally:
-            os.close(fd)
-        with mm:
-            pos = len(head) + len(data)
-            mm[:pos] = head + data
-            for o, r in zip(offsets, raws):
-                mm[o:o + r.nbytes] = r.cast("B") if r.ndim != 1 or r.format != "B" else r
+        mm = _writable_map(path, total)
+        pos = len(head) + len(data)
+        mm[:pos] = head + data
+        for o, r in zip(offsets, raws):
+            mm[o:o + r.nbytes] = r.cast("B") if r.ndim != 1 or r.format != "B" else r
         return total
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
@@ -108,6 +102,31 @@ def write_segment(path: str, data: bytes, buffers: list, reuse: bool = False) ->
         raise
     os.close(fd)
     return total
+
+
+# The last recycled segment this process wrote stays mapped: a put loop that gets the
+# same segment back writes at memory speed, without mapping and faulting it in again.
+# One entry, at most _KEEP_MAPPED bytes, so a file unlinked meanwhile pins little.
+_KEEP_MAPPED = 512 * 2**20
+_kept: tuple | None = None   # ((device, inode), mapped length, mmap)
+
+
+def _writable_map(path: str, total: int) -> mmap.mmap:
+    global _kept
+    fd = os.open(path, os.O_RDWR)
+    try:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        os.ftruncate(fd, total)
+        if _kept is not None and _kept[0] == key and _kept[1] == total:
+            return _kept[2]
+        mm = mmap.mmap(fd, total, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+    finally:
+        os.close(fd)
+    old, _kept = _kept, ((key, total, mm) if total <= _KEEP_MAPPED else None)
+    if old is not None:
+        old[2].close()
+    return mm
 
 
 def _write_all(fd: int, buf: Any) -> None:
