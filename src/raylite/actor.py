@@ -13,7 +13,7 @@ from typing import Any
 from . import _options
 from ._runtime import require
 from ._runtime.base import ActorMeta
-from ._runtime.execution import is_async_class
+from ._runtime.execution import TERMINATE, ActorExit, is_async_class
 from .remote_function import unpack_refs
 
 _METHOD_ATTR = "__raylite_method_options__"
@@ -29,10 +29,20 @@ def method(**options: Any) -> Any:
     return decorate
 
 
+def exit_actor() -> None:
+    """Ends the calling actor on purpose: its caller sees the actor die, queued calls fail."""
+    from ._runtime import current
+
+    rt = current()
+    if rt is None or rt.context().actor_id is None:
+        raise TypeError("exit_actor() can only be called inside an actor.")
+    raise ActorExit()
+
+
 def _method_table(cls: type) -> dict[str, _options.MethodOptions]:
     import inspect
 
-    table = {}
+    table = {TERMINATE: _options.MethodOptions()}  # queued after pending calls, ends the actor
     for name, fn in inspect.getmembers(cls, predicate=callable):
         if name.startswith("__") and name != "__call__":
             continue
@@ -91,8 +101,21 @@ class ActorHandle:
     """A reference to a live actor; attribute access gives its methods."""
 
     def __init__(self, actor_id: bytes, meta: ActorMeta):
+        from ._runtime import current
+
         self._actor_id = actor_id
         self._meta = meta
+        rt = self._rt = current()
+        if rt is not None:
+            rt.handle_created(actor_id)
+
+    def __del__(self) -> None:
+        rt = self.__dict__.get("_rt")
+        if rt is not None:
+            try:
+                rt.handle_deleted(self._actor_id)
+            except Exception:  # interpreter shutdown
+                pass
 
     def __getattr__(self, name: str) -> "ActorMethod":
         meta = self.__dict__.get("_meta")
@@ -106,6 +129,9 @@ class ActorHandle:
         return m
 
     def __reduce__(self):
+        rt = self.__dict__.get("_rt")
+        if rt is not None:  # a copy leaves this process: it may keep the actor in use
+            rt.handle_escaped(self._actor_id)
         return (ActorHandle, (self._actor_id, self._meta))
 
     def __eq__(self, other: object) -> bool:

@@ -178,3 +178,60 @@ def test_cluster_state(ray):
     assert 0 < avail.get("custom", 0) <= 2
     nodes = ray.nodes()
     assert len(nodes) == 1 and nodes[0]["Alive"] and nodes[0]["Resources"]["CPU"] == 4
+
+
+def test_pending_calls_finish_when_last_handle_goes(ray):
+    @ray.remote
+    class Slow:
+        def work(self):
+            time.sleep(0.2)
+            return "done"
+
+    h = Slow.remote()
+    ref = h.work.remote()
+    del h
+    assert ray.get(ref, timeout=10) == "done"
+
+
+def test_exit_actor_and_terminate(ray):
+    @ray.remote
+    class Quitter:
+        def ping(self):
+            return "pong"
+
+        def quit(self):
+            ray.actor.exit_actor()
+
+    q = Quitter.remote()
+    assert ray.get(q.ping.remote()) == "pong"
+    with pytest.raises(RayActorError):
+        ray.get(q.quit.remote(), timeout=10)
+    with pytest.raises(RayActorError):
+        ray.get(q.ping.remote(), timeout=10)
+
+    t = Quitter.remote()
+    assert ray.get(t.ping.remote()) == "pong"
+    t.__ray_terminate__.remote()
+    with pytest.raises(RayActorError):
+        ray.get(t.ping.remote(), timeout=10)
+    with pytest.raises(TypeError, match="inside an actor"):
+        ray.actor.exit_actor()
+
+
+def test_local_actor_ends_with_last_handle():
+    import raylite
+
+    raylite.init(local_mode=True)
+    try:
+        @raylite.remote
+        class A:
+            def ping(self):
+                return 1
+
+        a = A.remote()
+        actor_id = a._actor_id
+        assert raylite.get(a.ping.remote()) == 1
+        del a
+        assert raylite._runtime.current()._actors[actor_id].dead is not None
+    finally:
+        raylite.shutdown()

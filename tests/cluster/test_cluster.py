@@ -265,3 +265,45 @@ def test_accelerator_type_is_a_resource_demand():
         assert raylite.get(f.remote(), timeout=10) == "ran"
     finally:
         raylite.shutdown()
+
+
+def test_actor_ends_when_its_last_handle_goes(cluster):
+    import psutil
+
+    @cluster.remote
+    class A:
+        def pid(self):
+            return os.getpid()
+
+    a = A.remote()
+    pid = cluster.get(a.pid.remote())
+    kept = A.options(name="kept").remote()
+    kept_pid = cluster.get(kept.pid.remote())
+    del a, kept  # the named one stays: others may look it up
+    deadline = time.time() + 10
+    while time.time() < deadline and psutil.pid_exists(pid):
+        time.sleep(0.05)
+    assert not psutil.pid_exists(pid), "an unreferenced actor kept its process"
+    assert psutil.pid_exists(kept_pid)
+    assert cluster.get(cluster.get_actor("kept").pid.remote()) == kept_pid
+
+
+def test_actor_with_a_handle_sent_away_is_kept(cluster):
+    @cluster.remote
+    class A:
+        def ping(self):
+            return "pong"
+
+    @cluster.remote
+    class Holder:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def ping_it(self):
+            return cluster.get(self.handle.ping.remote())
+
+    a = A.remote()
+    h = Holder.remote(a)
+    del a
+    time.sleep(0.3)
+    assert cluster.get(h.ping_it.remote(), timeout=10) == "pong"

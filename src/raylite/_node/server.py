@@ -209,7 +209,7 @@ class NodeServer:
         c.conn.send(_actor_info(msg.req, entry))
 
     def _on_kill_actor(self, c: _Client, msg: m.KillActor) -> None:
-        self._kill_actor(msg.actor_id, msg.no_restart, "it was killed by raylite.kill()")
+        self._kill_actor(msg.actor_id, msg.no_restart, msg.reason)
 
     def _on_cluster_state(self, c: _Client, msg: m.GetClusterState) -> None:
         nodes = [{"NodeID": n.node_id.hex(), "Alive": n.alive, "alive": n.alive,

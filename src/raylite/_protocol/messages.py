@@ -207,6 +207,7 @@ class ActorInfo(NamedTuple):
 class KillActor(NamedTuple):
     actor_id: bytes
     no_restart: bool
+    reason: str = "it was killed by raylite.kill()"
 
 
 # -- cluster state and logs --------------------------------------------------

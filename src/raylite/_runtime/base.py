@@ -102,6 +102,16 @@ class Runtime(abc.ABC):
     def ref_deleted(self, id: bytes) -> None:
         """An ObjectRef instance was garbage-collected."""
 
+    def handle_created(self, actor_id: bytes) -> None:
+        """An ActorHandle instance exists in this process."""
+
+    def handle_deleted(self, actor_id: bytes) -> None:
+        """An ActorHandle instance was garbage-collected. When the creator's last handle
+        goes (and no copy left the process), the actor ends after its pending calls."""
+
+    def handle_escaped(self, actor_id: bytes) -> None:
+        """A handle was pickled: another process may use the actor from now on."""
+
     # -- cluster state -------------------------------------------------------
     @abc.abstractmethod
     def nodes(self) -> list[dict]: ...

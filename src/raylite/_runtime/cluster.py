@@ -69,6 +69,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._borrowed_from: dict[bytes, str] = {}      # borrowed object id -> its owner
         self._pending_frees: list[bytes] = []           # shared-memory objects to hand back
         self._pending_msgs: list[tuple] = []            # (owner, RemoveBorrower) from destructors
+        self._pending_terminates: list[bytes] = []      # actors whose last handle went
         self._peers: dict[str, Connection] = {}        # connections this process dialed
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 class _Actor:
     __slots__ = ("actor_id", "state", "conn", "queue", "resolving", "death", "retries", "lock", "outbox",
-                 "max_pending")
+                 "max_pending", "handles", "collect", "escaped")
 
     def __init__(self, actor_id: bytes, retries: int = 0):
         self.actor_id = actor_id
@@ -44,6 +44,9 @@ class _Actor:
         self.lock = threading.RLock()
         self.outbox: deque = deque()
         self.max_pending = -1
+        self.handles = 0          # live ActorHandle instances in this process
+        self.collect = False      # created here, unnamed, not detached: ends with its handles
+        self.escaped = False      # a handle was pickled to another process
 
 
 def _death_error(actor_id: bytes, death: bytes | None) -> bytes:
@@ -84,6 +87,7 @@ class ActorCalls:
             if reply.actor_id not in self._actors:
                 st = self._actors[reply.actor_id] = _Actor(reply.actor_id, options.max_task_retries)
                 st.max_pending = options.max_pending_calls
+                st.collect = not options.name and options.lifetime != "detached"
         return reply.actor_id, reply.meta
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
@@ -203,6 +207,39 @@ class ActorCalls:
 
     def actor_meta(self, actor_id: bytes) -> ActorMeta:
         return self._call(m.GetActorInfo(0, actor_id, None, None, False)).meta
+
+    # -- handle counting: an unnamed actor ends when its creator's handles are gone --
+    def handle_created(self, actor_id: bytes) -> None:
+        with self._lock:
+            st = self._actors.get(actor_id)
+            if st is None:
+                st = self._actors[actor_id] = _Actor(actor_id, -2)
+            st.handles += 1
+
+    def handle_deleted(self, actor_id: bytes) -> None:
+        with self._lock:
+            st = self._actors.get(actor_id)
+            if st is None:
+                return
+            st.handles -= 1
+            if st.handles <= 0 and st.collect and not st.escaped and st.state != "DEAD":
+                st.collect = False
+                self._pending_terminates.append(actor_id)  # sent by the maintenance thread
+
+    def handle_escaped(self, actor_id: bytes) -> None:
+        with self._lock:
+            st = self._actors.get(actor_id)
+            if st is not None:
+                st.escaped = True
+
+    def _terminate_unreferenced(self) -> None:
+        from .._options import MethodOptions
+        from .execution import TERMINATE
+
+        with self._lock:
+            ids, self._pending_terminates = self._pending_terminates, []
+        for actor_id in ids:  # queued behind the calls already made: those still finish
+            self.submit_actor_task(actor_id, TERMINATE, (), {}, MethodOptions())
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
         self._daemon.send(m.KillActor(actor_id, no_restart))

@@ -333,6 +333,8 @@ class TaskSubmission:
         while not self._closing.wait(IDLE_LEASE_S / 4):
             self._return_idle(IDLE_LEASE_S)
             self._flush_frees()
+            if self._pending_terminates:
+                self._terminate_unreferenced()
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         with self._lock:

@@ -15,6 +15,13 @@ from ..exceptions import RayTaskError
 from .._serialization import format_remote_traceback
 
 
+TERMINATE = "__ray_terminate__"   # the actor method every handle has: end after pending calls
+
+
+class ActorExit(BaseException):
+    """Raised by raylite.actor.exit_actor(); whoever runs the actor ends it."""
+
+
 def task_error(exc: BaseException, function_name: str, actor_repr: str | None = None) -> RayTaskError:
     """Wraps a user exception raised by a task body, keeping its remote traceback."""
     if isinstance(exc, RayTaskError):  # an upstream failure re-raised by get(): pass it on

@@ -58,12 +58,16 @@ class _Actor:
         self.gpu_ids: tuple = ()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: threading.Thread | None = None
+        self.handles = 0
+        self.collect = not options.name and options.lifetime != "detached"
+        self.escaped = False
 
     def stop_loop(self) -> None:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self.loop_thread.join()
-            self.loop.close()
+            if self.loop_thread is not threading.current_thread():
+                self.loop_thread.join()
+                self.loop.close()
             self.loop = self.loop_thread = None
 
 
@@ -204,6 +208,13 @@ class LocalRuntime(Runtime):
                     if inspect.iscoroutine(value):
                         value = execution.run_coroutine(self._actor_loop(actor), value)
                 values = execution.split_returns(value, len(refs), name)
+            except execution.ActorExit:
+                self._mark_dead(actor, ActorDiedError(
+                    f"The actor {actor.meta.class_name} is dead: it called exit_actor().",
+                    actor.id.hex()))
+                for r in refs:
+                    self._set(r, error=actor.dead)
+                return
             except Exception as exc:
                 if execution.should_retry(exc, retry_exceptions) and (max_retries < 0 or attempts < max_retries):
                     attempts += 1
@@ -322,6 +333,12 @@ class LocalRuntime(Runtime):
             for r in refs:
                 self._set(r, error=err)
             return refs
+        if method == execution.TERMINATE:
+            self._mark_dead(actor, ActorDiedError(
+                f"The actor {actor.meta.class_name} is dead: it was terminated.", actor_id.hex()))
+            for r in refs:
+                self._set(r, None)
+            return refs
         self._run(refs, f"{actor.meta.class_name}.{method}", getattr(actor.instance, method), args, kwargs,
                   self._scope(actor), None, options.retry_exceptions,
                   options.max_task_retries if options.max_task_retries is not None
@@ -336,6 +353,26 @@ class LocalRuntime(Runtime):
                 raise ValueError(f"Failed to look up actor {name!r} in namespace {ns!r}: no live actor "
                                  "has that name there. Check the name and namespace.")
             return actor_id, self._actors[actor_id].meta
+
+    def handle_created(self, actor_id: bytes) -> None:
+        actor = self._actors.get(actor_id)
+        if actor is not None:
+            actor.handles += 1
+
+    def handle_deleted(self, actor_id: bytes) -> None:
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            return
+        actor.handles -= 1
+        if actor.handles <= 0 and actor.collect and not actor.escaped and actor.dead is None:
+            self._mark_dead(actor, ActorDiedError(
+                f"The actor {actor.meta.class_name} is dead: its last handle went out of scope.",
+                actor_id.hex()))
+
+    def handle_escaped(self, actor_id: bytes) -> None:
+        actor = self._actors.get(actor_id)
+        if actor is not None:
+            actor.escaped = True
 
     def actor_meta(self, actor_id: bytes) -> ActorMeta:
         return self._actors[actor_id].meta

@@ -64,7 +64,14 @@ class ActorHost:
             self.spec.meta.methods[t.method].concurrency_group if t.method in self.spec.meta.methods else None
         return self.groups.get(group, self.groups[None])
 
+    def end(self, reason: str) -> None:
+        """The actor ends on purpose: the daemon marks it dead (no restart) and stops us."""
+        self.ex.rt.send_daemon(m.KillActor(self.spec.actor_id, True, reason))
+
     def submit(self, conn: Any, t: m.PushActorTask) -> None:
+        if t.method == execution.TERMINATE:
+            self.end("it was terminated (__ray_terminate__, or its last handle went out of scope)")
+            return
         if self.pool is not None:
             self._group(t).submit(self.run_inline, conn, t)
         else:
@@ -81,6 +88,9 @@ class ActorHost:
         return method, args, kwargs
 
     def run_inline(self, conn: Any, t: m.PushActorTask) -> None:
+        if t.method == execution.TERMINATE:
+            self.end("it was terminated (__ray_terminate__, or its last handle went out of scope)")
+            return
         name = f"{self.name}.{t.method}"
         try:
             if t.task_id in self.ex.cancelled:
@@ -91,6 +101,9 @@ class ActorHost:
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except KeyboardInterrupt:
             reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
+        except execution.ActorExit:
+            self.end("it called exit_actor()")
+            return
         except BaseException as exc:
             reply = self.ex.failure(t.task_id, exc, name, self.name)
         _reply(conn, reply)
@@ -115,6 +128,9 @@ class ActorHost:
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except asyncio.CancelledError:
             reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
+        except execution.ActorExit:
+            self.end("it called exit_actor()")
+            return
         except BaseException as exc:
             reply = self.ex.failure(t.task_id, exc, name, self.name)
         finally:
