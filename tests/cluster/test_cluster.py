@@ -307,3 +307,16 @@ def test_actor_with_a_handle_sent_away_is_kept(cluster):
     del a
     time.sleep(0.3)
     assert cluster.get(h.ping_it.remote(), timeout=10) == "pong"
+
+
+def test_daemon_survives_bad_messages_from_an_authenticated_peer(cluster):
+    rt = raylite._runtime.current()
+    conn = connect(rt.daemon_address, rt._token)
+    conn.send(12345)                                        # not a message at all
+    conn.send(m.RequestLease(7, "not a dict", "bad"))       # a message with nonsense fields
+    conn.send(m.KillActor(b"no such actor", True))
+    conn.sock.sendall(b"\x00\x00\x00\x05junk!")             # a frame that does not unpickle
+    time.sleep(0.2)
+    conn.close()
+    assert cluster.get(cluster.remote(lambda: "alive").remote()) == "alive"
+    assert cluster.nodes()[0]["Alive"]
