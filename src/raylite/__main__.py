@@ -1,4 +1,5 @@
 """`python -m raylite ...` is the `raylite` command."""
 from .cli.main import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -1,22 +1,35 @@
-"""The node daemon process: `python -m raylite._node.main --head ...`.
+"""The node daemon process: `python -m raylite._node.main [--record | --address HEAD] ...`.
 
-    main ─► session dir + token ─► Listener (127.0.0.1 unless --host)
-         ─► Zygote (forked while still single-threaded) ─► NodeServer.start()
-         ─► prints "READY <address> <session dir>" on stdout, then serves until
-            SIGTERM, a Shutdown message, or (driver-started clusters) the
-            driver that started it disconnects.
+    main ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
+         ─► Zygote (forked while still single-threaded) ─► NodeServer
+         ─► --record:  <temp>/raylite_current_cluster = "address pid session_dir"
+            --address: <temp>/raylite_nodes/<pid> = "address pid session_dir", then join:
+                connect(HEAD, token) ─► RegisterNode(req, node_id, address, resources, hostname)
+                                     ◄─ NodeRegistered(req, ok, error)
+                the connection stays open; when the head goes away this node stops
+         ─► NodeServer.start(), prints "READY <address> <session dir>" on stdout, then
+            serves until SIGTERM, a Shutdown message, the head going away (joined
+            nodes), or (driver-started clusters) the driver that started it disconnects.
 
-The cluster token comes from RAYLITE_CLUSTER_TOKEN (hex) or is created here;
-it is written to <session dir>/token, readable only by its owner.
+A start-up failure prints "ERROR <why>" on stdout (and the reason on stderr)
+instead of READY, and exits 1. The cluster token comes from
+RAYLITE_CLUSTER_TOKEN (hex), else, for a joining node, from this machine's
+session of the head (token_for), else it is created here; it is written to
+<session dir>/token, readable only by its owner. <session dir>/node.json holds
+the address, pid, zygote pid and node id (`raylite stop --force` uses the id
+to remove the shm segments of a daemon it had to kill). A joined node's
+resources count in the cluster totals; scheduling onto it is a later issue.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
 import sys
 import threading
+from typing import NoReturn
 
 
 def make_session_dir(temp_dir: str) -> str:
@@ -49,7 +62,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from .._protocol.transport import Listener
-    from .._runtime.resources import node_total
     from .._worker import main as worker_main
     # Everything a worker needs, imported once here: forked workers share it and start fast.
     from .._runtime import cluster  # noqa: F401
@@ -57,19 +69,17 @@ def main(argv: list[str] | None = None) -> None:
     from .server import NodeServer
     from .worker_pool import Zygote
 
-    token_hex = os.environ.pop("RAYLITE_CLUSTER_TOKEN", "")
-    if not token_hex and args.address:
-        from .._runtime.cluster_start import token_for
-
-        token_hex = token_for(args.address, args.temp_dir).hex()
-    token_hex = token_hex or os.urandom(32).hex()
-    token = bytes.fromhex(token_hex)
+    token, total, ip = _token_and_resources(args)
+    try:
+        listener = Listener(args.host, args.port, token)
+    except OSError as e:
+        hint = (" (another process already uses that port: pick another with --port, or stop it)"
+                if e.errno == errno.EADDRINUSE else "")
+        _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}{hint}")
     session_dir = make_session_dir(args.temp_dir)
-    write_private(os.path.join(session_dir, "token"), token_hex)
-    total = node_total(args.num_cpus, args.num_gpus, json.loads(args.resources),
-                       args.object_store_memory, args.host if args.host != "0.0.0.0" else "127.0.0.1")
-    listener = Listener(args.host, args.port, token)
+    write_private(os.path.join(session_dir, "token"), token.hex())
     address = listener.address
+    advertised = f"{ip}:{address.rpartition(':')[2]}" if args.host in _WILDCARD else address
     node_id = os.urandom(16)
 
     def run_worker(worker_id: bytes) -> None:
@@ -81,23 +91,26 @@ def main(argv: list[str] | None = None) -> None:
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
                         owner_pid=args.owner_pid, node_id=node_id)
     write_private(os.path.join(session_dir, "node.json"),
-                  json.dumps({"address": address, "pid": os.getpid(), "zygote_pid": zygote.pid}))
-    recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
-    if args.address:  # a worker node: record our pid for `raylite stop`, then join the head
-        recorded = os.path.join(args.temp_dir, "raylite_nodes", str(os.getpid()))
-        os.makedirs(os.path.dirname(recorded), exist_ok=True)
-        write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
-        try:
-            _join(args.address, token, node_id, address, total, server)
-        except (ConnectionError, RuntimeError) as e:
-            print(f"ERROR {e}", flush=True)
-            server.stop()
-            os.unlink(recorded)
-            os._exit(1)
-    elif args.record:
-        write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
+                  json.dumps({"address": address, "pid": os.getpid(), "zygote_pid": zygote.pid,
+                               "node_id": node_id.hex()}))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.stop).start())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    recorded = None
+    if args.address:  # a worker node: record our pid for `raylite stop`, then join the head
+        recorded = os.path.join(args.temp_dir, "raylite_nodes", str(os.getpid()))
+        os.makedirs(os.path.dirname(recorded), mode=0o700, exist_ok=True)
+        write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
+        try:
+            _join(args.address, token, node_id, advertised, total, server)
+        except (ConnectionError, RuntimeError, OSError, EOFError) as e:
+            print(f"raylite node daemon: {e}", file=sys.stderr, flush=True)
+            print(f"ERROR {e}", flush=True)
+            server.stop()
+            _forget(recorded, session_dir)
+            os._exit(1)
+    elif args.record:
+        recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
+        write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
     server.start()
     print(f"READY {address} {session_dir}", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -106,20 +119,75 @@ def main(argv: list[str] | None = None) -> None:
     server.stopped.wait()
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
+    _forget(recorded, session_dir)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _forget(recorded: str | None, session_dir: str) -> None:
+    """Removes this daemon's record (if it is still ours) and its session dir."""
+    import shutil
+
     try:
-        if args.address:
-            os.unlink(recorded)
-        elif args.record:
+        if recorded:
             with open(recorded) as f:
                 if f.read().split()[1:2] == [str(os.getpid())]:
                     os.unlink(recorded)
     except (OSError, IndexError):
         pass
-    import shutil
-
     shutil.rmtree(session_dir, ignore_errors=True)
-    sys.stdout.flush()
-    os._exit(0)
+
+
+_WILDCARD = ("0.0.0.0", "::", "")
+JOIN_TIMEOUT_S = 10.0
+
+
+def _fail(text: str) -> NoReturn:
+    """A start-up error: on stderr for people, as "ERROR ..." on stdout for whoever waits for READY."""
+    print(f"raylite node daemon: {text}", file=sys.stderr, flush=True)
+    print(f"ERROR {text}", flush=True)
+    sys.exit(1)
+
+
+def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str]:
+    """The cluster token, this node's total resources, and the IP other nodes reach it at."""
+    token_hex = os.environ.pop("RAYLITE_CLUSTER_TOKEN", "")
+    if not token_hex and args.address:
+        from .._runtime.cluster_start import token_for
+
+        try:
+            token_hex = token_for(args.address, args.temp_dir).hex()
+        except (ConnectionError, ValueError) as e:
+            _fail(str(e))
+    try:
+        token = bytes.fromhex(token_hex) if token_hex else os.urandom(32)
+    except ValueError:
+        _fail("RAYLITE_CLUSTER_TOKEN is not a hex token: use the one `raylite start --head` printed.")
+    try:
+        resources = json.loads(args.resources)
+        if not isinstance(resources, dict):
+            raise ValueError("expected a JSON object")
+    except ValueError as e:
+        _fail(f"--resources is not a JSON object of name -> amount ({e})")
+    ip = args.host
+    if args.host in _WILDCARD:
+        ip = _route_ip(args.address.rpartition(":")[0].strip("[]")) if args.address else "127.0.0.1"
+    from .._runtime.resources import node_total
+
+    return token, node_total(args.num_cpus, args.num_gpus, resources, args.object_store_memory,
+                             ip), ip
+
+
+def _route_ip(head_host: str) -> str:
+    """This machine's IP on the route to the head (a UDP connect sends nothing)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((head_host, 9))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
 
 
 def _join(head: str, token: bytes, node_id: bytes, address: str, total: dict, server) -> None:
@@ -128,9 +196,16 @@ def _join(head: str, token: bytes, node_id: bytes, address: str, total: dict, se
     from .._protocol.transport import connect
 
     conn = connect(head, token)
+    conn.sock.settimeout(JOIN_TIMEOUT_S)
     conn.send(m.RegisterNode(1, node_id, address, total, os.uname().nodename))
-    reply = conn.recv()
+    try:
+        reply = conn.recv()
+    except (EOFError, OSError) as e:
+        conn.close()
+        raise ConnectionError(f"the head at {head} did not answer this node's registration: {e}")
+    conn.sock.settimeout(None)
     if not isinstance(reply, m.NodeRegistered) or not reply.ok:
+        conn.close()
         raise RuntimeError(f"the head at {head} refused this node: {getattr(reply, 'error', reply)}")
 
     def watch() -> None:

@@ -35,6 +35,7 @@ class ActorHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: Any = None
         self.futures: dict[bytes, Any] = {}
+        self.ended = False
         groups = dict(spec.concurrency_groups or {})
         self.groups: dict = {}
         if spec.meta.is_async:
@@ -65,10 +66,14 @@ class ActorHost:
         return self.groups.get(group, self.groups[None])
 
     def end(self, reason: str) -> None:
-        """The actor ends on purpose: the daemon marks it dead (no restart) and stops us."""
+        """The actor ends on purpose: the daemon marks it dead (no restart) and stops us.
+        Calls that arrive meanwhile get no reply: their callers see the actor die."""
+        self.ended = True
         self.ex.rt.send_daemon(m.KillActor(self.spec.actor_id, True, reason))
 
     def submit(self, conn: Any, t: m.PushActorTask) -> None:
+        if self.ended:
+            return
         if t.method == execution.TERMINATE:
             self.end("it was terminated (__ray_terminate__, or its last handle went out of scope)")
             return
@@ -88,6 +93,8 @@ class ActorHost:
         return method, args, kwargs
 
     def run_inline(self, conn: Any, t: m.PushActorTask) -> None:
+        if self.ended:
+            return
         if t.method == execution.TERMINATE:
             self.end("it was terminated (__ray_terminate__, or its last handle went out of scope)")
             return
@@ -99,14 +106,19 @@ class ActorHost:
                 method, args, kwargs = self._prepare(t)
                 value = method(*args, **kwargs)
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
-        except KeyboardInterrupt:
-            reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
-        except execution.ActorExit:
-            self.end("it called exit_actor()")
-            return
         except BaseException as exc:
-            reply = self.ex.failure(t.task_id, exc, name, self.name)
-        _reply(conn, reply)
+            reply = self._failed(t, exc, name)
+        if reply is not None:
+            _reply(conn, reply)
+
+    def _failed(self, t: m.PushActorTask, exc: BaseException, name: str) -> m.TaskDone | None:
+        """The reply for a call that raised; None when the actor ends instead."""
+        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+            return m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
+        if isinstance(exc, execution.ActorExit):
+            self.end("it called exit_actor()")
+            return None
+        return self.ex.failure(t.task_id, exc, name, self.name)
 
     def _start_async(self, conn: Any, t: m.PushActorTask) -> None:
         fut = self.loop.create_task(self._run_async(conn, t))
@@ -126,16 +138,12 @@ class ActorHost:
                     if inspect.isawaitable(value):
                         value = await value
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
-        except asyncio.CancelledError:
-            reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
-        except execution.ActorExit:
-            self.end("it called exit_actor()")
-            return
         except BaseException as exc:
-            reply = self.ex.failure(t.task_id, exc, name, self.name)
+            reply = self._failed(t, exc, name)
         finally:
             self.futures.pop(t.task_id, None)
-        _reply(conn, reply)
+        if reply is not None:
+            _reply(conn, reply)
 
 
 def _has_refs(t: m.PushActorTask) -> bool:

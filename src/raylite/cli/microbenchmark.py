@@ -112,3 +112,9 @@ def run(window: float = 1.0, rounds: int = 3, num_cpus: int | None = None,
             _report(name, [_rate(fn, window, batch) for _ in range(rounds)], unit)
     finally:
         ray.shutdown()
+
+
+def main(args) -> int:
+    """The `raylite microbenchmark` command."""
+    run(window=args.window, rounds=args.rounds, num_cpus=args.num_cpus, only=args.only)
+    return 0
