@@ -90,7 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "start" and args.port is None:
         args.port = 6380 if args.head else 0
     module, _, func = args.run.partition(":")
-    sys.exit(getattr(importlib.import_module(module), func)(args))
+    try:
+        code = getattr(importlib.import_module(module), func)(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `raylite status | head`: the reader left, which is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

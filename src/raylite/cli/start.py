@@ -1,0 +1,252 @@
+"""`raylite start --head | --address HOST:PORT`: run a node daemon that outlives this command.
+
+    validate the flags (exit 2) ─► lock <temp>/raylite_start.lock
+       ─► --head: refuse if the recorded head is alive (exit 1)
+          --address: find the cluster token (RAYLITE_CLUSTER_TOKEN, else this machine's
+                     session of that head), handed to the daemon in its environment
+       ─► python -m raylite._node.main --record | --address HOST:PORT ...
+              its own session (so this command can exit, and `stop` can signal its group),
+              stdin /dev/null, stderr appended to <temp>/raylite_{head,node}.log
+       ◄─ "READY <address> <session dir>" (or "ERROR <why>") on its stdout
+       ─► print how to connect and stop; --block: wait in the foreground until
+          Ctrl-C or SIGTERM, then stop the daemon as `raylite stop` would.
+
+A joined node's resources count in cluster_resources() and nodes(); placing
+tasks and actors on it is a later issue (they run on the head node).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+
+from . import _records as rec
+
+START_TIMEOUT_S = 30.0
+_WILDCARD = ("0.0.0.0", "::", "")
+
+
+class _Usage(Exception):
+    """A bad flag: exit code 2."""
+
+
+class _Refused(Exception):
+    """The flags are fine but starting is not possible: exit code 1."""
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if not args.head and not args.address:
+        raise _Usage("pass --head to start a head, or --address HOST:PORT to join one.")
+    for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus)):
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise _Usage(f"{flag} must be a number >= 0, got {value}.")
+    if args.object_store_memory is not None and args.object_store_memory <= 0:
+        raise _Usage(f"--object-store-memory must be a number of bytes > 0, got "
+                     f"{args.object_store_memory}.")
+    if not 0 <= args.port <= 65535:
+        raise _Usage(f"--port must be 0..65535, got {args.port}.")
+    if args.address:
+        host, sep, port = args.address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise _Usage(f"--address must be the head's HOST:PORT (as `raylite start --head` "
+                         f"printed it), got {args.address!r}.")
+    if args.resources is not None:
+        _check_resources(args.resources)
+
+
+def _check_resources(text: str) -> None:
+    example = 'example: --resources \'{"accelerator": 2, "disk": 1}\''
+    try:
+        res = json.loads(text)
+    except ValueError as e:
+        raise _Usage(f"--resources is not valid JSON ({e}); {example}") from None
+    if not isinstance(res, dict):
+        raise _Usage(f"--resources must be a JSON object of name -> amount; {example}")
+    for name, amount in res.items():
+        if name in ("CPU", "GPU"):
+            raise _Usage(f"--resources must not set {name}: use --num-{name.lower()}s.")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or \
+                not (amount >= 0 and math.isfinite(amount)):
+            raise _Usage(f"--resources: {name!r} must be a number >= 0, got {amount!r}; {example}")
+
+
+def _env_token() -> str | None:
+    value = os.environ.get("RAYLITE_CLUSTER_TOKEN")
+    if value:
+        try:
+            bytes.fromhex(value)
+        except ValueError:
+            raise _Usage("RAYLITE_CLUSTER_TOKEN is set but is not a hex token: use the one "
+                         "`raylite start --head` printed, or unset it.") from None
+    return value or None
+
+
+def _join_token(address: str, temp: str) -> str:
+    try:
+        return rec.find_token(address, temp).hex()
+    except ConnectionError as e:
+        raise _Refused(str(e)) from None
+
+
+def _daemon_cmd(args: argparse.Namespace, temp: str) -> list[str]:
+    cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp, "--host", args.host,
+           "--port", str(args.port)]
+    for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus),
+                        ("--object-store-memory", args.object_store_memory),
+                        ("--resources", args.resources)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    return cmd + (["--record"] if args.head else ["--address", args.address])
+
+
+def _launch(cmd: list[str], env: dict, log_path: str, block: bool) -> tuple[subprocess.Popen, str]:
+    """Starts the daemon; returns it and its first stdout line ('' if none in time)."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                stderr=None if block else log, env=env, start_new_session=True)
+    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+    line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+    proc.stdout.close()
+    return proc, line
+
+
+def _failure(proc: subprocess.Popen, line: str, log_path: str, log_from: int, block: bool) -> str:
+    try:  # after "ERROR" it removes its record and session dir, then exits
+        proc.wait(timeout=10 if line.startswith("ERROR ") else 0.5)
+    except subprocess.TimeoutExpired:  # no READY in time: it is stuck
+        rec.signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if line.startswith("ERROR "):
+        return line[6:]
+    detail = f"no READY within {START_TIMEOUT_S:g} s" if proc.returncode == -signal.SIGKILL \
+        else f"exit code {proc.returncode}"
+    if block:
+        return f"{detail}; its output is above"
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(log_from)
+            tail = f.read().decode(errors="replace").strip().splitlines()[-5:]
+    except OSError:
+        tail = []
+    return f"{detail}; the end of {log_path}:\n    " + "\n    ".join(tail) if tail else \
+        f"{detail}; see {log_path}"
+
+
+def _start(args: argparse.Namespace, temp: str) -> tuple[subprocess.Popen, str, str]:
+    """Starts the daemon under the start lock; returns (process, address, session dir)."""
+    import fcntl
+
+    os.makedirs(temp, mode=0o700, exist_ok=True)
+    env = dict(os.environ)
+    token = _env_token()
+    if args.address and token is None:
+        token = _join_token(args.address, temp)
+    if token is not None:
+        env["RAYLITE_CLUSTER_TOKEN"] = token  # in the environment, never on a command line
+    log_path = os.path.join(temp, "raylite_head.log" if args.head else "raylite_node.log")
+    with open(os.path.join(temp, "raylite_start.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one check-then-start at a time per temp dir
+        running = rec.live_head(temp) if args.head else None
+        if running is not None:
+            raise _Refused(f"a head is already running here at {running.address} (pid "
+                           f"{running.pid}). Stop it first with `raylite stop` (temp dir {temp}), "
+                           "or connect to it with raylite.init(address=\"auto\").")
+        log_from = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        proc, line = _launch(_daemon_cmd(args, temp), env, log_path, args.block)
+    if not line.startswith("READY "):
+        raise _Refused("the daemon did not start: " + _failure(proc, line, log_path, log_from,
+                                                                 args.block))
+    _, address, session_dir = line.split(maxsplit=2)
+    return proc, address, session_dir
+
+
+def _routable_ip() -> str:
+    """Best guess at this machine's address for other machines (a UDP connect sends nothing)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 9))
+            return s.getsockname()[0]
+    except OSError:
+        return "<this machine's IP>"
+
+
+def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, token: str) -> str:
+    stop = "Ctrl-C (or SIGTERM to pid {})".format(os.getpid()) if args.block else "raylite stop" + (
+        f" --temp-dir {args.temp_dir}" if args.temp_dir else "")
+    if not args.head:
+        return (f"raylite node started at {address} (pid {proc.pid}) and joined {args.address}.\n"
+                "  Its resources count in raylite.nodes() and cluster_resources(); placing tasks\n"
+                "  and actors on it is not supported yet (a later issue): they run on the head.\n"
+                f"  Stop it:  {stop}  (stops every raylite process started here)")
+    host, _, port = address.rpartition(":")
+    if host in _WILDCARD:
+        remote = f"{_routable_ip()}:{port}"
+        other = (f"RAYLITE_CLUSTER_TOKEN={token} raylite start --address {remote}")
+    else:
+        other = (f"listens on {host} only; to accept other machines start it with "
+                 f"--host 0.0.0.0, then join with RAYLITE_CLUSTER_TOKEN={token}")
+    return (f"raylite head started at {address} (pid {proc.pid}).\n"
+            f"  Connect from this machine:  raylite.init(address=\"auto\")  or  "
+            f"raylite.init(address=\"{address}\")\n"
+            f"  Add a node here:            raylite start --address {address}\n"
+            f"  From another machine:       {other}\n"
+            f"  Cluster token:              RAYLITE_CLUSTER_TOKEN={token}\n"
+            f"  Status:                     raylite status\n"
+            f"  Stop it:                    {stop}")
+
+
+class _Signalled(Exception):
+    pass
+
+
+def _raise(*_) -> None:
+    raise _Signalled
+
+
+def _block(proc: subprocess.Popen, address: str, session_dir: str, kind: str, temp: str) -> int:
+    """Waits in the foreground; Ctrl-C, SIGTERM or SIGHUP stop the daemon as `raylite stop` does."""
+    from .stop import stop_records
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a `&` job ignores it
+        signal.signal(sig, _raise)
+    try:
+        return proc.wait()
+    except _Signalled:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        path = os.path.join(temp, rec.HEAD_RECORD) if kind == "head" else \
+            os.path.join(temp, rec.NODES_DIR, str(proc.pid))
+        r = rec.Record(path, address, proc.pid, session_dir, kind)
+        _, killed, failed = stop_records([r], force=False)
+        proc.wait()
+        print(f"stopped {kind} {address} (pid {proc.pid})" + (" by SIGKILL" if killed else ""))
+        return 1 if failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    temp = rec.temp_dir(args.temp_dir)
+    try:
+        _check_flags(args)
+        proc, address, session_dir = _start(args, temp)
+    except _Usage as e:
+        print(f"raylite start: {e}", file=sys.stderr)
+        return 2
+    except _Refused as e:
+        print(f"raylite start: {e}", file=sys.stderr)
+        return 1
+    try:
+        with open(os.path.join(session_dir, "token")) as f:
+            token = f.read().strip()
+    except OSError:
+        token = "<see " + os.path.join(session_dir, "token") + ">"
+    print(_banner(args, proc, address, token), flush=True)
+    if args.block:
+        return _block(proc, address, session_dir, "head" if args.head else "node", temp)
+    return 0

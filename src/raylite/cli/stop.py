@@ -1,0 +1,135 @@
+"""`raylite stop [--force]`: stop what `raylite start` started on this machine.
+
+    records (joined nodes, then the head) ─► SIGTERM each daemon (--force: SIGKILL its group)
+        ─► wait up to GRACE_S for every daemon to exit: a daemon that stops cleanly
+           stops its own workers, frees its shm segments and removes its records
+        ─► SIGKILL whatever is left in each daemon's process group (a hung daemon,
+           a worker busy in a task, a task's own child), wait until none is alive
+        ─► for a daemon that had to be killed, do its cleanup for it: its /dev/shm
+           segments, its unix socket, its session dir; remove every record
+
+Processes are found only through the recorded pids (see _records), never by name.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import signal
+import time
+
+from . import _records as rec
+
+GRACE_S = 5.0
+KILL_WAIT_S = 5.0
+
+
+def _gone(r: rec.Record) -> bool:
+    return not rec.alive(r.pid) and not rec.group_members(r.pid)
+
+
+def _wait(records: list, timeout: float, done) -> list:
+    """The records still not `done` after up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    left = [r for r in records if not done(r)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = [r for r in left if not done(r)]
+    return left
+
+
+def stop_records(records: list, force: bool, grace: float = GRACE_S) -> tuple[list, list, list]:
+    """Stops the daemons behind `records`: (stopped cleanly, killed, could not kill)."""
+    for r in records:
+        if force:
+            rec.signal_group(r.pid, signal.SIGKILL)
+            rec.signal_pid(r.pid, signal.SIGKILL)
+        else:
+            rec.signal_pid(r.pid, signal.SIGTERM)
+    hung = records if force else _wait(records, grace, lambda r: not rec.alive(r.pid))
+    for r in records:  # leftovers of clean exits too: a task's own children stay in the group
+        rec.signal_group(r.pid, signal.SIGKILL)
+        if r in hung:
+            rec.signal_pid(r.pid, signal.SIGKILL)
+    failed = _wait(records, KILL_WAIT_S, _gone)
+    for r in hung:
+        if r not in failed:
+            _clean_up_after(r)
+    clean = [r for r in records if r not in hung and r not in failed]
+    return clean, [r for r in hung if r not in failed], failed
+
+
+def _clean_up_after(r: rec.Record) -> None:
+    """What a killed daemon could not do: free its segments, socket and session dir."""
+    try:
+        import json
+
+        with open(os.path.join(r.session_dir, "node.json")) as f:
+            node_id = json.load(f)["node_id"]
+    except (OSError, ValueError, KeyError):
+        node_id = None
+    if node_id:
+        from raylite._object_store import shm
+
+        for path in glob.glob(os.path.join(shm.SHM_DIR, f"raylite_{node_id[:12]}_*")):
+            _unlink(path)
+    _unlink_stale_socket(r.address)
+    session = os.path.realpath(r.session_dir)
+    temp = os.path.realpath(os.path.dirname(os.path.dirname(r.path)) if r.kind == "node"
+                            else os.path.dirname(r.path))
+    if os.path.basename(session).startswith("session_") and os.path.dirname(session) == temp:
+        shutil.rmtree(session, ignore_errors=True)
+
+
+def _unlink_stale_socket(address: str) -> None:
+    """The daemon's unix socket, unless a newer listener already took that address."""
+    import socket
+
+    from raylite._protocol.transport import unix_path
+
+    path = unix_path(address)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1.0)
+        s.connect(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        _unlink(path)  # nobody listens: stale
+    finally:
+        s.close()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    temp = rec.temp_dir(args.temp_dir)
+    recorded = rec.nodes(temp) + [r for r in [rec.head(temp)] if r is not None]
+    running, stale = [], []
+    for r in recorded:
+        (running if rec.is_daemon(r.pid) or rec.group_members(r.pid) and not rec.alive(r.pid)
+         else stale).append(r)
+    clean, killed, failed = stop_records(running, args.force)
+    for r in clean:
+        print(f"stopped {r.kind} {r.address} (pid {r.pid})")
+    for r in killed:
+        why = "--force" if args.force else f"it did not exit within {GRACE_S:g} s of SIGTERM"
+        print(f"killed {r.kind} {r.address} (pid {r.pid}; {why})")
+    for r in failed:
+        print(f"could not stop {r.kind} {r.address} (pid {r.pid}): processes of its group "
+              f"are still alive; see `ps -g {r.pid}`")
+    for r in stale:
+        print(f"removed the record of {r.kind} {r.address} (pid {r.pid} is no longer a raylite "
+              "daemon)")
+    for r in recorded:
+        if r not in failed:
+            _unlink(r.path)
+    if not running:
+        print(f"no running raylite cluster was started here (temp dir {temp})")
+    return 1 if failed else 0
