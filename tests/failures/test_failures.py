@@ -242,3 +242,28 @@ def test_actor_dying_in_init_restarts_or_fails(cluster, tmp_path):
 
     with pytest.raises(ActorDiedError):
         cluster.get(Dies.remote().ok.remote(), timeout=30)
+
+
+def test_workers_die_with_their_daemon():
+    import psutil
+
+    raylite.init(num_cpus=1)
+    rt = raylite._runtime.current()
+
+    @raylite.remote
+    def busy():
+        time.sleep(60)
+
+    @raylite.remote
+    def pid():
+        return os.getpid()
+
+    worker = psutil.Process(raylite.get(pid.remote()))
+    busy.remote()
+    time.sleep(0.3)
+    daemon = psutil.Process(rt._proc.pid)
+    family = daemon.children(recursive=True)
+    daemon.kill()
+    gone, alive = psutil.wait_procs([worker, *family], timeout=10)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    raylite.shutdown()

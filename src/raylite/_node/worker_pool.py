@@ -57,7 +57,20 @@ class Zygote:
             pass
 
 
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies (a crashed daemon leaves no
+    zygote, a dead zygote no workers, even mid-task)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def _serve(req_fd: int, rep_fd: int, run_worker: Callable[[bytes], None]) -> None:
+    die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -69,6 +82,7 @@ def _serve(req_fd: int, rep_fd: int, run_worker: Callable[[bytes], None]) -> Non
         if pid == 0:
             req.close()
             rep.close()
+            die_with_parent()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             code = 0
