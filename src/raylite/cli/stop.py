@@ -89,6 +89,8 @@ def _unlink_stale_socket(address: str) -> None:
     from raylite._protocol.transport import unix_path
 
     path = unix_path(address)
+    if path.startswith("\0"):
+        return  # abstract namespace (Linux): nothing on disk to remove
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.settimeout(1.0)
