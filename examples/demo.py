@@ -5,7 +5,11 @@ import raylite as ray
 
 t0 = time.perf_counter()
 ctx = ray.init()
-print(f"started a local cluster at {ctx.address} in {time.perf_counter() - t0:.3f} s")
+started = time.perf_counter() - t0
+if ctx.address == "local":
+    print(f"raylite runs in this process (local mode), ready in {started:.3f} s")
+else:
+    print(f"started a local cluster at {ctx.address} in {started:.3f} s")
 print(f"resources: {ray.cluster_resources()['CPU']:g} CPUs")
 
 
@@ -15,8 +19,8 @@ def square(x):
 
 
 @ray.remote
-def total(values):
-    return sum(values)
+def total(refs):
+    return sum(ray.get(refs))  # refs nested in a list arrive as refs
 
 
 @ray.remote
@@ -37,7 +41,7 @@ def fails():
 t = time.perf_counter()
 squares = [square.remote(i) for i in range(10)]
 print("squares:", ray.get(squares), f"({time.perf_counter() - t:.3f} s)")
-print("sum of squares, computed by a task from refs:", ray.get(total.remote(ray.get(squares))))
+print("sum of squares, computed by a task from refs:", ray.get(total.remote(squares)))
 
 counter = Counter.remote(100)
 for k in range(1, 4):

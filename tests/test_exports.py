@@ -13,12 +13,29 @@ RAY_ALL = {
     "java_function", "kill", "method", "nodes", "put", "remote", "shutdown", "timeline", "util",
     "wait", "widgets", "workflow",
 }
-RAY_SUBMODULES = {"exceptions"}  # public in Ray, though not in its __all__
+RAY_SUBMODULES = {"actor", "exceptions", "util", "__version__"}  # Ray's core submodules
+# Every exception class in ray.exceptions of Ray 2.60.0.
 RAY_EXCEPTIONS = {
-    "ActorDiedError", "ActorUnavailableError", "ActorUnschedulableError", "GetTimeoutError",
-    "NodeDiedError", "ObjectLostError", "ObjectStoreFullError", "OwnerDiedError",
-    "PendingCallsLimitExceeded", "RayActorError", "RayError", "RaySystemError", "RayTaskError",
-    "RuntimeEnvSetupError", "TaskCancelledError", "TaskUnschedulableError", "WorkerCrashedError",
+    "ActorAlreadyExistsError", "ActorDiedError", "ActorHandleNotFoundError",
+    "ActorPlacementGroupRemoved", "ActorUnavailableError", "ActorUnschedulableError",
+    "AsyncioActorExit", "AuthenticationError", "CrossLanguageError", "GetTimeoutError",
+    "LocalRayletDiedError", "NodeDiedError", "ObjectFetchTimedOutError", "ObjectFreedError",
+    "ObjectLostError", "ObjectReconstructionFailedError", "ObjectRefStreamEndOfStreamError",
+    "ObjectStoreFullError", "OufOfBandObjectRefSerializationException", "OutOfDiskError",
+    "OutOfMemoryError", "OwnerDiedError", "PendingCallsLimitExceeded",
+    "PlasmaObjectNotAvailable", "RayActorError", "RayCgraphCapacityExceeded", "RayChannelError",
+    "RayChannelTimeoutError", "RayDirectTransportError", "RayError", "RaySystemError",
+    "RayTaskError", "ReferenceCountingAssertionError", "RpcError", "RuntimeEnvSetupError",
+    "StreamingGeneratorReplayInconsistentError", "TaskCancelledError", "TaskPlacementGroupRemoved",
+    "TaskUnschedulableError", "UnserializableException", "UserCodeException",
+    "WorkerCrashedError",
+}
+# Ray's tree, where raylite has both ends: subclass -> its Ray base class.
+RAY_BASES = {
+    "RayTaskError": "RayError", "RayActorError": "RayError", "ActorDiedError": "RayActorError",
+    "ActorUnavailableError": "RayActorError", "ObjectLostError": "RayError",
+    "OwnerDiedError": "ObjectLostError", "GetTimeoutError": "RayError",
+    "TaskCancelledError": "RayError", "WorkerCrashedError": "RayError",
 }
 EXPECTED = {
     "ObjectRef", "__version__", "actor", "available_resources", "cancel", "cluster_resources",
@@ -42,9 +59,17 @@ def test_every_name_exists():
 
 
 def test_exceptions_match_rays_names():
+    assert raylite.exceptions.__all__ == sorted(raylite.exceptions.__all__)
     assert set(raylite.exceptions.__all__) <= RAY_EXCEPTIONS
     for name in raylite.exceptions.__all__:
-        assert issubclass(getattr(raylite.exceptions, name), Exception)
+        assert issubclass(getattr(raylite.exceptions, name), raylite.exceptions.RayError), name
+
+
+def test_exception_tree_follows_rays():
+    ex = raylite.exceptions
+    for sub, base in RAY_BASES.items():
+        if sub in ex.__all__ and base in ex.__all__:
+            assert issubclass(getattr(ex, sub), getattr(ex, base)), (sub, base)
 
 
 def test_public_paths_as_in_ray():

@@ -12,15 +12,29 @@ hooks = atexit._ncallbacks()
 import raylite
 heavy = [m for m in ("numpy", "psutil", "http", "urllib.request", "asyncio",
                      "concurrent.futures", "selectors", "subprocess") if m in sys.modules]
-print(json.dumps({"heavy": heavy, "threads": threading.active_count() - before,
-                  "atexit": atexit._ncallbacks() - hooks, "init": raylite.is_initialized()}))
+print(json.dumps({"heavy": heavy, "threads": threading.active_count(),
+                  "new_threads": threading.active_count() - before,
+                  "atexit": atexit._ncallbacks() - hooks, "init": raylite.is_initialized(),
+                  "slot": raylite._runtime._slot is not None}))
 """
 
 
 def test_import_is_cheap_and_inert():
-    env = dict(os.environ, RAYLITE_AUTO_INIT="garbage", RAYLITE_ADDRESS="not an address")
+    # garbage in every variable init() reads: import must not read them (from_env() would raise)
+    env = dict(os.environ, RAYLITE_AUTO_INIT="garbage", RAYLITE_ADDRESS="not an address",
+               RAYLITE_LOCAL_MODE="garbage", RAYLITE_LOG_TO_DRIVER="garbage")
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     facts = json.loads(out.stdout)
-    assert facts == {"heavy": [], "threads": 0, "atexit": 0, "init": False}
+    assert facts == {"heavy": [], "threads": 1, "new_threads": 0, "atexit": 0, "init": False,
+                     "slot": False}
+
+
+def test_the_garbage_is_rejected_once_init_reads_it():
+    code = "import raylite\ntry:\n    raylite.init(local_mode=True)\nexcept ValueError as e:\n" \
+           "    print('rejected:', e)\n"
+    env = dict(os.environ, RAYLITE_AUTO_INIT="garbage")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0 and "rejected: Bad RAYLITE_* environment variable" in out.stdout

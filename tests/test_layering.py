@@ -7,9 +7,12 @@ LEAVES = {"exceptions", "_ids", "_config", "_serialization"}
 PUBLIC = {"_api", "actor", "remote_function", "runtime_context", "util", "cli", "__init__"}
 
 
-def _imports(path: pathlib.Path) -> set[str]:
-    """raylite modules imported by a file, as top-level names under raylite ('_runtime', ...)."""
-    rel = path.relative_to(SRC).with_suffix("").parts
+def _imports(path: pathlib.Path, rel: tuple = ()) -> set[str]:
+    """raylite modules imported by a file, as top-level names under raylite ('_runtime', ...).
+
+    `rel` is the file's place in the package (default: from its path under src/raylite).
+    """
+    rel = rel or path.relative_to(SRC).with_suffix("").parts
     pkg = list(rel[:-1])
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -22,18 +25,39 @@ def _imports(path: pathlib.Path) -> set[str]:
                     out.update(parts)
                     continue
                 out.add(parts[0])
+            elif node.module == "raylite":  # from raylite import x
+                out.update(a.name for a in node.names)
             elif node.module and node.module.startswith("raylite."):
                 out.add(node.module.split(".")[1])
         elif isinstance(node, ast.Import):
             for a in node.names:
-                if a.name.startswith("raylite."):
+                if a.name == "raylite":  # the package itself: the public API
+                    out.add("__init__")
+                elif a.name.startswith("raylite."):
                     out.add(a.name.split(".")[1])
     return out
 
 
 def _files(top: str):
+    """The files of a module or package; none if it does not exist (yet)."""
     p = SRC / top
     return [p.with_suffix(".py")] if p.with_suffix(".py").exists() else sorted(p.rglob("*.py"))
+
+
+def test_the_import_parser_sees_every_form(tmp_path):
+    pkg = SRC / "_runtime"
+    assert {"exceptions", "_serialization", "_runtime", "_ids"} <= _imports(pkg / "local.py")
+    assert {"_runtime", "actor", "remote_function"} <= _imports(SRC / "_api.py")
+    probe = tmp_path / "probe.py"  # parsed as if it were src/raylite/_runtime/probe.py
+    probe.write_text("import os\nimport raylite\nfrom raylite import actor\nimport raylite._api\n"
+                     "from . import base\n"
+                     "def lazy():\n    from ..util import ActorPool\n")
+    assert _imports(probe, ("_runtime", "probe")) == {"__init__", "actor", "_api", "_runtime", "util"}
+
+
+def test_the_layers_exist():
+    for top in ("_api", "_runtime", "exceptions", "_ids", "_config", "_serialization"):
+        assert _files(top), top
 
 
 def test_leaves_import_only_leaves():

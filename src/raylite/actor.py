@@ -97,6 +97,24 @@ def _create(cls: ActorClass, args: tuple, kwargs: dict, options: _options.ActorO
     return ActorHandle(actor_id, meta)
 
 
+class _Liveness:
+    """Counts one handle with the runtime while alive. The handle and every method taken
+    from it hold it, so `A.remote().f.remote()` keeps the actor until the call is submitted,
+    and cached methods make no reference cycle with their handle."""
+    __slots__ = ("rt", "actor_id")
+
+    def __init__(self, rt: Any, actor_id: bytes):
+        self.rt = rt
+        self.actor_id = actor_id
+        rt.handle_created(actor_id)
+
+    def __del__(self) -> None:
+        try:
+            self.rt.handle_deleted(self.actor_id)
+        except Exception:  # interpreter shutdown
+            pass
+
+
 class ActorHandle:
     """A reference to a live actor; attribute access gives its methods."""
 
@@ -106,16 +124,7 @@ class ActorHandle:
         self._actor_id = actor_id
         self._meta = meta
         rt = self._rt = current()
-        if rt is not None:
-            rt.handle_created(actor_id)
-
-    def __del__(self) -> None:
-        rt = self.__dict__.get("_rt")
-        if rt is not None:
-            try:
-                rt.handle_deleted(self._actor_id)
-            except Exception:  # interpreter shutdown
-                pass
+        self._live = _Liveness(rt, actor_id) if rt is not None else None
 
     def __getattr__(self, name: str) -> "ActorMethod":
         meta = self.__dict__.get("_meta")
@@ -124,7 +133,7 @@ class ActorHandle:
             if meta is None or name.startswith("__"):
                 raise AttributeError(name)
             raise AttributeError(f"'{meta.class_name}' actor has no method {name!r}.")
-        m = ActorMethod(self._actor_id, self._meta.class_name, name, options)
+        m = ActorMethod(self._actor_id, self._meta.class_name, name, options, self._live)
         self.__dict__[name] = m
         return m
 
@@ -146,13 +155,15 @@ class ActorHandle:
 
 class ActorMethod:
     """handle.method: call it with .remote(); set per-call options with .options()."""
-    __slots__ = ("_actor_id", "_class_name", "_name", "_options")
+    __slots__ = ("_actor_id", "_class_name", "_name", "_options", "_live")
 
-    def __init__(self, actor_id: bytes, class_name: str, name: str, options: _options.MethodOptions):
+    def __init__(self, actor_id: bytes, class_name: str, name: str, options: _options.MethodOptions,
+                 live: _Liveness | None = None):
         self._actor_id = actor_id
         self._class_name = class_name
         self._name = name
         self._options = options
+        self._live = live  # the handle's liveness: the actor lives while its methods do
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         refs = require().submit_actor_task(self._actor_id, self._name, args, kwargs, self._options)
@@ -160,7 +171,12 @@ class ActorMethod:
 
     def options(self, **options: Any) -> "ActorMethod":
         return ActorMethod(self._actor_id, self._class_name, self._name,
-                           _options.merge(self._options, "method", options))
+                           _options.merge(self._options, "method", options), self._live)
+
+    def __reduce__(self):
+        if self._live is not None:  # like a pickled handle: it may keep the actor in use
+            self._live.rt.handle_escaped(self._actor_id)
+        return (ActorMethod, (self._actor_id, self._class_name, self._name, self._options))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "

@@ -64,7 +64,9 @@ class RayTaskError(RayError):
         self.cause = cause
         self.pid = pid
         self.actor_repr = actor_repr
-        super().__init__(function_name, traceback_str, cause, pid, actor_repr)
+        # Not super(): in the dual class of as_instanceof_cause() the next __init__ in the
+        # MRO is the user's exception's, whose signature is unknown.
+        Exception.__init__(self, function_name, traceback_str, cause, pid, actor_repr)
 
     def __str__(self) -> str:
         where = f"{self.actor_repr}." if self.actor_repr and \
@@ -115,6 +117,9 @@ class TaskCancelledError(RayError):
         self.task_id = task_id
         super().__init__(message or f"Task {task_id} was cancelled.")
 
+    def __reduce__(self):
+        return (type(self), (self.task_id, str(self)), self.__dict__)
+
 
 class GetTimeoutError(RayError, TimeoutError):
     """get() or wait() did not finish within its timeout."""
@@ -152,6 +157,9 @@ class ObjectLostError(RayError):
     def __init__(self, object_ref_hex: str = "", message: str | None = None):
         self.object_ref_hex = object_ref_hex
         super().__init__(message or f"Object {object_ref_hex} is lost.")
+
+    def __reduce__(self):
+        return (type(self), (self.object_ref_hex, str(self)), self.__dict__)
 
 
 class OwnerDiedError(ObjectLostError):

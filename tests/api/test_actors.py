@@ -143,6 +143,7 @@ def test_runtime_context(ray):
 
     j, t, a = ray.get(ids.remote())
     assert j == job and t and a is None
+    assert ray.get(ids.remote())[1] != t  # each task has its own id
 
     @ray.remote
     class A:
@@ -235,3 +236,108 @@ def test_local_actor_ends_with_last_handle():
         assert raylite._runtime.current()._actors[actor_id].dead is not None
     finally:
         raylite.shutdown()
+
+
+def test_method_options_num_returns(ray):
+    c = _counter(ray).remote(3)
+    a, b = c.both.remote()  # @ray.method(num_returns=2)
+    assert ray.get([a, b]) == [3, -3]
+    whole = c.both.options(num_returns=1).remote()
+    assert ray.get(whole) == (3, -3)
+    x, y, z = c.add.options(num_returns=3).remote(0)  # a mismatch fails every return
+    with pytest.raises(ValueError, match="num_returns=3"):
+        ray.get(z)
+
+
+def test_calls_from_many_threads_run_one_at_a_time(ray):
+    import threading
+
+    @ray.remote
+    class Guarded:
+        def __init__(self):
+            self.inside = 0
+            self.most = 0
+
+        def work(self):
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            time.sleep(0.002)
+            self.inside -= 1
+            return self.most
+
+    g = Guarded.remote()
+    threads = [threading.Thread(target=lambda: ray.get([g.work.remote() for _ in range(10)]))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ray.get(g.work.remote()) == 1
+
+
+def test_call_on_a_temporary_handle(ray):
+    Counter = _counter(ray)
+    assert ray.get(Counter.remote(41).add.remote()) == 42
+    method = Counter.remote(1).add  # the method keeps its actor alive
+    assert ray.get([method.remote(), method.remote()]) == [2, 3]
+
+
+def test_async_actor_knows_its_id(ray):
+    @ray.remote
+    class Async:
+        async def whoami(self):
+            await asyncio.sleep(0)
+            return ray.get_runtime_context().get_actor_id()
+
+    a = Async.remote()
+    assert ray.get(a.whoami.remote()) == a._actor_id.hex()
+
+
+def test_actor_runtime_env_vars_reach_every_method(ray):
+    import os
+
+    @ray.remote(runtime_env={"env_vars": {"RAYLITE_ACTOR_VAR": "set"}})
+    class Env:
+        def __init__(self):
+            self.at_init = os.environ.get("RAYLITE_ACTOR_VAR")
+
+        def read(self):
+            return self.at_init, os.environ.get("RAYLITE_ACTOR_VAR")
+
+    assert ray.get(Env.remote().read.remote()) == ("set", "set")
+    assert "RAYLITE_ACTOR_VAR" not in os.environ
+
+
+def test_kill_with_restart_runs_init_again(ray):
+    c = _counter(ray).options(max_restarts=1).remote(10)
+    assert ray.get(c.add.remote()) == 11
+    ray.kill(c, no_restart=False)
+    deadline = time.monotonic() + 10
+    while True:  # on a cluster the restart takes a moment
+        try:
+            assert ray.get(c.add.remote(), timeout=10) == 11
+            break
+        except RayActorError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_actor_pool_push_pop_and_empty(ray):
+    from raylite.util import ActorPool
+
+    Counter = _counter(ray)
+    a, b = Counter.remote(), Counter.remote()
+    pool = ActorPool([a])
+    assert not pool.has_next()
+    with pytest.raises(StopIteration):
+        pool.get_next()
+    pool.push(b)
+    with pytest.raises(ValueError, match="already"):
+        pool.push(b)
+    assert pool.has_free()
+    popped = pool.pop_idle()
+    assert popped in (a, b)
+    pool.submit(lambda actor, v: actor.add.remote(v), 5)
+    assert not pool.has_free() and pool.pop_idle() is None
+    pool.submit(lambda actor, v: actor.add.remote(v), 7)  # queued until an actor is free
+    assert sorted([pool.get_next_unordered(), pool.get_next_unordered()]) == [5, 12]

@@ -123,3 +123,31 @@ def test_cancel(ray):
     assert ray.get(ref) == 1
     with pytest.raises(TypeError):
         ray.cancel("not a ref")
+
+
+def test_wait_options(ray):
+    refs = [ray.put(i) for i in range(3)]
+    ready, not_ready = ray.wait(refs, num_returns=2, timeout=0, fetch_local=False)
+    assert len(ready) == 2 and len(not_ready) == 1 and set(ready + not_ready) == set(refs)
+    with pytest.raises(ValueError, match="num_returns|number"):
+        ray.wait(refs, num_returns=0)
+    with pytest.raises(ValueError, match="timeout"):
+        ray.wait(refs, timeout=-1)
+
+
+def test_refs_passed_to_actor_methods(ray):
+    @ray.remote
+    class Box:
+        def take(self, value, nested):
+            return value, type(nested[0]).__name__
+
+    r = ray.put("v")
+    assert ray.get(Box.remote().take.remote(r, [r])) == ("v", "ObjectRef")
+
+
+def test_ref_owned_by_a_shut_down_runtime(ray, runtime_kwargs):
+    ref = ray.put(1)
+    ray.shutdown()
+    ray.init(**runtime_kwargs)
+    with pytest.raises(ray.exceptions.ObjectLostError):
+        ray.get(ref, timeout=10)

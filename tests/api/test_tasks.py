@@ -162,6 +162,7 @@ def test_resources_and_gpu_ids(ray):
         return ray.get_gpu_ids()
 
     assert len(ray.get(gpu.remote())) == 1
+    assert ray.get_gpu_ids() == []  # the driver holds no GPU
 
     @ray.remote(resources={"custom": 1})
     def custom():
@@ -195,6 +196,80 @@ def test_remote_function_pickles_into_tasks(ray):
     import cloudpickle
 
     assert pickle.loads(cloudpickle.dumps(double)).__name__ == "double"
+
+
+def test_user_exception_with_its_own_signature(ray):
+    class TwoArgError(Exception):  # defined here: workers cannot import this test module
+        def __init__(self, code, detail):
+            super().__init__(code, detail)
+            self.code = code
+            self.detail = detail
+
+    @ray.remote
+    def fail():
+        raise TwoArgError(404, "not here")
+
+    with pytest.raises(TwoArgError) as info:
+        ray.get(fail.remote())
+    assert (info.value.code, info.value.detail) == (404, "not here")
+    assert isinstance(info.value, RayTaskError) and "not here" in str(info.value)
+
+
+def test_error_in_a_list_get(ray):
+    @ray.remote
+    def maybe(x):
+        if x == 2:
+            raise ValueError("two")
+        return x
+
+    refs = [maybe.remote(i) for i in range(4)]
+    with pytest.raises(ValueError, match="two"):
+        ray.get(refs)
+    assert ray.get(refs[3]) == 3
+
+
+@pytest.mark.cluster_only("a task has finished before cancel() can be called")
+def test_cancel_running_task(ray):
+    import time
+
+    from raylite.exceptions import TaskCancelledError
+
+    @ray.remote
+    def forever():
+        while True:
+            time.sleep(0.01)
+
+    ref = forever.remote()
+    ray.wait([ref], timeout=0.2)
+    ray.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=10)
+
+
+def test_job_namespace_and_runtime_env(runtime_kwargs):
+    import os
+
+    import raylite
+
+    raylite.init(namespace="team", runtime_env={"env_vars": {"RAYLITE_JOB_VAR": "job"}},
+                 **runtime_kwargs)
+    assert raylite.get_runtime_context().namespace == "team"
+
+    @raylite.remote
+    def read():
+        return os.environ.get("RAYLITE_JOB_VAR"), raylite.get_runtime_context().namespace
+
+    assert raylite.get(read.remote()) == ("job", "team")
+    assert "RAYLITE_JOB_VAR" not in os.environ
+
+    @raylite.remote
+    class Named:
+        def ping(self):
+            return "pong"
+
+    Named.options(name="n").remote()
+    assert raylite.get(raylite.get_actor("n", namespace="team").ping.remote()) == "pong"
+    assert raylite.get(raylite.get_actor("n").ping.remote()) == "pong"
 
 
 def raylite_runtime_name():

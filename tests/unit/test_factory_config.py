@@ -61,3 +61,43 @@ def test_config_from_env():
     assert (c.address, c.auto_init, c.local_mode, c.temp_dir) == ("h:1", False, True, "/t")
     with pytest.raises(ValueError, match="RAYLITE"):
         _config.from_env({"RAYLITE_AUTO_INIT": "maybe"})
+
+
+@pytest.mark.parametrize("address", ["host:", ":80", "host:port", "raylite://h:1", "", "h:1:x"])
+def test_resolve_rejects_bad_addresses(address):
+    with pytest.raises(ValueError):
+        factory.resolve(False, address, None, found)
+
+
+def test_resolve_env_auto_and_local():
+    assert factory.resolve(False, None, "local", found) == ("start", None)
+    assert factory.resolve(False, None, "auto", found) == ("connect", "10.0.0.1:6380")
+    with pytest.raises(ConnectionError):
+        factory.resolve(False, None, "auto", none)
+
+
+def test_create_dispatches_by_mode_to_the_registry():
+    made = []
+    saved = dict(factory._REGISTRY)
+    try:
+        factory.register("local", lambda req: made.append(("local", req.mode)) or "L")
+        factory.register("cluster", lambda req: made.append(("cluster", req.mode)) or "C")
+        assert factory.create(factory.InitRequest(mode="local")) == "L"
+        assert factory.create(factory.InitRequest(mode="start")) == "C"
+        assert factory.create(factory.InitRequest(mode="connect", address="h:1")) == "C"
+        assert made == [("local", "local"), ("cluster", "start"), ("cluster", "connect")]
+        del factory._REGISTRY["cluster"]
+        with pytest.raises(RuntimeError, match="cluster"):
+            factory.create(factory.InitRequest(mode="start"))
+    finally:
+        factory._REGISTRY.clear()
+        factory._REGISTRY.update(saved)
+
+
+def test_config_flags_and_defaults():
+    assert _config.from_env({"RAYLITE_AUTO_INIT": ""}).auto_init  # empty means default
+    assert not _config.from_env({"RAYLITE_LOG_TO_DRIVER": "off"}).log_to_driver
+    assert _config.from_env({"RAYLITE_LOCAL_MODE": " TRUE "}).local_mode
+    assert _config.from_env({"RAYLITE_ADDRESS": ""}).address is None
+    with pytest.raises(ValueError, match="RAYLITE"):
+        _config.from_env({"RAYLITE_LOCAL_MODE": "2"})

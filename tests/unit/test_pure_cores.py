@@ -9,8 +9,9 @@ from raylite._gcs.tables import GcsTables
 from raylite._node import scheduler as sch
 from raylite._object_store.store import StoreAccounting
 from raylite._runtime import resources
-from raylite.exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError,
-                                OwnerDiedError, RayTaskError)
+from raylite.exceptions import (ActorDiedError, GetTimeoutError, ObjectLostError,
+                                ObjectStoreFullError, OwnerDiedError, RayTaskError,
+                                TaskCancelledError)
 
 
 def _sched(cpus=2, gpus=0):
@@ -136,3 +137,46 @@ def test_exception_tree():
     assert dual.args == ("x",)
     again = pickle.loads(pickle.dumps(dual))
     assert isinstance(again, RayTaskError) and isinstance(again.cause, ValueError)
+
+
+class _TwoArgs(Exception):
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+        self.code = code
+
+
+def test_as_instanceof_cause_with_any_signature():
+    dual = RayTaskError("f", "tb", _TwoArgs(1, "x")).as_instanceof_cause()
+    assert isinstance(dual, _TwoArgs) and dual.code == 1 and dual.args == (1, "x")
+    assert str(dual).startswith("ray::f()")
+    cause = KeyError("k")
+    assert RayTaskError("f", "tb", cause).as_instanceof_cause().cause is cause
+
+
+@pytest.mark.parametrize("err", [
+    OwnerDiedError("ab12", "Object ab12 is lost: its owner exited."),
+    ObjectLostError("ab12"),
+    TaskCancelledError("t1"),
+    TaskCancelledError("t1", "stopped by the user"),
+    ActorDiedError("the actor is dead", "a1", ValueError("why")),
+    GetTimeoutError("too slow"),
+])
+def test_errors_survive_pickling(err):
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is type(err) and str(again) == str(err)
+    assert again.__dict__.keys() == err.__dict__.keys()
+    for k in ("object_ref_hex", "task_id", "actor_id"):
+        assert getattr(again, k, None) == getattr(err, k, None)
+
+
+def test_resource_defaults_and_description():
+    total = resources.node_total(None, None, None, None)
+    assert total["CPU"] == (os.cpu_count() or 1) and "GPU" not in total
+    assert total["object_store_memory"] > 0 and total["node:127.0.0.1"] == 1
+    assert resources.describe({"GPU": 1, "CPU": 0.5}) == "{CPU: 0.5, GPU: 1}"
+    assert resources.fits({}, {}) and resources.missing({"x": 1}, {"x": 1}) == {}
+
+
+def test_random_ids():
+    assert len(_ids.random_id()) == 16 and len(_ids.random_id(4)) == 4
+    assert _ids.random_id() != _ids.random_id()

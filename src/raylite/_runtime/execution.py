@@ -88,4 +88,9 @@ def run_coroutine(loop: Any, coro: Any) -> Any:
     """Runs `coro` on asyncio `loop` (running in another thread) and waits for its result."""
     import asyncio
 
+    if asyncio._get_running_loop() is loop:  # waiting here would stop the loop it waits for
+        coro.close()
+        raise RuntimeError("An async actor method called an async method of its own actor through "
+                           "a handle; in local mode that would wait forever. Call it directly "
+                           "(await self.method()), or run on a cluster.")
     return asyncio.run_coroutine_threadsafe(coro, loop).result()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import os
 import threading
@@ -61,6 +62,10 @@ class _Actor:
         self.handles = 0
         self.collect = not options.name and options.lifetime != "detached"
         self.escaped = False
+        # A plain actor runs one call at a time, as on a cluster, even when several threads call it.
+        serial = not meta.is_async and (options.max_concurrency or 1) == 1 \
+            and not options.concurrency_groups
+        self.call_lock = threading.RLock() if serial else contextlib.nullcontext()
 
     def stop_loop(self) -> None:
         if self.loop is not None:
@@ -253,7 +258,14 @@ class LocalRuntime(Runtime):
         with self._lock:
             if actor.loop is None:
                 actor.loop = asyncio.new_event_loop()
-                actor.loop_thread = threading.Thread(target=actor.loop.run_forever, daemon=True,
+                # The loop's thread is the actor's: get_runtime_context() there names it.
+                actor_scope = self._scope(actor)._replace(task_id=None)
+
+                def run(loop: asyncio.AbstractEventLoop = actor.loop) -> None:
+                    with context.scope(actor_scope):
+                        loop.run_forever()
+
+                actor.loop_thread = threading.Thread(target=run, daemon=True,
                                                      name=f"raylite-actor-{actor.meta.class_name}")
                 actor.loop_thread.start()
             return actor.loop
@@ -339,10 +351,17 @@ class LocalRuntime(Runtime):
             for r in refs:
                 self._set(r, None)
             return refs
-        self._run(refs, f"{actor.meta.class_name}.{method}", getattr(actor.instance, method), args, kwargs,
-                  self._scope(actor), None, options.retry_exceptions,
-                  options.max_task_retries if options.max_task_retries is not None
-                  else actor.options.max_task_retries, actor=actor)
+        with actor.call_lock:
+            instance = actor.instance
+            if instance is None:  # killed while this call waited for the one before it
+                for r in refs:
+                    self._set(r, error=actor.dead)
+                return refs
+            self._run(refs, f"{actor.meta.class_name}.{method}", getattr(instance, method), args,
+                      kwargs, self._scope(actor), (actor.options.runtime_env or {}).get("env_vars"),
+                      options.retry_exceptions,
+                      options.max_task_retries if options.max_task_retries is not None
+                      else actor.options.max_task_retries, actor=actor)
         return refs
 
     def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]:

@@ -1,0 +1,42 @@
+"""The suite's leak guard (tests/conftest.py) fails tests that leave things running."""
+import pathlib
+
+import pytest
+
+CONFTEST = (pathlib.Path(__file__).parent / "conftest.py").read_text()
+
+LEAKY = '''
+import os, subprocess, threading, time
+import raylite
+
+def test_leaks_a_thread():
+    threading.Thread(target=time.sleep, args=(5,), daemon=True, name="leaky").start()
+
+def test_leaks_a_process():
+    subprocess.Popen(["sleep", "30"])
+
+def test_leaks_a_segment():
+    open(f"/dev/shm/raylite_guardtest_{os.getpid()}", "wb").close()
+
+def test_thread_finishing_within_grace_is_fine():
+    threading.Thread(target=time.sleep, args=(0.1,), daemon=True).start()
+
+def test_left_initialized_is_shut_down():
+    raylite.init(local_mode=True)
+
+def test_after_that_raylite_is_shut_down():
+    assert not raylite.is_initialized()
+'''
+
+
+def test_guard_fails_leaks_and_cleans_up(pytester, monkeypatch):
+    monkeypatch.setenv("RAYLITE_TEST_LEAK_GRACE", "0.5")
+    pytester.makeconftest(CONFTEST.replace('pytest_plugins = ("pytester",)', ""))
+    pytester.makepyfile(test_leaky=LEAKY)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=6, errors=3)  # a leak fails the teardown
+    out = result.stdout.str()
+    assert "threads left running: ['leaky']" in out
+    assert "processes left running" in out
+    assert "/dev/shm segments left: ['/dev/shm/raylite_guardtest_" in out
+    assert not list(pathlib.Path("/dev/shm").glob("raylite_guardtest_*"))
