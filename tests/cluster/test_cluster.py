@@ -320,3 +320,23 @@ def test_daemon_survives_bad_messages_from_an_authenticated_peer(cluster):
     conn.close()
     assert cluster.get(cluster.remote(lambda: "alive").remote()) == "alive"
     assert cluster.nodes()[0]["Alive"]
+
+
+def test_functions_from_the_callers_modules(cluster, tmp_path, monkeypatch):
+    import importlib
+
+    pkg = tmp_path / "mods"
+    pkg.mkdir()
+    (pkg / "raylite_helper_mod.py").write_text("def triple(x):\n    return 3 * x\n")
+    (pkg / "raylite_gone_mod.py").write_text("def twice(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    helper = importlib.import_module("raylite_helper_mod")
+    gone = importlib.import_module("raylite_gone_mod")
+    assert cluster.get(cluster.remote(helper.triple).remote(5)) == 15  # found via our sys.path
+
+    (pkg / "raylite_gone_mod.py").unlink()  # the worker cannot import it any more
+    f = cluster.remote(max_retries=0)(gone.twice)
+    for _ in range(2):  # the second call on the same connection carries no bytes
+        with pytest.raises(ModuleNotFoundError):
+            cluster.get(f.remote(1), timeout=30)
+    assert cluster.get(cluster.remote(helper.triple).remote(1)) == 3

@@ -101,6 +101,7 @@ class PushTask(NamedTuple):
     resources: dict
     owner: str
     max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
+    sys_path: tuple = ()       # sent with the function: where its modules are importable
 
 
 class PushActorTask(NamedTuple):
@@ -158,6 +159,7 @@ class ActorSpec(NamedTuple):
     env_vars: dict | None
     max_task_retries: int
     concurrency_groups: dict | None = None
+    sys_path: tuple = ()
 
 
 class CreateActor(NamedTuple):

@@ -22,6 +22,7 @@ from .._protocol import messages as m
 from .._serialization import dumps_error, loads
 from ..exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
 from .base import ActorMeta
+from .cluster_tasks import driver_sys_path
 from .object_ref import ObjectRef
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class ActorCalls:
             placement=options.placement_demand(), max_restarts=options.max_restarts,
             max_concurrency=options.max_concurrency, env_vars=env,
             max_task_retries=options.max_task_retries,
-            concurrency_groups=options.concurrency_groups)
+            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path())
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:
             raise ValueError(reply.error)

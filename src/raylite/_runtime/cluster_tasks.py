@@ -27,6 +27,15 @@ from .cluster_objects import _Obj
 from .object_ref import ObjectRef
 
 _FAST = (int, float, str, bool, type(None))
+
+
+def driver_sys_path() -> tuple:
+    """This process's import path: workers add it so functions defined in the caller's
+    modules (a script's folder, a test file's helpers) unpickle there too."""
+    import os
+    import sys
+
+    return tuple(os.path.abspath(p or os.curdir) for p in sys.path)
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
 MAX_LEASE_REQUESTS = 16     # outstanding lease requests per scheduling key
 
@@ -193,7 +202,8 @@ class TaskSubmission:
         sent = self._sent_functions.setdefault(lease.conn, set())
         if msg.function_id not in sent:
             sent.add(msg.function_id)
-            msg = msg._replace(function=self._function_payload(msg.function_id))
+            msg = msg._replace(function=self._function_payload(msg.function_id),
+                               sys_path=driver_sys_path())
         return lease.conn, msg
 
     def _function_payload(self, fid: bytes) -> bytes:

@@ -77,6 +77,14 @@ def _set_env(env: dict):
                 os.environ[k] = v
 
 
+def extend_sys_path(paths: tuple) -> None:
+    """Appends the caller's import path entries this process lacks (never shadows its own)."""
+    import sys
+
+    have = set(sys.path)
+    sys.path.extend(p for p in paths if p not in have)
+
+
 def is_async_class(cls: type) -> bool:
     import inspect
 

@@ -166,6 +166,7 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
     context.process_actor = scope
     ex.rt.actor_id = spec.actor_id
     try:
+        execution.extend_sys_path(spec.sys_path)
         cls = loads(spec.cls)
         with context.scope(scope):
             args, kwargs = ex.resolve_args(spec.args, spec.inlined)

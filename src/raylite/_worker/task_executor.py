@@ -162,10 +162,19 @@ class Executor:
         kwargs = {k: values[v._id] if isinstance(v, ObjectRef) else v for k, v in kwargs.items()}
         return args, kwargs
 
-    def run_task(self, conn: Any, t: m.PushTask) -> None:
+    def _function(self, t: m.PushTask) -> Any:
         fn = self.functions.get(t.function_id)
         if fn is None:
-            fn = self.functions[t.function_id] = loads(t.function)
+            execution.extend_sys_path(t.sys_path)
+            try:
+                fn = self.functions[t.function_id] = loads(t.function)
+            except Exception as e:  # later calls on this connection come without the bytes
+                fn = self.functions[t.function_id] = _Unloadable(e)
+        if type(fn) is _Unloadable:
+            raise fn.error
+        return fn
+
+    def run_task(self, conn: Any, t: m.PushTask) -> None:
         self.job_id, self.current_name = t.job_id, t.name
         self.rt.set_job(t.job_id, t.namespace)
         env = dict(t.env_vars or {})
@@ -178,6 +187,7 @@ class Executor:
             if t.task_id in self.cancelled:
                 raise KeyboardInterrupt
             with context.scope(scope), execution.env_vars(env):
+                fn = self._function(t)  # a function that cannot be loaded fails its task
                 args, kwargs = self.resolve_args(t.args, t.inlined)
                 value = fn(*args, **kwargs)
             reply = self.results(t.task_id, value, t.return_ids, t.owner, t.name)
@@ -217,6 +227,14 @@ class Executor:
         upstream = isinstance(exc, RayTaskError)
         err = execution.task_error(exc, name, actor_repr)
         return m.TaskDone(task_id, (), dumps_error(err), retryable and not upstream)
+
+
+class _Unloadable:
+    """A function whose bytes did not unpickle here; each call raises the reason again."""
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception):
+        self.error = error
 
 
 def _reply(conn: Any, msg: Any) -> None:
