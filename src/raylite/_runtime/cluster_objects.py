@@ -319,15 +319,16 @@ class ObjectPlane:
              fetch_local: bool) -> tuple[list, list]:
         store = self._store
         with self._lock:
-            flags = [(o := store.get(r._id)) is not None and o.ready for r in refs]
-        if flags.count(True) < num_returns:
+            ready = [r for r in refs if (o := store.get(r._id)) is not None and o.ready]
+        if len(ready) < num_returns:
             self._await(refs, num_returns, timeout)
             with self._lock:
-                flags = [(o := store.get(r._id)) is not None and o.ready for r in refs]
-        ready, not_ready = [], []
-        for r, f in zip(refs, flags):
-            (ready if f and len(ready) < num_returns else not_ready).append(r)
-        return ready, not_ready
+                ready = [r for r in refs if (o := store.get(r._id)) is not None and o.ready]
+        if len(ready) == len(refs) and num_returns == len(refs):
+            return list(refs), []
+        ready = ready[:num_returns]
+        chosen = {r._id for r in ready}
+        return ready, [r for r in refs if r._id not in chosen]
 
     def future(self, ref: ObjectRef) -> Any:
         import concurrent.futures
