@@ -340,3 +340,17 @@ def test_functions_from_the_callers_modules(cluster, tmp_path, monkeypatch):
         with pytest.raises(ModuleNotFoundError):
             cluster.get(f.remote(1), timeout=30)
     assert cluster.get(cluster.remote(helper.triple).remote(1)) == 3
+
+
+def test_dependencies_finishing_during_submission_are_not_missed(cluster):
+    # A dependency that completes between argument preparation and callback registration
+    # once left its dependent task waiting forever; reduction trees hit that window often.
+    @cluster.remote
+    def add(x, y):
+        return x + y
+
+    for _ in range(30):
+        level = [cluster.put(i) for i in range(64)]
+        while len(level) > 1:
+            level = [add.remote(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        assert cluster.get(level[0], timeout=20) == sum(range(64))

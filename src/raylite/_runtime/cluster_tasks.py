@@ -145,16 +145,21 @@ class TaskSubmission:
                 self._task_of[rid] = task_id
             self._tasks[task_id] = task
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
-            if deps:
-                task.deps = len(deps)
-                for r in deps:
-                    o = self._store[r._id]
+            # A dependency may have finished since _prepare_args looked: wait only for the rest.
+            pending = [self._store[r._id] for r in deps if not self._store[r._id].ready]
+            sends: list = []
+            if pending:
+                task.deps = len(pending)
+                for o in pending:
                     if o.callbacks is None:
                         o.callbacks = []
                     o.callbacks.append(lambda t=task: self._dep_ready(t))
-                sends: list = []
+            elif deps:
+                task.deps = 1  # all finished meanwhile: _dep_ready below inlines and enqueues
             else:
                 sends = self._enqueue(task, demand)
+        if deps and not pending:
+            self._dep_ready(task)
         self._send_all(sends)
         return refs
 
