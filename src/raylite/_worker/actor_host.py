@@ -71,11 +71,17 @@ class ActorHost:
         self.ended = True
         self.ex.rt.send_daemon(m.KillActor(self.spec.actor_id, True, reason))
 
-    def submit(self, conn: Any, t: m.PushActorTask) -> None:
+    def _ending(self, t: m.PushActorTask) -> bool:
+        """True when this call is not run: the actor has ended, or the call ends it."""
         if self.ended:
-            return
+            return True
         if t.method == execution.TERMINATE:
             self.end("it was terminated (__ray_terminate__, or its last handle went out of scope)")
+            return True
+        return False
+
+    def submit(self, conn: Any, t: m.PushActorTask) -> None:
+        if self._ending(t):
             return
         if self.pool is not None:
             self._group(t).submit(self.run_inline, conn, t)
@@ -93,10 +99,7 @@ class ActorHost:
         return method, args, kwargs
 
     def run_inline(self, conn: Any, t: m.PushActorTask) -> None:
-        if self.ended:
-            return
-        if t.method == execution.TERMINATE:
-            self.end("it was terminated (__ray_terminate__, or its last handle went out of scope)")
+        if self._ending(t):
             return
         name = f"{self.name}.{t.method}"
         try:
