@@ -13,7 +13,8 @@ code path. Daemons bind 127.0.0.1 unless told otherwise. Each listener also
 binds a Unix socket named after its host:port (abstract namespace on Linux,
 else a private directory); connect() tries it first (a loopback round trip costs
 about half as much), and falls back to TCP. `send` may be called from any
-thread; `recv` from one reader thread per connection.
+thread; `recv` from one reader thread per connection, or `recv_some` by whichever
+thread holds the connection's read turn (read_turn.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ import sys
 import tempfile
 import threading
 from typing import Any
+
+from .read_turn import ReadTurn
 
 MAGIC = b"RLT1"
 _LEN = struct.Struct("!I")
@@ -80,7 +83,8 @@ class Connection:
         self.channel = channel
         self._reader = sock.makefile("rb", buffering=1 << 16)
         self._send_lock = threading.Lock()
-        self._buf = bytearray()   # for recv_ready(): never mixed with recv() on one connection
+        self._buf = bytearray()   # for recv_ready()/recv_some(): never mixed with recv() on one connection
+        self.turn = ReadTurn()
         self.closed = False
 
     def fileno(self) -> int:
@@ -94,9 +98,25 @@ class Connection:
             chunk = None
         if chunk == b"":
             raise EOFError(f"connection to {self.peer} closed")
-        buf = self._buf
         if chunk:
-            buf += chunk
+            self._buf += chunk
+        return self._frames()
+
+    def recv_some(self) -> list:
+        """Blocks until at least one whole message is here; returns every whole one.
+        Bytes are kept in the connection's buffer until their frame is complete, so an
+        exception (KeyboardInterrupt in get()) between two reads loses nothing."""
+        while True:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise EOFError(f"connection to {self.peer} closed")
+            self._buf += chunk
+            out = self._frames()
+            if out:
+                return out
+
+    def _frames(self) -> list:
+        buf = self._buf
         out = []
         pos = 0
         while len(buf) - pos >= 4:
@@ -133,6 +153,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        self.turn.close()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

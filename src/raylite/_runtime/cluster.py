@@ -251,23 +251,19 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 reply.event.set()
 
     def _peer_loop(self, conn: Connection, address: str | None, registry: dict | None) -> None:
-        handlers = self._handlers
+        turn = conn.turn
         while True:
+            turn.background_wait()  # a thread in get() may be reading this connection itself
             try:
-                msg = conn.recv()
+                msgs = conn.recv_some()
             except (EOFError, OSError):
                 break
             except Exception as e:
                 print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
                 break
-            try:
-                h = handlers.get(type(msg))
-                if h is not None:
-                    h(conn, msg)
-                elif self.executor is not None:
-                    self.executor.handle(conn, msg)
-            except Exception as e:
-                print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+            for msg in msgs:
+                self._on_peer(conn, msg)
+            turn.background_done()
         conn.close()
         if registry is not None:
             with self._connect_lock:
@@ -275,6 +271,16 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                     del registry[address]
         if not self._closing.is_set():
             self._peer_lost(conn)
+
+    def _on_peer(self, conn: Connection, msg: Any) -> None:
+        try:
+            h = self._handlers.get(type(msg))
+            if h is not None:
+                h(conn, msg)
+            elif self.executor is not None:
+                self.executor.handle(conn, msg)
+        except Exception as e:  # never let one bad message stop the reading
+            print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
 
     # -- cluster state and context --------------------------------------------
     def set_job(self, job_id: bytes, namespace: str) -> None:

@@ -20,6 +20,7 @@ from inside a destructor.
 from __future__ import annotations
 
 import _thread
+import sys
 from typing import Any, Sequence
 
 from .._object_store import shm
@@ -307,7 +308,35 @@ class ObjectPlane:
             if blocked:
                 self._daemon.send(m.WorkerBlocked(False))
 
+    def _read_for(self, ref: ObjectRef) -> None:
+        """Reads the reply for `ref` on this thread, when its connection lets it (the turn:
+        read_turn.py): one thread wake-up per call instead of two. Anything unusual (the
+        connection drops, the task moves elsewhere) leaves the rest to the reader thread."""
+        o = self._store.get(ref._id)
+        task = self._tasks.get(self._task_of.get(ref._id))
+        conn = task.conn if task is not None else None
+        if o is None or o.ready or conn is None or not conn.turn.lead():
+            return
+        give_back = True
+        try:
+            while not o.ready and task.conn is conn:
+                try:
+                    msgs = conn.recv_some()
+                except (EOFError, OSError):
+                    return  # the reader thread sees the loss and fails or retries the task
+                except Exception as e:
+                    print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
+                    conn.close()
+                    return
+                for msg in msgs:
+                    self._on_peer(conn, msg)
+            give_back = bool(self._inflight.get(conn))  # replies nobody waits for: reader thread
+        finally:
+            conn.turn.unlead(give_back)
+
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
+        if len(refs) == 1 and timeout is None and self.executor is None:
+            self._read_for(refs[0])
         if not self._await(refs, len(refs), timeout):
             with self._lock:
                 waiting = sum(1 for r in refs if not self._store[r._id].ready)
