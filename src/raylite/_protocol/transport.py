@@ -15,6 +15,14 @@ else a private directory); connect() tries it first (a loopback round trip costs
 about half as much), and falls back to TCP. `send` may be called from any
 thread; `recv` from one reader thread per connection, or `recv_some` by whichever
 thread holds the connection's read turn (read_turn.py).
+
+Polling before sleeping. Waking a thread that sleeps on a socket costs both
+sides: the sender's send() wakes it (on a VM, an interrupt to the other CPU)
+and the sleeper waits to be scheduled; on the 2-core development VM that is
+about half of a call's round trip. So while a peer answers quickly (its last
+answer came within SPIN), the reader polls for up to SPIN before it sleeps.
+A slow peer turns polling off after one miss; the CPU spent is bounded by
+SPIN per message awaited.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 from typing import Any
 
 from .read_turn import ReadTurn
@@ -35,6 +44,7 @@ from .read_turn import ReadTurn
 MAGIC = b"RLT1"
 _LEN = struct.Struct("!I")
 _HANDSHAKE_TIMEOUT = 10.0
+SPIN = 0.0002  # seconds a reader polls before it sleeps, while its peer answers that fast
 
 
 class AuthenticationError(ConnectionError):
@@ -85,6 +95,8 @@ class Connection:
         self._send_lock = threading.Lock()
         self._buf = bytearray()   # for recv_ready()/recv_some(): never mixed with recv() on one connection
         self.turn = ReadTurn()
+        self.quick = True         # the peer's last answer came within SPIN: poll before sleeping
+        self.answered = 0.0       # when we last answered it (perf_counter), to time its reply
         self.closed = False
 
     def fileno(self) -> int:
@@ -102,10 +114,23 @@ class Connection:
             self._buf += chunk
         return self._frames()
 
-    def recv_some(self) -> list:
-        """Blocks until at least one whole message is here; returns every whole one.
-        Bytes are kept in the connection's buffer until their frame is complete, so an
-        exception (KeyboardInterrupt in get()) between two reads loses nothing."""
+    def poll(self, seconds: float) -> list:
+        """Whole messages that arrive within `seconds`, read without sleeping; [] when none."""
+        end = time.perf_counter() + seconds
+        while True:
+            out = self.recv_ready()
+            if out or time.perf_counter() >= end:
+                return out
+
+    def recv_some(self, spin: bool = False) -> list:
+        """Blocks until at least one whole message is here (polling for SPIN first when
+        `spin`); returns every whole one. Bytes are kept in the connection's buffer until
+        their frame is complete, so an exception (KeyboardInterrupt in get()) between two
+        reads loses nothing."""
+        if spin:
+            out = self.poll(SPIN)
+            if out:
+                return out
         while True:
             chunk = self.sock.recv(1 << 16)
             if not chunk:

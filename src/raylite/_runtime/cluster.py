@@ -4,6 +4,7 @@
                                  ▲                              │ LeaseGranted(worker address)
                                  │ TaskDone                     ▼
                         peer reader threads ◄──── direct TCP ───► leased worker
+                        (or the thread waiting in get(), when it holds the read turn)
     borrowers ──GetObject──► listener ──► this process's store (it owns what it created)
 
 State owned here, all under `_lock`: the object store (`_store`, id -> _Obj,

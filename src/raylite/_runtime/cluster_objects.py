@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import _thread
 import sys
+import time
 from typing import Any, Sequence
 
 from .._object_store import shm
 from .._protocol import messages as m
+from .._protocol.transport import SPIN
 from .._serialization import dumps_error, loads, serialize_with_refs
 from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError,
                           RayTaskError)
@@ -321,7 +323,9 @@ class ObjectPlane:
         try:
             while not o.ready and task.conn is conn:
                 try:
-                    msgs = conn.recv_some()
+                    t0 = time.perf_counter()
+                    msgs = conn.recv_some(spin=conn.quick)
+                    conn.quick = time.perf_counter() - t0 < SPIN
                 except (EOFError, OSError):
                     return  # the reader thread sees the loss and fails or retries the task
                 except Exception as e:

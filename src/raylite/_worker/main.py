@@ -9,6 +9,7 @@ The main thread runs tasks so that cancel() can interrupt them with SIGINT.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 
@@ -28,6 +29,7 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
         return  # the daemon stopped while this worker was starting: nothing to do
     executor = Executor(rt)
     rt.executor = executor
+    signal.signal(signal.SIGINT, executor.interrupt)  # cancel()'s signal, for a running task only
     install(rt)
     _forward_output(rt, executor)
     rt.register_worker()

@@ -23,13 +23,17 @@ import queue
 import selectors
 import signal
 import threading
+import time
 from typing import Any
 
 from .._protocol import messages as m
+from .._protocol.transport import SPIN
 from .._runtime import context, execution
 from .._runtime.object_ref import ObjectRef
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
+
+_STAY = 0.002  # seconds one connection's caller may keep the main thread polling for it
 
 
 class Executor:
@@ -78,33 +82,56 @@ class Executor:
             self.actor.cancel(msg.task_id)
 
     # -- the main thread -----------------------------------------------------
+    def interrupt(self, signum: int, frame: Any) -> None:
+        """SIGINT (sent by cancel()) interrupts only a task that was cancelled while it
+        runs: one that arrives just after its task finished is dropped here, instead of
+        raising KeyboardInterrupt wherever the loop happens to be."""
+        if self.running is not None and self.running in self.cancelled:
+            self.running = None  # once: a second SIGINT cannot hit the cancelled reply
+            raise KeyboardInterrupt
+
     def run_forever(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ, None)
         while True:
-            try:
-                events = sel.select()
-            except KeyboardInterrupt:  # a cancel that arrived just after its task finished
-                continue
-            for key, _ in events:
+            for key, _ in sel.select():
                 conn = key.data
                 if conn is None:
                     if not self._drain_queue(sel):
                         return
                     continue
-                try:
-                    msgs = conn.recv_ready()
-                except (EOFError, OSError):
-                    sel.unregister(conn)
-                    conn.close()
-                    self.rt.inbound_closed(conn)
-                    continue
-                except Exception:
-                    sel.unregister(conn)  # garbage on the wire: drop this connection only
-                    conn.close()
-                    continue
-                for msg in msgs:
-                    self._dispatch(conn, msg)
+                self._serve(sel, conn)
+
+    def _serve(self, sel: Any, conn: Any) -> None:
+        """Runs what a readable task connection brings. A caller making calls one at a
+        time sends the next one within tens of microseconds: wait for it polling, not
+        asleep (transport.SPIN), for up to _STAY; then other connections get their turn."""
+        now = time.perf_counter()
+        conn.quick = now - conn.answered < SPIN
+        msgs = self._read(sel, conn, 0.0)
+        until = now + _STAY
+        while msgs:
+            for msg in msgs:
+                self._dispatch(conn, msg)
+            conn.answered = now = time.perf_counter()
+            if not conn.quick or now > until or (self.actor is not None and self.actor.concurrent):
+                return
+            msgs = self._read(sel, conn, SPIN)
+            conn.quick = bool(msgs)
+
+    def _read(self, sel: Any, conn: Any, spin: float) -> list:
+        """The whole messages on a task connection (polling up to `spin` seconds); a
+        connection that closed or sent garbage is dropped and gives []."""
+        try:
+            return conn.poll(spin) if spin else conn.recv_ready()
+        except (EOFError, OSError):
+            sel.unregister(conn)
+            conn.close()
+            self.rt.inbound_closed(conn)
+        except Exception:
+            sel.unregister(conn)  # garbage on the wire: drop this connection only
+            conn.close()
+        return []
 
     def _drain_queue(self, sel: Any) -> bool:
         try:
@@ -126,29 +153,26 @@ class Executor:
 
     def _dispatch(self, conn: Any, msg: Any) -> None:
         t = type(msg)
-        try:
-            if t is m.PushTask:
-                self.rt.register_inbound(msg.owner, conn)
-                self.run_task(conn, msg)
-            elif t is m.PushActorTask:
-                self.rt.register_inbound(msg.owner, conn)
-                if self.actor is None:
-                    return
-                if self.actor.concurrent:
-                    self.actor.submit(conn, msg)
-                else:
-                    self.actor.run_inline(conn, msg)
-            elif t is m.StartActor:
-                from .actor_host import start_actor
-                self.actor = start_actor(self, msg)
-            elif t is m.CancelTask:
-                self.cancel(msg)
+        if t is m.PushTask:
+            self.rt.register_inbound(msg.owner, conn)
+            self.run_task(conn, msg)
+        elif t is m.PushActorTask:
+            self.rt.register_inbound(msg.owner, conn)
+            if self.actor is None:
+                return
+            if self.actor.concurrent:
+                self.actor.submit(conn, msg)
             else:
-                handler = self.rt._handlers.get(t)
-                if handler is not None:
-                    handler(conn, msg)
-        except KeyboardInterrupt:  # a cancel that arrived just after its task finished
-            pass
+                self.actor.run_inline(conn, msg)
+        elif t is m.StartActor:
+            from .actor_host import start_actor
+            self.actor = start_actor(self, msg)
+        elif t is m.CancelTask:
+            self.cancel(msg)
+        else:
+            handler = self.rt._handlers.get(t)
+            if handler is not None:
+                handler(conn, msg)
 
     def resolve_args(self, blob: Any, inlined: dict) -> tuple[tuple, dict]:
         self.rt.add_inlined(inlined)
@@ -182,14 +206,15 @@ class Executor:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
         scope = context.TaskScope(task_id=t.task_id, resources=t.resources, gpu_ids=t.gpu_ids,
                                   job_id=t.job_id)
-        self.running = t.task_id
         try:
+            self.running = t.task_id
             if t.task_id in self.cancelled:
                 raise KeyboardInterrupt
             with context.scope(scope), execution.env_vars(env):
                 fn = self._function(t)  # a function that cannot be loaded fails its task
                 args, kwargs = self.resolve_args(t.args, t.inlined)
                 value = fn(*args, **kwargs)
+            self.running = None  # from here on a cancel comes too late to interrupt
             reply = self.results(t.task_id, value, t.return_ids, t.owner, t.name)
         except KeyboardInterrupt:
             reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)

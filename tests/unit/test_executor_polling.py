@@ -1,0 +1,49 @@
+"""The worker's main loop polls a quick caller's connection, but not forever (task_executor.py)."""
+import socket
+import threading
+import time
+
+from raylite._protocol import messages as m
+from raylite._protocol.transport import Connection
+from raylite._worker.task_executor import Executor
+
+
+class _Runtime:
+    """Just what the executor's loop touches for a message it routes to a handler."""
+
+    def __init__(self, order):
+        self._handlers = {m.AddBorrower: self._record}
+        self.order = order
+
+    def _record(self, conn, msg):
+        self.order.append(msg.object_id)
+        time.sleep(0.0001)  # each message takes a moment, as a real call would
+
+    def inbound_closed(self, conn):
+        pass
+
+
+def test_a_flooding_caller_does_not_starve_another_connection():
+    order = []
+    ex = Executor(_Runtime(order))
+    pairs = [socket.socketpair() for _ in range(2)]
+    busy, other = (Connection(a, "peer") for a, _ in pairs)
+    senders = [Connection(b, "worker") for _, b in pairs]
+    ex.add_connection(busy)
+    ex.add_connection(other)
+    loop = threading.Thread(target=ex.run_forever)
+    loop.start()
+    try:
+        busy.answered = time.perf_counter()  # its caller has been answering at once
+        senders[0].send_many([m.AddBorrower(b"a")] * 3000)
+        senders[1].send(m.AddBorrower(b"b"))
+        deadline = time.monotonic() + 30
+        while len(order) < 3001 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(order) == 3001
+        assert order.index(b"b") < 2000, "the second connection waited for the whole flood"
+    finally:
+        ex.stop()
+        loop.join(10)
+        for c in (busy, other, *senders):
+            c.close()
