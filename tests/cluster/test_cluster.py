@@ -354,3 +354,19 @@ def test_dependencies_finishing_during_submission_are_not_missed(cluster):
         while len(level) > 1:
             level = [add.remote(level[i], level[i + 1]) for i in range(0, len(level), 2)]
         assert cluster.get(level[0], timeout=20) == sum(range(64))
+
+
+def test_daemon_replies_to_a_peer_that_left_without_a_traceback(capfd):
+    raylite.init(num_cpus=1)  # started here, not by a fixture: capfd holds fd 2 only from now
+    try:
+        rt = raylite._runtime.current()
+        conn = connect(rt.daemon_address, rt._token)
+        conn.send_many([m.GetActorInfo(i, b"x" * 16, None, None, False) for i in range(1, 50)]
+                       + [m.GetClusterState(50)])
+        conn.close()                                        # gone before the replies
+        time.sleep(0.5)
+        assert raylite.get(raylite.remote(lambda: "alive").remote()) == "alive"
+    finally:
+        raylite.shutdown()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "error handling" not in err, err

@@ -157,8 +157,8 @@ class NodeServer:
             c.namespace = msg.namespace or f"anonymous-{_ids.random_id(8).hex()}"
             c.env_vars = msg.env_vars
             self.gcs.add_job(c.job_id, c.namespace, msg.pid)
-        c.conn.send(m.ClientRegistered(msg.req, c.job_id or b"", self.node_id, c.namespace,
-                                       self.session_dir))
+        _send(c.conn, m.ClientRegistered(msg.req, c.job_id or b"", self.node_id, c.namespace,
+                                         self.session_dir))
 
     def _on_register_worker(self, c: _Client, msg: m.RegisterWorker) -> None:
         c.kind, c.worker_id, c.pid, c.address = "worker", msg.worker_id, msg.pid, msg.address
@@ -169,7 +169,7 @@ class NodeServer:
     def _on_register_node(self, c: _Client, msg: m.RegisterNode) -> None:
         c.kind, c.node_id, c.address = "node", msg.node_id, msg.address
         self.gcs.add_node(msg.node_id, msg.address, msg.resources, msg.hostname)
-        c.conn.send(m.NodeRegistered(msg.req, True))
+        _send(c.conn, m.NodeRegistered(msg.req, True))
 
     def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
         self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name))
@@ -188,7 +188,7 @@ class NodeServer:
     def _on_create_actor(self, c: _Client, msg: m.CreateActor) -> None:
         spec = msg.spec
         actor_id, meta, error = self.gcs.register_actor(spec, msg.get_if_exists)
-        c.conn.send(m.ActorCreated(msg.req, actor_id, meta, error))
+        _send(c.conn, m.ActorCreated(msg.req, actor_id, meta, error))
         if error is None and actor_id == spec.actor_id:
             self._execute(self.sched.place_actor(spec.actor_id, spec.demand, spec.placement,
                                                  spec.meta.class_name))
@@ -206,7 +206,7 @@ class NodeServer:
         if entry is not None and msg.wait and entry.state in ("PENDING", "RESTARTING"):
             self._actor_waiters.setdefault(entry.spec.actor_id, []).append((c.conn, msg.req))
             return
-        c.conn.send(_actor_info(msg.req, entry))
+        _send(c.conn, _actor_info(msg.req, entry))
 
     def _on_kill_actor(self, c: _Client, msg: m.KillActor) -> None:
         self._kill_actor(msg.actor_id, msg.no_restart, msg.reason)
@@ -229,16 +229,16 @@ class NodeServer:
             if n.alive and n.node_id != self.node_id:
                 for k, v in n.resources.items():
                     available[k] = available.get(k, 0.0) + v
-        c.conn.send(m.ClusterState(msg.req, nodes, total, available, stats))
+        _send(c.conn, m.ClusterState(msg.req, nodes, total, available, stats))
 
     def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
         for x in self._clients.values():
             if x.kind == "driver" and x.job_id == msg.job_id:
-                x.conn.send(msg)
+                _send(x.conn, msg)
                 return
 
     def _on_shutdown(self, c: _Client, msg: m.Shutdown) -> None:
-        c.conn.send(m.Ack(msg.req))
+        _send(c.conn, m.Ack(msg.req))
         threading.Thread(target=self.stop, daemon=True).start()
 
     # -- the object store ------------------------------------------------------
@@ -252,7 +252,7 @@ class NodeServer:
         try:
             alloc = self.store.allocate(msg.object_id, msg.size, msg.owner, self._disk_free())
         except ObjectStoreFullError as e:
-            c.conn.send(m.AllocReply(msg.req, str(e), False))
+            _send(c.conn, m.AllocReply(msg.req, str(e), False))
             return
         for pid in alloc.drop:
             shm.unlink(self._pool_path(pid))
@@ -263,7 +263,7 @@ class NodeServer:
                 done += 1
         except OSError as e:  # the spill disk is full or unwritable
             text = self.store.spill_failed(msg.object_id, alloc.spill[done:])
-            c.conn.send(m.AllocReply(msg.req, f"{text} (spilling failed: {e})", False))
+            _send(c.conn, m.AllocReply(msg.req, f"{text} (spilling failed: {e})", False))
             return
         reuse = False
         if alloc.reuse is not None:
@@ -274,7 +274,7 @@ class NodeServer:
                 pass
         if alloc.to_disk:
             os.makedirs(self.spill_dir, exist_ok=True)
-        c.conn.send(m.AllocReply(msg.req, None, reuse, alloc.to_disk))
+        _send(c.conn, m.AllocReply(msg.req, None, reuse, alloc.to_disk))
 
     def _disk_free(self) -> int:
         try:
