@@ -20,9 +20,10 @@ Polling before sleeping. Waking a thread that sleeps on a socket costs both
 sides: the sender's send() wakes it (on a VM, an interrupt to the other CPU)
 and the sleeper waits to be scheduled; on the 2-core development VM that is
 about half of a call's round trip. So while a peer answers quickly (its last
-answer came within SPIN), the reader polls for up to SPIN before it sleeps.
-A slow peer turns polling off after one miss; the CPU spent is bounded by
-SPIN per message awaited.
+answer came within SPIN), the reader polls for up to SPIN before it sleeps,
+yielding the CPU between polls to any thread that is ready to run (on a busy
+machine the peer or our own other threads need it more). A slow peer turns
+polling off after one miss; the CPU spent is bounded by SPIN per message awaited.
 """
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ class Connection:
             out = self.recv_ready()
             if out or time.perf_counter() >= end:
                 return out
+            os.sched_yield()
 
     def recv_some(self, spin: bool = False) -> list:
         """Blocks until at least one whole message is here (polling for SPIN first when
