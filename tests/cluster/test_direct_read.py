@@ -97,3 +97,30 @@ def test_replies_nobody_waits_for_are_still_read(cluster):
     assert fut.result(timeout=10) == 7
     ready, _ = cluster.wait([a.m.remote(8)], timeout=10)
     assert len(ready) == 1
+
+
+def test_threads_calling_one_at_a_time_on_one_connection_all_get_their_own_replies(cluster):
+    @cluster.remote
+    class A:
+        def echo(self, x):
+            return x
+
+    @cluster.remote
+    def echo(x):
+        return x
+
+    a = A.remote()
+    _warm(cluster, lambda: a.echo.remote(0))
+    wrong = []
+
+    def caller(k):
+        for i in range(200):
+            x = (k, i)
+            if cluster.get(a.echo.remote(x)) != x or cluster.get(echo.remote(x)) != x:
+                wrong.append(x)
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads) and not wrong
