@@ -105,21 +105,13 @@ class Connection:
 
     def recv_ready(self) -> list:
         """Every complete message that can be read without blocking; EOFError when closed."""
-        try:
-            chunk = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            chunk = None
-        if chunk == b"":
-            raise EOFError(f"connection to {self.peer} closed")
-        if chunk:
-            self._buf += chunk
-        return self._frames()
+        return self._recv(socket.MSG_DONTWAIT)
 
     def poll(self, seconds: float) -> list:
         """Whole messages that arrive within `seconds`, read without sleeping; [] when none."""
         end = time.perf_counter() + seconds
         while True:
-            out = self.recv_ready()
+            out = self._recv(socket.MSG_DONTWAIT)
             if out or time.perf_counter() >= end:
                 return out
             os.sched_yield()
@@ -129,18 +121,21 @@ class Connection:
         `spin`); returns every whole one. Bytes are kept in the connection's buffer until
         their frame is complete, so an exception (KeyboardInterrupt in get()) between two
         reads loses nothing."""
-        if spin:
-            out = self.poll(SPIN)
-            if out:
-                return out
-        while True:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise EOFError(f"connection to {self.peer} closed")
-            self._buf += chunk
-            out = self._frames()
-            if out:
-                return out
+        out = self.poll(SPIN) if spin else []
+        while not out:
+            out = self._recv(0)
+        return out
+
+    def _recv(self, flags: int) -> list:
+        """One read into the buffer (none when MSG_DONTWAIT finds nothing); its whole frames."""
+        try:
+            chunk = self.sock.recv(1 << 16, flags)
+        except (BlockingIOError, InterruptedError):
+            return []
+        if not chunk:
+            raise EOFError(f"connection to {self.peer} closed")
+        self._buf += chunk
+        return self._frames()
 
     def _frames(self) -> list:
         buf = self._buf

@@ -255,12 +255,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         turn = conn.turn
         while True:
             turn.background_wait()  # a thread in get() may be reading this connection itself
-            try:
-                msgs = conn.recv_some()
-            except (EOFError, OSError):
-                break
-            except Exception as e:
-                print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
+            msgs = self._recv_from(conn)
+            if msgs is None:
                 break
             for msg in msgs:
                 self._on_peer(conn, msg)
@@ -272,6 +268,18 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                     del registry[address]
         if not self._closing.is_set():
             self._peer_lost(conn)
+
+    def _recv_from(self, conn: Connection, spin: bool = False) -> list | None:
+        """The next messages from a peer (recv_some); None once the connection is closed
+        or sent garbage, which closes it: its reader thread then reports the loss."""
+        try:
+            return conn.recv_some(spin)
+        except (EOFError, OSError):
+            return None
+        except Exception as e:
+            print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
+            conn.close()
+            return None
 
     def _on_peer(self, conn: Connection, msg: Any) -> None:
         try:

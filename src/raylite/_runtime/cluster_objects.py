@@ -20,7 +20,6 @@ from inside a destructor.
 from __future__ import annotations
 
 import _thread
-import sys
 import time
 from typing import Any, Sequence
 
@@ -322,16 +321,11 @@ class ObjectPlane:
         give_back = True
         try:
             while not o.ready and task.conn is conn:
-                try:
-                    t0 = time.perf_counter()
-                    msgs = conn.recv_some(spin=conn.quick)
-                    conn.quick = time.perf_counter() - t0 < SPIN
-                except (EOFError, OSError):
+                t0 = time.perf_counter()
+                msgs = self._recv_from(conn, conn.quick)
+                if msgs is None:
                     return  # the reader thread sees the loss and fails or retries the task
-                except Exception as e:
-                    print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
-                    conn.close()
-                    return
+                conn.quick = time.perf_counter() - t0 < SPIN
                 for msg in msgs:
                     self._on_peer(conn, msg)
             give_back = bool(self._inflight.get(conn))  # replies nobody waits for: reader thread

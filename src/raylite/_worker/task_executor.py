@@ -107,23 +107,22 @@ class Executor:
         time sends the next one within tens of microseconds: wait for it polling, not
         asleep (transport.SPIN), for up to _STAY; then other connections get their turn."""
         now = time.perf_counter()
-        conn.quick = now - conn.answered < SPIN
+        quick = now - conn.answered < SPIN  # the caller's last call came that soon after our answer
         msgs = self._read(sel, conn, 0.0)
         until = now + _STAY
         while msgs:
             for msg in msgs:
                 self._dispatch(conn, msg)
             conn.answered = now = time.perf_counter()
-            if not conn.quick or now > until or (self.actor is not None and self.actor.concurrent):
+            if not quick or now > until or (self.actor is not None and self.actor.concurrent):
                 return
             msgs = self._read(sel, conn, SPIN)
-            conn.quick = bool(msgs)
 
     def _read(self, sel: Any, conn: Any, spin: float) -> list:
         """The whole messages on a task connection (polling up to `spin` seconds); a
         connection that closed or sent garbage is dropped and gives []."""
         try:
-            return conn.poll(spin) if spin else conn.recv_ready()
+            return conn.poll(spin)
         except (EOFError, OSError):
             sel.unregister(conn)
             conn.close()
