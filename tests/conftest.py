@@ -16,6 +16,12 @@ import raylite
 
 pytest_plugins = ("pytester",)  # test_leak_guard.py runs this guard on tests that leak
 
+# Every node daemon this test run starts (directly or through subprocesses) makes node ids
+# that start with this prefix, so its segments are /dev/shm/raylite_<PREFIX>...: the guard
+# counts and removes only those, never another program's (another test run's, a benchmark's).
+PREFIX = os.urandom(2).hex()
+os.environ["RAYLITE_NODE_ID_PREFIX"] = PREFIX
+
 # Seconds a finishing process, thread or segment may take to go away.
 GRACE = float(os.environ.get("RAYLITE_TEST_LEAK_GRACE", "2.0"))
 
@@ -32,7 +38,7 @@ def _children() -> set:
 
 
 def _segments() -> set:
-    return set(glob.glob("/dev/shm/raylite*"))
+    return set(glob.glob(f"/dev/shm/raylite_{PREFIX}*"))
 
 
 def _threads() -> set:
@@ -53,7 +59,8 @@ def _settle(check, timeout: float = GRACE):
 def clean_env(monkeypatch):
     """Tests start from raylite's defaults, whatever RAYLITE_* the developer's shell sets."""
     for name in list(os.environ):
-        if name.startswith("RAYLITE_") and name != "RAYLITE_TEST_LEAK_GRACE":
+        if name.startswith("RAYLITE_") and name not in ("RAYLITE_TEST_LEAK_GRACE",
+                                                         "RAYLITE_NODE_ID_PREFIX"):
             monkeypatch.delenv(name)
 
 

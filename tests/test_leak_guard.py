@@ -16,7 +16,9 @@ def test_leaks_a_process():
     subprocess.Popen(["sleep", "30"])
 
 def test_leaks_a_segment():
-    open(f"/dev/shm/raylite_guardtest_{os.getpid()}", "wb").close()
+    prefix = os.environ["RAYLITE_NODE_ID_PREFIX"]  # the guard's own: it removes only those
+    open(f"/dev/shm/raylite_{prefix}guardtest_{os.getpid()}", "wb").close()
+    open(f"/dev/shm/raylite_notours_guardtest_{os.getpid()}", "wb").close()
 
 def test_thread_finishing_within_grace_is_fine():
     threading.Thread(target=time.sleep, args=(0.1,), daemon=True).start()
@@ -38,5 +40,8 @@ def test_guard_fails_leaks_and_cleans_up(pytester, monkeypatch):
     out = result.stdout.str()
     assert "threads left running: ['leaky']" in out
     assert "processes left running" in out
-    assert "/dev/shm segments left: ['/dev/shm/raylite_guardtest_" in out
-    assert not list(pathlib.Path("/dev/shm").glob("raylite_guardtest_*"))
+    assert "guardtest_" in out and "/dev/shm segments left: ['/dev/shm/raylite_" in out
+    left = list(pathlib.Path("/dev/shm").glob("raylite_*guardtest_*"))
+    assert [p.name.split("_")[1] for p in left] == ["notours"]  # not the run's own: left alone
+    for p in left:
+        p.unlink()

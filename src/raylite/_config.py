@@ -9,6 +9,9 @@ daemons' mains, so a test may set variables before calling them.
     RAYLITE_LOCAL_MODE   "1" makes init() default to local_mode=True
     RAYLITE_TEMP_DIR     root of session directories (default /tmp/raylite)
     RAYLITE_LOG_TO_DRIVER "0" stops worker output from streaming to the driver
+    RAYLITE_NODE_ID_PREFIX hex bytes that every node id a daemon makes starts with, so
+                         its /dev/shm segments (raylite_<node id>_...) can be told apart
+                         from other clusters' (the test suite's leak guard uses it)
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import NamedTuple
 import os
 
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
-            "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER")
+            "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX")
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -31,12 +34,23 @@ def _flag(value: str | None, default: bool) -> bool:
     raise ValueError(f"Cannot read {value!r} as a flag: use 1 or 0.")
 
 
+def _hex(value: str | None) -> bytes:
+    try:
+        prefix = bytes.fromhex(value or "")
+    except ValueError:
+        raise ValueError(f"RAYLITE_NODE_ID_PREFIX={value!r} is not hex: use up to 4 hex digits.") from None
+    if len(prefix) > 2:  # segment names carry 12 hex digits of the id: keep 8 of them random
+        raise ValueError(f"RAYLITE_NODE_ID_PREFIX={value!r} is too long: use up to 4 hex digits.")
+    return prefix
+
+
 class Config(NamedTuple):
     address: str | None
     auto_init: bool
     local_mode: bool
     temp_dir: str
     log_to_driver: bool
+    node_id_prefix: bytes = b""
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -48,6 +62,7 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
             local_mode=_flag(env.get("RAYLITE_LOCAL_MODE"), False),
             temp_dir=env.get("RAYLITE_TEMP_DIR") or "/tmp/raylite",
             log_to_driver=_flag(env.get("RAYLITE_LOG_TO_DRIVER"), True),
+            node_id_prefix=_hex(env.get("RAYLITE_NODE_ID_PREFIX")),
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     write_private(os.path.join(session_dir, "token"), token.hex())
     address = listener.address
     advertised = f"{ip}:{address.rpartition(':')[2]}" if args.host in _WILDCARD else address
-    node_id = os.urandom(16)
+    node_id = (_node_id_prefix() + os.urandom(16))[:16]
 
     def run_worker(worker_id: bytes) -> None:
         listener.sock.close()
@@ -147,6 +147,15 @@ def _fail(text: str) -> NoReturn:
     print(f"raylite node daemon: {text}", file=sys.stderr, flush=True)
     print(f"ERROR {text}", flush=True)
     sys.exit(1)
+
+
+def _node_id_prefix() -> bytes:
+    from .. import _config
+
+    try:
+        return _config.from_env().node_id_prefix
+    except ValueError as e:
+        _fail(str(e))
 
 
 def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str]:
