@@ -3,7 +3,7 @@ import ast
 import pathlib
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "raylite"
-LEAVES = {"exceptions", "_ids", "_config", "_serialization"}
+LEAVES = {"exceptions", "_ids", "_config", "_serialization", "_private_files"}
 PUBLIC = {"_api", "actor", "remote_function", "runtime_context", "util", "cli", "__init__"}
 
 

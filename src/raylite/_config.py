@@ -7,11 +7,15 @@ daemons' mains, so a test may set variables before calling them.
                          "auto" or "local"), as RAY_ADDRESS does for Ray
     RAYLITE_AUTO_INIT    "0" turns off auto-init on the first remote call
     RAYLITE_LOCAL_MODE   "1" makes init() default to local_mode=True
-    RAYLITE_TEMP_DIR     root of session directories (default /tmp/raylite)
+    RAYLITE_TEMP_DIR     root of session directories and records (default /tmp/raylite_<uid>;
+                         it must be ours with mode 0700, see _private_files)
     RAYLITE_LOG_TO_DRIVER "0" stops worker output from streaming to the driver
     RAYLITE_NODE_ID_PREFIX hex bytes that every node id a daemon makes starts with, so
                          its /dev/shm segments (raylite_<node id>_...) can be told apart
                          from other clusters' (the test suite's leak guard uses it)
+    RAYLITE_ROTATION_MAX_BYTES    a daemon's log (<temp>/raylite_{head,node}.log) is rotated
+                         when it reaches this size (default 10 MiB), as RAY_ROTATION_MAX_BYTES
+    RAYLITE_ROTATION_BACKUP_COUNT rotated logs kept: .1 (newest) to .N (default 2)
 """
 from __future__ import annotations
 
@@ -20,7 +24,15 @@ from typing import NamedTuple
 import os
 
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
-            "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX")
+            "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
+            "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT")
+ROTATION_MAX_BYTES = 10 * 2**20
+ROTATION_BACKUP_COUNT = 2
+
+
+def default_temp_dir() -> str:
+    """/tmp/raylite_<uid>: each user has their own, so nobody else's can be found there."""
+    return f"/tmp/raylite_{os.geteuid()}"
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -44,6 +56,18 @@ def _hex(value: str | None) -> bytes:
     return prefix
 
 
+def _count(name: str, value: str | None, default: int, least: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        n = least - 1
+    if n < least:
+        raise ValueError(f"{name}={value!r} must be a whole number >= {least}.")
+    return n
+
+
 class Config(NamedTuple):
     address: str | None
     auto_init: bool
@@ -51,6 +75,8 @@ class Config(NamedTuple):
     temp_dir: str
     log_to_driver: bool
     node_id_prefix: bytes = b""
+    rotation_max_bytes: int = ROTATION_MAX_BYTES
+    rotation_backup_count: int = ROTATION_BACKUP_COUNT
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -60,9 +86,14 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
             address=env.get("RAYLITE_ADDRESS") or None,
             auto_init=_flag(env.get("RAYLITE_AUTO_INIT"), True),
             local_mode=_flag(env.get("RAYLITE_LOCAL_MODE"), False),
-            temp_dir=env.get("RAYLITE_TEMP_DIR") or "/tmp/raylite",
+            temp_dir=env.get("RAYLITE_TEMP_DIR") or default_temp_dir(),
             log_to_driver=_flag(env.get("RAYLITE_LOG_TO_DRIVER"), True),
             node_id_prefix=_hex(env.get("RAYLITE_NODE_ID_PREFIX")),
+            rotation_max_bytes=_count("RAYLITE_ROTATION_MAX_BYTES",
+                                      env.get("RAYLITE_ROTATION_MAX_BYTES"), ROTATION_MAX_BYTES, 1),
+            rotation_backup_count=_count("RAYLITE_ROTATION_BACKUP_COUNT",
+                                         env.get("RAYLITE_ROTATION_BACKUP_COUNT"),
+                                         ROTATION_BACKUP_COUNT, 0),
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

@@ -320,7 +320,7 @@ def test_force_stop_kills_busy_workers_and_frees_what_the_daemon_held(head):
 
 def test_stop_never_signals_a_stranger_holding_a_recorded_pid(temps):
     temp = temps()
-    temp.mkdir()
+    temp.mkdir(mode=0o700)
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as stranger:
         try:
             (temp / "raylite_current_cluster").write_text(f"127.0.0.1:1 {stranger.pid} /nowhere\n")

@@ -1,6 +1,9 @@
+import os
+
 import pytest
 
 from raylite import _config
+from raylite._private_files import NotPrivateError
 from raylite._runtime import factory
 
 
@@ -41,6 +44,10 @@ def test_recorded_address(tmp_path):
     assert factory.recorded_address(str(tmp_path)) == "127.0.0.1:9"
     (tmp_path / "raylite_current_cluster").write_text("127.0.0.1:9 999999999 /x\n")
     assert factory.recorded_address(str(tmp_path)) is None
+    os.chmod(tmp_path, 0o755)  # another user could list it: its records are not trusted
+    with pytest.raises(NotPrivateError, match=f"{tmp_path}: it has mode 0755"):
+        factory.recorded_address(str(tmp_path))
+    assert factory.recorded_address(str(tmp_path / "missing")) is None
 
 
 def test_registry_is_by_name():
@@ -55,7 +62,8 @@ def test_registry_is_by_name():
 
 def test_config_from_env():
     c = _config.from_env({})
-    assert c.address is None and c.auto_init and not c.local_mode and c.temp_dir == "/tmp/raylite"
+    assert c.address is None and c.auto_init and not c.local_mode
+    assert c.temp_dir == f"/tmp/raylite_{os.geteuid()}"  # each user their own
     c = _config.from_env({"RAYLITE_ADDRESS": "h:1", "RAYLITE_AUTO_INIT": "0",
                           "RAYLITE_LOCAL_MODE": "yes", "RAYLITE_TEMP_DIR": "/t"})
     assert (c.address, c.auto_init, c.local_mode, c.temp_dir) == ("h:1", False, True, "/t")

@@ -16,9 +16,16 @@ instead of READY, and exits 1. The cluster token comes from
 RAYLITE_CLUSTER_TOKEN (hex), else, for a joining node, from this machine's
 session of the head (token_for), else it is created here; it is written to
 <session dir>/token, readable only by its owner. <session dir>/node.json holds
-the address, pid, zygote pid and node id (`raylite stop --force` uses the id
-to remove the shm segments of a daemon it had to kill). A joined node's
-resources count in the cluster totals; scheduling onto it is a later issue.
+the address, pid, zygote pid and node id (`raylite stop` uses the id to remove
+the shm segments of a daemon that was killed). A joined node's resources count
+in the cluster totals; scheduling onto it is a later issue.
+
+The temp dir (--temp-dir, else RAYLITE_TEMP_DIR, else /tmp/raylite_<uid>), the
+session dir and every file written in them are this user's alone
+(_private_files): a temp dir that is another user's, a link, or open to group
+or other is refused with "ERROR <which path, what to do>". With --log-file
+(stderr is appended to that file by `raylite start`) the root logger's handler
+rotates it by size (log_file.RotatingStderr).
 """
 from __future__ import annotations
 
@@ -31,20 +38,17 @@ import sys
 import threading
 from typing import NoReturn
 
+from .. import _private_files as private
+
 
 def make_session_dir(temp_dir: str) -> str:
-    os.makedirs(temp_dir, mode=0o700, exist_ok=True)
+    """<temp>/session_<time>_<pid>, and the temp dir itself if missing, both 0700 and ours."""
     import time
 
+    private.make_dir(temp_dir)
     path = os.path.join(temp_dir, f"session_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}")
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    private.make_dir(path)
     return path
-
-
-def write_private(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,11 +59,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--num-gpus", type=float, default=None)
     ap.add_argument("--resources", default="{}")
     ap.add_argument("--object-store-memory", type=int, default=None)
-    ap.add_argument("--temp-dir", default="/tmp/raylite")
+    ap.add_argument("--temp-dir", default=None,
+                    help="default: $RAYLITE_TEMP_DIR or /tmp/raylite_<uid>")
     ap.add_argument("--owner-pid", type=int, default=None)
     ap.add_argument("--record", action="store_true", help="record this cluster for address='auto'")
     ap.add_argument("--address", default=None, help="join the head at HOST:PORT as a worker node")
+    ap.add_argument("--log-file", default=None,
+                    help="the file stderr is appended to (by `raylite start`): keep it under "
+                         "RAYLITE_ROTATION_MAX_BYTES by rotating it")
     args = ap.parse_args(argv)
+    cfg = _read_config()
+    args.temp_dir = args.temp_dir or cfg.temp_dir
 
     from .._protocol.transport import Listener
     from .._worker import main as worker_main
@@ -76,11 +86,16 @@ def main(argv: list[str] | None = None) -> None:
         hint = (" (another process already uses that port: pick another with --port, or stop it)"
                 if e.errno == errno.EADDRINUSE else "")
         _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}{hint}")
-    session_dir = make_session_dir(args.temp_dir)
-    write_private(os.path.join(session_dir, "token"), token.hex())
+    try:
+        session_dir = make_session_dir(args.temp_dir)
+    except private.NotPrivateError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot make a session dir in the temp dir {args.temp_dir}: {e}")
+    private.write_text(os.path.join(session_dir, "token"), token.hex())
     address = listener.address
     advertised = f"{ip}:{address.rpartition(':')[2]}" if args.host in _WILDCARD else address
-    node_id = (_node_id_prefix() + os.urandom(16))[:16]
+    node_id = (cfg.node_id_prefix + os.urandom(16))[:16]
 
     def run_worker(worker_id: bytes) -> None:
         listener.sock.close()
@@ -90,7 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     zygote = Zygote(run_worker)
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
                         owner_pid=args.owner_pid, node_id=node_id)
-    write_private(os.path.join(session_dir, "node.json"),
+    if args.log_file:  # after the zygote fork: workers keep the plain stderr handling
+        from .log_file import RotatingStderr
+
+        RotatingStderr.install(args.log_file, cfg.rotation_max_bytes, cfg.rotation_backup_count)
+    private.write_text(os.path.join(session_dir, "node.json"),
                   json.dumps({"address": address, "pid": os.getpid(), "zygote_pid": zygote.pid,
                                "node_id": node_id.hex()}))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.stop).start())
@@ -98,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     recorded = None
     if args.address:  # a worker node: record our pid for `raylite stop`, then join the head
         recorded = os.path.join(args.temp_dir, "raylite_nodes", str(os.getpid()))
-        os.makedirs(os.path.dirname(recorded), mode=0o700, exist_ok=True)
-        write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
+        private.make_dir(os.path.dirname(recorded))
+        private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
         try:
             _join(args.address, token, node_id, advertised, total, server)
         except (ConnectionError, RuntimeError, OSError, EOFError) as e:
@@ -110,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             os._exit(1)
     elif args.record:
         recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
-        write_private(recorded, f"{address} {os.getpid()} {session_dir}\n")
+        private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
     server.start()
     print(f"READY {address} {session_dir}", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -129,11 +148,9 @@ def _forget(recorded: str | None, session_dir: str) -> None:
     import shutil
 
     try:
-        if recorded:
-            with open(recorded) as f:
-                if f.read().split()[1:2] == [str(os.getpid())]:
-                    os.unlink(recorded)
-    except (OSError, IndexError):
+        if recorded and (private.read_text(recorded) or "").split()[1:2] == [str(os.getpid())]:
+            os.unlink(recorded)
+    except (OSError, private.NotPrivateError):
         pass
     shutil.rmtree(session_dir, ignore_errors=True)
 
@@ -149,11 +166,11 @@ def _fail(text: str) -> NoReturn:
     sys.exit(1)
 
 
-def _node_id_prefix() -> bytes:
+def _read_config():
     from .. import _config
 
     try:
-        return _config.from_env().node_id_prefix
+        return _config.from_env()
     except ValueError as e:
         _fail(str(e))
 
@@ -166,7 +183,7 @@ def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str]:
 
         try:
             token_hex = token_for(args.address, args.temp_dir).hex()
-        except (ConnectionError, ValueError) as e:
+        except (ConnectionError, ValueError, private.NotPrivateError) as e:
             _fail(str(e))
     try:
         token = bytes.fromhex(token_hex) if token_hex else os.urandom(32)

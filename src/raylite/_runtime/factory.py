@@ -12,6 +12,9 @@ rule, pure and unit-tested:
       "host:port"                         -> join that cluster
     neither                               -> the recorded cluster if it is alive,
                                              else start a new one
+
+The record (<temp>/raylite_current_cluster) is trusted only when the temp dir and the
+record are this user's alone (_private_files); otherwise NotPrivateError names the path.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ class InitRequest(NamedTuple):
     namespace: str | None = None
     runtime_env: dict | None = None
     log_to_driver: bool = True
-    temp_dir: str = "/tmp/raylite"
+    temp_dir: str | None = None    # None: _config.default_temp_dir()
 
 
 def register(name: str, factory: "str | Callable[[InitRequest], Runtime]") -> None:
@@ -52,11 +55,15 @@ def runtime_names() -> list[str]:
 
 
 def recorded_address(temp_dir: str) -> str | None:
-    """The address `raylite start` recorded on this machine, if that cluster is alive."""
-    path = os.path.join(temp_dir, "raylite_current_cluster")
+    """The address `raylite start` recorded on this machine, if that cluster is alive.
+    NotPrivateError if the temp dir or the record is not this user's alone."""
+    from .. import _private_files as private
+
+    if not private.check_dir(temp_dir):
+        return None
+    text = private.read_text(os.path.join(temp_dir, "raylite_current_cluster"))
     try:
-        with open(path) as f:
-            address, pid = f.read().split()[:2]
+        address, pid = (text or "").split()[:2]
         os.kill(int(pid), 0)
     except (OSError, ValueError):
         return None

@@ -5,6 +5,10 @@
     <session_dir>/token              the cluster token (hex, mode 0600)
     <session_dir>/node.json          {"address", "pid", "zygote_pid", "node_id"}
 
+The temp dir, the records and the session files are read only when they are this
+user's alone (_private_files: owner, mode, no links); otherwise NotPrivateError names
+the path, and the command prints it and exits 1 (cli/main.py).
+
 Every daemon `start` launches leads its own session and process group
 (start_new_session), and its zygote and workers stay in that group. So the
 recorded pid names the whole tree: `stop` signals the group, and the tree is
@@ -18,7 +22,8 @@ import os
 import signal
 from typing import NamedTuple
 
-DEFAULT_TEMP = "/tmp/raylite"
+from raylite import _private_files as private
+
 HEAD_RECORD = "raylite_current_cluster"
 NODES_DIR = "raylite_nodes"
 _DAEMON_MODULE = b"raylite._node.main"
@@ -33,13 +38,15 @@ class Record(NamedTuple):
 
 
 def temp_dir(cli_value: str | None) -> str:
-    return cli_value or os.environ.get("RAYLITE_TEMP_DIR") or DEFAULT_TEMP
+    """--temp-dir, else $RAYLITE_TEMP_DIR, else /tmp/raylite_<uid>."""
+    from raylite import _config
+
+    return cli_value or os.environ.get("RAYLITE_TEMP_DIR") or _config.default_temp_dir()
 
 
 def read(path: str, kind: str) -> Record | None:
     try:
-        with open(path) as f:
-            address, pid, session = f.read().split()[:3]
+        address, pid, session = (private.read_text(path) or "").split()[:3]
         return Record(path, address, int(pid), session, kind)
     except (OSError, ValueError):
         return None
@@ -47,14 +54,16 @@ def read(path: str, kind: str) -> Record | None:
 
 def head(temp: str) -> Record | None:
     """The recorded head, alive or not."""
+    if not private.check_dir(temp):
+        return None
     return read(os.path.join(temp, HEAD_RECORD), "head")
 
 
 def nodes(temp: str) -> list[Record]:
     """The recorded joined nodes, alive or not."""
     d = os.path.join(temp, NODES_DIR)
-    names = sorted(os.listdir(d)) if os.path.isdir(d) else []
-    recs = (read(os.path.join(d, name), "node") for name in names)
+    names = sorted(os.listdir(d)) if private.check_dir(temp) and private.check_dir(d) else []
+    recs = (read(os.path.join(d, name), "node") for name in names if not name.endswith(".tmp"))
     return [r for r in recs if r is not None]
 
 
@@ -64,8 +73,10 @@ def live_head(temp: str) -> Record | None:
 
 
 def token(rec: Record) -> str:
-    with open(os.path.join(rec.session_dir, "token")) as f:
-        return f.read().strip()
+    """The cluster token in the record's session dir ('' if it has none)."""
+    if not private.check_dir(rec.session_dir):
+        return ""
+    return (private.read_text(os.path.join(rec.session_dir, "token"), secret=True) or "").strip()
 
 
 # -- processes ----------------------------------------------------------------
@@ -153,5 +164,10 @@ def find_token(address: str, temp: str) -> bytes:
         head = live_head(temp)
         if head is not None and head.address.rpartition(":")[0] in ("0.0.0.0", "::") and \
                 head.address.rpartition(":")[2] == address.rpartition(":")[2]:
-            return bytes.fromhex(token(head))
+            try:
+                found = bytes.fromhex(token(head))
+            except ValueError:
+                found = b""
+            if found:
+                return found
         raise ConnectionError(f"{e} (temp dir {temp})") from None

@@ -13,8 +13,10 @@
 
 Processes are found through the records `start` writes under the temp dir
 (<temp>/raylite_current_cluster, <temp>/raylite_nodes/<pid>; see _records) and
-stopped by pid, never by name. Exit codes: 0 done, 1 could not (nothing
-running, already running, the daemon failed), 2 bad flags.
+stopped by pid, never by name. The temp dir and everything read from it must be
+this user's alone (0700, no links): a command that meets another user's file prints
+which path and what to do, and exits 1. Exit codes: 0 done, 1 could not (nothing
+running, already running, the daemon failed, a temp dir not ours), 2 bad flags.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ import argparse
 import importlib
 import sys
 
-_TEMP_HELP = "root of session dirs and records (default $RAYLITE_TEMP_DIR or /tmp/raylite)"
+_TEMP_HELP = ("root of session dirs, records and logs, ours alone with mode 0700 (default "
+              "$RAYLITE_TEMP_DIR or /tmp/raylite_<uid>)")
 
 
 def _start_parser(sub) -> None:
@@ -86,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from raylite._private_files import NotPrivateError
+
     args = build_parser().parse_args(argv)
     if args.command == "start" and args.port is None:
         args.port = 6380 if args.head else 0
@@ -93,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = getattr(importlib.import_module(module), func)(args)
         sys.stdout.flush()
+    except NotPrivateError as e:  # a temp dir, record or session that is not ours alone
+        print(f"raylite {args.command}: {e}", file=sys.stderr)
+        code = 1
     except BrokenPipeError:  # `raylite status | head`: the reader left, which is fine
         import os
 

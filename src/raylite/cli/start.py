@@ -1,12 +1,15 @@
 """`raylite start --head | --address HOST:PORT`: run a node daemon that outlives this command.
 
-    validate the flags (exit 2) ─► lock <temp>/raylite_start.lock
+    validate the flags (exit 2) ─► make or check <temp> (ours, 0700)
+       ─► lock <temp>/raylite_start.lock
        ─► --head: refuse if the recorded head is alive (exit 1)
           --address: find the cluster token (RAYLITE_CLUSTER_TOKEN, else this machine's
                      session of that head), handed to the daemon in its environment
        ─► python -m raylite._node.main --record | --address HOST:PORT ...
               its own session (so this command can exit, and `stop` can signal its group),
-              stdin /dev/null, stderr appended to <temp>/raylite_{head,node}.log
+              stdin /dev/null, stderr appended to <temp>/raylite_{head,node}.log, which
+              the daemon rotates (--log-file): at RAYLITE_ROTATION_MAX_BYTES (10 MiB) it
+              becomes .log.1 (.1 becomes .2, ...), RAYLITE_ROTATION_BACKUP_COUNT (2) kept
        ◄─ "READY <address> <session dir>" (or "ERROR <why>") on its stdout
        ─► print how to connect and stop; --block: wait in the foreground until
           Ctrl-C or SIGTERM, then stop the daemon as `raylite stop` would.
@@ -24,6 +27,8 @@ import select
 import signal
 import subprocess
 import sys
+
+from raylite import _private_files as private
 
 from . import _records as rec
 
@@ -93,9 +98,9 @@ def _join_token(address: str, temp: str) -> str:
         raise _Refused(str(e)) from None
 
 
-def _daemon_cmd(args: argparse.Namespace, temp: str) -> list[str]:
+def _daemon_cmd(args: argparse.Namespace, temp: str, log_path: str) -> list[str]:
     cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp, "--host", args.host,
-           "--port", str(args.port)]
+           "--port", str(args.port)] + ([] if args.block else ["--log-file", log_path])
     for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus),
                         ("--object-store-memory", args.object_store_memory),
                         ("--resources", args.resources)):
@@ -106,7 +111,8 @@ def _daemon_cmd(args: argparse.Namespace, temp: str) -> list[str]:
 
 def _launch(cmd: list[str], env: dict, log_path: str, block: bool) -> tuple[subprocess.Popen, str]:
     """Starts the daemon; returns it and its first stdout line ('' if none in time)."""
-    with open(log_path, "ab") as log:
+    fd = private.open_file(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 stderr=None if block else log, env=env, start_new_session=True)
     ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
@@ -128,7 +134,7 @@ def _failure(proc: subprocess.Popen, line: str, log_path: str, log_from: int, bl
     if block:
         return f"{detail}; its output is above"
     try:
-        with open(log_path, "rb") as f:
+        with os.fdopen(private.open_file(log_path), "rb") as f:
             f.seek(log_from)
             tail = f.read().decode(errors="replace").strip().splitlines()[-5:]
     except OSError:
@@ -141,7 +147,7 @@ def _start(args: argparse.Namespace, temp: str) -> tuple[subprocess.Popen, str, 
     """Starts the daemon under the start lock; returns (process, address, session dir)."""
     import fcntl
 
-    os.makedirs(temp, mode=0o700, exist_ok=True)
+    private.make_dir(temp)
     env = dict(os.environ)
     token = _env_token()
     if args.address and token is None:
@@ -149,7 +155,8 @@ def _start(args: argparse.Namespace, temp: str) -> tuple[subprocess.Popen, str, 
     if token is not None:
         env["RAYLITE_CLUSTER_TOKEN"] = token  # in the environment, never on a command line
     log_path = os.path.join(temp, "raylite_head.log" if args.head else "raylite_node.log")
-    with open(os.path.join(temp, "raylite_start.lock"), "w") as lock:
+    lock_fd = private.open_file(os.path.join(temp, "raylite_start.lock"), os.O_WRONLY | os.O_CREAT)
+    with os.fdopen(lock_fd, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one check-then-start at a time per temp dir
         running = rec.live_head(temp) if args.head else None
         if running is not None:
@@ -157,7 +164,7 @@ def _start(args: argparse.Namespace, temp: str) -> tuple[subprocess.Popen, str, 
                            f"{running.pid}). Stop it first with `raylite stop` (temp dir {temp}), "
                            "or connect to it with raylite.init(address=\"auto\").")
         log_from = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-        proc, line = _launch(_daemon_cmd(args, temp), env, log_path, args.block)
+        proc, line = _launch(_daemon_cmd(args, temp, log_path), env, log_path, args.block)
     if not line.startswith("READY "):
         raise _Refused("the daemon did not start: " + _failure(proc, line, log_path, log_from,
                                                                  args.block))
@@ -242,10 +249,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"raylite start: {e}", file=sys.stderr)
         return 1
     try:
-        with open(os.path.join(session_dir, "token")) as f:
-            token = f.read().strip()
+        token = (private.read_text(os.path.join(session_dir, "token"), secret=True) or "").strip()
     except OSError:
-        token = "<see " + os.path.join(session_dir, "token") + ">"
+        token = ""
+    token = token or "<see " + os.path.join(session_dir, "token") + ">"
     print(_banner(args, proc, address, token), flush=True)
     if args.block:
         return _block(proc, address, session_dir, "head" if args.head else "node", temp)

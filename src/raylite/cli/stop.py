@@ -1,4 +1,5 @@
-"""`raylite stop [--force]`: stop what `raylite start` started on this machine.
+"""`raylite stop [--force]`: stop what `raylite start` started on this machine, and clean
+up after the daemons that died.
 
     records (joined nodes, then the head) ─► SIGTERM each daemon (--force: SIGKILL its group)
         ─► wait up to GRACE_S for every daemon to exit: a daemon that stops cleanly
@@ -7,17 +8,29 @@
            a worker busy in a task, a task's own child), wait until none is alive
         ─► for a daemon that had to be killed, do its cleanup for it: its /dev/shm
            segments, its unix socket, its session dir; remove every record
+        ─► sweep <temp>/session_<time>_<pid>: a session whose daemon is dead (no raylite
+           daemon process left in the process group that pid led: killed -9 by someone
+           else before this command, or a driver-started head whose driver died too)
+           gets the same cleanup: the segments /dev/shm/raylite_<node id[:12]>_* its
+           node.json names, its unix socket, its session dir
 
-Processes are found only through the recorded pids (see _records), never by name.
+Processes are found only through the recorded pids and session names (see _records),
+never by name. Only what is ours is touched: sessions and node.json pass
+_private_files, a segment is unlinked only if we own it.
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
+import re
 import shutil
 import signal
+import stat
 import time
+
+from raylite import _private_files as private
 
 from . import _records as rec
 
@@ -62,24 +75,72 @@ def stop_records(records: list, force: bool, grace: float = GRACE_S) -> tuple[li
 
 def _clean_up_after(r: rec.Record) -> None:
     """What a killed daemon could not do: free its segments, socket and session dir."""
-    try:
-        import json
-
-        with open(os.path.join(r.session_dir, "node.json")) as f:
-            node_id = json.load(f)["node_id"]
-    except (OSError, ValueError, KeyError):
-        node_id = None
-    if node_id:
-        from raylite._object_store import shm
-
-        for path in glob.glob(os.path.join(shm.SHM_DIR, f"raylite_{node_id[:12]}_*")):
-            _unlink(path)
-    _unlink_stale_socket(r.address)
     session = os.path.realpath(r.session_dir)
     temp = os.path.realpath(os.path.dirname(os.path.dirname(r.path)) if r.kind == "node"
                             else os.path.dirname(r.path))
     if os.path.basename(session).startswith("session_") and os.path.dirname(session) == temp:
-        shutil.rmtree(session, ignore_errors=True)
+        try:
+            clean_session(session)
+        except private.NotPrivateError as e:
+            print(f"left {session} alone: {e}")
+
+
+def clean_session(session: str) -> int:
+    """Removes what the dead daemon of `session` left: the segments its node.json names, its
+    unix socket, the session dir. Returns how many segments it removed. NotPrivateError
+    (nothing removed) if the session dir or its node.json is not ours alone."""
+    if not private.check_dir(session):
+        return 0
+    try:
+        info = json.loads(private.read_text(os.path.join(session, "node.json")) or "{}")
+    except ValueError:
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    node_id = info.get("node_id")
+    removed = 0
+    if isinstance(node_id, str) and re.fullmatch("[0-9a-f]{32}", node_id):  # it makes a glob
+        from raylite._object_store import shm
+
+        me = os.geteuid()
+        for path in glob.glob(os.path.join(shm.SHM_DIR, f"raylite_{node_id[:12]}_*")):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if st.st_uid == me and stat.S_ISREG(st.st_mode):
+                _unlink(path)
+                removed += 1
+    if isinstance(info.get("address"), str):
+        _unlink_stale_socket(info["address"])
+    shutil.rmtree(session, ignore_errors=True)
+    return removed
+
+
+def _session_pid(session: str) -> int | None:
+    """The daemon pid in a session dir's name (session_<date>_<time>_<pid>)."""
+    tail = os.path.basename(session).rpartition("_")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def _daemon_left(pid: int) -> bool:
+    """Is the daemon `pid`, or a process of the group it led (its zygote, a worker), alive?"""
+    return rec.is_daemon(pid) or any(rec.is_daemon(p) for p in rec.group_members(pid))
+
+
+def sweep(temp: str) -> list[tuple[str, int, int]]:
+    """Cleans up after every dead daemon's session in `temp`: [(session, pid, segments)]."""
+    done = []
+    if not private.check_dir(temp):
+        return done
+    for session in sorted(glob.glob(os.path.join(glob.escape(temp), "session_*"))):
+        pid = _session_pid(session)
+        if pid is None or _daemon_left(pid):
+            continue
+        try:
+            done.append((session, pid, clean_session(session)))
+        except private.NotPrivateError as e:
+            print(f"left {session} alone: {e}")
+    return done
 
 
 def _unlink_stale_socket(address: str) -> None:
@@ -132,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
     for r in recorded:
         if r not in failed:
             _unlink(r.path)
+    for session, pid, segments in sweep(temp):
+        print(f"cleaned up after the dead daemon {pid}: removed {segments} shared-memory "
+              f"segment{'s' if segments != 1 else ''} and its session dir {session}")
     if not running:
         print(f"no running raylite cluster was started here (temp dir {temp})")
     return 1 if failed else 0
