@@ -125,6 +125,31 @@ def test_errors_keep_type_and_traceback(ray):
         ray.get(ref)
 
 
+def test_memory_error_is_caught_as_memory_error(ray):
+    @ray.remote
+    def oom():
+        raise MemoryError("no room for the buffer")
+
+    with pytest.raises(MemoryError, match="no room") as info:
+        ray.get(oom.remote())
+    assert isinstance(info.value, RayTaskError) and isinstance(info.value.cause, MemoryError)
+    try:
+        ray.get(oom.remote())
+    except MemoryError as e:
+        assert "oom" in str(e)
+
+
+def test_exception_group_keeps_its_type(ray):
+    @ray.remote
+    def many():
+        raise ExceptionGroup("several", [ValueError("a"), KeyError("b")])
+
+    with pytest.raises(ExceptionGroup) as info:
+        ray.get(many.remote())
+    assert isinstance(info.value, RayTaskError)
+    assert [type(e) for e in info.value.exceptions] == [ValueError, KeyError]
+
+
 def test_failed_dependency_propagates(ray):
     @ray.remote
     def broken():
