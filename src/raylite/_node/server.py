@@ -396,7 +396,7 @@ class NodeServer:
             hosted = self.gcs.actor_on_worker(c.worker_id)  # before _worker_gone forgets it
             self._worker_gone(c.worker_id)
             self._owner_gone(c.address, self._actor_name(hosted) if hosted is not None
-                             else "the worker process that created it in a task")
+                             else "the worker process that created it")
         elif c.kind == "driver" and c.job_id is not None:
             for actor_id in self.gcs.finish_job(c.job_id):
                 self._kill_actor(actor_id, True, "its driver exited")
