@@ -81,7 +81,7 @@ class RayTaskError(RayError):
             return self
         try:
             cls = _dual_class(cause_cls)
-            err = cls.__new__(cls)
+            err = _new_dual(cls, self.cause.args)
         except TypeError:  # final classes, or layouts that cannot be combined
             return self
         RayTaskError.__init__(err, self.function_name, self.traceback_str, self.cause,
@@ -98,6 +98,24 @@ class RayTaskError(RayError):
 
 
 _DUAL: dict[type, type] = {}
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement or type()
+
+
+def _new_dual(cls: type, args: tuple) -> BaseException:
+    """An empty instance of a dual class.
+
+    `cls.__new__` finds the cause's own __new__ first in the MRO. Some builtins
+    (MemoryError, ExceptionGroup) have one that refuses to build a subclass whose
+    nearest builtin base is not theirs; then the nearest builtin base's __new__ (the one
+    Python itself would call), given the cause's arguments, builds it.
+    """
+    try:
+        return cls.__new__(cls)
+    except TypeError:
+        base = cls
+        while base.__flags__ & _HEAPTYPE:
+            base = base.__base__
+        return base.__new__(cls, *args)
 
 
 def _dual_class(cause_cls: type) -> type:

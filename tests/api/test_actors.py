@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from raylite.exceptions import RayActorError
+from raylite.exceptions import ActorDiedError, RayActorError
 
 
 def _counter(ray):
@@ -86,7 +86,7 @@ def test_kill(ray):
     c = _counter(ray).options(name="victim").remote()
     ray.get(c.add.remote())
     ray.kill(c)
-    with pytest.raises(RayActorError):
+    with pytest.raises(ActorDiedError, match=r"ray.kill\(\) was called on it"):
         ray.get(c.add.remote(), timeout=10)
     with pytest.raises(ValueError):
         ray.get_actor("victim")
@@ -205,15 +205,15 @@ def test_exit_actor_and_terminate(ray):
 
     q = Quitter.remote()
     assert ray.get(q.ping.remote()) == "pong"
-    with pytest.raises(RayActorError):
-        ray.get(q.quit.remote(), timeout=10)
-    with pytest.raises(RayActorError):
-        ray.get(q.ping.remote(), timeout=10)
+    for ref in (q.quit.remote(), q.ping.remote()):  # the reason, not a crash
+        with pytest.raises(ActorDiedError, match=r"Quitter.*exit_actor\(\)") as info:
+            ray.get(ref, timeout=10)
+        assert "unexpectedly" not in str(info.value)
 
     t = Quitter.remote()
     assert ray.get(t.ping.remote()) == "pong"
     t.__ray_terminate__.remote()
-    with pytest.raises(RayActorError):
+    with pytest.raises(ActorDiedError, match="__ray_terminate__"):
         ray.get(t.ping.remote(), timeout=10)
     with pytest.raises(TypeError, match="inside an actor"):
         ray.actor.exit_actor()
@@ -341,3 +341,34 @@ def test_actor_pool_push_pop_and_empty(ray):
     assert not pool.has_free() and pool.pop_idle() is None
     pool.submit(lambda actor, v: actor.add.remote(v), 7)  # queued until an actor is free
     assert sorted([pool.get_next_unordered(), pool.get_next_unordered()]) == [5, 12]
+
+
+def test_actors_an_actor_created_die_with_it(ray):
+    @ray.remote(num_cpus=0)
+    class Child:
+        def ping(self):
+            return "pong"
+
+    @ray.remote(num_cpus=0)
+    class Parent:
+        def make(self, name=None):
+            opts = {"lifetime": "detached", "name": name} if name else {}
+            self.child = Child.options(**opts).remote()
+            return self.child
+
+    parent = Parent.remote()
+    child = ray.get(parent.make.remote())
+    detached = ray.get(parent.make.remote("detached-child"))
+    assert ray.get(child.ping.remote(), timeout=10) == "pong"
+    ray.kill(parent)
+    deadline = time.monotonic() + 20
+    while True:  # on a cluster the owner's death takes a moment to reach its actors
+        try:
+            ray.get(child.ping.remote(), timeout=10)
+        except ActorDiedError as e:
+            assert "owner" in str(e)
+            break
+        assert time.monotonic() < deadline, "the child outlived its owner"
+        time.sleep(0.05)
+    assert ray.get(detached.ping.remote(), timeout=10) == "pong"
+    ray.kill(detached)

@@ -125,6 +125,48 @@ def test_errors_keep_type_and_traceback(ray):
         ray.get(ref)
 
 
+def test_memory_error_is_caught_as_memory_error(ray):
+    @ray.remote
+    def oom():
+        raise MemoryError("no room for the buffer")
+
+    with pytest.raises(MemoryError, match="no room") as info:
+        ray.get(oom.remote())
+    assert isinstance(info.value, RayTaskError) and isinstance(info.value.cause, MemoryError)
+    try:
+        ray.get(oom.remote())
+    except MemoryError as e:
+        assert "oom" in str(e)
+
+
+def test_every_builtin_exception_type_is_kept():
+    """A task's builtin exception, whatever its type, is caught by `except ThatType`."""
+    import builtins
+
+    samples = {UnicodeDecodeError: ("utf-8", b"\xff", 0, 1, "bad"),
+               UnicodeEncodeError: ("ascii", "\xff", 0, 1, "bad"),
+               UnicodeTranslateError: ("\xff", 0, 1, "bad"),
+               # (a group of BaseExceptions cannot also be an Exception, as RayTaskError is)
+               BaseExceptionGroup: ("g", [ValueError()]), ExceptionGroup: ("g", [ValueError()])}
+    for cls in vars(builtins).values():
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            cause = cls(*samples.get(cls, ("x",)))
+            dual = RayTaskError("f", "tb", cause).as_instanceof_cause()
+            assert isinstance(dual, cls) and isinstance(dual, RayTaskError), cls
+            assert dual.args == cause.args and dual.cause is cause, cls
+
+
+def test_exception_group_keeps_its_type(ray):
+    @ray.remote
+    def many():
+        raise ExceptionGroup("several", [ValueError("a"), KeyError("b")])
+
+    with pytest.raises(ExceptionGroup) as info:
+        ray.get(many.remote())
+    assert isinstance(info.value, RayTaskError)
+    assert [type(e) for e in info.value.exceptions] == [ValueError, KeyError]
+
+
 def test_failed_dependency_propagates(ray):
     @ray.remote
     def broken():

@@ -4,6 +4,11 @@
                           │                          │                     (restarts left)
                           └──────── failed __init__ / killed / owner gone ──────► DEAD
 
+An entry's `death` is the pickled error that explains its latest death (kept while
+it restarts, so calls lost in that death can say why). Fate sharing: `spec.owner`
+is the address of the process that created the actor; when that process is gone,
+`owned_by` names the non-detached actors to kill (a driver's go with its job too).
+
 Owns the authoritative actor state and the (namespace, name) index; the
 server keeps the sockets and the waiters. `statistics()` feeds `raylite status`.
 """
@@ -97,13 +102,21 @@ class GcsTables:
         max_restarts = entry.spec.max_restarts
         if may_restart and (max_restarts < 0 or entry.restarts < max_restarts):
             entry.restarts += 1
-            entry.state, entry.address, entry.worker_id = "RESTARTING", None, None
+            entry.state, entry.address, entry.worker_id, entry.death = "RESTARTING", None, None, death
             return "RESTARTING"
         entry.state, entry.address, entry.worker_id, entry.death = "DEAD", None, None, death
         name_key = (entry.spec.namespace, entry.spec.name)
         if entry.spec.name and self.names.get(name_key) == actor_id:
             del self.names[name_key]
         return "DEAD"
+
+    def owned_by(self, address: str) -> list[bytes]:
+        """The live non-detached actors whose owner (creator) is the process at `address`:
+        they share its fate (Ray binds such an actor's lifetime to its owner's)."""
+        if not address:
+            return []
+        return [a for a, e in self.actors.items()
+                if e.spec.owner == address and not e.spec.detached and e.state != "DEAD"]
 
     def actor_on_worker(self, worker_id: bytes) -> bytes | None:
         for actor_id, e in self.actors.items():

@@ -199,6 +199,8 @@ class NodeServer:
         else:
             self.gcs.actor_died(msg.actor_id, msg.error, may_restart=False)
             self._release_actor_worker(msg.actor_id, c.worker_id)
+            if msg.actor_id in self.gcs.actors:  # what its __init__ created dies with it
+                self._owner_gone(c.address, self._actor_name(msg.actor_id))
         self._notify_actor(msg.actor_id)
 
     def _on_get_actor_info(self, c: _Client, msg: m.GetActorInfo) -> None:
@@ -358,6 +360,8 @@ class NodeServer:
         if entry is None or entry.state == "DEAD":
             return
         worker_id = entry.worker_id
+        worker = self._workers.get(worker_id) if worker_id is not None else None
+        address = worker.address if worker is not None else entry.address  # even in __init__
         death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} is dead: {why}.",
                                            actor_id.hex()))
         self.sched.cancel_actor_placement(actor_id)
@@ -367,6 +371,18 @@ class NodeServer:
             self._execute(self.sched.place_actor(actor_id, entry.spec.demand, entry.spec.placement,
                                                  entry.spec.meta.class_name))
         self._notify_actor(actor_id)
+        self._owner_gone(address, self._actor_name(actor_id))  # its process is going away
+
+    def _actor_name(self, actor_id: bytes) -> str:
+        return f"the actor {self.gcs.actors[actor_id].spec.meta.class_name}"
+
+    def _owner_gone(self, address: str | None, who: str) -> None:
+        """Fate sharing: the non-detached actors created by the process at `address` (an
+        actor's or a task's worker) die with it, whether it is gone or restarts elsewhere."""
+        from .._runtime.execution import owner_exited
+
+        for actor_id in self.gcs.owned_by(address or ""):
+            self._kill_actor(actor_id, True, owner_exited(who))
 
     # -- disconnects ---------------------------------------------------------
     def _disconnected(self, c: _Client) -> None:
@@ -377,7 +393,10 @@ class NodeServer:
         if c.kind == "node" and c.node_id is not None:
             self.gcs.remove_node(c.node_id)
         elif c.kind == "worker" and c.worker_id is not None:
+            hosted = self.gcs.actor_on_worker(c.worker_id)  # before _worker_gone forgets it
             self._worker_gone(c.worker_id)
+            self._owner_gone(c.address, self._actor_name(hosted) if hosted is not None
+                             else "the worker process that created it")
         elif c.kind == "driver" and c.job_id is not None:
             for actor_id in self.gcs.finish_job(c.job_id):
                 self._kill_actor(actor_id, True, "its driver exited")

@@ -7,9 +7,17 @@
 Calls leave in submission order: they are appended to the outbox under the
 runtime lock and sent, in that order, under the actor's own send lock (so a
 full socket never blocks the reader threads that hold the runtime lock).
-When the actor's connection drops, in-flight calls are retried
-(max_task_retries) after the daemon reports the restarted actor, or fail
-with ActorDiedError.
+
+When the actor's connection drops, the daemon is asked what happened (it
+knows whether the actor exited on purpose, crashed or is restarting):
+
+    connection lost ─► in-flight calls with retries left ─► front of _Actor.queue, in
+                       │                                    submission order (task ids grow)
+                       └ the others ─► _Actor.lost ─┐
+    ActorInfo ALIVE (restarted) ─► queue sent to it; lost calls fail with the death
+    ActorInfo DEAD              ─► queue and lost calls fail with the daemon's reason
+                                   ("it called exit_actor()", "its worker process
+                                   exited unexpectedly", "its owner, ..., exited")
 """
 from __future__ import annotations
 
@@ -32,7 +40,7 @@ if TYPE_CHECKING:
 
 class _Actor:
     __slots__ = ("actor_id", "state", "conn", "queue", "resolving", "death", "retries", "lock", "outbox",
-                 "max_pending", "handles", "collect", "escaped")
+                 "max_pending", "handles", "collect", "escaped", "lost")
 
     def __init__(self, actor_id: bytes, retries: int = 0):
         self.actor_id = actor_id
@@ -48,6 +56,7 @@ class _Actor:
         self.handles = 0          # live ActorHandle instances in this process
         self.collect = False      # created here, unnamed, not detached: ends with its handles
         self.escaped = False      # a handle was pickled to another process
+        self.lost: list[_Task] = []  # in flight when the connection dropped, no retries left
 
 
 def _death_error(actor_id: bytes, death: bytes | None) -> bytes:
@@ -60,6 +69,15 @@ def _death_error(actor_id: bytes, death: bytes | None) -> bytes:
         return dumps_error(ActorDiedError(f"The actor died because its __init__ raised:\n{err}",
                                           actor_id.hex(), err.cause))
     return death
+
+
+def _lost_call_error(actor_id: bytes, task: Any, death: bytes | None) -> bytes:
+    """For a call the actor was running when its process went away and that is not retried;
+    `death` is why the actor's last incarnation ended (the daemon keeps it while restarting)."""
+    why = f"{loads(death)} " if death is not None else "The connection to the actor was lost. "
+    return dumps_error(ActorDiedError(
+        f"{why}This call ({task.name}) was running then and is not retried (set "
+        "max_task_retries to retry calls when an actor restarts).", actor_id.hex()))
 
 
 class ActorCalls:
@@ -182,21 +200,64 @@ class ActorCalls:
                         t.retries = msg.max_task_retries
             if msg.state == "ALIVE" and conn is not None:
                 st.state, st.conn = "ALIVE", conn
+                failed = [(t, _lost_call_error(actor_id, t, msg.death)) for t in st.lost]
                 while st.queue:
                     self._to_actor(st, st.queue.popleft())
             elif msg.state == "ALIVE":  # alive but unreachable: it is going down; ask again
                 sends = self._resolve_actor(st)
             else:
                 st.state, st.death = "DEAD", _death_error(actor_id, msg.death)
-                failed = list(st.queue)
+                failed = [(t, st.death) for t in (*st.lost, *st.queue)]
                 st.queue.clear()
-                for t in failed:
+            if failed:
+                st.lost = []
+                failed = [(t, err) for t, err in failed if t.task_id in self._tasks]  # not cancelled
+                for t, _ in failed:
                     self._drop_task(t.task_id)
         self._send_all(sends)
         self._flush_actor(st)
-        for t in failed:
+        for t, err in failed:
             for rid in t.return_ids:
-                self._complete(rid, None, st.death)
+                self._complete(rid, None, err)
+
+    def _requeue_calls(self, st: _Actor, tasks: list) -> list:
+        """Puts calls sent before back in the actor's queue (lock held), keeping the queue in
+        submission order (a process's task ids grow with it), and asks where the actor is."""
+        for t in tasks:
+            t.lease = t.conn = None
+        if not st.queue or tasks[-1].task_id < st.queue[0].task_id:
+            st.queue.extendleft(reversed(tasks))
+        else:  # calls retried at different times: merge
+            merged = sorted((*st.queue, *tasks), key=lambda t: t.task_id)
+            st.queue.clear()
+            st.queue.extend(merged)
+        return self._resolve_actor(st)
+
+    def _actor_conn_lost(self, conn: Any, calls: list) -> list:
+        """The connection `conn` dropped (lock held) with these actor calls in flight (in
+        submission order, none cancelled). Every actor it served asks the daemon what became
+        of it; calls with retries left wait in its queue, the others in its `lost` list, for
+        that answer (_actor_resolved)."""
+        by_actor: dict[bytes, list] = {}
+        for t in calls:
+            by_actor.setdefault(t.actor_id, []).append(t)
+        for st in self._actors.values():  # an idle actor's next call must not go to a dead socket
+            if st.conn is conn:
+                st.conn, st.state = None, "UNKNOWN"
+        sends: list = []
+        for actor_id, tasks in by_actor.items():
+            st = self._actors[actor_id]
+            retry = []
+            for t in tasks:
+                if t.retries != 0:
+                    if t.retries > 0:
+                        t.retries -= 1
+                    retry.append(t)
+                else:
+                    t.lease = t.conn = None
+                    st.lost.append(t)
+            sends += self._requeue_calls(st, retry) if retry else self._resolve_actor(st)
+        return sends
 
     def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]:
         ns = namespace or self.namespace
@@ -235,15 +296,17 @@ class ActorCalls:
 
     def _terminate_unreferenced(self) -> None:
         from .._options import MethodOptions
-        from .execution import TERMINATE
+        from .execution import TERMINATE, UNREFERENCED
 
         with self._lock:
             ids, self._pending_terminates = self._pending_terminates, []
         for actor_id in ids:  # queued behind the calls already made: those still finish
-            self.submit_actor_task(actor_id, TERMINATE, (), {}, MethodOptions())
+            self.submit_actor_task(actor_id, TERMINATE, (UNREFERENCED,), {}, MethodOptions())
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        self._daemon.send(m.KillActor(actor_id, no_restart))
+        from .execution import KILLED
+
+        self._daemon.send(m.KillActor(actor_id, no_restart, KILLED))
         with self._lock:
             st = self._actors.get(actor_id)
             if st is not None and st.state == "ALIVE":

@@ -21,7 +21,7 @@ from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.transport import Connection
 from .._serialization import dumps, dumps_error, loads
-from ..exceptions import ActorDiedError, OwnerDiedError, TaskCancelledError, WorkerCrashedError
+from ..exceptions import OwnerDiedError, TaskCancelledError, WorkerCrashedError
 from . import execution
 from .cluster_objects import _Obj
 from .object_ref import ObjectRef
@@ -280,11 +280,9 @@ class TaskSubmission:
             self._pending_frees.append((task.msg.args.object_id, False))
 
     def _resubmit(self, task: _Task) -> list:
+        if task.actor_id is not None:  # back in the actor's queue, in submission order
+            return self._requeue_calls(self._actors[task.actor_id], [task])
         task.lease = task.conn = None
-        if task.actor_id is not None:
-            st = self._actors[task.actor_id]
-            st.queue.appendleft(task)
-            return self._resolve_actor(st)
         return self._enqueue(task, task.msg.resources)
 
     def _peer_lost(self, conn: Connection) -> None:
@@ -296,32 +294,27 @@ class TaskSubmission:
                 k.idle = [lease for lease in k.idle if lease.conn is not conn]
             lost_objects = [oid for req, (oid, c) in list(self._fetches.items())
                             if c is conn and self._fetches.pop(req)]
-            ids = sorted(self._inflight.pop(conn, ()),
-                         key=lambda t: self._tasks[t].return_ids[:1] if t in self._tasks else ())
-            for task_id in ids:
+            calls = []  # actor calls: the daemon's word on the actor decides their fate
+            for task_id in sorted(self._inflight.pop(conn, ())):  # ids grow in submission order
                 task = self._tasks.get(task_id)
                 if task is None:
                     continue
-                if task.actor_id is not None:
-                    st = self._actors.get(task.actor_id)
-                    if st is not None and st.conn is conn:
-                        st.conn, st.state = None, "UNKNOWN"
                 if task.cancelled:
                     err = TaskCancelledError(task.task_id.hex())
+                elif task.actor_id is not None:
+                    calls.append(task)
+                    continue
                 elif task.retries != 0:
                     task.retries -= 1
                     sends += self._resubmit(task)
                     continue
-                elif task.actor_id is not None:
-                    err = ActorDiedError(f"The actor died while running {task.name}: its worker "
-                                         "process exited (killed, crashed, or out of memory).",
-                                         task.actor_id.hex())
                 else:
                     err = WorkerCrashedError(f"The worker running {task.name} died (killed, crashed "
                                              "or out of memory) and its retries are spent "
                                              "(raise max_retries to retry more).")
                 self._drop_task(task_id)
                 failed.append((task, dumps_error(err)))
+            sends += self._actor_conn_lost(conn, calls)
         self._send_all(sends)
         for task, err in failed:
             for rid in task.return_ids:

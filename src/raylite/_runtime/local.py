@@ -9,7 +9,8 @@ a breakpoint or profiler inside a task or actor method just works, and the
 stack trace runs straight from the caller into the body. Semantics match the
 cluster: values are copied, refs nested in arguments stay refs, errors are
 RayTaskError with the remote traceback, named actors live in namespaces,
-and a demand larger than the node raises at once instead of hanging.
+an actor's non-detached actors end with it, and a demand larger than the
+node raises at once instead of hanging.
 
 State (all guarded by `_lock`): `_store` id -> _Entry, `_counts` id -> live
 ObjectRef instances (an entry is freed when its count reaches zero), and the
@@ -62,6 +63,7 @@ class _Actor:
         self.handles = 0
         self.collect = not options.name and options.lifetime != "detached"
         self.escaped = False
+        self.owner: bytes | None = None  # the actor that created it, unless detached
         # A plain actor runs one call at a time, as on a cluster, even when several threads call it.
         serial = not meta.is_async and (options.max_concurrency or 1) == 1 \
             and not options.concurrency_groups
@@ -214,9 +216,7 @@ class LocalRuntime(Runtime):
                         value = execution.run_coroutine(self._actor_loop(actor), value)
                 values = execution.split_returns(value, len(refs), name)
             except execution.ActorExit:
-                self._mark_dead(actor, ActorDiedError(
-                    f"The actor {actor.meta.class_name} is dead: it called exit_actor().",
-                    actor.id.hex()))
+                self._mark_dead(actor, _ended(actor, execution.EXITED))
                 for r in refs:
                     self._set(r, error=actor.dead)
                 return
@@ -290,6 +290,9 @@ class LocalRuntime(Runtime):
                     "forever. Kill an actor first, or give init() more resources.")
             resources.subtract(self._available, demand)
             actor = _Actor(_ids.new_id(), actor_class._cls, actor_class._meta, options, ns, args, kwargs)
+            creator = context.current()
+            if creator is not None and options.lifetime != "detached":
+                actor.owner = creator.actor_id  # None when a task (run by this process) creates it
             actor.gpu_ids = tuple(self._free_gpus[:int(options.num_gpus)])
             del self._free_gpus[:len(actor.gpu_ids)]
             self._actors[actor.id] = actor
@@ -323,6 +326,8 @@ class LocalRuntime(Runtime):
             actor.id.hex(), cause))
 
     def _mark_dead(self, actor: _Actor, error: BaseException) -> None:
+        """Ends an actor (for good, or before a restart); the non-detached actors it
+        created end with it (fate sharing: their owner is gone)."""
         with self._lock:
             if actor.dead is not None:
                 return
@@ -332,7 +337,11 @@ class LocalRuntime(Runtime):
             self._free_gpus.extend(actor.gpu_ids)
             if actor.options.name and self._names.get((actor.namespace, actor.options.name)) == actor.id:
                 del self._names[(actor.namespace, actor.options.name)]
+            owned = [a for a in self._actors.values() if a.owner == actor.id and a.dead is None]
         actor.stop_loop()
+        why = execution.owner_exited(f"the actor {actor.meta.class_name}")
+        for child in owned:
+            self._mark_dead(child, _ended(child, why))
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
                           options: Any) -> list[ObjectRef]:
@@ -346,8 +355,7 @@ class LocalRuntime(Runtime):
                 self._set(r, error=err)
             return refs
         if method == execution.TERMINATE:
-            self._mark_dead(actor, ActorDiedError(
-                f"The actor {actor.meta.class_name} is dead: it was terminated.", actor_id.hex()))
+            self._mark_dead(actor, _ended(actor, execution.TERMINATED))
             for r in refs:
                 self._set(r, None)
             return refs
@@ -384,9 +392,7 @@ class LocalRuntime(Runtime):
             return
         actor.handles -= 1
         if actor.handles <= 0 and actor.collect and not actor.escaped and actor.dead is None:
-            self._mark_dead(actor, ActorDiedError(
-                f"The actor {actor.meta.class_name} is dead: its last handle went out of scope.",
-                actor_id.hex()))
+            self._mark_dead(actor, _ended(actor, execution.UNREFERENCED))
 
     def handle_escaped(self, actor_id: bytes) -> None:
         actor = self._actors.get(actor_id)
@@ -401,8 +407,7 @@ class LocalRuntime(Runtime):
         if actor is None or actor.dead is not None:
             return
         max_restarts = actor.options.max_restarts
-        self._mark_dead(actor, ActorDiedError(
-            f"The actor {actor.meta.class_name} was killed by raylite.kill().", actor_id.hex()))
+        self._mark_dead(actor, _ended(actor, execution.KILLED))
         if not no_restart and (max_restarts < 0 or actor.restarts < max_restarts):
             with self._lock:
                 resources.subtract(self._available, actor.options.demand())
@@ -432,3 +437,7 @@ class LocalRuntime(Runtime):
 
     def context(self) -> ContextInfo:
         return context.info(self._job_id, self._node_id, self._node_id, self._namespace)
+
+
+def _ended(actor: _Actor, why: str) -> ActorDiedError:
+    return ActorDiedError(f"The actor {actor.meta.class_name} is dead: {why}.", actor.id.hex())

@@ -66,19 +66,30 @@ class ActorHost:
         return self.groups.get(group, self.groups[None])
 
     def end(self, reason: str) -> None:
-        """The actor ends on purpose: the daemon marks it dead (no restart) and stops us.
-        Calls that arrive meanwhile get no reply: their callers see the actor die."""
-        self.ended = True
-        self.ex.rt.send_daemon(m.KillActor(self.spec.actor_id, True, reason))
+        """The actor ends on purpose: the daemon marks it dead (no restart), with `reason`,
+        and stops us. Calls that arrive meanwhile get no reply: their callers lose the
+        connection, ask the daemon, and fail with that reason (Ray: queued calls fail)."""
+        if not self.ended:
+            self.ended = True
+            self.ex.rt.send_daemon(m.KillActor(self.spec.actor_id, True, reason))
 
     def _ending(self, t: m.PushActorTask) -> bool:
         """True when this call is not run: the actor has ended, or the call ends it."""
         if self.ended:
             return True
         if t.method == execution.TERMINATE:
-            self.end("it was terminated (__ray_terminate__, or its last handle went out of scope)")
+            self.end(self._terminate_reason(t))
             return True
         return False
+
+    def _terminate_reason(self, t: m.PushActorTask) -> str:
+        """__ray_terminate__ called by the user, or sent (with UNREFERENCED) when the
+        creator's last handle went away."""
+        try:
+            args, _ = self.ex.rt.decode_blob(t.args)
+        except Exception:  # whatever was passed, the actor still ends
+            args = ()
+        return execution.UNREFERENCED if args == (execution.UNREFERENCED,) else execution.TERMINATED
 
     def submit(self, conn: Any, t: m.PushActorTask) -> None:
         if self._ending(t):
@@ -119,7 +130,7 @@ class ActorHost:
         if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
             return m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
         if isinstance(exc, execution.ActorExit):
-            self.end("it called exit_actor()")
+            self.end(execution.EXITED)
             return None
         return self.ex.failure(t.task_id, exc, name, self.name)
 
