@@ -110,12 +110,9 @@ class NodeServer:
     def _accept_loop(self) -> None:
         while not self.stopped.is_set():
             try:
-                conn = self.listener.accept()
+                conn = self.listener.accept()  # refusals are logged there, rate-limited
             except (OSError, ValueError):  # closed under us: we are shutting down
                 return
-            if conn is None:
-                log.warning("refused a connection that did not present the cluster token")
-                continue
             client = _Client(conn)
             with self._lock:
                 self._clients[conn] = client
