@@ -119,7 +119,7 @@ def test_a_head_starts_on_a_port_whose_unix_name_another_user_squats(attacker_sp
         import socket, time
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind({transport.unix_path(address)!r})
-        s.listen(16)
+        s.listen(0)  # and never accepts: its backlog is soon full
         print("READY", flush=True)
         time.sleep(120)
     """))

@@ -58,7 +58,7 @@ def _wait(check, timeout=5.0):
 @pytest.fixture(params=["unix", "tcp"])
 def via(request, monkeypatch):
     if request.param == "tcp":
-        monkeypatch.setattr(transport, "dial_unix", lambda address, timeout: None)
+        monkeypatch.setattr(transport, "dial_unix", lambda address: None)
     return request.param
 
 
@@ -116,7 +116,7 @@ class _Canary:
 @pytest.mark.parametrize("how", ["no proof", "guessed proof", "reflected client proof",
                                  "proof for other nonces"])
 def test_a_server_that_cannot_prove_the_token_is_refused_before_anything_is_loaded(tmp_path, how, monkeypatch):
-    monkeypatch.setattr(transport, "dial_unix", lambda address, timeout: None)
+    monkeypatch.setattr(transport, "dial_unix", lambda address: None)
     canary = str(tmp_path / "canary")
     evil = pickle.dumps(_Canary(canary), 2)
     frame = len(evil).to_bytes(4, "big") + evil
@@ -231,7 +231,7 @@ def test_idle_and_trickling_peers_wait_alone_and_only_until_the_deadline(listen,
 
 
 def test_a_peer_over_its_cap_loses_its_oldest_pending_handshake(listen, monkeypatch):
-    monkeypatch.setattr(transport, "dial_unix", lambda address, timeout: None)
+    monkeypatch.setattr(transport, "dial_unix", lambda address: None)
     lst = listen(per_peer=4)
     idle = _idle(lst.address, 10)
     try:
@@ -260,7 +260,7 @@ def test_all_pending_handshakes_are_capped_too(listen, via):
 
 
 def test_refusals_are_logged_once_per_peer_with_a_limit_overall(listen, caplog, monkeypatch):
-    monkeypatch.setattr(transport, "dial_unix", lambda address, timeout: None)
+    monkeypatch.setattr(transport, "dial_unix", lambda address: None)
     lst = listen()
     with caplog.at_level(logging.WARNING, "raylite.transport"):
         for i in range(30):  # 30 from one peer
@@ -302,7 +302,7 @@ def test_close_wakes_accept_and_closes_pending_handshakes(via):
 
 
 def test_connect_has_one_deadline_for_the_whole_handshake(monkeypatch):
-    monkeypatch.setattr(transport, "dial_unix", lambda address, timeout: None)
+    monkeypatch.setattr(transport, "dial_unix", lambda address: None)
     srv = socket.create_server(("127.0.0.1", 0))  # accepts (backlog) but never greets
     try:
         t0 = time.monotonic()

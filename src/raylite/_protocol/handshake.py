@@ -102,14 +102,15 @@ def peer_uid(sock: socket.socket) -> int | None:
         return None
 
 
-def dial_unix(address: str, timeout: float) -> socket.socket | None:
+def dial_unix(address: str) -> socket.socket | None:
     """A Unix connection to this machine's listener at `address`, when one runs as our own
-    user; None otherwise (the caller dials TCP)."""
+    user; None otherwise (the caller dials TCP). Never waits: a listener whose backlog is
+    full (one that never accepts, say) is passed over at once."""
     path = unix_path(address)
     if not ABSTRACT and not (os.path.exists(path) and private_socket_dir(create=False)):
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sock.setblocking(False)
     try:
         sock.connect(path)
     except OSError:
@@ -129,8 +130,8 @@ def client_handshake(sock: socket.socket, address: str, token: bytes, channel: b
     OSError or EOFError when the connection fails."""
     greeting = _recv_exact(sock, GREETING, deadline)
     if greeting[:len(MAGIC)] != MAGIC:
-        raise AuthenticationError(f"{address} is not a raylite process of this version (it greeted "
-                              f"with {greeting[:len(MAGIC)]!r}, not {MAGIC!r}).")
+        raise AuthenticationError(f"{address} is not a raylite process of this version (it "
+                                  f"greeted with {greeting[:len(MAGIC)]!r}, not {MAGIC!r}).")
     server_nonce, client_nonce = greeting[len(MAGIC):], os.urandom(NONCE)
     sock.sendall(client_nonce + channel + proof(token, CLIENT_LABEL, server_nonce, client_nonce, channel))
     verdict = _recv_exact(sock, 2, deadline)

@@ -44,7 +44,7 @@ DEADLINE = 5.0       # seconds for a peer's whole handshake
 PER_PEER = 64        # handshakes pending from one IP or uid
 MAX_PENDING = 512    # handshakes pending in all
 _ACCEPT_BATCH = 64   # connections accepted per wake-up before pending handshakes get a turn
-_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_PEER_ERRORS = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.EHOSTUNREACH)
 _IN, _OUT = select.POLLIN, select.POLLOUT
 
 
@@ -103,7 +103,8 @@ class Listener:
 
     # -- accepting -------------------------------------------------------------
     def accept(self) -> Connection:
-        """The next authenticated connection; OSError once the listener is closed."""
+        """The next authenticated connection; OSError once the listener is closed.
+        One thread at a time calls it (the owner's accept thread)."""
         with self._lock:
             if self.closed:
                 raise OSError(errno.EBADF, "the listener is closed")
@@ -155,14 +156,14 @@ class Listener:
             except OSError as e:
                 if self.closed:
                     raise
-                if e.errno in _RESOURCE_ERRORS:  # out of file descriptors or memory: let some go
-                    self.refused_log.warning("accept", "cannot accept connections on %s: %s",
-                                             self.address, e.strerror or e)
-                    time.sleep(0.05)
-                    return
-                if e.errno == errno.ECONNABORTED:
+                if e.errno in _PEER_ERRORS:  # that one connection failed before we took it
                     continue
-                raise
+                # Out of file descriptors or memory, or worse: never let the accept thread
+                # die of it; wait a little (the error may last) and try again.
+                self.refused_log.warning("accept", "cannot accept connections on %s: %s",
+                                         self.address, e.strerror or e)
+                time.sleep(0.05)
+                return
             sock.setblocking(False)
             if listening is self.usock:
                 uid = peer_uid(sock)
@@ -197,8 +198,13 @@ class Listener:
             self._poll.modify(fd, _OUT if h.wants_write else _IN)
             return
         self._forget(h)
-        h.sock.setblocking(True)
-        self._ready.append(Connection(h.sock, h.peer, h.channel, self.max_frame))
+        try:
+            h.sock.setblocking(True)
+            conn = Connection(h.sock, h.peer, h.channel, self.max_frame)
+        except OSError:  # the peer went away between its proof and now
+            h.sock.close()
+            return
+        self._ready.append(conn)
 
     def _refuse(self, h: ServerHandshake, why: str) -> None:
         self._forget(h)

@@ -33,10 +33,10 @@ def connect(address: str, token: bytes, timeout: float = 10.0, channel: bytes = 
     ConnectionError (AuthenticationError when a proof failed) names what failed."""
     deadline = time.monotonic() + timeout
     host, port = split_address(address)
-    sock = dial_unix(address, timeout)
+    sock = dial_unix(address)
     if sock is None:
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 0.01))
         except OSError as e:
             raise ConnectionError(f"Cannot reach a raylite process at {address}: {e}.") from None
     try:
