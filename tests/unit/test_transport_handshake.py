@@ -214,12 +214,11 @@ def test_idle_and_trickling_peers_wait_alone_and_only_until_the_deadline(listen,
     t = threading.Thread(target=trickle, daemon=True)
     t.start()
     try:
-        t0 = time.monotonic()
         conn = connect(lst.address, TOKEN, timeout=5)   # not behind any of them
         assert _wait(lambda: len(lst.accepted) == 1)
         conn.close()
+        # the trickler too, though it never stays silent for long: one deadline for it all
         assert _wait(lambda: lst.refusals == 21, timeout=5), lst.refusals
-        assert time.monotonic() - t0 < 5
         for s in idle + [trickler]:
             s.settimeout(1)
             assert _closed_by_server(s)
