@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     node_id = (cfg.node_id_prefix + os.urandom(16))[:16]
 
     def run_worker(worker_id: bytes) -> None:
-        listener.sock.close()
-        listener.usock.close()
+        listener.close_inherited()
         worker_main.run(address, token, worker_id, session_dir, node_id)
 
     zygote = Zygote(run_worker)

@@ -28,11 +28,14 @@ from .._gcs.tables import GcsTables
 from .._object_store import shm
 from .._object_store.store import StoreAccounting
 from .._protocol import messages as m
+from .._protocol import validate
+from .._protocol.ratelog import RateLimitedLog
 from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
 from .worker_pool import Zygote
 
 log = logging.getLogger("raylite.node")
+_refusals = RateLimitedLog(log)  # refused messages: _handle
 
 
 class _Client:
@@ -110,12 +113,9 @@ class NodeServer:
     def _accept_loop(self) -> None:
         while not self.stopped.is_set():
             try:
-                conn = self.listener.accept()
+                conn = self.listener.accept()  # refusals are logged there, rate-limited
             except (OSError, ValueError):  # closed under us: we are shutting down
                 return
-            if conn is None:
-                log.warning("refused a connection that did not present the cluster token")
-                continue
             client = _Client(conn)
             with self._lock:
                 self._clients[conn] = client
@@ -144,9 +144,14 @@ class NodeServer:
 
     # -- dispatch ------------------------------------------------------------
     def _handle(self, c: _Client, msg: Any) -> None:
+        """Dispatches a message by type, once every field has passed validate.problem();
+        anything else is refused: logged (at most once per connection a minute, and a few
+        lines a minute in all), nothing changed."""
         handler = _HANDLERS.get(type(msg))
-        if handler is None:
-            log.warning("unexpected message %s from %s", type(msg).__name__, c.conn.peer)
+        why = "this daemon does not handle that message" if handler is None else validate.problem(msg)
+        if why is not None:
+            _refusals.warning(id(c.conn), "refused a %s from %s: %s", type(msg).__name__,
+                              c.conn.peer, why)
             return
         handler(self, c, msg)
 

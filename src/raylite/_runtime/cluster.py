@@ -145,8 +145,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 conn = self._listener.accept()
             except (OSError, ValueError):  # closed under us: we are shutting down
                 return
-            if conn is None:
-                continue
             if conn.channel == b"t" and self.executor is not None:
                 self.executor.add_connection(conn)  # read by the thread that runs the tasks
             else:

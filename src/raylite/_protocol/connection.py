@@ -1,0 +1,161 @@
+"""One framed message stream over an authenticated socket (handshake.py made it).
+
+    frame = 4-byte big-endian length + pickle (protocol 5)
+
+`send` may be called from any thread; `recv` from one reader thread per connection,
+or `recv_some` by whichever thread holds the connection's read turn (read_turn.py).
+
+A frame's length is checked against `max_frame` (MAX_FRAME unless the connection
+was made with another) before its body is read: a larger one is a FrameTooLarge
+error, and the reader closes the connection (its caller logs why). Large values
+travel through shared memory, never in frames, so the limit is generous; and a
+frame over CHUNK bytes is read a chunk at a time, so a length prefix alone never
+makes the reader reserve memory for a body that has not arrived.
+
+Polling before sleeping. Waking a thread that sleeps on a socket costs both
+sides: the sender's send() wakes it (on a VM, an interrupt to the other CPU)
+and the sleeper waits to be scheduled; on the 2-core development VM that is
+about half of a call's round trip. So while a peer answers quickly (its last
+answer came within SPIN), the reader polls for up to SPIN before it sleeps,
+yielding the CPU between polls to any thread that is ready to run (on a busy
+machine the peer or our own other threads need it more). A slow peer turns
+polling off after one miss; the CPU spent is bounded by SPIN per message awaited.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from .read_turn import ReadTurn
+
+_LEN = struct.Struct("!I")
+MAX_FRAME = 256 * 2**20  # bytes in one frame's body, unless a Listener or connect() is told otherwise
+CHUNK = 2**20            # a body larger than this is read a chunk at a time
+SPIN = 0.0002  # seconds a reader polls before it sleeps, while its peer answers that fast
+
+
+class FrameTooLarge(ValueError):
+    """A peer announced a frame larger than this connection accepts."""
+
+
+class Connection:
+    """One framed, authenticated message stream."""
+
+    def __init__(self, sock: socket.socket, peer: str, channel: bytes = b"g",
+                 max_frame: int = MAX_FRAME):
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.peer = peer
+        self.channel = channel
+        self.max_frame = max_frame
+        self._reader = sock.makefile("rb", buffering=1 << 16)
+        self._send_lock = threading.Lock()
+        self._buf = bytearray()   # for recv_ready()/recv_some(): never mixed with recv() on one connection
+        self.turn = ReadTurn()
+        self.quick = True         # the peer's last answer came within SPIN: poll before sleeping
+        self.answered = 0.0       # when we last answered it (perf_counter), to time its reply
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv_ready(self) -> list:
+        """Every complete message that can be read without blocking; EOFError when closed."""
+        return self._recv(socket.MSG_DONTWAIT)
+
+    def poll(self, seconds: float) -> list:
+        """Whole messages that arrive within `seconds`, read without sleeping; [] when none."""
+        end = time.perf_counter() + seconds
+        while True:
+            out = self._recv(socket.MSG_DONTWAIT)
+            if out or time.perf_counter() >= end:
+                return out
+            os.sched_yield()
+
+    def recv_some(self, spin: bool = False) -> list:
+        """Blocks until at least one whole message is here (polling for SPIN first when
+        `spin`); returns every whole one. Bytes are kept in the connection's buffer until
+        their frame is complete, so an exception (KeyboardInterrupt in get()) between two
+        reads loses nothing."""
+        out = self.poll(SPIN) if spin else []
+        while not out:
+            out = self._recv(0)
+        return out
+
+    def _recv(self, flags: int) -> list:
+        """One read into the buffer (none when MSG_DONTWAIT finds nothing); its whole frames."""
+        try:
+            chunk = self.sock.recv(1 << 16, flags)
+        except (BlockingIOError, InterruptedError):
+            return []
+        if not chunk:
+            raise EOFError(f"connection to {self.peer} closed")
+        self._buf += chunk
+        return self._frames()
+
+    def _frames(self) -> list:
+        buf = self._buf
+        out = []
+        pos = 0
+        while len(buf) - pos >= 4:
+            (n,) = _LEN.unpack_from(buf, pos)
+            if len(buf) - pos - 4 < n:
+                if n > self.max_frame:
+                    raise self._too_large(n)
+                break
+            out.append(pickle.loads(buf[pos + 4:pos + 4 + n]))
+            pos += 4 + n
+        del buf[:pos]
+        return out
+
+    def send(self, msg: Any) -> None:
+        data = pickle.dumps(msg, 5)
+        with self._send_lock:
+            self.sock.sendall(_LEN.pack(len(data)) + data)
+
+    def send_many(self, msgs: list) -> None:
+        payload = b"".join(_LEN.pack(len(d)) + d for d in (pickle.dumps(m, 5) for m in msgs))
+        with self._send_lock:
+            self.sock.sendall(payload)
+
+    def recv(self) -> Any:
+        """The next message; EOFError once the peer is gone."""
+        head = self._reader.read(4)
+        if len(head) < 4:
+            raise EOFError(f"connection to {self.peer} closed")
+        (n,) = _LEN.unpack(head)
+        if n <= CHUNK:
+            data = self._reader.read(n)
+        elif n > self.max_frame:
+            raise self._too_large(n)
+        else:
+            data = bytearray()
+            while len(data) < n:
+                chunk = self._reader.read(min(CHUNK, n - len(data)))
+                if not chunk:
+                    break
+                data += chunk
+        if len(data) < n:
+            raise EOFError(f"connection to {self.peer} closed mid-message")
+        return pickle.loads(data)
+
+    def _too_large(self, n: int) -> FrameTooLarge:
+        return FrameTooLarge(f"{self.peer} announced a frame of {n} bytes, over this connection's "
+                             f"maximum of {self.max_frame}; closing the connection")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.turn.close()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()

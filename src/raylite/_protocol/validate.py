@@ -1,0 +1,214 @@
+"""Field checks for every message the node daemon handles, run before any handler.
+
+    reader thread ─► NodeServer._handle(msg) ─► problem(msg) ─► None ──► the handler
+                                                             └► "why" ─► refused: logged
+                                                                (rate-limited), nothing changed
+
+A token holder may run code on the cluster, so this is not a sandbox; it keeps one
+client's malformed but well-typed message (a NaN size, a resource amount that is a
+string, a 3-byte id) from breaking state every other client shares: the GCS tables,
+the scheduler's resource pools, the store's accounting. SPECS maps each message type
+to one check per field, in declaration order; a check returns None for a good value
+or says what is wrong with it. Payloads the daemon only forwards to a worker (pickled
+classes, arguments) are checked for their type only.
+
+The owner <-> worker direct path (PushTask, TaskDone, PushActorTask, GetObject) is not
+checked here: it is the hot path, its handlers look up what they are given and
+ignore what they do not know, and an exception there already costs only that message.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from . import messages as m
+
+Check = Callable[[Any], "str | None"]
+
+ID = 16                  # bytes in a task, object, actor, worker, node or lease id
+MAX_INT = 2**63 - 1
+MAX_TEXT = 2**16         # characters in a name, namespace, address, hostname or reason
+MAX_ITEMS = 2**16        # entries in a resource dict, an id tuple, env vars, sys.path
+MAX_AMOUNT = 1e18        # a resource amount (bytes of memory are the largest)
+
+
+def _at(where: str, why: str) -> str:
+    """`why` said of the part of a value at `where` ("[3]", ".name", "Type.field")."""
+    return where + (why if why[0] in " [.:" else " " + why)
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return f"{type(v).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+# -- checks ---------------------------------------------------------------------
+def integer(lo: int = 0, hi: int = MAX_INT) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is int and lo <= v <= hi:
+            return None
+        return f"must be an integer from {lo} to {hi}, not {_show(v)}"
+    return check
+
+
+def amount(v: Any) -> str | None:
+    t = type(v)
+    if (t is float and math.isfinite(v) or t is int) and 0 <= v <= MAX_AMOUNT:
+        return None
+    return f"must be a finite number from 0 to {MAX_AMOUNT:g}, not {_show(v)}"
+
+
+def ident(n: int = ID) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is bytes and len(v) == n:
+            return None
+        return f"must be a {n}-byte id, not {_show(v)}"
+    return check
+
+
+def blob(v: Any) -> str | None:
+    return None if type(v) is bytes else f"must be bytes, not {_show(v)}"
+
+
+def text(limit: int = MAX_TEXT, empty: bool = True) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is str and len(v) <= limit and (empty or v):
+            return None
+        return f"must be a{'' if empty else ' non-empty'} string of at most {limit} characters, not {_show(v)}"
+    return check
+
+
+def address(v: Any) -> str | None:
+    if type(v) is str and len(v) <= 300:
+        host, _, port = v.rpartition(":")
+        if host and port.isascii() and port.isdigit() and int(port) <= 65535:
+            return None
+    return f"must be a \"host:port\" address, not {_show(v)}"
+
+
+def flag(v: Any) -> str | None:
+    return None if type(v) is bool else f"must be True or False, not {_show(v)}"
+
+
+def anything(v: Any) -> None:
+    return None
+
+
+def optional(check: Check) -> Check:
+    def opt(v: Any) -> str | None:
+        return None if v is None else check(v)
+    return opt
+
+
+def one_of(*values: Any) -> Check:
+    def check(v: Any) -> str | None:
+        return None if type(v) is str and v in values else f"must be one of {values}, not {_show(v)}"
+    return check
+
+
+def sequence(item: Check, limit: int = MAX_ITEMS, types: tuple = (tuple, list)) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) not in types or len(v) > limit:
+            return f"must be a {' or '.join(t.__name__ for t in types)} of at most {limit} items, not {_show(v)}"
+        for i, x in enumerate(v):
+            why = item(x)
+            if why is not None:
+                return _at(f"[{i}]", why)
+        return None
+    return check
+
+
+def mapping(key: Check, value: Check, limit: int = MAX_ITEMS) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is not dict or len(v) > limit:
+            return f"must be a dict of at most {limit} items, not {_show(v)}"
+        for k, x in v.items():
+            why = key(k)
+            if why is not None:
+                return _at(" key", why)
+            why = value(x)
+            if why is not None:
+                return _at(f"[{k!r:.40}]", why)
+        return None
+    return check
+
+
+def shaped(cls: type) -> Check:
+    """A nested message (a NamedTuple of SPECS)."""
+    def check(v: Any) -> str | None:
+        if type(v) is not cls:
+            return f"must be a {cls.__name__}, not {_show(v)}"
+        why = problem(v)
+        return None if why is None else f": {why}"
+    return check
+
+
+def has_fields(**checks: Check) -> Check:
+    """An object the daemon reads a few attributes of (ActorMeta lives above this layer)."""
+    def check(v: Any) -> str | None:
+        for name, c in checks.items():
+            why = c(getattr(v, name, None))
+            if why is not None:
+                return _at(f".{name}", why)
+        return None
+    return check
+
+
+REQ = integer()
+PID = integer(1, 2**31 - 1)
+NAME = text()
+RESOURCES = mapping(text(256, empty=False), amount)
+ENV_VARS = optional(mapping(text(), text(MAX_INT)))
+IDS = sequence(ident())
+SYS_PATH = sequence(text(), types=(tuple,))
+JOB_ID = ident(4)
+
+SPECS: dict[type, dict[str, Check]] = {
+    m.RegisterClient: dict(req=REQ, kind=one_of("driver", "worker"), pid=PID, address=address,
+                           namespace=optional(NAME), job_id=optional(JOB_ID),
+                           worker_id=optional(ident()), env_vars=ENV_VARS),
+    m.RegisterWorker: dict(worker_id=ident(), pid=PID, address=address),
+    m.RegisterNode: dict(req=REQ, node_id=ident(), address=address, resources=RESOURCES,
+                         hostname=NAME),
+    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME),
+    m.ReturnLease: dict(lease_id=ident(), kill_worker=flag),
+    m.WorkerBlocked: dict(blocked=flag),
+    m.ActorSpec: dict(
+        actor_id=ident(), class_id=ident(), cls=blob,
+        meta=has_fields(class_name=text(), methods=mapping(text(), anything), is_async=flag),
+        args=anything, inlined=mapping(ident(), anything), owner=address, job_id=JOB_ID, namespace=NAME, name=optional(NAME), detached=flag,
+        demand=RESOURCES, placement=RESOURCES, max_restarts=integer(-1), max_concurrency=optional(integer(1)),
+        env_vars=ENV_VARS, max_task_retries=integer(-1),
+        concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH),
+    m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
+    m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
+    m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),
+                         namespace=optional(NAME), wait=flag),
+    m.KillActor: dict(actor_id=ident(), no_restart=flag, reason=text()),
+    m.GetClusterState: dict(req=REQ),
+    m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),
+    m.Shutdown: dict(req=REQ),
+    m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),
+    m.FreeObjects: dict(object_ids=IDS, recyclable=IDS),
+    m.MemoryReport: dict(req=REQ),
+    m.ObjectList: dict(req=REQ, address=address, kind=one_of("driver", "worker"),
+                       objects=sequence(mapping(text(), anything, 64), MAX_INT, (list,))),
+}
+
+_COMPILED = {cls: tuple(spec.get(f, anything) for f in cls._fields) for cls, spec in SPECS.items()}
+
+
+def problem(msg: Any) -> str | None:
+    """What is wrong with a message of a type in SPECS ("Type.field must be ..."), or None;
+    None also for types SPECS does not know (the caller decides what to do with those)."""
+    checks = _COMPILED.get(type(msg))
+    if checks is None:
+        return None
+    name = type(msg).__name__
+    if len(msg) != len(checks):  # possible only for a tuple built by hand, not by the class
+        return f"{name} has {len(msg)} fields, not {len(checks)}"
+    for field, check, value in zip(type(msg)._fields, checks, msg):
+        why = check(value)
+        if why is not None:
+            return _at(f"{name}.{field}", why)
+    return None
