@@ -1,6 +1,7 @@
 """The object store on the cluster runtime: shared memory, zero-copy, counting, spilling."""
 import glob
 import os
+import subprocess
 import time
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 import raylite
 from raylite._protocol import messages as m
-from raylite.exceptions import ObjectStoreFullError
+from raylite.exceptions import OutOfDiskError
 
 MiB = 2**20
 
@@ -157,14 +158,15 @@ def test_object_larger_than_store_goes_to_disk(small_store):
     assert _settle(lambda: _store_stats()["spilled_bytes"] == 0)
 
 
-def test_store_full_error_names_sizes_and_owners():
+def test_too_big_for_memory_and_disk_names_sizes():
     from raylite._object_store.store import StoreAccounting
 
     store = StoreAccounting(100 * MiB)
-    with pytest.raises(ObjectStoreFullError) as info:
+    with pytest.raises(OutOfDiskError) as info:
         store.allocate(b"x" * 16, 200 * MiB, "driver-a", disk_free=50 * MiB)
     text = str(info.value)
-    assert "200.0 MiB" in text and "object_store_memory" in text
+    assert "200.0 MiB" in text and "50.0 MiB free" in text and "object_store_memory" in text
+    assert store.statistics()["objects"] == 0
 
 
 def test_future_and_await(cluster):
@@ -189,3 +191,44 @@ def test_shutdown_removes_segments_and_spill():
     del refs
     assert glob.glob(f"/dev/shm/raylite_{tag}_*") == []
     assert not os.path.exists(session)
+
+
+@pytest.fixture
+def tiny_temp_dir(tmp_path):
+    """raylite's temp dir on a 48 MiB tmpfs (root only), unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", str(mnt)],
+                       check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        pytest.skip(f"cannot mount a tmpfs here: {e}")
+    yield mnt
+    if raylite.is_initialized():
+        raylite.shutdown()
+    for _ in range(50):  # the daemon may take a moment to let go of its session dir
+        if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30).returncode == 0:
+            return
+        time.sleep(0.1)
+    subprocess.run(["umount", "-l", str(mnt)], check=True, timeout=30)
+    pytest.fail(f"{mnt} was still busy after the cluster shut down")
+
+
+def test_full_spill_disk_fails_the_put_and_loses_nothing(tiny_temp_dir):
+    raylite.init(num_cpus=1, object_store_memory=100 * MiB, _temp_dir=str(tiny_temp_dir))
+    refs = []
+    with pytest.raises(OutOfDiskError) as info:
+        for i in range(8):
+            refs.append(raylite.put(np.full(30 * MiB, i, dtype=np.uint8)))
+    text = str(info.value)
+    assert "30.0 MiB" in text and "MiB free" in text and "_temp_dir" in text
+    assert len(refs) == 4 and _store_stats()["spill_count"] == 1
+    for i, ref in enumerate(refs):
+        arr = raylite.get(ref)
+        assert arr.nbytes == 30 * MiB and arr[0] == i and arr[-1] == i
+    del arr
+    refs.pop(0)  # room again: the put goes through
+    assert _settle(lambda: _store_stats()["spilled_bytes"] == 0)
+    assert raylite.get(raylite.put(np.full(30 * MiB, 9, dtype=np.uint8)))[-1] == 9
