@@ -1,8 +1,9 @@
 """The node's object store accounting: a pure state machine (no I/O, no clock).
 
-    allocate(id, size, owner, disk_free) ──► Allocation(spill=[ids], drop=[pool ids], reuse=pool id|None)
-                                  | raises ObjectStoreFullError, or OutOfDiskError when the
-                                  | objects to spill (or the object itself) need more disk than is free
+    allocate(id, size, owner, disk_free)
+                              ──► Allocation(spill=[ids], drop=[pool ids], reuse=pool id|None)
+                                  | raises ObjectStoreFullError, or OutOfDiskError when the objects
+                                  | to spill (or the object itself) need more disk than is free
     unspill(ids)              ──► victims the shell could not move stay in shared memory
     free(ids, recyclable)     ──► (deleted [(id, in_shm, spilled)], recycled [(id, pool id)])
     owner_gone(owner)         ──► the same, for every object that owner had
