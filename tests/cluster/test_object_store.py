@@ -1,7 +1,6 @@
 """The object store on the cluster runtime: shared memory, zero-copy, counting, spilling."""
 import glob
 import os
-import subprocess
 import time
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import raylite
 from raylite._protocol import messages as m
 from raylite.exceptions import OutOfDiskError
+from tiny_disk import tiny_disk
 
 MiB = 2**20
 
@@ -195,25 +195,11 @@ def test_shutdown_removes_segments_and_spill():
 
 @pytest.fixture
 def tiny_temp_dir(tmp_path):
-    """raylite's temp dir on a 48 MiB tmpfs (root only), unmounted at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", str(mnt)],
-                       check=True, capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as e:
-        pytest.skip(f"cannot mount a tmpfs here: {e}")
-    yield mnt
-    if raylite.is_initialized():
-        raylite.shutdown()
-    for _ in range(50):  # the daemon may take a moment to let go of its session dir
-        if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30).returncode == 0:
-            return
-        time.sleep(0.1)
-    subprocess.run(["umount", "-l", str(mnt)], check=True, timeout=30)
-    pytest.fail(f"{mnt} was still busy after the cluster shut down")
+    """raylite's temp dir on a 48 MiB tmpfs; the cluster is shut down before it is unmounted."""
+    with tiny_disk(tmp_path / "tiny", 48) as mnt:
+        yield mnt
+        if raylite.is_initialized():
+            raylite.shutdown()
 
 
 def test_full_spill_disk_fails_the_put_and_loses_nothing(tiny_temp_dir):

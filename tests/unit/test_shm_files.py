@@ -119,7 +119,7 @@ def test_size_must_match_the_objects(tmp_path):
     path = tmp_path / "obj"
     size = _write(path, b"x" * 1000)
     _reject(path, size + 4096, match=f"holds {size} bytes where the object has {size + 4096}")
-    with open(path, "r+b") as f:  # cut short, and the claim matches the file: header bounds catch it
+    with open(path, "r+b") as f:  # cut short, and the size claimed matches: the header catches it
         f.truncate(size - 10)
     with pytest.raises(ValueError, match="header describes"):
         shm.decode(shm.map_object(str(path), OID, size - 10))

@@ -5,7 +5,6 @@ reader loop one AllocObject at a time, so the lock and the files are the real on
 """
 import errno
 import os
-import subprocess
 import threading
 
 import numpy as np
@@ -15,6 +14,7 @@ from raylite._node.server import NodeServer, _Client
 from raylite._object_store import shm, spill
 from raylite._protocol import messages as m
 from raylite._serialization import serialize_with_refs
+from tiny_disk import tiny_disk
 
 MiB = 2**20
 OID = b"\x0a" * 16
@@ -112,29 +112,19 @@ def test_private_dir_is_made_0700_and_checked(tmp_path):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 4 MiB tmpfs under tmp_path (root only), unmounted at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
-                       check=True, capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as e:
-        pytest.skip(f"cannot mount a tmpfs here: {e}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=True, timeout=30)
+def small_disk(tmp_path):
+    with tiny_disk(tmp_path / "tiny", 4) as mnt:
+        yield mnt
 
 
-def test_a_really_full_disk_fails_the_copy_and_keeps_the_original(tmp_path, tiny_disk):
+def test_a_really_full_disk_fails_the_copy_and_keeps_the_original(tmp_path, small_disk):
     src = tmp_path / "segment"
     size = _write(src, OID, 6 * MiB, fill=3)
-    dst = tiny_disk / OID.hex()
+    dst = small_disk / OID.hex()
     with pytest.raises(OSError) as info:
         spill.spill(str(src), str(dst), OID, size)
     assert info.value.errno == errno.ENOSPC
-    assert os.listdir(tiny_disk) == []
+    assert os.listdir(small_disk) == []
     assert _read(src, OID, size)[-1] == 3
 
 

@@ -37,6 +37,8 @@ import stat
 import struct
 from typing import Any, NamedTuple
 
+from ..exceptions import ObjectStoreFullError, OutOfDiskError, RaySystemError
+
 INLINE_LIMIT = 100 * 1024
 MAGIC = b"RLO2"
 _HEAD = struct.Struct("<4s16sIQ")   # magic, object id, buffer count, pickle length
@@ -210,7 +212,7 @@ def not_ours(st: os.stat_result) -> str | None:
     if st.st_uid != _uid:
         return f"it belongs to uid {st.st_uid}, not to us (uid {_uid})"
     if st.st_mode & 0o077:
-        return f"its mode is {st.st_mode & 0o777:#o}: others may write it (we make 0600)"
+        return f"its mode is {st.st_mode & 0o777:#o}: group or others have access (we make 0600)"
     return None
 
 
@@ -280,8 +282,6 @@ def decode(buf: Any) -> Any:
 
 def write_error(e: BaseException, path: str, size: int, to_disk: bool) -> BaseException:
     """The error a put raises when writing its object to `path` failed (e when none is clearer)."""
-    from ..exceptions import ObjectStoreFullError, OutOfDiskError, RaySystemError
-
     mb = f"{size / 2**20:.1f} MiB"
     if isinstance(e, BadObjectFile):
         return RaySystemError(f"Cannot store an object of {mb}: {e}")
