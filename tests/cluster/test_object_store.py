@@ -143,6 +143,10 @@ def test_spilling_and_transparent_restore(small_store):
         assert arr[0] == i and arr[-1] == i
     spill_dir = os.path.join(raylite._runtime.current().session_dir, "spill")
     assert os.listdir(spill_dir)
+    assert os.stat(spill_dir).st_mode & 0o777 == 0o700
+    for name in os.listdir(spill_dir):  # whole files, private, none left half-written
+        st = os.stat(os.path.join(spill_dir, name))
+        assert st.st_mode & 0o777 == 0o600 and st.st_size > 60 * MiB and len(name) == 32
     del refs, arr
     assert _settle(lambda: os.listdir(spill_dir) == [])
     assert _store_stats()["spilled_bytes"] == 0

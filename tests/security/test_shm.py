@@ -7,6 +7,7 @@ guesses the next object id from a segment name (random per-process prefix + a co
 import importlib.util
 import os
 import pathlib
+import shutil
 import threading
 
 import numpy as np
@@ -174,4 +175,23 @@ def test_name_squatted_before_the_write_fails_that_put_clearly(small_store, atta
         if os.path.exists(p):
             os.unlink(p)
     assert int(r.get(r.put(np.ones(2 * MiB, dtype=np.uint8))).sum()) == 2 * MiB
+    assert not canary.exists()
+
+
+def test_file_at_the_spill_path_that_is_not_ours_is_never_read(small_store, attacker, evil_pickle,
+                                                               tmp_path, planted):
+    """The spill dir is 0700, so no other user can get a file in; were one there anyway
+    (a copy by an admin, a restored backup), the owner check still holds."""
+    r = small_store
+    canary = tmp_path / "canary"
+    a, _, path, size = _spilled(r)
+    bait = _plant(attacker, "symlink", path, _payload("header", evil_pickle(canary), a._id), size)
+    planted += [path, bait]
+    spilled = shm.spill_path(shm.spill_dir(raylite._runtime.current().session_dir), a._id)
+    os.unlink(spilled)
+    shutil.copy(bait, spilled)
+    os.chown(spilled, 65534, 65534)
+    with pytest.raises(ObjectLostError) as info:
+        r.get(a)
+    assert spilled in str(info.value) and "belongs to uid 65534" in str(info.value)
     assert not canary.exists()
