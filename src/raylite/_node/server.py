@@ -6,9 +6,10 @@
          GcsTables (pure)     ◄── events ─────────────────────┘
                  └── instructions ──► _execute(): send grants, fork/kill workers
 
-AllocObject is the one message handled without the lock held: it takes the
-lock around the store accounting only, so copying objects to the spill
-directory (which may take seconds) never stalls the other connections.
+Handlers run under the lock and stay quick; one whose work is slow leaves
+it in `client.after`, which the reader thread runs once the lock is
+released: AllocObject copies objects to the spill directory that way (which
+may take seconds) and never stalls the other connections.
 
 Connections are drivers (jobs), workers (which are also owners of nested
 tasks) and joining node daemons. A bad message is logged and dropped; a
@@ -42,7 +43,7 @@ log = logging.getLogger("raylite.node")
 
 class _Client:
     __slots__ = ("conn", "kind", "job_id", "worker_id", "pid", "address", "namespace", "env_vars",
-                 "node_id")
+                 "node_id", "after")
 
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -54,6 +55,7 @@ class _Client:
         self.namespace = ""
         self.env_vars: dict | None = None
         self.node_id: bytes | None = None
+        self.after: Any = None   # a handler's slow part, run once the lock is released
 
 
 class NodeServer:
@@ -140,11 +142,11 @@ class NodeServer:
                 log.warning("unreadable message from %s: %s", conn.peer, e)
                 break
             try:
-                if type(msg) is m.AllocObject:  # it may copy files: it takes the lock itself
-                    self._on_alloc_object(client, msg)
-                else:
-                    with self._lock:
-                        self._handle(client, msg)
+                with self._lock:
+                    self._handle(client, msg)
+                if client.after is not None:  # e.g. spill copies: never under the lock
+                    after, client.after = client.after, None
+                    after()
             except Exception:
                 log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
         conn.close()
@@ -257,46 +259,56 @@ class NodeServer:
         return self.node_id.hex()[:12]
 
     def _on_alloc_object(self, c: _Client, msg: m.AllocObject) -> None:
-        """Room for an object; called WITHOUT the lock: spill copies run outside it (the
-        victims count as spilled already, and stay readable until their copy is complete)."""
+        """Room for an object. Older objects to spill first are copied once the lock is
+        released (c.after): they count as spilled already, and stay readable until their
+        copy is complete."""
         from ..exceptions import ObjectStoreFullError, OutOfDiskError
 
-        with self._lock:
-            try:
-                alloc = self.store.allocate(msg.object_id, msg.size, msg.owner, self._disk_free())
-            except (ObjectStoreFullError, OutOfDiskError) as e:
-                disk = type(e) is OutOfDiskError
-                text = f"{e} (spill directory: {self.spill_dir})" if disk else str(e)
-                _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
-                return
-            for pid in alloc.drop:
-                shm.unlink(self._pool_path(pid))
-            victims = [(oid, self.store.objects[oid].size) for oid in alloc.spill]
-            self._spilling += sum(size for _, size in victims)
+        try:
+            alloc = self.store.allocate(msg.object_id, msg.size, msg.owner, self._disk_free())
+        except (ObjectStoreFullError, OutOfDiskError) as e:
+            disk = type(e) is OutOfDiskError
+            text = f"{e} (spill directory: {self.spill_dir})" if disk else str(e)
+            _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
+            return
+        for pid in alloc.drop:
+            shm.unlink(self._pool_path(pid))
+        if not alloc.spill:
+            self._allocated(c, msg, alloc, [])
+            return
+        victims = [(oid, self.store.objects[oid].size) for oid in alloc.spill]
+        self._spilling += sum(size for _, size in victims)
+        c.after = lambda: self._spill_then_reply(c, msg, alloc, victims)
+
+    def _spill_then_reply(self, c: _Client, msg: m.AllocObject, alloc: Any, victims: list) -> None:
+        """The rest of _on_alloc_object: the copies without the lock, then the books with it."""
         kept, error = self._spill(victims)
         with self._lock:
             self._spilling -= sum(size for _, size in victims)
             for oid, _ in victims:
                 if oid not in self.store.objects:  # freed while it was being copied
                     shm.unlink(shm.spill_path(self.spill_dir, oid))
-            if error is not None:
-                if alloc.reuse is not None:
-                    shm.unlink(self._pool_path(alloc.reuse))
-                text = self.store.spill_failed(msg.object_id, kept)
-                disk = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-                if disk:
-                    text = (f"Out of disk space: storing an object of {msg.size / 2**20:.1f} MiB "
-                            f"needed older objects spilled to {self.spill_dir}, and writing them "
-                            f"failed ({error.strerror}); {self._disk_free() / 2**20:.1f} MiB "
-                            f"free there now. {DISK_HINT}, free references you no longer need, "
-                            "or raise object_store_memory in init().")
-                else:
-                    text = f"{text} (spilling to {self.spill_dir} failed: {error})"
-                _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
+            if error is None:
+                self._allocated(c, msg, alloc, kept)
                 return
-            self.store.unspill(kept)
-            reuse = alloc.reuse is not None and self._take_pool(alloc.reuse, msg.object_id)
-            _send(c.conn, m.AllocReply(msg.req, None, reuse, alloc.to_disk))
+            if alloc.reuse is not None:
+                shm.unlink(self._pool_path(alloc.reuse))
+            text = self.store.spill_failed(msg.object_id, kept)
+            disk = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            if disk:
+                text = (f"Out of disk space: storing an object of {msg.size / 2**20:.1f} MiB "
+                        f"needed older objects spilled to {self.spill_dir}, and writing them "
+                        f"failed ({error.strerror}); {self._disk_free() / 2**20:.1f} MiB free "
+                        f"there now. {DISK_HINT}, free references you no longer need, or raise "
+                        "object_store_memory in init().")
+            else:
+                text = f"{text} (spilling to {self.spill_dir} failed: {error})"
+            _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
+
+    def _allocated(self, c: _Client, msg: m.AllocObject, alloc: Any, kept: list) -> None:
+        self.store.unspill(kept)
+        reuse = alloc.reuse is not None and self._take_pool(alloc.reuse, msg.object_id)
+        _send(c.conn, m.AllocReply(msg.req, None, reuse, alloc.to_disk))
 
     def _spill(self, victims: list) -> tuple[list, Exception | None]:
         """Moves the victims' segments to disk (no lock held); returns the ones that stay in
@@ -564,6 +576,7 @@ _HANDLERS = {
     m.GetClusterState: NodeServer._on_cluster_state,
     m.LogLines: NodeServer._on_log_lines,
     m.Shutdown: NodeServer._on_shutdown,
+    m.AllocObject: NodeServer._on_alloc_object,
     m.FreeObjects: NodeServer._on_free_objects,
     m.MemoryReport: NodeServer._on_memory_report,
     m.ObjectList: NodeServer._on_object_list,
