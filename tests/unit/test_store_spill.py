@@ -172,7 +172,7 @@ def daemon(tmp_path):
 
 def _alloc(server, oid, size):
     """One AllocObject through the daemon's reader loop, as a connection would send it."""
-    conn = _Conn(m.AllocObject(1, oid, size, "owner"))
+    conn = _Conn(m.AllocObject(1, oid, size, "127.0.0.1:5"))
     server._read_loop(_Client(conn))
     return conn.sent[-1]
 
