@@ -16,6 +16,7 @@ A leaf module: it imports nothing from raylite.
          ├─ ObjectLostError         the value is gone from every node
          │   └─ OwnerDiedError      ... because the process that owned it exited
          ├─ ObjectStoreFullError    no room in the object store, nothing left to spill
+         ├─ OutOfDiskError          no room on the spill disk for what must be spilled
          ├─ NodeDiedError           the node running the task died
          ├─ RuntimeEnvSetupError    runtime_env could not be applied
          ├─ TaskUnschedulableError  no node can ever satisfy the task's resources
@@ -32,6 +33,7 @@ __all__ = [
     "NodeDiedError",
     "ObjectLostError",
     "ObjectStoreFullError",
+    "OutOfDiskError",
     "OwnerDiedError",
     "PendingCallsLimitExceeded",
     "RayActorError",
@@ -186,6 +188,10 @@ class OwnerDiedError(ObjectLostError):
 
 class ObjectStoreFullError(RayError):
     """The object store is full and nothing can be spilled."""
+
+
+class OutOfDiskError(RayError):
+    """The object store is full and the spill disk has no room for what must be spilled."""
 
 
 class NodeDiedError(RayError):

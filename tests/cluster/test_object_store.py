@@ -8,7 +8,8 @@ import pytest
 
 import raylite
 from raylite._protocol import messages as m
-from raylite.exceptions import ObjectStoreFullError
+from raylite.exceptions import OutOfDiskError
+from tiny_disk import tiny_disk
 
 MiB = 2**20
 
@@ -142,6 +143,10 @@ def test_spilling_and_transparent_restore(small_store):
         assert arr[0] == i and arr[-1] == i
     spill_dir = os.path.join(raylite._runtime.current().session_dir, "spill")
     assert os.listdir(spill_dir)
+    assert os.stat(spill_dir).st_mode & 0o777 == 0o700
+    for name in os.listdir(spill_dir):  # whole files, private, none left half-written
+        st = os.stat(os.path.join(spill_dir, name))
+        assert st.st_mode & 0o777 == 0o600 and st.st_size > 60 * MiB and len(name) == 32
     del refs, arr
     assert _settle(lambda: os.listdir(spill_dir) == [])
     assert _store_stats()["spilled_bytes"] == 0
@@ -157,14 +162,15 @@ def test_object_larger_than_store_goes_to_disk(small_store):
     assert _settle(lambda: _store_stats()["spilled_bytes"] == 0)
 
 
-def test_store_full_error_names_sizes_and_owners():
+def test_too_big_for_memory_and_disk_names_sizes():
     from raylite._object_store.store import StoreAccounting
 
     store = StoreAccounting(100 * MiB)
-    with pytest.raises(ObjectStoreFullError) as info:
+    with pytest.raises(OutOfDiskError) as info:
         store.allocate(b"x" * 16, 200 * MiB, "driver-a", disk_free=50 * MiB)
     text = str(info.value)
-    assert "200.0 MiB" in text and "object_store_memory" in text
+    assert "200.0 MiB" in text and "50.0 MiB free" in text and "object_store_memory" in text
+    assert store.statistics()["objects"] == 0
 
 
 def test_future_and_await(cluster):
@@ -189,3 +195,30 @@ def test_shutdown_removes_segments_and_spill():
     del refs
     assert glob.glob(f"/dev/shm/raylite_{tag}_*") == []
     assert not os.path.exists(session)
+
+
+@pytest.fixture
+def tiny_temp_dir(tmp_path):
+    """raylite's temp dir on a 48 MiB tmpfs; the cluster is shut down before it is unmounted."""
+    with tiny_disk(tmp_path / "tiny", 48) as mnt:
+        yield mnt
+        if raylite.is_initialized():
+            raylite.shutdown()
+
+
+def test_full_spill_disk_fails_the_put_and_loses_nothing(tiny_temp_dir):
+    raylite.init(num_cpus=1, object_store_memory=100 * MiB, _temp_dir=str(tiny_temp_dir))
+    refs = []
+    with pytest.raises(OutOfDiskError) as info:
+        for i in range(8):
+            refs.append(raylite.put(np.full(30 * MiB, i, dtype=np.uint8)))
+    text = str(info.value)
+    assert "30.0 MiB" in text and "MiB free" in text and "_temp_dir" in text
+    assert len(refs) == 4 and _store_stats()["spill_count"] == 1
+    for i, ref in enumerate(refs):
+        arr = raylite.get(ref)
+        assert arr.nbytes == 30 * MiB and arr[0] == i and arr[-1] == i
+    del arr
+    refs.pop(0)  # room again: the put goes through
+    assert _settle(lambda: _store_stats()["spilled_bytes"] == 0)
+    assert raylite.get(raylite.put(np.full(30 * MiB, 9, dtype=np.uint8)))[-1] == 9

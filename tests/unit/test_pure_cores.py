@@ -10,7 +10,7 @@ from raylite._node import scheduler as sch
 from raylite._object_store.store import StoreAccounting
 from raylite._runtime import resources
 from raylite.exceptions import (ActorDiedError, GetTimeoutError, ObjectLostError,
-                                ObjectStoreFullError, OwnerDiedError, RayTaskError,
+                                OutOfDiskError, OwnerDiedError, RayTaskError,
                                 TaskCancelledError)
 
 
@@ -78,7 +78,7 @@ def test_store_accounting_spills_lru_and_recycles():
 def test_store_accounting_too_big():
     st = StoreAccounting(100)
     assert st.allocate(b"x", 500, "o", disk_free=1000).to_disk
-    with pytest.raises(ObjectStoreFullError, match="spill disk"):
+    with pytest.raises(OutOfDiskError, match="spill disk"):
         st.allocate(b"y", 500, "o", disk_free=10)
 
 

@@ -6,6 +6,11 @@
          GcsTables (pure)     ◄── events ─────────────────────┘
                  └── instructions ──► _execute(): send grants, fork/kill workers
 
+Handlers run under the lock and stay quick; one whose work is slow leaves
+it in `client.after`, which the reader thread runs once the lock is
+released: AllocObject copies objects to the spill directory that way (which
+may take seconds) and never stalls the other connections.
+
 Connections are drivers (jobs), workers (which are also owners of nested
 tasks) and joining node daemons. A bad message is logged and dropped; a
 connection that closes releases what it held: a driver's leases, tasks and
@@ -16,6 +21,7 @@ only `_gcs.tables` (pure data), never the GCS's I/O, so the two stay apart.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -25,8 +31,8 @@ from typing import Any
 
 from .. import _ids
 from .._gcs.tables import GcsTables
-from .._object_store import shm
-from .._object_store.store import StoreAccounting
+from .._object_store import shm, spill
+from .._object_store.store import DISK_HINT, StoreAccounting
 from .._protocol import messages as m
 from .._protocol import validate
 from .._protocol.ratelog import RateLimitedLog
@@ -40,7 +46,7 @@ _refusals = RateLimitedLog(log)  # refused messages: _handle
 
 class _Client:
     __slots__ = ("conn", "kind", "job_id", "worker_id", "pid", "address", "namespace", "env_vars",
-                 "node_id")
+                 "node_id", "after")
 
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -52,13 +58,16 @@ class _Client:
         self.namespace = ""
         self.env_vars: dict | None = None
         self.node_id: bytes | None = None
+        self.after: Any = None   # a handler's slow part, run once the lock is released
 
 
 class NodeServer:
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
-        self.spill_dir = os.path.join(session_dir, "spill")
+        self.spill_dir = shm.spill_dir(session_dir)
+        spill.make_private_dir(self.spill_dir)
+        self._spilling = 0   # bytes being copied to the spill dir right now
         self.listener = listener
         self.zygote = zygote
         self.session_dir = session_dir
@@ -135,6 +144,9 @@ class NodeServer:
             try:
                 with self._lock:
                     self._handle(client, msg)
+                if client.after is not None:  # e.g. spill copies: never under the lock
+                    after, client.after = client.after, None
+                    after()
             except Exception:
                 log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
         conn.close()
@@ -254,53 +266,96 @@ class NodeServer:
         return self.node_id.hex()[:12]
 
     def _on_alloc_object(self, c: _Client, msg: m.AllocObject) -> None:
-        from ..exceptions import ObjectStoreFullError
+        """Room for an object. Older objects to spill first are copied once the lock is
+        released (c.after): they count as spilled already, and stay readable until their
+        copy is complete."""
+        from ..exceptions import ObjectStoreFullError, OutOfDiskError
 
         try:
             alloc = self.store.allocate(msg.object_id, msg.size, msg.owner, self._disk_free())
-        except ObjectStoreFullError as e:
-            _send(c.conn, m.AllocReply(msg.req, str(e), False))
+        except (ObjectStoreFullError, OutOfDiskError) as e:
+            disk = type(e) is OutOfDiskError
+            text = f"{e} (spill directory: {self.spill_dir})" if disk else str(e)
+            _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
             return
         for pid in alloc.drop:
             shm.unlink(self._pool_path(pid))
-        done = 0
-        try:
-            for oid in alloc.spill:
-                self._spill(oid)
-                done += 1
-        except OSError as e:  # the spill disk is full or unwritable
-            text = self.store.spill_failed(msg.object_id, alloc.spill[done:])
-            _send(c.conn, m.AllocReply(msg.req, f"{text} (spilling failed: {e})", False))
+        if not alloc.spill:
+            self._allocated(c, msg, alloc, [])
             return
-        reuse = False
-        if alloc.reuse is not None:
-            try:
-                os.rename(self._pool_path(alloc.reuse), shm.segment_path(self.node_tag, msg.object_id))
-                reuse = True
-            except OSError:
-                pass
-        if alloc.to_disk:
-            os.makedirs(self.spill_dir, exist_ok=True)
+        victims = [(oid, self.store.objects[oid].size) for oid in alloc.spill]
+        self._spilling += sum(size for _, size in victims)
+        c.after = lambda: self._spill_then_reply(c, msg, alloc, victims)
+
+    def _spill_then_reply(self, c: _Client, msg: m.AllocObject, alloc: Any, victims: list) -> None:
+        """The rest of _on_alloc_object: the copies without the lock, then the books with it."""
+        kept, error = self._spill(victims)
+        with self._lock:
+            self._spilling -= sum(size for _, size in victims)
+            for oid, _ in victims:
+                if oid not in self.store.objects:  # freed while it was being copied
+                    shm.unlink(shm.spill_path(self.spill_dir, oid))
+            if error is None:
+                self._allocated(c, msg, alloc, kept)
+                return
+            if alloc.reuse is not None:
+                shm.unlink(self._pool_path(alloc.reuse))
+            text = self.store.spill_failed(msg.object_id, kept)
+            disk = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            if disk:
+                text = (f"Out of disk space: storing an object of {msg.size / 2**20:.1f} MiB "
+                        f"needed older objects spilled to {self.spill_dir}, and writing them "
+                        f"failed ({error.strerror}); {self._disk_free() / 2**20:.1f} MiB free "
+                        f"there now. {DISK_HINT}, free references you no longer need, or raise "
+                        "object_store_memory in init().")
+            else:
+                text = f"{text} (spilling to {self.spill_dir} failed: {error})"
+            _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
+
+    def _allocated(self, c: _Client, msg: m.AllocObject, alloc: Any, kept: list) -> None:
+        self.store.unspill(kept)
+        reuse = alloc.reuse is not None and self._take_pool(alloc.reuse, msg.object_id)
         _send(c.conn, m.AllocReply(msg.req, None, reuse, alloc.to_disk))
 
-    def _disk_free(self) -> int:
+    def _spill(self, victims: list) -> tuple[list, Exception | None]:
+        """Moves the victims' segments to disk (no lock held); returns the ones that stay in
+        shared memory (not there, still being written, or not moved because of the error)
+        and the I/O error that stopped it, if any."""
+        kept = []
+        for i, (oid, size) in enumerate(victims):
+            try:
+                if not spill.spill(shm.segment_path(self.node_tag, oid),
+                                   shm.spill_path(self.spill_dir, oid), oid, size):
+                    kept.append(oid)
+            except Exception as e:  # OSError: a full disk, EIO, a short copy
+                log.warning("spilling object %s failed: %s", oid.hex(), e)
+                return kept + [oid for oid, _ in victims[i:]], e
+        return kept, None
+
+    def _take_pool(self, pool_id: int, object_id: bytes) -> bool:
+        """Renames a pooled segment to a new object's name, if it is still ours."""
+        path = self._pool_path(pool_id)
         try:
-            st = os.statvfs(self.session_dir)
-            return st.f_bavail * st.f_frsize
+            why = shm.not_ours(os.lstat(path))
+            if why is None:
+                os.rename(path, shm.segment_path(self.node_tag, object_id))
+                return True
+            log.warning("not reusing %s: %s", path, why)
+        except OSError:
+            pass
+        shm.unlink(path)
+        return False
+
+    def _disk_free(self) -> int:
+        """Bytes free in the spill directory, less what copies under way will take."""
+        try:
+            st = os.statvfs(self.spill_dir)
+            return max(0, st.f_bavail * st.f_frsize - self._spilling)
         except OSError:
             return 0
 
     def _pool_path(self, pool_id: int) -> str:
         return shm.segment_path(self.node_tag, b"pool" + pool_id.to_bytes(8, "big"))
-
-    def _spill(self, oid: bytes) -> None:
-        os.makedirs(self.spill_dir, exist_ok=True)
-        src = shm.segment_path(self.node_tag, oid)
-        try:
-            shm.copy_file(src, shm.spill_path(self.spill_dir, oid))
-        except FileNotFoundError:
-            return  # not written yet, or already freed: nothing to keep
-        shm.unlink(src)
 
     def _on_free_objects(self, c: _Client, msg: m.FreeObjects) -> None:
         self._delete_objects(self.store.free(msg.object_ids, set(msg.recyclable)))
@@ -308,10 +363,12 @@ class NodeServer:
     def _delete_objects(self, freed: tuple[list, list]) -> None:
         deleted, recycled = freed
         for oid, pid in recycled:
+            segment = shm.segment_path(self.node_tag, oid)
             try:
-                os.rename(shm.segment_path(self.node_tag, oid), self._pool_path(pid))
+                os.rename(segment, self._pool_path(pid))
             except OSError:
                 self.store.pool_bytes -= self.store.pool.pop(pid, 0)
+                shm.unlink(segment)
         for oid, in_shm, spilled in deleted:
             shm.unlink(shm.segment_path(self.node_tag, oid))
             if spilled:

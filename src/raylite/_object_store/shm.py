@@ -1,107 +1,174 @@
 """Objects in shared memory: one file per object under /dev/shm, read zero-copy.
 
-    serialize: pickle protocol 5 ─► (pickle bytes, out-of-band buffers)
+    serialize: pickle protocol 5 ─► (pickle bytes, out-of-band buffers) ─► layout()
     small (≤ INLINE_LIMIT) ─► bytes that travel in messages ("framed" when buffers exist)
-    large ─► /dev/shm/raylite_<node>_<object id>, written once with write(2)
-              ┌────────┬──────────────┬──────────┬─────────┬──────────┐
-              │ "RLO1" │ n, pickle len│ offsets  │ pickle  │ buffers… │ (64-byte aligned)
-              └────────┴──────────────┴──────────┴─────────┴──────────┘
-    read: mmap(PROT_READ) ─► pickle.loads(..., buffers=views into the map)
+    large ─► /dev/shm/raylite_<node>_<object id>, written once (write_segment)
+              ┌────────┬───────────┬──────────────┬─────────┬─────────┬──────────┐
+              │ "RLO2" │ object id │ n, pickle len│ offsets │ pickle  │ buffers… │ (64-byte aligned)
+              └────────┴───────────┴──────────────┴─────────┴─────────┴──────────┘
+             the first 32 bytes (magic, id, n, length) are written LAST: a file whose
+             header names its object is complete ("sealed"); until then it is not, and
+             the spiller leaves it alone (spill.py).
+    read: map_object ─► mmap(PROT_READ) ─► decode: pickle.loads(..., buffers=views into the map)
           numpy arrays come back read-only and share the segment's memory.
 
-A spilled object has the same layout in a file on disk and is mapped the
-same way. Unlinking a segment never disturbs a reader that mapped it.
+Names under /dev/shm are visible to every user of the machine, and a name is
+free again once its object spills or is freed, so a file at an object's name
+may be another user's. Bytes we did not write are never unpickled:
+map_object opens with O_NOFOLLOW|O_NONBLOCK (no symlink, no FIFO that would
+block), then one fstat requires a regular file of our uid with no access for
+group or others (we create 0600) whose size is the object's size, then the
+header must name the object. Anything else is BadObjectFile naming the path
+and the reason. The writer creates with O_EXCL, so it never writes into a
+file someone planted, and a recycled segment it writes into passes the same
+fstat check.
+
+A spilled object has the same layout in a file in the session's spill
+directory (spill_dir(), 0700) and is mapped the same way. Unlinking a
+segment never disturbs a reader that mapped it.
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import pickle
+import stat
 import struct
 from typing import Any, NamedTuple
 
+from ..exceptions import ObjectStoreFullError, OutOfDiskError, RaySystemError
+
 INLINE_LIMIT = 100 * 1024
-MAGIC = b"RLO1"
-_HEAD = struct.Struct("<4sIQ")
-_ENTRY = struct.Struct("<QQ")
+MAGIC = b"RLO2"
+_HEAD = struct.Struct("<4s16sIQ")   # magic, object id, buffer count, pickle length
+HEAD_SIZE = _HEAD.size
+_ENTRY = struct.Struct("<QQ")       # buffer offset, buffer length
 _ALIGN = 64
+_NO_ID = bytes(16)                  # framed values that travel inline belong to no file
+_IOV_MAX = 1024
 SHM_DIR = "/dev/shm"
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 class ShmObject(NamedTuple):
-    """Where a large object lives: in the shared memory of node `node`."""
+    """Where a large object lives: in the shared memory of node `node`; size: bytes of its file."""
     object_id: bytes
     size: int
     node: str
+
+
+class BadObjectFile(Exception):
+    """A file at an object's name that must not be read (not ours, not a regular file,
+    not that object, or the wrong size): the message names the path and the reason."""
+
+
+class Layout(NamedTuple):
+    data: bytes       # the pickle
+    raws: list        # the out-of-band buffers, as flat byte views
+    offsets: list     # where each buffer starts in the file
+    size: int         # bytes of the whole file
 
 
 def segment_path(node: str, object_id: bytes) -> str:
     return os.path.join(SHM_DIR, f"raylite_{node}_{object_id.hex()}")
 
 
+def spill_dir(session_dir: str) -> str:
+    """The node's spill directory: the daemon makes it (0700) and names the session."""
+    return os.path.join(session_dir, "spill")
+
+
 def spill_path(spill_dir: str, object_id: bytes) -> str:
     return os.path.join(spill_dir, object_id.hex())
 
 
-def _layout(data: bytes, raws: list) -> tuple[bytes, list[int], int]:
-    n = len(raws)
-    offset = _HEAD.size + n * _ENTRY.size + len(data)
+def layout(data: bytes, buffers: list) -> Layout:
+    raws = [b.raw() for b in buffers]
+    offset = _HEAD.size + len(raws) * _ENTRY.size + len(data)
     offsets = []
     for r in raws:
         offset = (offset + _ALIGN - 1) // _ALIGN * _ALIGN
         offsets.append(offset)
         offset += r.nbytes
-    head = _HEAD.pack(MAGIC, n, len(data)) + b"".join(
-        _ENTRY.pack(o, r.nbytes) for o, r in zip(offsets, raws))
-    return head, offsets, offset
+    return Layout(data, raws, offsets, offset)
 
 
-def frame(data: bytes, buffers: list) -> bytes:
+def _head(lay: Layout, object_id: bytes) -> bytes:
+    return _HEAD.pack(MAGIC, object_id, len(lay.raws), len(lay.data))
+
+
+def _entries(lay: Layout) -> bytes:
+    return b"".join(_ENTRY.pack(o, r.nbytes) for o, r in zip(lay.offsets, lay.raws))
+
+
+def frame(lay: Layout) -> bytes:
     """The framed layout as bytes (for small values that still had buffers)."""
-    raws = [b.raw() for b in buffers]
-    head, offsets, total = _layout(data, raws)
-    out = bytearray(total)
-    pos = len(head) + len(data)
-    out[:pos] = head + data
-    for o, r in zip(offsets, raws):
+    out = bytearray(lay.size)
+    head = _head(lay, _NO_ID) + _entries(lay)
+    pos = len(head) + len(lay.data)
+    out[:pos] = head + lay.data
+    for o, r in zip(lay.offsets, lay.raws):
         out[o:o + r.nbytes] = r
     return bytes(out)
 
 
-def total_size(data: bytes, buffers: list) -> int:
-    return len(data) + sum(b.raw().nbytes for b in buffers)
-
-
-def write_segment(path: str, data: bytes, buffers: list, reuse: bool = False) -> int:
-    """Writes the object at `path` (each buffer copied once); returns its size.
+def write_segment(path: str, lay: Layout, object_id: bytes, reuse: bool = False,
+                  sync: bool = False) -> None:
+    """Writes the object at `path` (each buffer copied once), its header last.
 
     reuse: the file is a recycled segment at least this large whose pages
     exist already: map it and copy in (memory speed), then cut it to size.
+    sync: fsync before returning (a file on disk: a full disk shows here).
     """
-    raws = [b.raw() for b in buffers]
-    head, offsets, total = _layout(data, raws)
     if reuse:
-        mm = _writable_map(path, total)
-        pos = len(head) + len(data)
-        mm[:pos] = head + data
-        for o, r in zip(offsets, raws):
+        mm = _writable_map(path, lay.size)
+        for o, r in zip(lay.offsets, lay.raws):
             mm[o:o + r.nbytes] = r.cast("B") if r.ndim != 1 or r.format != "B" else r
-        return total
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        entries = _entries(lay)
+        pos = _HEAD.size + len(entries)
+        mm[_HEAD.size:pos] = entries
+        mm[pos:pos + len(lay.data)] = lay.data
+        mm[:_HEAD.size] = _head(lay, object_id)
+        return
     try:
-        _write_all(fd, head + data)
-        pos = len(head) + len(data)
-        for o, r in zip(offsets, raws):
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise BadObjectFile(f"{path} exists already ({_describe(path)}), so the object was "
+                            "not written there. Another user of this machine may have created "
+                            "it to take over raylite's names: remove it, and check who did."
+                            ) from None
+    try:
+        parts: list = [_entries(lay), lay.data]
+        pos = _HEAD.size + len(parts[0]) + len(lay.data)
+        for o, r in zip(lay.offsets, lay.raws):
             if o > pos:
-                _write_all(fd, bytes(o - pos))
-            _write_all(fd, r)
+                parts.append(bytes(o - pos))
+            parts.append(r)
             pos = o + r.nbytes
+        _pwrite_all(fd, parts, _HEAD.size)
+        _pwrite_all(fd, [_head(lay, object_id)], 0)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(path)
         raise
     os.close(fd)
-    return total
+
+
+def _pwrite_all(fd: int, parts: list, offset: int) -> None:
+    """Writes the parts back to back from `offset`, however short each write comes back."""
+    views = [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+    while views:
+        n = os.pwritev(fd, views[:_IOV_MAX], offset)
+        if n == 0:
+            raise OSError(errno.EIO, "write(2) wrote nothing")
+        offset += n
+        while views and n >= len(views[0]):
+            n -= len(views.pop(0))
+        if n:
+            views[0] = views[0][n:]
 
 
 # The last recycled segment this process wrote stays mapped: a put loop that gets the
@@ -113,9 +180,12 @@ _kept: tuple | None = None   # ((device, inode), mapped length, mmap)
 
 def _writable_map(path: str, total: int) -> mmap.mmap:
     global _kept
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
+        why = not_ours(st)
+        if why:
+            raise BadObjectFile(f"{path} cannot be reused: {why}")
         key = (st.st_dev, st.st_ino)
         os.ftruncate(fd, total)
         if _kept is not None and _kept[0] == key and _kept[1] == total:
@@ -129,20 +199,66 @@ def _writable_map(path: str, total: int) -> mmap.mmap:
     return mm
 
 
-def _write_all(fd: int, buf: Any) -> None:
-    mv = memoryview(buf).cast("B")
-    while mv:
-        n = os.write(fd, mv)
-        mv = mv[n:]
+_uid: int | None = None
 
 
-def map_file(path: str) -> mmap.mmap:
-    """Maps an object file read-only; FileNotFoundError when it is not there."""
-    fd = os.open(path, os.O_RDONLY)
+def not_ours(st: os.stat_result) -> str | None:
+    """Why a file we are about to read or reuse is not one we wrote (None: it is ours)."""
+    global _uid
+    if _uid is None:
+        _uid = os.geteuid()
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if st.st_uid != _uid:
+        return f"it belongs to uid {st.st_uid}, not to us (uid {_uid})"
+    if st.st_mode & 0o077:
+        return f"its mode is {st.st_mode & 0o777:#o}: group or others have access (we make 0600)"
+    return None
+
+
+def open_object(path: str) -> int:
+    """A file descriptor for reading an object file: FileNotFoundError when it is not
+    there, BadObjectFile when it is a symbolic link or cannot be opened."""
     try:
-        return mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        return os.open(path, _READ)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        why = "it is a symbolic link" if e.errno == errno.ELOOP else f"it cannot be opened ({e})"
+        raise BadObjectFile(f"{path}: {why}") from None
+
+
+def check_head(buf: Any, object_id: bytes) -> str | None:
+    """Why the bytes at the start of an object file are not that object's header."""
+    if len(buf) < _HEAD.size:
+        return "it is too short to hold an object"
+    magic, oid, n, plen = _HEAD.unpack_from(buf, 0)
+    if magic != MAGIC:
+        return "it does not start with raylite's object header"
+    if oid != object_id:
+        return f"its header names object {oid.hex()}"
+    return None
+
+
+def map_object(path: str, object_id: bytes, size: int) -> mmap.mmap:
+    """Maps an object file read-only after checking it is ours and that object
+    (one open, fstat, mmap); FileNotFoundError when it is not there."""
+    fd = open_object(path)
+    try:
+        st = os.fstat(fd)
+        why = not_ours(st)
+        if why is None and st.st_size != size:
+            why = f"it holds {st.st_size} bytes where the object has {size}"
+        if why:
+            raise BadObjectFile(f"{path}: {why}")
+        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
+    why = check_head(mm, object_id)
+    if why:
+        mm.close()
+        raise BadObjectFile(f"{path}: {why}")
+    return mm
 
 
 def decode(buf: Any) -> Any:
@@ -150,21 +266,48 @@ def decode(buf: Any) -> Any:
     mv = memoryview(buf)
     if bytes(mv[:4]) != MAGIC:
         return pickle.loads(mv)
-    _, n, plen = _HEAD.unpack_from(mv, 0)
+    _, _, n, plen = _HEAD.unpack_from(mv, 0)
     start = _HEAD.size + n * _ENTRY.size
+    end = start + plen
+    if end > len(mv):
+        raise ValueError(f"an object's header describes {end} bytes but it has {len(mv)}")
     buffers = []
     for i in range(n):
         o, size = _ENTRY.unpack_from(mv, _HEAD.size + i * _ENTRY.size)
+        if o < end or o + size > len(mv):
+            raise ValueError(f"an object's buffer {i} lies outside its {len(mv)} bytes")
         buffers.append(mv[o:o + size])
-    return pickle.loads(mv[start:start + plen], buffers=buffers)
+    return pickle.loads(mv[start:end], buffers=buffers)
 
 
-def copy_file(src: str, dst: str) -> None:
-    """Copies an object file (spilling and restoring); dst appears atomically."""
-    tmp = dst + ".tmp"
-    with open(src, "rb") as fi, open(tmp, "wb") as fo:
-        os.sendfile(fo.fileno(), fi.fileno(), 0, os.fstat(fi.fileno()).st_size)
-    os.replace(tmp, dst)
+def write_error(e: BaseException, path: str, size: int, to_disk: bool) -> BaseException:
+    """The error a put raises when writing its object to `path` failed (e when none is clearer)."""
+    mb = f"{size / 2**20:.1f} MiB"
+    if isinstance(e, BadObjectFile):
+        return RaySystemError(f"Cannot store an object of {mb}: {e}")
+    if not isinstance(e, OSError) or e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return e
+    try:
+        st = os.statvfs(os.path.dirname(path))
+        free = f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB"
+    except OSError:
+        free = "an unknown amount"
+    if to_disk:
+        return OutOfDiskError(f"Out of disk space: writing an object of {mb} to {path} failed "
+                              f"({e.strerror}); {free} is free there. Free space on that disk, or "
+                              "point the temp dir at a larger one (init(_temp_dir=...)).")
+    return ObjectStoreFullError(f"Shared memory is full: writing an object of {mb} to {path} "
+                                f"failed ({e.strerror}); {free} is free in {SHM_DIR}. Lower "
+                                "object_store_memory in init() below the size of /dev/shm, or "
+                                "enlarge /dev/shm.")
+
+
+def _describe(path: str) -> str:
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return str(e)
+    return f"owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}"
 
 
 def unlink(path: str) -> None:

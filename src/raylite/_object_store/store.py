@@ -1,7 +1,10 @@
 """The node's object store accounting: a pure state machine (no I/O, no clock).
 
-    allocate(id, size, owner) ──► Allocation(spill=[ids], drop=[pool ids], reuse=pool id|None)
-                                  | raises ObjectStoreFullError
+    allocate(id, size, owner, disk_free)
+                              ──► Allocation(spill=[ids], drop=[pool ids], reuse=pool id|None)
+                                  | raises ObjectStoreFullError, or OutOfDiskError when the objects
+                                  | to spill (or the object itself) need more disk than is free
+    unspill(ids)              ──► victims the shell could not move stay in shared memory
     free(ids, recyclable)     ──► (deleted [(id, in_shm, spilled)], recycled [(id, pool id)])
     owner_gone(owner)         ──► the same, for every object that owner had
 
@@ -13,16 +16,21 @@ count against capacity and are dropped first when room is needed.
 
 Capacity counts bytes in shared memory. When an allocation does not fit,
 the least recently created objects in shared memory are chosen for spilling
-to disk (the I/O shell copies them, then unlinks the segment); when even
-that cannot make room, the allocation fails with a message saying how much
-was asked, how much is in use and by whom.
+to disk. They count as spilled from that moment, so concurrent allocations
+see consistent numbers while the I/O shell copies them (without its lock:
+until a copy is complete the segment stays readable, so shared memory may
+briefly hold more than capacity). A victim the shell cannot move (still
+being written, or gone) comes back with unspill(); a failed copy undoes the
+allocation (spill_failed). When even spilling cannot make room, the
+allocation fails with a message saying how much was asked, how much is in
+use and by whom. allocate() changes nothing when it raises.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from ..exceptions import ObjectStoreFullError
+from ..exceptions import ObjectStoreFullError, OutOfDiskError
 
 
 class _Entry:
@@ -52,30 +60,35 @@ class StoreAccounting:
         self.objects: OrderedDict[bytes, _Entry] = OrderedDict()   # creation order = LRU order
         self.spill_count = 0
 
-    def allocate(self, object_id: bytes, size: int, owner: Any, disk_free: int = 0) -> Allocation:
+    def allocate(self, object_id: bytes, size: int, owner: Any,
+                 disk_free: int | None = None) -> Allocation:
         """Room for a new object. Larger than all of shared memory: it goes straight to
-        disk (Ray's fallback allocation) while the disk has room, else ObjectStoreFullError."""
+        disk (Ray's fallback allocation). disk_free: bytes free on the spill disk (None:
+        unknown, not checked)."""
         if object_id in self.objects:
             return Allocation([], [], None)
         if size > self.capacity:
-            if size > disk_free:
-                raise ObjectStoreFullError(
-                    f"Cannot store an object of {_mb(size)}: shared memory holds {_mb(self.capacity)} "
-                    f"and the spill disk has {_mb(disk_free)} free. Raise object_store_memory in "
-                    "init(), free disk space, or split the object.")
+            if disk_free is not None and size > disk_free:
+                raise OutOfDiskError(
+                    f"Out of disk space: an object of {_mb(size)} is larger than shared memory "
+                    f"({_mb(self.capacity)}) and the spill disk has {_mb(disk_free)} free. "
+                    f"{DISK_HINT}, raise object_store_memory in init(), or split the object.")
             e = self.objects[object_id] = _Entry(size, owner)
             e.in_shm, e.spilled = False, True
             self.spilled_bytes += size
             return Allocation([], [], None, to_disk=True)
-        reuse = self._take_from_pool(size)
-        drop = []
-        spill = []
+        reuse = self._pick_from_pool(size)
         free = self.capacity - self.used - self.pool_bytes
-        while free < size and self.pool:
-            pid, psize = self.pool.popitem(last=False)
-            self.pool_bytes -= psize
-            free += psize
-            drop.append(pid)
+        if reuse is not None:
+            free += self.pool[reuse]
+        drop = []
+        for pid, psize in self.pool.items():   # oldest first
+            if free >= size:
+                break
+            if pid != reuse:
+                drop.append(pid)
+                free += psize
+        spill = []
         if free < size:
             for oid, e in self.objects.items():
                 if e.in_shm:
@@ -85,6 +98,15 @@ class StoreAccounting:
                         break
         if free < size:
             raise ObjectStoreFullError(self._full_message(size))
+        to_spill = sum(self.objects[oid].size for oid in spill)
+        if to_spill and disk_free is not None and to_spill > disk_free:
+            raise OutOfDiskError(
+                f"Out of disk space: storing an object of {_mb(size)} needs {_mb(to_spill)} of "
+                f"older objects spilled to disk, and the spill disk has {_mb(disk_free)} free. "
+                f"{DISK_HINT}, free references you no longer need, or raise "
+                "object_store_memory in init().")
+        for pid in drop + ([reuse] if reuse is not None else []):
+            self.pool_bytes -= self.pool.pop(pid)
         for oid in spill:
             e = self.objects[oid]
             e.in_shm, e.spilled = False, True
@@ -95,24 +117,29 @@ class StoreAccounting:
         self.used += size
         return Allocation(spill, drop, reuse)
 
-    def _take_from_pool(self, size: int) -> int | None:
+    def _pick_from_pool(self, size: int) -> int | None:
         best = None
         for pid, psize in self.pool.items():
             if size <= psize <= 2 * size + (1 << 20) and (best is None or psize < self.pool[best]):
                 best = pid
-        if best is not None:
-            self.pool_bytes -= self.pool.pop(best)
         return best
 
-    def spill_failed(self, object_id: bytes, victims: list) -> str:
-        """Spilling hit an I/O error: undo this allocation; returns the error message."""
-        self.free([object_id])
+    def unspill(self, victims: Any) -> None:
+        """Victims the shell could not move (still being written, not there) stay in shared
+        memory after all."""
         for oid in victims:
             e = self.objects.get(oid)
-            if e is not None and e.spilled:
+            if e is not None and e.spilled and not e.in_shm:
                 e.in_shm, e.spilled = True, False
                 self.used += e.size
                 self.spilled_bytes -= e.size
+                self.spill_count -= 1
+
+    def spill_failed(self, object_id: bytes, victims: list) -> str:
+        """Spilling hit an I/O error: undo this allocation, the victims not moved stay in
+        shared memory; returns the error message."""
+        self.free([object_id])
+        self.unspill(victims)
         return self._full_message(0)
 
     def abort(self, object_id: bytes) -> None:
@@ -172,6 +199,10 @@ class StoreAccounting:
     def listing(self) -> list[dict]:
         return [{"object_id": oid.hex(), "size": e.size, "owner": e.owner,
                  "where": "shm" if e.in_shm else "spilled"} for oid, e in self.objects.items()]
+
+
+DISK_HINT = ("Free space on that disk, or point the temp dir at a larger one "
+              "(init(_temp_dir=...) or raylite start --temp-dir)")
 
 
 def _mb(n: int) -> str:

@@ -260,6 +260,7 @@ class AllocReply(NamedTuple):
     error: str | None
     reuse: bool              # the segment exists already (recycled): write into it, then truncate
     to_disk: bool = False    # larger than shared memory: write it to the spill directory
+    out_of_disk: bool = False  # the error is OutOfDiskError (else ObjectStoreFullError)
 
 
 class FreeObjects(NamedTuple):

@@ -27,8 +27,8 @@ from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.transport import SPIN
 from .._serialization import dumps_error, loads, serialize_with_refs
-from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError,
-                          RayTaskError)
+from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OutOfDiskError,
+                          OwnerDiedError, RayTaskError)
 from .object_ref import ObjectRef
 
 
@@ -80,21 +80,24 @@ class ObjectPlane:
         data, buffers, refs = serialize_with_refs(value)
         if not buffers and len(data) <= shm.INLINE_LIMIT:
             return data, refs
-        size = shm.total_size(data, buffers)
-        if size <= shm.INLINE_LIMIT:
-            return shm.frame(data, buffers), refs
+        lay = shm.layout(data, buffers)
+        if lay.size <= shm.INLINE_LIMIT:
+            return shm.frame(lay), refs
         self._flush_frees()
-        reply = self._call(m.AllocObject(0, object_id, size, owner))
+        reply = self._call(m.AllocObject(0, object_id, lay.size, owner))
         if reply.error:
-            raise ObjectStoreFullError(reply.error)
-        path = shm.spill_path(f"{self.session_dir}/spill", object_id) if reply.to_disk else \
+            raise (OutOfDiskError if reply.out_of_disk else ObjectStoreFullError)(reply.error)
+        path = shm.spill_path(shm.spill_dir(self.session_dir), object_id) if reply.to_disk else \
             shm.segment_path(self.node_tag, object_id)
         try:
-            shm.write_segment(path, data, buffers, reply.reuse)
-        except BaseException:
+            shm.write_segment(path, lay, object_id, reply.reuse, sync=reply.to_disk)
+        except BaseException as e:
             self._daemon.send(m.FreeObjects((object_id,)))
-            raise
-        return shm.ShmObject(object_id, size, self.node_tag), refs
+            err = shm.write_error(e, path, lay.size, reply.to_disk)
+            if err is e:
+                raise
+            raise err from e
+        return shm.ShmObject(object_id, lay.size, self.node_tag), refs
 
     def decode_blob(self, blob: Any) -> Any:
         """A task's arguments: bytes, or a shared-memory object (mapped, never copied)."""
@@ -111,18 +114,30 @@ class ObjectPlane:
         return shm.decode(o.mapped)
 
     def _map(self, loc: shm.ShmObject) -> Any:
+        """Maps the object's segment, or its spill file; a file there that is not the object
+        we wrote (shm.map_object checks) is never unpickled."""
+        h = loc.object_id.hex()
         if loc.node != self.node_tag:
-            raise ObjectLostError(loc.object_id.hex(), f"Object {loc.object_id.hex()} lives on "
-                                  "another node; moving objects between nodes is not supported yet.")
+            raise ObjectLostError(h, f"Object {h} lives on another node; moving objects "
+                                  "between nodes is not supported yet.")
         try:
-            return shm.map_file(shm.segment_path(loc.node, loc.object_id))
+            return shm.map_object(shm.segment_path(loc.node, loc.object_id), loc.object_id, loc.size)
         except FileNotFoundError:
-            pass
+            bad = None
+        except shm.BadObjectFile as e:  # another user's file at a name spilling set free
+            bad = e
+        path = shm.spill_path(shm.spill_dir(self.session_dir), loc.object_id)
         try:  # spilled to disk: map the spill file instead
-            return shm.map_file(shm.spill_path(f"{self.session_dir}/spill", loc.object_id))
+            return shm.map_object(path, loc.object_id, loc.size)
         except FileNotFoundError:
-            raise ObjectLostError(loc.object_id.hex(), f"Object {loc.object_id.hex()} is no longer "
-                                  "in the object store (freed by its owner).") from None
+            if bad is None:
+                raise ObjectLostError(h, f"Object {h} is no longer in the object store "
+                                      "(freed by its owner).") from None
+        except shm.BadObjectFile as e:
+            bad = e
+        raise ObjectLostError(h, f"Object {h} cannot be read safely: {bad}. Nothing of it was "
+                              "unpickled; another user of this machine may be tampering with "
+                              "raylite's files: check who created that path.") from None
 
     # -- references ------------------------------------------------------------
     def ref_created(self, ref: ObjectRef) -> None:
@@ -383,3 +398,4 @@ class ObjectPlane:
                      "size": o.data.size if type(o.data) is shm.ShmObject else len(o.data or b""),
                      "local_refs": self._counts.get(id, 0), "borrowers": o.borrowers,
                      "pinned": o.pinned} for id, o in self._store.items()]
+
