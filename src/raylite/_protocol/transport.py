@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from .read_turn import ReadTurn
@@ -96,6 +97,7 @@ class Connection:
         self._send_lock = threading.Lock()
         self._buf = bytearray()   # for recv_ready()/recv_some(): never mixed with recv() on one connection
         self.turn = ReadTurn()
+        self.inbox: deque = deque()  # decoded, not yet handled: the turn's holder handles them
         self.quick = True         # the peer's last answer came within SPIN: poll before sleeping
         self.answered = 0.0       # when we last answered it (perf_counter), to time its reply
         self.closed = False
@@ -125,6 +127,11 @@ class Connection:
         while not out:
             out = self._recv(0)
         return out
+
+    def wait_readable(self) -> None:
+        """Blocks until bytes arrive (or the peer closes), reading none of them: an exception
+        here (KeyboardInterrupt) loses nothing."""
+        self.sock.recv(1, socket.MSG_PEEK)
 
     def _recv(self, flags: int) -> list:
         """One read into the buffer (none when MSG_DONTWAIT finds nothing); its whole frames."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import _ids
 from .._protocol import messages as m
+from .._protocol.read_turn import shield
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error
 from ..exceptions import RaySystemError
@@ -52,6 +53,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None):
+        shield.reset()
         self._lock = threading.RLock()
         self._store: dict[bytes, _Obj] = {}
         self._counts: dict[bytes, int] = {}
@@ -255,11 +257,12 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         turn = conn.turn
         while True:
             turn.background_wait()  # a thread in get() may be reading this connection itself
-            msgs = self._recv_from(conn)
-            if msgs is None:
-                break
-            for msg in msgs:
-                self._on_peer(conn, msg)
+            if not conn.inbox:      # else: what an interrupted reader left, handled first
+                msgs = self._recv_from(conn)
+                if msgs is None:
+                    break
+                conn.inbox.extend(msgs)
+            self._handle_inbox(conn)
             turn.background_done()
         conn.close()
         if registry is not None:
@@ -269,17 +272,25 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if not self._closing.is_set():
             self._peer_lost(conn)
 
-    def _recv_from(self, conn: Connection, spin: bool = False) -> list | None:
-        """The next messages from a peer (recv_some); None once the connection is closed
-        or sent garbage, which closes it: its reader thread then reports the loss."""
+    def _recv_from(self, conn: Connection, poll: float | None = None) -> list | None:
+        """The next messages from a peer: blocking until some come (recv_some), or those that
+        come within `poll` seconds (maybe none); None once the connection is closed or sent
+        garbage, which closes it: its reader thread then reports the loss."""
         try:
-            return conn.recv_some(spin)
+            return conn.recv_some() if poll is None else conn.poll(poll)
         except (EOFError, OSError):
             return None
         except Exception as e:
             print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
             conn.close()
             return None
+
+    def _handle_inbox(self, conn: Connection) -> None:
+        """Handles what was read from `conn`, one message at a time: each leaves the inbox as
+        its handling starts, so an exception anywhere leaves the rest to the next reader."""
+        inbox = conn.inbox
+        while inbox:
+            self._on_peer(conn, inbox.popleft())
 
     def _on_peer(self, conn: Connection, msg: Any) -> None:
         try:
@@ -290,6 +301,26 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 self.executor.handle(conn, msg)
         except Exception as e:  # never let one bad message stop the reading
             print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+
+    # -- Ctrl-C: a call is booked and sent whole (read_turn.shield) ----------------
+    def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list:
+        if not shield.arm():
+            return TaskSubmission.submit_task(self, function, args, kwargs, options)
+        shield.on = True  # else a lease could be left holding a task that was never sent
+        try:
+            return TaskSubmission.submit_task(self, function, args, kwargs, options)
+        finally:
+            shield.off()
+
+    def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
+                          options: Any) -> list:
+        if not shield.arm():
+            return ActorCalls.submit_actor_task(self, actor_id, method, args, kwargs, options)
+        shield.on = True
+        try:
+            return ActorCalls.submit_actor_task(self, actor_id, method, args, kwargs, options)
+        finally:
+            shield.off()
 
     # -- cluster state and context --------------------------------------------
     def set_job(self, job_id: bytes, namespace: str) -> None:
@@ -332,6 +363,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             except Exception:
                 pass  # the daemon is already gone; stop_head() reaps it
         self.close_connections()
+        shield.disarm()
         if self._proc is not None:
             stop_head(self._proc)
         me = threading.current_thread()

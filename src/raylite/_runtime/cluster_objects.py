@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 from .._object_store import shm
 from .._protocol import messages as m
+from .._protocol.read_turn import shield
 from .._protocol.transport import SPIN
 from .._serialization import dumps_error, loads, serialize_with_refs
 from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError,
@@ -312,25 +313,51 @@ class ObjectPlane:
     def _read_for(self, ref: ObjectRef) -> None:
         """Reads the reply for `ref` on this thread, when its connection lets it (the turn:
         read_turn.py): one thread wake-up per call instead of two. Anything unusual (the
-        connection drops, the task moves elsewhere) leaves the rest to the reader thread."""
+        connection drops, the task moves elsewhere) leaves the rest to the reader thread.
+
+        On the main thread Ctrl-C is held back (`shield`) from taking the turn to giving it
+        back, except while it sleeps in wait_readable(), which reads nothing: a reply is
+        never half read or half handled when KeyboardInterrupt leaves get()."""
         o = self._store.get(ref._id)
         task = self._tasks.get(self._task_of.get(ref._id))
         conn = task.conn if task is not None else None
-        if o is None or o.ready or conn is None or not conn.turn.lead():
+        if o is None or o.ready or conn is None:
+            return
+        guard = shield if shield.arm() else None
+        if guard is not None:
+            guard.on = True
+        if not conn.turn.lead():
+            if guard is not None:
+                guard.off()
             return
         give_back = True
         try:
+            inbox = conn.inbox
             while not o.ready and task.conn is conn:
-                t0 = time.perf_counter()
-                msgs = self._recv_from(conn, conn.quick)
-                if msgs is None:
-                    return  # the reader thread sees the loss and fails or retries the task
-                conn.quick = time.perf_counter() - t0 < SPIN
-                for msg in msgs:
-                    self._on_peer(conn, msg)
+                if not inbox:
+                    t0 = time.perf_counter()
+                    if not conn.quick:  # sleep until bytes come; Ctrl-C may end it here
+                        if guard is not None:
+                            guard.off()
+                        try:
+                            conn.wait_readable()
+                        except OSError:
+                            return  # closed: the reader thread reports the loss
+                        if guard is not None:
+                            guard.on = True
+                    msgs = self._recv_from(conn, SPIN if conn.quick else 0.0)
+                    if msgs is None:
+                        return  # the reader thread sees the loss and fails or retries the task
+                    conn.quick = bool(msgs) and time.perf_counter() - t0 < SPIN
+                    inbox.extend(msgs)
+                self._handle_inbox(conn)
             give_back = bool(self._inflight.get(conn))  # replies nobody waits for: reader thread
         finally:
+            if guard is not None:
+                guard.on = True   # a second Ctrl-C must not cut the hand-back short
             conn.turn.unlead(give_back)
+            if guard is not None:
+                guard.off()
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
         if len(refs) == 1 and timeout is None and self.executor is None:

@@ -19,10 +19,11 @@ class ObjectRef:
     def __init__(self, id: bytes, owner: Any = None, runtime: Any = None):
         self._id = id
         self._owner = owner
-        self._rt = runtime
         self._pid = os.getpid()
+        self._rt = None
         if runtime is not None:
             runtime.ref_created(self)
+            self._rt = runtime  # counted: only now may __del__ uncount it
 
     def __del__(self) -> None:
         rt = self._rt
