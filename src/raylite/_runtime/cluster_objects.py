@@ -126,7 +126,10 @@ class ObjectPlane:
                                   "in the object store (freed by its owner).") from None
 
     # -- references ------------------------------------------------------------
-    def ref_created(self, ref: ObjectRef) -> None:
+    def ref_created(self, ref: ObjectRef) -> bool:
+        """Counts a new ref instance; False (not counted) for one whose owner is unknown."""
+        if not ref._owner:  # out of band (rebuilt from an id alone): Ray counts it nowhere
+            return False
         with self._lock:
             n = self._counts.get(ref._id, 0)
             self._counts[ref._id] = n + 1
@@ -135,6 +138,15 @@ class ObjectPlane:
                 self._borrowed_from[ref._id] = ref._owner
         if borrow:
             self._notify(ref._owner, m.AddBorrower(ref._id))
+        return True
+
+    def owner_of(self, id: bytes) -> str | None:
+        """The owner's address when this process owns or borrows `id` (else None): an
+        out-of-band ref pickled here travels with it, as an in-band one (Ray promotes too)."""
+        o = self._store.get(id)
+        if o is not None and o.owned:
+            return self.address
+        return self._borrowed_from.get(id)
 
     def ref_deleted(self, id: bytes) -> None:
         with self._lock:
@@ -209,13 +221,15 @@ class ObjectPlane:
             with self._lock:
                 if id not in self._store:
                     self._store[id] = _Obj(False)
-            self._complete(id, data, error)
+            self._complete(id, data, error, owned=False)
 
-    def _complete(self, id: bytes, data: Any, error: bytes | None) -> None:
+    def _complete(self, id: bytes, data: Any, error: bytes | None, owned: bool = True) -> None:
+        """Stores a value; `owned` False for another owner's value (a fetch's reply, an inlined
+        argument), whose shared memory is never ours to free."""
         with self._lock:
             o = self._store.get(id)
             if o is None or o.ready:
-                if o is None and type(data) is shm.ShmObject and data.object_id == id:
+                if o is None and owned and type(data) is shm.ShmObject and data.object_id == id:
                     self._pending_frees.append((id, True))  # a result nobody holds any more
                 return
             o.data, o.error, o.ready = data, error, True
@@ -230,16 +244,23 @@ class ObjectPlane:
         o.callbacks.append(callback)
 
     def _entry(self, ref: ObjectRef) -> _Obj:
-        """The store entry for ref (lock held); starts a fetch from its owner when borrowed."""
+        """The store entry for ref (lock held); starts a fetch from its owner when borrowed.
+        An out-of-band ref whose owner nobody here knows raises ObjectLostError (nothing kept)."""
         o = self._store.get(ref._id)
         if o is None:
+            owner = ref._owner or self._borrowed_from.get(ref._id)
+            if not owner:
+                raise ObjectLostError(ref.hex(), (
+                    f"Object {ref.hex()} is not held by this process and its ObjectRef was made "
+                    "out of band (from its id alone, e.g. ObjectRef(bytes.fromhex(...))), so its "
+                    "owner is unknown here and it cannot be fetched; or its owner freed it. Pass "
+                    "the ObjectRef itself (as a task argument or inside a value) instead of its id."))
             o = self._store[ref._id] = _Obj(False)
-            self._fetch(ref, o)
+            self._fetch(ref, owner, o)
         return o
 
-    def _fetch(self, ref: ObjectRef, o: _Obj) -> None:
-        owner = ref._owner
-        if not owner or owner == self.address:
+    def _fetch(self, ref: ObjectRef, owner: str, o: _Obj) -> None:
+        if owner == self.address:
             o.error = dumps_error(ObjectLostError(
                 ref.hex(), f"Object {ref.hex()} is unknown to its owner; it was freed or created "
                            "by a runtime that has since shut down."))
@@ -259,7 +280,7 @@ class ObjectPlane:
     def _object_value(self, conn: Any, msg: m.ObjectValue) -> None:
         entry = self._fetches.pop(msg.req, None)
         if entry is not None:
-            self._complete(entry[0], msg.data, msg.error)
+            self._complete(entry[0], msg.data, msg.error, owned=False)
 
     def _serve_get(self, conn: Any, msg: m.GetObject) -> None:
         with self._lock:
@@ -279,7 +300,10 @@ class ObjectPlane:
         o = self._store[id]
         if o.error is not None:
             err = loads(o.error)
-            raise err.as_instanceof_cause() if isinstance(err, RayTaskError) else err
+            try:
+                raise err.as_instanceof_cause() if isinstance(err, RayTaskError) else err
+            finally:
+                del err  # else this frame and the error keep each other (and refs) until gc
         return self._decode(o)
 
     # -- the public object calls -----------------------------------------------
@@ -394,11 +418,15 @@ class ObjectPlane:
                 fut.set_result(self._value(ref._id))
             except Exception as e:
                 fut.set_exception(e)
-        with self._lock:
-            o = self._entry(ref)
-            if not o.ready:
-                self._on_ready(o, done)
-                return fut
+        try:
+            with self._lock:
+                o = self._entry(ref)
+                if not o.ready:
+                    self._on_ready(o, done)
+                    return fut
+        except ObjectLostError as e:
+            fut.set_exception(e)
+            return fut
         done()
         return fut
 
