@@ -20,13 +20,17 @@ starting a head for a driver in cluster_start.py.
 """
 from __future__ import annotations
 
+import glob
 import itertools
 import os
+import shutil
+import signal
 import sys
 import threading
 from typing import Any
 
 from .. import _ids
+from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.read_turn import shield
 from .._protocol.transport import Connection, Listener, connect
@@ -39,6 +43,9 @@ from .cluster_objects import ObjectPlane, _Obj
 from .cluster_start import start_head, stop_head, token_for
 from .cluster_tasks import TaskSubmission, _Key, _Task
 from .factory import InitRequest
+
+
+_SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
 
 
 class _Reply:
@@ -80,6 +87,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._req = itertools.count(1)
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
+        self._gone: str | None = None                   # why the cluster is gone (daemon lost)
         self._proc: Any = None
         self.executor: Any = None
         self.actor_id: bytes | None = None
@@ -192,6 +200,16 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def send_daemon(self, msg: Any) -> None:
         self._daemon.send(msg)
 
+    def _to_daemon(self, msg: Any) -> None:
+        """A one-way message for a caller who must hear that the cluster is gone."""
+        if self._gone is None:
+            try:
+                self._daemon.send(msg)
+                return
+            except OSError:
+                pass
+        raise RaySystemError(self._gone or self._gone_message())
+
     def _send_all(self, sends: list) -> None:
         for conn, msg in sends:
             try:
@@ -202,14 +220,20 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         req = next(self._req)
         reply = self._rpcs[req] = _Reply()
-        self._daemon.send(msg._replace(req=req))
+        if self._gone is None:  # checked after registering: _daemon_loop sets it, then wakes us
+            try:
+                self._daemon.send(msg._replace(req=req))
+            except OSError:
+                reply.event.set()
+        else:
+            reply.event.set()
         if not reply.event.wait(timeout):
             self._rpcs.pop(req, None)
             raise RaySystemError(f"The node daemon did not answer {type(msg).__name__} within "
                                  f"{timeout}s; it may be overloaded or dead.")
         if reply.value is None:
-            raise RaySystemError("Lost the connection to the node daemon; the cluster is gone. "
-                                 "Call raylite.shutdown() and init() again.")
+            self._rpcs.pop(req, None)
+            raise RaySystemError(self._gone or self._gone_message())
         return reply.value
 
     def _daemon_loop(self) -> None:
@@ -222,10 +246,53 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 self._on_daemon(msg)
             except Exception as e:  # never let one bad message stop the loop
                 print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+        if not self._closing.is_set():
+            self._gone = self._gone_message()
         for reply in list(self._rpcs.values()):
             reply.event.set()
         if self.executor is not None:
             self.executor.stop()
+        elif self._gone is not None:
+            # Until shutdown(): calls that were queued, retried or made since fail too.
+            self._fail_queued()
+            while not self._closing.wait(_SWEEP_S):
+                self._fail_queued()
+
+    def _gone_message(self) -> str:
+        """Why every call fails from now on: the node daemon (our way into the cluster) is gone."""
+        how = "its node daemon exited"
+        if self._proc is not None:  # we started it: say how it ended
+            try:
+                code = self._proc.wait(0.5)
+            except Exception:
+                code = None
+            if code is not None and code < 0:
+                how += f", killed by {signal.Signals(-code).name}"
+            elif code is not None:
+                how += f" with exit code {code}"
+        address = getattr(self, "daemon_address", None) or self._daemon.peer
+        return (f"The raylite cluster at {address} is gone ({how}). Call raylite.shutdown() "
+                "and raylite.init() again.")
+
+    def _fail_queued(self) -> None:
+        """Fails every task and actor call that has no worker yet: with the daemon gone none
+        will get one. Calls already running on a live worker may still finish."""
+        error = dumps_error(RaySystemError(self._gone))
+        with self._lock:
+            failed = [t for t in self._tasks.values() if t.conn is None]
+            for t in failed:
+                self._drop_task(t.task_id)
+            for k in self._keys.values():
+                k.queue.clear()
+                k.requests = 0
+            for st in self._actors.values():
+                st.queue.clear()
+                st.resolving = False
+            self._lease_reqs.clear()
+            self._actor_reqs.clear()
+        for t in failed:
+            for rid in t.return_ids:
+                self._complete(rid, None, error)
 
     def _on_daemon(self, msg: Any) -> None:
         t = type(msg)
@@ -304,6 +371,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
 
     # -- Ctrl-C: a call is booked and sent whole (read_turn.shield) ----------------
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list:
+        if self._gone is not None:
+            raise RaySystemError(self._gone)
         if not shield.arm():
             return TaskSubmission.submit_task(self, function, args, kwargs, options)
         shield.on = True  # else a lease could be left holding a task that was never sent
@@ -314,6 +383,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
                           options: Any) -> list:
+        if self._gone is not None:
+            raise RaySystemError(self._gone)
         if not shield.arm():
             return ActorCalls.submit_actor_task(self, actor_id, method, args, kwargs, options)
         shield.on = True
@@ -365,6 +436,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self.close_connections()
         shield.disarm()
         if self._proc is not None:
+            if self._gone is not None and self._proc.poll() is None:
+                self._proc.terminate()  # it dropped us but lives on: it was not told to stop
             stop_head(self._proc)
         me = threading.current_thread()
         for t in self._threads:
@@ -376,3 +449,15 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             pending = [id for id, o in self._store.items() if not o.ready]
         for id in pending:
             self._complete(id, None, error)
+        if self._gone is not None and self._proc is not None:
+            self._clean_after_daemon()
+
+    def _clean_after_daemon(self) -> None:
+        """The daemon we started died without cleaning up: its shared-memory segments (all
+        named after its node) and its session dir go now."""
+        for path in glob.glob(shm.segment_path(self.node_tag, b"") + "*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        shutil.rmtree(self.session_dir, ignore_errors=True)

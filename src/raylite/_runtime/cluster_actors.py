@@ -243,7 +243,7 @@ class ActorCalls:
             self.submit_actor_task(actor_id, TERMINATE, (), {}, MethodOptions())
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        self._daemon.send(m.KillActor(actor_id, no_restart))
+        self._to_daemon(m.KillActor(actor_id, no_restart))  # a clear error once the cluster is gone
         with self._lock:
             st = self._actors.get(actor_id)
             if st is not None and st.state == "ALIVE":

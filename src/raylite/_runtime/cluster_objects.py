@@ -29,7 +29,7 @@ from .._protocol.read_turn import shield
 from .._protocol.transport import SPIN
 from .._serialization import dumps_error, loads, serialize_with_refs
 from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError,
-                          RayTaskError)
+                          RaySystemError, RayTaskError)
 from .object_ref import ObjectRef
 
 
@@ -310,6 +310,8 @@ class ObjectPlane:
     def put(self, value: Any) -> ObjectRef:
         from .. import _ids
 
+        if self._gone is not None:
+            raise RaySystemError(self._gone)
         id = _ids.new_id()
         data, contained = self.encode(value, id, self.address)
         with self._lock:
