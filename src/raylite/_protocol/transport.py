@@ -13,8 +13,10 @@ code path. Daemons bind 127.0.0.1 unless told otherwise. Each listener also
 binds a Unix socket named after its host:port (abstract namespace on Linux,
 else a private directory); connect() tries it first (a loopback round trip costs
 about half as much), and falls back to TCP. `send` may be called from any
-thread; `recv` from one reader thread per connection, or `recv_some` by whichever
-thread holds the connection's read turn (read_turn.py).
+thread; `recv` from one reader thread per connection, or `recv_some`/`poll` by
+whichever thread holds the connection's read turn (read_turn.py), which also
+handles what they return from `inbox` (decoded, not yet handled) and sleeps in
+`wait_readable` (reads nothing, so an interrupt there loses nothing).
 
 Polling before sleeping. Waking a thread that sleeps on a socket costs both
 sides: the sender's send() wakes it (on a VM, an interrupt to the other CPU)

@@ -14,6 +14,17 @@ process has called (`_actors`, each with its own send lock so calls to one
 actor leave in submission order). The daemon sees only leases and actor
 lifecycle; task pushes and results go straight between owner and worker.
 
+When the daemon connection drops (the daemon died), `_gone` says so: every
+pending daemon call, every task and actor call that has no worker yet, and
+every later call fails at once with one RaySystemError naming the cluster;
+calls already running on live workers may still finish. shutdown() then
+removes what a dead daemon we started left behind (its /dev/shm segments and
+session dir).
+
+Ctrl-C (read_turn.shield): on the main thread, submitting a task or actor call
+and reading replies in get() run with SIGINT deferred, so a KeyboardInterrupt
+never leaves a call booked but unsent or a reply read but unhandled.
+
 Task submission and leases live in cluster_tasks.py; objects, ownership and
 reference counting in cluster_objects.py; actor calls in cluster_actors.py;
 starting a head for a driver in cluster_start.py.
@@ -233,6 +244,9 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                                  f"{timeout}s; it may be overloaded or dead.")
         if reply.value is None:
             self._rpcs.pop(req, None)
+            if self._gone is None and self._closing.is_set():
+                raise RaySystemError("raylite.shutdown() was called: this process is no longer "
+                                     "connected to the cluster. Call raylite.init() again.")
             raise RaySystemError(self._gone or self._gone_message())
         return reply.value
 

@@ -15,7 +15,13 @@ local references and no borrowers: shared memory goes back to the daemon
 (FreeObjects). Refs a task returns inside its result stay pinned by the
 worker that owns them. Messages that __del__ would send are queued and
 flushed by the maintenance thread or before the next allocation, never sent
-from inside a destructor.
+from inside a destructor. Only an owner frees: a fetched value that arrives
+after its borrower let go is dropped, not handed back to the daemon.
+
+Out-of-band refs (made from an id alone, owner unknown: object_ref.py) are
+counted nowhere. get() on one finds the object when this process owns it or
+borrows it through an in-band ref; otherwise it fails at once and keeps no
+entry behind.
 """
 from __future__ import annotations
 
