@@ -100,7 +100,7 @@ class InterruptShield:
     """Defers SIGINT's Python handler while the main thread is inside a read (see above).
 
     Shielded stretches never nest. Per use: one thread-id compare and one handler
-    look-up (`arm`), two attribute stores (`on`, `off`)."""
+    look-up (`shielding()`), two attribute stores and a look at `pending`."""
 
     __slots__ = ("on", "pending", "wrapped", "handler", "main")
 
@@ -148,3 +148,11 @@ class InterruptShield:
 
 
 shield = InterruptShield()
+_getsignal = _signal.getsignal
+
+
+def shielding() -> bool:
+    """shield.arm(), cheap once armed (inlined checks, no method call): the hot paths ask it
+    once per call, then set `shield.on` and clear it, calling `shield.off()` only when a
+    SIGINT is pending."""
+    return _get_ident() == shield.main and (_getsignal(_SIGINT) is shield.handler or shield.arm())

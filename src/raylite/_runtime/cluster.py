@@ -43,7 +43,7 @@ from typing import Any
 from .. import _ids
 from .._object_store import shm
 from .._protocol import messages as m
-from .._protocol.read_turn import shield
+from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error
 from ..exceptions import RaySystemError
@@ -387,25 +387,29 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list:
         if self._gone is not None:
             raise RaySystemError(self._gone)
-        if not shield.arm():
+        if not shielding():
             return TaskSubmission.submit_task(self, function, args, kwargs, options)
         shield.on = True  # else a lease could be left holding a task that was never sent
         try:
             return TaskSubmission.submit_task(self, function, args, kwargs, options)
         finally:
-            shield.off()
+            shield.on = False
+            if shield.pending is not None:
+                shield.off()
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
                           options: Any) -> list:
         if self._gone is not None:
             raise RaySystemError(self._gone)
-        if not shield.arm():
+        if not shielding():
             return ActorCalls.submit_actor_task(self, actor_id, method, args, kwargs, options)
         shield.on = True
         try:
             return ActorCalls.submit_actor_task(self, actor_id, method, args, kwargs, options)
         finally:
-            shield.off()
+            shield.on = False
+            if shield.pending is not None:
+                shield.off()
 
     # -- cluster state and context --------------------------------------------
     def set_job(self, job_id: bytes, namespace: str) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from .._object_store import shm
 from .._protocol import messages as m
-from .._protocol.read_turn import shield
+from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import SPIN
 from .._serialization import dumps_error, loads, serialize_with_refs
 from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError,
@@ -355,7 +355,7 @@ class ObjectPlane:
         conn = task.conn if task is not None else None
         if o is None or o.ready or conn is None:
             return
-        guard = shield if shield.arm() else None
+        guard = shield if shielding() else None
         if guard is not None:
             guard.on = True
         if not conn.turn.lead():
@@ -389,7 +389,9 @@ class ObjectPlane:
                 guard.on = True   # a second Ctrl-C must not cut the hand-back short
             conn.turn.unlead(give_back)
             if guard is not None:
-                guard.off()
+                guard.on = False
+                if guard.pending is not None:
+                    guard.off()
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
         if len(refs) == 1 and timeout is None and self.executor is None:
