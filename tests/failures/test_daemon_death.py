@@ -89,6 +89,9 @@ def test_every_pending_and_later_call_fails_clearly_when_the_daemon_dies():
     assert int(raylite.get(big).sum()) == 2**20   # what is already here stays readable
     raylite.shutdown()
     assert not raylite.is_initialized()
+    raylite.init(num_cpus=1)                      # and a new cluster works
+    assert raylite.get(sleepy.remote(0)) == 0
+    raylite.shutdown()
 
 
 def test_a_task_retried_after_the_daemon_died_fails_instead_of_waiting():
