@@ -23,10 +23,11 @@ SIGINT's Python handler while the main thread reads and handles: the reader
 polls, decodes and handles a batch with `shield.on` set (a handler that fires
 then only notes the signal), and runs the handler once the batch is handled
 (`shield.off()`). The only wait it may be interrupted in consumes nothing
-(Connection.wait_readable). The wrapper is installed the first time the main
-thread reads and is put back by raylite.shutdown(); any handler the program
-sets is wrapped in turn, and one that raises nothing (or SIG_IGN) is left
-alone.
+(Connection.wait_readable). Submitting a task or actor call on the main thread
+is shielded the same way (cluster.py), so a call is never booked but unsent.
+The wrapper is installed the first time the main thread submits or reads and
+is put back by raylite.shutdown(); a handler the program sets later is wrapped
+in turn; SIG_IGN and SIG_DFL (no exception) are left alone.
 """
 from __future__ import annotations
 
