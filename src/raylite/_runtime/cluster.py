@@ -99,6 +99,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._gone: str | None = None                   # why the cluster is gone (daemon lost)
+        self._stopping = False                          # shutdown() asked the daemon to stop
         self._proc: Any = None
         self.executor: Any = None
         self.actor_id: bytes | None = None
@@ -260,7 +261,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 self._on_daemon(msg)
             except Exception as e:  # never let one bad message stop the loop
                 print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
-        if not self._closing.is_set():
+        if not self._closing.is_set() and not self._stopping:
             self._gone = self._gone_message()
         for reply in list(self._rpcs.values()):
             reply.event.set()
@@ -447,6 +448,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if self._closing.is_set():
             return
         if self._proc is not None and getattr(self, "_daemon", None) is not None:
+            self._stopping = True  # its goodbye is no loss
             try:
                 self._call(m.Shutdown(0), timeout=5)
             except Exception:
