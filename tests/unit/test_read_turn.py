@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from raylite._protocol.read_turn import ReadTurn, shield
+from raylite._protocol.read_turn import STUCK_S, ReadTurn, shield
 from raylite._protocol.transport import Connection
 
 
@@ -93,6 +93,17 @@ def test_a_sigint_during_a_shielded_stretch_is_raised_when_it_ends(armed):
     armed.off()                       # once: it was handled
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)   # unshielded: at once, as before
+
+
+def test_a_second_ctrl_c_gets_through_a_stretch_stuck_since_the_first(armed):
+    armed.on = True
+    signal.raise_signal(signal.SIGINT)
+    signal.raise_signal(signal.SIGINT)   # at once after the first: still deferred
+    assert armed.pending is not None
+    armed.pending = (armed.pending[0], time.monotonic() - 2 * STUCK_S)  # ... a while later
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+    armed.off()                          # nothing left to raise
 
 
 def test_the_programs_own_handler_is_wrapped_and_runs_after_the_stretch():

@@ -27,15 +27,20 @@ then only notes the signal), and runs the handler once the batch is handled
 is shielded the same way (cluster.py), so a call is never booked but unsent.
 The wrapper is installed the first time the main thread submits or reads and
 is put back by raylite.shutdown(); a handler the program sets later is wrapped
-in turn; SIG_IGN and SIG_DFL (no exception) are left alone.
+in turn; SIG_IGN and SIG_DFL (no exception) are left alone. A stretch normally
+lasts microseconds; one stuck longer (a send to an actor that reads nothing
+while it runs a long call) still yields to a second Ctrl-C STUCK_S after the
+first, as the user's way out.
 """
 from __future__ import annotations
 
 import _signal
 import signal
 import threading
+import time
 
 _SIGINT = int(signal.SIGINT)
+STUCK_S = 1.0  # a stretch still shielded this long after a Ctrl-C lets the next one through
 _get_ident = threading.get_ident
 
 
@@ -107,7 +112,7 @@ class InterruptShield:
 
     def __init__(self) -> None:
         self.on = False        # the main thread is in a stretch that must not be cut short
-        self.pending = None    # (frame,) of a SIGINT that came meanwhile
+        self.pending = None    # (frame, when) of the first SIGINT that came meanwhile
         self.wrapped = None    # the program's own handler, run now or after the stretch
         self.handler = self._handle  # one bound method, so `is` finds it again
         self.main = None       # the main thread's id (reset() by each new runtime: forks)
@@ -117,8 +122,12 @@ class InterruptShield:
 
     def _handle(self, signum, frame) -> None:
         if self.on:
-            self.pending = (frame,)
-            return
+            if self.pending is None:
+                self.pending = (frame, time.monotonic())
+                return
+            if time.monotonic() - self.pending[1] < STUCK_S:
+                return
+            self.pending = None  # stuck (a send to a peer that reads nothing): let it through
         self.wrapped(signum, frame)
 
     def arm(self) -> bool:
@@ -139,7 +148,7 @@ class InterruptShield:
         """Ends the shielded stretch; a SIGINT that came meanwhile is handled now."""
         self.on = False
         if self.pending is not None:
-            (frame,), self.pending = self.pending, None
+            (frame, _), self.pending = self.pending, None
             self.wrapped(_SIGINT, frame)
 
     def disarm(self) -> None:
