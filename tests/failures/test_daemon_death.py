@@ -119,3 +119,25 @@ def _raises(fn):
     except BaseException as e:  # noqa: BLE001 - the test inspects it
         return e
     return None
+
+
+def test_dropping_an_actor_handle_after_the_daemon_died_is_quiet(capfd):
+    raylite.init(num_cpus=1)
+    rt = current()
+
+    @raylite.remote
+    class A:
+        def ping(self):
+            return 1
+
+    a = A.remote()
+    assert raylite.get(a.ping.remote()) == 1
+    psutil.Process(rt._proc.pid).kill()
+    deadline = time.monotonic() + BOUND
+    while rt._gone is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    del a                  # the maintenance thread would end the actor: there is none
+    time.sleep(0.5)
+    assert all(t.is_alive() for t in rt._threads if t.name == "raylite-leases")
+    raylite.shutdown()
+    assert "Traceback" not in capfd.readouterr().err

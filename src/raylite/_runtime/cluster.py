@@ -412,6 +412,12 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             if shield.pending is not None:
                 shield.off()
 
+    def _terminate_unreferenced(self) -> None:
+        try:
+            ActorCalls._terminate_unreferenced(self)
+        except RaySystemError:
+            pass  # the cluster is gone, and its actors with it
+
     # -- cluster state and context --------------------------------------------
     def set_job(self, job_id: bytes, namespace: str) -> None:
         """A worker serves this job now (its namespace applies to get_actor and names)."""
