@@ -93,10 +93,16 @@ def _run_driver(seconds: float, max_delay: float) -> tuple[str, int]:
             time.sleep(rng.uniform(0, max_delay))
             os.kill(proc.pid, signal.SIGINT)
             rounds += 1
-            # The driver checks its round, then waits for a word from us.
-            proc.stdin.write("more\n" if time.monotonic() < end else "stop\n")
-            proc.stdin.flush()
+            try:  # the driver checks its round, then waits for a word from us
+                proc.stdin.write("more\n" if time.monotonic() < end else "stop\n")
+                proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died: its last words are next in `lines`
     finally:
+        try:
+            proc.stdin.close()  # a driver still waiting for a word ends by itself
+        except BrokenPipeError:
+            pass
         if proc.poll() is None:
             try:
                 proc.wait(timeout=30)
@@ -110,7 +116,6 @@ def _run_driver(seconds: float, max_delay: float) -> tuple[str, int]:
                     except psutil.NoSuchProcess:
                         pass
         reader.join(10)
-        proc.stdin.close()
         proc.stdout.close()
 
 
