@@ -282,7 +282,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             except Exception:
                 code = None
             if code is not None and code < 0:
-                how += f", killed by {signal.Signals(-code).name}"
+                try:
+                    how += f", killed by {signal.Signals(-code).name}"
+                except ValueError:
+                    how += f", killed by signal {-code}"
             elif code is not None:
                 how += f" with exit code {code}"
         address = getattr(self, "daemon_address", None) or self._daemon.peer
@@ -292,7 +295,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def _fail_queued(self) -> None:
         """Fails every task and actor call that has no worker yet: with the daemon gone none
         will get one. Calls already running on a live worker may still finish."""
-        error = dumps_error(RaySystemError(self._gone))
         with self._lock:
             failed = [t for t in self._tasks.values() if t.conn is None]
             for t in failed:
@@ -305,6 +307,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 st.resolving = False
             self._lease_reqs.clear()
             self._actor_reqs.clear()
+        error = dumps_error(RaySystemError(self._gone)) if failed else None
         for t in failed:
             for rid in t.return_ids:
                 self._complete(rid, None, error)
