@@ -5,6 +5,7 @@ names the cluster and the next step; nothing hangs and nothing raises a raw
 BrokenPipeError; shutdown() afterwards works and leaves nothing behind (the
 suite's leak guard checks processes, threads and /dev/shm segments).
 """
+import os
 import signal
 import threading
 import time
@@ -89,6 +90,7 @@ def test_every_pending_and_later_call_fails_clearly_when_the_daemon_dies():
     assert int(raylite.get(big).sum()) == 2**20   # what is already here stays readable
     raylite.shutdown()
     assert not raylite.is_initialized()
+    assert not os.path.exists(rt.session_dir)     # what the dead daemon left is cleaned up
     raylite.init(num_cpus=1)                      # and a new cluster works
     assert raylite.get(sleepy.remote(0)) == 0
     raylite.shutdown()
