@@ -3,7 +3,10 @@
     frame = 4-byte big-endian length + pickle (protocol 5)
 
 `send` may be called from any thread; `recv` from one reader thread per connection,
-or `recv_some` by whichever thread holds the connection's read turn (read_turn.py).
+or `recv_some`/`poll` by whichever thread holds the connection's read turn
+(read_turn.py), which also handles what they return from `inbox` (decoded, not yet
+handled) and sleeps in `wait_readable` (reads nothing, so an interrupt there loses
+nothing).
 
 A frame's length is checked against `max_frame` (MAX_FRAME unless the connection
 was made with another) before its body is read: a larger one is a FrameTooLarge
@@ -29,6 +32,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from .read_turn import ReadTurn
@@ -58,6 +62,7 @@ class Connection:
         self._send_lock = threading.Lock()
         self._buf = bytearray()   # for recv_ready()/recv_some(): never mixed with recv() on one connection
         self.turn = ReadTurn()
+        self.inbox: deque = deque()  # decoded, not yet handled: the turn's holder handles them
         self.quick = True         # the peer's last answer came within SPIN: poll before sleeping
         self.answered = 0.0       # when we last answered it (perf_counter), to time its reply
         self.closed = False
@@ -87,6 +92,11 @@ class Connection:
         while not out:
             out = self._recv(0)
         return out
+
+    def wait_readable(self) -> None:
+        """Blocks until bytes arrive (or the peer closes), reading none of them: an exception
+        here (KeyboardInterrupt) loses nothing."""
+        self.sock.recv(1, socket.MSG_PEEK)
 
     def _recv(self, flags: int) -> list:
         """One read into the buffer (none when MSG_DONTWAIT finds nothing); its whole frames."""

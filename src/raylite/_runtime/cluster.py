@@ -14,20 +14,36 @@ process has called (`_actors`, each with its own send lock so calls to one
 actor leave in submission order). The daemon sees only leases and actor
 lifecycle; task pushes and results go straight between owner and worker.
 
+When the daemon connection drops (the daemon died), `_gone` says so: every
+pending daemon call, every task and actor call that has no worker yet, and
+every later call fails at once with one RaySystemError naming the cluster;
+calls already running on live workers may still finish. shutdown() then
+removes what a dead daemon we started left behind (its /dev/shm segments and
+session dir).
+
+Ctrl-C (read_turn.shield): on the main thread, submitting a task or actor call
+and reading replies in get() run with SIGINT deferred, so a KeyboardInterrupt
+never leaves a call booked but unsent or a reply read but unhandled.
+
 Task submission and leases live in cluster_tasks.py; objects, ownership and
 reference counting in cluster_objects.py; actor calls in cluster_actors.py;
 starting a head for a driver in cluster_start.py.
 """
 from __future__ import annotations
 
+import glob
 import itertools
 import os
+import shutil
+import signal
 import sys
 import threading
 from typing import Any
 
 from .. import _ids
+from .._object_store import shm
 from .._protocol import messages as m
+from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error
 from ..exceptions import RaySystemError
@@ -38,6 +54,9 @@ from .cluster_objects import ObjectPlane, _Obj
 from .cluster_start import start_head, stop_head, token_for
 from .cluster_tasks import TaskSubmission, _Key, _Task
 from .factory import InitRequest
+
+
+_SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
 
 
 class _Reply:
@@ -52,6 +71,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None):
+        shield.reset()
         self._lock = threading.RLock()
         self._store: dict[bytes, _Obj] = {}
         self._counts: dict[bytes, int] = {}
@@ -78,6 +98,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._req = itertools.count(1)
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
+        self._gone: str | None = None                   # why the cluster is gone (daemon lost)
+        self._stopping = False                          # shutdown() asked the daemon to stop
         self._proc: Any = None
         self.executor: Any = None
         self.actor_id: bytes | None = None
@@ -188,6 +210,16 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def send_daemon(self, msg: Any) -> None:
         self._daemon.send(msg)
 
+    def _to_daemon(self, msg: Any) -> None:
+        """A one-way message for a caller who must hear that the cluster is gone."""
+        if self._gone is None:
+            try:
+                self._daemon.send(msg)
+                return
+            except OSError:
+                pass
+        raise RaySystemError(self._gone or self._gone_message())
+
     def _send_all(self, sends: list) -> None:
         for conn, msg in sends:
             try:
@@ -198,14 +230,23 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         req = next(self._req)
         reply = self._rpcs[req] = _Reply()
-        self._daemon.send(msg._replace(req=req))
+        if self._gone is None:  # checked after registering: _daemon_loop sets it, then wakes us
+            try:
+                self._daemon.send(msg._replace(req=req))
+            except OSError:
+                reply.event.set()
+        else:
+            reply.event.set()
         if not reply.event.wait(timeout):
             self._rpcs.pop(req, None)
             raise RaySystemError(f"The node daemon did not answer {type(msg).__name__} within "
                                  f"{timeout}s; it may be overloaded or dead.")
         if reply.value is None:
-            raise RaySystemError("Lost the connection to the node daemon; the cluster is gone. "
-                                 "Call raylite.shutdown() and init() again.")
+            self._rpcs.pop(req, None)
+            if self._gone is None and self._closing.is_set():
+                raise RaySystemError("raylite.shutdown() was called: this process is no longer "
+                                     "connected to the cluster. Call raylite.init() again.")
+            raise RaySystemError(self._gone or self._gone_message())
         return reply.value
 
     def _daemon_loop(self) -> None:
@@ -218,10 +259,56 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 self._on_daemon(msg)
             except Exception as e:  # never let one bad message stop the loop
                 print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+        if not self._closing.is_set() and not self._stopping:
+            self._gone = self._gone_message()
         for reply in list(self._rpcs.values()):
             reply.event.set()
         if self.executor is not None:
             self.executor.stop()
+        elif self._gone is not None:
+            # Until shutdown(): calls that were queued, retried or made since fail too.
+            self._fail_queued()
+            while not self._closing.wait(_SWEEP_S):
+                self._fail_queued()
+
+    def _gone_message(self) -> str:
+        """Why every call fails from now on: the node daemon (our way into the cluster) is gone."""
+        how = "its node daemon exited"
+        if self._proc is not None:  # we started it: say how it ended
+            try:
+                code = self._proc.wait(0.5)
+            except Exception:
+                code = None
+            if code is not None and code < 0:
+                try:
+                    how += f", killed by {signal.Signals(-code).name}"
+                except ValueError:
+                    how += f", killed by signal {-code}"
+            elif code is not None:
+                how += f" with exit code {code}"
+        address = getattr(self, "daemon_address", None) or self._daemon.peer
+        return (f"The raylite cluster at {address} is gone ({how}). Call raylite.shutdown() "
+                "and raylite.init() again.")
+
+    def _fail_queued(self) -> None:
+        """Fails every task and actor call that has no worker yet: with the daemon gone none
+        will get one. Calls already running on a live worker may still finish."""
+        with self._lock:
+            failed = [t for t in self._tasks.values() if t.conn is None]
+            for t in failed:
+                self._drop_task(t.task_id)
+            for k in self._keys.values():
+                k.queue.clear()
+                k.requests = 0
+            for st in self._actors.values():
+                st.queue.clear()
+                st.resolving = False
+            self._lease_reqs.clear()
+            self._actor_reqs.clear()
+        error = dumps_error(RaySystemError(self._gone)) if failed else None
+        for t in failed:
+            for rid in t.return_ids:
+                self._complete(rid, None, error)
 
     def _on_daemon(self, msg: Any) -> None:
         t = type(msg)
@@ -253,11 +340,12 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         turn = conn.turn
         while True:
             turn.background_wait()  # a thread in get() may be reading this connection itself
-            msgs = self._recv_from(conn)
-            if msgs is None:
-                break
-            for msg in msgs:
-                self._on_peer(conn, msg)
+            if not conn.inbox:      # else: what an interrupted reader left, handled first
+                msgs = self._recv_from(conn)
+                if msgs is None:
+                    break
+                conn.inbox.extend(msgs)
+            self._handle_inbox(conn)
             turn.background_done()
         conn.close()
         if registry is not None:
@@ -267,17 +355,25 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if not self._closing.is_set():
             self._peer_lost(conn)
 
-    def _recv_from(self, conn: Connection, spin: bool = False) -> list | None:
-        """The next messages from a peer (recv_some); None once the connection is closed
-        or sent garbage, which closes it: its reader thread then reports the loss."""
+    def _recv_from(self, conn: Connection, poll: float | None = None) -> list | None:
+        """The next messages from a peer: blocking until some come (recv_some), or those that
+        come within `poll` seconds (maybe none); None once the connection is closed or sent
+        garbage, which closes it: its reader thread then reports the loss."""
         try:
-            return conn.recv_some(spin)
+            return conn.recv_some() if poll is None else conn.poll(poll)
         except (EOFError, OSError):
             return None
         except Exception as e:
             print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
             conn.close()
             return None
+
+    def _handle_inbox(self, conn: Connection) -> None:
+        """Handles what was read from `conn`, one message at a time: each leaves the inbox as
+        its handling starts, so an exception anywhere leaves the rest to the next reader."""
+        inbox = conn.inbox
+        while inbox:
+            self._on_peer(conn, inbox.popleft())
 
     def _on_peer(self, conn: Connection, msg: Any) -> None:
         try:
@@ -288,6 +384,40 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 self.executor.handle(conn, msg)
         except Exception as e:  # never let one bad message stop the reading
             print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+
+    # -- Ctrl-C: a call is booked and sent whole (read_turn.shield) ----------------
+    def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list:
+        if self._gone is not None:
+            raise RaySystemError(self._gone)
+        if not shielding():
+            return TaskSubmission.submit_task(self, function, args, kwargs, options)
+        shield.on = True  # else a lease could be left holding a task that was never sent
+        try:
+            return TaskSubmission.submit_task(self, function, args, kwargs, options)
+        finally:
+            shield.on = False
+            if shield.pending is not None:
+                shield.off()
+
+    def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
+                          options: Any) -> list:
+        if self._gone is not None:
+            raise RaySystemError(self._gone)
+        if not shielding():
+            return ActorCalls.submit_actor_task(self, actor_id, method, args, kwargs, options)
+        shield.on = True
+        try:
+            return ActorCalls.submit_actor_task(self, actor_id, method, args, kwargs, options)
+        finally:
+            shield.on = False
+            if shield.pending is not None:
+                shield.off()
+
+    def _terminate_unreferenced(self) -> None:
+        try:
+            ActorCalls._terminate_unreferenced(self)
+        except RaySystemError:
+            pass  # the cluster is gone, and its actors with it
 
     # -- cluster state and context --------------------------------------------
     def set_job(self, job_id: bytes, namespace: str) -> None:
@@ -325,12 +455,16 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if self._closing.is_set():
             return
         if self._proc is not None and getattr(self, "_daemon", None) is not None:
+            self._stopping = True  # its goodbye is no loss
             try:
                 self._call(m.Shutdown(0), timeout=5)
             except Exception:
                 pass  # the daemon is already gone; stop_head() reaps it
         self.close_connections()
+        shield.disarm()
         if self._proc is not None:
+            if self._gone is not None and self._proc.poll() is None:
+                self._proc.terminate()  # it dropped us but lives on: it was not told to stop
             stop_head(self._proc)
         me = threading.current_thread()
         for t in self._threads:
@@ -342,3 +476,15 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             pending = [id for id, o in self._store.items() if not o.ready]
         for id in pending:
             self._complete(id, None, error)
+        if self._gone is not None and self._proc is not None:
+            self._clean_after_daemon()
+
+    def _clean_after_daemon(self) -> None:
+        """The daemon we started died without cleaning up: its shared-memory segments (all
+        named after its node) and its session dir go now."""
+        for path in glob.glob(shm.segment_path(self.node_tag, b"") + "*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        shutil.rmtree(self.session_dir, ignore_errors=True)

@@ -306,7 +306,7 @@ class ActorCalls:
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
         from .execution import KILLED
 
-        self._daemon.send(m.KillActor(actor_id, no_restart, KILLED))
+        self._to_daemon(m.KillActor(actor_id, no_restart, KILLED))  # a clear error once the cluster is gone
         with self._lock:
             st = self._actors.get(actor_id)
             if st is not None and st.state == "ALIVE":

@@ -15,7 +15,13 @@ local references and no borrowers: shared memory goes back to the daemon
 (FreeObjects). Refs a task returns inside its result stay pinned by the
 worker that owns them. Messages that __del__ would send are queued and
 flushed by the maintenance thread or before the next allocation, never sent
-from inside a destructor.
+from inside a destructor. Only an owner frees: a fetched value that arrives
+after its borrower let go is dropped, not handed back to the daemon.
+
+Out-of-band refs (made from an id alone, owner unknown: object_ref.py) are
+counted nowhere. get() on one finds the object when this process owns it or
+borrows it through an in-band ref; otherwise it fails at once and keeps no
+entry behind.
 """
 from __future__ import annotations
 
@@ -25,10 +31,11 @@ from typing import Any, Sequence
 
 from .._object_store import shm
 from .._protocol import messages as m
+from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import SPIN
 from .._serialization import dumps_error, loads, serialize_with_refs
 from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OutOfDiskError,
-                          OwnerDiedError, RayTaskError)
+                          OwnerDiedError, RaySystemError, RayTaskError)
 from .object_ref import ObjectRef
 
 
@@ -140,7 +147,10 @@ class ObjectPlane:
                               "raylite's files: check who created that path.") from None
 
     # -- references ------------------------------------------------------------
-    def ref_created(self, ref: ObjectRef) -> None:
+    def ref_created(self, ref: ObjectRef) -> bool:
+        """Counts a new ref instance; False (not counted) for one whose owner is unknown."""
+        if not ref._owner:  # out of band (rebuilt from an id alone): Ray counts it nowhere
+            return False
         with self._lock:
             n = self._counts.get(ref._id, 0)
             self._counts[ref._id] = n + 1
@@ -149,6 +159,15 @@ class ObjectPlane:
                 self._borrowed_from[ref._id] = ref._owner
         if borrow:
             self._notify(ref._owner, m.AddBorrower(ref._id))
+        return True
+
+    def owner_of(self, id: bytes) -> str | None:
+        """The owner's address when this process owns or borrows `id` (else None): an
+        out-of-band ref pickled here travels with it, as an in-band one (Ray promotes too)."""
+        o = self._store.get(id)
+        if o is not None and o.owned:
+            return self.address
+        return self._borrowed_from.get(id)
 
     def ref_deleted(self, id: bytes) -> None:
         with self._lock:
@@ -223,13 +242,15 @@ class ObjectPlane:
             with self._lock:
                 if id not in self._store:
                     self._store[id] = _Obj(False)
-            self._complete(id, data, error)
+            self._complete(id, data, error, owned=False)
 
-    def _complete(self, id: bytes, data: Any, error: bytes | None) -> None:
+    def _complete(self, id: bytes, data: Any, error: bytes | None, owned: bool = True) -> None:
+        """Stores a value; `owned` False for another owner's value (a fetch's reply, an inlined
+        argument), whose shared memory is never ours to free."""
         with self._lock:
             o = self._store.get(id)
             if o is None or o.ready:
-                if o is None and type(data) is shm.ShmObject and data.object_id == id:
+                if o is None and owned and type(data) is shm.ShmObject and data.object_id == id:
                     self._pending_frees.append((id, True))  # a result nobody holds any more
                 return
             o.data, o.error, o.ready = data, error, True
@@ -244,16 +265,23 @@ class ObjectPlane:
         o.callbacks.append(callback)
 
     def _entry(self, ref: ObjectRef) -> _Obj:
-        """The store entry for ref (lock held); starts a fetch from its owner when borrowed."""
+        """The store entry for ref (lock held); starts a fetch from its owner when borrowed.
+        An out-of-band ref whose owner nobody here knows raises ObjectLostError (nothing kept)."""
         o = self._store.get(ref._id)
         if o is None:
+            owner = ref._owner or self._borrowed_from.get(ref._id)
+            if not owner:
+                raise ObjectLostError(ref.hex(), (
+                    f"Object {ref.hex()} is not held by this process and its ObjectRef was made "
+                    "out of band (from its id alone, e.g. ObjectRef(bytes.fromhex(...))), so its "
+                    "owner is unknown here and it cannot be fetched; or its owner freed it. Pass "
+                    "the ObjectRef itself (as a task argument or inside a value) instead of its id."))
             o = self._store[ref._id] = _Obj(False)
-            self._fetch(ref, o)
+            self._fetch(ref, owner, o)
         return o
 
-    def _fetch(self, ref: ObjectRef, o: _Obj) -> None:
-        owner = ref._owner
-        if not owner or owner == self.address:
+    def _fetch(self, ref: ObjectRef, owner: str, o: _Obj) -> None:
+        if owner == self.address:
             o.error = dumps_error(ObjectLostError(
                 ref.hex(), f"Object {ref.hex()} is unknown to its owner; it was freed or created "
                            "by a runtime that has since shut down."))
@@ -273,7 +301,7 @@ class ObjectPlane:
     def _object_value(self, conn: Any, msg: m.ObjectValue) -> None:
         entry = self._fetches.pop(msg.req, None)
         if entry is not None:
-            self._complete(entry[0], msg.data, msg.error)
+            self._complete(entry[0], msg.data, msg.error, owned=False)
 
     def _serve_get(self, conn: Any, msg: m.GetObject) -> None:
         with self._lock:
@@ -293,13 +321,18 @@ class ObjectPlane:
         o = self._store[id]
         if o.error is not None:
             err = loads(o.error)
-            raise err.as_instanceof_cause() if isinstance(err, RayTaskError) else err
+            try:
+                raise err.as_instanceof_cause() if isinstance(err, RayTaskError) else err
+            finally:
+                del err  # else this frame and the error keep each other (and refs) until gc
         return self._decode(o)
 
     # -- the public object calls -----------------------------------------------
     def put(self, value: Any) -> ObjectRef:
         from .. import _ids
 
+        if self._gone is not None:
+            raise RaySystemError(self._gone)
         id = _ids.new_id()
         data, contained = self.encode(value, id, self.address)
         with self._lock:
@@ -327,25 +360,54 @@ class ObjectPlane:
     def _read_for(self, ref: ObjectRef) -> None:
         """Reads the reply for `ref` on this thread, when its connection lets it (the turn:
         read_turn.py): one thread wake-up per call instead of two. Anything unusual (the
-        connection drops, the task moves elsewhere) leaves the rest to the reader thread."""
+        connection drops, the task moves elsewhere) leaves the rest to the reader thread.
+
+        On the main thread Ctrl-C is held back (`shield`) from taking the turn to giving it
+        back, except while it sleeps in wait_readable(), which reads nothing: a reply is
+        never half read or half handled when KeyboardInterrupt leaves get()."""
         o = self._store.get(ref._id)
         task = self._tasks.get(self._task_of.get(ref._id))
         conn = task.conn if task is not None else None
-        if o is None or o.ready or conn is None or not conn.turn.lead():
+        if o is None or o.ready or conn is None:
+            return
+        guard = shield if shielding() else None
+        if guard is not None:
+            guard.on = True
+        if not conn.turn.lead():
+            if guard is not None:
+                guard.off()
             return
         give_back = True
         try:
+            inbox = conn.inbox
             while not o.ready and task.conn is conn:
-                t0 = time.perf_counter()
-                msgs = self._recv_from(conn, conn.quick)
-                if msgs is None:
-                    return  # the reader thread sees the loss and fails or retries the task
-                conn.quick = time.perf_counter() - t0 < SPIN
-                for msg in msgs:
-                    self._on_peer(conn, msg)
+                if not inbox:
+                    t0 = time.perf_counter()
+                    if not conn.quick:  # sleep until bytes come; Ctrl-C may end it here
+                        if guard is not None:
+                            guard.off()
+                        try:
+                            conn.wait_readable()
+                        except OSError:
+                            return  # closed: the reader thread reports the loss
+                        if guard is not None:
+                            guard.on = True
+                    msgs = self._recv_from(conn, SPIN if conn.quick else 0.0)
+                    if msgs is None:
+                        return  # the reader thread sees the loss and fails or retries the task
+                    conn.quick = bool(msgs) and time.perf_counter() - t0 < SPIN
+                    inbox.extend(msgs)
+                while inbox:  # as _handle_inbox(), inlined: this is the hottest path
+                    self._on_peer(conn, inbox.popleft())
             give_back = bool(self._inflight.get(conn))  # replies nobody waits for: reader thread
         finally:
+            if guard is not None:
+                guard.on = True   # a second Ctrl-C must not cut the hand-back short
             conn.turn.unlead(give_back)
+            if guard is not None:
+                guard.on = False
+                if guard.pending is not None:
+                    guard.off()
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
         if len(refs) == 1 and timeout is None and self.executor is None:
@@ -382,11 +444,15 @@ class ObjectPlane:
                 fut.set_result(self._value(ref._id))
             except Exception as e:
                 fut.set_exception(e)
-        with self._lock:
-            o = self._entry(ref)
-            if not o.ready:
-                self._on_ready(o, done)
-                return fut
+        try:
+            with self._lock:
+                o = self._entry(ref)
+                if not o.ready:
+                    self._on_ready(o, done)
+                    return fut
+        except ObjectLostError as e:
+            fut.set_exception(e)
+            return fut
         done()
         return fut
 

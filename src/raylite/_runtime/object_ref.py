@@ -4,6 +4,13 @@ A ref is an id plus the address of its owner (the process that created it).
 It is hashable and picklable; a pickled ref inside a value is a borrow, not
 a copy. Each live ObjectRef instance counts as one local reference: the
 runtime that made it is told when it is created and when it is deleted.
+
+Out of band (Ray's rule): a ref made from an id alone (`ObjectRef(id)`, or
+one unpickled without an owner) is counted nowhere, so it neither keeps its
+object alive nor lets go of a hold it never had; a runtime declines to count
+such a ref (ref_created returns False) and its __del__ then does nothing.
+Pickled in a process that owns or borrows the object, it travels with the
+owner's address and arrives as an ordinary, counted ref.
 """
 from __future__ import annotations
 
@@ -19,10 +26,10 @@ class ObjectRef:
     def __init__(self, id: bytes, owner: Any = None, runtime: Any = None):
         self._id = id
         self._owner = owner
-        self._rt = runtime
         self._pid = os.getpid()
-        if runtime is not None:
-            runtime.ref_created(self)
+        self._rt = None
+        if runtime is not None and runtime.ref_created(self) is not False:
+            self._rt = runtime  # counted: only now may __del__ uncount it
 
     def __del__(self) -> None:
         rt = self._rt
@@ -52,7 +59,7 @@ class ObjectRef:
 
     def __reduce__(self):
         _serialization.note_ref(self)
-        return (_rebuild_ref, (self._id, self._owner))
+        return (_rebuild_ref, (self._id, self._owner or _known_owner(self._id)))
 
     def future(self):
         """A concurrent.futures.Future that completes with the value (or the error)."""
@@ -70,6 +77,14 @@ def _runtime_of(ref: ObjectRef) -> Any:
     if ref._rt is not None and ref._pid == os.getpid():
         return ref._rt
     return require()
+
+
+def _known_owner(id: bytes) -> Any:
+    """The owner of an out-of-band ref's object, when this process owns or borrows it."""
+    from . import current
+
+    owner_of = getattr(current(), "owner_of", None)
+    return owner_of(id) if owner_of is not None else None
 
 
 def _rebuild_ref(id: bytes, owner: Any) -> ObjectRef:
