@@ -62,12 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from .._protocol.transport import Listener
-    from .._worker import main as worker_main
-    # Everything a worker needs, imported once here: forked workers share it and start fast.
-    from .._runtime import cluster  # noqa: F401
-    from .._worker import actor_host, task_executor  # noqa: F401
     from .server import NodeServer
-    from .worker_pool import Zygote
+    from .worker_pool import Zygote, preload
+
+    preload()  # everything a worker needs, imported once: forked workers share it, start fast
 
     token, total, ip = _token_and_resources(args)
     try:
@@ -82,12 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     advertised = f"{ip}:{address.rpartition(':')[2]}" if args.host in _WILDCARD else address
     node_id = (_node_id_prefix() + os.urandom(16))[:16]
 
-    def run_worker(worker_id: bytes) -> None:
-        listener.sock.close()
-        listener.usock.close()
-        worker_main.run(address, token, worker_id, session_dir, node_id)
-
-    zygote = Zygote(run_worker)
+    # Forked while this process has one thread; it must not hold our listening sockets.
+    zygote = Zygote.fork((address, token, session_dir, node_id), close=(listener.sock, listener.usock))
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
                         owner_pid=args.owner_pid, node_id=node_id)
     write_private(os.path.join(session_dir, "node.json"),

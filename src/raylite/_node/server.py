@@ -4,7 +4,12 @@
                                                               │  (under self._lock)
          NodeScheduler (pure) ◄── events ─────────────────────┤
          GcsTables (pure)     ◄── events ─────────────────────┘
-                 └── instructions ──► _execute(): send grants, fork/kill workers
+                 └── instructions ──► _execute(): queue grants, ask the zygote for/to kill workers
+    self._lock released ──► the queued messages leave through each peer's outbox (outbox.py)
+
+No send happens while the lock is held, and a peer that does not read costs only
+itself: its outbox grows to a bound, then it is dropped. Worker processes (spawn,
+registration, exits, the fork server) are worker_procs.py's, mixed in here.
 
 Connections are drivers (jobs), workers (which are also owners of nested
 tasks) and joining node daemons. A bad message is logged and dropped; a
@@ -18,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from typing import Any
@@ -30,7 +34,10 @@ from .._object_store.store import StoreAccounting
 from .._protocol import messages as m
 from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
+from .outbox import Outbox, StateLock
+from .outbox import send as _send
 from .worker_pool import Zygote
+from .worker_procs import WorkerProcesses
 
 log = logging.getLogger("raylite.node")
 
@@ -49,15 +56,15 @@ class _Client:
         self.namespace = ""
         self.env_vars: dict | None = None
         self.node_id: bytes | None = None
+        conn.outbox = Outbox(conn)  # what we send it; queued while the server's lock is held
 
 
-class NodeServer:
+class NodeServer(WorkerProcesses):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
         self.spill_dir = os.path.join(session_dir, "spill")
         self.listener = listener
-        self.zygote = zygote
         self.session_dir = session_dir
         self.node_id = node_id or _ids.random_id()
         self.owner_pid = owner_pid
@@ -65,22 +72,23 @@ class NodeServer:
         self.gcs = GcsTables()
         self.gcs.add_node(self.node_id, listener.address, total, os.uname().nodename, is_head=True)
         self.warm_workers = warm_workers
-        self._lock = threading.RLock()
+        self._lock = StateLock()
         self._clients: dict[Connection, _Client] = {}
         self._workers: dict[bytes, _Client] = {}       # worker id -> its connection
-        self._pids: dict[bytes, int] = {}              # worker id -> pid
         self._killed: set[bytes] = set()               # workers we killed on purpose
         self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
         self._last_revoke = 0.0
         self._reports: dict[int, tuple] = {}           # memory report id -> (conn, req, pending, replies)
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
+        self._init_workers(zygote, (listener.address, listener.token, session_dir, self.node_id))
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         with self._lock:
             self._execute([sch.Spawn(self.warm_workers)] if self.warm_workers else [],
                           count_starting=True)
+        self._start_zygote_thread()
         threading.Thread(target=self._accept_loop, name="raylite-accept", daemon=True).start()
 
     def stop(self) -> None:
@@ -88,18 +96,16 @@ class NodeServer:
             if self.stopped.is_set():
                 return
             self.stopped.set()
-            pids = list(self._pids.values())
+            zygote, self.zygote = self.zygote, None
         try:
-            self._stop(pids)
+            self._stop(zygote)
         finally:
             self.finished.set()
 
-    def _stop(self, pids: list[int]) -> None:
+    def _stop(self, zygote: Zygote | None) -> None:
+        if zygote is not None:
+            zygote.stop()  # it kills and reaps every worker before it exits
         self.listener.close()
-        for pid in pids:
-            _kill(pid)
-        _wait_gone(pids, 2.0)
-        self.zygote.stop()
         with self._lock:
             for c in list(self._clients):
                 c.close()
@@ -124,6 +130,7 @@ class NodeServer:
 
     def _read_loop(self, client: _Client) -> None:
         conn = client.conn
+        conn.outbox.state = self._lock  # from now on its sends wait for the lock's release
         while True:
             try:
                 msg = conn.recv()
@@ -138,6 +145,8 @@ class NodeServer:
             except Exception:
                 log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
         conn.close()
+        if client.worker_id is not None:
+            self._await_exit(client.worker_id)
         with self._lock:
             if not self.stopped.is_set():
                 self._disconnected(client)
@@ -159,12 +168,6 @@ class NodeServer:
             self.gcs.add_job(c.job_id, c.namespace, msg.pid)
         _send(c.conn, m.ClientRegistered(msg.req, c.job_id or b"", self.node_id, c.namespace,
                                          self.session_dir))
-
-    def _on_register_worker(self, c: _Client, msg: m.RegisterWorker) -> None:
-        c.kind, c.worker_id, c.pid, c.address = "worker", msg.worker_id, msg.pid, msg.address
-        self._workers[msg.worker_id] = c
-        self._pids[msg.worker_id] = msg.pid
-        self._execute(self.sched.worker_registered(msg.worker_id))
 
     def _on_register_node(self, c: _Client, msg: m.RegisterNode) -> None:
         c.kind, c.node_id, c.address = "node", msg.node_id, msg.address
@@ -389,7 +392,7 @@ class NodeServer:
         from ..exceptions import ActorDiedError
 
         self._workers.pop(worker_id, None)
-        self._pids.pop(worker_id, None)
+        how = self._forget_worker(worker_id)
         on_purpose = worker_id in self._killed
         self._killed.discard(worker_id)
         actor_id = self.gcs.actor_on_worker(worker_id)  # alive, or still in its __init__
@@ -397,8 +400,8 @@ class NodeServer:
         if actor_id is not None and not on_purpose:
             entry = self.gcs.actors[actor_id]
             death = dumps_error(ActorDiedError(
-                f"The actor {entry.spec.meta.class_name} died: its worker process exited "
-                "unexpectedly (killed, crashed, or out of memory).", actor_id.hex()))
+                f"The actor {entry.spec.meta.class_name} died: its worker process died "
+                f"unexpectedly ({how or 'killed, crashed, or out of memory'}).", actor_id.hex()))
             if self.gcs.actor_died(actor_id, death, may_restart=True) == "RESTARTING":
                 self._execute(self.sched.place_actor(actor_id, entry.spec.demand,
                                                      entry.spec.placement, entry.spec.meta.class_name))
@@ -422,10 +425,8 @@ class NodeServer:
                 for _ in range(ins.count):
                     self._spawn()
             elif t is sch.Kill:
-                pid = self._pids.get(ins.worker_id)
                 self._killed.add(ins.worker_id)
-                if pid:
-                    _kill(pid)
+                self._kill_worker(ins.worker_id)
             elif t is sch.Infeasible:
                 self._warn_infeasible(ins)
             elif t is sch.RevokeIdle:
@@ -435,15 +436,6 @@ class NodeServer:
                     owners = {lease.owner for lease in self.sched.leases.values() if lease.owner}
                     for conn in owners:
                         _send(conn, m.ReturnIdleLeases())
-
-    def _spawn(self) -> None:
-        if self.stopped.is_set():
-            return
-        try:
-            self.zygote.spawn(_ids.random_id())
-        except (OSError, RuntimeError, ValueError) as e:
-            log.error("could not start a worker: %s", e)
-            self._execute(self.sched.worker_failed_to_start())
 
     def _start_actor(self, ins: sch.StartActor) -> None:
         entry = self.gcs.actors.get(ins.actor_id)
@@ -480,34 +472,10 @@ def _actor_info(req: int, entry: Any) -> m.ActorInfo:
                        entry.death, entry.spec.max_task_retries)
 
 
-def _send(conn: Connection, msg: Any) -> None:
-    try:
-        conn.send(msg)
-    except OSError:
-        pass  # the reader thread sees the close and cleans up
-
-
-def _wait_gone(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.005)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 _HANDLERS = {
     m.RegisterClient: NodeServer._on_register_client,
     m.RegisterWorker: NodeServer._on_register_worker,
+    m.GetWorkerExit: NodeServer._on_get_worker_exit,
     m.RegisterNode: NodeServer._on_register_node,
     m.RequestLease: NodeServer._on_request_lease,
     m.ReturnLease: NodeServer._on_return_lease,

@@ -317,18 +317,28 @@ class TaskSubmission:
                                          "process exited (killed, crashed, or out of memory).",
                                          task.actor_id.hex())
                 else:
-                    err = WorkerCrashedError(f"The worker running {task.name} died (killed, crashed "
-                                             "or out of memory) and its retries are spent "
-                                             "(raise max_retries to retry more).")
+                    err = None  # a WorkerCrashedError saying how, once the daemon has told us
                 self._drop_task(task_id)
-                failed.append((task, dumps_error(err)))
+                failed.append((task, err))
         self._send_all(sends)
+        how = self._worker_exit(conn.peer) if any(e is None for _, e in failed) else ""
         for task, err in failed:
+            data = dumps_error(err or WorkerCrashedError(
+                f"The worker running {task.name} died ({how or 'killed, crashed or out of memory'})"
+                " and its retries are spent (raise max_retries to retry more)."))
             for rid in task.return_ids:
-                self._complete(rid, None, err)
+                self._complete(rid, None, data)
         for oid in lost_objects:
             self._complete(oid, None, dumps_error(OwnerDiedError(
                 oid.hex(), f"Object {oid.hex()} is lost: its owner process exited.")))
+
+    def _worker_exit(self, address: str) -> str:
+        """How the worker at `address` died ("killed by SIGKILL", "exited with code 3"), as its
+        node daemon saw it; "" when it cannot tell within a few seconds."""
+        try:
+            return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+        except Exception:  # the daemon is gone or slow: the error says less, but comes
+            return ""
 
     def _return_idle(self, older_than: float) -> None:
         now = time.monotonic()
