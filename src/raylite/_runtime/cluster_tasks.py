@@ -298,6 +298,8 @@ class TaskSubmission:
                             if c is conn and self._fetches.pop(req)]
             ids = sorted(self._inflight.pop(conn, ()),
                          key=lambda t: self._tasks[t].return_ids[:1] if t in self._tasks else ())
+            # Leases that died with the worker: what still waits for them needs new leases.
+            lost_keys = {t.lease.key for t in map(self._tasks.get, ids) if t and t.lease}
             for task_id in ids:
                 task = self._tasks.get(task_id)
                 if task is None:
@@ -320,6 +322,8 @@ class TaskSubmission:
                     err = None  # a WorkerCrashedError saying how, once the daemon has told us
                 self._drop_task(task_id)
                 failed.append((task, err))
+            for k in lost_keys:
+                sends += self._dispatch(k)
         self._send_all(sends)
         how = self._worker_exit(conn.peer) if any(e is None for _, e in failed) else ""
         for task, err in failed:
