@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # whoever read READY may close the pipe
     os.close(devnull)
-    server.stopped.wait()
+    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler: the kernel may
+        pass                              # deliver the signal to another thread than this one
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
     _forget(recorded, session_dir)
