@@ -113,14 +113,17 @@ class Zygote:
         *lines, self._buf = self._buf.split(b"\n")
         out = []
         for line in lines:
-            kind, _, rest = line.decode().partition(" ")
+            kind, _, rest = line.decode(errors="replace").partition(" ")
             a, _, b = rest.partition(" ")
-            if kind == "forked":
-                out.append((kind, bytes.fromhex(a), int(b)))
-            elif kind == "failed":
-                out.append((kind, bytes.fromhex(a), b))
-            elif kind == "exit":
-                out.append((kind, int(a), int(b)))
+            try:
+                if kind == "forked":
+                    out.append((kind, bytes.fromhex(a), int(b)))
+                elif kind == "failed":
+                    out.append((kind, bytes.fromhex(a), b))
+                elif kind == "exit":
+                    out.append((kind, int(a), int(b)))
+            except ValueError:
+                pass  # not a line our zygote writes
         return out
 
     def stop(self) -> None:

@@ -49,7 +49,7 @@ class WorkerProcesses:
         self._exit_events: dict[bytes, threading.Event] = {}
         self._oom = oom_kills()
         self._failed_starts = 0
-        self._zygote_delay = 0.0
+        self._quick_deaths = 0           # zygotes in a row that died within 30 s
 
     def _start_zygote_thread(self) -> None:
         """The thread that reads the zygote's events and replaces a dead zygote. It lives as
@@ -132,7 +132,10 @@ class WorkerProcesses:
                 continue
             with self._lock:
                 for ev in events:
-                    self._on_zygote_event(ev)
+                    try:
+                        self._on_zygote_event(ev)
+                    except Exception:  # this thread must live: it is how workers get replaced
+                        log.exception("error handling the worker fork server's %s", ev)
                 now = time.monotonic()
                 for p in self.procs.expired(now):
                     log.warning("worker process %s did not register within %gs: killed, "
@@ -218,19 +221,19 @@ class WorkerProcesses:
         old.stop()
         if stopping:
             return None
-        # One that dies soon after it started waits longer each time before the next.
-        lived = time.monotonic() - old.started
-        self._zygote_delay = 0.0 if lived > 30 else min(max(0.5, 2 * self._zygote_delay), 30.0)
+        # Zygotes that keep dying soon after they started are replaced more and more slowly.
+        quick = time.monotonic() - old.started < 30
+        self._quick_deaths = self._quick_deaths + 1 if quick else 0
+        delay = 0.0 if self._quick_deaths < 2 else min(0.5 * 2 ** (self._quick_deaths - 2), 30.0)
         log.error("the worker fork server (pid %d) died; starting a new one%s", old.pid,
-                  f" in {self._zygote_delay:g}s" if self._zygote_delay else "")
-        while not self.stopped.wait(self._zygote_delay):
+                  f" in {delay:g}s" if delay else "")
+        while not self.stopped.wait(delay):
             try:
                 new = Zygote.start(self._worker_args)
                 break
             except OSError as e:
-                self._zygote_delay = min(max(0.5, 2 * self._zygote_delay), 30.0)
-                log.error("could not start a worker fork server: %s; retrying in %gs", e,
-                          self._zygote_delay)
+                delay = min(max(0.5, 2 * delay), 30.0)
+                log.error("could not start a worker fork server: %s; retrying in %gs", e, delay)
         else:
             return None
         with self._lock:
