@@ -101,6 +101,32 @@ def test_a_killed_fork_server_is_replaced(node):
     assert node.wait_log("the worker fork server")
 
 
+def test_workers_that_cannot_connect_are_replaced_and_say_why(node):
+    import socket
+
+    from raylite._protocol.transport import split_address
+
+    raylite.init(address=node.address)
+
+    @raylite.remote
+    class A:
+        def ping(self):
+            return "pong"
+
+    assert raylite.get(echo.remote(0), timeout=30) == 0
+    # Idle connections that never authenticate hold up the daemon's accept loop (a
+    # handshake waits up to 10 s each): workers started meanwhile cannot connect.
+    idle = [socket.create_connection(split_address(node.address)) for _ in range(4)]
+    try:
+        actors = [A.remote() for _ in range(4)]  # each needs a worker of its own
+        time.sleep(12)
+    finally:
+        for s in idle:
+            s.close()
+    assert raylite.get([a.ping.remote() for a in actors], timeout=60) == ["pong"] * 4
+    assert "cannot connect to the node daemon" in node.log()
+
+
 def test_forged_worker_registrations_are_refused_and_never_signalled(node):
     sentinel = subprocess.Popen(["sleep", "120"])
     try:
@@ -121,6 +147,17 @@ def test_forged_worker_registrations_are_refused_and_never_signalled(node):
     finally:
         sentinel.kill()
         sentinel.wait()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_sigterm_stops_the_daemon_whichever_thread_receives_it(node):
+    pid = node.proc.pid
+    others = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    os.kill(others[0], signal.SIGTERM)  # Linux: a signal to the daemon, received by that thread
+    try:
+        assert node.proc.wait(15) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("the daemon ignored a SIGTERM that another thread than its main one received")
 
 
 # -- how a worker died reaches its callers ---------------------------------------------
