@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     advertised = f"{ip}:{address.rpartition(':')[2]}" if args.host in _WILDCARD else address
     node_id = (_node_id_prefix() + os.urandom(16))[:16]
 
-    # Forked while this process has one thread; it must not hold our listening sockets.
-    zygote = Zygote.fork((address, token, session_dir, node_id), close=(listener.sock, listener.usock))
+    def close_inherited() -> None:  # in the zygote: our listening sockets are not its
+        listener.sock.close()
+        listener.usock.close()
+
+    zygote = Zygote.fork((address, token, session_dir, node_id), close_inherited)
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
                         owner_pid=args.owner_pid, node_id=node_id)
     write_private(os.path.join(session_dir, "node.json"),

@@ -400,7 +400,7 @@ class NodeServer(WorkerProcesses):
         if actor_id is not None and not on_purpose:
             entry = self.gcs.actors[actor_id]
             death = dumps_error(ActorDiedError(
-                f"The actor {entry.spec.meta.class_name} died: its worker process died "
+                f"The actor {entry.spec.meta.class_name} died: its worker process exited "
                 f"unexpectedly ({how or 'killed, crashed, or out of memory'}).", actor_id.hex()))
             if self.gcs.actor_died(actor_id, death, may_restart=True) == "RESTARTING":
                 self._execute(self.sched.place_actor(actor_id, entry.spec.demand,

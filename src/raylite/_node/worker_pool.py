@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Callable
 
 STOP_TIMEOUT_S = 3.0
 
@@ -41,9 +42,10 @@ class Zygote:
         self._buf = b""
 
     @classmethod
-    def fork(cls, worker_args: tuple, close: tuple = ()) -> "Zygote":
-        """The first zygote: forked while the daemon is still single-threaded. `close`: the
-        daemon's sockets the zygote must not hold (its listeners)."""
+    def fork(cls, worker_args: tuple, close_inherited: Callable[[], None]) -> "Zygote":
+        """The first zygote: forked while the daemon is still single-threaded.
+        `close_inherited` runs in the zygote: it closes what the zygote must not hold (the
+        daemon's listening sockets)."""
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         pid = os.fork()
@@ -51,8 +53,7 @@ class Zygote:
             try:
                 os.close(req_w)
                 os.close(rep_r)
-                for s in close:
-                    s.close()
+                close_inherited()
                 _serve(req_r, rep_w, worker_args)
             finally:
                 os._exit(0)
