@@ -8,8 +8,9 @@
     self._lock released ──► the queued messages leave through each peer's outbox (outbox.py)
 
 No send happens while the lock is held, and a peer that does not read costs only
-itself: its outbox grows to a bound, then it is dropped. Worker processes (spawn,
-registration, exits, the fork server) are worker_procs.py's, mixed in here.
+itself: its outbox grows to a bound, then it is dropped. Mixed in here: worker
+processes (spawn, registration, exits, the fork server) from worker_procs.py;
+what the node reports (cluster state, memory summaries, warnings) from reports.py.
 
 Connections are drivers (jobs), workers (which are also owners of nested
 tasks) and joining node daemons. A bad message is logged and dropped; a
@@ -37,6 +38,7 @@ from . import scheduler as sch
 from .outbox import Outbox, StateLock
 from .outbox import send as _send
 from .worker_pool import Zygote
+from .reports import Reports
 from .worker_procs import WorkerProcesses
 
 log = logging.getLogger("raylite.node")
@@ -59,7 +61,7 @@ class _Client:
         conn.outbox = Outbox(conn)  # what we send it; queued while the server's lock is held
 
 
-class NodeServer(WorkerProcesses):
+class NodeServer(WorkerProcesses, Reports):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
@@ -214,26 +216,6 @@ class NodeServer(WorkerProcesses):
     def _on_kill_actor(self, c: _Client, msg: m.KillActor) -> None:
         self._kill_actor(msg.actor_id, msg.no_restart, msg.reason)
 
-    def _on_cluster_state(self, c: _Client, msg: m.GetClusterState) -> None:
-        nodes = [{"NodeID": n.node_id.hex(), "Alive": n.alive, "alive": n.alive,
-                  "NodeManagerAddress": n.address.rpartition(":")[0],
-                  "NodeManagerHostname": n.hostname, "Resources": dict(n.resources),
-                  "IsHead": n.is_head} for n in self.gcs.nodes.values()]
-        total: dict = {}
-        for n in self.gcs.nodes.values():
-            if n.alive:
-                for k, v in n.resources.items():
-                    total[k] = total.get(k, 0.0) + v
-        stats = {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                 "store": self.store.statistics(),
-                 "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
-        available = dict(self.sched.available)
-        for n in self.gcs.nodes.values():  # joined nodes run nothing yet: all theirs is free
-            if n.alive and n.node_id != self.node_id:
-                for k, v in n.resources.items():
-                    available[k] = available.get(k, 0.0) + v
-        _send(c.conn, m.ClusterState(msg.req, nodes, total, available, stats))
-
     def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
         for x in self._clients.values():
             if x.kind == "driver" and x.job_id == msg.job_id:
@@ -312,31 +294,6 @@ class NodeServer(WorkerProcesses):
             shm.unlink(shm.segment_path(self.node_tag, oid))
             if spilled:
                 shm.unlink(shm.spill_path(self.spill_dir, oid))
-
-    def _on_memory_report(self, c: _Client, msg: m.MemoryReport) -> None:
-        clients = [x for x in self._clients.values() if x.kind in ("driver", "worker")]
-        req = int.from_bytes(_ids.new_id()[-6:], "big")
-        self._reports[req] = (c.conn, msg.req, len(clients), [])
-        for x in clients:
-            _send(x.conn, m.ListObjects(req))
-        threading.Timer(1.0, self._finish_report, args=(req,)).start()
-        if not clients:
-            self._finish_report(req)
-
-    def _on_object_list(self, c: _Client, msg: m.ObjectList) -> None:
-        entry = self._reports.get(msg.req)
-        if entry is not None:
-            entry[3].append(msg)
-            if len(entry[3]) >= entry[2]:
-                self._finish_report(msg.req)
-
-    def _finish_report(self, req: int) -> None:
-        with self._lock:
-            entry = self._reports.pop(req, None)
-            if entry is not None:
-                conn, client_req, _, replies = entry
-                _send(conn, m.MemorySummary(client_req, replies, self.store.statistics(),
-                                            self.store.listing()))
 
     # -- actors --------------------------------------------------------------
     def _notify_actor(self, actor_id: bytes) -> None:
@@ -447,22 +404,6 @@ class NodeServer(WorkerProcesses):
         worker.job_id = entry.spec.job_id
         _send(worker.conn, m.StartActor(entry.spec, ins.gpu_ids, entry.restarts))
 
-    def _warn_infeasible(self, ins: sch.Infeasible) -> None:
-        from .._runtime.resources import describe
-
-        text = (f"{ins.name} needs {describe(ins.demand)} but no node in this cluster has that "
-                f"much (this node: {describe(self.sched.total)}). It stays pending until a node "
-                "that can run it joins; lower its demand or add resources.")
-        log.warning(text)
-        targets = [ins.owner] if ins.owner is not None else \
-            [x.conn for x in self._clients.values() if x.kind == "driver"]
-        for conn in targets:
-            _send(conn, m.Warning(text))
-
-    def statistics(self) -> dict:
-        with self._lock:
-            return {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                    "store": self.store.statistics()}
 
 
 def _actor_info(req: int, entry: Any) -> m.ActorInfo:
