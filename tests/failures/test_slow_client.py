@@ -90,6 +90,13 @@ def test_outbox_sends_after_the_lock_is_released_and_drops_a_peer_past_its_bound
         with pytest.raises(BlockingIOError):
             b.recv(1, socket.MSG_DONTWAIT)  # nothing leaves while the lock is held
     assert peer.recv() == ("hello",)
+    assert state.acquire(timeout=1) and state.acquire()  # reentrant, like an RLock
+    box.put(("queued",))
+    state.release()
+    with pytest.raises(BlockingIOError):
+        b.recv(1, socket.MSG_DONTWAIT)  # still held once
+    state.release()
+    assert peer.recv() == ("queued",)
     for _ in range(10):  # 5 MB for a peer that reads nothing: the socket takes ~0.2 MB
         box.put(b"x" * 500_000)
     assert box.dropped and "dropped the connection from peer" in caplog.text

@@ -11,7 +11,8 @@
 A message that finds its outbox empty is always taken, however large (a big
 memory summary to a peer that reads), so only a peer that stops reading is
 dropped. A send made without the lock held (or before the connection's reader
-bound the outbox to the lock) is flushed at once, still without blocking.
+bound the outbox to the lock) is flushed at once, still without blocking. A
+connection without a socket (an in-process peer) is handed each message as is.
 """
 from __future__ import annotations
 
@@ -60,6 +61,18 @@ class StateLock:
         for box in dirty:
             box.flush()
 
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = threading.get_ident()
+        if self._owner != me:
+            if not self._lock.acquire(blocking, timeout):
+                return False
+            self._owner = me
+        self._depth += 1
+        return True
+
+    def release(self) -> None:
+        self.__exit__()
+
     def held(self) -> bool:
         return self._owner == threading.get_ident()
 
@@ -67,11 +80,12 @@ class StateLock:
 class Outbox:
     """What the daemon has yet to send to one peer, in order."""
 
-    __slots__ = ("conn", "state", "limit", "_mutex", "_chunks", "_queued", "_writing", "_marked",
+    __slots__ = ("conn", "state", "limit", "direct", "_mutex", "_chunks", "_queued", "_writing", "_marked",
                  "dropped", "_why")
 
     def __init__(self, conn: Any, state: StateLock | None = None, limit: int = LIMIT):
         self.conn, self.state, self.limit = conn, state, limit
+        self.direct = getattr(conn, "sock", None) is None
         self._mutex = threading.Lock()
         self._chunks: list[bytes] = []
         self._queued = 0          # bytes the peer's socket has not taken yet
@@ -81,6 +95,9 @@ class Outbox:
         self._why = ""
 
     def put(self, msg: Any) -> None:
+        if self.direct:  # in-process: no socket to fill up
+            self.conn.send(msg)
+            return
         data = pickle.dumps(msg, 5)
         frame = transport._LEN.pack(len(data)) + data
         with self._mutex:

@@ -83,7 +83,7 @@ class NodeServer(WorkerProcesses, Reports):
         self._reports: dict[int, tuple] = {}           # memory report id -> (conn, req, pending, replies)
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
-        self._init_workers(zygote, (listener.address, listener.token, session_dir, self.node_id))
+        self._init_workers(zygote)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:

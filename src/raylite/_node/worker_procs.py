@@ -39,12 +39,16 @@ class WorkerProcesses:
     FAILED_STARTS_OK = 4     # consecutive failed starts before respawning slows down
 
     _lock: Any
+    _clients: dict
+    _workers: dict
     sched: Any
+    listener: Any
+    session_dir: str
+    node_id: bytes
     stopped: threading.Event
 
-    def _init_workers(self, zygote: Zygote, worker_args: tuple) -> None:
+    def _init_workers(self, zygote: Zygote) -> None:
         self.zygote: Zygote | None = zygote
-        self._worker_args = worker_args
         self.procs = WorkerTable(self.START_TIMEOUT_S)
         self._exit_events: dict[bytes, threading.Event] = {}
         self._oom = oom_kills()
@@ -229,7 +233,8 @@ class WorkerProcesses:
                   f" in {delay:g}s" if delay else "")
         while not self.stopped.wait(delay):
             try:
-                new = Zygote.start(self._worker_args)
+                new = Zygote.start((self.listener.address, self.listener.token,
+                                    self.session_dir, self.node_id))
                 break
             except OSError as e:
                 delay = min(max(0.5, 2 * delay), 30.0)
