@@ -1,4 +1,5 @@
-"""A node daemon this test starts itself: its pid, session dir, token and log are the test's."""
+"""A node daemon a test starts itself: its pid, session dir, token and log are the test's
+(the `node` fixture: a 2-CPU daemon, drivers of the test join it, stopped after the test)."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ import select
 import subprocess
 import sys
 import time
+
+import pytest
 
 import raylite
 
@@ -55,3 +58,11 @@ class Node:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("the node daemon did not stop within 20s of SIGTERM")
+
+
+@pytest.fixture
+def node(tmp_path, monkeypatch):
+    n = Node(tmp_path)
+    monkeypatch.setenv("RAYLITE_CLUSTER_TOKEN", n.token)
+    yield n
+    n.stop()

@@ -14,15 +14,7 @@ from raylite._protocol import messages as m
 from raylite._protocol.transport import connect
 from raylite.exceptions import ActorDiedError, WorkerCrashedError
 
-from node_process import Node
-
-
-@pytest.fixture
-def node(tmp_path, monkeypatch):
-    n = Node(tmp_path)
-    monkeypatch.setenv("RAYLITE_CLUSTER_TOKEN", n.token)
-    yield n
-    n.stop()
+from node_process import Node, node  # noqa: F401 (node: a fixture)
 
 
 def _workers(node: Node) -> list[int]:

@@ -11,7 +11,7 @@ import raylite
 from raylite._node.outbox import Outbox, StateLock
 from raylite._protocol.transport import Connection
 
-from node_process import Node
+from node_process import node  # noqa: F401 (a fixture)
 
 # The stuck driver: its task prints ~4 MB (its log lines go through the daemon to the driver,
 # whose stdout is a pipe nobody reads, so it stops reading the daemon's socket), waits, then
@@ -37,14 +37,6 @@ def spam(flag, go):
 
 raylite.get(spam.remote(sys.argv[2], sys.argv[3]))
 """
-
-
-@pytest.fixture
-def node(tmp_path, monkeypatch):
-    n = Node(tmp_path)
-    monkeypatch.setenv("RAYLITE_CLUSTER_TOKEN", n.token)
-    yield n
-    n.stop()
 
 
 def _wait_for(path, proc, timeout) -> bool:
