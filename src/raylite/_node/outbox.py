@@ -80,8 +80,8 @@ class StateLock:
 class Outbox:
     """What the daemon has yet to send to one peer, in order."""
 
-    __slots__ = ("conn", "state", "limit", "direct", "_mutex", "_chunks", "_queued", "_writing", "_marked",
-                 "dropped", "_why")
+    __slots__ = ("conn", "state", "limit", "direct", "_mutex", "_chunks", "_queued", "_writing",
+                 "_marked", "dropped", "_why")
 
     def __init__(self, conn: Any, state: StateLock | None = None, limit: int = LIMIT):
         self.conn, self.state, self.limit = conn, state, limit
@@ -96,7 +96,10 @@ class Outbox:
 
     def put(self, msg: Any) -> None:
         if self.direct:  # in-process: no socket to fill up
-            self.conn.send(msg)
+            try:
+                self.conn.send(msg)
+            except OSError:
+                pass  # gone: its reader cleans up
             return
         data = pickle.dumps(msg, 5)
         frame = transport._LEN.pack(len(data)) + data

@@ -37,8 +37,8 @@ from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
 from .outbox import Outbox, StateLock
 from .outbox import send as _send
-from .worker_pool import Zygote
 from .reports import Reports
+from .worker_pool import Zygote
 from .worker_procs import WorkerProcesses
 
 log = logging.getLogger("raylite.node")
@@ -403,7 +403,6 @@ class NodeServer(WorkerProcesses, Reports):
         entry.worker_id = ins.worker_id
         worker.job_id = entry.spec.job_id
         _send(worker.conn, m.StartActor(entry.spec, ins.gpu_ids, entry.restarts))
-
 
 
 def _actor_info(req: int, entry: Any) -> m.ActorInfo:

@@ -102,7 +102,8 @@ class WorkerProcesses:
             ev.wait(self.EXIT_WAIT_S)
 
     def _forget_worker(self, worker_id: bytes) -> str | None:
-        """Its connection is gone (lock held): how it died, if known. One still running is killed."""
+        """Its connection is gone (lock held): how it died, if known. One still running is
+        killed."""
         self._exit_events.pop(worker_id, None)
         p = self.procs.gone(worker_id)
         if p is None:
@@ -143,7 +144,8 @@ class WorkerProcesses:
                 now = time.monotonic()
                 for p in self.procs.expired(now):
                     log.warning("worker process %s did not register within %gs: killed, "
-                                "starting another", p.pid or "(not forked yet)", self.START_TIMEOUT_S)
+                                "starting another", p.pid or "(not forked yet)",
+                                self.START_TIMEOUT_S)
                     self._kill_worker_proc(p.pid)
                     if p.early is not None:
                         _shut(p.early[0].conn)
