@@ -7,6 +7,8 @@ import pytest
 from raylite import _ids
 from raylite._gcs.tables import GcsTables
 from raylite._node import scheduler as sch
+from raylite._node.worker_pool import describe_exit
+from raylite._node.worker_table import WAIT, WorkerTable
 from raylite._object_store.store import StoreAccounting
 from raylite._runtime import resources
 from raylite.exceptions import (ActorDiedError, GetTimeoutError, ObjectLostError,
@@ -57,6 +59,53 @@ def test_scheduler_infeasible_and_gpus_and_owner_gone():
     assert sch.Kill(b"w1") in out or sch.Kill(b"w2") in out
     assert s.free_gpus == [0, 1]
     assert s.statistics()["pending_requests"] == 1  # the infeasible one stays queued
+
+
+def test_worker_table_admits_only_the_workers_it_started():
+    t = WorkerTable(start_timeout=30)
+    t.requested(b"w1", now=0)
+    assert t.register(b"w1", 100, "a:1") == WAIT  # the fork server has not reported it yet
+    assert t.forked(b"w1", 100) is not None
+    for wid, pid in ((b"w1", 0), (b"w1", -1), (b"w1", 101), (b"nope", 100)):
+        assert t.register(wid, pid, "a:1") not in (None, WAIT)
+    assert t.pid_of(b"nope") == 0
+    assert t.register(b"w1", 100, "a:1") is None and t.pid_of(b"w1") == 100
+    assert t.register(b"w1", 100, "a:1") is not None  # once
+    assert t.forked(b"unknown", 7) is None  # not asked for: the shell has it killed
+
+
+def test_worker_table_failed_starts_and_deaths():
+    t = WorkerTable(start_timeout=30)
+    for wid, pid in ((b"a", 1), (b"b", 2), (b"c", 3)):
+        t.requested(wid, now=0)
+        t.forked(wid, pid)
+    t.requested(b"d", now=20)
+    p, failed_start = t.exited(1, "killed by SIGKILL")
+    assert failed_start and p.worker_id == b"a" and p.reason == "killed by SIGKILL"
+    assert b"a" not in t.starting and t.pid_of(b"a") == 0  # failed start, never signalled again
+    assert t.register(b"b", 2, "h:2") is None
+    assert [p.worker_id for p in t.expired(now=31)] == [b"c"]  # d is not late yet
+    assert t.pid_of(b"c") == 0 and t.exited(3, "killed by SIGKILL")[1] is False
+    assert t.death_of("h:2")[1].worker_id == b"b"  # alive: an owner's question waits
+    p, failed_start = t.exited(2, "exited with code 3")
+    assert not failed_start and t.pid_of(b"b") == 0
+    assert t.death_of("h:2") == ("exited with code 3", None)
+    assert t.gone(b"b") is p and t.death_of("h:2")[0] == "exited with code 3"
+    assert t.next_deadline() == 20
+    t.requested(b"e", now=21)  # its request never reached a fork server
+    t.forked(b"d", 4)
+    t.starting[b"d"].sent = True
+    failed, died = t.fork_server_lost("gone with it")
+    assert [p.worker_id for p in failed] == [b"d"] and not died and not t.by_pid
+    assert [p.worker_id for p in t.unsent()] == [b"e"]
+
+
+def test_worker_exit_descriptions():
+    assert describe_exit(3 << 8, None, None) == "exited with code 3"
+    assert describe_exit(11, None, None) == "killed by SIGSEGV"
+    assert describe_exit(9, 4, 4) == "killed by SIGKILL"
+    assert "OOM killer" in describe_exit(9, 4, 5)
+    assert "possibly the OOM killer" in describe_exit(9, None, 5)
 
 
 def test_store_accounting_spills_lru_and_recycles():

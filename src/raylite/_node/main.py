@@ -72,12 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     args.temp_dir = args.temp_dir or cfg.temp_dir
 
     from .._protocol.transport import Listener
-    from .._worker import main as worker_main
-    # Everything a worker needs, imported once here: forked workers share it and start fast.
-    from .._runtime import cluster  # noqa: F401
-    from .._worker import actor_host, task_executor  # noqa: F401
     from .server import NodeServer
-    from .worker_pool import Zygote
+    from .worker_pool import Zygote, preload
+
+    preload()  # everything a worker needs, imported once: forked workers share it, start fast
 
     token, total, ip = _token_and_resources(args)
     try:
@@ -97,11 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     advertised = f"{ip}:{address.rpartition(':')[2]}" if args.host in _WILDCARD else address
     node_id = (cfg.node_id_prefix + os.urandom(16))[:16]
 
-    def run_worker(worker_id: bytes) -> None:
-        listener.close_inherited()
-        worker_main.run(address, token, worker_id, session_dir, node_id)
 
-    zygote = Zygote(run_worker)
+    zygote = Zygote.fork((address, token, session_dir, node_id), listener.close_inherited)
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
                         owner_pid=args.owner_pid, node_id=node_id)
     if args.log_file:  # after the zygote fork: workers keep the plain stderr handling
@@ -134,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # whoever read READY may close the pipe
     os.close(devnull)
-    server.stopped.wait()
+    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler: the kernel may
+        pass                              # deliver the signal to another thread than this one
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
     _forget(recorded, session_dir)

@@ -4,7 +4,13 @@
                                                               │  (under self._lock)
          NodeScheduler (pure) ◄── events ─────────────────────┤
          GcsTables (pure)     ◄── events ─────────────────────┘
-                 └── instructions ──► _execute(): send grants, fork/kill workers
+                 └── instructions ──► _execute(): queue grants, ask the zygote for/to kill workers
+    self._lock released ──► the queued messages leave through each peer's outbox (outbox.py)
+
+No send happens while the lock is held, and a peer that does not read costs only
+itself: its outbox grows to a bound, then it is dropped. Mixed in here: worker
+processes (spawn, registration, exits, the fork server) from worker_procs.py;
+what the node reports (cluster state, memory summaries, warnings) from reports.py.
 
 Handlers run under the lock and stay quick; one whose work is slow leaves
 it in `client.after`, which the reader thread runs once the lock is
@@ -24,7 +30,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 import threading
 import time
 from typing import Any
@@ -38,7 +43,11 @@ from .._protocol import validate
 from .._protocol.ratelog import RateLimitedLog
 from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
+from .outbox import Outbox, StateLock
+from .outbox import send as _send
+from .reports import Reports
 from .worker_pool import Zygote
+from .worker_procs import WorkerProcesses
 
 log = logging.getLogger("raylite.node")
 _refusals = RateLimitedLog(log)  # refused messages: _handle
@@ -59,9 +68,10 @@ class _Client:
         self.env_vars: dict | None = None
         self.node_id: bytes | None = None
         self.after: Any = None   # a handler's slow part, run once the lock is released
+        conn.outbox = Outbox(conn)  # what we send it; queued while the server's lock is held
 
 
-class NodeServer:
+class NodeServer(WorkerProcesses, Reports):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
@@ -69,7 +79,6 @@ class NodeServer:
         spill.make_private_dir(self.spill_dir)
         self._spilling = 0   # bytes being copied to the spill dir right now
         self.listener = listener
-        self.zygote = zygote
         self.session_dir = session_dir
         self.node_id = node_id or _ids.random_id()
         self.owner_pid = owner_pid
@@ -77,22 +86,23 @@ class NodeServer:
         self.gcs = GcsTables()
         self.gcs.add_node(self.node_id, listener.address, total, os.uname().nodename, is_head=True)
         self.warm_workers = warm_workers
-        self._lock = threading.RLock()
+        self._lock = StateLock()
         self._clients: dict[Connection, _Client] = {}
         self._workers: dict[bytes, _Client] = {}       # worker id -> its connection
-        self._pids: dict[bytes, int] = {}              # worker id -> pid
         self._killed: set[bytes] = set()               # workers we killed on purpose
         self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
         self._last_revoke = 0.0
         self._reports: dict[int, tuple] = {}           # memory report id -> (conn, req, pending, replies)
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
+        self._init_workers(zygote)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         with self._lock:
             self._execute([sch.Spawn(self.warm_workers)] if self.warm_workers else [],
                           count_starting=True)
+        self._start_zygote_thread()
         threading.Thread(target=self._accept_loop, name="raylite-accept", daemon=True).start()
 
     def stop(self) -> None:
@@ -100,18 +110,16 @@ class NodeServer:
             if self.stopped.is_set():
                 return
             self.stopped.set()
-            pids = list(self._pids.values())
+            zygote, self.zygote = self.zygote, None
         try:
-            self._stop(pids)
+            self._stop(zygote)
         finally:
             self.finished.set()
 
-    def _stop(self, pids: list[int]) -> None:
+    def _stop(self, zygote: Zygote | None) -> None:
+        if zygote is not None:
+            zygote.stop()  # it kills and reaps every worker before it exits
         self.listener.close()
-        for pid in pids:
-            _kill(pid)
-        _wait_gone(pids, 2.0)
-        self.zygote.stop()
         with self._lock:
             for c in list(self._clients):
                 c.close()
@@ -133,6 +141,7 @@ class NodeServer:
 
     def _read_loop(self, client: _Client) -> None:
         conn = client.conn
+        conn.outbox.state = self._lock  # from now on its sends wait for the lock's release
         while True:
             try:
                 msg = conn.recv()
@@ -150,6 +159,8 @@ class NodeServer:
             except Exception:
                 log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
         conn.close()
+        if client.worker_id is not None:
+            self._await_exit(client.worker_id)
         with self._lock:
             if not self.stopped.is_set():
                 self._disconnected(client)
@@ -176,12 +187,6 @@ class NodeServer:
             self.gcs.add_job(c.job_id, c.namespace, msg.pid)
         _send(c.conn, m.ClientRegistered(msg.req, c.job_id or b"", self.node_id, c.namespace,
                                          self.session_dir))
-
-    def _on_register_worker(self, c: _Client, msg: m.RegisterWorker) -> None:
-        c.kind, c.worker_id, c.pid, c.address = "worker", msg.worker_id, msg.pid, msg.address
-        self._workers[msg.worker_id] = c
-        self._pids[msg.worker_id] = msg.pid
-        self._execute(self.sched.worker_registered(msg.worker_id))
 
     def _on_register_node(self, c: _Client, msg: m.RegisterNode) -> None:
         c.kind, c.node_id, c.address = "node", msg.node_id, msg.address
@@ -229,26 +234,6 @@ class NodeServer:
 
     def _on_kill_actor(self, c: _Client, msg: m.KillActor) -> None:
         self._kill_actor(msg.actor_id, msg.no_restart, msg.reason)
-
-    def _on_cluster_state(self, c: _Client, msg: m.GetClusterState) -> None:
-        nodes = [{"NodeID": n.node_id.hex(), "Alive": n.alive, "alive": n.alive,
-                  "NodeManagerAddress": n.address.rpartition(":")[0],
-                  "NodeManagerHostname": n.hostname, "Resources": dict(n.resources),
-                  "IsHead": n.is_head} for n in self.gcs.nodes.values()]
-        total: dict = {}
-        for n in self.gcs.nodes.values():
-            if n.alive:
-                for k, v in n.resources.items():
-                    total[k] = total.get(k, 0.0) + v
-        stats = {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                 "store": self.store.statistics(),
-                 "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
-        available = dict(self.sched.available)
-        for n in self.gcs.nodes.values():  # joined nodes run nothing yet: all theirs is free
-            if n.alive and n.node_id != self.node_id:
-                for k, v in n.resources.items():
-                    available[k] = available.get(k, 0.0) + v
-        _send(c.conn, m.ClusterState(msg.req, nodes, total, available, stats))
 
     def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
         for x in self._clients.values():
@@ -374,31 +359,6 @@ class NodeServer:
             if spilled:
                 shm.unlink(shm.spill_path(self.spill_dir, oid))
 
-    def _on_memory_report(self, c: _Client, msg: m.MemoryReport) -> None:
-        clients = [x for x in self._clients.values() if x.kind in ("driver", "worker")]
-        req = int.from_bytes(_ids.new_id()[-6:], "big")
-        self._reports[req] = (c.conn, msg.req, len(clients), [])
-        for x in clients:
-            _send(x.conn, m.ListObjects(req))
-        threading.Timer(1.0, self._finish_report, args=(req,)).start()
-        if not clients:
-            self._finish_report(req)
-
-    def _on_object_list(self, c: _Client, msg: m.ObjectList) -> None:
-        entry = self._reports.get(msg.req)
-        if entry is not None:
-            entry[3].append(msg)
-            if len(entry[3]) >= entry[2]:
-                self._finish_report(msg.req)
-
-    def _finish_report(self, req: int) -> None:
-        with self._lock:
-            entry = self._reports.pop(req, None)
-            if entry is not None:
-                conn, client_req, _, replies = entry
-                _send(conn, m.MemorySummary(client_req, replies, self.store.statistics(),
-                                            self.store.listing()))
-
     # -- actors --------------------------------------------------------------
     def _notify_actor(self, actor_id: bytes) -> None:
         entry = self.gcs.actors.get(actor_id)
@@ -470,7 +430,7 @@ class NodeServer:
         from ..exceptions import ActorDiedError
 
         self._workers.pop(worker_id, None)
-        self._pids.pop(worker_id, None)
+        how = self._forget_worker(worker_id)
         on_purpose = worker_id in self._killed
         self._killed.discard(worker_id)
         actor_id = self.gcs.actor_on_worker(worker_id)  # alive, or still in its __init__
@@ -479,7 +439,7 @@ class NodeServer:
             entry = self.gcs.actors[actor_id]
             death = dumps_error(ActorDiedError(
                 f"The actor {entry.spec.meta.class_name} died: its worker process exited "
-                "unexpectedly (killed, crashed, or out of memory).", actor_id.hex()))
+                f"unexpectedly ({how or 'killed, crashed, or out of memory'}).", actor_id.hex()))
             if self.gcs.actor_died(actor_id, death, may_restart=True) == "RESTARTING":
                 self._execute(self.sched.place_actor(actor_id, entry.spec.demand,
                                                      entry.spec.placement, entry.spec.meta.class_name))
@@ -503,10 +463,8 @@ class NodeServer:
                 for _ in range(ins.count):
                     self._spawn()
             elif t is sch.Kill:
-                pid = self._pids.get(ins.worker_id)
                 self._killed.add(ins.worker_id)
-                if pid:
-                    _kill(pid)
+                self._kill_worker(ins.worker_id)
             elif t is sch.Infeasible:
                 self._warn_infeasible(ins)
             elif t is sch.RevokeIdle:
@@ -516,15 +474,6 @@ class NodeServer:
                     owners = {lease.owner for lease in self.sched.leases.values() if lease.owner}
                     for conn in owners:
                         _send(conn, m.ReturnIdleLeases())
-
-    def _spawn(self) -> None:
-        if self.stopped.is_set():
-            return
-        try:
-            self.zygote.spawn(_ids.random_id())
-        except (OSError, RuntimeError, ValueError) as e:
-            log.error("could not start a worker: %s", e)
-            self._execute(self.sched.worker_failed_to_start())
 
     def _start_actor(self, ins: sch.StartActor) -> None:
         entry = self.gcs.actors.get(ins.actor_id)
@@ -536,23 +485,6 @@ class NodeServer:
         worker.job_id = entry.spec.job_id
         _send(worker.conn, m.StartActor(entry.spec, ins.gpu_ids, entry.restarts))
 
-    def _warn_infeasible(self, ins: sch.Infeasible) -> None:
-        from .._runtime.resources import describe
-
-        text = (f"{ins.name} needs {describe(ins.demand)} but no node in this cluster has that "
-                f"much (this node: {describe(self.sched.total)}). It stays pending until a node "
-                "that can run it joins; lower its demand or add resources.")
-        log.warning(text)
-        targets = [ins.owner] if ins.owner is not None else \
-            [x.conn for x in self._clients.values() if x.kind == "driver"]
-        for conn in targets:
-            _send(conn, m.Warning(text))
-
-    def statistics(self) -> dict:
-        with self._lock:
-            return {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                    "store": self.store.statistics()}
-
 
 def _actor_info(req: int, entry: Any) -> m.ActorInfo:
     if entry is None:
@@ -561,34 +493,10 @@ def _actor_info(req: int, entry: Any) -> m.ActorInfo:
                        entry.death, entry.spec.max_task_retries)
 
 
-def _send(conn: Connection, msg: Any) -> None:
-    try:
-        conn.send(msg)
-    except OSError:
-        pass  # the reader thread sees the close and cleans up
-
-
-def _wait_gone(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.005)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 _HANDLERS = {
     m.RegisterClient: NodeServer._on_register_client,
     m.RegisterWorker: NodeServer._on_register_worker,
+    m.GetWorkerExit: NodeServer._on_get_worker_exit,
     m.RegisterNode: NodeServer._on_register_node,
     m.RequestLease: NodeServer._on_request_lease,
     m.ReturnLease: NodeServer._on_return_lease,

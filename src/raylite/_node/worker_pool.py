@@ -1,60 +1,215 @@
-"""Warm workers from a fork server (the "zygote").
+"""Warm workers from a fork server (the "zygote"), which reaps them and reports how they died.
 
-    daemon main (single-threaded, raylite pre-imported)
-       └─ fork ─► zygote: reads "worker-id\\n" from a pipe, forks, writes "pid\\n" back
-                    └─ fork ─► worker: runs raylite._worker.main.run(...)
+    daemon ──"spawn <worker id>" / "kill <pid>"──► zygote ──fork──► worker: _worker.main.run(...)
+           ◄──"forked <worker id> <pid>" / "failed <worker id> <why>" / "exit <pid> <status>"──
 
-The zygote is forked before the daemon starts any thread, so every worker is
-a clean, single-threaded copy with raylite already imported: a worker starts
-in a few milliseconds instead of an interpreter start. Workers are the
-zygote's children; the zygote reaps them (SIGCHLD ignored). The daemon kills
-them by pid and learns of their death when their connection closes.
+The first zygote is forked from the daemon's main thread before any other
+thread exists: a worker then starts in a few milliseconds with raylite already
+imported. A zygote that dies is replaced by a fresh interpreter
+(`python -m raylite._node.worker_pool`), never by forking the daemon, which by
+then runs threads. The fresh one reads its settings (with the cluster token)
+from its request pipe, so they never show in `ps`.
+
+The zygote owns its children: it reaps them (SIGCHLD wakes its select loop)
+and it is the only process that signals them. It kills a pid only while that
+pid is its own unreaped child, so a pid that is not a worker (0, -1, one
+reused by the system) is never signalled. When its request pipe closes (the
+daemon stops or dies) it kills and reaps every worker, then exits. On Linux
+each zygote and worker also gets SIGKILL when its parent dies.
 """
 from __future__ import annotations
 
+import errno
+import json
 import os
+import select
 import signal
+import subprocess
 import sys
+import time
 from typing import Callable
+
+STOP_TIMEOUT_S = 3.0
 
 
 class Zygote:
-    def __init__(self, run_worker: Callable[[bytes], None]):
+    """The daemon's handle on one fork server: requests go in, events come out."""
+
+    def __init__(self, pid: int, req_fd: int, rep_fd: int, proc: subprocess.Popen | None = None):
+        self.pid, self._req, self._rep, self._proc = pid, req_fd, rep_fd, proc
+        self.started = time.monotonic()
+        os.set_blocking(req_fd, False)  # a request never blocks the daemon (it holds its lock)
+        self._buf = b""
+
+    @classmethod
+    def fork(cls, worker_args: tuple, close_inherited: Callable[[], None]) -> "Zygote":
+        """The first zygote: forked while the daemon is still single-threaded.
+        `close_inherited` runs in the zygote: it closes what the zygote must not hold (the
+        daemon's listening sockets)."""
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the zygote
-            os.close(req_w)
-            os.close(rep_r)
+        if pid == 0:
             try:
-                _serve(req_r, rep_w, run_worker)
+                os.close(req_w)
+                os.close(rep_r)
+                close_inherited()
+                _serve(req_r, rep_w, worker_args)
             finally:
                 os._exit(0)
         os.close(req_r)
         os.close(rep_w)
-        self.pid = pid
-        self._req = os.fdopen(req_w, "w", buffering=1)
-        self._rep = os.fdopen(rep_r, "r")
+        return cls(pid, req_w, rep_r)
 
-    def spawn(self, worker_id: bytes) -> int:
-        """Forks one worker; returns its pid."""
-        self._req.write(worker_id.hex() + "\n")
-        line = self._rep.readline()
-        if not line:
-            raise RuntimeError("the worker fork server exited")
-        return int(line)
+    @classmethod
+    def start(cls, worker_args: tuple) -> "Zygote":
+        """A replacement zygote in a fresh interpreter; OSError when it cannot be started."""
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "raylite._node.worker_pool", str(req_r),
+                                     str(rep_w)], pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL)
+        except BaseException:
+            for fd in (req_w, rep_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
+        address, token, session_dir, node_id = worker_args
+        config = {"address": address, "token": token.hex(), "session_dir": session_dir,
+                  "node_id": node_id.hex(), "parent": os.getpid()}
+        z = cls(proc.pid, req_w, rep_r, proc)
+        z._write(json.dumps(config) + "\n")
+        return z
+
+    # -- requests (any thread; they never block) -------------------------------------
+    def spawn(self, worker_id: bytes) -> bool:
+        """Asks for a worker; False when the request could not be written (zygote gone or stuck)."""
+        return self._write(f"spawn {worker_id.hex()}\n")
+
+    def kill(self, pid: int) -> bool:
+        return self._write(f"kill {pid}\n")
+
+    def _write(self, line: str) -> bool:
+        try:
+            return os.write(self._req, line.encode()) == len(line)
+        except OSError:  # EPIPE: it died; EAGAIN: 64 KiB of requests it is not reading
+            return False
+
+    # -- events (the daemon's one zygote thread) ---------------------------------------
+    def events(self, timeout: float | None) -> list | None:
+        """Events that arrive within `timeout` ([] when none); None once the zygote is gone.
+        Each is ("forked", worker id, pid), ("failed", worker id, why) or ("exit", pid, status)."""
+        try:
+            if not select.select([self._rep], [], [], timeout)[0]:
+                return []
+            data = os.read(self._rep, 65536)
+        except OSError:
+            return None
+        if not data:
+            return None
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        out = []
+        for line in lines:
+            kind, _, rest = line.decode(errors="replace").partition(" ")
+            a, _, b = rest.partition(" ")
+            try:
+                if kind == "forked":
+                    out.append((kind, bytes.fromhex(a), int(b)))
+                elif kind == "failed":
+                    out.append((kind, bytes.fromhex(a), b))
+                elif kind == "exit":
+                    out.append((kind, int(a), int(b)))
+            except ValueError:
+                pass  # not a line our zygote writes
+        return out
 
     def stop(self) -> None:
+        """Closes the request pipe: the zygote kills and reaps its workers, then exits (SIGKILL
+        after STOP_TIMEOUT_S). Only the daemon's zygote thread may close the event side."""
+        if self._req >= 0:
+            try:
+                os.close(self._req)
+            except OSError:
+                pass
+            self._req = -1
+        if not self._wait(STOP_TIMEOUT_S):
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # our own child, not yet reaped
+            except ProcessLookupError:
+                pass
+            self._wait(None)
+
+    def close_events(self) -> None:
         try:
-            self._req.close()
-            self._rep.close()
+            os.close(self._rep)
         except OSError:
             pass
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+
+    def _wait(self, timeout: float | None) -> bool:
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                if os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)[0]:
+                    return True
+            except ChildProcessError:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+
+def describe_exit(status: int, oom_before: int | None, oom_now: int | None) -> str:
+    """How a worker died, from its wait status: "exited with code 3", "killed by SIGSEGV",
+    "killed by the OOM killer (out of memory)". The OOM counters are the kernel's count of
+    OOM kills before and after the death (None: not readable here)."""
+    if os.WIFEXITED(status):
+        return f"exited with code {os.WEXITSTATUS(status)}"
+    if not os.WIFSIGNALED(status):
+        return f"ended with wait status {status}"
+    sig = os.WTERMSIG(status)
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    if sig != signal.SIGKILL:
+        return f"killed by {name}"
+    if oom_before is None or oom_now is None:
+        return "killed by SIGKILL (possibly the OOM killer: out of memory)"
+    if oom_now > oom_before:
+        return "killed by SIGKILL from the OOM killer (out of memory)"
+    return "killed by SIGKILL"
+
+
+def oom_kills() -> int | None:
+    """The kernel's count of OOM kills: this cgroup's (v2) if readable, else the machine's."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            path = next((ln.split(":", 2)[2].strip() for ln in f if ln.startswith("0::")), None)
+        if path is not None:
+            with open(f"/sys/fs/cgroup{path}/memory.events") as f:
+                for ln in f:
+                    if ln.startswith("oom_kill "):
+                        return int(ln.split()[1])
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/proc/vmstat") as f:
+            for ln in f:
+                if ln.startswith("oom_kill "):
+                    return int(ln.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def die_with_parent() -> None:
@@ -69,37 +224,141 @@ def die_with_parent() -> None:
             pass
 
 
-def _serve(req_fd: int, rep_fd: int, run_worker: Callable[[bytes], None]) -> None:
+def preload() -> None:
+    """Everything a worker needs, imported once in the zygote: forked workers share it."""
+    from .._runtime import cluster  # noqa: F401
+    from .._worker import actor_host, main, task_executor  # noqa: F401
+
+
+# -- the zygote process ----------------------------------------------------------------
+def _serve(req_fd: int, rep_fd: int, worker_args: tuple) -> None:
     die_with_parent()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    req = os.fdopen(req_fd, "r")
-    rep = os.fdopen(rep_fd, "w", buffering=1)
-    for line in req:  # ends when the daemon closes the pipe (or dies)
-        worker_id = bytes.fromhex(line.strip())
-        pid = os.fork()
-        if pid == 0:
-            req.close()
-            rep.close()
-            die_with_parent()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            code = 0
-            try:
-                run_worker(worker_id)
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else 0
-            except BaseException:
-                import traceback
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, not SIG_IGN: children stay waitable
+    children: set[int] = set()
+    fds = (req_fd, rep_fd, wake_r, wake_w)
+    buf = b""
+    while True:
+        try:
+            ready, _, _ = select.select([req_fd, wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            _drain(wake_r)
+        _reap(children, rep_fd)
+        if req_fd not in ready:
+            continue
+        data = os.read(req_fd, 65536)
+        if not data:  # the daemon stopped (or died): take every worker with us
+            break
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            kind, _, arg = line.decode().partition(" ")
+            if kind == "spawn":
+                _fork_worker(bytes.fromhex(arg), worker_args, fds, children, rep_fd)
+            elif kind == "kill" and int(arg) in children:  # only our own, unreaped child
+                os.kill(int(arg), signal.SIGKILL)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    _reap(children, rep_fd, block=True)
 
-                traceback.print_exc()
-                code = 1
-            finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                except Exception:
-                    pass
-                os._exit(code)
-        rep.write(f"{pid}\n")
+
+def _fork_worker(worker_id: bytes, worker_args: tuple, fds: tuple, children: set,
+                 rep_fd: int) -> None:
+    try:
+        pid = os.fork()
+    except OSError as e:  # EAGAIN/ENOMEM: report it (after a pause, so retries do not spin)
+        time.sleep(0.5)
+        _report(rep_fd, f"failed {worker_id.hex()} fork() failed: {e.strerror or e}")
+        return
+    if pid:
+        children.add(pid)
+        _report(rep_fd, f"forked {worker_id.hex()} {pid}")
+        return
+    code = 0
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in fds:
+            os.close(fd)
+        die_with_parent()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from .._worker import main as worker_main
+
+        address, token, session_dir, node_id = worker_args
+        worker_main.run(address, token, worker_id, session_dir, node_id)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(code)
+
+
+def _reap(children: set, rep_fd: int, block: bool = False) -> None:
+    """Reports every child that has exited (`block`: waits until all of `children` have)."""
+    while children or not block:
+        try:
+            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        _report(rep_fd, f"exit {pid} {status}")
+
+
+def _report(rep_fd: int, line: str) -> None:
+    try:
+        os.write(rep_fd, (line + "\n").encode())
+    except OSError:
+        pass  # the daemon is gone: nobody to tell
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def _main(argv: list[str]) -> None:
+    """A replacement zygote: `python -m raylite._node.worker_pool REQ_FD REP_FD`."""
+    req_fd, rep_fd = int(argv[0]), int(argv[1])
+    die_with_parent()
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(req_fd, 1)  # byte by byte: what follows the settings is for _serve
+        if not chunk:
+            return
+        line += chunk
+    config = json.loads(line)
+    if os.getppid() != config["parent"]:
+        return  # the daemon died before we could tie our life to it
+    preload()
+    worker_args = (config["address"], bytes.fromhex(config["token"]), config["session_dir"],
+                   bytes.fromhex(config["node_id"]))
+    _serve(req_fd, rep_fd, worker_args)
+
+
+if __name__ == "__main__":
+    try:
+        _main(sys.argv[1:])
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            raise

@@ -86,6 +86,18 @@ class WorkerBlocked(NamedTuple):
     blocked: bool
 
 
+class GetWorkerExit(NamedTuple):
+    """Owner -> daemon: how did the worker at `address` die? (asked when a task's worker
+    connection dropped; answered once the daemon knows, or with "" when it cannot tell)"""
+    req: int
+    address: str
+
+
+class WorkerExit(NamedTuple):
+    req: int
+    reason: str                # "killed by SIGKILL", "exited with code 3", ... or ""
+
+
 class PushTask(NamedTuple):
     task_id: bytes
     function_id: bytes

@@ -186,6 +186,7 @@ SPECS: dict[type, dict[str, Check]] = {
                          namespace=optional(NAME), wait=flag),
     m.KillActor: dict(actor_id=ident(), no_restart=flag, reason=text()),
     m.GetClusterState: dict(req=REQ),
+    m.GetWorkerExit: dict(req=REQ, address=address),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),
     m.Shutdown: dict(req=REQ),
     m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),

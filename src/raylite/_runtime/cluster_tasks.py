@@ -286,7 +286,7 @@ class TaskSubmission:
         return self._enqueue(task, task.msg.resources)
 
     def _peer_lost(self, conn: Connection) -> None:
-        failed: list[tuple[_Task, bytes]] = []
+        failed: list[tuple[_Task, Exception | None]] = []
         sends: list = []
         with self._lock:
             self._sent_functions.pop(conn, None)
@@ -295,7 +295,10 @@ class TaskSubmission:
             lost_objects = [oid for req, (oid, c) in list(self._fetches.items())
                             if c is conn and self._fetches.pop(req)]
             calls = []  # actor calls: the daemon's word on the actor decides their fate
-            for task_id in sorted(self._inflight.pop(conn, ())):  # ids grow in submission order
+            ids = sorted(self._inflight.pop(conn, ()))  # ids grow in submission order
+            # Leases that died with the worker: what still waits for them needs new leases.
+            lost_keys = {t.lease.key for t in map(self._tasks.get, ids) if t and t.lease}
+            for task_id in ids:
                 task = self._tasks.get(task_id)
                 if task is None:
                     continue
@@ -309,19 +312,31 @@ class TaskSubmission:
                     sends += self._resubmit(task)
                     continue
                 else:
-                    err = WorkerCrashedError(f"The worker running {task.name} died (killed, crashed "
-                                             "or out of memory) and its retries are spent "
-                                             "(raise max_retries to retry more).")
+                    err = None  # a WorkerCrashedError saying how, once the daemon has told us
                 self._drop_task(task_id)
-                failed.append((task, dumps_error(err)))
+                failed.append((task, err))
             sends += self._actor_conn_lost(conn, calls)
+            for k in lost_keys:
+                sends += self._dispatch(k)
         self._send_all(sends)
+        how = self._worker_exit(conn.peer) if any(e is None for _, e in failed) else ""
         for task, err in failed:
+            data = dumps_error(err or WorkerCrashedError(
+                f"The worker running {task.name} died ({how or 'killed, crashed or out of memory'})"
+                " and its retries are spent (raise max_retries to retry more)."))
             for rid in task.return_ids:
-                self._complete(rid, None, err)
+                self._complete(rid, None, data)
         for oid in lost_objects:
             self._complete(oid, None, dumps_error(OwnerDiedError(
                 oid.hex(), f"Object {oid.hex()} is lost: its owner process exited.")))
+
+    def _worker_exit(self, address: str) -> str:
+        """How the worker at `address` died ("killed by SIGKILL", "exited with code 3"), as its
+        node daemon saw it; "" when it cannot tell within a few seconds."""
+        try:
+            return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+        except Exception:  # the daemon is gone or slow: the error says less, but comes
+            return ""
 
     def _return_idle(self, older_than: float) -> None:
         now = time.monotonic()

@@ -1,6 +1,8 @@
 """A worker process: forked by the node's zygote, runs tasks and hosts actors.
 
-    zygote fork ─► run() ─► stdout/stderr piped to a forwarder thread (LogLines to the daemon)
+    zygote fork ─► run() ─► connect to the daemon (on failure: why, on stderr, which is the
+                            node's log, and exit code 1; the daemon starts another)
+                        ─► stdout/stderr piped to a forwarder thread (LogLines to the daemon)
                         ─► ClusterRuntime (core worker: serves owners, owns nested refs)
                         ─► Executor.run_forever() on the main thread, until the daemon goes away
 
@@ -25,8 +27,10 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
     os.environ["RAYLITE_WORKER"] = "1"
     try:
         rt = ClusterRuntime.for_worker(daemon_address, token, worker_id, session_dir, node_id)
-    except ConnectionError:
-        return  # the daemon stopped while this worker was starting: nothing to do
+    except (ConnectionError, OSError) as e:  # said in the node's log (our stderr is the daemon's)
+        print(f"raylite worker (pid {os.getpid()}): cannot connect to the node daemon at "
+              f"{daemon_address}: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
     executor = Executor(rt)
     rt.executor = executor
     signal.signal(signal.SIGINT, executor.interrupt)  # cancel()'s signal, for a running task only
