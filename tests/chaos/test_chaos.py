@@ -22,11 +22,10 @@ import time
 import psutil
 import pytest
 
-pytestmark = pytest.mark.chaos
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "workload.py")
 SECONDS = float(os.environ.get("RAYLITE_CHAOS_SECONDS", "12"))
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SECONDS + 240)]
 
 
 def _cli(*args, temp, timeout=60):
@@ -91,10 +90,19 @@ class Drivers:
 
 
 def _descendants(pid):
+    """The live (not zombie) processes under `pid`."""
     try:
-        return psutil.Process(pid).children(recursive=True)
+        kids = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+    out = []
+    for c in kids:
+        try:
+            if c.status() != psutil.STATUS_ZOMBIE:
+                out.append(c)
+        except psutil.NoSuchProcess:
+            pass
+    return out
 
 
 def _fork_server(pid, session):
@@ -147,7 +155,7 @@ def test_random_kills_under_mixed_load(head, tmp_path):
         elif roll < 0.72 and drivers.kill_one(rng):
             kills["driver"] += 1
             drivers.start(max(1.0, end - time.monotonic()))
-    results = drivers.finish(timeout=120)
+    results = drivers.finish(timeout=90)
     report = f"seed/kills {kills}; drivers: " + "; ".join(
         f"exit {code}: {summary} {err if code != 0 else ''}" for code, summary, err in results)
     assert kills["worker"] > 0, report

@@ -23,7 +23,11 @@ import raylite as ray
 from raylite.exceptions import (ActorDiedError, GetTimeoutError, RaySystemError,
                                 WorkerCrashedError)
 
-BOUND_S = 60.0      # no single get() may take longer: past that it is a hang
+BOUND_S = 30.0      # no single get() may take longer: past that it is a hang
+
+
+class Hang(Exception):
+    """A get() passed BOUND_S: the run stops there (it is a failure)."""
 
 
 @ray.remote(max_retries=5)
@@ -67,7 +71,7 @@ class Tally:
             raise
         except GetTimeoutError as e:
             self.bad.append(f"{name}: hung past {BOUND_S}s ({e})")
-            return False
+            raise Hang() from None
         except Exception as e:
             self.bad.append(f"{name}: unexpected {type(e).__name__}: {e}"[:500])
             return False
@@ -115,6 +119,8 @@ def main():
             fragile = one_round(t, rng, fragile)
             rounds += 1
         code = 1 if t.bad else 0
+    except Hang:
+        code = 1
     except RaySystemError as e:
         t.expected["cluster gone"] = str(e)[:300]
         code = 3
