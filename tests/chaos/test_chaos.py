@@ -69,7 +69,9 @@ class Drivers:
         return True
 
     def finish(self, timeout):
-        """[(exit code, summary or None, stderr tail)] of the drivers not killed on purpose."""
+        """[(exit code, summary or None, stderr tail)] of the drivers not killed on purpose;
+        self.killed: the last summaries of those that were."""
+        self.killed = []
         deadline = time.monotonic() + timeout
         results = []
         for p, out, killed in self.procs:
@@ -83,9 +85,11 @@ class Drivers:
                 continue
             err = p.stderr.read()[-3000:]
             p.stderr.close()
+            summary = json.loads(out.read_text()) if out.exists() else None
             if not killed:
-                summary = json.loads(out.read_text()) if out.exists() else None
                 results.append((p.returncode, summary, err))
+            elif summary is not None:
+                self.killed.append(summary)
         return results
 
 
@@ -162,6 +166,14 @@ def test_random_kills_under_mixed_load(head, tmp_path):
     for code, summary, err in results:
         assert code == 0 and summary and not summary["bad"], report
     assert sum(s["ok"] for _, s, _ in results) > 0, report
+    everyone = [s for _, s, _ in results] + drivers.killed
+    assert not any(s["bad"] for s in drivers.killed), drivers.killed  # right until it was killed
+    expected: dict = {}
+    for s in everyone:
+        for k, v in s["expected"].items():
+            expected[k] = expected.get(k, 0) + v
+    print(f"\nchaos: {SECONDS:.0f}s, kills {kills}, {sum(s['rounds'] for s in everyone)} rounds, "
+          f"{sum(s['ok'] for s in everyone)} checked results right, expected errors {expected}")
     # The node is not wedged: a fresh driver runs a round of everything after the chaos.
     after = Drivers(temp, tmp_path / "after")
     (tmp_path / "after").mkdir()
@@ -187,6 +199,7 @@ def test_node_daemon_killed_under_load(head, tmp_path):
         assert code == 3, (code, summary, err)
         assert "cluster gone" in summary["expected"] and not summary["bad"], summary
     assert took < 45, f"the drivers took {took:.1f}s to notice"
+    print(f"\ndaemon killed: {len(results)} drivers failed with the cluster-gone error in {took:.2f}s")
     _assert_gone(pid, session, temp)
     for c in tree:  # nothing of the dead daemon's tree may survive `raylite stop`
         try:

@@ -105,6 +105,14 @@ def one_round(t, rng, fragile):
     return fragile
 
 
+def _write(out, t, rounds, code):
+    """The counts so far, replaced whole (a driver killed on purpose leaves its last round's)."""
+    with open(out + ".tmp", "w") as f:
+        json.dump({"ok": t.ok, "rounds": rounds, "expected": t.expected, "bad": t.bad,
+                   "code": code}, f)
+    os.replace(out + ".tmp", out)
+
+
 def main():
     seconds, out = float(sys.argv[1]), sys.argv[2]
     t = Tally()
@@ -118,15 +126,14 @@ def main():
         while time.monotonic() < end:
             fragile = one_round(t, rng, fragile)
             rounds += 1
+            _write(out, t, rounds, None)
         code = 1 if t.bad else 0
     except Hang:
         code = 1
     except RaySystemError as e:
         t.expected["cluster gone"] = str(e)[:300]
         code = 3
-    with open(out, "w") as f:
-        json.dump({"ok": t.ok, "rounds": rounds, "expected": t.expected, "bad": t.bad,
-                   "code": code}, f)
+    _write(out, t, rounds, code)
     ray.shutdown()  # also after the cluster went away: it must not hang or raise
     sys.exit(code)
 
