@@ -10,7 +10,8 @@
 No send happens while the lock is held, and a peer that does not read costs only
 itself: its outbox grows to a bound, then it is dropped. Mixed in here: worker
 processes (spawn, registration, exits, the fork server) from worker_procs.py;
-what the node reports (cluster state, memory summaries, warnings) from reports.py.
+what the node reports (cluster state, memory summaries, warnings) from reports.py;
+the object store's handlers (allocation, spilling, freeing) from objects.py.
 
 Handlers run under the lock and stay quick; one whose work is slow leaves
 it in `client.after`, which the reader thread runs once the lock is
@@ -27,7 +28,6 @@ only `_gcs.tables` (pure data), never the GCS's I/O, so the two stay apart.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import threading
@@ -37,7 +37,7 @@ from typing import Any
 from .. import _ids
 from .._gcs.tables import GcsTables
 from .._object_store import shm, spill
-from .._object_store.store import DISK_HINT, StoreAccounting
+from .._object_store.store import StoreAccounting
 from .._protocol import messages as m
 from .._protocol import validate
 from .._protocol.ratelog import RateLimitedLog
@@ -45,6 +45,7 @@ from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
 from .outbox import Outbox, StateLock
 from .outbox import send as _send
+from .objects import ObjectStoreHandlers
 from .reports import Reports
 from .worker_pool import Zygote
 from .worker_procs import WorkerProcesses
@@ -71,7 +72,7 @@ class _Client:
         conn.outbox = Outbox(conn)  # what we send it; queued while the server's lock is held
 
 
-class NodeServer(WorkerProcesses, Reports):
+class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
@@ -244,120 +245,6 @@ class NodeServer(WorkerProcesses, Reports):
     def _on_shutdown(self, c: _Client, msg: m.Shutdown) -> None:
         _send(c.conn, m.Ack(msg.req))
         threading.Thread(target=self.stop, daemon=True).start()
-
-    # -- the object store ------------------------------------------------------
-    @property
-    def node_tag(self) -> str:
-        return self.node_id.hex()[:12]
-
-    def _on_alloc_object(self, c: _Client, msg: m.AllocObject) -> None:
-        """Room for an object. Older objects to spill first are copied once the lock is
-        released (c.after): they count as spilled already, and stay readable until their
-        copy is complete."""
-        from ..exceptions import ObjectStoreFullError, OutOfDiskError
-
-        try:
-            alloc = self.store.allocate(msg.object_id, msg.size, msg.owner, self._disk_free())
-        except (ObjectStoreFullError, OutOfDiskError) as e:
-            disk = type(e) is OutOfDiskError
-            text = f"{e} (spill directory: {self.spill_dir})" if disk else str(e)
-            _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
-            return
-        for pid in alloc.drop:
-            shm.unlink(self._pool_path(pid))
-        if not alloc.spill:
-            self._allocated(c, msg, alloc, [])
-            return
-        victims = [(oid, self.store.objects[oid].size) for oid in alloc.spill]
-        self._spilling += sum(size for _, size in victims)
-        c.after = lambda: self._spill_then_reply(c, msg, alloc, victims)
-
-    def _spill_then_reply(self, c: _Client, msg: m.AllocObject, alloc: Any, victims: list) -> None:
-        """The rest of _on_alloc_object: the copies without the lock, then the books with it."""
-        kept, error = self._spill(victims)
-        with self._lock:
-            self._spilling -= sum(size for _, size in victims)
-            for oid, _ in victims:
-                if oid not in self.store.objects:  # freed while it was being copied
-                    shm.unlink(shm.spill_path(self.spill_dir, oid))
-            if error is None:
-                self._allocated(c, msg, alloc, kept)
-                return
-            if alloc.reuse is not None:
-                shm.unlink(self._pool_path(alloc.reuse))
-            text = self.store.spill_failed(msg.object_id, kept)
-            disk = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-            if disk:
-                text = (f"Out of disk space: storing an object of {msg.size / 2**20:.1f} MiB "
-                        f"needed older objects spilled to {self.spill_dir}, and writing them "
-                        f"failed ({error.strerror}); {self._disk_free() / 2**20:.1f} MiB free "
-                        f"there now. {DISK_HINT}, free references you no longer need, or raise "
-                        "object_store_memory in init().")
-            else:
-                text = f"{text} (spilling to {self.spill_dir} failed: {error})"
-            _send(c.conn, m.AllocReply(msg.req, text, False, out_of_disk=disk))
-
-    def _allocated(self, c: _Client, msg: m.AllocObject, alloc: Any, kept: list) -> None:
-        self.store.unspill(kept)
-        reuse = alloc.reuse is not None and self._take_pool(alloc.reuse, msg.object_id)
-        _send(c.conn, m.AllocReply(msg.req, None, reuse, alloc.to_disk))
-
-    def _spill(self, victims: list) -> tuple[list, Exception | None]:
-        """Moves the victims' segments to disk (no lock held); returns the ones that stay in
-        shared memory (not there, still being written, or not moved because of the error)
-        and the I/O error that stopped it, if any."""
-        kept = []
-        for i, (oid, size) in enumerate(victims):
-            try:
-                if not spill.spill(shm.segment_path(self.node_tag, oid),
-                                   shm.spill_path(self.spill_dir, oid), oid, size):
-                    kept.append(oid)
-            except Exception as e:  # OSError: a full disk, EIO, a short copy
-                log.warning("spilling object %s failed: %s", oid.hex(), e)
-                return kept + [oid for oid, _ in victims[i:]], e
-        return kept, None
-
-    def _take_pool(self, pool_id: int, object_id: bytes) -> bool:
-        """Renames a pooled segment to a new object's name, if it is still ours."""
-        path = self._pool_path(pool_id)
-        try:
-            why = shm.not_ours(os.lstat(path))
-            if why is None:
-                os.rename(path, shm.segment_path(self.node_tag, object_id))
-                return True
-            log.warning("not reusing %s: %s", path, why)
-        except OSError:
-            pass
-        shm.unlink(path)
-        return False
-
-    def _disk_free(self) -> int:
-        """Bytes free in the spill directory, less what copies under way will take."""
-        try:
-            st = os.statvfs(self.spill_dir)
-            return max(0, st.f_bavail * st.f_frsize - self._spilling)
-        except OSError:
-            return 0
-
-    def _pool_path(self, pool_id: int) -> str:
-        return shm.segment_path(self.node_tag, b"pool" + pool_id.to_bytes(8, "big"))
-
-    def _on_free_objects(self, c: _Client, msg: m.FreeObjects) -> None:
-        self._delete_objects(self.store.free(msg.object_ids, set(msg.recyclable)))
-
-    def _delete_objects(self, freed: tuple[list, list]) -> None:
-        deleted, recycled = freed
-        for oid, pid in recycled:
-            segment = shm.segment_path(self.node_tag, oid)
-            try:
-                os.rename(segment, self._pool_path(pid))
-            except OSError:
-                self.store.pool_bytes -= self.store.pool.pop(pid, 0)
-                shm.unlink(segment)
-        for oid, in_shm, spilled in deleted:
-            shm.unlink(shm.segment_path(self.node_tag, oid))
-            if spilled:
-                shm.unlink(shm.spill_path(self.spill_dir, oid))
 
     # -- actors --------------------------------------------------------------
     def _notify_actor(self, actor_id: bytes) -> None:
