@@ -371,3 +371,11 @@ def test_daemon_replies_to_a_peer_that_left_without_a_traceback(capfd):
         raylite.shutdown()
     err = capfd.readouterr().err
     assert "Traceback" not in err and "error handling" not in err, err
+
+
+def test_quick_init_and_shutdown_print_nothing():
+    """Workers still starting when the cluster stops die on purpose: the daemon says nothing
+    about them (it used to warn that each was "killed ... before it registered")."""
+    code = "import raylite\nfor _ in range(3):\n    raylite.init(num_cpus=2)\n    raylite.shutdown()\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == "", out.stderr

@@ -118,9 +118,9 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
             self.finished.set()
 
     def _stop(self, zygote: Zygote | None) -> None:
+        self.listener.close()  # first: a worker killed below mid-handshake is no refusal to log
         if zygote is not None:
             zygote.stop()  # it kills and reaps every worker before it exits
-        self.listener.close()
         with self._lock:
             for c in list(self._clients):
                 c.close()

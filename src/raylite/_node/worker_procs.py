@@ -155,6 +155,8 @@ class WorkerProcesses:
                     max(0.05, first + self.START_TIMEOUT_S - now + 0.01)
 
     def _on_zygote_event(self, ev: tuple) -> None:
+        if self.stopped.is_set():  # the daemon is stopping: its workers die on purpose
+            return
         kind = ev[0]
         if kind == "forked":
             p = self.procs.forked(ev[1], ev[2])

@@ -210,8 +210,9 @@ class Listener:
         self._forget(h)
         h.sock.close()
         self.refusals += 1
-        self.refused_log.warning(h.key, "refused a connection to %s from %s: %s",
-                                 self.address, h.key, why)
+        if not self.closed:  # once closing, peers cut off mid-handshake are ours going away
+            self.refused_log.warning(h.key, "refused a connection to %s from %s: %s",
+                                     self.address, h.key, why)
 
     def _forget(self, h: ServerHandshake) -> None:
         fd = h.sock.fileno()

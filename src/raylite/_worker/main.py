@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from .._protocol import messages as m
 
@@ -28,6 +29,9 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
     try:
         rt = ClusterRuntime.for_worker(daemon_address, token, worker_id, session_dir, node_id)
     except (ConnectionError, OSError) as e:  # said in the node's log (our stderr is the daemon's)
+        # ... unless the daemon is stopping: then the fork server kills us within this pause,
+        # and a quick init(); shutdown() prints nothing.
+        time.sleep(0.5)
         print(f"raylite worker (pid {os.getpid()}): cannot connect to the node daemon at "
               f"{daemon_address}: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
