@@ -137,6 +137,9 @@ def test_a_crash_is_reported_as_a_crash(cluster, restarts):
     if restarts:  # the call was running when the actor restarted: it says so, is not re-run
         assert "not retried" in str(info.value)
         assert cluster.get(a.pid.remote(), timeout=20) != pid
+    else:  # dead for good: later calls fail too
+        with pytest.raises(ActorDiedError):
+            cluster.get(a.pid.remote(), timeout=20)
 
 
 # -- item 16: an actor's non-detached actors die with it -------------------------------

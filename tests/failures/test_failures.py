@@ -102,26 +102,6 @@ def test_get_timeout(cluster):
         cluster.get(slow.remote(), timeout=0.2)
 
 
-def test_actor_process_death_fails_pending_calls(cluster):
-    @cluster.remote
-    class A:
-        def pid(self):
-            return os.getpid()
-
-        def hang(self):
-            time.sleep(60)
-
-    a = A.remote()
-    pid = cluster.get(a.pid.remote())
-    pending = a.hang.remote()
-    time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
-    with pytest.raises(RayActorError):
-        cluster.get(pending, timeout=10)
-    with pytest.raises(ActorDiedError):
-        cluster.get(a.pid.remote(), timeout=10)
-
-
 def test_actor_restarts_after_process_death(cluster):
     @cluster.remote(max_restarts=1, max_task_retries=1)
     class A:
