@@ -2,7 +2,8 @@
 
     raylite start --head (private temp dir) ◄── drivers: workload.py (tasks, nested
         │                                        tasks, actors, large objects)
-        └─ monkey: every 50-300 ms kills a worker, the fork server, or a driver
+        └─ monkey: every 50-300 ms kills a worker, the fork server (the first one:
+           node.json names it, not its replacement), or a driver
            (then starts a new driver); a separate test kills the node daemon itself
 
 What must hold: every result a driver checks is right or a precise error (workload.py);
