@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 
+from raylite import _private_files as private
 from raylite._node.server import NodeServer, _Client
 from raylite._object_store import shm, spill
 from raylite._protocol import messages as m
@@ -38,7 +39,7 @@ def _read(path, oid, size):
 @pytest.fixture
 def files(tmp_path):
     out = tmp_path / "spill"
-    spill.make_private_dir(str(out))
+    private.make_dir(str(out))
     src = tmp_path / "segment"
     size = _write(src, OID, 3 * MiB)
     return src, out / OID.hex(), size
@@ -97,18 +98,19 @@ def test_only_sealed_files_of_ours_are_spilled(tmp_path, files):
     assert src.exists() and _left(dst) == []
 
 
-def test_private_dir_is_made_0700_and_checked(tmp_path):
+def test_the_spill_dir_is_made_0700_and_checked(tmp_path):
+    """The daemon makes its spill dir with the temp dir's own check (_private_files)."""
     path = tmp_path / "spill"
-    spill.make_private_dir(str(path))
+    private.make_dir(str(path))
     assert os.stat(path).st_mode & 0o777 == 0o700
-    spill.make_private_dir(str(path))   # ours already: fine
+    private.make_dir(str(path))   # ours already: fine
     os.chmod(path, 0o755)
-    with pytest.raises(shm.BadObjectFile, match="mode is 0o755"):
-        spill.make_private_dir(str(path))
+    with pytest.raises(private.NotPrivateError, match="has mode 0755"):
+        private.make_dir(str(path))
     link = tmp_path / "link"
     link.symlink_to(tmp_path)
-    with pytest.raises(shm.BadObjectFile, match="not a directory"):
-        spill.make_private_dir(str(link))
+    with pytest.raises(private.NotPrivateError, match="symbolic link"):
+        private.make_dir(str(link))
 
 
 @pytest.fixture

@@ -35,8 +35,9 @@ import time
 from typing import Any
 
 from .. import _ids
+from .. import _private_files as private
 from .._gcs.tables import GcsTables
-from .._object_store import shm, spill
+from .._object_store import shm
 from .._object_store.store import StoreAccounting
 from .._protocol import messages as m
 from .._protocol import validate
@@ -77,7 +78,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
         self.spill_dir = shm.spill_dir(session_dir)
-        spill.make_private_dir(self.spill_dir)
+        private.make_dir(self.spill_dir)  # 0700 and ours, or NotPrivateError
         self._spilling = 0   # bytes being copied to the spill dir right now
         self.listener = listener
         self.session_dir = session_dir

@@ -10,37 +10,16 @@
 
 A reader that mapped the segment before the unlink keeps its map; one that
 comes after finds the spill file complete. The spill directory is made 0700
-and checked to be ours (make_private_dir); spill files are 0600.
+and checked to be ours (the node daemon uses _private_files.make_dir); spill files are 0600.
 """
 from __future__ import annotations
 
 import errno
 import os
-import stat
 
 from .shm import HEAD_SIZE, BadObjectFile, check_head, not_ours, open_object, unlink
 
 _CHUNK = 1 << 30   # sendfile(2) moves at most ~2 GiB per call: ask for 1 GiB at a time
-
-
-def make_private_dir(path: str) -> None:
-    """Makes `path` (0700), or checks the one there is ours and private."""
-    try:
-        os.mkdir(path, 0o700)
-        os.chmod(path, 0o700)   # whatever the umask
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    why = None
-    if not stat.S_ISDIR(st.st_mode):
-        why = "it is not a directory"
-    elif st.st_uid != os.geteuid():
-        why = f"it belongs to uid {st.st_uid}, not to us (uid {os.geteuid()})"
-    elif st.st_mode & 0o077:
-        why = f"its mode is {st.st_mode & 0o777:#o}: others may use it (we make 0700)"
-    if why:
-        raise BadObjectFile(f"The spill directory {path} cannot be trusted: {why}. Remove it, "
-                            "or point the temp dir (init(_temp_dir=...)) somewhere private.")
 
 
 def spill(src: str, dst: str, object_id: bytes, size: int) -> bool:

@@ -35,11 +35,12 @@ import hashlib
 import hmac
 import os
 import socket
-import stat
 import struct
 import sys
 import tempfile
 import time
+
+from .. import _private_files as private
 
 MAGIC = b"RLT2"  # RLT1 had the client prove itself only
 NONCE = 16
@@ -78,18 +79,13 @@ def private_socket_dir(create: bool) -> bool:
     """Whether the (non-Linux) socket directory exists, is ours and is private; `create`
     makes it first when missing. Another user may have made it first to catch our sockets."""
     d = _socket_dir()
-    if create:
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            pass
-        except OSError:
-            return False
     try:
-        st = os.lstat(d)
-    except OSError:
+        if create:
+            private.make_dir(d)
+            return True
+        return private.check_dir(d)
+    except (private.NotPrivateError, OSError):
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 def peer_uid(sock: socket.socket) -> int | None:
