@@ -315,3 +315,21 @@ def unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def remove_node_segments(node: str) -> int:
+    """Removes the segments a dead node daemon left (named raylite_<node>_*), only those that
+    are our own regular files; returns how many. `node` is its node tag (12 hex digits)."""
+    import glob
+
+    me = os.geteuid()
+    removed = 0
+    for path in glob.glob(os.path.join(SHM_DIR, f"raylite_{glob.escape(node)}_*")):
+        try:
+            st = os.lstat(path)
+            if st.st_uid == me and stat.S_ISREG(st.st_mode):
+                os.unlink(path)
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed

@@ -31,7 +31,6 @@ starting a head for a driver in cluster_start.py.
 """
 from __future__ import annotations
 
-import glob
 import itertools
 import os
 import shutil
@@ -481,10 +480,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
 
     def _clean_after_daemon(self) -> None:
         """The daemon we started died without cleaning up: its shared-memory segments (all
-        named after its node) and its session dir go now."""
-        for path in glob.glob(shm.segment_path(self.node_tag, b"") + "*"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        named after its node, only our own files) and its session dir go now."""
+        shm.remove_node_segments(self.node_tag)
         shutil.rmtree(self.session_dir, ignore_errors=True)

@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import stat
 import time
 
 from raylite import _private_files as private
@@ -101,15 +100,7 @@ def clean_session(session: str) -> int:
     if isinstance(node_id, str) and re.fullmatch("[0-9a-f]{32}", node_id):  # it makes a glob
         from raylite._object_store import shm
 
-        me = os.geteuid()
-        for path in glob.glob(os.path.join(shm.SHM_DIR, f"raylite_{node_id[:12]}_*")):
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            if st.st_uid == me and stat.S_ISREG(st.st_mode):
-                _unlink(path)
-                removed += 1
+        removed = shm.remove_node_segments(node_id[:12])
     if isinstance(info.get("address"), str):
         _unlink_stale_socket(info["address"])
     shutil.rmtree(session, ignore_errors=True)
