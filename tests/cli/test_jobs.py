@@ -293,6 +293,14 @@ def test_client_uses_the_connection_of_a_program_that_called_init(head, client):
         assert wait_for(client, sid) == JobStatus.SUCCEEDED
         assert client.get_job_logs(sid) == "from-a-driver\n"
         assert raylite.is_initialized()  # the program's connection is left as it was
+        deadline = time.monotonic() + 10  # and the job's supervisor has ended with the job
+        while True:
+            try:
+                raylite.get_actor(f"_raylite_job_supervisor_{sid}", namespace="_raylite_jobs")
+            except ValueError:
+                break
+            assert time.monotonic() < deadline, "the supervisor outlived its job"
+            time.sleep(0.05)
     finally:
         raylite.shutdown()
 

@@ -8,8 +8,8 @@
                   during a client's call would end with that client's driver)
                   ─► start.remote(), wait.remote()
     the two refs' futures ─► _events queue ─► watcher thread: RUNNING, then the terminal
-                  fields, or FAILED when the supervisor died; then the supervisor is ended
-                  (__ray_terminate__, after its pending calls)
+                  fields, or FAILED when the supervisor died (a supervisor ends itself
+                  once wait() returns; stop() kills one whose job has not started)
 
 State: `_records` (submission id -> the job's record, the keys of JobDetails, in
 submission order), `_supervisors` and `_refs` for jobs not yet terminal; all under
@@ -138,13 +138,15 @@ class JobManager:
                 return None
             status = JobStatus(record["status"])
             sup = self._supervisors.get(sid)
+            refs = self._refs.get(sid)
         if status.is_terminal() or sup is None:
             return False
         if status == JobStatus.RUNNING:
             try:
                 return raylite.get(sup.stop.remote(), timeout=30)
-            except exceptions.RayError:
-                pass  # the supervisor is gone or stuck: ending it ends the job (its runner)
+            except exceptions.RayError:  # the supervisor is gone or stuck ...
+                if raylite.wait([refs[1]], timeout=0)[0]:
+                    return False  # ... as the job has just ended: the watcher records how
         self._finish(sid, {"status": "STOPPED", "message": _STOPPED_MESSAGE})
         raylite.kill(sup)
         return True
@@ -181,7 +183,6 @@ class JobManager:
     # -- results from supervisors -------------------------------------------------------
     def _finish(self, sid: str, fields: dict) -> None:
         """Applies a supervisor's fields unless the job is already terminal."""
-        drop = None
         with self._lock:
             record = self._records.get(sid)
             if record is None or JobStatus(record["status"]).is_terminal():
@@ -191,9 +192,8 @@ class JobManager:
             record.update(fields)
             if JobStatus(record["status"]).is_terminal():
                 record["end_time"] = record.get("end_time") or int(time.time() * 1000)
-                drop = (self._supervisors.pop(sid, None), self._refs.pop(sid, None))
-        if drop is not None and drop[0] is not None:
-            drop[0].__ray_terminate__.remote()  # after its pending calls: wait() has returned
+                self._supervisors.pop(sid, None)
+                self._refs.pop(sid, None)
 
     def _done(self, sid: str, kind: str, future) -> None:
         self._events.put((sid, kind))  # on whichever thread completed the future: nothing more

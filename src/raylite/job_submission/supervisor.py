@@ -7,7 +7,8 @@
                                           stdout+stderr appended to <session>/logs/job-driver-<id>.log
                 ◄── RUNNING fields (pid, node)
     job manager ──wait()──► blocks until the runner exits, then ends what the job left in its
-                            group (SIGTERM, GRACE_S, SIGKILL) ◄── terminal fields
+                            group (SIGTERM, GRACE_S, SIGKILL) ◄── terminal fields; then the
+                            supervisor ends itself (__ray_terminate__, after pending calls)
     job manager ──stop()──► SIGTERM to the job's process group; SIGKILL after GRACE_S if any
                             process of it is left
 
@@ -152,7 +153,14 @@ class JobSupervisor:
 
     def wait(self) -> dict | None:
         """Blocks until the job's processes are gone; its terminal fields (None if it never
-        started: start() said why)."""
+        started: start() said why). The supervisor then ends (its job is over), whether or
+        not the manager that made it is still there to end it."""
+        try:
+            return self._wait()
+        finally:
+            raylite.get_runtime_context().current_actor.__ray_terminate__.remote()
+
+    def _wait(self) -> dict | None:
         self._started.wait()
         with self._lock:
             proc = self._proc
