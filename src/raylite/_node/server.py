@@ -221,7 +221,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         if msg.error is None:
             self.gcs.actor_started(msg.actor_id, c.worker_id, c.address)
         else:
-            self.gcs.actor_died(msg.actor_id, msg.error, may_restart=False)
+            self.gcs.actor_died(msg.actor_id, msg.error, may_restart=False, reason="its __init__ raised")
             self._release_actor_worker(msg.actor_id, c.worker_id)
             if msg.actor_id in self.gcs.actors:  # what its __init__ created dies with it
                 self._owner_gone(c.address, self._actor_name(msg.actor_id))
@@ -275,7 +275,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} is dead: {why}.",
                                            actor_id.hex()))
         self.sched.cancel_actor_placement(actor_id)
-        state = self.gcs.actor_died(actor_id, death, may_restart=not no_restart)
+        state = self.gcs.actor_died(actor_id, death, may_restart=not no_restart, reason=why)
         self._release_actor_worker(actor_id, worker_id)
         if state == "RESTARTING":
             self._execute(self.sched.place_actor(actor_id, entry.spec.demand, entry.spec.placement,
@@ -325,10 +325,10 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         self._execute(self.sched.worker_died(worker_id))
         if actor_id is not None and not on_purpose:
             entry = self.gcs.actors[actor_id]
+            why = f"its worker process exited unexpectedly ({how or 'killed, crashed, or out of memory'})"
             death = dumps_error(ActorDiedError(
-                f"The actor {entry.spec.meta.class_name} died: its worker process exited "
-                f"unexpectedly ({how or 'killed, crashed, or out of memory'}).", actor_id.hex()))
-            if self.gcs.actor_died(actor_id, death, may_restart=True) == "RESTARTING":
+                f"The actor {entry.spec.meta.class_name} died: {why}.", actor_id.hex()))
+            if self.gcs.actor_died(actor_id, death, may_restart=True, reason=why) == "RESTARTING":
                 self._execute(self.sched.place_actor(actor_id, entry.spec.demand,
                                                      entry.spec.placement, entry.spec.meta.class_name))
             self._notify_actor(actor_id)
