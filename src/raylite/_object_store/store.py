@@ -201,10 +201,6 @@ class StoreAccounting:
                 "objects_spilled": sum(1 for e in self.objects.values() if e.spilled),
                 "spill_count": self.spill_count}
 
-    def listing(self) -> list[dict]:
-        return [{"object_id": oid.hex(), "size": e.size, "owner": e.owner,
-                 "where": "shm" if e.in_shm else "spilled"} for oid, e in self.objects.items()]
-
     def state(self, source: str = "store") -> StateSnapshot:
         return StateSnapshot(source, objects=tuple(
             ObjectRecord(oid.hex(), e.owner, "SHARED_MEMORY" if e.in_shm else "SPILLED", e.size,
