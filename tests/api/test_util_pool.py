@@ -89,6 +89,19 @@ def test_async_results_and_callbacks(pool):
     assert done.wait(30)
 
 
+@pytest.mark.parametrize("error", [RuntimeError, SystemExit])
+def test_a_failing_callback_is_logged_and_the_pool_goes_on(pool, caplog, error):
+    def bad_callback(value):
+        raise error("callback broke")
+
+    r = pool.apply_async(square, (4,), callback=bad_callback)
+    assert r.get(timeout=30) == 16 and r.successful()
+    seen = []
+    assert pool.apply_async(square, (5,), callback=seen.append).get(timeout=30) == 25
+    assert seen == [25]
+    assert "callback broke" in caplog.text
+
+
 def test_a_functions_exception_is_reraised_as_itself(pool):
     with pytest.raises(ValueError, match="bad item 3") as info:
         pool.map(fails_on_three, range(6))

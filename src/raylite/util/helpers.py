@@ -17,7 +17,7 @@ import numbers
 from typing import Any, Iterable, Iterator, Sequence
 
 from .. import _api
-from .._runtime.object_ref import ObjectRef
+from .._api import ObjectRef
 
 DEFAULT_CHUNK_SIZE = 10
 DEFAULT_BACKPRESSURE_SIZE = 100

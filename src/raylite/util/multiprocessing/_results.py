@@ -57,7 +57,13 @@ class _Callbacks:
 
     def _run(self) -> None:
         while True:
-            self._queue.get()._finish()
+            result = self._queue.get()
+            try:
+                result._finish()
+            except BaseException:  # the thread must outlive anything a callback raises
+                import logging
+
+                logging.getLogger("raylite").exception("A Pool callback failed")
             with self._lock:
                 self._pending -= 1
                 if self._pending == 0:
@@ -113,10 +119,10 @@ class AsyncResult:
                     self._callback(value)
                 elif not ok and self._error_callback is not None:
                     self._error_callback(value)
-            except Exception:  # as in the standard library, a failing callback is not the result's
-                import logging
-
-                logging.getLogger("raylite").exception("A Pool callback raised")
+            finally:  # a failing callback is logged by the thread; the result is still ready
+                self._event.set()
+                self._on_done(self)
+            return
         self._event.set()
         self._on_done(self)
 
