@@ -83,9 +83,9 @@ def get_node_ip_address(address: str | None = None) -> str:
     """The IP address of the node this process runs on.
 
     Initialized: the address the node's daemon listens on (127.0.0.1 unless
-    `raylite start --host` said otherwise). Given `address`
-    ("host:port"): the local address a connection to it would leave from (no
-    packet is sent). Otherwise 127.0.0.1, where a node started here listens.
+    `raylite start --host` said otherwise). Given `address` ("host:port"): the
+    local address a connection to it would leave from (no packet is sent).
+    Otherwise 127.0.0.1, where a node started here listens.
     """
     if address is not None:
         return _route_to(address)
