@@ -75,7 +75,7 @@ class Reports:
                                             self.store.listing()))
 
     def _warn_infeasible(self, ins: sch.Infeasible) -> None:
-        from .._runtime.resources import describe
+        from .._resources import describe
 
         text = (f"{ins.name} needs {describe(ins.demand)} but no node in this cluster has that "
                 f"much (this node: {describe(self.sched.total)}). It stays pending until a node "

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, NamedTuple
 
-from .._runtime import resources as res
+from .. import _resources as res
 
 
 class Grant(NamedTuple):

@@ -289,7 +289,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
     def _owner_gone(self, address: str | None, who: str) -> None:
         """Fate sharing: the non-detached actors created by the process at `address` (an
         actor's or a task's worker) die with it, whether it is gone or restarts elsewhere."""
-        from .._runtime.execution import owner_exited
+        from .._actor_ends import owner_exited
 
         for actor_id in self.gcs.owned_by(address or ""):
             self._kill_actor(actor_id, True, owner_exited(who))

@@ -45,12 +45,13 @@ from .._protocol import messages as m
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error
+from .._session import token_for
 from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls, _Actor
 from .cluster_objects import ObjectPlane, _Obj
-from .cluster_start import start_head, stop_head, token_for
+from .cluster_start import start_head, stop_head
 from .cluster_tasks import TaskSubmission, _Key, _Task
 from .factory import InitRequest
 

@@ -27,10 +27,11 @@ import threading
 from typing import Any, Sequence
 
 from .. import _ids
+from .. import _resources as resources
 from .._serialization import dumps_with_refs, loads
 from ..exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError,
                           RayTaskError, TaskUnschedulableError)
-from . import context, execution, resources
+from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
 from .object_ref import ObjectRef
