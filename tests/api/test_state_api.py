@@ -25,6 +25,9 @@ def test_actors_listed_got_and_filtered(ray):
     got = state.get_actor(a.actor_id)
     assert got.class_name == "Counter" and got.num_restarts == 0 and got.is_detached is False
     assert state.get_actor("00" * 16) is None
+    hosts = state.list_workers(filters=[("actor_id", "=", a.actor_id)], detail=True)
+    if hosts:  # a cluster: the actor's worker process (local mode has none)
+        assert state.get_worker(hosts[0].worker_id).pid == a.pid == hosts[0].pid
     ray.kill(c)
     deadline = time.monotonic() + 10
     while state.get_actor(a.actor_id).state != "DEAD" and time.monotonic() < deadline:
@@ -69,8 +72,8 @@ def test_nodes_jobs_workers_and_placement_groups(ray):
     assert state.get_node(n.node_id).node_id == n.node_id
     jobs = state.list_jobs(filters=[("status", "=", "RUNNING")])
     assert raylite.get_runtime_context().get_job_id() in [j.job_id for j in jobs]
-    for w in state.list_workers():
-        assert w.worker_type == "WORKER" and state.get_worker(w.worker_id).pid == w.pid
+    assert all(w.worker_type == "WORKER" for w in state.list_workers())
+    assert state.get_worker("00" * 16) is None
     assert state.list_placement_groups() == [] and state.get_placement_group("ab") is None
 
 

@@ -124,3 +124,10 @@ def test_cli_formats():
             cli.format_rows(rows, "yaml")
     else:
         assert "a: 22" in cli.format_rows(rows, "yaml")
+
+
+def test_unfiltered_lists_build_only_the_rows_shown():
+    assert [r["task_id"] for r in schema.rows("tasks", SNAP, 2)] == ["t1", "t2"]
+    assert schema.count("tasks", SNAP) == 3 and schema.count("placement_groups", SNAP) == 0
+    out = common.select(schema.rows("tasks", SNAP, 1), [], 1, total=3)
+    assert len(out) == 1 and out.total == 3 and "2 more matched" in out.partial[0]

@@ -32,11 +32,13 @@ def query(kind: str, address=None, filters=None, limit: int | None = DEFAULT_LIM
     kinds, owners = schema.NEEDS[kind]
     if kinds:
         snap, missing = fetch.ask(fetch.resolve(address, temp_dir), kinds, owners, timeout)
-        rows = schema.rows(kind, snap)
+        # unfiltered: only the rows shown are built (list_objects() of 10,000 builds 100)
+        rows = schema.rows(kind, snap, None if checked else limit)
+        total = None if checked else schema.count(kind, snap)
     else:
-        rows, missing = [], ()
+        rows, missing, total = [], (), None
     keep = None if detail else schema.columns(kind, False)
-    result = common.select(rows, checked, limit, missing if owners else (), keep)
+    result = common.select(rows, checked, limit, missing if owners else (), keep, total)
     if not warn:
         if result.missing and raise_on_missing_output:
             common.report(result, True, f"list {kind}")

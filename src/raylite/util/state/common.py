@@ -113,9 +113,11 @@ def matches(row: dict, filters) -> bool:
     return True
 
 
-def select(rows, filters, limit: int | None, missing: tuple = (), keep=None) -> StateList:
+def select(rows, filters, limit: int | None, missing: tuple = (), keep=None,
+           total: int | None = None) -> StateList:
     """The rows that pass every filter, at most `limit` (None: all) of them, each cut to the
-    columns in `keep` (None: all of them)."""
+    columns in `keep` (None: all of them). `total`: how many rows there were when the caller
+    passed only the first ones (no filters)."""
     if filters:
         rows = [r for r in rows if matches(r, filters)]
     elif not isinstance(rows, list):
@@ -123,10 +125,11 @@ def select(rows, filters, limit: int | None, missing: tuple = (), keep=None) -> 
     if limit is not None and limit < 0:
         raise RayStateApiException(f"limit must be a positive number or None, not {limit}")
     shown = rows if limit is None else rows[:limit]
+    total = len(rows) if total is None or filters else total
     if keep is not None:
-        return StateList((StateRecord({k: r[k] for k in keep}) for r in shown), len(rows),
-                         missing, limit)
-    return StateList((StateRecord(r) for r in shown), len(rows), missing, limit)
+        return StateList((StateRecord({k: r[k] for k in keep}) for r in shown), total, missing,
+                         limit)
+    return StateList((StateRecord(r) for r in shown), total, missing, limit)
 
 
 def report(result: StateList, raise_on_missing_output: bool, what: str) -> StateList:

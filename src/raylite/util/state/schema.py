@@ -40,6 +40,7 @@ COLUMNS = {
              ("ray_namespace", "entrypoint")),
     "placement_groups": (("placement_group_id", "name", "state"), ()),
 }
+SOURCE = {k: k for k in ("actors", "tasks", "objects", "nodes", "workers", "jobs")}  # record field
 ID = {"actors": "actor_id", "tasks": "task_id", "objects": "object_id", "nodes": "node_id",
       "workers": "worker_id", "jobs": "job_id", "placement_groups": "placement_group_id"}
 LACKING = {
@@ -71,10 +72,17 @@ def _host(address) -> str | None:
     return address.rpartition(":")[0] or None if address and ":" in address else None
 
 
-def rows(kind: str, snap) -> list[dict]:
-    """The snapshot's records of `kind` as rows in Ray's schema, with every column (filters
-    may name any; columns() says which a caller shows)."""
+def rows(kind: str, snap, first: int | None = None) -> list[dict]:
+    """The snapshot's records of `kind` (only the `first` ones, if given) as rows in Ray's
+    schema, with every column (filters may name any; columns() says which a caller shows)."""
+    if first is not None and kind in SOURCE:
+        snap = snap._replace(**{SOURCE[kind]: getattr(snap, SOURCE[kind])[:first]})
     return _ROWS[kind](snap)
+
+
+def count(kind: str, snap) -> int:
+    """How many rows rows(kind, snap) gives."""
+    return len(getattr(snap, SOURCE[kind])) if kind in SOURCE else 0
 
 
 def _actors(snap) -> list[dict]:
