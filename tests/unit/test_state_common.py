@@ -131,3 +131,25 @@ def test_unfiltered_lists_build_only_the_rows_shown():
     assert schema.count("tasks", SNAP) == 3 and schema.count("placement_groups", SNAP) == 0
     out = common.select(schema.rows("tasks", SNAP, 1), [], 1, total=3)
     assert len(out) == 1 and out.total == 3 and "2 more matched" in out.partial[0]
+
+
+def test_log_reading_tails_then_follows_across_a_rotation(tmp_path):
+    from raylite.util.state.logs import _read
+
+    path = tmp_path / "raylite_head.log"
+    path.write_text("".join(f"line {i}\n" for i in range(10)))
+    assert list(_read(str(path), 3, False, 0.001)) == ["line 7\n", "line 8\n", "line 9\n"]
+    assert len(list(_read(str(path), -1, False, 0.001))) == 10
+    assert list(_read(str(path), 0, False, 0.001)) == []
+    follow = _read(str(path), 1, True, 0.001)
+    assert next(follow) == "line 9\n"
+    with open(path, "a") as f:
+        f.write("new\npart")
+    assert next(follow) == "new\n"
+    with open(path, "a") as f:
+        f.write("ial\n")
+    assert next(follow) == "partial\n"
+    path.rename(tmp_path / "raylite_head.log.1")  # rotated: a fresh file takes the name
+    path.write_text("after rotation\n")
+    assert next(follow) == "after rotation\n"
+    follow.close()
