@@ -19,6 +19,7 @@ daemons' mains, so a test may set variables before calling them.
     RAYLITE_ROTATION_MAX_BYTES    a daemon's log (<temp>/raylite_{head,node}.log) is rotated
                          when it reaches this size (default 10 MiB), as RAY_ROTATION_MAX_BYTES
     RAYLITE_ROTATION_BACKUP_COUNT rotated logs kept: .1 (newest) to .N (default 2)
+    RAYLITE_RAY_ALIAS    "1" (set by `raylite run`): workers resolve `import ray` to raylite
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import os
 
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
-            "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT")
+            "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RAY_ALIAS")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 
@@ -102,3 +103,9 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None
+
+
+def ray_alias(environ: "os._Environ[str] | dict[str, str] | None" = None) -> bool:
+    """RAYLITE_RAY_ALIAS: whether this process runs a Ray program under `raylite run`."""
+    env = os.environ if environ is None else environ
+    return env.get("RAYLITE_RAY_ALIAS") == "1"

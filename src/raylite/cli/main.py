@@ -1,14 +1,15 @@
-"""The `raylite` command: start, stop, status, memory, microbenchmark.
+"""The `raylite` command: start, stop, status, memory, run, microbenchmark.
 
     raylite start --head [--port 6380] [--num-cpus N] ...   a head that drivers join with
                                                           init(address="auto")
     raylite start --address HOST:PORT                      a node that joins that head
     raylite stop [--force]                                 stops what `start` started here
     raylite status | memory                                what the cluster holds
+    raylite run script.py [args]                           a Ray program, `import ray` -> raylite
     raylite microbenchmark                                 raylite's core microbenchmarks
 
     main() ─► argparse (this module: stdlib only) ─► "module:function" of the command,
-              imported when it runs (start.py, stop.py, status.py, microbenchmark.py),
+              imported when it runs (start.py, stop.py, status.py, run.py, microbenchmark.py),
               so `raylite --help` stays quick. The function returns the exit code.
 
 Processes are found through the records `start` writes under the temp dir
@@ -78,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the cluster's head (default: the one `raylite start` recorded here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
         p.set_defaults(run=target)
+
+    rp = sub.add_parser(
+        "run", help="run a Ray program unchanged: `import ray` resolves to raylite",
+        description="Run a Python script (or -m module) whose `import ray` and `import ray.*` "
+                    "resolve to raylite and its modules, for this run only (and the workers of a "
+                    "cluster its ray.init() starts). Arguments after the script are the script's.")
+    rp.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    rp.add_argument("script", nargs="?", help="the program to run")
+    rp.add_argument("args", nargs=argparse.REMAINDER, help="the program's arguments")
+    rp.set_defaults(run="raylite.cli.run:run")
 
     mb = sub.add_parser("microbenchmark", help="time raylite's core operations")
     mb.add_argument("--window", type=float, default=1.0, help="seconds per measurement")
