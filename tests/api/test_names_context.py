@@ -30,7 +30,8 @@ def test_task_names_and_function_names(ray):
             c = ray.get_runtime_context()
             return self.init_names, (c.get_task_name(), c.get_task_function_name())
 
-    init_names, names = ray.get(Greeter.remote().names.remote())
+    g = Greeter.remote()
+    init_names, names = ray.get(g.names.remote())
     assert init_names[0] == "Greeter.__init__" and init_names[1].endswith("<locals>.Greeter.__init__")
     assert names[0] == "Greeter.names" and names[1].startswith(__name__ + ".")
     assert names[1].endswith(".<locals>.Greeter.names")
@@ -80,7 +81,8 @@ def test_typed_ids_and_old_properties(ray):
             c = ray.get_runtime_context()
             return c.task_id, c.actor_id, c.get_task_id(), c.get_actor_id()
 
-    task_id, actor_id, task_hex, actor_hex = ray.get(A.remote().ids.remote())
+    a = A.remote()
+    task_id, actor_id, task_hex, actor_hex = ray.get(a.ids.remote())
     assert isinstance(task_id, TaskID) and task_id.hex() == task_hex
     assert actor_id.hex() == actor_hex and not actor_id.is_nil()
     assert JobID.nil().is_nil() and JobID.nil() != TaskID.nil()
@@ -122,7 +124,8 @@ def test_runtime_env_in_driver_tasks_and_actors(runtime_kwargs):
     assert raylite.get(env.remote()) == {"env_vars": {"JOB": "j"}}
     task_env = env.options(runtime_env={"env_vars": {"T": "1"}}).remote()
     assert raylite.get(task_env) == {"env_vars": {"JOB": "j", "T": "1"}}
-    assert raylite.get(A.remote().env.remote()) == {"env_vars": {"JOB": "j", "MINE": "a"}}
+    a = A.remote()
+    assert raylite.get(a.env.remote()) == {"env_vars": {"JOB": "j", "MINE": "a"}}
 
 
 def test_is_canceled(ray):
@@ -139,8 +142,9 @@ def test_is_canceled(ray):
             ray.get_runtime_context().is_canceled()
 
     assert ray.get(check.remote()) is False
+    a = Async.remote()  # held: a call on a dropped async actor's handle may race its end
     with pytest.raises(RuntimeError, match="async actors"):
-        ray.get(Async.remote().check.remote())
+        ray.get(a.check.remote())
 
 
 @pytest.mark.cluster_only("cancel() must arrive while the actor call runs")
