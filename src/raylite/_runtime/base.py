@@ -133,3 +133,8 @@ class Runtime(abc.ABC):
     def is_cancelled(self, task_id: bytes) -> bool:
         """Whether cancel() was called on the task `task_id` while this process runs it."""
         return False
+
+    @abc.abstractmethod
+    def state(self) -> Any:
+        """Everything the runtime knows, as one _core.records.StateSnapshot: nodes, jobs,
+        workers, leases, actors, the tasks in flight and the objects held."""
