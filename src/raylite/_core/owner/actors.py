@@ -57,6 +57,11 @@ class ActorState:
         self.class_name = ""
 
 
+def ended_error(class_name: str, actor_id: bytes, why: str) -> ActorDiedError:
+    """An actor that ended on purpose: "The actor Foo is dead: <why>." (execution.py's reasons)."""
+    return ActorDiedError(f"The actor {class_name} is dead: {why}.", actor_id.hex())
+
+
 def named_actor_missing(name: str, namespace: str) -> ValueError:
     return ValueError(f"Failed to look up actor {name!r} in namespace {namespace!r}: no live actor "
                       "has that name there. Check the name and namespace.")
@@ -100,8 +105,11 @@ class ActorTable:
                 "or its cluster was restarted.", actor_id.hex()))
         err = owner.decode_error(death)
         if isinstance(err, RayTaskError):  # its __init__ raised
+            st = self.actors.get(actor_id)
+            name = f" {st.class_name}" if st is not None and st.class_name else ""
             return owner.encode_error(ActorDiedError(
-                f"The actor died because its __init__ raised:\n{err}", actor_id.hex(), err.cause))
+                f"The actor{name} died because its __init__ raised:\n{err}", actor_id.hex(),
+                err.cause))
         return death
 
     def lost_call_error(self, actor_id: bytes, task: Any, death: Any) -> Any:
@@ -128,7 +136,7 @@ class ActorTable:
                 raise PendingCallsLimitExceeded(
                     f"Actor {actor_id.hex()} already has {pending} pending calls "
                     f"(max_pending_calls={st.max_pending}); wait for some results first.")
-        task.retries = retries if retries is not None else st.retries
+        task.retries = self.retries_for(st, retries)
         tid = task.task_id
         entries = self.objects.entries
         for rid in task.return_ids:
@@ -146,6 +154,11 @@ class ActorTable:
         out: list = []
         self.resolve(st, out)
         return out
+
+    @staticmethod
+    def retries_for(st: ActorState, retries: int | None) -> int:
+        """A call's max_task_retries: its own option, else the actor's."""
+        return retries if retries is not None else st.retries
 
     def to_actor(self, st: ActorState, task: Any) -> None:
         """Queues one call in the outbox of a connected actor."""

@@ -199,6 +199,12 @@ class ObjectTable:
         waiters, o.waiters = o.waiters, None
         return waiters
 
+    def keep(self, id: bytes, contained: Any) -> None:
+        """Refs found inside an entry's value: kept alive as long as it is."""
+        o = self.entries.get(id)
+        if o is not None:
+            o.contained = contained
+
     def wait(self, objs: list, need: int, wake: Any = None) -> Waiter | None:
         """None when `need` of the entries `objs` are ready; else a registered Waiter that
         hands back its `wake` (set it before letting go of the lock) once enough complete."""
