@@ -1,4 +1,6 @@
 """The owner core's objects: reference counts, borrowers, waiters, frees (events in, instructions out)."""
+import ast
+import pathlib
 from typing import NamedTuple
 
 import pytest
@@ -171,3 +173,18 @@ def test_the_log_is_bounded_and_state_lists_objects():
     assert recs[b"i".hex()].local_refs == 1 and recs[b"i".hex()].owner == ME
     assert recs[b"p".hex()].state == "PENDING"
     assert recs[b"b".hex()].state == "BORROWED" and recs[b"b".hex()].owner == OTHER
+
+
+def test_the_owner_core_is_pure():
+    """No sockets, threads, selectors, clock or OS: time and connections come with the events."""
+    import raylite._core.owner as pkg
+
+    banned = {"socket", "threading", "_thread", "select", "selectors", "time", "os"}
+    for f in pathlib.Path(pkg.__file__).parent.glob("*.py"):
+        tree = ast.parse(f.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                 for a in n.names}
+        names |= {n.module.split(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+        assert not names & banned, f"{f.name} imports {names & banned}"
+        assert len(f.read_text().splitlines()) < 500, f.name

@@ -152,6 +152,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
         self._core = Owner(self.address, self._daemon, self._req, driver_sys_path, dumps_error, loads)
+        self._objects = self._core.objects  # its object table, used on every get and put
         self._handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
                           m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
                           m.RemoveBorrower: self._borrower}

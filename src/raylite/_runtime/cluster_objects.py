@@ -118,7 +118,7 @@ class ObjectPlane:
         if not ref._owner:  # out of band (rebuilt from an id alone): Ray counts it nowhere
             return False
         with self._lock:
-            owner = self._core.objects.ref_created(ref._id, ref._owner)
+            owner = self._objects.ref_created(ref._id, ref._owner)
         if owner is not None:
             self._notify(owner, m.AddBorrower(ref._id))
         return True
@@ -126,18 +126,18 @@ class ObjectPlane:
     def owner_of(self, id: bytes) -> str | None:
         """The owner's address when this process owns or borrows `id` (else None): an
         out-of-band ref pickled here travels with it, as an in-band one (Ray promotes too)."""
-        return self._core.objects.owner_of(id)
+        return self._objects.owner_of(id)
 
     def ref_deleted(self, id: bytes) -> None:
         with self._lock:  # what it frees or tells an owner is sent later (_flush_frees)
-            self._core.objects.ref_deleted(id)
+            self._objects.ref_deleted(id)
 
     def _flush_frees(self) -> None:
         """Sends the frees and RemoveBorrower notices the core queued. A segment is recycled
         only when no process can still read it: never handed to another process, and no view
         of our own mapping is alive (closing it tells)."""
         with self._lock:
-            frees, notices = self._core.objects.take_frees()
+            frees, notices = self._objects.take_frees()
         if frees:
             recycle = tuple(i for i, shared, mapped in frees if not shared and _closed(mapped))
             try:
@@ -149,13 +149,13 @@ class ObjectPlane:
 
     def _borrower(self, conn: Any, msg: Any) -> None:
         with self._lock:
-            self._core.objects.borrower(msg.object_id, 1 if type(msg) is m.AddBorrower else -1)
+            self._objects.borrower(msg.object_id, 1 if type(msg) is m.AddBorrower else -1)
 
     def pin(self, refs: list) -> None:
         """Keeps owned objects alive for good (refs returned inside a task's result)."""
         if refs:
             with self._lock:
-                self._core.objects.pin([r._id for r in refs])
+                self._objects.pin([r._id for r in refs])
 
     def add_inlined(self, inlined: dict) -> None:
         """Values an owner sent along with a task, for its top-level ref arguments."""
@@ -179,7 +179,10 @@ class ObjectPlane:
         """The core's entry for ref (lock held); a borrowed one new here is to be fetched from
         its owner (appended to `fetches`: _fetch, after the lock). An out-of-band ref whose
         owner nobody here knows raises ObjectLostError (nothing kept)."""
-        o, owner = self._core.objects.entry(ref._id, ref._owner)
+        o = self._objects.entries.get(ref._id)
+        if o is not None:
+            return o
+        o, owner = self._objects.entry(ref._id, ref._owner)
         if owner is not None:
             fetches.append((ref._id, owner))
         return o
@@ -187,7 +190,7 @@ class ObjectPlane:
     def _fetch(self, fetches: list) -> None:
         """Asks owners for objects this process borrows (GetObject); an owner that cannot be
         reached fails its object at once."""
-        objects = self._core.objects
+        objects = self._objects
         for id, owner in fetches:
             req = next(self._req)
             try:
@@ -202,7 +205,7 @@ class ObjectPlane:
 
     def _object_value(self, conn: Any, msg: m.ObjectValue) -> None:
         with self._lock:
-            id = self._core.objects.fetched(msg.req)
+            id = self._objects.fetched(msg.req)
             if id is None:
                 return
             out = self._core.complete(id, msg.data, msg.error, False)
@@ -210,12 +213,12 @@ class ObjectPlane:
 
     def _serve_get(self, conn: Any, msg: m.GetObject) -> None:
         with self._lock:
-            value = self._core.objects.serve(msg.object_id, lambda: self._serve_get(conn, msg))
+            value = self._objects.serve(msg.object_id, lambda: self._serve_get(conn, msg))
         if value is not None:
             self._send_all([(conn, m.ObjectValue(msg.req, *value))])
 
     def _value(self, id: bytes) -> Any:
-        o = self._core.objects.entries[id]
+        o = self._objects.entries[id]
         if o.error is not None:
             err = loads(o.error)
             try:
@@ -233,13 +236,13 @@ class ObjectPlane:
         id = _ids.new_id()
         data, contained = self.encode(value, id, self.address)
         with self._lock:
-            self._core.objects.put(id, data, contained or None)
+            self._objects.put(id, data, contained or None)
         return ObjectRef(id, self.address, self)
 
     def _await(self, refs: Sequence[ObjectRef], need: int, timeout: float | None) -> bool:
         fetches: list = []
         with self._lock:
-            w = self._core.objects.wait([self._entry(r, fetches) for r in refs], need)
+            w = self._objects.wait([self._entry(r, fetches) for r in refs], need)
             if w is not None:
                 done = _thread.allocate_lock()
                 done.acquire()
@@ -257,29 +260,31 @@ class ObjectPlane:
             if blocked:
                 self._daemon.send(m.WorkerBlocked(False))
 
-    def _read_for(self, ref: ObjectRef) -> None:
+    def _read_for(self, ref: ObjectRef) -> bool:
         """Reads the reply for `ref` on this thread, when its connection lets it (the turn:
         read_turn.py): one thread wake-up per call instead of two. Anything unusual (the
         connection drops, the task moves elsewhere) leaves the rest to the reader thread.
 
         On the main thread Ctrl-C is held back (`shield`) from taking the turn to giving it
         back, except while it sleeps in wait_readable(), which reads nothing: a reply is
-        never half read or half handled when KeyboardInterrupt leaves get()."""
+        never half read or half handled when KeyboardInterrupt leaves get().
+
+        True when the object is here and ready (get() then needs no wait)."""
         core = self._core
-        o = core.objects.entries.get(ref._id)
+        o = self._objects.entries.get(ref._id)
         if o is None or o.ready:
-            return
+            return o is not None
         task = core.tasks.tasks.get(o.task_id)
         conn = task.conn if task is not None else None
         if conn is None:
-            return
+            return False
         guard = shield if shielding() else None
         if guard is not None:
             guard.on = True
         if not conn.turn.lead():
             if guard is not None:
                 guard.off()
-            return
+            return False
         give_back = True
         try:
             inbox = conn.inbox
@@ -292,12 +297,12 @@ class ObjectPlane:
                         try:
                             conn.wait_readable()
                         except OSError:
-                            return  # closed: the reader thread reports the loss
+                            return False  # closed: the reader thread reports the loss
                         if guard is not None:
                             guard.on = True
                     msgs = self._recv_from(conn, SPIN if conn.quick else 0.0)
                     if msgs is None:
-                        return  # the reader thread sees the loss and fails or retries the task
+                        return False  # the reader thread sees the loss: it fails or retries the task
                     conn.quick = bool(msgs) and time.perf_counter() - t0 < SPIN
                     inbox.extend(msgs)
                 while inbox:  # as _handle_inbox(), inlined: this is the hottest path
@@ -311,12 +316,13 @@ class ObjectPlane:
                 guard.on = False
                 if guard.pending is not None:
                     guard.off()
+        return o.ready
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
-        if len(refs) == 1 and timeout is None and self.executor is None:
-            self._read_for(refs[0])
+        if len(refs) == 1 and timeout is None and self.executor is None and self._read_for(refs[0]):
+            return [self._value(refs[0]._id)]
         if not self._await(refs, len(refs), timeout):
-            entries = self._core.objects.entries
+            entries = self._objects.entries
             with self._lock:
                 waiting = sum(1 for r in refs if not entries[r._id].ready)
             raise GetTimeoutError(f"get() timed out after {timeout}s waiting for {waiting} of "
@@ -325,7 +331,7 @@ class ObjectPlane:
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
              fetch_local: bool) -> tuple[list, list]:
-        store = self._core.objects.entries
+        store = self._objects.entries
         with self._lock:
             ready = [r for r in refs if (o := store.get(r._id)) is not None and o.ready]
         if len(ready) < num_returns:
@@ -351,7 +357,7 @@ class ObjectPlane:
         fetches: list = []
         try:
             with self._lock:
-                ready = self._core.objects.on_ready(self._entry(ref, fetches), done)
+                ready = self._objects.on_ready(self._entry(ref, fetches), done)
         except ObjectLostError as e:
             fut.set_exception(e)
             return fut
@@ -363,7 +369,7 @@ class ObjectPlane:
 
     def list_objects(self) -> list[dict]:
         """This process's objects, for `raylite memory`."""
-        objects = self._core.objects
+        objects = self._objects
         with self._lock:
             return [{"object_id": id.hex(), "owned": o.owned, "ready": o.ready,
                      "where": "shm" if type(o.data) is shm.ShmObject else "inline",

@@ -62,7 +62,7 @@ class TaskSubmission:
               {id(v) for v in kwargs.values() if isinstance(v, ObjectRef)}
         ids = [r._id for r in refs if id(r) in top]
         with self._lock:
-            inlined, deps = self._core.objects.inline_args(ids)
+            inlined, deps = self._objects.inline_args(ids)
         return data, inlined, deps, refs
 
     def _function_blob(self, fn: Any, payload: Any) -> tuple[bytes, bytes]:

@@ -138,6 +138,7 @@ class ActorTable:
                     f"(max_pending_calls={st.max_pending}); wait for some results first.")
         task.retries = self.retries_for(st, retries)
         tid = task.task_id
+        self.log.append(("call", tid))
         entries = self.objects.entries
         for rid in task.return_ids:
             entries[rid] = Obj(True, None, None, tid)

@@ -103,6 +103,7 @@ class Owner:
         task = tasks.tasks.get(task_id)
         if task is None:
             return []
+        self.log.append(("done", task_id))
         out: list = []
         s = tasks.inflight.get(conn)
         if s is not None:

@@ -153,9 +153,10 @@ class ObjectTable:
         the daemon only if no other process may have mapped it and the shell can close its
         own mapping (the shell decides that when it sends the free)."""
         del self.entries[id]
-        self.log.append(("free", id))
-        if located(o.data):
+        data = o.data
+        if data is not None and type(data) is not bytes:  # located(), inlined: put's hot path
             self.frees.append((id, o.shared, o.mapped))
+            self.log.append(("free", id))
 
     def borrower(self, id: bytes, delta: int) -> None:
         o = self.entries.get(id)
