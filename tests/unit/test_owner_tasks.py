@@ -11,7 +11,7 @@ KEY = (("CPU", 1),)
 
 def owner() -> Owner:
     o = Owner(ME, daemon=D, sys_path=lambda: ("/src",))
-    o.tasks.functions[b"f"] = b"pickled f"
+    o.tasks.add_function(b"f", b"pickled f")
     return o
 
 

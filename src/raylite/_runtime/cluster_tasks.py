@@ -69,7 +69,7 @@ class TaskSubmission:
         blob = fn._blob
         if blob is None or blob[0] is not self:
             fn._blob = blob = (self, _ids.new_id(), dumps(payload))
-            self._core.tasks.functions[blob[1]] = blob[2]
+            self._core.tasks.add_function(blob[1], blob[2])
         return blob[1], blob[2]
 
     # -- tasks ---------------------------------------------------------------

@@ -111,6 +111,10 @@ class TaskTable:
         self.sent_functions: dict[Any, set] = {}   # connection -> function ids it has the bytes of
         self.functions: dict[bytes, bytes] = {}    # function id -> pickled function
 
+    def add_function(self, function_id: bytes, pickled: bytes) -> None:
+        """A function's bytes, sent with its first push on each connection."""
+        self.functions[function_id] = pickled
+
     # -- submission ------------------------------------------------------------
     def submit(self, task: Task, deps: list | None = None, arg_ids: list | None = None) -> list:
         """A new task (`deps`: ids of owned objects its arguments wait for, as the shell saw
