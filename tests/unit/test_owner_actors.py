@@ -1,15 +1,15 @@
 """The owner core's actor calls: order across a restart, lost calls, deaths, handle lifetimes."""
 import pytest
 
-from raylite._core.owner import Owner, Task
+from raylite._core.owner import DAEMON, ActorLookup, Owner, Task
 from raylite._protocol import messages as m
 from raylite.exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
 
-ME, D, A = "me:1", "daemon", b"actor-1"
+ME, D, A = "me:1", DAEMON, b"actor-1"
 
 
 def owner() -> Owner:
-    return Owner(ME, daemon=D)
+    return Owner(ME)
 
 
 def call(n: int, actor: bytes = A) -> Task:
@@ -19,7 +19,7 @@ def call(n: int, actor: bytes = A) -> Task:
 
 
 def resolve(o: Owner, out: list, state: str, conn=None, death=None, retries=0) -> list:
-    [(target, ask)] = [(t, x) for t, x in out if type(x) is m.GetActorInfo]
+    [(target, ask)] = [(t, x) for t, x in out if type(x) is ActorLookup]
     assert target == D and ask.actor_id == A
     return o.actors.resolved(ask.req, state, conn, death, retries, conn)
 
@@ -108,7 +108,7 @@ def test_an_unreachable_alive_actor_is_asked_again():
     o = owner()
     out = o.actors.submit(call(1), None)
     out = resolve(o, out, "ALIVE", None)  # could not connect: it is going down
-    assert [type(x) for _, x in out] == [m.GetActorInfo]
+    assert [type(x) for _, x in out] == [ActorLookup]
 
 
 def test_max_pending_calls():
@@ -151,4 +151,4 @@ def test_kill_makes_the_next_call_ask_where_the_actor_is():
     resolve(o, out, "ALIVE", "w1")
     o.actors.killed(A)
     out = o.actors.submit(call(2), None)
-    assert [type(x) for _, x in out] == [m.GetActorInfo]
+    assert [type(x) for _, x in out] == [ActorLookup]

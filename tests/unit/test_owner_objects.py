@@ -19,7 +19,7 @@ class Loc(NamedTuple):  # where a large object lives (as shm.ShmObject)
 
 
 def owner() -> Owner:
-    return Owner(ME, daemon="daemon")
+    return Owner(ME)
 
 
 def test_an_owned_object_is_freed_with_its_last_ref():

@@ -1,16 +1,17 @@
 """The owner core's tasks and leases: submit, lease, push, done, retries, crashes, cancel."""
 import pytest
 
-from raylite._core.owner import MAX_LEASE_REQUESTS, WAKE, Owner, Task
+from raylite._core.owner import (DAEMON, MAX_LEASE_REQUESTS, WAKE, LeaseRequest, LeaseReturn,
+                                 Owner, Task)
 from raylite._protocol import messages as m
 from raylite.exceptions import RaySystemError, TaskCancelledError, WorkerCrashedError
 
-ME, D = "me:1", "daemon"
+ME, D = "me:1", DAEMON
 KEY = (("CPU", 1),)
 
 
 def owner() -> Owner:
-    o = Owner(ME, daemon=D, sys_path=lambda: ("/src",))
+    o = Owner(ME, sys_path=lambda: ("/src",))
     o.tasks.add_function(b"f", b"pickled f")
     return o
 
@@ -23,7 +24,7 @@ def task(n: int, retries: int = 0, retry_exceptions=False, inlined=None, args=b"
 
 
 def grant(o: Owner, out: list, worker: str, lease: bytes = b"L") -> list:
-    req = next(msg.req for _, msg in out if type(msg) is m.RequestLease)
+    req = next(msg.req for _, msg in out if type(msg) is LeaseRequest)
     return o.tasks.lease_granted(req, lease, (), worker, worker, closing=False)
 
 
@@ -31,7 +32,7 @@ def test_submit_lease_push_done_then_idle_and_returned():
     o = owner()
     t = task(1)
     out = o.tasks.submit(t)
-    assert out == [(D, m.RequestLease(1, {"CPU": 1}, "f"))]
+    assert out == [(D, LeaseRequest(1, {"CPU": 1}, "f"))]
     out = grant(o, out, "w1")
     [(conn, push)] = out
     assert conn == "w1" and push.function == b"pickled f" and push.sys_path == ("/src",)
@@ -45,7 +46,7 @@ def test_submit_lease_push_done_then_idle_and_returned():
     assert conn == "w1" and push.function is None
     o.task_done("w1", t2.task_id, (b"r2",), None, False, now=11.0)
     assert o.tasks.return_idle(now=11.1, older_than=0.2) == []
-    assert o.tasks.return_idle(now=11.3, older_than=0.2) == [(D, m.ReturnLease(b"L"))]
+    assert o.tasks.return_idle(now=11.3, older_than=0.2) == [(D, LeaseReturn(b"L"))]
 
 
 def test_lease_requests_per_key_are_bounded_and_unused_grants_go_back():
@@ -57,8 +58,8 @@ def test_lease_requests_per_key_are_bounded_and_unused_grants_go_back():
     o2 = owner()
     out = o2.tasks.submit(task(1))
     o2.cancel(task(1).return_ids[0], False)  # queue empty again by the time the grant comes
-    assert grant(o2, out, "w1") == [(D, m.ReturnLease(b"L"))]
-    assert o2.tasks.lease_granted(99, b"L2", (), "w", "w", False) == [(D, m.ReturnLease(b"L2"))]
+    assert grant(o2, out, "w1") == [(D, LeaseReturn(b"L"))]
+    assert o2.tasks.lease_granted(99, b"L2", (), "w", "w", False) == [(D, LeaseReturn(b"L2"))]
 
 
 def test_race_a_dependency_finishing_between_argument_preparation_and_submit():
@@ -66,7 +67,7 @@ def test_race_a_dependency_finishing_between_argument_preparation_and_submit():
     and sees its dependency `d` pending; before it submits, `d` completes (its waiters are
     released: none yet). A core that trusted the shell's view would add the task as a waiter
     of `d` and the task would wait forever for a completion that already happened (no
-    RequestLease, ever). The core looks again and sends the task on, with `d` inlined."""
+    LeaseRequest, ever). The core looks again and sends the task on, with `d` inlined."""
     o = owner()
     o.objects.expect(b"d")
     inlined, deps = o.objects.inline_args([b"d"])   # argument preparation: d pending
@@ -74,7 +75,7 @@ def test_race_a_dependency_finishing_between_argument_preparation_and_submit():
     o.complete(b"d", b"dv", None)                    # ... d finishes meanwhile
     t = task(1, inlined=inlined)
     out = o.tasks.submit(t, deps, [b"d"])            # ... then the task is submitted
-    assert [type(msg) for _, msg in out] == [m.RequestLease]
+    assert [type(msg) for _, msg in out] == [LeaseRequest]
     [(_, push)] = grant(o, out, "w1")
     assert push.inlined == {b"d": (b"dv", None)}
 
@@ -88,7 +89,7 @@ def test_a_task_waits_for_its_pending_dependencies_then_goes():
     assert o.state().tasks[0].state == "WAITING_FOR_ARGS"
     assert o.complete(b"d1", b"1", None) == []
     out = o.complete(b"d2", None, "failed upstream")
-    assert [type(msg) for _, msg in out] == [m.RequestLease]
+    assert [type(msg) for _, msg in out] == [LeaseRequest]
     assert t.msg.inlined == {b"d1": (b"1", None), b"d2": (None, "failed upstream")}
 
 
@@ -114,7 +115,7 @@ def test_a_worker_crash_retries_then_fails_with_how_it_died():
     t = task(1, retries=1)
     grant(o, o.tasks.submit(t), "w1")
     out, crashed = o.peer_lost("w1")
-    assert crashed == [] and [type(msg) for _, msg in out] == [m.RequestLease]
+    assert crashed == [] and [type(msg) for _, msg in out] == [LeaseRequest]
     grant(o, out, "w2", b"L2")
     assert t.conn == "w2"
     out, crashed = o.peer_lost("w2")
@@ -166,9 +167,14 @@ def test_state_reports_tasks_where_they_are():
     t1, t2 = task(1), task(2)
     out = o.tasks.submit(t1) + o.tasks.submit(t2)
     grant(o, out, "w1")
+    here = Task(b"h" * 4, None, (), "local", 0, False, None)
+    o.tasks.running_here(here, "local")  # local mode: on the caller's thread
     states = {r.task_id: (r.state, r.worker, r.owner) for r in o.state().tasks}
     assert states == {t1.task_id.hex(): ("RUNNING", "w1", ME),
-                      t2.task_id.hex(): ("WAITING_FOR_LEASE", None, ME)}
+                      t2.task_id.hex(): ("WAITING_FOR_LEASE", None, ME),
+                      here.task_id.hex(): ("RUNNING", "local", ME)}
+    o.tasks.drop(here.task_id)
+    assert len(o.state().tasks) == 2
 
 
 @pytest.mark.parametrize("retries", [0, -1])

@@ -14,7 +14,8 @@ their order, handle lifetimes) lives in one pure core, `_core`
 
     reader / user thread ──with _lock──► _core.<event>(...) ──► instructions
                          ◄───────────────────────────────────┘
-    after the lock: _send_all(instructions): (conn, msg) sent, (WAKE, token) woken
+    after the lock: _send_all(instructions): (WAKE, token) woken, (DAEMON, request)
+                    sent as its wire message, (conn, msg) sent
 
 This shell keeps only what touches the world: the connections (`_daemon`,
 `_peers`, `_task_peers`, `_inbound`), the threads, the daemon requests awaiting
@@ -50,7 +51,7 @@ import threading
 from typing import Any
 
 from .. import _ids
-from .._core.owner import Owner
+from .._core.owner import DAEMON, WAKE, ActorLookup, LeaseRequest, LeaseReturn, Owner
 from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.read_turn import shield, shielding
@@ -67,6 +68,9 @@ from .factory import InitRequest
 
 
 _SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
+# The owner core's requests to the daemon, as wire messages.
+_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x), LeaseReturn: lambda x: m.ReturnLease(*x),
+         ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
 class _Reply:
@@ -151,7 +155,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
-        self._core = Owner(self.address, self._daemon, self._req, driver_sys_path, dumps_error, loads)
+        self._core = Owner(self.address, self._req, driver_sys_path, dumps_error, loads)
         self._objects = self._core.objects  # its object table, used on every get and put
         self._handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
                           m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
@@ -217,6 +221,22 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             except OSError:
                 pass
         raise RaySystemError(self._gone or self._gone_message())
+
+    def _send_all(self, out: list) -> None:
+        """Carries out the owner core's instructions, in order, outside the lock: wake-ups,
+        the daemon's requests as wire messages, sends to workers (a lost connection is its
+        reader thread's business)."""
+        for target, x in out:
+            if target is WAKE:
+                x()
+                continue
+            try:
+                if target is DAEMON:
+                    self._daemon.send(_WIRE[type(x)](x))
+                else:
+                    target.send(x)
+            except OSError:
+                pass
 
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         req = next(self._req)

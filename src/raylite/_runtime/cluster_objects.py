@@ -33,7 +33,6 @@ import _thread
 import time
 from typing import Any, Sequence
 
-from .._core.owner import WAKE
 from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.read_turn import shield, shielding
@@ -376,18 +375,6 @@ class ObjectPlane:
                      "size": o.data.size if type(o.data) is shm.ShmObject else len(o.data or b""),
                      "local_refs": objects.counts.get(id, 0), "borrowers": o.borrowers,
                      "pinned": o.pinned} for id, o in objects.entries.items()]
-
-    def _send_all(self, out: list) -> None:
-        """Carries out a core's instructions, in order, outside the lock: sends (a lost
-        connection is its reader thread's business) and wake-ups."""
-        for target, x in out:
-            if target is WAKE:
-                x()
-            else:
-                try:
-                    target.send(x)
-                except OSError:
-                    pass
 
 
 def _closed(mapped: Any) -> bool:

@@ -206,14 +206,28 @@ class LocalRuntime(Runtime):
     def _run(self, refs: list[ObjectRef], name: str, body: Any, args: tuple, kwargs: dict,
              scope: context.TaskScope, env: dict | None, retry_exceptions: Any = False,
              max_retries: int = 0, actor: _Host | None = None) -> None:
+        # A task of the owner core: it is known running here while it runs, and the retry rule
+        # is the cluster's (Task.retry_error: retries count down, < 0 is forever).
+        task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None,
+                    actor.id if actor is not None else None)
+        core = self._core
+        with self._lock:
+            core.tasks.running_here(task, LOCAL)
+        try:
+            self._attempts(task, refs, name, body, args, kwargs, scope, env, actor)
+        finally:
+            with self._lock:
+                core.tasks.drop(task.task_id)
+
+    def _attempts(self, task: Task, refs: list[ObjectRef], name: str, body: Any, args: tuple,
+                  kwargs: dict, scope: context.TaskScope, env: dict | None,
+                  actor: _Host | None) -> None:
         try:
             args, kwargs = self._resolve(args, kwargs)
         except Exception as dep_err:  # an upstream task failed: this one fails the same way
             for r in refs:
                 self._set(r, error=execution.task_error(dep_err, name))
             return
-        # The retry rule is the cluster's (the owner core's Task): retries count down, < 0 is forever.
-        task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None)
         actor_repr = actor.meta.class_name if actor else None
         while True:
             try:

@@ -4,16 +4,19 @@
     tasks.py    TaskTable: tasks, scheduling keys, leases, lease requests, retries
     actors.py   ActorTable: actor calls and their order, restarts, handle lifetimes
     core.py     Owner: the three together, the events that cross them, state()
+    instructions.py  what the events return: (WAKE, token), (DAEMON, request), (conn, msg)
 
 ClusterRuntime and LocalRuntime are shells around it (see core.py for the
 contract: events in under the shell's lock, instructions out, carried out
 after the lock is let go).
 """
 from .actors import ActorState, ActorTable, ended_error, named_actor_missing
-from .core import WAKE, Owner
+from .core import Owner
+from .instructions import DAEMON, WAKE, ActorLookup, LeaseRequest, LeaseReturn
 from .objects import Obj, ObjectTable, Waiter, located
 from .tasks import MAX_LEASE_REQUESTS, Key, Lease, Task, TaskTable, should_retry
 
-__all__ = ["ActorState", "ActorTable", "Key", "Lease", "MAX_LEASE_REQUESTS", "Obj", "ObjectTable",
+__all__ = ["ActorLookup", "ActorState", "ActorTable", "DAEMON", "Key", "Lease", "LeaseRequest",
+           "LeaseReturn", "MAX_LEASE_REQUESTS", "Obj", "ObjectTable",
            "Owner", "Task", "TaskTable", "WAKE", "Waiter", "ended_error", "located",
            "named_actor_missing", "should_retry"]

@@ -2,7 +2,7 @@
 
     submit(call) ─► actor DEAD? fails at once with its death
                  ├► connected, nothing queued ─► the actor's outbox (the shell sends it)
-                 └► queue ─► (daemon, GetActorInfo) once ─► resolved(ALIVE, conn) ─► queue to outbox
+                 └► queue ─► (DAEMON, ActorLookup) once ─► resolved(ALIVE, conn) ─► queue to outbox
     connection lost ─► in-flight calls with retries left ─► front of the queue, in submission order
                     │                                     (task ids grow)
                     └ the others ─► `lost` ─┐
@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ..._protocol import messages as m
 from ...exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
+from .instructions import DAEMON, ActorLookup
 from .objects import Obj
 
 UNKNOWN_RETRIES = -2   # a handle made elsewhere: the actor's own max_task_retries, once known
@@ -164,6 +164,7 @@ class ActorTable:
     def to_actor(self, st: ActorState, task: Any) -> None:
         """Queues one call in the outbox of a connected actor."""
         conn = task.conn = st.conn
+        task.worker = st.address
         inflight = self.tasks.inflight
         s = inflight.get(conn)
         if s is None:
@@ -179,7 +180,7 @@ class ActorTable:
         owner = self.owner
         req = next(owner.reqs)
         self.reqs[req] = st.actor_id
-        out.append((owner.daemon, m.GetActorInfo(req, st.actor_id, None, None, True)))
+        out.append((DAEMON, ActorLookup(req, st.actor_id)))
 
     def resolved(self, req: int, state: str, address: str | None, death: Any,
                  max_task_retries: int, conn: Any) -> list:
@@ -221,7 +222,7 @@ class ActorTable:
         """Puts calls sent before back in the actor's queue, keeping it in submission order
         (a process's task ids grow with it), and asks where the actor is."""
         for t in tasks:
-            t.lease = t.conn = None
+            t.lease = t.conn = t.worker = None
         if not st.queue or tasks[-1].task_id < st.queue[0].task_id:
             st.queue.extendleft(reversed(tasks))
         else:  # calls retried at different times: merge
@@ -250,7 +251,7 @@ class ActorTable:
                     t.attempt += 1
                     retry.append(t)
                 else:
-                    t.lease = t.conn = None
+                    t.lease = t.conn = t.worker = None
                     st.lost.append(t)
             if retry:
                 self.requeue(st, retry, out)

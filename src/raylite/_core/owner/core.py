@@ -6,21 +6,20 @@
                                                                   borrowers, waiters, frees
     outside the lock, in order, for each     ◄────────   tasks    TaskTable    tasks, keys, leases,
     (target, x) in out:                                           lease requests, retries
-        target is WAKE ─► x()  (wake a waiter)           actors   ActorTable   calls and their
-        else           ─► target.send(x)                                       order, restarts,
-                                                                               handle lifetimes
+        WAKE       ─► x()  (wake a waiter)               actors   ActorTable   calls and their
+        DAEMON     ─► its wire message to the daemon                           order, restarts,
+        connection ─► connection.send(x)                                       handle lifetimes
 
 Events are plain method calls made with the shell's lock held; each returns a
-list of instructions, (connection, message) to send or (WAKE, token) to wake a
-thread, for the shell to carry out after it lets go of the lock. What the core
-cannot do itself it asks for in its return values (`peer_lost` returns the
-crashed tasks whose errors need the daemon's word on how their worker died).
-Connections are opaque tokens from the shell; the daemon's is `daemon`.
-Request ids come from `reqs`, shared with the shell's own requests so replies
-never mix. Errors are opaque: `encode_error` turns an exception the core
-raises into what the runtime stores (pickled bytes in a cluster, the exception
-itself in local mode), `decode_error` reads one back (to match retry_exceptions
-or say why an actor died).
+list of instructions (instructions.py) for the shell to carry out after it lets
+go of the lock. What the core cannot do itself it asks for in its return values
+(`peer_lost` returns the crashed tasks whose errors need the daemon's word on
+how their worker died). Connections are opaque tokens from the shell. Request
+ids come from `reqs`, shared with the shell's own requests so replies never
+mix. Errors are opaque: `encode_error` turns an exception the core raises into
+what the runtime stores (pickled bytes in a cluster, the exception itself in
+local mode), `decode_error` reads one back (to match retry_exceptions or say
+why an actor died).
 
 Every event of note lands in `log` (a bounded deque) for debugging; `state()`
 answers a state request with frozen records (raylite._core.records).
@@ -34,18 +33,9 @@ from typing import Any
 from ...exceptions import TaskCancelledError, WorkerCrashedError
 from ..records import ActorRecord, ObjectRecord, StateSnapshot, TaskRecord
 from .actors import ActorTable
+from .instructions import WAKE
 from .objects import LOG_SIZE, ObjectTable, Waiter, located
 from .tasks import TaskTable
-
-
-class _Wake:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "WAKE"
-
-
-WAKE = _Wake()   # instruction target: call the token (wake a waiting thread)
 
 
 def _same(x: Any) -> Any:
@@ -53,10 +43,9 @@ def _same(x: Any) -> Any:
 
 
 class Owner:
-    def __init__(self, address: str, daemon: Any = None, reqs: Any = None, sys_path: Any = tuple,
+    def __init__(self, address: str, reqs: Any = None, sys_path: Any = tuple,
                  encode_error: Any = _same, decode_error: Any = _same):
         self.address = address
-        self.daemon = daemon
         self.reqs = reqs if reqs is not None else itertools.count(1)
         self.encode_error = encode_error
         self.decode_error = decode_error
@@ -219,51 +208,60 @@ class Owner:
         return out, None
 
     # -- state -----------------------------------------------------------------
-    def state(self) -> StateSnapshot:
-        """What this owner knows, as frozen records."""
+    def state(self, kinds: tuple = ("actors", "tasks", "objects")) -> StateSnapshot:
+        """What this owner knows, as frozen records: the tasks in flight, the objects it owns
+        or holds, and (its caller's view of) the actors it calls; only `kinds` are built.
+
+            a task    WAITING_FOR_ARGS (owned arguments not ready) ─► WAITING_FOR_LEASE, or
+                      QUEUED for an actor ─► RUNNING once pushed (`worker`: where)
+            an object owned: PENDING ─► INLINE | SHARED_MEMORY | ERROR
+                      held here, owned elsewhere: BORROWED (owner None when unknown here)
+        """
         me = self.address
-        actors = self.actors.actors
-        tasks = []
-        for t in self.tasks.tasks.values():
-            if t.conn is not None:
-                state = "RUNNING"
-            elif t.deps > 0:
-                state = "WAITING_FOR_ARGS"
-            elif t.actor_id is not None:
-                state = "QUEUED"
-            else:
-                state = "WAITING_FOR_LEASE"
-            worker = None
-            if t.lease is not None:
-                worker = t.lease.address
-            elif t.conn is not None and t.actor_id in actors:
-                worker = actors[t.actor_id].address
-            tasks.append(TaskRecord(t.task_id.hex(), t.name, state, me, worker, t.attempt,
-                                    t.actor_id.hex() if t.actor_id else None))
-        objs = self.objects
-        objects = []
+        tasks = tuple(self._task_record(t) for t in self.tasks.tasks.values()) \
+            if "tasks" in kinds else ()
+        objects = self._object_records() if "objects" in kinds else ()
+        actors = tuple(self._actor_record(st) for st in self.actors.actors.values()) \
+            if "actors" in kinds else ()
+        return StateSnapshot(f"owner {me}", actors=actors, tasks=tasks, objects=objects)
+
+    def _task_record(self, t: Any) -> TaskRecord:
+        if t.deps > 0:
+            state = "WAITING_FOR_ARGS"
+        elif t.conn is not None:
+            state = "RUNNING"
+        else:
+            state = "QUEUED" if t.actor_id is not None else "WAITING_FOR_LEASE"
+        return TaskRecord(t.task_id.hex(), t.name, state, self.address,
+                          t.worker if t.conn is not None else None, t.attempt,
+                          t.actor_id.hex() if t.actor_id else None)
+
+    def _object_records(self) -> tuple:
+        objs, me = self.objects, self.address
+        counts, lenders = objs.counts, objs.borrowed_from
+        out = []
         for id, o in objs.entries.items():
             data = o.data
+            size = data.size if located(data) else len(data) if data is not None else None
+            if not o.owned:
+                out.append(ObjectRecord(id.hex(), lenders.get(id), "BORROWED", size,
+                                        counts.get(id, 0), 0))
+                continue
             if not o.ready:
                 state = "PENDING"
             elif o.error is not None:
-                state = "ERROR"
-            elif not o.owned:
-                state = "BORROWED"
+                state, size = "ERROR", None
             else:
                 state = "SHARED_MEMORY" if located(data) else "INLINE"
-            size = data.size if located(data) else (len(data) if data is not None else None)
-            owner = me if o.owned else objs.borrowed_from.get(id, "")
-            objects.append(ObjectRecord(id.hex(), owner, state, size, objs.counts.get(id, 0),
-                                        o.borrowers))
-        actor_records = []
-        for st in actors.values():
-            death = None
-            if st.death is not None:
-                text = str(self.decode_error(st.death)).strip()
-                death = text.splitlines()[0] if text else type(st.death).__name__
-            actor_records.append(ActorRecord(
-                st.actor_id.hex(), st.class_name, None, "",
-                "PENDING" if st.state == "UNKNOWN" else st.state, st.address, 0, False, death))
-        return StateSnapshot(f"owner {me}", actors=tuple(actor_records), tasks=tuple(tasks),
-                             objects=tuple(objects))
+            out.append(ObjectRecord(id.hex(), me, state, size, counts.get(id, 0), o.borrowers))
+        out += [ObjectRecord(id.hex(), owner, "BORROWED", None, counts.get(id, 0), 0)
+                for id, owner in lenders.items() if id not in objs.entries]  # not fetched here
+        return tuple(out)
+
+    def _actor_record(self, st: Any) -> ActorRecord:
+        death = None
+        if st.death is not None:
+            death = str(self.decode_error(st.death)).partition("\n")[0]
+        return ActorRecord(st.actor_id.hex(), st.class_name, None, "",
+                           "PENDING" if st.state == "UNKNOWN" else st.state, st.address, 0, False,
+                           death)

@@ -3,10 +3,10 @@
     submit(task, deps) ─► a dependency pending? WAITING_FOR_ARGS (a waiter on each)
                        │       └─ the last one completes ─► inline the ready values ─┐
                        └──────────────────────────────────────────────────────────────┴─► its key's queue
-    dispatch(key): idle lease? ─► (worker, PushTask) : (daemon, RequestLease) (≤ MAX_LEASE_REQUESTS per key)
-    lease_granted(req, conn)   ─► push the key's next task, or (daemon, ReturnLease)
+    dispatch(key): idle lease? ─► (worker, PushTask) : (DAEMON, LeaseRequest) (≤ MAX_LEASE_REQUESTS a key)
+    lease_granted(req, conn)   ─► push the key's next task, or (DAEMON, LeaseReturn)
     finished(task)             ─► its lease runs the key's next task, or idles (since `now`)
-    return_idle(now, age)      ─► (daemon, ReturnLease) for every lease idle that long
+    return_idle(now, age)      ─► (DAEMON, LeaseReturn) for every lease idle that long
 
 A scheduling key is what every call of one (function, options) shares (its
 demand): tasks of a key queue together and take that key's leases. One task in
@@ -27,15 +27,16 @@ whose worker died is retried while it has retries left. max_retries < 0 means
 forever. Local mode uses the same rule.
 
 Pure: no I/O, no threads, no clock (`now` comes with the event). Connections
-are opaque tokens the shell hands in; instructions are (connection, message)
-pairs for the shell to send, outside its lock.
+are opaque tokens the shell hands in; so is a task's message (the shell's
+PushTask, which the core completes with _replace); instructions.py says what
+the returned pairs mean.
 """
 from __future__ import annotations
 
 from collections import deque
 from typing import Any
 
-from ..._protocol import messages as m
+from .instructions import DAEMON, LeaseRequest, LeaseReturn
 from .objects import Obj, located
 
 MAX_LEASE_REQUESTS = 16     # outstanding lease requests per scheduling key
@@ -52,7 +53,8 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
-                 "conn", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease", "attempt")
+                 "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
+                 "attempt")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
                  retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None):
@@ -61,6 +63,7 @@ class Task:
         self.actor_id = actor_id
         self.key = key
         self.conn: Any = None        # the connection it was pushed on
+        self.worker: str | None = None  # the address it runs at, once pushed
         self.lease: Lease | None = None
         self.cancelled = False
         self.deps = 0                # dependencies still pending
@@ -176,11 +179,11 @@ class TaskTable:
                 req = next(owner.reqs)
                 self.lease_reqs[req] = k
                 k.requests += 1
-                out.append((owner.daemon, m.RequestLease(req, k.demand, k.name)))
+                out.append((DAEMON, LeaseRequest(req, k.demand, k.name)))
 
     def push(self, lease: Lease, task: Task) -> tuple:
         conn = lease.conn
-        lease.task, task.lease, task.conn = task, lease, conn
+        lease.task, task.lease, task.conn, task.worker = task, lease, conn, lease.address
         s = self.inflight.get(conn)
         if s is None:
             s = self.inflight[conn] = set()
@@ -201,20 +204,19 @@ class TaskTable:
                       closing: bool) -> list:
         """The daemon granted a lease on the worker at `address`; `conn` is the shell's task
         connection to it (None when it could not connect)."""
-        daemon = self.owner.daemon
         k = self.lease_reqs.pop(req, None)
         if k is not None:
             k.requests -= 1
         self.log.append(("lease", lease_id, address))
         if k is None or conn is None or closing:
-            out = [(daemon, m.ReturnLease(lease_id, conn is None))]
+            out = [(DAEMON, LeaseReturn(lease_id, conn is None))]
             if k is not None:
                 self.dispatch(k, out)
             return out
         lease = Lease(lease_id, conn, gpu_ids, k, address)
         if k.queue:
             return [self.push(lease, k.queue.popleft())]
-        return [(daemon, m.ReturnLease(lease_id))]
+        return [(DAEMON, LeaseReturn(lease_id))]
 
     def release(self, task: Task, now: float, out: list) -> None:
         """The task left its worker: the lease runs the key's next task, or idles."""
@@ -231,14 +233,13 @@ class TaskTable:
 
     def return_idle(self, now: float, older_than: float) -> list:
         out: list = []
-        daemon = self.owner.daemon
         for k in self.keys.values():
             if not k.idle:
                 continue
             keep = []
             for lease in k.idle:
                 if now - lease.idle_since >= older_than:
-                    out.append((daemon, m.ReturnLease(lease.lease_id)))
+                    out.append((DAEMON, LeaseReturn(lease.lease_id)))
                 else:
                     keep.append(lease)
             k.idle = keep
@@ -248,15 +249,20 @@ class TaskTable:
         """Forgets a finished task; its arguments in shared memory are freed (never recycled:
         the worker mapped them)."""
         task = self.tasks.pop(task_id, None)
-        if task is not None:
+        if task is not None and task.msg is not None:
             args = task.msg.args
             if located(args):
                 self.objects.frees.append((args.object_id, True, None))
         return task
 
+    def running_here(self, task: Task, where: str) -> None:
+        """Local mode: a task running now, on the caller's thread (`where` names it)."""
+        task.conn = task.worker = where
+        self.tasks[task.task_id] = task
+
     def requeue(self, task: Task, out: list) -> None:
         """A task (not an actor call) to run again: back in its key's queue."""
-        task.lease = task.conn = None
+        task.lease = task.conn = task.worker = None
         self.enqueue(task, out)
 
     def conn_lost(self, conn: Any) -> tuple[list, set]:
