@@ -366,16 +366,6 @@ class ObjectPlane:
             done()
         return fut
 
-    def list_objects(self) -> list[dict]:
-        """This process's objects, for `raylite memory`."""
-        objects = self._objects
-        with self._lock:
-            return [{"object_id": id.hex(), "owned": o.owned, "ready": o.ready,
-                     "where": "shm" if type(o.data) is shm.ShmObject else "inline",
-                     "size": o.data.size if type(o.data) is shm.ShmObject else len(o.data or b""),
-                     "local_refs": objects.counts.get(id, 0), "borrowers": o.borrowers,
-                     "pinned": o.pinned} for id, o in objects.entries.items()]
-
 
 def _closed(mapped: Any) -> bool:
     """Closes our mapping of a freed segment; False while a value from get() points into it."""

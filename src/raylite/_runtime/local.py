@@ -24,7 +24,9 @@ The rules are the cluster's own, from the same pure cores (one place per rule):
 This shell owns only what runs here (all under `_lock`): `_hosts` (actor id ->
 _Host: the live instance, its event loop, its call lock, its GPUs) and this
 process's resources (`_available`, `_free_gpus`). Errors are stored as the
-exceptions themselves (the core's encode/decode are the identity here).
+exceptions themselves (the core's encode/decode are the identity here). `state()`
+answers with the cores' records (the owner's tasks running now and objects, the
+GCS tables' actors) and this node's and job's, as a cluster's daemons and owners do.
 """
 from __future__ import annotations
 
@@ -37,13 +39,15 @@ import threading
 from typing import Any, Sequence
 
 from .. import _ids
+from .. import _resources as resources
 from .._core.owner import WAKE, Owner, Task, ended_error, named_actor_missing
+from .._core.records import JobRecord, NodeRecord, StateSnapshot
 from .._gcs.tables import GcsTables
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
 from ..exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError,
                           RayTaskError, TaskUnschedulableError)
-from . import context, execution, resources
+from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
 from .object_ref import ObjectRef
@@ -111,7 +115,7 @@ class LocalRuntime(Runtime):
             for h in hosts:
                 h.instance = None
                 self._gcs.actor_died(h.id, ActorDiedError("The runtime was shut down.", h.id.hex()),
-                                     may_restart=False)
+                                     False, "The runtime was shut down.")
             self._core = Owner(LOCAL)  # every object goes; refs still alive find nothing
         for h in hosts:
             h.stop_loop()
@@ -365,7 +369,8 @@ class LocalRuntime(Runtime):
             entry = self._gcs.actors.get(actor.id)
             if entry is None or entry.state == "DEAD":
                 return "DEAD"
-            state = self._gcs.actor_died(actor.id, error, may_restart)
+            state = self._gcs.actor_died(actor.id, error, may_restart,
+                                         str(error).partition("\n")[0])
             actor.instance = None
             resources.add(self._available, actor.options.demand())
             self._free_gpus.extend(actor.gpu_ids)
@@ -463,6 +468,18 @@ class LocalRuntime(Runtime):
 
     def context(self) -> ContextInfo:
         return context.info(self._job_id, self._node_id, self._node_id, self._namespace)
+
+    def state(self) -> StateSnapshot:
+        """Records of what this runtime holds: its one node, its job, the actors (the GCS
+        tables'), the tasks running now (each on the caller's thread: "local") and the
+        objects (the owner core's)."""
+        with self._lock:
+            node = NodeRecord(self._node_id.hex(), LOCAL, os.uname().nodename, True, True,
+                              dict(self._total), dict(self._available))
+            owned = self._core.state(("tasks", "objects"))
+            actors = self._gcs.state().actors
+        job = JobRecord(self._job_id.hex(), self._namespace, os.getpid(), not self._closed)
+        return StateSnapshot("local", (node,), (job,), (), (), actors, owned.tasks, owned.objects)
 
 
 def _ended(actor: _Host, why: str) -> ActorDiedError:
