@@ -40,7 +40,8 @@ from typing import Any, Sequence
 
 from .. import _ids
 from .. import _resources as resources
-from .._core.owner import WAKE, Owner, Task, ended_error, named_actor_missing
+from .._actor_ends import ended_error
+from .._core.owner import WAKE, Owner, Task, named_actor_missing
 from .._core.records import JobRecord, NodeRecord, StateSnapshot
 from .._gcs.tables import GcsTables
 from .._protocol.messages import ActorSpec

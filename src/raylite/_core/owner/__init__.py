@@ -10,7 +10,7 @@ ClusterRuntime and LocalRuntime are shells around it (see core.py for the
 contract: events in under the shell's lock, instructions out, carried out
 after the lock is let go).
 """
-from .actors import ActorState, ActorTable, ended_error, named_actor_missing
+from .actors import ActorState, ActorTable, named_actor_missing
 from .core import Owner
 from .instructions import DAEMON, WAKE, ActorLookup, LeaseRequest, LeaseReturn
 from .objects import Obj, ObjectTable, Waiter, located
@@ -18,5 +18,5 @@ from .tasks import MAX_LEASE_REQUESTS, Key, Lease, Task, TaskTable, should_retry
 
 __all__ = ["ActorLookup", "ActorState", "ActorTable", "DAEMON", "Key", "Lease", "LeaseRequest",
            "LeaseReturn", "MAX_LEASE_REQUESTS", "Obj", "ObjectTable",
-           "Owner", "Task", "TaskTable", "WAKE", "Waiter", "ended_error", "located",
+           "Owner", "Task", "TaskTable", "WAKE", "Waiter", "located",
            "named_actor_missing", "should_retry"]

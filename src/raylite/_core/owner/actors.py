@@ -57,11 +57,6 @@ class ActorState:
         self.class_name = ""
 
 
-def ended_error(class_name: str, actor_id: bytes, why: str) -> ActorDiedError:
-    """An actor that ended on purpose: "The actor Foo is dead: <why>." (execution.py's reasons)."""
-    return ActorDiedError(f"The actor {class_name} is dead: {why}.", actor_id.hex())
-
-
 def named_actor_missing(name: str, namespace: str) -> ValueError:
     return ValueError(f"Failed to look up actor {name!r} in namespace {namespace!r}: no live actor "
                       "has that name there. Check the name and namespace.")
