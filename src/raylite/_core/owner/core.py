@@ -43,6 +43,9 @@ def _same(x: Any) -> Any:
 
 
 class Owner:
+    """The owner's state: `objects`, `tasks`, `actors` (one table each) and the events that
+    cross them; `address` is the process's own (who owns what it makes)."""
+
     def __init__(self, address: str, reqs: Any = None, sys_path: Any = tuple,
                  encode_error: Any = _same, decode_error: Any = _same):
         self.address = address
