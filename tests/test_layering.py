@@ -67,6 +67,8 @@ EXCEPTIONS = {
                                                "never its I/O"},
     "_node/worker_pool.py": {"raylite._worker.main": "the fork server preloads what a worker "
                                                      "imports, then runs workers"},
+    "_runtime/local.py": {"raylite._gcs.tables": "local mode keeps actor names, restarts and fate "
+                                                "sharing in the GCS's pure tables, as a head does"},
 }
 # (importer, imported) -> why this lazy import closes a cycle of modules instead of one of them
 # moving: none today.

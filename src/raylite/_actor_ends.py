@@ -7,6 +7,8 @@ process that exited) all say it the same way.
 """
 from __future__ import annotations
 
+from .exceptions import ActorDiedError
+
 EXITED = "it called exit_actor()"
 TERMINATED = "it was terminated with __ray_terminate__"
 UNREFERENCED = "its last handle went out of scope"   # __ray_terminate__'s argument when so
@@ -17,3 +19,8 @@ def owner_exited(who: str) -> str:
     """Why a non-detached actor died with `who`, the process or actor that created it."""
     return (f"its owner, {who}, exited, and a non-detached actor lives only as long as its "
             "owner (create it with lifetime=\"detached\" to let it outlive its creator)")
+
+
+def ended_error(class_name: str, actor_id: bytes, why: str) -> ActorDiedError:
+    """"The actor Foo is dead: <why>." for calls to an actor that ended on purpose."""
+    return ActorDiedError(f"The actor {class_name} is dead: {why}.", actor_id.hex())

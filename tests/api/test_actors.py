@@ -63,7 +63,7 @@ def test_init_error_surfaces_on_call(ray):
             return 1
 
     b = Bad.remote()
-    with pytest.raises(RayActorError, match="bad init"):
+    with pytest.raises(RayActorError, match=r"(?s)The actor Bad died because its __init__ raised.*bad init"):
         ray.get(b.m.remote())
 
 
@@ -233,7 +233,7 @@ def test_local_actor_ends_with_last_handle():
         actor_id = a._actor_id
         assert raylite.get(a.ping.remote()) == 1
         del a
-        assert raylite._runtime.current()._actors[actor_id].dead is not None
+        assert raylite._runtime.current()._gcs.actors[actor_id].state == "DEAD"
     finally:
         raylite.shutdown()
 
@@ -320,6 +320,39 @@ def test_kill_with_restart_runs_init_again(ray):
         except RayActorError:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_a_named_actor_keeps_its_name_through_restarts_then_gives_it_up(ray):
+    @ray.remote(max_restarts=1, name="phoenix")
+    class Phoenix:
+        def restarted(self):
+            return ray.get_runtime_context().was_current_actor_reconstructed
+
+    p = Phoenix.remote()
+    assert ray.get(p.restarted.remote()) is False
+    ray.kill(p, no_restart=False)
+    deadline = time.monotonic() + 10
+    while True:  # the name stays with the restarting actor
+        try:
+            assert ray.get(ray.get_actor("phoenix").restarted.remote(), timeout=10) is True
+            break
+        except RayActorError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    ray.kill(p, no_restart=False)  # no restarts left: dead for good, and its name is free
+    with pytest.raises(RayActorError, match="ray.kill"):
+        ray.get(p.restarted.remote(), timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            ray.get_actor("phoenix")
+        except ValueError as e:
+            assert "no live actor" in str(e)
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    again = Phoenix.remote()
+    assert ray.get(again.restarted.remote()) is False
 
 
 def test_actor_pool_push_pop_and_empty(ray):

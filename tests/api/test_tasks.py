@@ -318,3 +318,28 @@ def raylite_runtime_name():
     import raylite
 
     return raylite._runtime.current().name
+
+
+def test_exceptions_are_retried_by_the_same_rule_everywhere(ray, tmp_path):
+    # The owner core's rule on both runtimes: retry while retries are left and the cause
+    # matches retry_exceptions; max_retries=-1 retries forever.
+    tries = tmp_path / "tries"
+
+    def flaky(fails):
+        with open(tries, "a") as f:
+            f.write("x")
+        if len(tries.read_text()) <= fails:
+            raise KeyError("flaky")
+        return len(tries.read_text())
+
+    assert ray.get(ray.remote(max_retries=2, retry_exceptions=[KeyError])(flaky).remote(2)) == 3
+    tries.unlink()
+    with pytest.raises(KeyError):
+        ray.get(ray.remote(max_retries=1, retry_exceptions=[KeyError])(flaky).remote(5))
+    assert tries.read_text() == "xx"
+    tries.unlink()
+    with pytest.raises(KeyError):
+        ray.get(ray.remote(max_retries=3, retry_exceptions=[ValueError])(flaky).remote(5))
+    assert tries.read_text() == "x"
+    tries.unlink()
+    assert ray.get(ray.remote(max_retries=-1, retry_exceptions=True)(flaky).remote(4)) == 5

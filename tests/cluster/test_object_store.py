@@ -60,7 +60,7 @@ def test_large_get_is_zero_copy_and_read_only(cluster):
     with pytest.raises(ValueError):
         b[0] = 1
     rt = raylite._runtime.current()
-    mapped = rt._store[ref._id].mapped
+    mapped = rt._core.objects.entries[ref._id].mapped
     base = np.frombuffer(mapped, dtype=np.uint8)
     start = base.__array_interface__["data"][0]
     addr = b.__array_interface__["data"][0]

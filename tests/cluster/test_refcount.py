@@ -81,7 +81,7 @@ def test_a_worker_rebuilding_a_ref_and_dropping_it_frees_nothing(cluster):
         assert cluster.get(rebuild_and_drop.remote(x.hex(), [x])) == (1, MiB)
     _settle_frees()
     rt = current()
-    assert rt._counts[x._id] == 1 and rt._store[x._id].borrowers == 0
+    assert rt._core.objects.counts[x._id] == 1 and rt._core.objects.entries[x._id].borrowers == 0
     assert int(cluster.get(x).sum()) == MiB
 
 
@@ -123,4 +123,4 @@ def test_an_out_of_band_ref_does_not_keep_its_object_alive(cluster):
         cluster.get(y, timeout=10)
     del y
     _settle_frees()
-    assert not current()._counts
+    assert not current()._core.objects.counts

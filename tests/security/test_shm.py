@@ -58,7 +58,7 @@ def _spilled(r):
     rt = raylite._runtime.current()
     path = shm.segment_path(rt.node_tag, a._id)
     assert not os.path.exists(path), "the object did not spill"
-    return a, b, path, rt._store[a._id].data.size
+    return a, b, path, rt._core.objects.entries[a._id].data.size
 
 
 def _payload(kind, evil, oid):

@@ -6,6 +6,7 @@ import threading
 from types import SimpleNamespace
 
 from raylite._core import records as rec
+from raylite._core.owner import Owner, Task
 from raylite._gcs.tables import GcsTables
 from raylite._node import scheduler as sch
 from raylite._node.worker_table import WorkerTable
@@ -13,9 +14,7 @@ from raylite._object_store import shm
 from raylite._object_store.store import StoreAccounting
 from raylite._protocol import messages as m
 from raylite._runtime.base import ActorMeta
-from raylite._runtime.cluster_objects import _Obj
 from raylite._runtime.cluster_state import owner_state, ray_nodes, resource_sum
-from raylite._runtime.cluster_tasks import _Task
 
 W1, W2, W3 = b"\x01" * 16, b"\x02" * 16, b"\x03" * 16
 ACTOR = b"\xaa" * 16
@@ -170,26 +169,41 @@ def test_gcs_tables_report_nodes_jobs_and_actors_with_why_they_died():
         [("10.0.0.1", True, True), ("10.0.0.2", False, False)]
 
 
-# -- the owner (the cluster runtime's shell, until the owner core answers) -------------
+# -- the owner: its core, driven by events, as the cluster runtime's shell reports it --------
 def test_owner_state_reports_tasks_by_stage_and_objects_by_kind():
-    def task(n, actor_id=None, deps=0, conn=None, attempt=0):
-        t = _Task(bytes([n]) * 16, None, (), f"f{n}", 0, False, [], actor_id)
-        t.deps, t.conn, t.attempt = deps, conn, attempt
-        return t
+    me, lender, worker = "127.0.0.1:5", "127.0.0.1:6", "127.0.0.1:8"
+    o = Owner(me, sys_path=tuple)
+    o.tasks.add_function(b"f", b"pickled")
 
-    worker = SimpleNamespace(peer="127.0.0.1:8")
-    tasks = [task(1, deps=2), task(2), task(3, actor_id=ACTOR), task(4, conn=worker, attempt=1)]
-    pending, error, small, big, lent = _Obj(True), _Obj(True), _Obj(True, b"abc"), _Obj(True), _Obj(False)
-    error.ready, error.error = True, b"err"
-    big.data, big.ready, big.borrowers = shm.ShmObject(b"b" * 16, 5 * MiB, "node"), True, 2
-    lent.data, lent.ready = b"12345", True
-    store = {b"p" * 16: pending, b"e" * 16: error, b"s" * 16: small, b"b" * 16: big, b"l" * 16: lent}
-    rt = SimpleNamespace(address="127.0.0.1:5", _lock=threading.RLock(),
-                         _tasks={t.task_id: t for t in tasks}, _store=store,
-                         _counts={b"s" * 16: 2, b"l" * 16: 1, b"r" * 16: 1},
-                         _borrowed_from={b"l" * 16: "127.0.0.1:6", b"r" * 16: "127.0.0.1:6"})
-    snap = owner_state(rt)
-    assert snap.source == "owner 127.0.0.1:5"
+    def task(n, key, retries=0):
+        msg = m.PushTask(bytes([n]) * 16, b"f", None, b"", {}, (), f"f{n}", b"j", "ns", None, (),
+                         {"CPU": 1}, me, 0)
+        return Task(msg.task_id, msg, (), f"f{n}", retries, True, [], None, key)
+
+    o.objects.expect(b"p" * 16)                                     # pending, owned
+    o.tasks.submit(task(1, "k1"), [b"p" * 16], [b"p" * 16])         # waits for it
+    o.tasks.submit(task(2, "k2"))                                   # waits for a lease
+    call = m.PushActorTask(bytes([3]) * 16, ACTOR, "f3", b"", {}, (), me, None)
+    o.actors.submit(Task(call.task_id, call, (), "f3", 0, False, [], ACTOR), None)  # queued
+    [(_, ask)] = o.tasks.submit(task(4, "k4", retries=1))
+    o.tasks.lease_granted(ask.req, b"L", (), worker, "conn", closing=False)
+    failed = RuntimeError("flaky")
+    failed.cause = ValueError()
+    o.task_done("conn", bytes([4]) * 16, (), failed, True, now=1.0)  # retried on its lease
+    o.objects.expect(b"e" * 16)
+    o.complete(b"e" * 16, None, b"err")
+    o.objects.put(b"s" * 16, b"abc", None)
+    o.objects.ref_created(b"s" * 16, me)
+    o.objects.ref_created(b"s" * 16, me)
+    o.objects.put(b"b" * 16, shm.ShmObject(b"b" * 16, 5 * MiB, "node"), None)
+    o.objects.borrower(b"b" * 16, +1)
+    o.objects.borrower(b"b" * 16, +1)
+    o.objects.ref_created(b"l" * 16, lender)                         # borrowed and fetched
+    o.objects.entry(b"l" * 16, lender)
+    o.complete(b"l" * 16, b"12345", None, owned=False)
+    o.objects.ref_created(b"r" * 16, lender)                         # borrowed, not fetched
+    snap = owner_state(SimpleNamespace(_lock=threading.RLock(), _core=o))
+    assert snap.source == "owner 127.0.0.1:5" and snap.actors == ()
     assert [(t.name, t.state, t.worker, t.attempt) for t in snap.tasks] == [
         ("f1", "WAITING_FOR_ARGS", None, 0), ("f2", "WAITING_FOR_LEASE", None, 0),
         ("f3", "QUEUED", None, 0), ("f4", "RUNNING", "127.0.0.1:8", 1)]

@@ -7,12 +7,22 @@
                         (or the thread waiting in get(), when it holds the read turn)
     borrowers ──GetObject──► listener ──► this process's store (it owns what it created)
 
-State owned here, all under `_lock`: the object store (`_store`, id -> _Obj,
-with local reference counts in `_counts`), in-flight tasks (`_tasks`), lease
-queues per scheduling key (`_keys`), and the caller side of every actor this
-process has called (`_actors`, each with its own send lock so calls to one
-actor leave in submission order). The daemon sees only leases and actor
-lifecycle; task pushes and results go straight between owner and worker.
+Who owns which state. The owner's state (objects and reference counts,
+borrowers, waiters, tasks and leases, lease requests, retries, actor calls and
+their order, handle lifetimes) lives in one pure core, `_core`
+(raylite._core.owner.Owner), changed only under `_lock`:
+
+    reader / user thread ──with _lock──► _core.<event>(...) ──► instructions
+                         ◄───────────────────────────────────┘
+    after the lock: _send_all(instructions): (WAKE, token) woken, (DAEMON, request)
+                    sent as its wire message, (conn, msg) sent
+
+This shell keeps only what touches the world: the connections (`_daemon`,
+`_peers`, `_task_peers`, `_inbound`), the threads, the daemon requests awaiting
+a reply (`_rpcs`), each actor's send lock (`_send_locks`), the per-options
+submission templates, and the lifecycle flags (`_closing`, `_gone`,
+`_stopping`). The daemon sees only leases and actor lifecycle; task pushes and
+results go straight between owner and worker.
 
 When the daemon connection drops (the daemon died), `_gone` says so: every
 pending daemon call, every task and actor call that has no worker yet, and
@@ -25,9 +35,10 @@ Ctrl-C (read_turn.shield): on the main thread, submitting a task or actor call
 and reading replies in get() run with SIGINT deferred, so a KeyboardInterrupt
 never leaves a call booked but unsent or a reply read but unhandled.
 
-Task submission and leases live in cluster_tasks.py; objects, ownership and
-reference counting in cluster_objects.py; actor calls in cluster_actors.py;
-starting a head for a driver in cluster_start.py.
+The I/O around the core is split by topic: task submission and leases in
+cluster_tasks.py; encoding, mapping, fetching and waiting for objects in
+cluster_objects.py; actor calls in cluster_actors.py; starting a head for a
+driver in cluster_start.py.
 """
 from __future__ import annotations
 
@@ -40,24 +51,28 @@ import threading
 from typing import Any
 
 from .. import _ids
+from .._core.owner import DAEMON, WAKE, ActorLookup, LeaseRequest, LeaseReturn, Owner
 from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
-from .._serialization import dumps_error
+from .._serialization import dumps_error, loads
 from .._session import token_for
 from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
-from .cluster_actors import ActorCalls, _Actor
-from .cluster_objects import ObjectPlane, _Obj
+from .cluster_actors import ActorCalls
+from .cluster_objects import ObjectPlane
 from .cluster_start import start_head, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
-from .cluster_tasks import TaskSubmission, _Key, _Task
+from .cluster_tasks import TaskSubmission, driver_sys_path
 from .factory import InitRequest
 
 
 _SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
+# The owner core's requests to the daemon, as wire messages.
+_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x), LeaseReturn: lambda x: m.ReturnLease(*x),
+         ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
 class _Reply:
@@ -74,24 +89,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None):
         shield.reset()
         self._lock = threading.RLock()
-        self._store: dict[bytes, _Obj] = {}
-        self._counts: dict[bytes, int] = {}
-        self._tasks: dict[bytes, _Task] = {}
-        self._task_of: dict[bytes, bytes] = {}          # return id -> task id
-        self._keys: dict[Any, _Key] = {}
-        self._lease_reqs: dict[int, _Key] = {}
-        self._inflight: dict[Connection, set] = {}
-        self._sent_functions: dict[Connection, set] = {}
-        self._blobs: dict[bytes, bytes] = {}            # function id -> pickled function
+        self._core: Owner | None = None                 # the owner's state (made in _connect)
         self._templates: dict[int, tuple] = {}          # id(options) -> _template()
-        self._actors: dict[bytes, _Actor] = {}
-        self._actor_reqs: dict[int, bytes] = {}
-        self._fetches: dict[int, tuple[bytes, Connection]] = {}
+        self._send_locks: dict[bytes, Any] = {}         # actor id -> its send lock
         self._rpcs: dict[int, _Reply] = {}
-        self._borrowed_from: dict[bytes, str] = {}      # borrowed object id -> its owner
-        self._pending_frees: list[bytes] = []           # shared-memory objects to hand back
-        self._pending_msgs: list[tuple] = []            # (owner, RemoveBorrower) from destructors
-        self._pending_terminates: list[bytes] = []      # actors whose last handle went
         self._peers: dict[str, Connection] = {}        # connections this process dialed
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
@@ -156,6 +157,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
+        self._core = Owner(self.address, self._req, driver_sys_path, dumps_error, loads)
+        self._objects = self._core.objects  # its object table, used on every get and put
         self._handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
                           m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
                           m.RemoveBorrower: self._borrower}
@@ -221,12 +224,21 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 pass
         raise RaySystemError(self._gone or self._gone_message())
 
-    def _send_all(self, sends: list) -> None:
-        for conn, msg in sends:
+    def _send_all(self, out: list) -> None:
+        """Carries out the owner core's instructions, in order, outside the lock: wake-ups,
+        the daemon's requests as wire messages, sends to workers (a lost connection is its
+        reader thread's business)."""
+        for target, x in out:
+            if target is WAKE:
+                x()
+                continue
             try:
-                conn.send(msg)
+                if target is DAEMON:
+                    self._daemon.send(_WIRE[type(x)](x))
+                else:
+                    target.send(x)
             except OSError:
-                pass  # the reader thread of that connection handles the loss
+                pass
 
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         req = next(self._req)
@@ -295,27 +307,14 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         """Fails every task and actor call that has no worker yet: with the daemon gone none
         will get one. Calls already running on a live worker may still finish."""
         with self._lock:
-            failed = [t for t in self._tasks.values() if t.conn is None]
-            for t in failed:
-                self._drop_task(t.task_id)
-            for k in self._keys.values():
-                k.queue.clear()
-                k.requests = 0
-            for st in self._actors.values():
-                st.queue.clear()
-                st.resolving = False
-            self._lease_reqs.clear()
-            self._actor_reqs.clear()
-        error = dumps_error(RaySystemError(self._gone)) if failed else None
-        for t in failed:
-            for rid in t.return_ids:
-                self._complete(rid, None, error)
+            out = self._core.fail_queued(RaySystemError(self._gone))
+        self._send_all(out)
 
     def _on_daemon(self, msg: Any) -> None:
         t = type(msg)
         if t is m.LeaseGranted:
             self._lease_granted(msg)
-        elif t is m.ActorInfo and msg.req in self._actor_reqs:
+        elif t is m.ActorInfo and msg.req in self._core.actors.reqs:
             self._actor_resolved(msg)
         elif t is m.ReturnIdleLeases:
             self._return_idle(0.0)
@@ -477,12 +476,12 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         for t in self._threads:
             if t is not me:
                 t.join(timeout=2)
-        error = dumps_error(RaySystemError("raylite.shutdown() was called while this object was "
-                                           "still pending."))
-        with self._lock:
-            pending = [id for id, o in self._store.items() if not o.ready]
-        for id in pending:
-            self._complete(id, None, error)
+        if self._core is not None:
+            error = dumps_error(RaySystemError("raylite.shutdown() was called while this object "
+                                               "was still pending."))
+            with self._lock:
+                out = self._core.fail_pending(error)
+            self._send_all(out)
         if self._gone is not None and self._proc is not None:
             self._clean_after_daemon()
 

@@ -1,22 +1,26 @@
-"""The object plane of ClusterRuntime: the store, ownership and reference counting.
+"""The object plane of ClusterRuntime: the I/O around the owner core's objects.
 
-    put / task results ──encode──► ≤ 100 KB: bytes in _Obj.data (travel inline)
+    put / task results ──encode──► ≤ 100 KB: inline bytes (travel with the reply)
                                    > 100 KB: AllocObject ─► write /dev/shm segment ─► ShmObject
-    get ──► ready? ──► decode (shm: mmap once, numpy views are zero-copy, read-only)
-       └─► borrowed and not here: GetObject to the owner, reply ObjectValue
+    get ──► core entry ready? ──► decode (shm: mmap once, numpy views are zero-copy, read-only)
+       │                    └─► no: a Waiter in the core, a lock this thread sleeps on
+       └─► borrowed and not here: GetObject to the owner (_fetch), reply ObjectValue
 
-Ownership (Ray's model). The creator owns an object. Each live ObjectRef
-instance in a process counts one local reference (`_counts`). A process that
-deserializes someone else's ref tells the owner (AddBorrower, on the same
-connection its task replies use, so the owner hears of the borrow before it
-hears the task finished and drops the task's own hold); when its last local
-ref goes it sends RemoveBorrower. The owner frees an object once it has no
-local references and no borrowers: shared memory goes back to the daemon
-(FreeObjects). Refs a task returns inside its result stay pinned by the
-worker that owns them. Messages that __del__ would send are queued and
-flushed by the maintenance thread or before the next allocation, never sent
-from inside a destructor. Only an owner frees: a fetched value that arrives
-after its borrower let go is dropped, not handed back to the daemon.
+Who owns what. The owner core (raylite._core.owner.objects) holds every
+entry, the reference counts, borrowers, waiters and the queue of frees and
+RemoveBorrower notices: the ownership rules live there. This shell holds what
+touches the world: encoding to and mapping of shared memory (an entry's
+`mapped`), the sends (FreeObjects, AddBorrower/RemoveBorrower, GetObject,
+ObjectValue) and the thread that waits.
+
+Reference counting (Ray's model, rules in the core): each live ObjectRef
+instance counts one local reference. A process that deserializes someone
+else's ref tells the owner (AddBorrower, on the same connection its task
+replies use, so the owner hears of the borrow before it hears the task
+finished and drops the task's own hold); its last local ref queues
+RemoveBorrower. Messages that __del__ would cause are queued in the core and
+sent by the maintenance thread or before the next allocation (_flush_frees),
+never from inside a destructor.
 
 Out-of-band refs (made from an id alone, owner unknown: object_ref.py) are
 counted nowhere. get() on one finds the object when this process owns it or
@@ -33,49 +37,10 @@ from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import SPIN
-from .._serialization import dumps_error, loads, serialize_with_refs
+from .._serialization import loads, serialize_with_refs
 from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError, OutOfDiskError,
-                          OwnerDiedError, RaySystemError, RayTaskError)
+                          RaySystemError, RayTaskError)
 from .object_ref import ObjectRef
-
-
-class _Obj:
-    __slots__ = ("data", "error", "ready", "callbacks", "owned", "pinned", "contained",
-                 "borrowers", "mapped", "shared")
-
-    def __init__(self, owned: bool, data: Any = None, contained: Any = None):
-        self.data = data
-        self.error: bytes | None = None
-        self.ready = data is not None
-        self.callbacks: list | None = None
-        self.owned = owned
-        self.pinned = False
-        self.contained = contained
-        self.borrowers = 0
-        self.mapped: Any = None
-        self.shared = False        # another process may have mapped its segment
-
-
-class _Countdown:
-    """Wakes one waiting thread once `n` objects are ready (hits may come from any thread)."""
-    __slots__ = ("n", "done", "lock")
-
-    def __init__(self, n: int):
-        self.n = n
-        self.done: list = []
-        self.lock = _thread.allocate_lock()
-        self.lock.acquire()
-
-    def hit(self) -> None:
-        self.done.append(None)  # atomic, unlike n -= 1 racing in two reader threads
-        if len(self.done) >= self.n:
-            try:
-                self.lock.release()
-            except RuntimeError:  # another hit released it already
-                pass
-
-    def wait(self, timeout: float | None) -> bool:
-        return self.lock.acquire(timeout=-1 if timeout is None else timeout)
 
 
 class ObjectPlane:
@@ -112,7 +77,7 @@ class ObjectPlane:
             return shm.decode(self._map(blob))
         return shm.decode(blob)
 
-    def _decode(self, o: _Obj) -> Any:
+    def _decode(self, o: Any) -> Any:
         data = o.data
         if type(data) is not shm.ShmObject:
             return shm.decode(data)
@@ -152,173 +117,107 @@ class ObjectPlane:
         if not ref._owner:  # out of band (rebuilt from an id alone): Ray counts it nowhere
             return False
         with self._lock:
-            n = self._counts.get(ref._id, 0)
-            self._counts[ref._id] = n + 1
-            borrow = n == 0 and ref._owner and ref._owner != self.address
-            if borrow:
-                self._borrowed_from[ref._id] = ref._owner
-        if borrow:
-            self._notify(ref._owner, m.AddBorrower(ref._id))
+            owner = self._objects.ref_created(ref._id, ref._owner)
+        if owner is not None:
+            self._notify(owner, m.AddBorrower(ref._id))
         return True
 
     def owner_of(self, id: bytes) -> str | None:
         """The owner's address when this process owns or borrows `id` (else None): an
         out-of-band ref pickled here travels with it, as an in-band one (Ray promotes too)."""
-        o = self._store.get(id)
-        if o is not None and o.owned:
-            return self.address
-        return self._borrowed_from.get(id)
+        return self._objects.owner_of(id)
 
     def ref_deleted(self, id: bytes) -> None:
-        with self._lock:
-            n = self._counts.get(id, 0) - 1
-            if n > 0:
-                self._counts[id] = n
-                return
-            self._counts.pop(id, None)
-            owner = self._borrowed_from.pop(id, None)
-            if owner:
-                self._pending_msgs.append((owner, m.RemoveBorrower(id)))
-            o = self._store.get(id)
-            if o is None:
-                return
-            if not o.owned:
-                del self._store[id]
-            elif o.borrowers <= 0 and not o.pinned:
-                self._free_owned(id, o)
-
-    def _free_owned(self, id: bytes, o: _Obj) -> None:
-        """Drops an owned object (lock held); shared memory is returned to the daemon later.
-
-        Its segment may be recycled only when no process can still read it:
-        never handed to another process, and no view of our own map is alive.
-        """
-        del self._store[id]
-        self._task_of.pop(id, None)
-        if type(o.data) is shm.ShmObject:
-            recyclable = not o.shared
-            if recyclable and o.mapped is not None:
-                try:
-                    o.mapped.close()
-                except BufferError:  # a value from get() still points into it
-                    recyclable = False
-            self._pending_frees.append((id, recyclable))
+        with self._lock:  # what it frees or tells an owner is sent later (_flush_frees)
+            self._objects.ref_deleted(id)
 
     def _flush_frees(self) -> None:
+        """Sends the frees and RemoveBorrower notices the core queued. A segment is recycled
+        only when no process can still read it: never handed to another process, and no view
+        of our own mapping is alive (closing it tells)."""
         with self._lock:
-            frees, self._pending_frees = self._pending_frees, []
-            msgs, self._pending_msgs = self._pending_msgs, []
+            frees, notices = self._objects.take_frees()
         if frees:
+            recycle = tuple(i for i, shared, mapped in frees if not shared and _closed(mapped))
             try:
-                self._daemon.send(m.FreeObjects(tuple(i for i, _ in frees),
-                                                tuple(i for i, r in frees if r)))
+                self._daemon.send(m.FreeObjects(tuple(i for i, _, _ in frees), recycle))
             except OSError:
                 pass
-        for owner, msg in msgs:
-            self._notify(owner, msg)
+        for owner, id in notices:
+            self._notify(owner, m.RemoveBorrower(id))
 
     def _borrower(self, conn: Any, msg: Any) -> None:
         with self._lock:
-            o = self._store.get(msg.object_id)
-            if o is None or not o.owned:
-                return
-            o.borrowers += 1 if type(msg) is m.AddBorrower else -1
-            o.shared = True
-            if o.borrowers <= 0 and msg.object_id not in self._counts and not o.pinned:
-                self._free_owned(msg.object_id, o)
+            self._objects.borrower(msg.object_id, 1 if type(msg) is m.AddBorrower else -1)
 
     def pin(self, refs: list) -> None:
         """Keeps owned objects alive for good (refs returned inside a task's result)."""
         if refs:
             with self._lock:
-                for r in refs:
-                    o = self._store.get(r._id)
-                    if o is not None and o.owned:
-                        o.pinned = True
+                self._objects.pin([r._id for r in refs])
 
     def add_inlined(self, inlined: dict) -> None:
         """Values an owner sent along with a task, for its top-level ref arguments."""
+        core = self._core
         for id, (data, error) in inlined.items():
             with self._lock:
-                if id not in self._store:
-                    self._store[id] = _Obj(False)
-            self._complete(id, data, error, owned=False)
+                core.objects.add_inlined(id)
+                out = core.complete(id, data, error, False)
+            if out:
+                self._send_all(out)
 
     def _complete(self, id: bytes, data: Any, error: bytes | None, owned: bool = True) -> None:
         """Stores a value; `owned` False for another owner's value (a fetch's reply, an inlined
         argument), whose shared memory is never ours to free."""
         with self._lock:
-            o = self._store.get(id)
-            if o is None or o.ready:
-                if o is None and owned and type(data) is shm.ShmObject and data.object_id == id:
-                    self._pending_frees.append((id, True))  # a result nobody holds any more
-                return
-            o.data, o.error, o.ready = data, error, True
-            callbacks, o.callbacks = o.callbacks, None
-        if callbacks:
-            for cb in callbacks:
-                cb()
+            out = self._core.complete(id, data, error, owned)
+        if out:
+            self._send_all(out)
 
-    def _on_ready(self, o: _Obj, callback: Any) -> None:
-        if o.callbacks is None:
-            o.callbacks = []
-        o.callbacks.append(callback)
-
-    def _entry(self, ref: ObjectRef) -> _Obj:
-        """The store entry for ref (lock held); starts a fetch from its owner when borrowed.
-        An out-of-band ref whose owner nobody here knows raises ObjectLostError (nothing kept)."""
-        o = self._store.get(ref._id)
-        if o is None:
-            owner = ref._owner or self._borrowed_from.get(ref._id)
-            if not owner:
-                raise ObjectLostError(ref.hex(), (
-                    f"Object {ref.hex()} is not held by this process and its ObjectRef was made "
-                    "out of band (from its id alone, e.g. ObjectRef(bytes.fromhex(...))), so its "
-                    "owner is unknown here and it cannot be fetched; or its owner freed it. Pass "
-                    "the ObjectRef itself (as a task argument or inside a value) instead of its id."))
-            o = self._store[ref._id] = _Obj(False)
-            self._fetch(ref, owner, o)
+    def _entry(self, ref: ObjectRef, fetches: list) -> Any:
+        """The core's entry for ref (lock held); a borrowed one new here is to be fetched from
+        its owner (appended to `fetches`: _fetch, after the lock). An out-of-band ref whose
+        owner nobody here knows raises ObjectLostError (nothing kept)."""
+        o = self._objects.entries.get(ref._id)
+        if o is not None:
+            return o
+        o, owner = self._objects.entry(ref._id, ref._owner)
+        if owner is not None:
+            fetches.append((ref._id, owner))
         return o
 
-    def _fetch(self, ref: ObjectRef, owner: str, o: _Obj) -> None:
-        if owner == self.address:
-            o.error = dumps_error(ObjectLostError(
-                ref.hex(), f"Object {ref.hex()} is unknown to its owner; it was freed or created "
-                           "by a runtime that has since shut down."))
-            o.ready = True
-            return
-        req = next(self._req)
-        try:
-            conn = self._peer(owner)
-            self._fetches[req] = (ref._id, conn)
-            conn.send(m.GetObject(req, ref._id))
-        except (ConnectionError, OSError):
-            self._fetches.pop(req, None)
-            o.error = dumps_error(OwnerDiedError(ref.hex(), f"Object {ref.hex()} is lost: its owner "
-                                                 f"at {owner} is gone (the process that created it exited)."))
-            o.ready = True
+    def _fetch(self, fetches: list) -> None:
+        """Asks owners for objects this process borrows (GetObject); an owner that cannot be
+        reached fails its object at once."""
+        objects = self._objects
+        for id, owner in fetches:
+            req = next(self._req)
+            try:
+                conn = self._peer(owner)
+                with self._lock:
+                    objects.fetch_started(req, id, conn)
+                conn.send(m.GetObject(req, id))
+            except (ConnectionError, OSError):
+                with self._lock:
+                    out = self._core.fetch_failed(req, id, owner)
+                self._send_all(out)
 
     def _object_value(self, conn: Any, msg: m.ObjectValue) -> None:
-        entry = self._fetches.pop(msg.req, None)
-        if entry is not None:
-            self._complete(entry[0], msg.data, msg.error, owned=False)
+        with self._lock:
+            id = self._objects.fetched(msg.req)
+            if id is None:
+                return
+            out = self._core.complete(id, msg.data, msg.error, False)
+        self._send_all(out)
 
     def _serve_get(self, conn: Any, msg: m.GetObject) -> None:
         with self._lock:
-            o = self._store.get(msg.object_id)
-            if o is not None and not o.ready:
-                self._on_ready(o, lambda: self._serve_get(conn, msg))
-                return
-        if o is None:
-            reply = m.ObjectValue(msg.req, None, dumps_error(ObjectLostError(
-                msg.object_id.hex(), f"Object {msg.object_id.hex()} was freed by its owner.")))
-        else:
-            o.shared = True
-            reply = m.ObjectValue(msg.req, o.data, o.error)
-        self._send_all([(conn, reply)])
+            value = self._objects.serve(msg.object_id, lambda: self._serve_get(conn, msg))
+        if value is not None:
+            self._send_all([(conn, m.ObjectValue(msg.req, *value))])
 
     def _value(self, id: bytes) -> Any:
-        o = self._store[id]
+        o = self._objects.entries[id]
         if o.error is not None:
             err = loads(o.error)
             try:
@@ -336,47 +235,55 @@ class ObjectPlane:
         id = _ids.new_id()
         data, contained = self.encode(value, id, self.address)
         with self._lock:
-            self._store[id] = _Obj(True, data, contained or None)
+            self._objects.put(id, data, contained or None)
         return ObjectRef(id, self.address, self)
 
     def _await(self, refs: Sequence[ObjectRef], need: int, timeout: float | None) -> bool:
+        fetches: list = []
         with self._lock:
-            pending = [o for o in (self._entry(r) for r in refs) if not o.ready]
-            missing = need - (len(refs) - len(pending))
-            if missing <= 0:
-                return True
-            cd = _Countdown(missing)
-            for o in pending:
-                self._on_ready(o, cd.hit)
+            w = self._objects.wait([self._entry(r, fetches) for r in refs], need)
+            if w is not None:
+                done = _thread.allocate_lock()
+                done.acquire()
+                w.wake = done.release  # the core counts completions: released once, at zero
+        if fetches:
+            self._fetch(fetches)
+        if w is None:
+            return True
         blocked = self.executor is not None and self.executor.running is not None
         if blocked:
             self._daemon.send(m.WorkerBlocked(True))
         try:
-            return cd.wait(timeout)
+            return done.acquire(timeout=-1 if timeout is None else timeout)
         finally:
             if blocked:
                 self._daemon.send(m.WorkerBlocked(False))
 
-    def _read_for(self, ref: ObjectRef) -> None:
+    def _read_for(self, ref: ObjectRef) -> bool:
         """Reads the reply for `ref` on this thread, when its connection lets it (the turn:
         read_turn.py): one thread wake-up per call instead of two. Anything unusual (the
         connection drops, the task moves elsewhere) leaves the rest to the reader thread.
 
         On the main thread Ctrl-C is held back (`shield`) from taking the turn to giving it
         back, except while it sleeps in wait_readable(), which reads nothing: a reply is
-        never half read or half handled when KeyboardInterrupt leaves get()."""
-        o = self._store.get(ref._id)
-        task = self._tasks.get(self._task_of.get(ref._id))
+        never half read or half handled when KeyboardInterrupt leaves get().
+
+        True when the object is here and ready (get() then needs no wait)."""
+        core = self._core
+        o = self._objects.entries.get(ref._id)
+        if o is None or o.ready:
+            return o is not None
+        task = core.tasks.tasks.get(o.task_id)
         conn = task.conn if task is not None else None
-        if o is None or o.ready or conn is None:
-            return
+        if conn is None:
+            return False
         guard = shield if shielding() else None
         if guard is not None:
             guard.on = True
         if not conn.turn.lead():
             if guard is not None:
                 guard.off()
-            return
+            return False
         give_back = True
         try:
             inbox = conn.inbox
@@ -389,17 +296,17 @@ class ObjectPlane:
                         try:
                             conn.wait_readable()
                         except OSError:
-                            return  # closed: the reader thread reports the loss
+                            return False  # closed: the reader thread reports the loss
                         if guard is not None:
                             guard.on = True
                     msgs = self._recv_from(conn, SPIN if conn.quick else 0.0)
                     if msgs is None:
-                        return  # the reader thread sees the loss and fails or retries the task
+                        return False  # the reader thread sees the loss: it fails or retries the task
                     conn.quick = bool(msgs) and time.perf_counter() - t0 < SPIN
                     inbox.extend(msgs)
                 while inbox:  # as _handle_inbox(), inlined: this is the hottest path
                     self._on_peer(conn, inbox.popleft())
-            give_back = bool(self._inflight.get(conn))  # replies nobody waits for: reader thread
+            give_back = bool(core.tasks.inflight.get(conn))  # replies nobody waits for: reader thread
         finally:
             if guard is not None:
                 guard.on = True   # a second Ctrl-C must not cut the hand-back short
@@ -408,20 +315,22 @@ class ObjectPlane:
                 guard.on = False
                 if guard.pending is not None:
                     guard.off()
+        return o.ready
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
-        if len(refs) == 1 and timeout is None and self.executor is None:
-            self._read_for(refs[0])
+        if len(refs) == 1 and timeout is None and self.executor is None and self._read_for(refs[0]):
+            return [self._value(refs[0]._id)]
         if not self._await(refs, len(refs), timeout):
+            entries = self._objects.entries
             with self._lock:
-                waiting = sum(1 for r in refs if not self._store[r._id].ready)
+                waiting = sum(1 for r in refs if not entries[r._id].ready)
             raise GetTimeoutError(f"get() timed out after {timeout}s waiting for {waiting} of "
                                   f"{len(refs)} objects.")
         return [self._value(r._id) for r in refs]
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
              fetch_local: bool) -> tuple[list, list]:
-        store = self._store
+        store = self._objects.entries
         with self._lock:
             ready = [r for r in refs if (o := store.get(r._id)) is not None and o.ready]
         if len(ready) < num_returns:
@@ -444,14 +353,26 @@ class ObjectPlane:
                 fut.set_result(self._value(ref._id))
             except Exception as e:
                 fut.set_exception(e)
+        fetches: list = []
         try:
             with self._lock:
-                o = self._entry(ref)
-                if not o.ready:
-                    self._on_ready(o, done)
-                    return fut
+                ready = self._objects.on_ready(self._entry(ref, fetches), done)
         except ObjectLostError as e:
             fut.set_exception(e)
             return fut
-        done()
+        if fetches:
+            self._fetch(fetches)
+        if ready:
+            done()
         return fut
+
+
+def _closed(mapped: Any) -> bool:
+    """Closes our mapping of a freed segment; False while a value from get() points into it."""
+    if mapped is None:
+        return True
+    try:
+        mapped.close()
+        return True
+    except BufferError:
+        return False

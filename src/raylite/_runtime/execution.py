@@ -68,14 +68,6 @@ def split_returns(value: Any, num_returns: int, function_name: str) -> list:
     return values
 
 
-def should_retry(exc: BaseException, retry_exceptions: Any) -> bool:
-    if retry_exceptions is True:
-        return True
-    if isinstance(retry_exceptions, tuple):
-        return isinstance(exc, retry_exceptions)
-    return False
-
-
 _NO_ENV = contextlib.nullcontext()
 
 

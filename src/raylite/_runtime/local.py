@@ -12,11 +12,21 @@ RayTaskError with the remote traceback, named actors live in namespaces,
 an actor's non-detached actors end with it, and a demand larger than the
 node raises at once instead of hanging.
 
-State (all guarded by `_lock`): `_store` id -> _Entry, `_counts` id -> live
-ObjectRef instances (an entry is freed when its count reaches zero), and the
-actor table with its name index; `_running` holds the tasks and actor calls
-running now (task id -> [name, attempt, actor]). `state()` answers with records
-of all of it, as a cluster's daemons and owners do.
+The rules are the cluster's own, from the same pure cores (one place per rule):
+
+    _core  Owner (raylite._core.owner), as in every cluster process: object entries
+           and reference counts (an entry is freed with its last ObjectRef), retries
+           (Task.retry_error), the caller side of actors (handle lifetimes: an unnamed
+           actor ends with its creator's last handle; max_task_retries)
+    _gcs   GcsTables (raylite._gcs.tables), as on a cluster's head: actor entries and
+           their states, names per namespace, restarts, owners (fate sharing)
+
+This shell owns only what runs here (all under `_lock`): `_hosts` (actor id ->
+_Host: the live instance, its event loop, its call lock, its GPUs) and this
+process's resources (`_available`, `_free_gpus`). Errors are stored as the
+exceptions themselves (the core's encode/decode are the identity here). `state()`
+answers with the cores' records (the owner's tasks running now and objects, the
+GCS tables' actors) and this node's and job's, as a cluster's daemons and owners do.
 """
 from __future__ import annotations
 
@@ -30,8 +40,11 @@ from typing import Any, Sequence
 
 from .. import _ids
 from .. import _resources as resources
-from .._core.records import (ActorRecord, JobRecord, NodeRecord, ObjectRecord, StateSnapshot,
-                             TaskRecord)
+from .._actor_ends import ended_error
+from .._core.owner import WAKE, Owner, Task, named_actor_missing
+from .._core.records import JobRecord, NodeRecord, StateSnapshot
+from .._gcs.tables import GcsTables
+from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
                           ObjectLostError, RayTaskError, TaskUnschedulableError)
@@ -41,16 +54,12 @@ from .factory import InitRequest
 from .object_ref import ObjectRef
 
 
-class _Entry:
-    __slots__ = ("data", "error", "contained")
-
-    def __init__(self, data: bytes | None, error: BaseException | None, contained: list):
-        self.data = data
-        self.error = error
-        self.contained = contained  # refs inside the value, kept alive with it
+LOCAL = "local"  # this runtime's address: the owner of every ref it makes
 
 
-class _Actor:
+class _Host:
+    """What runs an actor here: its instance, event loop (async actors) and call lock."""
+
     def __init__(self, actor_id: bytes, cls: type, meta: ActorMeta, options: Any,
                  namespace: str, args: tuple, kwargs: dict):
         self.id = actor_id
@@ -60,15 +69,9 @@ class _Actor:
         self.namespace = namespace
         self.args, self.kwargs = args, kwargs
         self.instance: Any = None
-        self.dead: BaseException | None = None
-        self.restarts = 0
         self.gpu_ids: tuple = ()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: threading.Thread | None = None
-        self.handles = 0
-        self.collect = not options.name and options.lifetime != "detached"
-        self.escaped = False
-        self.owner: bytes | None = None  # the actor that created it, unless detached
         # A plain actor runs one call at a time, as on a cluster, even when several threads call it.
         serial = not meta.is_async and (options.max_concurrency or 1) == 1 \
             and not options.concurrency_groups
@@ -88,10 +91,9 @@ class LocalRuntime(Runtime):
 
     def __init__(self, request: InitRequest):
         self._lock = threading.RLock()
-        self._store: dict[bytes, _Entry] = {}
-        self._counts: dict[bytes, int] = {}
-        self._actors: dict[bytes, _Actor] = {}
-        self._names: dict[tuple[str, str], bytes] = {}
+        self._core = Owner(LOCAL)
+        self._gcs = GcsTables()
+        self._hosts: dict[bytes, _Host] = {}
         self._total = resources.node_total(request.num_cpus, request.num_gpus, request.resources,
                                            request.object_store_memory)
         self._available = dict(self._total)
@@ -101,75 +103,78 @@ class LocalRuntime(Runtime):
         self._namespace = request.namespace or f"anonymous-{_ids.random_id(8).hex()}"
         self._job_env = (request.runtime_env or {}).get("env_vars") or {}
         self._closed = False
-        self._running: dict[bytes, list] = {}
 
     # -- lifecycle -----------------------------------------------------------
     def info(self) -> InitInfo:
-        return InitInfo(address="local", node_id=self._node_id.hex(), namespace=self._namespace,
+        return InitInfo(address=LOCAL, node_id=self._node_id.hex(), namespace=self._namespace,
                         session_dir=None, mode="local")
 
     def shutdown(self) -> None:
         with self._lock:
             self._closed = True
-            actors = list(self._actors.values())
-            for a in actors:
-                a.dead = a.dead or ActorDiedError("The runtime was shut down.", a.id.hex())
-            self._names.clear()
-            self._store.clear()
-            self._counts.clear()
-        for a in actors:
-            a.stop_loop()
+            hosts = list(self._hosts.values())
+            for h in hosts:
+                h.instance = None
+                self._gcs.actor_died(h.id, ActorDiedError("The runtime was shut down.", h.id.hex()),
+                                     False, "The runtime was shut down.")
+            self._core = Owner(LOCAL)  # every object goes; refs still alive find nothing
+        for h in hosts:
+            h.stop_loop()
 
     # -- references ----------------------------------------------------------
-    def ref_created(self, ref: ObjectRef) -> None:
+    def ref_created(self, ref: ObjectRef) -> bool:
+        if not ref._owner:  # out of band (rebuilt from an id alone): counted nowhere, as on a cluster
+            return False
         with self._lock:
-            self._counts[ref._id] = self._counts.get(ref._id, 0) + 1
+            self._core.objects.ref_created(ref._id, ref._owner)
+        return True
 
     def ref_deleted(self, id: bytes) -> None:
         with self._lock:
-            n = self._counts.get(id, 0) - 1
-            if n > 0:
-                self._counts[id] = n
-            else:
-                self._counts.pop(id, None)
-                self._store.pop(id, None)
+            self._core.objects.ref_deleted(id)
+
+    def owner_of(self, id: bytes) -> str | None:
+        return self._core.objects.owner_of(id)
 
     def _new_refs(self, n: int) -> list[ObjectRef]:
-        return [ObjectRef(_ids.new_id(), None, self) for _ in range(n)]
+        ids = [_ids.new_id() for _ in range(n)]
+        with self._lock:
+            for id in ids:
+                self._core.objects.expect(id)
+        return [ObjectRef(id, LOCAL, self) for id in ids]
 
     def _set(self, ref: ObjectRef, value: Any = None, error: BaseException | None = None) -> None:
-        if error is not None:
-            entry = _Entry(None, error, [])
-        else:
+        data = contained = None
+        if error is None:
             try:
                 data, contained = dumps_with_refs(value)
             except TypeError as e:
-                entry = _Entry(None, e, [])
-            else:
-                entry = _Entry(data, None, contained)
+                error = e
         with self._lock:
-            if ref._id in self._counts:
-                self._store[ref._id] = entry
+            out = self._core.complete(ref._id, data, error)
+            if contained:
+                self._core.objects.keep(ref._id, contained)
+        for target, wake in out:  # nothing waits in local mode, but the contract is the same
+            if target is WAKE:
+                wake()
 
     def _value(self, ref: ObjectRef) -> Any:
-        with self._lock:
-            entry = self._store.get(ref._id)
-        if entry is None:
+        o = self._core.objects.entries.get(ref._id)
+        if o is None or not o.ready:
             raise ObjectLostError(ref.hex(), f"Object {ref.hex()} is not in this runtime: was it "
                                   "created before the last shutdown()?")
-        if entry.error is not None:
-            err = entry.error
+        if o.error is not None:
+            err = o.error
             raise err.as_instanceof_cause() if isinstance(err, RayTaskError) else err
-        return loads(entry.data)
+        return loads(o.data)
 
     # -- objects -------------------------------------------------------------
     def put(self, value: Any) -> ObjectRef:
         data, contained = dumps_with_refs(value)
         id = _ids.new_id()
         with self._lock:
-            self._counts[id] = 0
-            self._store[id] = _Entry(data, None, contained)
-        return ObjectRef(id, None, self)
+            self._core.objects.put(id, data, contained)
+        return ObjectRef(id, LOCAL, self)
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
         return [self._value(r) for r in refs]
@@ -205,24 +210,29 @@ class LocalRuntime(Runtime):
 
     def _run(self, refs: list[ObjectRef], name: str, body: Any, args: tuple, kwargs: dict,
              scope: context.TaskScope, env: dict | None, retry_exceptions: Any = False,
-             max_retries: int = 0, actor: _Actor | None = None) -> None:
-        running = self._running[scope.task_id] = [name, 0, actor]
+             max_retries: int = 0, actor: _Host | None = None) -> None:
+        # A task of the owner core: it is known running here while it runs, and the retry rule
+        # is the cluster's (Task.retry_error: retries count down, < 0 is forever).
+        task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None,
+                    actor.id if actor is not None else None)
+        core = self._core
+        with self._lock:
+            core.tasks.running_here(task, LOCAL)
         try:
-            self._attempts(running, refs, name, body, args, kwargs, scope, env, retry_exceptions,
-                           max_retries, actor)
+            self._attempts(task, refs, name, body, args, kwargs, scope, env, actor)
         finally:
-            del self._running[scope.task_id]
+            with self._lock:
+                core.tasks.drop(task.task_id)
 
-    def _attempts(self, running: list, refs: list[ObjectRef], name: str, body: Any, args: tuple,
-                  kwargs: dict, scope: context.TaskScope, env: dict | None, retry_exceptions: Any,
-                  max_retries: int, actor: _Actor | None) -> None:
+    def _attempts(self, task: Task, refs: list[ObjectRef], name: str, body: Any, args: tuple,
+                  kwargs: dict, scope: context.TaskScope, env: dict | None,
+                  actor: _Host | None) -> None:
         try:
             args, kwargs = self._resolve(args, kwargs)
         except Exception as dep_err:  # an upstream task failed: this one fails the same way
             for r in refs:
                 self._set(r, error=execution.task_error(dep_err, name))
             return
-        attempts = 0
         actor_repr = actor.meta.class_name if actor else None
         while True:
             try:
@@ -234,12 +244,10 @@ class LocalRuntime(Runtime):
             except execution.ActorExit:
                 self._mark_dead(actor, _ended(actor, execution.EXITED))
                 for r in refs:
-                    self._set(r, error=actor.dead)
+                    self._set(r, error=self._death(actor.id))
                 return
             except Exception as exc:
-                if execution.should_retry(exc, retry_exceptions) and (max_retries < 0 or attempts < max_retries):
-                    attempts += 1
-                    running[1] = attempts
+                if task.retry_error(exc):
                     continue
                 err = execution.task_error(exc, name, actor_repr)
                 for r in refs:
@@ -270,7 +278,7 @@ class LocalRuntime(Runtime):
         return refs
 
     # -- actors --------------------------------------------------------------
-    def _actor_loop(self, actor: _Actor | None) -> asyncio.AbstractEventLoop:
+    def _actor_loop(self, actor: _Host | None) -> asyncio.AbstractEventLoop:
         if actor is None:
             raise TypeError("A remote function returned a coroutine: use an async actor instead.")
         with self._lock:
@@ -290,41 +298,46 @@ class LocalRuntime(Runtime):
 
     def create_actor(self, actor_class: Any, args: tuple, kwargs: dict, options: Any) -> tuple[bytes, ActorMeta]:
         ns = options.namespace or self._namespace
-        cls_name = actor_class._meta.class_name
-        self._check_feasible(options.placement_demand(), "Actor", cls_name, ActorUnschedulableError)
+        meta = actor_class._meta
+        self._check_feasible(options.placement_demand(), "Actor", meta.class_name, ActorUnschedulableError)
+        creator = context.current()
+        detached = options.lifetime == "detached"
+        owner = creator.actor_id.hex() if creator is not None and creator.actor_id and not detached \
+            else ""  # an actor's non-detached actors share its fate; a driver's end with the runtime
+        spec = ActorSpec(actor_id=_ids.new_id(), class_id=b"", cls=b"", meta=meta, args=b"",
+                         inlined={}, owner=owner, job_id=self._job_id, namespace=ns,
+                         name=options.name, detached=detached, demand=options.demand(),
+                         placement=options.placement_demand(), max_restarts=options.max_restarts,
+                         max_concurrency=options.max_concurrency, env_vars=None,
+                         max_task_retries=options.max_task_retries)
         with self._lock:
-            if options.name:
-                existing = self._names.get((ns, options.name))
-                if existing is not None:
-                    if options.get_if_exists:
-                        return existing, self._actors[existing].meta
-                    raise ActorAlreadyExistsError(
-                        f"An actor named {options.name!r} already exists in namespace "
-                        f"{ns!r}. Use get_if_exists=True to reuse it, or another name.")
-            demand = options.demand()
-            if not resources.fits(demand, self._available):
+            named = self._gcs.lookup(None, options.name, ns) if options.name else None
+            if (named is None or named.state == "DEAD") and not resources.fits(spec.demand, self._available):
                 raise ActorUnschedulableError(
-                    f"Actor {cls_name} needs {resources.describe(demand)} but live actors hold all "
-                    f"but {resources.describe(self._available)}; in local mode it would wait "
-                    "forever. Kill an actor first, or give init() more resources.")
-            resources.subtract(self._available, demand)
-            actor = _Actor(_ids.new_id(), actor_class._cls, actor_class._meta, options, ns, args, kwargs)
-            creator = context.current()
-            if creator is not None and options.lifetime != "detached":
-                actor.owner = creator.actor_id  # None when a task (run by this process) creates it
-            actor.gpu_ids = tuple(self._free_gpus[:int(options.num_gpus)])
-            del self._free_gpus[:len(actor.gpu_ids)]
-            self._actors[actor.id] = actor
-            if options.name:
-                self._names[(ns, options.name)] = actor.id
-        self._start_actor(actor)
-        return actor.id, actor.meta
+                    f"Actor {meta.class_name} needs {resources.describe(spec.demand)} but live actors "
+                    f"hold all but {resources.describe(self._available)}; in local mode it would "
+                    "wait forever. Kill an actor first, or give init() more resources.")
+            actor_id, found, error = self._gcs.register_actor(spec, options.get_if_exists)
+            if error is not None:
+                raise ActorAlreadyExistsError(error)
+            if actor_id != spec.actor_id:  # get_if_exists found it
+                return actor_id, found
+            resources.subtract(self._available, spec.demand)
+            host = _Host(actor_id, actor_class._cls, meta, options, ns, args, kwargs)
+            host.gpu_ids = tuple(self._free_gpus[:int(options.num_gpus)])
+            del self._free_gpus[:len(host.gpu_ids)]
+            self._hosts[actor_id] = host
+            self._core.actors.created(actor_id, options.max_task_retries, -1,
+                                      not options.name and not detached, meta.class_name)
+        self._start_actor(host)
+        return actor_id, meta
 
-    def _scope(self, actor: _Actor, method: str | None = None) -> context.TaskScope:
+    def _scope(self, actor: _Host, method: str | None = None) -> context.TaskScope:
         """The scope of one call of `method` (None: the actor itself, outside any call)."""
         return context.TaskScope(task_id=_ids.new_id(), actor_id=actor.id, actor_name=actor.options.name,
                                  resources=actor.options.demand(), gpu_ids=actor.gpu_ids,
-                                 was_restarted=actor.restarts > 0, job_id=self._job_id,
+                                 was_restarted=self._gcs.actors[actor.id].restarts > 0,
+                                 job_id=self._job_id,
                                  name=f"{actor.meta.class_name}.{method}" if method else None,
                                  function=getattr(actor.cls, method, None) if method else None,
                                  env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")))
@@ -333,7 +346,14 @@ class LocalRuntime(Runtime):
         """The env_vars a task runs with: the job's, then its own."""
         return {**self._job_env, **env} if env else (self._job_env or None)
 
-    def _start_actor(self, actor: _Actor) -> None:
+    def _death(self, actor_id: bytes) -> BaseException:
+        entry = self._gcs.actors.get(actor_id)
+        if entry is None or entry.death is None:
+            return ActorDiedError(f"Actor {actor_id.hex()} is not known to this runtime (created "
+                                  "before shutdown()?).", actor_id.hex())
+        return entry.death
+
+    def _start_actor(self, actor: _Host) -> None:
         ref = self._new_refs(1)[0]
         holder: dict = {}
 
@@ -342,42 +362,44 @@ class LocalRuntime(Runtime):
 
         self._run([ref], f"{actor.meta.class_name}.__init__", construct, actor.args, actor.kwargs,
                   self._scope(actor, "__init__"), (actor.options.runtime_env or {}).get("env_vars"), actor=actor)
-        with self._lock:
-            error = self._store[ref._id].error
+        error = self._core.objects.entries[ref._id].error
         if error is None:
-            actor.instance = holder["instance"]
+            with self._lock:
+                actor.instance = holder["instance"]
+                self._gcs.actor_started(actor.id, b"", LOCAL)
             return
-        cause = error.cause if isinstance(error, RayTaskError) else error
-        self._mark_dead(actor, ActorDiedError(
-            f"The actor {actor.meta.class_name} died because its __init__ raised:\n{error}",
-            actor.id.hex(), cause))
-
-    def _mark_dead(self, actor: _Actor, error: BaseException) -> None:
-        """Ends an actor (for good, or before a restart); the non-detached actors it
-        created end with it (fate sharing: their owner is gone)."""
         with self._lock:
-            if actor.dead is not None:
-                return
-            actor.dead = error
+            death = self._core.actors.death_error(actor.id, error)  # the cluster's words
+        self._mark_dead(actor, death)
+
+    def _mark_dead(self, actor: _Host, error: BaseException, may_restart: bool = False) -> str:
+        """Ends an actor (for good, or before a restart when `may_restart` and restarts are left:
+        the GCS tables decide); the non-detached actors it created end with it (fate sharing)."""
+        with self._lock:
+            entry = self._gcs.actors.get(actor.id)
+            if entry is None or entry.state == "DEAD":
+                return "DEAD"
+            state = self._gcs.actor_died(actor.id, error, may_restart,
+                                         str(error).partition("\n")[0])
             actor.instance = None
             resources.add(self._available, actor.options.demand())
             self._free_gpus.extend(actor.gpu_ids)
-            if actor.options.name and self._names.get((actor.namespace, actor.options.name)) == actor.id:
-                del self._names[(actor.namespace, actor.options.name)]
-            owned = [a for a in self._actors.values() if a.owner == actor.id and a.dead is None]
+            if state == "DEAD":
+                self._core.actors.died(actor.id, error)
+            owned = [self._hosts[a] for a in self._gcs.owned_by(actor.id.hex()) if a in self._hosts]
         actor.stop_loop()
         why = execution.owner_exited(f"the actor {actor.meta.class_name}")
         for child in owned:
             self._mark_dead(child, _ended(child, why))
+        return state
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
                           options: Any) -> list[ObjectRef]:
-        actor = self._actors.get(actor_id)
+        actor = self._hosts.get(actor_id)
+        entry = self._gcs.actors.get(actor_id)
         refs = self._new_refs(options.num_returns)
-        if actor is None or actor.dead is not None:
-            err = actor.dead if actor is not None else ActorDiedError(
-                f"Actor {actor_id.hex()} is not known to this runtime (created before shutdown()?).",
-                actor_id.hex())
+        if actor is None or entry is None or entry.state != "ALIVE":
+            err = self._death(actor_id)
             for r in refs:
                 self._set(r, error=err)
             return refs
@@ -390,59 +412,51 @@ class LocalRuntime(Runtime):
             instance = actor.instance
             if instance is None:  # killed while this call waited for the one before it
                 for r in refs:
-                    self._set(r, error=actor.dead)
+                    self._set(r, error=self._death(actor_id))
                 return refs
+            st = self._core.actors.get(actor_id)
             self._run(refs, f"{actor.meta.class_name}.{method}",
                       execution.actor_method(instance, method), args,
                       kwargs, self._scope(actor, method), (actor.options.runtime_env or {}).get("env_vars"),
                       options.retry_exceptions,
-                      options.max_task_retries if options.max_task_retries is not None
-                      else actor.options.max_task_retries, actor=actor)
+                      self._core.actors.retries_for(st, options.max_task_retries), actor=actor)
         return refs
 
     def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]:
         ns = namespace or self._namespace
         with self._lock:
-            actor_id = self._names.get((ns, name))
-            if actor_id is None:
-                raise ValueError(f"Failed to look up actor {name!r} in namespace {ns!r}: no live actor "
-                                 "has that name there. Check the name and namespace.")
-            return actor_id, self._actors[actor_id].meta
+            entry = self._gcs.lookup(None, name, ns)
+            if entry is None or entry.state == "DEAD":
+                raise named_actor_missing(name, ns)
+            return entry.spec.actor_id, entry.spec.meta
 
     def handle_created(self, actor_id: bytes) -> None:
-        actor = self._actors.get(actor_id)
-        if actor is not None:
-            actor.handles += 1
+        with self._lock:
+            self._core.actors.handle_created(actor_id)
 
     def handle_deleted(self, actor_id: bytes) -> None:
-        actor = self._actors.get(actor_id)
-        if actor is None:
-            return
-        actor.handles -= 1
-        if actor.handles <= 0 and actor.collect and not actor.escaped and actor.dead is None:
+        with self._lock:
+            if not self._core.actors.handle_deleted(actor_id):
+                return
+            ended = [self._hosts[a] for a in self._core.actors.take_terminates() if a in self._hosts]
+        for actor in ended:  # here an unreferenced actor ends at once: its calls have all run
             self._mark_dead(actor, _ended(actor, execution.UNREFERENCED))
 
     def handle_escaped(self, actor_id: bytes) -> None:
-        actor = self._actors.get(actor_id)
-        if actor is not None:
-            actor.escaped = True
+        with self._lock:
+            self._core.actors.handle_escaped(actor_id)
 
     def actor_meta(self, actor_id: bytes) -> ActorMeta:
-        return self._actors[actor_id].meta
+        return self._hosts[actor_id].meta
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        actor = self._actors.get(actor_id)
-        if actor is None or actor.dead is not None:
+        actor = self._hosts.get(actor_id)
+        if actor is None:
             return
-        max_restarts = actor.options.max_restarts
-        self._mark_dead(actor, _ended(actor, execution.KILLED))
-        if not no_restart and (max_restarts < 0 or actor.restarts < max_restarts):
+        if self._mark_dead(actor, _ended(actor, execution.KILLED), may_restart=not no_restart) \
+                == "RESTARTING":
             with self._lock:
                 resources.subtract(self._available, actor.options.demand())
-                actor.dead = None
-                actor.restarts += 1
-                if actor.options.name:
-                    self._names[(actor.namespace, actor.options.name)] = actor.id
             self._start_actor(actor)
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
@@ -467,30 +481,17 @@ class LocalRuntime(Runtime):
         return context.info(self._job_id, self._node_id, self._node_id, self._namespace)
 
     def state(self) -> StateSnapshot:
-        """Records of what this runtime holds: its one node, its job, the actors, the tasks
-        running now (each on the caller's thread: "local"), the objects."""
+        """Records of what this runtime holds: its one node, its job, the actors (the GCS
+        tables'), the tasks running now (each on the caller's thread: "local") and the
+        objects (the owner core's)."""
         with self._lock:
-            node = NodeRecord(self._node_id.hex(), "local", os.uname().nodename, True, True,
+            node = NodeRecord(self._node_id.hex(), LOCAL, os.uname().nodename, True, True,
                               dict(self._total), dict(self._available))
-            actors = tuple(ActorRecord(
-                a.id.hex(), a.meta.class_name, a.options.name, a.namespace,
-                "ALIVE" if a.dead is None else "DEAD", "local", a.restarts,
-                a.options.lifetime == "detached", _first_line(a.dead)) for a in self._actors.values())
-            tasks = tuple(TaskRecord(i.hex(), name, "RUNNING", "local", "local", attempt,
-                                     actor.id.hex() if actor else None)
-                          for i, (name, attempt, actor) in list(self._running.items()))
-            objects = tuple(ObjectRecord(i.hex(), "local", "ERROR" if e.error is not None else
-                                         "INLINE", None if e.data is None else len(e.data),
-                                         self._counts.get(i, 0), 0) for i, e in self._store.items())
-            objects += tuple(ObjectRecord(i.hex(), "local", "PENDING", None, n, 0)  # running tasks' results
-                             for i, n in self._counts.items() if i not in self._store)
+            owned = self._core.state(("tasks", "objects"))
+            actors = self._gcs.state().actors
         job = JobRecord(self._job_id.hex(), self._namespace, os.getpid(), not self._closed)
-        return StateSnapshot("local", (node,), (job,), (), (), actors, tasks, objects)
+        return StateSnapshot("local", (node,), (job,), (), (), actors, owned.tasks, owned.objects)
 
 
-def _first_line(error: BaseException | None) -> str | None:
-    return None if error is None else str(error).partition("\n")[0]
-
-
-def _ended(actor: _Actor, why: str) -> ActorDiedError:
-    return ActorDiedError(f"The actor {actor.meta.class_name} is dead: {why}.", actor.id.hex())
+def _ended(actor: _Host, why: str) -> ActorDiedError:
+    return ended_error(actor.meta.class_name, actor.id, why)

@@ -1,0 +1,295 @@
+"""The owner's tasks and worker leases (pure).
+
+    submit(task, deps) ─► a dependency pending? WAITING_FOR_ARGS (a waiter on each)
+                       │       └─ the last one completes ─► inline the ready values ─┐
+                       └──────────────────────────────────────────────────────────────┴─► its key's queue
+    dispatch(key): idle lease? ─► (worker, PushTask) : (DAEMON, LeaseRequest) (≤ MAX_LEASE_REQUESTS a key)
+    lease_granted(req, conn)   ─► push the key's next task, or (DAEMON, LeaseReturn)
+    finished(task)             ─► its lease runs the key's next task, or idles (since `now`)
+    return_idle(now, age)      ─► (DAEMON, LeaseReturn) for every lease idle that long
+
+A scheduling key is what every call of one (function, options) shares (its
+demand): tasks of a key queue together and take that key's leases. One task in
+flight per lease, as Ray: a task blocked in get() never holds another task
+hostage behind it on the same worker. The first push of a function on a
+connection carries its pickled bytes (and the caller's import path); later ones
+only its id.
+
+Dependencies (a race once fixed in the shell, now a rule here): the shell
+prepares a task's arguments before it takes the lock, so a dependency it saw
+pending may have finished by the time `submit` runs. `submit` looks again and
+waits only for the ones still pending; when none is, the task goes straight to
+its queue (else it would wait for a completion that already happened).
+
+Retries (`retry_error`, `should_retry`): a task whose body raised is retried
+while it has retries left and its retry_exceptions match the cause; a task
+whose worker died is retried while it has retries left. max_retries < 0 means
+forever. Local mode uses the same rule.
+
+Pure: no I/O, no threads, no clock (`now` comes with the event). Connections
+are opaque tokens the shell hands in; so is a task's message (the shell's
+PushTask, which the core completes with _replace); instructions.py says what
+the returned pairs mean.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .instructions import DAEMON, LeaseRequest, LeaseReturn
+from .objects import Obj, located
+
+MAX_LEASE_REQUESTS = 16     # outstanding lease requests per scheduling key
+
+
+def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
+    """Whether retry_exceptions (True, or a tuple of exception types) covers `cause`."""
+    if retry_exceptions is True:
+        return True
+    if isinstance(retry_exceptions, tuple):
+        return isinstance(cause, retry_exceptions)
+    return False
+
+
+class Task:
+    __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
+                 "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
+                 "attempt")
+
+    def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
+                 retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None):
+        self.task_id, self.msg, self.return_ids, self.name = task_id, msg, return_ids, name
+        self.retries, self.retry_exceptions, self.hold = retries, retry_exceptions, hold
+        self.actor_id = actor_id
+        self.key = key
+        self.conn: Any = None        # the connection it was pushed on
+        self.worker: str | None = None  # the address it runs at, once pushed
+        self.lease: Lease | None = None
+        self.cancelled = False
+        self.deps = 0                # dependencies still pending
+        self.arg_ids: Any = None     # ids of the refs in its arguments (when it has deps)
+        self.attempt = 0             # +1 per retry
+
+    def retry_error(self, cause: BaseException) -> bool:
+        """Consumes a retry when the body's exception `cause` is one to retry."""
+        if self.retries == 0 or not should_retry(cause, self.retry_exceptions):
+            return False
+        self.retries -= 1
+        self.attempt += 1
+        return True
+
+
+class Lease:
+    __slots__ = ("lease_id", "conn", "gpu_ids", "key", "task", "idle_since", "address")
+
+    def __init__(self, lease_id: bytes, conn: Any, gpu_ids: tuple, key: Any, address: str):
+        self.lease_id, self.conn, self.gpu_ids, self.key = lease_id, conn, gpu_ids, key
+        self.address = address
+        self.task: Task | None = None
+        self.idle_since = 0.0
+
+
+class Key:
+    __slots__ = ("demand", "name", "queue", "idle", "requests")
+
+    def __init__(self, demand: dict, name: str):
+        self.demand, self.name = demand, name
+        self.queue: deque[Task] = deque()
+        self.idle: list[Lease] = []
+        self.requests = 0            # lease requests outstanding
+
+
+class TaskTable:
+    """In-flight tasks, their scheduling keys and leases (call with the shell's lock held)."""
+
+    def __init__(self, owner: Any, sys_path: Any):
+        self.owner = owner
+        self.objects = owner.objects
+        self.log = owner.log
+        self.sys_path = sys_path                   # () -> the caller's import path, at push time
+        self.tasks: dict[bytes, Task] = {}
+        self.keys: dict[Any, Key] = {}
+        self.lease_reqs: dict[int, Key] = {}       # request -> the key it asks a lease for
+        self.inflight: dict[Any, set] = {}         # connection -> ids of the tasks pushed on it
+        self.sent_functions: dict[Any, set] = {}   # connection -> function ids it has the bytes of
+        self.functions: dict[bytes, bytes] = {}    # function id -> pickled function
+
+    def add_function(self, function_id: bytes, pickled: bytes) -> None:
+        """A function's bytes, sent with its first push on each connection."""
+        self.functions[function_id] = pickled
+
+    # -- submission ------------------------------------------------------------
+    def submit(self, task: Task, deps: list | None = None, arg_ids: list | None = None) -> list:
+        """A new task (`deps`: ids of owned objects its arguments wait for, as the shell saw
+        them; `arg_ids`: every ref id in its arguments). Returns instructions."""
+        entries = self.objects.entries
+        tid = task.task_id
+        for rid in task.return_ids:
+            entries[rid] = Obj(True, None, None, tid)
+        self.tasks[tid] = task
+        self.log.append(("submit", tid))
+        if not deps:
+            out: list = []
+            self.enqueue(task, out)
+            return out
+        task.arg_ids = arg_ids if arg_ids is not None else deps
+        pending = [o for o in map(entries.__getitem__, deps) if not o.ready]
+        if not pending:  # all finished since the shell looked: inline them and go
+            task.deps = 1
+            out = []
+            self.dep_ready(task, out)
+            return out
+        task.deps = len(pending)
+        for o in pending:
+            if o.waiters is None:
+                o.waiters = [task]
+            else:
+                o.waiters.append(task)
+        return []
+
+    def dep_ready(self, task: Task, out: list) -> None:
+        task.deps -= 1
+        if task.deps > 0 or task.task_id not in self.tasks:
+            return
+        # Every dependency is ready now: inline their values (or fail like them).
+        entries = self.objects.entries
+        inlined = dict(task.msg.inlined)
+        for id in task.arg_ids:
+            o = entries.get(id)
+            if o is not None and o.ready and id not in inlined and o.owned:
+                inlined[id] = (o.data, o.error)
+                o.shared = True
+        task.msg = task.msg._replace(inlined=inlined)
+        self.enqueue(task, out)
+
+    def enqueue(self, task: Task, out: list) -> None:
+        k = self.keys.get(task.key)
+        if k is None:
+            k = self.keys[task.key] = Key(task.msg.resources, task.name)
+        k.queue.append(task)
+        self.dispatch(k, out)
+
+    def dispatch(self, k: Key, out: list) -> None:
+        while k.queue and k.idle:
+            out.append(self.push(k.idle.pop(), k.queue.popleft()))
+        want = min(len(k.queue), MAX_LEASE_REQUESTS) - k.requests
+        if want > 0:
+            owner = self.owner
+            for _ in range(want):
+                req = next(owner.reqs)
+                self.lease_reqs[req] = k
+                k.requests += 1
+                out.append((DAEMON, LeaseRequest(req, k.demand, k.name)))
+
+    def push(self, lease: Lease, task: Task) -> tuple:
+        conn = lease.conn
+        lease.task, task.lease, task.conn, task.worker = task, lease, conn, lease.address
+        s = self.inflight.get(conn)
+        if s is None:
+            s = self.inflight[conn] = set()
+        s.add(task.task_id)
+        msg = task.msg
+        if lease.gpu_ids:
+            msg = msg._replace(gpu_ids=lease.gpu_ids)
+        sent = self.sent_functions.get(conn)
+        if sent is None:
+            sent = self.sent_functions[conn] = set()
+        if msg.function_id not in sent:
+            sent.add(msg.function_id)
+            msg = msg._replace(function=self.functions[msg.function_id], sys_path=self.sys_path())
+        return conn, msg
+
+    # -- leases ----------------------------------------------------------------
+    def lease_granted(self, req: int, lease_id: bytes, gpu_ids: tuple, address: str, conn: Any,
+                      closing: bool) -> list:
+        """The daemon granted a lease on the worker at `address`; `conn` is the shell's task
+        connection to it (None when it could not connect)."""
+        k = self.lease_reqs.pop(req, None)
+        if k is not None:
+            k.requests -= 1
+        self.log.append(("lease", lease_id, address))
+        if k is None or conn is None or closing:
+            out = [(DAEMON, LeaseReturn(lease_id, conn is None))]
+            if k is not None:
+                self.dispatch(k, out)
+            return out
+        lease = Lease(lease_id, conn, gpu_ids, k, address)
+        if k.queue:
+            return [self.push(lease, k.queue.popleft())]
+        return [(DAEMON, LeaseReturn(lease_id))]
+
+    def release(self, task: Task, now: float, out: list) -> None:
+        """The task left its worker: the lease runs the key's next task, or idles."""
+        lease = task.lease
+        if lease is None:
+            return
+        lease.task = None
+        k = lease.key
+        if k.queue:
+            out.append(self.push(lease, k.queue.popleft()))
+        else:
+            lease.idle_since = now
+            k.idle.append(lease)
+
+    def return_idle(self, now: float, older_than: float) -> list:
+        out: list = []
+        for k in self.keys.values():
+            if not k.idle:
+                continue
+            keep = []
+            for lease in k.idle:
+                if now - lease.idle_since >= older_than:
+                    out.append((DAEMON, LeaseReturn(lease.lease_id)))
+                else:
+                    keep.append(lease)
+            k.idle = keep
+        return out
+
+    def drop(self, task_id: bytes) -> Task | None:
+        """Forgets a finished task; its arguments in shared memory are freed (never recycled:
+        the worker mapped them)."""
+        task = self.tasks.pop(task_id, None)
+        if task is not None and task.msg is not None:
+            args = task.msg.args
+            if located(args):
+                self.objects.frees.append((args.object_id, True, None))
+        return task
+
+    def running_here(self, task: Task, where: str) -> None:
+        """Local mode: a task running now, on the caller's thread (`where` names it)."""
+        task.conn = task.worker = where
+        self.tasks[task.task_id] = task
+
+    def requeue(self, task: Task, out: list) -> None:
+        """A task (not an actor call) to run again: back in its key's queue."""
+        task.lease = task.conn = task.worker = None
+        self.enqueue(task, out)
+
+    def conn_lost(self, conn: Any) -> tuple[list, set]:
+        """Forgets what ran on `conn`: (ids of the tasks pushed on it, in submission order;
+        keys whose leases died with it)."""
+        self.sent_functions.pop(conn, None)
+        for k in self.keys.values():
+            if k.idle:
+                k.idle = [lease for lease in k.idle if lease.conn is not conn]
+        ids = sorted(self.inflight.pop(conn, ()))  # ids grow in submission order
+        lost_keys = {t.lease.key for t in map(self.tasks.get, ids) if t and t.lease}
+        return ids, lost_keys
+
+    def forget_queued(self) -> list:
+        """Every task that has no worker yet leaves its queue (the daemon is gone); returns them."""
+        failed = [t for t in self.tasks.values() if t.conn is None]
+        for t in failed:
+            self.drop(t.task_id)
+        for k in self.keys.values():
+            k.queue.clear()
+            k.requests = 0
+        self.lease_reqs.clear()
+        return failed
+
+    def unqueue(self, task: Task) -> bool:
+        k = self.keys.get(task.key) if task.key is not None else None
+        if k is not None and task in k.queue:
+            k.queue.remove(task)
+            return True
+        return False
