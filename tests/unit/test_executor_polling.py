@@ -4,6 +4,7 @@ import threading
 import time
 
 from raylite._protocol import messages as m
+from raylite._protocol.rpc import Endpoint
 from raylite._protocol.transport import Connection
 from raylite._worker.task_executor import Executor
 
@@ -12,7 +13,8 @@ class _Runtime:
     """Just what the executor's loop touches for a message it routes to a handler."""
 
     def __init__(self, order):
-        self._handlers = {m.AddBorrower: self._record}
+        self.endpoint = Endpoint()
+        self.endpoint.on(m.AddBorrower, self._record)
         self.order = order
 
     def _record(self, conn, msg):

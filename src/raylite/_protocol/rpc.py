@@ -21,6 +21,17 @@
     reader ── lost(conn) ───────────► every call pending on conn fails with a
                                        ConnectionError naming the peer
 
+Who reads. `serve(conn)` is a connection's reader thread: it reads whole frames
+and delivers them, handing the read turn (read_turn.py) to a thread that waits in
+get() for a reply on that connection, which then reads and delivers it itself (one
+thread wake-up per call instead of two: cluster_objects.ObjectPlane._read_for);
+both sides deliver through `drain(conn)`'s order, so a message read but not yet
+handled is never lost. A worker's main thread reads its task connections and
+delivers what they bring (task_executor.py); the node daemon reads each connection
+on its own thread and delivers under its state lock (_node/server.py). `conn` is
+whatever the reader delivers with and `send` can send to: a Connection, or (in the
+daemon) its per-connection client record.
+
 Sends go through `send(conn, msg)`, given to the endpoint: by default the
 connection's own send (a client's sendall under the connection's send lock); the
 node daemon passes its outbox (`_node/outbox.py`: queued while its state lock is
@@ -244,6 +255,31 @@ class Endpoint:
         except Exception:
             self.log.exception("error handling %s from %s", type(msg).__name__, _peer(conn))
 
+    def drain(self, conn: Any) -> None:
+        """Delivers what was read from `conn` (its inbox), one message at a time: each leaves
+        the inbox as its handling starts, so an exception (KeyboardInterrupt) anywhere
+        leaves the rest to whichever side reads next."""
+        inbox, deliver = conn.inbox, self.deliver
+        while inbox:
+            deliver(conn, inbox.popleft())
+
+    def serve(self, conn: Any) -> None:
+        """The reader thread of a connection: reads and delivers until it closes, yielding
+        the read turn to a thread that waits in get() (read_turn.py); then closes it and
+        fails its pending calls (lost)."""
+        turn, inbox = conn.turn, conn.inbox
+        while True:
+            turn.background_wait()  # a thread in get() may be reading this connection itself
+            if not inbox:           # else: what an interrupted reader left, handled first
+                msgs = read(conn, None, self.log)
+                if msgs is None:
+                    break
+                inbox.extend(msgs)
+            self.drain(conn)
+            turn.background_done()
+        conn.close()
+        self.lost(conn)
+
     def _answer(self, conn: Any, msg: Any) -> None:
         pending = self._pending
         c = pending.get(msg.req)
@@ -251,6 +287,9 @@ class Endpoint:
             fallback = self._fallback.get(type(msg))
             if fallback is not None:
                 fallback(conn, msg)
+            else:  # its call timed out (or it was never asked for): nobody waits for it
+                self.log.debug("dropped a %s from %s: it answers no pending call",
+                               type(msg).__name__, _peer(conn))
         elif c.conn is not conn:
             self.refuse(conn, msg, "it answers a call made on another connection")
         elif type(msg) is not m.REPLIES[c.kind]:
@@ -275,3 +314,17 @@ class Endpoint:
 
     def pending(self) -> int:
         return len(self._pending)
+
+
+def read(conn: Any, poll: float | None = None, log: logging.Logger = _log) -> list | None:
+    """The next messages from `conn`: blocking until some come (poll None), or those that
+    come within `poll` seconds (maybe none); None once it is closed or sent garbage, which
+    closes it (its reader then reports the loss)."""
+    try:
+        return conn.recv_some() if poll is None else conn.poll(poll)
+    except (EOFError, OSError):
+        return None
+    except Exception as e:
+        log.warning("unreadable message from %s: %r", _peer(conn), e)
+        conn.close()
+        return None

@@ -7,6 +7,15 @@
                         (or the thread waiting in get(), when it holds the read turn)
     borrowers ──GetObject──► listener ──► this process's store (it owns what it created)
 
+Every message this process receives, on any connection and from any of its
+readers (a connection's reader thread: `endpoint.serve`; the thread in get()
+holding the read turn; a worker's main thread), goes through one
+`rpc.Endpoint.deliver`: the handlers registered in `_connect` (and by the
+worker's Executor) by message type, and replies to `_call`'s requests matched by
+id. Lease, actor-location and fetch requests book their ids (from the same
+`endpoint.ids`) in the owner's own maps; their replies reach the handlers
+registered for the reply types.
+
 State owned here, all under `_lock`: the object store (`_store`, id -> _Obj,
 with local reference counts in `_counts`), in-flight tasks (`_tasks`), lease
 queues per scheduling key (`_keys`), and the caller side of every actor this
@@ -31,7 +40,6 @@ starting a head for a driver in cluster_start.py.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import signal
@@ -42,6 +50,7 @@ from typing import Any
 from .. import _ids
 from .._object_store import shm
 from .._protocol import messages as m
+from .._protocol import rpc
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error
@@ -56,14 +65,6 @@ from .factory import InitRequest
 
 
 _SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
-
-
-class _Reply:
-    __slots__ = ("event", "value")
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.value: Any = None
 
 
 class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
@@ -85,7 +86,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._actors: dict[bytes, _Actor] = {}
         self._actor_reqs: dict[int, bytes] = {}
         self._fetches: dict[int, tuple[bytes, Connection]] = {}
-        self._rpcs: dict[int, _Reply] = {}
         self._borrowed_from: dict[bytes, str] = {}      # borrowed object id -> its owner
         self._pending_frees: list[bytes] = []           # shared-memory objects to hand back
         self._pending_msgs: list[tuple] = []            # (owner, RemoveBorrower) from destructors
@@ -94,7 +94,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
         self._connect_lock = threading.Lock()
-        self._req = itertools.count(1)
+        self.endpoint = rpc.Endpoint()
+        self._req = self.endpoint.ids    # the owner's own request ids never meet _call's
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._gone: str | None = None                   # why the cluster is gone (daemon lost)
@@ -140,7 +141,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         return rt
 
     def register_worker(self) -> None:
-        self._daemon.send(m.RegisterWorker(self.worker_id, os.getpid(), self.address))
+        self.endpoint.notify(self._daemon, m.RegisterWorker(self.worker_id, os.getpid(), self.address))
         self._spawn(self._maintain, "raylite-leases")
 
     # -- connections ---------------------------------------------------------
@@ -154,9 +155,19 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
-        self._handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
-                          m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
-                          m.RemoveBorrower: self._borrower}
+        on = self.endpoint.on
+        on(m.TaskDone, self._task_done)
+        on(m.GetObject, self._serve_get)
+        on(m.AddBorrower, self._borrower)
+        on(m.RemoveBorrower, self._borrower)
+        on(m.ObjectValue, self._object_value)     # replies booked in _fetches
+        on(m.LeaseGranted, lambda conn, msg: self._lease_granted(msg))  # ... in _lease_reqs
+        on(m.ActorInfo, self._on_actor_info)      # ... in _actor_reqs
+        on(m.ReturnIdleLeases, lambda conn, msg: self._return_idle(0.0))
+        on(m.LogLines, self._on_log_lines)
+        on(m.Warning, lambda conn, msg: print(f"raylite warning: {msg.text}", file=sys.stderr,
+                                              flush=True))
+        on(m.ListObjects, self._on_list_objects)
         self._spawn(self._daemon_loop, "raylite-daemon")
         self._spawn(self._accept_loop, "raylite-accept")
 
@@ -207,13 +218,13 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             pass  # the peer is gone; whatever it owned is lost with it
 
     def send_daemon(self, msg: Any) -> None:
-        self._daemon.send(msg)
+        self.endpoint.notify(self._daemon, msg)
 
     def _to_daemon(self, msg: Any) -> None:
         """A one-way message for a caller who must hear that the cluster is gone."""
         if self._gone is None:
             try:
-                self._daemon.send(msg)
+                self.endpoint.notify(self._daemon, msg)
                 return
             except OSError:
                 pass
@@ -227,41 +238,26 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 pass  # the reader thread of that connection handles the loss
 
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
-        req = next(self._req)
-        reply = self._rpcs[req] = _Reply()
-        if self._gone is None:  # checked after registering: _daemon_loop sets it, then wakes us
-            try:
-                self._daemon.send(msg._replace(req=req))
-            except OSError:
-                reply.event.set()
-        else:
-            reply.event.set()
-        if not reply.event.wait(timeout):
-            self._rpcs.pop(req, None)
+        """A request to the node daemon, answered within `timeout` seconds, or RaySystemError."""
+        call = self.endpoint.call(self._daemon, msg)
+        if self._gone is not None:  # looked at after booking: _daemon_loop sets it, then fails us
+            call.fail(ConnectionError(self._gone))
+        try:
+            return call.result(timeout)
+        except TimeoutError:
             raise RaySystemError(f"The node daemon did not answer {type(msg).__name__} within "
-                                 f"{timeout}s; it may be overloaded or dead.")
-        if reply.value is None:
-            self._rpcs.pop(req, None)
+                                 f"{timeout}s; it may be overloaded or dead.") from None
+        except ConnectionError:
             if self._gone is None and self._closing.is_set():
                 raise RaySystemError("raylite.shutdown() was called: this process is no longer "
-                                     "connected to the cluster. Call raylite.init() again.")
-            raise RaySystemError(self._gone or self._gone_message())
-        return reply.value
+                                     "connected to the cluster. Call raylite.init() again.") from None
+            raise RaySystemError(self._gone or self._gone_message()) from None
 
     def _daemon_loop(self) -> None:
-        while True:
-            try:
-                msg = self._daemon.recv()
-            except (EOFError, OSError):
-                break
-            try:
-                self._on_daemon(msg)
-            except Exception as e:  # never let one bad message stop the loop
-                print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+        self.endpoint.serve(self._daemon)  # until the daemon goes: its calls have failed then
         if not self._closing.is_set() and not self._stopping:
             self._gone = self._gone_message()
-        for reply in list(self._rpcs.values()):
-            reply.event.set()
+        self.endpoint.lost(self._daemon)   # again, now that _gone says why: calls booked since
         if self.executor is not None:
             self.executor.stop()
         elif self._gone is not None:
@@ -309,44 +305,22 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             for rid in t.return_ids:
                 self._complete(rid, None, error)
 
-    def _on_daemon(self, msg: Any) -> None:
-        t = type(msg)
-        if t is m.LeaseGranted:
-            self._lease_granted(msg)
-        elif t is m.ActorInfo and msg.req in self._actor_reqs:
+    def _on_actor_info(self, conn: Any, msg: m.ActorInfo) -> None:
+        if msg.req in self._actor_reqs:
             self._actor_resolved(msg)
-        elif t is m.ReturnIdleLeases:
-            self._return_idle(0.0)
-        elif t is m.LogLines:
-            if self.log_to_driver:
-                out = sys.stderr if msg.stderr else sys.stdout
-                out.write("".join(f"{msg.prefix} {line}\n" for line in msg.lines))
-                out.flush()
-        elif t is m.Warning:
-            print(f"raylite warning: {msg.text}", file=sys.stderr, flush=True)
-        elif t is m.StartActor:
-            self.executor.handle(None, msg)
-        elif t is m.ListObjects:
-            self._daemon.send(m.ObjectList(msg.req, self.address,
-                                           "worker" if self.executor else "driver", self.list_objects()))
-        elif hasattr(msg, "req"):
-            reply = self._rpcs.pop(msg.req, None)
-            if reply is not None:
-                reply.value = msg
-                reply.event.set()
+
+    def _on_log_lines(self, conn: Any, msg: m.LogLines) -> None:
+        if self.log_to_driver:
+            out = sys.stderr if msg.stderr else sys.stdout
+            out.write("".join(f"{msg.prefix} {line}\n" for line in msg.lines))
+            out.flush()
+
+    def _on_list_objects(self, conn: Any, msg: m.ListObjects) -> None:
+        kind = "worker" if self.executor else "driver"
+        self.endpoint.reply(conn, msg, m.ObjectList(msg.req, self.address, kind, self.list_objects()))
 
     def _peer_loop(self, conn: Connection, address: str | None, registry: dict | None) -> None:
-        turn = conn.turn
-        while True:
-            turn.background_wait()  # a thread in get() may be reading this connection itself
-            if not conn.inbox:      # else: what an interrupted reader left, handled first
-                msgs = self._recv_from(conn)
-                if msgs is None:
-                    break
-                conn.inbox.extend(msgs)
-            self._handle_inbox(conn)
-            turn.background_done()
-        conn.close()
+        self.endpoint.serve(conn)  # until it closes; its pending calls have failed then
         if registry is not None:
             with self._connect_lock:
                 if registry.get(address) is conn:
@@ -354,35 +328,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if not self._closing.is_set():
             self._peer_lost(conn)
 
-    def _recv_from(self, conn: Connection, poll: float | None = None) -> list | None:
-        """The next messages from a peer: blocking until some come (recv_some), or those that
-        come within `poll` seconds (maybe none); None once the connection is closed or sent
-        garbage, which closes it: its reader thread then reports the loss."""
-        try:
-            return conn.recv_some() if poll is None else conn.poll(poll)
-        except (EOFError, OSError):
-            return None
-        except Exception as e:
-            print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
-            conn.close()
-            return None
-
-    def _handle_inbox(self, conn: Connection) -> None:
-        """Handles what was read from `conn`, one message at a time: each leaves the inbox as
-        its handling starts, so an exception anywhere leaves the rest to the next reader."""
-        inbox = conn.inbox
-        while inbox:
-            self._on_peer(conn, inbox.popleft())
-
-    def _on_peer(self, conn: Connection, msg: Any) -> None:
-        try:
-            h = self._handlers.get(type(msg))
-            if h is not None:
-                h(conn, msg)
-            elif self.executor is not None:
-                self.executor.handle(conn, msg)
-        except Exception as e:  # never let one bad message stop the reading
-            print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+    _recv_from = staticmethod(rpc.read)
 
     # -- Ctrl-C: a call is booked and sent whole (read_turn.shield) ----------------
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list:
