@@ -49,3 +49,24 @@ def test_a_flooding_caller_does_not_starve_another_connection():
         loop.join(10)
         for c in (busy, other, *senders):
             c.close()
+
+
+def test_a_task_delivered_on_another_thread_runs_on_the_loop_thread():
+    rt = _Runtime([])
+    rt.register_inbound = lambda owner, conn: None
+    ex = Executor(rt)
+    ran = []
+    ex.run_task = lambda conn, msg: ran.append(threading.get_ident())
+    loop = threading.Thread(target=ex.run_forever)
+    loop.start()
+    try:
+        push = m.PushTask(b"t" * 16, b"f" * 16, None, b"", {}, (), "f", b"job1", "ns", None, (),
+                          {}, "127.0.0.1:1")
+        rt.endpoint.deliver(None, push)   # as a general connection's reader thread would
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert ran == [loop.ident]
+    finally:
+        ex.stop()
+        loop.join(10)

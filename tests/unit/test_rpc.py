@@ -255,3 +255,28 @@ def test_every_message_with_an_id_is_a_request_or_a_reply_in_the_one_table():
         if isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields"):
             has_id = cls._fields[:1] == ("req",)
             assert has_id == (cls in requests or cls in replies), cls.__name__
+
+
+def test_serve_delivers_until_the_peer_closes_then_fails_the_calls_left(pair):
+    a, b = pair
+    ep = Endpoint()
+    seen = []
+    ep.on(m.AddBorrower, lambda conn, msg: seen.append(msg.object_id))
+    reader = threading.Thread(target=ep.serve, args=(a,))
+    reader.start()
+    call = ep.call(a, m.GetClusterState(0))
+    b.send(m.AddBorrower(b"1"))
+    b.close()
+    reader.join(1)
+    assert not reader.is_alive() and a.closed and seen == [b"1"]
+    with pytest.raises(ConnectionError, match="connection to b was lost"):
+        call.result(0)
+
+
+def test_serve_closes_a_connection_that_sends_garbage(pair, caplog):
+    a, b = pair
+    ep = Endpoint()
+    b.sock.sendall(b"\0\0\0\3abc")   # a frame, but no pickle
+    with caplog.at_level(logging.WARNING, "raylite.rpc"):
+        ep.serve(a)                  # returns: the connection is closed
+    assert a.closed and "unreadable message from b" in caplog.text
