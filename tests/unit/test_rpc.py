@@ -280,3 +280,17 @@ def test_serve_closes_a_connection_that_sends_garbage(pair, caplog):
     with caplog.at_level(logging.WARNING, "raylite.rpc"):
         ep.serve(a)                  # returns: the connection is closed
     assert a.closed and "unreadable message from b" in caplog.text
+
+
+def test_an_interrupted_wait_forgets_the_call(pair):
+    import signal
+
+    a, _ = pair
+    ep = Endpoint()
+    call = ep.call(a, m.GetClusterState(0))
+    timer = threading.Timer(0.01, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        call.result(1.0)
+    timer.join()
+    assert ep.pending() == 0

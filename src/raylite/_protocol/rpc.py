@@ -57,7 +57,8 @@ names another connection's call is refused like any bad message.
 
 Call is the light future: a lock allocated held, released on completion;
 `result(timeout)` waits on it (TimeoutError after `timeout`, and the call is
-forgotten: a late reply goes to the reply type's handler, or is dropped);
+forgotten, as when the wait is interrupted (Ctrl-C): a late reply goes to the
+reply type's handler, or is dropped);
 `add_done_callback(fn)` runs fn(call) exactly once, at once when done, else on
 the thread that completes it. No concurrent.futures machinery, no Condition.
 """
@@ -105,7 +106,12 @@ class Call:
     def result(self, timeout: float | None = None) -> Any:
         """The reply; the failure raised; TimeoutError when none came within `timeout`."""
         if not self.done:
-            if self._lock.acquire(True, -1 if timeout is None else timeout):
+            try:
+                got = self._lock.acquire(True, -1 if timeout is None else timeout)
+            except BaseException:  # KeyboardInterrupt: nobody waits any more
+                self._pending.pop(self.id, None)
+                raise
+            if got:
                 self._lock.release()
             elif self._pending.pop(self.id, None) is not None:
                 raise TimeoutError(f"{_peer(self.conn)} did not answer {self.kind.__name__} "
