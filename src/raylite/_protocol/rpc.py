@@ -45,12 +45,14 @@ The envelope is the message's first field, `req`. Every request type carries its
 id there and `messages.REPLIES` names the reply type of each request type, which
 carries the same id back in its own `req`. One-way messages carry no id at all.
 Measured against a real envelope (a `(id, reply_to, msg)` tuple around each
-message in its frame): wrapping costs a tuple per message on both ends and a
-little more pickling, and the hottest messages (PushTask, TaskDone, the actor
-calls) are one-way and would carry an empty envelope for nothing; declaring
-`req` as the envelope costs nothing per message, keeps every frame as it was,
-and lets `validate.py` check the id as a field. The table is checked at import:
-each request type and each reply type has `req` as its first field.
+message in its frame): pickling and unpickling a frame took 0.17-0.32 us more
+per message (TaskDone 5.3 -> 5.5 us, PushTask 6.6 -> 6.8-7.1 us of CPU, best of
+60 interleaved rounds), about 1 % of a call's round trip for the two frames it
+takes, and the hottest messages (PushTask, TaskDone, the actor calls) are
+one-way and would carry an empty envelope for nothing. Declaring `req` the
+envelope costs nothing per message, keeps every frame as it was, and lets
+`validate.py` check the id as a field. The table is checked at import: each
+request type and each reply type has `req` as its first field.
 
 A reply is matched only on the connection its call went out on: a reply that
 names another connection's call is refused like any bad message.
