@@ -5,16 +5,20 @@
                           └──────── failed __init__ / killed / owner gone ──────► DEAD
 
 An entry's `death` is the pickled error that explains its latest death (kept while
-it restarts, so calls lost in that death can say why). Fate sharing: `spec.owner`
+it restarts, so calls lost in that death can say why), and `reason` that death in one
+line of text (the tables never unpickle what a worker sent). Fate sharing: `spec.owner`
 is the address of the process that created the actor; when that process is gone,
 `owned_by` names the non-detached actors to kill (a driver's go with its job too).
 
 Owns the authoritative actor state and the (namespace, name) index; the
-server keeps the sockets and the waiters. `statistics()` feeds `raylite status`.
+server keeps the sockets and the waiters. `state()` answers a state request with
+records of every node, job and actor; `statistics()` gives the counts.
 """
 from __future__ import annotations
 
 from typing import Any
+
+from .._core.records import ActorRecord, JobRecord, NodeRecord, StateSnapshot
 
 
 class JobInfo:
@@ -33,7 +37,7 @@ class NodeInfo:
 
 
 class ActorEntry:
-    __slots__ = ("spec", "state", "address", "worker_id", "restarts", "death")
+    __slots__ = ("spec", "state", "address", "worker_id", "restarts", "death", "reason")
 
     def __init__(self, spec: Any):
         self.spec = spec
@@ -42,6 +46,7 @@ class ActorEntry:
         self.worker_id: bytes | None = None
         self.restarts = 0
         self.death: bytes | None = None
+        self.reason: str | None = None
 
 
 class GcsTables:
@@ -94,11 +99,14 @@ class GcsTables:
         if entry is not None and entry.state != "DEAD":
             entry.state, entry.worker_id, entry.address = "ALIVE", worker_id, address
 
-    def actor_died(self, actor_id: bytes, death: bytes | None, may_restart: bool) -> str:
-        """Records a death; returns the new state (RESTARTING when restarts are left)."""
+    def actor_died(self, actor_id: bytes, death: bytes | None, may_restart: bool,
+                   reason: str | None = None) -> str:
+        """Records a death (`reason`: why, in one line); returns the new state (RESTARTING
+        when restarts are left)."""
         entry = self.actors.get(actor_id)
         if entry is None or entry.state == "DEAD":
             return "DEAD"
+        entry.reason = reason
         max_restarts = entry.spec.max_restarts
         if may_restart and (max_restarts < 0 or entry.restarts < max_restarts):
             entry.restarts += 1
@@ -130,6 +138,20 @@ class GcsTables:
             if actor_id is None:
                 return None
         return self.actors.get(actor_id)
+
+    def state(self) -> StateSnapshot:
+        """Every node (the GCS hears no usage reports: a live node's record says all of its
+        resources are available; the node's own scheduler record, overlaid, says what is),
+        every job and every actor."""
+        nodes = tuple(NodeRecord(n.node_id.hex(), n.address, n.hostname, n.alive, n.is_head,
+                                 dict(n.resources), dict(n.resources) if n.alive else {})
+                      for n in self.nodes.values())
+        jobs = tuple(JobRecord(j.job_id.hex(), j.namespace, j.pid, j.alive)
+                     for j in self.jobs.values())
+        actors = tuple(ActorRecord(a.hex(), e.spec.meta.class_name, e.spec.name, e.spec.namespace,
+                                   e.state, e.address, e.restarts, e.spec.detached, e.reason)
+                       for a, e in self.actors.items())
+        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors)
 
     def statistics(self) -> dict:
         states: dict[str, int] = {}

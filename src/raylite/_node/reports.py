@@ -1,10 +1,17 @@
-"""What the node daemon reports: cluster state (`raylite status`, nodes(), resources), memory
-summaries (`raylite memory`) and infeasibility warnings. Mixed into NodeServer: these
-handlers run under its lock and read its scheduler, GCS tables, store and clients.
+"""What the node daemon reports: its state as frozen records (`raylite status`, `raylite
+memory`, nodes(), resources, the runtimes' state()) and infeasibility warnings. Mixed into
+NodeServer: these handlers run under its lock and read its cores and clients.
 
-    GetClusterState ─► ClusterState(nodes, totals, available, statistics)
-    MemoryReport ─► ListObjects to every driver and worker ─► their ObjectLists, or 1 s
-                 ─► MemorySummary(replies, store statistics, segments)
+    GetState(kinds, owners) ─► tasks or objects asked, and owners? ─► GetState to every
+         connected driver and worker ─► their StateReplies (shape-checked), or OWNER_WAIT_S
+    ─► this node's cores, each state(): GCS tables, scheduler, worker table, store
+    ─► StateReply(merged snapshot, the owners that did not answer)
+
+Merging (records.py): a node's record is the GCS's with its scheduler's overlaid (what is
+free); a worker's the scheduler's with the worker table's overlaid (its pid; STARTING and
+DEAD are the table's to say); an object its owner's with the store's overlaid (shared
+memory or spilled). Owners answer for tasks and objects only. Only the kinds asked for
+are built: nodes() asks for nodes alone and costs no object records.
 """
 from __future__ import annotations
 
@@ -13,11 +20,27 @@ import threading
 from typing import Any
 
 from .. import _ids
+from .._core.records import KINDS, StateSnapshot, located, merge, overlay
 from .._protocol import messages as m
 from . import scheduler as sch
 from .outbox import send as _send
 
 log = logging.getLogger("raylite.node")
+
+OWNER_WAIT_S = 1.0      # how long a state request waits for the owners' answers
+_OWNED = ("tasks", "objects")
+_EMPTY = StateSnapshot("")
+
+
+class _Gather:
+    """A state request waiting for owners' answers."""
+    __slots__ = ("conn", "req", "kinds", "waiting", "replies", "timer")
+
+    def __init__(self, conn: Any, req: int, kinds: tuple, waiting: dict):
+        self.conn, self.req, self.kinds = conn, req, kinds
+        self.waiting = waiting          # connection -> address, until it answers
+        self.replies: list = []
+        self.timer: Any = None
 
 
 class Reports:
@@ -26,56 +49,60 @@ class Reports:
     _reports: dict
     gcs: Any
     sched: Any
+    procs: Any
     store: Any
     node_id: bytes
 
-    def _on_cluster_state(self, c: Any, msg: m.GetClusterState) -> None:
-        nodes = [{"NodeID": n.node_id.hex(), "Alive": n.alive, "alive": n.alive,
-                  "NodeManagerAddress": n.address.rpartition(":")[0],
-                  "NodeManagerHostname": n.hostname, "Resources": dict(n.resources),
-                  "IsHead": n.is_head} for n in self.gcs.nodes.values()]
-        total: dict = {}
-        for n in self.gcs.nodes.values():
-            if n.alive:
-                for k, v in n.resources.items():
-                    total[k] = total.get(k, 0.0) + v
-        stats = {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                 "store": self.store.statistics(),
-                 "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
-        available = dict(self.sched.available)
-        for n in self.gcs.nodes.values():  # joined nodes run nothing yet: all theirs is free
-            if n.alive and n.node_id != self.node_id:
-                for k, v in n.resources.items():
-                    available[k] = available.get(k, 0.0) + v
-        _send(c.conn, m.ClusterState(msg.req, nodes, total, available, stats))
+    def _on_get_state(self, c: Any, msg: m.GetState) -> None:
+        owners = {}
+        if msg.owners and any(k in msg.kinds for k in _OWNED):
+            owners = {x.conn: x.address for x in self._clients.values()
+                      if x.kind in ("driver", "worker")}
+        if not owners:
+            _send(c.conn, m.StateReply(msg.req, self._node_state(msg.kinds, [])))
+            return
+        rid = int.from_bytes(_ids.new_id()[-6:], "big")
+        g = self._reports[rid] = _Gather(c.conn, msg.req, msg.kinds, owners)
+        ask = m.GetState(rid, tuple(k for k in msg.kinds if k in _OWNED), False)
+        for conn in owners:
+            _send(conn, ask)
+        g.timer = threading.Timer(OWNER_WAIT_S, self._finish_state, args=(rid,))
+        g.timer.daemon = True
+        g.timer.start()
 
-    def _on_memory_report(self, c: Any, msg: m.MemoryReport) -> None:
-        clients = [x for x in self._clients.values() if x.kind in ("driver", "worker")]
-        req = int.from_bytes(_ids.new_id()[-6:], "big")
-        self._reports[req] = (c.conn, msg.req, len(clients), [])
-        for x in clients:
-            _send(x.conn, m.ListObjects(req))
-        threading.Timer(1.0, self._finish_report, args=(req,)).start()
-        if not clients:
-            self._finish_report(req)
+    def _on_state_reply(self, c: Any, msg: m.StateReply) -> None:
+        g = self._reports.get(msg.req)
+        if g is None or g.waiting.pop(c.conn, None) is None:
+            return  # late, or not asked
+        g.replies.append(msg.snapshot)
+        if not g.waiting:
+            g.timer.cancel()
+            self._finish_state(msg.req)
 
-    def _on_object_list(self, c: Any, msg: m.ObjectList) -> None:
-        entry = self._reports.get(msg.req)
-        if entry is not None:
-            entry[3].append(msg)
-            if len(entry[3]) >= entry[2]:
-                self._finish_report(msg.req)
-
-    def _finish_report(self, req: int) -> None:
+    def _finish_state(self, rid: int) -> None:
         with self._lock:
-            entry = self._reports.pop(req, None)
-            if entry is not None:
-                conn, client_req, _, replies = entry
-                _send(conn, m.MemorySummary(client_req, replies, self.store.statistics(),
-                                            self.store.listing()))
+            g = self._reports.pop(rid, None)
+            if g is not None:
+                _send(g.conn, m.StateReply(g.req, self._node_state(g.kinds, g.replies),
+                                           tuple(g.waiting.values())))
+
+    def _node_state(self, kinds: tuple, replies: list) -> StateSnapshot:
+        """This node's cores' records of `kinds`, merged with the owners' `replies`."""
+        want = set(kinds)
+        me = self.node_id.hex()
+        gcs = self.gcs.state() if want & {"nodes", "jobs", "actors"} else _EMPTY
+        sched = self.sched.state(me, {x.conn: x.address for x in self._clients.values()}) \
+            if want & {"nodes", "workers", "leases"} else _EMPTY
+        procs = self.procs.state(me) if "workers" in want else _EMPTY
+        stored = self.store.state().objects if "objects" in want else ()
+        owned = merge(replies)
+        snap = StateSnapshot(f"node {me}", overlay(gcs.nodes, sched.nodes), gcs.jobs,
+                             overlay(sched.workers, procs.workers), sched.leases, gcs.actors,
+                             owned.tasks, located(owned.objects, stored))
+        return snap._replace(**{k: () for k in KINDS if k not in want})
 
     def _warn_infeasible(self, ins: sch.Infeasible) -> None:
-        from .._runtime.resources import describe
+        from .._resources import describe
 
         text = (f"{ins.name} needs {describe(ins.demand)} but no node in this cluster has that "
                 f"much (this node: {describe(self.sched.total)}). It stays pending until a node "
@@ -85,8 +112,3 @@ class Reports:
             [x.conn for x in self._clients.values() if x.kind == "driver"]
         for conn in targets:
             _send(conn, m.Warning(text))
-
-    def statistics(self) -> dict:
-        with self._lock:
-            return {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                    "store": self.store.statistics()}

@@ -12,7 +12,7 @@
 No send happens while the lock is held, and a peer that does not read costs only
 itself: its outbox grows to a bound, then it is dropped. Mixed in here: worker
 processes (spawn, registration, exits, the fork server) from worker_procs.py;
-what the node reports (cluster state, memory summaries, warnings) from reports.py;
+what the node reports (its state as records, warnings) from reports.py;
 the object store's handlers (allocation, spilling, freeing) from objects.py.
 
 Handlers run under the lock and stay quick; one whose work is slow leaves
@@ -99,7 +99,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         self._killed: set[bytes] = set()               # workers we killed on purpose
         self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
         self._last_revoke = 0.0
-        self._reports: dict[int, tuple] = {}           # memory report id -> (conn, req, pending, replies)
+        self._reports: dict[int, Any] = {}             # state requests awaiting owners (reports.py)
         # The one dispatch: peers are _Clients; sends go through their outboxes.
         self.endpoint = Endpoint(send=lambda c, msg: c.conn.outbox.put(msg),
                                  validator=validate.problem, log=log)
@@ -227,7 +227,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         if msg.error is None:
             self.gcs.actor_started(msg.actor_id, c.worker_id, c.address)
         else:
-            self.gcs.actor_died(msg.actor_id, msg.error, may_restart=False)
+            self.gcs.actor_died(msg.actor_id, msg.error, may_restart=False, reason="its __init__ raised")
             self._release_actor_worker(msg.actor_id, c.worker_id)
             if msg.actor_id in self.gcs.actors:  # what its __init__ created dies with it
                 self._owner_gone(c.address, self._actor_name(msg.actor_id))
@@ -281,7 +281,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} is dead: {why}.",
                                            actor_id.hex()))
         self.sched.cancel_actor_placement(actor_id)
-        state = self.gcs.actor_died(actor_id, death, may_restart=not no_restart)
+        state = self.gcs.actor_died(actor_id, death, may_restart=not no_restart, reason=why)
         self._release_actor_worker(actor_id, worker_id)
         if state == "RESTARTING":
             self._execute(self.sched.place_actor(actor_id, entry.spec.demand, entry.spec.placement,
@@ -295,7 +295,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
     def _owner_gone(self, address: str | None, who: str) -> None:
         """Fate sharing: the non-detached actors created by the process at `address` (an
         actor's or a task's worker) die with it, whether it is gone or restarts elsewhere."""
-        from .._runtime.execution import owner_exited
+        from .._actor_ends import owner_exited
 
         for actor_id in self.gcs.owned_by(address or ""):
             self._kill_actor(actor_id, True, owner_exited(who))
@@ -331,10 +331,10 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         self._execute(self.sched.worker_died(worker_id))
         if actor_id is not None and not on_purpose:
             entry = self.gcs.actors[actor_id]
+            why = f"its worker process exited unexpectedly ({how or 'killed, crashed, or out of memory'})"
             death = dumps_error(ActorDiedError(
-                f"The actor {entry.spec.meta.class_name} died: its worker process exited "
-                f"unexpectedly ({how or 'killed, crashed, or out of memory'}).", actor_id.hex()))
-            if self.gcs.actor_died(actor_id, death, may_restart=True) == "RESTARTING":
+                f"The actor {entry.spec.meta.class_name} died: {why}.", actor_id.hex()))
+            if self.gcs.actor_died(actor_id, death, may_restart=True, reason=why) == "RESTARTING":
                 self._execute(self.sched.place_actor(actor_id, entry.spec.demand,
                                                      entry.spec.placement, entry.spec.meta.class_name))
             self._notify_actor(actor_id)
@@ -399,11 +399,10 @@ _HANDLERS = {
     m.ActorStarted: NodeServer._on_actor_started,
     m.GetActorInfo: NodeServer._on_get_actor_info,
     m.KillActor: NodeServer._on_kill_actor,
-    m.GetClusterState: NodeServer._on_cluster_state,
+    m.GetState: NodeServer._on_get_state,
     m.LogLines: NodeServer._on_log_lines,
     m.Shutdown: NodeServer._on_shutdown,
     m.AllocObject: NodeServer._on_alloc_object,
     m.FreeObjects: NodeServer._on_free_objects,
-    m.MemoryReport: NodeServer._on_memory_report,
-    m.ObjectList: NodeServer._on_object_list,
+    m.StateReply: NodeServer._on_state_reply,
 }
