@@ -58,6 +58,7 @@ def test_every_pending_and_later_call_fails_clearly_when_the_daemon_dies():
     waiting_call = waiting_actor.ping.remote()
 
     daemon.send_signal(signal.SIGSTOP)                       # a daemon call is pending...
+    _all_stopped(daemon)
     pending_call: list = []
     caller = threading.Thread(
         target=lambda: pending_call.append(_raises(lambda: rt._call(m.GetState(0)))))
@@ -113,6 +114,24 @@ def test_a_task_retried_after_the_daemon_died_fails_instead_of_waiting():
         raylite.get(ref, timeout=BOUND)
     assert isinstance(e.value, RaySystemError), repr(e.value)
     raylite.shutdown()
+
+
+def _all_stopped(proc):
+    """Waits until every thread of `proc` has stopped: a group stop reaches the threads one
+    by one, and on a loaded machine one of them may still answer a request meanwhile."""
+    deadline = time.monotonic() + BOUND
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir(f"/proc/{proc.pid}/task"):
+            try:
+                with open(f"/proc/{proc.pid}/task/{tid}/stat") as f:
+                    states.append(f.read().rpartition(")")[2].split()[0])
+            except OSError:
+                pass  # a thread that just exited
+        if states and all(s in "tT" for s in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the daemon's threads did not all stop within {BOUND}s")
 
 
 def _raises(fn):

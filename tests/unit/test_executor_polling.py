@@ -4,6 +4,7 @@ import threading
 import time
 
 from raylite._protocol import messages as m
+from raylite._protocol.rpc import Endpoint
 from raylite._protocol.transport import Connection
 from raylite._worker.task_executor import Executor
 
@@ -12,7 +13,8 @@ class _Runtime:
     """Just what the executor's loop touches for a message it routes to a handler."""
 
     def __init__(self, order):
-        self._handlers = {m.AddBorrower: self._record}
+        self.endpoint = Endpoint()
+        self.endpoint.on(m.AddBorrower, self._record)
         self.order = order
 
     def _record(self, conn, msg):
@@ -47,3 +49,24 @@ def test_a_flooding_caller_does_not_starve_another_connection():
         loop.join(10)
         for c in (busy, other, *senders):
             c.close()
+
+
+def test_a_task_delivered_on_another_thread_runs_on_the_loop_thread():
+    rt = _Runtime([])
+    rt.register_inbound = lambda owner, conn: None
+    ex = Executor(rt)
+    ran = []
+    ex.run_task = lambda conn, msg: ran.append(threading.get_ident())
+    loop = threading.Thread(target=ex.run_forever)
+    loop.start()
+    try:
+        push = m.PushTask(b"t" * 16, b"f" * 16, None, b"", {}, (), "f", b"job1", "ns", None, (),
+                          {}, "127.0.0.1:1")
+        rt.endpoint.deliver(None, push)   # as a general connection's reader thread would
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert ran == [loop.ident]
+    finally:
+        ex.stop()
+        loop.join(10)

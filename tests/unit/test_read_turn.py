@@ -3,10 +3,10 @@ import signal
 import socket
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
+from raylite._protocol import messages as m
 from raylite._protocol.read_turn import STUCK_S, ReadTurn, shield
 from raylite._protocol.transport import Connection
 
@@ -139,24 +139,26 @@ def test_only_the_main_thread_with_a_python_handler_is_shielded():
 
 
 def test_messages_read_but_not_handled_stay_for_the_next_reader():
-    from raylite._runtime.cluster import ClusterRuntime
+    from raylite._protocol.rpc import Endpoint
 
     a, b = socket.socketpair()
     conn = Connection(b, "peer")
     handled = []
 
     def on_peer(c, msg):
-        if msg == "boom" and "boom" not in handled:
-            handled.append(msg)
+        if msg.object_id == b"boom" and b"boom" not in handled:
+            handled.append(msg.object_id)
             raise KeyboardInterrupt   # lands in the middle of a batch
-        handled.append(msg)
-    reader = SimpleNamespace(_on_peer=on_peer)
-    conn.inbox.extend(["one", "boom", "two", "three"])
+        handled.append(msg.object_id)
+    ep = Endpoint()
+    ep.on(m.AddBorrower, on_peer)
+    one, boom, two, three = (m.AddBorrower(x) for x in (b"one", b"boom", b"two", b"three"))
+    conn.inbox.extend([one, boom, two, three])
     with pytest.raises(KeyboardInterrupt):
-        ClusterRuntime._handle_inbox(reader, conn)
-    assert list(conn.inbox) == ["two", "three"]   # nothing after it is lost
-    ClusterRuntime._handle_inbox(reader, conn)      # whichever side reads next
-    assert handled == ["one", "boom", "two", "three"] and not conn.inbox
+        ep.drain(conn)
+    assert list(conn.inbox) == [two, three]   # nothing after it is lost
+    ep.drain(conn)                            # whichever side reads next
+    assert handled == [b"one", b"boom", b"two", b"three"] and not conn.inbox
     conn.close()
     a.close()
 

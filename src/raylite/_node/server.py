@@ -1,7 +1,9 @@
 """The node daemon's I/O shell (on the head node it also serves the GCS tables).
 
-    accept thread ──► one reader thread per connection ──► _handle(conn, msg)
+    accept thread ──► one reader thread per connection ──► _handle(client, msg)
                                                               │  (under self._lock)
+                                          rpc.Endpoint.deliver: validate.problem, then
+                                          the handler of the message's type (_HANDLERS)
          NodeScheduler (pure) ◄── events ─────────────────────┤
          GcsTables (pure)     ◄── events ─────────────────────┘
                  └── instructions ──► _execute(): queue grants, ask the zygote for/to kill workers
@@ -41,7 +43,7 @@ from .._object_store import shm
 from .._object_store.store import StoreAccounting
 from .._protocol import messages as m
 from .._protocol import validate
-from .._protocol.ratelog import RateLimitedLog
+from .._protocol.rpc import Endpoint
 from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
 from .outbox import Outbox, StateLock
@@ -52,7 +54,6 @@ from .worker_pool import Zygote
 from .worker_procs import WorkerProcesses
 
 log = logging.getLogger("raylite.node")
-_refusals = RateLimitedLog(log)  # refused messages: _handle
 
 
 class _Client:
@@ -71,6 +72,10 @@ class _Client:
         self.node_id: bytes | None = None
         self.after: Any = None   # a handler's slow part, run once the lock is released
         conn.outbox = Outbox(conn)  # what we send it; queued while the server's lock is held
+
+    @property
+    def peer(self) -> str:
+        return self.conn.peer
 
 
 class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
@@ -95,6 +100,11 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
         self._last_revoke = 0.0
         self._reports: dict[int, Any] = {}             # state requests awaiting owners (reports.py)
+        # The one dispatch: peers are _Clients; sends go through their outboxes.
+        self.endpoint = Endpoint(send=lambda c, msg: c.conn.outbox.put(msg),
+                                 validator=validate.problem, log=log)
+        for msg_type, handler in _HANDLERS.items():
+            self.endpoint.on(msg_type, handler.__get__(self))
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
         self._init_workers(zygote)
@@ -152,15 +162,16 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
             except Exception as e:  # garbage on the wire: drop the connection, keep the daemon
                 log.warning("unreadable message from %s: %s", conn.peer, e)
                 break
-            try:
-                with self._lock:
-                    self._handle(client, msg)
-                if client.after is not None:  # e.g. spill copies: never under the lock
-                    after, client.after = client.after, None
+            with self._lock:
+                self._handle(client, msg)
+            if client.after is not None:  # e.g. spill copies: never under the lock
+                after, client.after = client.after, None
+                try:
                     after()
-            except Exception:
-                log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
+                except Exception:
+                    log.exception("error handling %s from %s", type(msg).__name__, conn.peer)
         conn.close()
+        self.endpoint.lost(client)
         if client.worker_id is not None:
             self._await_exit(client.worker_id)
         with self._lock:
@@ -169,16 +180,11 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
 
     # -- dispatch ------------------------------------------------------------
     def _handle(self, c: _Client, msg: Any) -> None:
-        """Dispatches a message by type, once every field has passed validate.problem();
-        anything else is refused: logged (at most once per connection a minute, and a few
-        lines a minute in all), nothing changed."""
-        handler = _HANDLERS.get(type(msg))
-        why = "this daemon does not handle that message" if handler is None else validate.problem(msg)
-        if why is not None:
-            _refusals.warning(id(c.conn), "refused a %s from %s: %s", type(msg).__name__,
-                              c.conn.peer, why)
-            return
-        handler(self, c, msg)
+        """Dispatches a message by type (the endpoint), once every field has passed
+        validate.problem(); anything else is refused: logged (at most once per connection a
+        minute, and a few lines a minute in all), nothing changed. A handler's exception is
+        logged; the reader goes on."""
+        self.endpoint.deliver(c, msg)
 
     def _on_register_client(self, c: _Client, msg: m.RegisterClient) -> None:
         c.kind, c.pid, c.address = msg.kind, msg.pid, msg.address

@@ -1,8 +1,8 @@
 """Field checks for every message the node daemon handles, run before any handler.
 
-    reader thread ─► NodeServer._handle(msg) ─► problem(msg) ─► None ──► the handler
-                                                             └► "why" ─► refused: logged
-                                                                (rate-limited), nothing changed
+    reader thread ─► NodeServer._handle(msg) ─► rpc.Endpoint.deliver ─► problem(msg)
+        None ──► the handler of the message's type
+        "why" ─► refused: logged (rate-limited), nothing changed
 
 A token holder may run code on the cluster, so this is not a sandbox; it keeps one
 client's malformed but well-typed message (a NaN size, a resource amount that is a

@@ -7,6 +7,15 @@
                         (or the thread waiting in get(), when it holds the read turn)
     borrowers ──GetObject──► listener ──► this process's store (it owns what it created)
 
+Every message this process receives, on any connection and from any of its
+readers (a connection's reader thread: `endpoint.serve`; the thread in get()
+holding the read turn; a worker's main thread), goes through one
+`rpc.Endpoint.deliver`: the handlers registered in `_connect` (and by the
+worker's Executor) by message type, and replies to `_call`'s requests matched by
+id. Lease, actor-location and fetch requests book their ids (from the same
+`endpoint.ids`) in the owner's own maps; their replies reach the handlers
+registered for the reply types.
+
 Who owns which state. The owner's state (objects and reference counts,
 borrowers, waiters, tasks and leases, lease requests, retries, actor calls and
 their order, handle lifetimes) lives in one pure core, `_core`
@@ -19,10 +28,11 @@ their order, handle lifetimes) lives in one pure core, `_core`
 
 This shell keeps only what touches the world: the connections (`_daemon`,
 `_peers`, `_task_peers`, `_inbound`), the threads, the daemon requests awaiting
-a reply (`_rpcs`), each actor's send lock (`_send_locks`), the per-options
-submission templates, and the lifecycle flags (`_closing`, `_gone`,
-`_stopping`). The daemon sees only leases and actor lifecycle; task pushes and
-results go straight between owner and worker.
+This shell keeps only what touches the world: the connections (`_daemon`,
+`_peers`, `_task_peers`, `_inbound`), the endpoint, the threads, each actor's
+send lock (`_send_locks`), the per-options submission templates, and the
+lifecycle flags (`_closing`, `_gone`, `_stopping`). The daemon sees only leases
+and actor lifecycle; task pushes and results go straight between owner and worker.
 
 When the daemon connection drops (the daemon died), `_gone` says so: every
 pending daemon call, every task and actor call that has no worker yet, and
@@ -42,7 +52,6 @@ driver in cluster_start.py.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import signal
@@ -54,6 +63,7 @@ from .. import _ids
 from .._core.owner import DAEMON, WAKE, ActorLookup, LeaseRequest, LeaseReturn, Owner
 from .._object_store import shm
 from .._protocol import messages as m
+from .._protocol import rpc
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error, loads
@@ -75,14 +85,6 @@ _WIRE = {LeaseRequest: lambda x: m.RequestLease(*x), LeaseReturn: lambda x: m.Re
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
-class _Reply:
-    __slots__ = ("event", "value")
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.value: Any = None
-
-
 class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     name = "cluster"
 
@@ -92,12 +94,12 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._core: Owner | None = None                 # the owner's state (made in _connect)
         self._templates: dict[int, tuple] = {}          # id(options) -> _template()
         self._send_locks: dict[bytes, Any] = {}         # actor id -> its send lock
-        self._rpcs: dict[int, _Reply] = {}
         self._peers: dict[str, Connection] = {}        # connections this process dialed
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
         self._connect_lock = threading.Lock()
-        self._req = itertools.count(1)
+        self.endpoint = rpc.Endpoint()
+        self._req = self.endpoint.ids    # the owner's own request ids never meet _call's
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._gone: str | None = None                   # why the cluster is gone (daemon lost)
@@ -143,7 +145,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         return rt
 
     def register_worker(self) -> None:
-        self._daemon.send(m.RegisterWorker(self.worker_id, os.getpid(), self.address))
+        self.endpoint.notify(self._daemon, m.RegisterWorker(self.worker_id, os.getpid(), self.address))
         self._spawn(self._maintain, "raylite-leases")
 
     # -- connections ---------------------------------------------------------
@@ -157,11 +159,21 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
-        self._core = Owner(self.address, self._req, driver_sys_path, dumps_error, loads)
+        self._core = Owner(self.address, self.endpoint.ids, driver_sys_path, dumps_error, loads)
         self._objects = self._core.objects  # its object table, used on every get and put
-        self._handlers = {m.TaskDone: self._task_done, m.ObjectValue: self._object_value,
-                          m.GetObject: self._serve_get, m.AddBorrower: self._borrower,
-                          m.RemoveBorrower: self._borrower}
+        on = self.endpoint.on
+        on(m.TaskDone, self._task_done)
+        on(m.GetObject, self._serve_get)
+        on(m.AddBorrower, self._borrower)
+        on(m.RemoveBorrower, self._borrower)
+        on(m.ObjectValue, self._object_value)     # replies to requests booked in the owner core:
+        on(m.LeaseGranted, lambda conn, msg: self._lease_granted(msg))  # its fetches, lease requests
+        on(m.ActorInfo, self._on_actor_info)      # and actor lookups
+        on(m.ReturnIdleLeases, lambda conn, msg: self._return_idle(0.0))
+        on(m.LogLines, self._on_log_lines)
+        on(m.Warning, lambda conn, msg: print(f"raylite warning: {msg.text}", file=sys.stderr,
+                                              flush=True))
+        on(m.GetState, self._on_get_state)
         self._spawn(self._daemon_loop, "raylite-daemon")
         self._spawn(self._accept_loop, "raylite-accept")
 
@@ -212,13 +224,13 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             pass  # the peer is gone; whatever it owned is lost with it
 
     def send_daemon(self, msg: Any) -> None:
-        self._daemon.send(msg)
+        self.endpoint.notify(self._daemon, msg)
 
     def _to_daemon(self, msg: Any) -> None:
         """A one-way message for a caller who must hear that the cluster is gone."""
         if self._gone is None:
             try:
-                self._daemon.send(msg)
+                self.endpoint.notify(self._daemon, msg)
                 return
             except OSError:
                 pass
@@ -241,41 +253,26 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 pass
 
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
-        req = next(self._req)
-        reply = self._rpcs[req] = _Reply()
-        if self._gone is None:  # checked after registering: _daemon_loop sets it, then wakes us
-            try:
-                self._daemon.send(msg._replace(req=req))
-            except OSError:
-                reply.event.set()
-        else:
-            reply.event.set()
-        if not reply.event.wait(timeout):
-            self._rpcs.pop(req, None)
+        """A request to the node daemon, answered within `timeout` seconds, or RaySystemError."""
+        call = self.endpoint.call(self._daemon, msg)
+        if self._gone is not None:  # looked at after booking: _daemon_loop sets it, then fails us
+            call.fail(ConnectionError(self._gone))
+        try:
+            return call.result(timeout)
+        except TimeoutError:
             raise RaySystemError(f"The node daemon did not answer {type(msg).__name__} within "
-                                 f"{timeout}s; it may be overloaded or dead.")
-        if reply.value is None:
-            self._rpcs.pop(req, None)
+                                 f"{timeout}s; it may be overloaded or dead.") from None
+        except ConnectionError:
             if self._gone is None and self._closing.is_set():
                 raise RaySystemError("raylite.shutdown() was called: this process is no longer "
-                                     "connected to the cluster. Call raylite.init() again.")
-            raise RaySystemError(self._gone or self._gone_message())
-        return reply.value
+                                     "connected to the cluster. Call raylite.init() again.") from None
+            raise RaySystemError(self._gone or self._gone_message()) from None
 
     def _daemon_loop(self) -> None:
-        while True:
-            try:
-                msg = self._daemon.recv()
-            except (EOFError, OSError):
-                break
-            try:
-                self._on_daemon(msg)
-            except Exception as e:  # never let one bad message stop the loop
-                print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+        self.endpoint.serve(self._daemon)  # until the daemon goes: its calls have failed then
         if not self._closing.is_set() and not self._stopping:
             self._gone = self._gone_message()
-        for reply in list(self._rpcs.values()):
-            reply.event.set()
+        self.endpoint.lost(self._daemon)   # again, now that _gone says why: calls booked since
         if self.executor is not None:
             self.executor.stop()
         elif self._gone is not None:
@@ -310,43 +307,21 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             out = self._core.fail_queued(RaySystemError(self._gone))
         self._send_all(out)
 
-    def _on_daemon(self, msg: Any) -> None:
-        t = type(msg)
-        if t is m.LeaseGranted:
-            self._lease_granted(msg)
-        elif t is m.ActorInfo and msg.req in self._core.actors.reqs:
+    def _on_actor_info(self, conn: Any, msg: m.ActorInfo) -> None:
+        if msg.req in self._core.actors.reqs:
             self._actor_resolved(msg)
-        elif t is m.ReturnIdleLeases:
-            self._return_idle(0.0)
-        elif t is m.LogLines:
-            if self.log_to_driver:
-                out = sys.stderr if msg.stderr else sys.stdout
-                out.write("".join(f"{msg.prefix} {line}\n" for line in msg.lines))
-                out.flush()
-        elif t is m.Warning:
-            print(f"raylite warning: {msg.text}", file=sys.stderr, flush=True)
-        elif t is m.StartActor:
-            self.executor.handle(None, msg)
-        elif t is m.GetState:
-            self._daemon.send(m.StateReply(msg.req, owner_state(self)))
-        elif hasattr(msg, "req"):
-            reply = self._rpcs.pop(msg.req, None)
-            if reply is not None:
-                reply.value = msg
-                reply.event.set()
+
+    def _on_log_lines(self, conn: Any, msg: m.LogLines) -> None:
+        if self.log_to_driver:
+            out = sys.stderr if msg.stderr else sys.stdout
+            out.write("".join(f"{msg.prefix} {line}\n" for line in msg.lines))
+            out.flush()
+
+    def _on_get_state(self, conn: Any, msg: m.GetState) -> None:
+        self.endpoint.reply(conn, msg, m.StateReply(msg.req, owner_state(self)))
 
     def _peer_loop(self, conn: Connection, address: str | None, registry: dict | None) -> None:
-        turn = conn.turn
-        while True:
-            turn.background_wait()  # a thread in get() may be reading this connection itself
-            if not conn.inbox:      # else: what an interrupted reader left, handled first
-                msgs = self._recv_from(conn)
-                if msgs is None:
-                    break
-                conn.inbox.extend(msgs)
-            self._handle_inbox(conn)
-            turn.background_done()
-        conn.close()
+        self.endpoint.serve(conn)  # until it closes; its pending calls have failed then
         if registry is not None:
             with self._connect_lock:
                 if registry.get(address) is conn:
@@ -354,35 +329,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if not self._closing.is_set():
             self._peer_lost(conn)
 
-    def _recv_from(self, conn: Connection, poll: float | None = None) -> list | None:
-        """The next messages from a peer: blocking until some come (recv_some), or those that
-        come within `poll` seconds (maybe none); None once the connection is closed or sent
-        garbage, which closes it: its reader thread then reports the loss."""
-        try:
-            return conn.recv_some() if poll is None else conn.poll(poll)
-        except (EOFError, OSError):
-            return None
-        except Exception as e:
-            print(f"raylite: unreadable message from {conn.peer}: {e!r}", file=sys.stderr)
-            conn.close()
-            return None
-
-    def _handle_inbox(self, conn: Connection) -> None:
-        """Handles what was read from `conn`, one message at a time: each leaves the inbox as
-        its handling starts, so an exception anywhere leaves the rest to the next reader."""
-        inbox = conn.inbox
-        while inbox:
-            self._on_peer(conn, inbox.popleft())
-
-    def _on_peer(self, conn: Connection, msg: Any) -> None:
-        try:
-            h = self._handlers.get(type(msg))
-            if h is not None:
-                h(conn, msg)
-            elif self.executor is not None:
-                self.executor.handle(conn, msg)
-        except Exception as e:  # never let one bad message stop the reading
-            print(f"raylite: error handling {type(msg).__name__}: {e!r}", file=sys.stderr)
+    _recv_from = staticmethod(rpc.read)
 
     # -- Ctrl-C: a call is booked and sent whole (read_turn.shield) ----------------
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list:

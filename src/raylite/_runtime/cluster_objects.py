@@ -304,8 +304,8 @@ class ObjectPlane:
                         return False  # the reader thread sees the loss: it fails or retries the task
                     conn.quick = bool(msgs) and time.perf_counter() - t0 < SPIN
                     inbox.extend(msgs)
-                while inbox:  # as _handle_inbox(), inlined: this is the hottest path
-                    self._on_peer(conn, inbox.popleft())
+                while inbox:  # as endpoint.drain(), inlined: this is the hottest path
+                    self.endpoint.deliver(conn, inbox.popleft())
             give_back = bool(core.tasks.inflight.get(conn))  # replies nobody waits for: reader thread
         finally:
             if guard is not None:

@@ -1,6 +1,6 @@
 """The owner's answer to a state request, and what the runtime reads from a snapshot.
 
-    daemon ──GetState──► ClusterRuntime._on_daemon ──► owner_state(rt) ──StateReply──► daemon
+    daemon ──GetState──► ClusterRuntime._on_get_state ──► owner_state(rt) ──StateReply──► daemon
     nodes(), cluster_resources(), available_resources() ──► GetState(("nodes",)) ──► below
 
 owner_state() is the owner core's state() (raylite._core.owner), taken under the

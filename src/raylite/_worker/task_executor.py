@@ -1,15 +1,20 @@
 """Runs pushed tasks and actor calls inside a worker.
 
     task-channel connections ──┐
-    (owners push tasks here)   ├─► main thread: run_forever() selects, reads, runs
-    daemon / other threads ────┘   via queue + wake pipe
+    (owners push tasks here)   ├─► main thread: run_forever() selects, reads, and hands
+    daemon / other threads ────┘   each message to the process's rpc.Endpoint.deliver;
+                                   messages for the main thread that another thread
+                                   read come to it via queue + wake pipe
         ├─ PushTask      ─► function(*args) ─► TaskDone to the owner, same connection
         ├─ StartActor    ─► ActorHost(cls(*args)) ─► ActorStarted to the daemon
         └─ PushActorTask ─► ActorHost (main thread, thread pool or event loop)
 
 The main thread reads the task connections itself, so a task starts without
 a thread hand-off, and cancel() can interrupt it with SIGINT. CancelTask and
-object requests arrive on general connections, read by their own threads.
+object requests arrive on general connections, read by their own threads. The
+handlers of the first three are registered on the endpoint here; one delivered
+on another thread (StartActor, read by the daemon connection's reader) posts
+itself to the main thread, which delivers it again.
 
 Arguments: values the owner inlined go into the local store first; other
 top-level refs are fetched (the worker tells the daemon it is blocked
@@ -36,6 +41,7 @@ from .actor_host import start_actor
 from .reply import send_reply
 
 _STAY = 0.002  # seconds one connection's caller may keep the main thread polling for it
+_get_ident = threading.get_ident
 
 
 class Executor:
@@ -50,16 +56,17 @@ class Executor:
         self.running: bytes | None = None
         self.cancelled: set[bytes] = set()
         self.main_ident = threading.main_thread().ident
+        self.loop_ident = self.main_ident  # the thread in run_forever(): the main one, in a worker
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
+        self._deliver = rt.endpoint.deliver
+        on = rt.endpoint.on
+        on(m.PushTask, self._on_push_task)
+        on(m.PushActorTask, self._on_actor_call)
+        on(m.StartActor, self._on_start_actor)
+        on(m.CancelTask, lambda conn, msg: self.cancel(msg))
 
     # -- called from other threads ---------------------------------------------
-    def handle(self, conn: Any, msg: Any) -> None:
-        if type(msg) is m.CancelTask:
-            self.cancel(msg)
-        else:
-            self._post((conn, msg))
-
     def add_connection(self, conn: Any) -> None:
         """A task-channel connection: the main thread reads it from now on."""
         self._post(("conn", conn))
@@ -93,6 +100,7 @@ class Executor:
             raise KeyboardInterrupt
 
     def run_forever(self) -> None:
+        self.loop_ident = _get_ident()
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ, None)
         while True:
@@ -112,9 +120,10 @@ class Executor:
         quick = now - conn.answered < SPIN  # the caller's last call came that soon after our answer
         msgs = self._read(sel, conn, 0.0)
         until = now + _STAY
+        deliver = self._deliver
         while msgs:
             for msg in msgs:
-                self._dispatch(conn, msg)
+                deliver(conn, msg)
             conn.answered = now = time.perf_counter()
             if not quick or now > until or (self.actor is not None and self.actor.concurrent):
                 return
@@ -150,29 +159,33 @@ class Executor:
             if conn == "conn":
                 sel.register(msg, selectors.EVENT_READ, msg)
             else:
-                self._dispatch(conn, msg)
+                self._deliver(conn, msg)  # on the main thread now: its handler runs it
 
-    def _dispatch(self, conn: Any, msg: Any) -> None:
-        t = type(msg)
-        if t is m.PushTask:
-            self.rt.register_inbound(msg.owner, conn)
-            self.run_task(conn, msg)
-        elif t is m.PushActorTask:
-            self.rt.register_inbound(msg.owner, conn)
-            if self.actor is None:
-                return
-            if self.actor.concurrent:
-                self.actor.submit(conn, msg)
-            else:
-                self.actor.run_inline(conn, msg)
-        elif t is m.StartActor:
-            self.actor = start_actor(self, msg)
-        elif t is m.CancelTask:
-            self.cancel(msg)
+    # -- the endpoint's handlers (rpc.py) ------------------------------------------
+    def _on_push_task(self, conn: Any, msg: m.PushTask) -> None:
+        if _get_ident() != self.loop_ident:  # read by another thread: the main one runs it
+            self._post((conn, msg))
+            return
+        self.rt.register_inbound(msg.owner, conn)
+        self.run_task(conn, msg)
+
+    def _on_actor_call(self, conn: Any, msg: m.PushActorTask) -> None:
+        if _get_ident() != self.loop_ident:
+            self._post((conn, msg))
+            return
+        self.rt.register_inbound(msg.owner, conn)
+        if self.actor is None:
+            return
+        if self.actor.concurrent:
+            self.actor.submit(conn, msg)
         else:
-            handler = self.rt._handlers.get(t)
-            if handler is not None:
-                handler(conn, msg)
+            self.actor.run_inline(conn, msg)
+
+    def _on_start_actor(self, conn: Any, msg: m.StartActor) -> None:
+        if _get_ident() != self.loop_ident:  # the daemon connection's reader delivered it
+            self._post((conn, msg))
+            return
+        self.actor = start_actor(self, msg)
 
     def resolve_args(self, blob: Any, inlined: dict) -> tuple[tuple, dict]:
         self.rt.add_inlined(inlined)
