@@ -1,8 +1,10 @@
 """The one message vocabulary spoken between raylite processes.
 
 Every message is a NamedTuple (immutable, typed, cheap to pickle), and every
-receiver dispatches on `type(msg)`, never on an op string. `req` fields pair
-a request with its reply; 0 means no reply is expected.
+receiver dispatches on `type(msg)`, never on an op string (rpc.Endpoint.deliver).
+REPLIES, at the end, names the reply type of every request type: both carry the
+request's id in their first field, `req` (the envelope: rpc.py says why it is a
+field and not a wrapper). Every other message is one-way and carries no id.
 
     driver/worker ──RegisterClient──► node daemon ◄──RegisterWorker── worker
     owner ──RequestLease──► daemon ──LeaseGranted──► owner ──PushTask──► worker
@@ -260,7 +262,7 @@ class Ack(NamedTuple):
 
 # -- the object store ------------------------------------------------------
 class AllocObject(NamedTuple):
-    """Reserve room in the node's shared memory (the daemon may spill first); reply: Ack."""
+    """Reserve room in the node's shared memory (the daemon may spill first)."""
     req: int
     object_id: bytes
     size: int
@@ -311,3 +313,20 @@ class MemorySummary(NamedTuple):
     processes: list          # ObjectList replies
     store: dict              # StoreAccounting.statistics()
     segments: list           # StoreAccounting.listing()
+
+
+# -- requests and their replies: the envelope (rpc.py) ---------------------------
+REPLIES: dict[type, type] = {
+    RegisterClient: ClientRegistered,
+    RegisterNode: NodeRegistered,
+    RequestLease: LeaseGranted,
+    GetWorkerExit: WorkerExit,
+    GetObject: ObjectValue,
+    CreateActor: ActorCreated,
+    GetActorInfo: ActorInfo,
+    GetClusterState: ClusterState,
+    Shutdown: Ack,
+    AllocObject: AllocReply,
+    ListObjects: ObjectList,
+    MemoryReport: MemorySummary,
+}

@@ -1,0 +1,277 @@
+"""One endpoint per process: the one way messages are dispatched and replies matched.
+
+    reader (a connection's reader thread, the thread waiting in get() that holds the
+    read turn, a worker's main loop, the daemon's reader under its lock)
+        │ recv / poll
+        ▼
+    Endpoint.deliver(conn, msg) ── type(msg) ──► no handler ──► refused: logged (rate-
+        │                                          limited), nothing changed
+        │ validator(msg) says why ───────────────► refused, the same way
+        ├─ a reply type (REPLIES' values): pending[msg.req] on this conn?
+        │       yes ─► Call completed: result() wakes, callbacks run (on the reader)
+        │       no  ─► the handler on() registered for that reply type, if any
+        │              (state kept elsewhere: an owner's lease requests), else dropped
+        └─ anything else ─► handlers[type](conn, msg); an exception is logged, the
+                            reader goes on with the next message
+
+    caller ── call(conn, req_msg) ──► id = next(ids); pending[id] = Call ──► send
+           ◄─ Call.result(timeout) / add_done_callback(fn) ◄── reply matched above
+    caller ── notify(conn, msg) ─────► send (one-way: nothing is pending)
+    handler ─ reply(conn, request, reply_msg) ─► send, paired by the request's id
+    reader ── lost(conn) ───────────► every call pending on conn fails with a
+                                       ConnectionError naming the peer
+
+Sends go through `send(conn, msg)`, given to the endpoint: by default the
+connection's own send (a client's sendall under the connection's send lock); the
+node daemon passes its outbox (`_node/outbox.py`: queued while its state lock is
+held, sent when it is released), so no send ever happens under a core's lock.
+The endpoint holds no lock of its own: registering and completing a call are one
+dict operation each, atomic under the GIL, and ids come from one
+`itertools.count` per process, so ids that shells book in their own maps
+(`ids`) never collide with the endpoint's.
+
+The envelope is the message's first field, `req`. Every request type carries its
+id there and `messages.REPLIES` names the reply type of each request type, which
+carries the same id back in its own `req`. One-way messages carry no id at all.
+Measured against a real envelope (a `(id, reply_to, msg)` tuple around each
+message in its frame): wrapping costs a tuple per message on both ends and a
+little more pickling, and the hottest messages (PushTask, TaskDone, the actor
+calls) are one-way and would carry an empty envelope for nothing; declaring
+`req` as the envelope costs nothing per message, keeps every frame as it was,
+and lets `validate.py` check the id as a field. The table is checked at import:
+each request type and each reply type has `req` as its first field.
+
+A reply is matched only on the connection its call went out on: a reply that
+names another connection's call is refused like any bad message.
+
+Call is the light future: a lock allocated held, released on completion;
+`result(timeout)` waits on it (TimeoutError after `timeout`, and the call is
+forgotten: a late reply goes to the reply type's handler, or is dropped);
+`add_done_callback(fn)` runs fn(call) exactly once, at once when done, else on
+the thread that completes it. No concurrent.futures machinery, no Condition.
+"""
+from __future__ import annotations
+
+import _thread
+import itertools
+import logging
+from typing import Any, Callable
+
+from . import messages as m
+from .ratelog import RateLimitedLog
+
+Handler = Callable[[Any, Any], None]
+_log = logging.getLogger("raylite.rpc")
+_REPLY_TYPES = frozenset(m.REPLIES.values())
+
+
+def _check_table() -> None:
+    for req, rep in m.REPLIES.items():
+        for cls in (req, rep):
+            if cls._fields[:1] != ("req",):
+                raise TypeError(f"{cls.__name__} is in messages.REPLIES but its first field is "
+                                f"not `req`: the id travels there")
+
+
+_check_table()
+
+
+class Call:
+    """A request on its way: completed once, by its reply or by a failure."""
+
+    __slots__ = ("id", "conn", "kind", "value", "error", "done", "_lock", "_cbs", "_pending")
+
+    def __init__(self, id: int, conn: Any, kind: type, pending: dict):
+        self.id, self.conn, self.kind = id, conn, kind
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._cbs: list | None = None
+        self._pending = pending
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The reply; the failure raised; TimeoutError when none came within `timeout`."""
+        if not self.done:
+            if self._lock.acquire(True, -1 if timeout is None else timeout):
+                self._lock.release()
+            elif self._pending.pop(self.id, None) is not None:
+                raise TimeoutError(f"{_peer(self.conn)} did not answer {self.kind.__name__} "
+                                   f"within {timeout}s")
+            else:  # completed just now, by another thread: it is releasing the lock
+                self._lock.acquire()
+                self._lock.release()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def add_done_callback(self, fn: Callable[["Call"], Any]) -> None:
+        """fn(self) once: now when done, else on the thread that completes the call."""
+        cbs = self._cbs
+        if cbs is None:
+            cbs = self._cbs = _new_list(self)
+        cbs.append(fn)
+        if self.done:
+            self._run_callbacks()
+
+    def _finish(self, value: Any, error: BaseException | None) -> None:
+        self.value, self.error = value, error
+        self.done = True      # before the callbacks are looked at: see add_done_callback
+        self._lock.release()
+        if self._cbs:
+            self._run_callbacks()
+
+    def fail(self, error: BaseException) -> bool:
+        """Completes the call with `error` unless it is done already; True when it did."""
+        if self._pending.pop(self.id, None) is None:
+            return False
+        self._finish(None, error)
+        return True
+
+    def _run_callbacks(self) -> None:
+        # Both the completing thread and a late add_done_callback may drain; list.pop() is
+        # atomic, so each callback runs exactly once, on one of them.
+        cbs = self._cbs
+        while True:
+            try:
+                fn = cbs.pop(0)
+            except IndexError:
+                return
+            try:
+                fn(self)
+            except Exception:
+                _log.exception("a callback of %s to %s failed", self.kind.__name__, _peer(self.conn))
+
+
+_list_lock = _thread.allocate_lock()
+
+
+def _new_list(call: Call) -> list:
+    """The call's callback list, made once even when two threads add their first callback."""
+    with _list_lock:
+        if call._cbs is None:
+            call._cbs = []
+        return call._cbs
+
+
+def _peer(conn: Any) -> str:
+    return getattr(conn, "peer", None) or repr(conn)
+
+
+def _direct_send(conn: Any, msg: Any) -> None:
+    conn.send(msg)
+
+
+class Endpoint:
+    """This process's dispatch table and its calls in flight."""
+
+    __slots__ = ("handlers", "_fallback", "_pending", "ids", "validator", "send", "log",
+                 "_refusals", "__weakref__")
+
+    def __init__(self, send: Callable[[Any, Any], None] = _direct_send,
+                 validator: Callable[[Any], "str | None"] | None = None,
+                 log: logging.Logger = _log):
+        self.handlers: dict[type, Handler] = {}   # the one dispatch table: type -> handler
+        self._fallback: dict[type, Handler] = {}  # reply type -> handler for unmatched replies
+        self._pending: dict[int, Call] = {}
+        self.ids = itertools.count(1)             # shells that book their own ids use these too
+        self.validator = validator
+        self.send = send
+        self.log = log
+        self._refusals = RateLimitedLog(log)
+        for t in _REPLY_TYPES:
+            self.handlers[t] = self._answer
+
+    # -- registration ----------------------------------------------------------
+    def on(self, msg_type: type, handler: Handler) -> None:
+        """handler(conn, msg) handles every `msg_type` delivered; for a reply type, every one
+        that completes no call of this endpoint."""
+        if msg_type in _REPLY_TYPES:
+            self._fallback[msg_type] = handler
+        else:
+            self.handlers[msg_type] = handler
+
+    # -- sending ---------------------------------------------------------------
+    def call(self, conn: Any, msg: Any) -> Call:
+        """Sends request `msg` (its `req` is set here) and returns its Call; a send that
+        fails fails the call at once (ConnectionError), it never raises here."""
+        kind = type(msg)
+        if kind not in m.REPLIES:
+            raise TypeError(f"{kind.__name__} is not a request type (messages.REPLIES); "
+                            "send it with notify()")
+        id = next(self.ids)
+        c = self._pending[id] = Call(id, conn, kind, self._pending)
+        try:
+            self.send(conn, msg._replace(req=id))
+        except OSError as e:
+            c.fail(ConnectionError(f"cannot send {kind.__name__} to {_peer(conn)}: {e}"))
+        return c
+
+    def notify(self, conn: Any, msg: Any) -> None:
+        """Sends a one-way message; OSError when the connection is gone."""
+        self.send(conn, msg)
+
+    def reply(self, conn: Any, request: Any, reply_msg: Any) -> None:
+        """Answers `request` with `reply_msg` (given the request's id); a peer that is gone
+        is no error here: its reader reports the loss."""
+        if m.REPLIES.get(type(request)) is not type(reply_msg):
+            raise TypeError(f"{type(reply_msg).__name__} does not answer {type(request).__name__} "
+                            f"(messages.REPLIES)")
+        if reply_msg.req != request.req:
+            reply_msg = reply_msg._replace(req=request.req)
+        try:
+            self.send(conn, reply_msg)
+        except OSError:
+            pass
+
+    # -- receiving -------------------------------------------------------------
+    def deliver(self, conn: Any, msg: Any) -> None:
+        """THE dispatch: a reply completes its call, anything else goes to its handler. A
+        message of no handled type, or one the validator refuses, is logged (rate-limited)
+        and changes nothing; a handler's exception is logged and goes no further."""
+        handler = self.handlers.get(type(msg))
+        if handler is None:
+            self.refuse(conn, msg, "this process does not handle that message")
+            return
+        if self.validator is not None:
+            why = self.validator(msg)
+            if why is not None:
+                self.refuse(conn, msg, why)
+                return
+        try:
+            handler(conn, msg)
+        except Exception:
+            self.log.exception("error handling %s from %s", type(msg).__name__, _peer(conn))
+
+    def _answer(self, conn: Any, msg: Any) -> None:
+        pending = self._pending
+        c = pending.get(msg.req)
+        if c is None:
+            fallback = self._fallback.get(type(msg))
+            if fallback is not None:
+                fallback(conn, msg)
+        elif c.conn is not conn:
+            self.refuse(conn, msg, "it answers a call made on another connection")
+        elif type(msg) is not m.REPLIES[c.kind]:
+            self.refuse(conn, msg, f"it does not answer {c.kind.__name__}")
+        elif pending.pop(msg.req, None) is c:  # else it timed out or failed just now
+            c._finish(msg, None)
+
+    def refuse(self, conn: Any, msg: Any, why: str) -> None:
+        self._refusals.warning(id(conn), "refused a %s from %s: %s", type(msg).__name__,
+                               _peer(conn), why)
+
+    def lost(self, conn: Any) -> None:
+        """`conn` is gone: every call pending on it fails with a ConnectionError naming it."""
+        for c in [c for c in list(self._pending.values()) if c.conn is conn]:
+            c.fail(ConnectionError(f"the connection to {_peer(conn)} was lost before it answered "
+                                   f"{c.kind.__name__}"))
+
+    def fail_all(self, error: BaseException) -> None:
+        """Every pending call fails with `error` (this process is shutting down)."""
+        for c in list(self._pending.values()):
+            c.fail(error)
+
+    def pending(self) -> int:
+        return len(self._pending)
