@@ -135,12 +135,20 @@ class GcsTables:
         self.log.append(("register", spec.actor_id, spec.name))
         return spec.actor_id, spec.meta, None
 
+    def actor_assigned(self, actor_id: bytes, node_id: bytes) -> None:
+        """The GCS asked `node_id` to start the actor's current incarnation."""
+        entry = self.actors.get(actor_id)
+        if entry is not None and entry.state != "DEAD":
+            entry.node_id = node_id
+            self._save_actor(entry)
+            self.log.append(("assigned", actor_id, entry.restarts, node_id))
+
     def actor_placed(self, actor_id: bytes, restarts: int, node_id: bytes, worker_id: bytes,
                      worker_address: str) -> bool:
         """A node started this incarnation's worker; False when stale (dead, or restarted since)."""
         entry = self.actors.get(actor_id)
         if entry is None or entry.state not in ("PENDING", "RESTARTING") or \
-                entry.restarts != restarts:
+                entry.restarts != restarts or entry.node_id not in (None, node_id):
             return False
         entry.node_id, entry.worker_id, entry.worker_address = node_id, worker_id, worker_address
         self._save_actor(entry)

@@ -1,8 +1,7 @@
-"""What the node daemon reports: cluster state (`raylite status`, nodes(), resources), memory
-summaries (`raylite memory`) and infeasibility warnings. Mixed into NodeServer: these
-handlers run under its lock and read its scheduler, GCS tables, store and clients.
+"""What the node daemon reports: memory summaries (`raylite memory`) and infeasibility
+warnings (the cluster state is composed with the GCS's part in gcs_link.py). Mixed into
+NodeServer: these handlers run under its lock and read its scheduler, store and clients.
 
-    GetClusterState ─► ClusterState(nodes, totals, available, statistics)
     MemoryReport ─► ListObjects to every driver and worker ─► their ObjectLists, or 1 s
                  ─► MemorySummary(replies, store statistics, segments)
 """
@@ -24,30 +23,9 @@ class Reports:
     _lock: Any
     _clients: dict
     _reports: dict
-    gcs: Any
     sched: Any
     store: Any
     node_id: bytes
-
-    def _on_cluster_state(self, c: Any, msg: m.GetClusterState) -> None:
-        nodes = [{"NodeID": n.node_id.hex(), "Alive": n.alive, "alive": n.alive,
-                  "NodeManagerAddress": n.address.rpartition(":")[0],
-                  "NodeManagerHostname": n.hostname, "Resources": dict(n.resources),
-                  "IsHead": n.is_head} for n in self.gcs.nodes.values()]
-        total: dict = {}
-        for n in self.gcs.nodes.values():
-            if n.alive:
-                for k, v in n.resources.items():
-                    total[k] = total.get(k, 0.0) + v
-        stats = {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                 "store": self.store.statistics(),
-                 "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
-        available = dict(self.sched.available)
-        for n in self.gcs.nodes.values():  # joined nodes run nothing yet: all theirs is free
-            if n.alive and n.node_id != self.node_id:
-                for k, v in n.resources.items():
-                    available[k] = available.get(k, 0.0) + v
-        _send(c.conn, m.ClusterState(msg.req, nodes, total, available, stats))
 
     def _on_memory_report(self, c: Any, msg: m.MemoryReport) -> None:
         clients = [x for x in self._clients.values() if x.kind in ("driver", "worker")]
@@ -88,5 +66,4 @@ class Reports:
 
     def statistics(self) -> dict:
         with self._lock:
-            return {"node": self.sched.statistics(), "gcs": self.gcs.statistics(),
-                    "store": self.store.statistics()}
+            return {"node": self.sched.statistics(), "store": self.store.statistics()}
