@@ -154,5 +154,33 @@ def test_transport_connect_reaches_in_process_listeners():
 def test_a_forked_child_gets_its_own_hub(monkeypatch):
     h = inproc.hub()
     assert inproc.hub() is h
-    monkeypatch.setattr(os, "getpid", lambda: h.pid + 1)  # as a fork would see it
-    assert inproc.hub() is not h
+    monkeypatch.setattr(h, "pid", h.pid + 1)  # the parent's hub, as a forked child sees it
+    assert inproc.hub() is not h and inproc.hub().pid == os.getpid()
+
+
+def test_a_direct_pipe_hands_each_message_to_the_receivers_handler_on_the_senders_thread():
+    a, b = inproc.direct_pipe("a", "b")
+    got, closed = [], []
+    a.send("early")                                # before b names its handler: kept, in order
+    b.handle_with(lambda conn, msg: got.append((conn, msg, threading.get_ident())), closed.append)
+    a.send_many(["x", "y"])
+    me = threading.get_ident()
+    assert got == [(b, "early", me), (b, "x", me), (b, "y", me)]
+    a.handle_with(lambda conn, msg: conn.send(msg.upper()) if msg == "ping" else got.append(msg))
+    b.send("ping")                                 # a answers at once, still on this thread
+    assert got[-1] == (b, "PING", me)
+    a.close()
+    assert closed == [b] and b.closed and a.closed  # both ends closed, b's on_close ran once
+    with pytest.raises(OSError):
+        b.send("late")
+    b.close()
+    assert closed == [b]
+
+
+def test_a_serializing_direct_pipe_copies():
+    a, b = inproc.direct_pipe(serialize=True)
+    got = []
+    b.handle_with(lambda conn, msg: got.append(msg))
+    msg = m.KillActor(b"a" * 16, True)
+    a.send(msg)
+    assert got == [msg] and got[0] is not msg

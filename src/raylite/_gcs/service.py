@@ -35,8 +35,12 @@ over the in-process transport; joined nodes reach it through the head's listener
 
 Sends never happen under the lock: a handler queues each message on its node's
 queue in order, and the thread that ran it sends what is queued once the lock is
-released (one sender per node at a time, so a node sees messages in the order
-they were decided).
+released. One thread sends to a node at a time, so a node sees messages in the
+order they were decided; a thread that finds another sending to that node leaves
+its messages to it and goes on. So no thread ever waits for another's send, and
+the direct link to the head daemon (whose handlers take the node's lock) cannot
+deadlock: the node's lock is taken before the GCS's, never after. A joined node
+that stops reading its link holds up only the thread sending to it.
 """
 from __future__ import annotations
 
@@ -112,8 +116,12 @@ class GcsService:
             self._nodes[conn] = _Node(conn)
 
     def adopt(self, conn: Any) -> None:
-        """Serves a node connection: books it and reads it on a thread of its own."""
+        """Serves a node connection: books it and reads it on a thread of its own, or, for
+        a direct in-process one, handles each message on its sender's thread."""
         self.attach(conn)
+        if hasattr(conn, "handle_with"):
+            conn.handle_with(self.ep.deliver, self.lost)
+            return
         threading.Thread(target=self._read_loop, args=(conn,), daemon=True,
                          name="raylite-gcs-node").start()
 
@@ -160,6 +168,8 @@ class GcsService:
                     handler(self, node, msg)
             finally:
                 dirty, self._dirty = self._dirty, []
+                for node in dirty:
+                    node.dirty = False
         for node in dirty:
             self._flush(node)
 
@@ -174,16 +184,19 @@ class GcsService:
             self._dirty.append(node)
 
     def _flush(self, node: _Node) -> None:
-        with node.mutex:
-            node.dirty = False
-            q = node.queue
-            while q:
-                msg = q.popleft()
-                try:
-                    node.conn.send(msg)
-                except OSError:  # gone: its reader sees the close and reports the loss
-                    q.clear()
-                    return
+        """Sends what is queued for `node`, unless another thread is sending to it: that
+        one sends this too (it drains the queue, then looks again once it let go)."""
+        q = node.queue
+        while q and node.mutex.acquire(False):
+            try:
+                while q:
+                    msg = q.popleft()
+                    try:
+                        node.conn.send(msg)
+                    except OSError:  # gone: its reader sees the close and reports the loss
+                        q.clear()
+            finally:
+                node.mutex.release()
 
     def _tell(self, node_id: bytes | None, msg: Any) -> bool:
         node = self._by_id.get(node_id) if node_id is not None else None

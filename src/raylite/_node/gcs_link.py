@@ -11,14 +11,16 @@
     a driver's connection closed ──► JobFinished ──► GCS (its non-detached actors end)
 
 The daemon holds no GCS tables: the GCS (_gcs/service.py) is the one authority on
-jobs, nodes and actors. On the head it runs in this daemon's process and the link is
-an in-process connection ("inproc://gcs"); a joined node's link is a TCP connection
-to the head's listener on channel b"s" (the head daemon hands it to the GCS). The
-link is read by one thread, which handles what it reads under the daemon's lock:
-replies complete the forwarded calls (rpc.Endpoint; their callbacks relay the
-answer), PlaceActor and ReleaseActor drive the scheduler. Sends go through the
-link's outbox, so none happens under the lock. When the link closes the daemon
-stops: a node without its GCS is not part of a cluster.
+jobs, nodes and actors. On the head it runs in this daemon's process and the link
+is a direct in-process connection (inproc.direct_pipe): a message is handled on the
+thread that sends it, the GCS's answers come back the same way, under this
+daemon's lock. A joined node's link is a TCP connection to the head's listener on
+channel b"s" (the head daemon hands it to the GCS), read by one thread that
+handles what it reads under the daemon's lock. Either way replies complete the
+forwarded calls (rpc.Endpoint; their callbacks relay the answer) and PlaceActor
+and ReleaseActor drive the scheduler. Sends to clients go through their outboxes,
+so none happens under the lock. When the link closes the daemon stops: a node
+without its GCS is not part of a cluster.
 
 What this side keeps: the actors the GCS asked it to start and not yet started
 (`_placing`: actor id -> (spec, incarnation)) and which worker hosts which actor
@@ -67,10 +69,13 @@ class GcsLink:
         RuntimeError when the GCS refuses, ConnectionError when it does not answer."""
         conn.outbox = Outbox(conn, self._lock)
         self.gcs_conn = conn
+        if hasattr(conn, "handle_with"):  # the head's in-process GCS: no reader thread
+            conn.handle_with(self._link_deliver, self._link_lost)
         call = self.gcs_ep.call(conn, m.RegisterNode(0, self.node_id, address, total,
                                                      os.uname().nodename))
-        threading.Thread(target=self._gcs_loop, args=(conn,), daemon=True,
-                         name="raylite-gcs-link").start()
+        if not hasattr(conn, "handle_with"):
+            threading.Thread(target=self._gcs_loop, args=(conn,), daemon=True,
+                             name="raylite-gcs-link").start()
         try:
             reply = call.result(REGISTER_TIMEOUT_S)
         except (TimeoutError, ConnectionError) as e:
@@ -91,6 +96,13 @@ class GcsLink:
         except Exception as e:  # garbage on the wire
             log.warning("unreadable message from the GCS at %s: %s", conn.peer, e)
         conn.close()
+        self._link_lost(conn)
+
+    def _link_deliver(self, conn: Any, msg: Any) -> None:
+        with self._lock:
+            self.gcs_ep.deliver(conn, msg)
+
+    def _link_lost(self, conn: Any) -> None:
         with self._lock:
             self.gcs_ep.lost(conn)
         if not self.stopped.is_set():

@@ -3,9 +3,9 @@
     main ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
          ─► Zygote (forked while still single-threaded) ─► NodeServer
          ─► the head (no --address): the cluster's GCS lives in this process
-                GcsService (_gcs/service.py) serving "inproc://gcs"; node daemons that
-                join reach it through this daemon's listener (channel b"s", handed over)
-                connect("inproc://gcs") ─► NodeServer.attach_gcs: RegisterNode ◄─ NodeRegistered
+                GcsService (_gcs/service.py) ◄─ inproc.direct_pipe ─► NodeServer.attach_gcs:
+                RegisterNode ◄─ NodeRegistered; node daemons that join reach the GCS
+                through this daemon's listener (channel b"s", handed over)
             --record:  <temp>/raylite_current_cluster = "address pid session_dir"
             --address: <temp>/raylite_nodes/<pid> = "address pid session_dir", then join:
                 connect(HEAD, token, channel b"s") ─► NodeServer.attach_gcs: RegisterNode
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             _forget(recorded, session_dir)
             os._exit(1)
     else:  # the head: the GCS serves in this process
-        gcs = _start_gcs(server, token, advertised, total, node_id)
+        gcs = _start_gcs(server, advertised, total, node_id)
         if args.record:
             recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
             private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
@@ -164,7 +164,7 @@ def _forget(recorded: str | None, session_dir: str) -> None:
 
 _WILDCARD = ("0.0.0.0", "::", "")
 JOIN_TIMEOUT_S = 10.0
-GCS_ADDRESS = "inproc://gcs"
+GCS_ADDRESS = "inproc://gcs"  # how the head daemon names its link to the GCS (its peer)
 
 
 def _fail(text: str) -> NoReturn:
@@ -224,17 +224,17 @@ def _route_ip(head_host: str) -> str:
         return "127.0.0.1"
 
 
-def _start_gcs(server, token: bytes, address: str, total: dict, node_id: bytes):
+def _start_gcs(server, address: str, total: dict, node_id: bytes):
     """The head: the cluster's GCS in this process, this daemon its first node."""
     from .._gcs.service import GcsService
     from .._protocol import inproc
-    from .._protocol.transport import connect
 
     gcs = GcsService(head_node_id=node_id)
-    gcs.serve(inproc.listen(GCS_ADDRESS))
     server.gcs_accept = gcs.adopt  # nodes joining through our listener
+    node_end, gcs_end = inproc.direct_pipe("head node", GCS_ADDRESS, b"s")
+    gcs.adopt(gcs_end)
     try:
-        server.attach_gcs(connect(GCS_ADDRESS, token), address, total)
+        server.attach_gcs(node_end, address, total)
     except (ConnectionError, RuntimeError) as e:
         _fail(f"the GCS in this process did not take this node: {e}")
     return gcs
