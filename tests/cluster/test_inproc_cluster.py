@@ -11,6 +11,7 @@ lease from its node, and an actor the GCS placed on the other node.
 """
 import itertools
 import os
+import pickle
 import queue
 import time
 
@@ -75,6 +76,12 @@ class FakeZygote:
             w.conn.close()
         return True
 
+    def crash(self, pid):
+        """The worker dies on its own (the daemon did not ask)."""
+        w = self.workers.pop(pid)
+        self._events.put(("exit", pid, 11 << 8))  # exited with code 11
+        w.conn.close()
+
     def events(self, timeout):
         try:
             ev = self._events.get(timeout=timeout)
@@ -116,11 +123,11 @@ def cluster(tmp_path):
     pool.shutdown(wait=True)
 
 
-def _spec(actor_id, job_id):
+def _spec(actor_id, job_id, max_restarts=0, name="counter"):
     return m.ActorSpec(actor_id=actor_id, class_id=b"c" * 16, cls=b"cls", meta=ActorMeta("A", {}, False),
                        args=b"", inlined={}, owner="127.0.0.1:99", job_id=job_id, namespace="ns",
-                       name="counter", detached=False, demand={}, placement={"CPU": 1.0},
-                       max_restarts=0, max_concurrency=None, env_vars=None, max_task_retries=0)
+                       name=name, detached=False, demand={}, placement={"CPU": 1.0},
+                       max_restarts=max_restarts, max_concurrency=None, env_vars=None, max_task_retries=0)
 
 
 def _reply(conn, kind):
@@ -172,3 +179,23 @@ def _until(predicate):
             return False
         time.sleep(0.001)
     return True
+
+
+def test_a_crashed_actor_worker_is_reported_through_its_node_and_restarted(cluster):
+    hub, gcs, nodes = cluster
+    driver = hub.connect("inproc://head")
+    driver.send(m.RegisterClient(1, "driver", os.getpid(), "127.0.0.1:99", None, None, None))
+    job = _reply(driver, m.ClientRegistered)
+    spec = _spec(b"a" * 16, job.job_id, max_restarts=1, name=None)
+    driver.send(m.CreateActor(2, spec, False))
+    _reply(driver, m.ActorCreated)
+    driver.send(m.GetActorInfo(3, spec.actor_id, None, None, True))
+    first = _reply(driver, m.ActorInfo)
+    zygote = nodes["head"].zygote
+    zygote.crash(int(first.address.rpartition(":")[2]))
+    assert _until(lambda: gcs.tables.actors[spec.actor_id].restarts == 1)
+    driver.send(m.GetActorInfo(4, spec.actor_id, None, None, True))
+    again = _reply(driver, m.ActorInfo)                        # alive again, on a new worker
+    assert again.state == "ALIVE" and again.address != first.address
+    assert "exited with code 11" in str(pickle.loads(again.death))
+    driver.close()

@@ -252,3 +252,24 @@ def test_the_service_serves_nodes_on_its_own_threads(gcs):
         time.sleep(0.001)
     assert not gcs.tables.nodes[HEAD].alive                  # its reader saw the close
     gcs.stop()
+
+
+def test_every_message_of_the_gcs_protocol_has_a_check_for_every_field():
+    from raylite._gcs import service
+    from raylite._node.server import NodeServer
+    from raylite._protocol import validate
+
+    gcs_protocol = set(service._HANDLERS) | {m.PlaceActor, m.ReleaseActor, m.JobRegistered}
+    for cls in gcs_protocol:
+        assert list(validate.SPECS[cls]) == list(cls._fields), cls.__name__
+    assert NodeServer._on_place_actor and NodeServer._on_release_actor
+    ok = [m.RegisterJob(1, None, 5, "127.0.0.1:5"), m.JobFinished(b"job1"),
+          m.ActorPlaced(b"a" * 16, 0, b"w" * 16, "127.0.0.1:5"),
+          m.ActorReady(b"a" * 16, 2, b"w" * 16, "127.0.0.1:5", b"err"),
+          m.WorkerDied(b"w" * 16, "127.0.0.1:5", "", True), m.KvPut(1, b"k", b"", False),
+          m.KvKeys(1, b""), m.PlaceActor(_spec(b"a" * 16), 1), m.ReleaseActor(b"a" * 16)]
+    assert [validate.problem(x) for x in ok] == [None] * len(ok)
+    assert validate.problem(m.KvGet(1, b"")) == "KvGet.key must be non-empty bytes of at most 1024, not bytes b''"
+    assert validate.problem(m.ActorPlaced(b"a" * 16, -1, b"w" * 16, "x:1")).startswith(
+        "ActorPlaced.restarts must be an integer from 0")
+    assert validate.problem(m.JobFinished(b"job")) == "JobFinished.job_id must be a 4-byte id, not bytes b'job'"

@@ -121,6 +121,8 @@ class GcsLink:
             self.gcs_ep.reply(conn, request, call.value)
 
     def _to_gcs(self, msg: Any) -> None:
+        if self.gcs_conn is None:  # not attached (a daemon built without a cluster, in tests)
+            return
         try:
             self.gcs_ep.notify(self.gcs_conn, msg)
         except OSError:

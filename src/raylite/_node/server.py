@@ -60,7 +60,7 @@ _refusals = RateLimitedLog(log)  # refused messages: _handle
 
 class _Client:
     __slots__ = ("conn", "kind", "job_id", "worker_id", "pid", "address", "namespace", "env_vars",
-                 "node_id", "after")
+                 "after")
 
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -71,7 +71,6 @@ class _Client:
         self.address = ""
         self.namespace = ""
         self.env_vars: dict | None = None
-        self.node_id: bytes | None = None
         self.after: Any = None   # a handler's slow part, run once the lock is released
         conn.outbox = Outbox(conn)  # what we send it; queued while the server's lock is held
 
