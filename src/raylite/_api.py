@@ -3,7 +3,8 @@
 Argument checking lives here, once for every runtime; the runtimes receive
 clean lists and numbers.
 
-    init() ──lock──► factory.resolve() ──► factory.create() ──► _runtime.install()
+    init() ──lock──► factory.choose() (which runtime) ─► factory.resolve() (which cluster)
+                 ├─► factory.create() ──► _runtime.install()
                  └─► atexit / SIGTERM hooks (registered once per process)
 """
 from __future__ import annotations
@@ -89,8 +90,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                "initialized: call raylite.shutdown() first, or pass "
                                "ignore_reinit_error=True to reuse the running runtime.")
         cfg = _config.from_env()
+        name = factory.choose(local_mode or cfg.local_mode, cfg.runtime)
         temp_dir = _temp_dir or cfg.temp_dir
-        mode, addr = factory.resolve(local_mode or cfg.local_mode, address, cfg.address,
+        mode, addr = factory.resolve(name == "local", address, cfg.address,
                                      lambda: factory.recorded_address(temp_dir))
         if mode == "connect" and (num_cpus is not None or num_gpus is not None or resources):
             raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and "
@@ -105,7 +107,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             object_store_memory=object_store_memory, namespace=namespace, runtime_env=runtime_env,
             log_to_driver=cfg.log_to_driver if log_to_driver is None else bool(log_to_driver),
             temp_dir=temp_dir)
-        rt = factory.create(request)
+        rt = factory.create(name, request)
         _runtime.install(rt)
         _register_hooks()
         return RayContext(rt.info())

@@ -7,6 +7,8 @@ daemons' mains, so a test may set variables before calling them.
                          "auto" or "local"), as RAY_ADDRESS does for Ray
     RAYLITE_AUTO_INIT    "0" turns off auto-init on the first remote call
     RAYLITE_LOCAL_MODE   "1" makes init() default to local_mode=True
+    RAYLITE_RUNTIME      the registered runtime init() uses when not in local mode
+                         (default "cluster"; see _runtime/factory.py)
     RAYLITE_TEMP_DIR     root of session directories and records (default /tmp/raylite_<uid>;
                          it must be ours with mode 0700, see _private_files)
     RAYLITE_LOG_TO_DRIVER "0" stops worker output from streaming to the driver
@@ -25,7 +27,7 @@ import os
 
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
-            "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT")
+            "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 
@@ -77,6 +79,7 @@ class Config(NamedTuple):
     node_id_prefix: bytes = b""
     rotation_max_bytes: int = ROTATION_MAX_BYTES
     rotation_backup_count: int = ROTATION_BACKUP_COUNT
+    runtime: str | None = None     # RAYLITE_RUNTIME: a registered runtime's name
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -94,6 +97,7 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
             rotation_backup_count=_count("RAYLITE_ROTATION_BACKUP_COUNT",
                                          env.get("RAYLITE_ROTATION_BACKUP_COUNT"),
                                          ROTATION_BACKUP_COUNT, 0),
+            runtime=(env.get("RAYLITE_RUNTIME") or "").strip() or None,
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

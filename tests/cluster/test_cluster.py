@@ -206,12 +206,12 @@ def test_joining_with_num_cpus_raises(cluster):
     assert "ValueError" in out.stdout, out.stderr
 
 
-def test_cluster_state_message_reports_workers(cluster):
+def test_state_reports_workers_with_their_pids(cluster):
     rt = raylite._runtime.current()
-    cluster.get(cluster.remote(lambda: 1).remote())
-    state = rt._call(m.GetClusterState(0))
-    assert state.stats["node"]["workers"] >= 1
-    assert state.total["CPU"] == 2
+    pid = cluster.get(cluster.remote(os.getpid).remote())
+    snap = rt.state(("nodes", "workers"), False)
+    assert pid in [w.pid for w in snap.workers if w.state in ("IDLE", "LEASED")]
+    assert snap.nodes[0].resources_total["CPU"] == 2 and snap.tasks == () and snap.objects == ()
 
 
 def test_concurrency_groups_limit_each_group(cluster):
@@ -363,7 +363,7 @@ def test_daemon_replies_to_a_peer_that_left_without_a_traceback(capfd):
         rt = raylite._runtime.current()
         conn = connect(rt.daemon_address, rt._token)
         conn.send_many([m.GetActorInfo(i, b"x" * 16, None, None, False) for i in range(1, 50)]
-                       + [m.GetClusterState(50)])
+                       + [m.GetState(50)])
         conn.close()                                        # gone before the replies
         time.sleep(0.5)
         assert raylite.get(raylite.remote(lambda: "alive").remote()) == "alive"

@@ -60,7 +60,7 @@ def test_every_pending_and_later_call_fails_clearly_when_the_daemon_dies():
     daemon.send_signal(signal.SIGSTOP)                       # a daemon call is pending...
     pending_call: list = []
     caller = threading.Thread(
-        target=lambda: pending_call.append(_raises(lambda: rt._call(m.GetClusterState(0)))))
+        target=lambda: pending_call.append(_raises(lambda: rt._call(m.GetState(0)))))
     caller.start()
     time.sleep(0.3)
     daemon.kill()                                            # ... when the daemon dies

@@ -58,19 +58,19 @@ class Head:
             conn.close()
 
     def state(self) -> tuple:
-        """What must not change: the GetClusterState reply without its req."""
-        reply = self.ask(m.GetClusterState(1))
-        assert type(reply) is m.ClusterState
+        """What must not change: the GetState reply (every record, every owner asked) without
+        its req."""
+        reply = self.ask(m.GetState(1))
+        assert type(reply) is m.StateReply
         return tuple(reply[1:])
 
     def settled(self, timeout: float = 20.0) -> tuple:
-        """The state once no worker is starting (the warm pool is full)."""
+        """The state once every worker is idle and none is starting (the warm pool is full)."""
         deadline = time.monotonic() + timeout
         while True:
             s = self.state()
-            node = s[3]["node"]
-            if node["starting_workers"] == 0 and node["idle_workers"] == node["workers"] >= 1 \
-                    or time.monotonic() > deadline:
+            workers = s[0].workers
+            if workers and all(w.state == "IDLE" for w in workers) or time.monotonic() > deadline:
                 return s
             time.sleep(0.05)
 

@@ -10,6 +10,7 @@ import time
 import psutil
 import pytest
 
+from raylite._core import records as rec
 from raylite._protocol import messages as m
 
 ID = os.urandom(16)
@@ -35,6 +36,11 @@ BAD = {
     "not_an_address": m.RegisterClient(7, "driver", 1, "nowhere", None, None, None),
     "two_of_five_fields": _Short(),
     "not_handled_here": m.TaskDone(ID, (), None, False),
+    # an owner's answer nobody asked for (well formed: handled, and ignored) ...
+    "unasked_state_reply": m.StateReply(7, rec.StateSnapshot("owner 127.0.0.1:1", tasks=(
+        rec.TaskRecord("ab", "f", "RUNNING", "127.0.0.1:1", None, 0, None),))),
+    # ... and one whose records are not records
+    "state_reply_of_dicts": m.StateReply(7, rec.StateSnapshot("x", objects=({"object_id": "ab"},))),
 }
 
 
@@ -44,11 +50,11 @@ def test_a_bad_message_is_refused_and_changes_nothing(head, name):
     conn = head.connect()
     try:
         conn.send(BAD[name])
-        conn.send(m.GetClusterState(8))  # answered after the bad one: the daemon reads in order
+        conn.send(m.GetState(8))  # answered after the bad one: the daemon reads in order
         reply = conn.recv()
     finally:
         conn.close()
-    assert type(reply) is m.ClusterState and reply.req == 8, reply
+    assert type(reply) is m.StateReply and reply.req == 8, reply
     assert tuple(reply[1:]) == before
     assert head.state() == before and head.alive()
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from raylite._protocol import messages as m
 from raylite._protocol import transport
+from raylite._core.records import KINDS, StateSnapshot, TaskRecord
 from raylite._runtime.base import ActorMeta
 
 ID = bytes(range(16))
@@ -33,13 +34,12 @@ VALID = [  # one of each message the daemon handles; never sent as it is
     m.ActorStarted(ID, None),
     m.GetActorInfo(1, ID, None, None, False),
     m.KillActor(ID, True, "why"),
-    m.GetClusterState(1),
+    m.GetState(1),
     m.LogLines(b"job1", "(f pid=1)", ("line",), False),
     m.Shutdown(1),
     m.AllocObject(1, ID, 10, ADDR),
     m.FreeObjects((ID,), ()),
-    m.MemoryReport(1),
-    m.ObjectList(1, ADDR, "driver", []),
+    m.StateReply(1, StateSnapshot("owner " + ADDR), ()),
 ]
 OPTIONAL = {"RegisterClient": {"namespace", "job_id", "worker_id", "env_vars"},
             "GetActorInfo": {"actor_id", "name", "namespace"}, "ActorStarted": {"error"},
@@ -101,6 +101,12 @@ BY_FIELD = {
         lambda v: type(v) is not dict), min_size=1, max_size=2),
     "concurrency_groups": ANY_JUNK.filter(lambda v: type(v) is not dict) | st.dictionaries(
         st.text(max_size=3), bad_int(1), min_size=1, max_size=2),
+    "kinds": ANY_JUNK.filter(lambda v: type(v) is not tuple) | st.lists(
+        st.text(max_size=8).filter(lambda v: v not in KINDS) | NOT_STR, min_size=1, max_size=2).map(tuple),
+    "owners": NOT_BOOL,
+    "snapshot": ANY_JUNK | st.builds(lambda v: StateSnapshot("x", objects=(v,)), ANY_JUNK | st.builds(
+        TaskRecord, *[st.text(max_size=2)] * 7)),
+    "missing": ANY_JUNK.filter(lambda v: type(v) is not tuple) | st.lists(NOT_STR, min_size=1, max_size=2).map(tuple),
     "sys_path": ANY_JUNK.filter(lambda v: type(v) is not tuple) | st.lists(NOT_STR, min_size=1, max_size=2).map(tuple),
 }
 
@@ -139,11 +145,11 @@ def test_well_typed_messages_with_bad_fields_change_nothing(head, fuzz):
         conn = head.connect()
         try:
             conn.send(msg)
-            conn.send(m.GetClusterState(2))  # answered only after msg was refused (or not)
+            conn.send(m.GetState(2))  # answered only after msg was refused (or not)
             reply = conn.recv()
         finally:
             conn.close()
-        assert type(reply) is m.ClusterState and tuple(reply[1:]) == before, msg
+        assert type(reply) is m.StateReply and tuple(reply[1:]) == before, msg
 
     one()
     assert head.alive() and head.state() == before

@@ -84,22 +84,59 @@ def test_resolve_env_auto_and_local():
         factory.resolve(False, None, "auto", none)
 
 
-def test_create_dispatches_by_mode_to_the_registry():
+def test_create_builds_the_runtime_registered_by_name():
     made = []
     saved = dict(factory._REGISTRY)
     try:
         factory.register("local", lambda req: made.append(("local", req.mode)) or "L")
         factory.register("cluster", lambda req: made.append(("cluster", req.mode)) or "C")
-        assert factory.create(factory.InitRequest(mode="local")) == "L"
-        assert factory.create(factory.InitRequest(mode="start")) == "C"
-        assert factory.create(factory.InitRequest(mode="connect", address="h:1")) == "C"
+        assert factory.create("local", factory.InitRequest(mode="local")) == "L"
+        assert factory.create("cluster", factory.InitRequest(mode="start")) == "C"
+        assert factory.create("cluster", factory.InitRequest(mode="connect", address="h:1")) == "C"
         assert made == [("local", "local"), ("cluster", "start"), ("cluster", "connect")]
         del factory._REGISTRY["cluster"]
-        with pytest.raises(RuntimeError, match="cluster"):
-            factory.create(factory.InitRequest(mode="start"))
+        with pytest.raises(ValueError, match="'cluster' names no registered runtime"):
+            factory.create("cluster", factory.InitRequest(mode="start"))
     finally:
         factory._REGISTRY.clear()
         factory._REGISTRY.update(saved)
+
+
+def test_choose_picks_a_registered_runtime_by_name():
+    assert factory.choose(True, None) == "local"
+    assert factory.choose(True, "nope") == "local"  # local_mode=True wins over the variable
+    assert factory.choose(False, None) == "cluster"
+    assert factory.choose(False, "local") == "local"
+    with pytest.raises(ValueError) as e:
+        factory.choose(False, "nope")
+    text = str(e.value)  # the bad name, what is registered, and how to register one
+    assert "RAYLITE_RUNTIME='nope'" in text and "cluster, local" in text and "register(" in text
+
+
+def test_init_selects_a_registered_runtime_by_name(monkeypatch, tmp_path):
+    import raylite
+    from raylite._runtime.local import LocalRuntime
+
+    class Fake(LocalRuntime):
+        puts = 0
+
+        def put(self, value):
+            Fake.puts += 1
+            return super().put(value)
+
+    made = []
+    factory.register("fake", lambda req: made.append(req) or Fake(req))
+    monkeypatch.setenv("RAYLITE_RUNTIME", "fake")
+    try:
+        raylite.init(num_cpus=1, _temp_dir=str(tmp_path))
+        assert raylite.get(raylite.put(7)) == 7 and Fake.puts == 1  # the calls reach it
+        assert [(r.mode, r.num_cpus, r.temp_dir) for r in made] == [("start", 1, str(tmp_path))]
+    finally:
+        raylite.shutdown()
+        factory._REGISTRY.pop("fake")
+    with pytest.raises(ValueError, match="RAYLITE_RUNTIME='fake' names no registered runtime"):
+        raylite.init(num_cpus=1, _temp_dir=str(tmp_path))  # unregistered: refused, not guessed
+    assert not raylite.is_initialized()
 
 
 def test_config_flags_and_defaults():
@@ -109,3 +146,5 @@ def test_config_flags_and_defaults():
     assert _config.from_env({"RAYLITE_ADDRESS": ""}).address is None
     with pytest.raises(ValueError, match="RAYLITE"):
         _config.from_env({"RAYLITE_LOCAL_MODE": "2"})
+    assert _config.from_env({}).runtime is None
+    assert _config.from_env({"RAYLITE_RUNTIME": " fake "}).runtime == "fake"

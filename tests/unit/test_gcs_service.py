@@ -225,7 +225,7 @@ def test_messages_before_registration_or_with_bad_fields_are_refused(gcs, caplog
     assert not dup.ok and "registered already" in dup.error
 
 
-def test_kv_and_cluster_state(gcs, head):
+def test_kv_and_state(gcs, head):
     assert head.call(m.KvPut(1, b"k", b"v", True)) == [m.KvReply(1, True)]
     assert head.call(m.KvPut(2, b"k", b"w", False)) == [m.KvReply(2, False)]
     assert head.call(m.KvGet(3, b"k")) == [m.KvReply(3, True, b"v")]
@@ -234,9 +234,13 @@ def test_kv_and_cluster_state(gcs, head):
     assert head.call(m.KvDelete(6, b"k")) == [m.KvReply(6, True)]
     assert head.call(m.KvGet(7, b"k")) == [m.KvReply(7, False)]
     FakeNode(gcs, OTHER, {"CPU": 1.0}, "127.0.0.1:2").register()
-    [state] = head.call(m.GetClusterState(8))
-    assert state.total == {"CPU": 3.0} and [n["IsHead"] for n in state.nodes] == [True, False]
-    assert state.stats["gcs"]["nodes"] == 2 and state.stats["gcs"]["kv_keys"] == 1
+    head.call(m.CreateActor(1, _spec(b"a" * 16), False))
+    [state] = head.call(m.GetState(8, ("nodes", "actors")))
+    snap = state.snapshot
+    assert state.req == 8 and snap.source == "gcs" and snap.jobs == ()   # only the kinds asked
+    assert [(n.is_head, n.resources_total) for n in snap.nodes] == [(True, {"CPU": 2.0}),
+                                                                     (False, {"CPU": 1.0})]
+    assert [(a.actor_id, a.state) for a in snap.actors] == [((b"a" * 16).hex(), "PENDING")]
 
 
 def test_the_service_serves_nodes_on_its_own_threads(gcs):

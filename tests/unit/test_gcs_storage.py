@@ -21,7 +21,7 @@ def _view(t: GcsTables):
     """Everything the tables hold, as plain data."""
     return ({j: (x.namespace, x.pid, x.alive, x.node_id) for j, x in t.jobs.items()},
             {n: (x.address, x.resources, x.hostname, x.alive, x.is_head) for n, x in t.nodes.items()},
-            {a: (e.spec, e.state, e.address, e.worker_id, e.restarts, e.death, e.node_id,
+            {a: (e.spec, e.state, e.address, e.worker_id, e.restarts, e.death, e.reason, e.node_id,
                  e.worker_address) for a, e in t.actors.items()},
             dict(t.names), t.kv_keys(b""), [t.kv_get(k) for k in t.kv_keys(b"")])
 
@@ -54,7 +54,7 @@ def test_every_change_is_written_through_and_the_tables_rebuild_from_storage():
     t.register_actor(_spec(b"c" * 16), False)
     assert t.actor_placed(b"a" * 16, 0, b"n" * 16, b"w" * 16, "10.0.0.1:5")
     t.actor_started(b"a" * 16, b"w" * 16, "10.0.0.1:5", 0)
-    assert t.actor_died(b"a" * 16, pickle.dumps("crash"), may_restart=True) == "RESTARTING"
+    assert t.actor_died(b"a" * 16, pickle.dumps("crash"), True, reason="it crashed") == "RESTARTING"
     t.actor_died(b"b" * 16, b"why", may_restart=False)
     t.kv_put(b"fn:1", b"body")
     assert not t.kv_put(b"fn:1", b"other", overwrite=False)

@@ -11,7 +11,7 @@ from raylite._protocol import messages as m
 from raylite._node.worker_pool import describe_exit
 from raylite._node.worker_table import WAIT, WorkerTable
 from raylite._object_store.store import StoreAccounting
-from raylite._runtime import resources
+from raylite import _resources as resources
 from raylite.exceptions import (ActorDiedError, GetTimeoutError, ObjectLostError,
                                 OutOfDiskError, OwnerDiedError, RayTaskError,
                                 TaskCancelledError)

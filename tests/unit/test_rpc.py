@@ -133,13 +133,13 @@ def test_a_reply_from_another_connection_is_refused(pair, caplog):
     c, d = Connection(sc, "d"), Connection(sd, "c")
     try:
         ep = Endpoint()
-        call = ep.call(a, m.GetClusterState(0))
+        call = ep.call(a, m.GetState(0))
         (sent,) = b.poll(0.5)
-        d.send(m.ClusterState(sent.req, [], {}, {}, {}))  # an impostor names our call
+        d.send(m.StateReply(sent.req, None))  # an impostor names our call
         with caplog.at_level(logging.WARNING, "raylite.rpc"):
             pump(ep, c)
         assert not call.done and "another connection" in caplog.text
-        b.send(m.ClusterState(sent.req, [], {}, {}, {}))
+        b.send(m.StateReply(sent.req, None))
         pump(ep, a)
         assert call.result(0).req == sent.req
     finally:
@@ -153,8 +153,8 @@ def test_lost_fails_every_call_pending_on_that_connection_only(pair):
     c = Connection(sc, "elsewhere")
     try:
         ep = Endpoint()
-        on_a = [ep.call(a, m.GetClusterState(0)), ep.call(a, m.MemoryReport(0))]
-        on_c = ep.call(c, m.GetClusterState(0))
+        on_a = [ep.call(a, m.GetState(0)), ep.call(a, m.Shutdown(0))]
+        on_c = ep.call(c, m.GetState(0))
         ep.lost(a)
         for call in on_a:
             with pytest.raises(ConnectionError, match="connection to b was lost before it answered"):
@@ -169,8 +169,8 @@ def test_a_call_whose_send_fails_fails_at_once(pair):
     a, b = pair
     ep = Endpoint()
     a.close()
-    call = ep.call(a, m.GetClusterState(0))
-    with pytest.raises(ConnectionError, match="cannot send GetClusterState to b"):
+    call = ep.call(a, m.GetState(0))
+    with pytest.raises(ConnectionError, match="cannot send GetState to b"):
         call.result(0)
     assert ep.pending() == 0
 
@@ -179,10 +179,10 @@ def test_callbacks_run_once_whenever_they_are_added(pair):
     a, b = pair
     ep = Endpoint()
     runs = []
-    call = ep.call(a, m.GetClusterState(0))
+    call = ep.call(a, m.GetState(0))
     call.add_done_callback(lambda c: runs.append("before"))
     (sent,) = b.poll(0.5)
-    b.send(m.ClusterState(sent.req, [], {}, {}, {}))
+    b.send(m.StateReply(sent.req, None))
     pump(ep, a)
     call.add_done_callback(lambda c: runs.append(("after", c.result(0).req)))
     ep.lost(a)            # done already: no second completion, no second run
@@ -194,7 +194,7 @@ def test_callbacks_racing_completion_each_run_exactly_once(pair):
     a, _ = pair
     ep = Endpoint()
     for _ in range(20):
-        call = ep.call(a, m.GetClusterState(0))
+        call = ep.call(a, m.GetState(0))
         runs = []
         go = threading.Barrier(2)
 
@@ -214,15 +214,15 @@ def test_result_waits_no_longer_than_its_timeout_and_forgets_the_call(pair):
     a, b = pair
     ep = Endpoint()
     late = []
-    ep.on(m.ClusterState, lambda conn, msg: late.append(msg.req))
-    call = ep.call(a, m.GetClusterState(0))
+    ep.on(m.StateReply, lambda conn, msg: late.append(msg.req))
+    call = ep.call(a, m.GetState(0))
     t0 = time.perf_counter()
-    with pytest.raises(TimeoutError, match="b did not answer GetClusterState within 0.02s"):
+    with pytest.raises(TimeoutError, match="b did not answer GetState within 0.02s"):
         call.result(0.02)
     assert time.perf_counter() - t0 < 0.04
     assert ep.pending() == 0
     (sent,) = b.poll(0.5)
-    b.send(m.ClusterState(sent.req, [], {}, {}, {}))
+    b.send(m.StateReply(sent.req, None))
     pump(ep, a)                                 # too late: the type's handler gets it
     assert late == [sent.req] and not call.done
 
@@ -230,9 +230,9 @@ def test_result_waits_no_longer_than_its_timeout_and_forgets_the_call(pair):
 def test_result_wakes_as_soon_as_another_thread_delivers_the_reply(pair):
     a, b = pair
     ep = Endpoint()
-    call = ep.call(a, m.GetClusterState(0))
+    call = ep.call(a, m.GetState(0))
     (sent,) = b.poll(0.5)
-    b.send(m.ClusterState(sent.req, [], {}, {}, {}))
+    b.send(m.StateReply(sent.req, None))
     reader = threading.Thread(target=pump, args=(ep, a))
     reader.start()
     assert call.result(1.0).req == sent.req
@@ -244,8 +244,8 @@ def test_only_requests_are_called_and_replies_must_fit_their_request(pair):
     ep = Endpoint()
     with pytest.raises(TypeError, match="AddBorrower is not a request type"):
         ep.call(a, m.AddBorrower(ID))
-    with pytest.raises(TypeError, match="Ack does not answer GetClusterState"):
-        ep.reply(a, m.GetClusterState(3), m.Ack(3))
+    with pytest.raises(TypeError, match="Ack does not answer GetState"):
+        ep.reply(a, m.GetState(3), m.Ack(3))
 
 
 def test_every_message_with_an_id_is_a_request_or_a_reply_in_the_one_table():

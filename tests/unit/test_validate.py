@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from raylite._core import records as rec
 from raylite._node.server import _HANDLERS
 from raylite._protocol import messages as m
 from raylite._protocol import validate
@@ -32,7 +33,11 @@ def test_every_message_the_daemon_handles_has_a_check_for_every_field():
     m.CreateActor(1, m.ActorSpec(ID, ID, b"c", ActorMeta("A", {"f": None}, False), object(), {ID: 1},
                                  "127.0.0.1:5", b"job1", "ns", "name", True, {"CPU": 0.5}, {"CPU": 1},
                                  -1, 4, None, -1, {"io": 2}, ("/x",)), True),
-    m.ObjectList(1, "127.0.0.1:5", "worker", [{"object_id": "ab", "size": 3}]),
+    m.GetState(1),
+    m.GetState(2, ("nodes",), False),
+    m.StateReply(1, rec.StateSnapshot("owner 127.0.0.1:5", tasks=(
+        rec.TaskRecord("ab", "f", "RUNNING", "127.0.0.1:5", "127.0.0.1:6", 0, None),), objects=(
+        rec.ObjectRecord("cd", "127.0.0.1:5", "INLINE", 3, 1, 0),)), ()),
 ])
 def test_good_messages_pass(msg):
     assert validate.problem(msg) is None
@@ -55,6 +60,17 @@ def test_good_messages_pass(msg):
      "CreateActor.spec: ActorSpec.meta.class_name must be a string"),
     (m.CreateActor(1, {"actor_id": ID}, False), "CreateActor.spec must be a ActorSpec, not dict"),
     (tuple.__new__(m.RegisterNode, (1, ID)), "RegisterNode has 2 fields, not 5"),
+    (m.GetState(1, ("nodes", "secrets")), "GetState.kinds[1] must be one of"),
+    (m.GetState(1, ["nodes"]), "GetState.kinds must be a tuple"),
+    (m.StateReply(1, {"tasks": ()}), "StateReply.snapshot must be a StateSnapshot, not dict"),
+    (m.StateReply(1, rec.StateSnapshot("x", objects=[])), "StateReply.snapshot.objects must be a tuple"),
+    (m.StateReply(1, rec.StateSnapshot("x", objects=(rec.TaskRecord(*"abcdefg"),))),
+     "StateReply.snapshot.objects[0] must be a ObjectRecord with a string id, not TaskRecord"),
+    (m.StateReply(1, rec.StateSnapshot("x", tasks=(rec.TaskRecord(b"id", *"bcdefg"),))),
+     "StateReply.snapshot.tasks[0] must be a TaskRecord with a string id"),
+    (m.StateReply(1, rec.StateSnapshot("x", tasks=(tuple.__new__(rec.TaskRecord, ("id",)),))),
+     "StateReply.snapshot.tasks[0] must be a TaskRecord"),
+    (m.StateReply(1, rec.StateSnapshot("x"), ["127.0.0.1:5"]), "StateReply.missing must be a tuple"),
 ])
 def test_a_bad_field_is_named_with_what_it_must_be(msg, says):
     assert says in validate.problem(msg)

@@ -10,7 +10,15 @@ read only these. Ids are hex strings so the records print, compare and travel
     core.state() ──► StateSnapshot(source, nodes, workers, leases, actors, tasks, objects, jobs)
                        │ each field a tuple of the records below (empty when the core
                        │ knows nothing of that kind)
-                       └──► merge(snapshots) for a cluster-wide view
+                       ├──► merge(snapshots) for a cluster-wide view
+                       ├──► overlay(base, top): one record per id where two cores each know
+                       │    part of the same thing (the GCS a node's address, its scheduler
+                       │    what is free; the worker table a worker's pid, the scheduler its lease)
+                       └──► located(owners' objects, store's objects): where an owned object's
+                            bytes are is the store's to say
+
+A field a core does not know is None in its record; overlay() fills it from another
+core's record of the same id.
 """
 from __future__ import annotations
 
@@ -50,6 +58,7 @@ class LeaseRecord(NamedTuple):
     owner: str                 # the address of the process holding the lease
     demand: dict
     name: str                  # the function or actor class it was requested for
+    state: str = "GRANTED"     # GRANTED | PENDING (queued: lease_id and worker_id are "")
 
 
 class ActorRecord(NamedTuple):
@@ -83,7 +92,7 @@ class ObjectRecord(NamedTuple):
     borrowers: int             # other processes borrowing it (known to its owner)
 
 
-_KINDS = ("nodes", "jobs", "workers", "leases", "actors", "tasks", "objects")
+KINDS = _KINDS = ("nodes", "jobs", "workers", "leases", "actors", "tasks", "objects")
 
 
 class StateSnapshot(NamedTuple):
@@ -100,3 +109,24 @@ class StateSnapshot(NamedTuple):
 def merge(snapshots: "list[StateSnapshot]", source: str = "cluster") -> StateSnapshot:
     """One snapshot holding every record of `snapshots`, in their order."""
     return StateSnapshot(source, *(tuple(r for s in snapshots for r in getattr(s, k)) for k in _KINDS))
+
+
+def overlay(base: tuple, top: tuple) -> tuple:
+    """Records keyed by their first field (the id): a record of `top` replaces the one of
+    `base` with the same id, each of its None fields taken from that one; records only one
+    side has are kept. Order: base's, then those only top has."""
+    index = {r[0]: r for r in top}
+    out = []
+    for r in base:
+        t = index.pop(r[0], None)
+        out.append(r if t is None else type(t)(*(b if v is None else v for v, b in zip(t, r))))
+    return tuple(out) + tuple(index.values())
+
+
+def located(objects: tuple, stored: tuple) -> tuple:
+    """Owners' object records with the store's records overlaid on those they own: the
+    store says whether the bytes are in shared memory or spilled (and their size), the
+    owner how many references there are. Borrowers' records are kept as they are; the
+    store's records of objects no owner reported (its owner did not answer) are kept."""
+    owned = tuple(r for r in objects if r.state != "BORROWED")
+    return overlay(owned, stored) + tuple(r for r in objects if r.state == "BORROWED")

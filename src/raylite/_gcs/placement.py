@@ -21,13 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-
-_EPS = 1e-9
-
-
-def fits(demand: dict, total: dict) -> bool:
-    """`total` holds every amount `demand` asks for (as the node scheduler counts)."""
-    return all(total.get(k, 0.0) + _EPS >= v for k, v in demand.items())
+from .._resources import fits
 
 
 def pick_node(nodes: Iterable[Any], demand: dict, prefer: bytes | None) -> bytes | None:

@@ -64,6 +64,7 @@ from collections import deque
 from typing import Any
 
 from .. import _ids
+from .._core.records import KINDS
 from .._actor_ends import owner_exited
 from .._protocol import messages as m
 from .._protocol import validate
@@ -254,18 +255,11 @@ class GcsService:
         for actor_id in self.tables.finish_job(msg.job_id):
             self._kill(actor_id, True, "its driver exited")
 
-    def _on_cluster_state(self, node: _Node, msg: m.GetClusterState) -> None:
-        nodes = [{"NodeID": n.node_id.hex(), "Alive": n.alive, "alive": n.alive,
-                  "NodeManagerAddress": n.address.rpartition(":")[0],
-                  "NodeManagerHostname": n.hostname, "Resources": dict(n.resources),
-                  "IsHead": n.is_head} for n in self.tables.nodes.values()]
-        total: dict = {}
-        for n in self.tables.nodes.values():
-            if n.alive:
-                for k, v in n.resources.items():
-                    total[k] = total.get(k, 0.0) + v
-        self.ep.reply(node.conn, msg, m.ClusterState(msg.req, nodes, total, {},
-                                                     {"gcs": self.tables.statistics()}))
+    def _on_get_state(self, node: _Node, msg: m.GetState) -> None:
+        """The GCS's records (nodes, jobs, actors) of the kinds asked; nobody else's."""
+        snap = self.tables.state()
+        snap = snap._replace(**{k: () for k in KINDS if k not in msg.kinds})
+        self.ep.reply(node.conn, msg, m.StateReply(msg.req, snap))
 
     def _node_lost(self, node: _Node, _: Any) -> None:
         del self._nodes[node.conn]
@@ -318,7 +312,8 @@ class GcsService:
         if msg.error is None:
             self.tables.actor_started(msg.actor_id, msg.worker_id, msg.address, msg.restarts)
         else:  # its __init__ failed: its daemon ended the worker already
-            self.tables.actor_died(msg.actor_id, msg.error, may_restart=False)
+            self.tables.actor_died(msg.actor_id, msg.error, may_restart=False,
+                                   reason="its __init__ raised")
             self._owner_gone(msg.address, _name(entry))  # what its __init__ created dies too
         self._notify(msg.actor_id)
 
@@ -350,7 +345,7 @@ class GcsService:
         address = entry.worker_address
         death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} died: {why}.",
                                            actor_id.hex()))
-        if self.tables.actor_died(actor_id, death, may_restart=True) == "RESTARTING":
+        if self.tables.actor_died(actor_id, death, may_restart=True, reason=why) == "RESTARTING":
             self._place(actor_id)
         self._notify(actor_id)
         self._owner_gone(address, _name(entry))
@@ -362,7 +357,7 @@ class GcsService:
         address, node_id = entry.worker_address or entry.address, entry.node_id
         death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} is dead: {why}.",
                                            actor_id.hex()))
-        state = self.tables.actor_died(actor_id, death, may_restart=not no_restart)
+        state = self.tables.actor_died(actor_id, death, may_restart=not no_restart, reason=why)
         if not self._tell(node_id, m.ReleaseActor(actor_id)) and actor_id in self._unplaced:
             self._unplaced.remove(actor_id)
         if state == "RESTARTING":
@@ -421,7 +416,7 @@ _HANDLERS = {
     m.RegisterNode: GcsService._on_register_node,
     m.RegisterJob: GcsService._on_register_job,
     m.JobFinished: GcsService._on_job_finished,
-    m.GetClusterState: GcsService._on_cluster_state,
+    m.GetState: GcsService._on_get_state,
     m.CreateActor: GcsService._on_create_actor,
     m.ActorPlaced: GcsService._on_actor_placed,
     m.ActorReady: GcsService._on_actor_ready,

@@ -6,7 +6,8 @@
                           └──────── failed __init__ / killed / owner gone ──────► DEAD
 
 An entry's `death` is the pickled error that explains its latest death (kept while
-it restarts, so calls lost in that death can say why). Fate sharing: `spec.owner`
+it restarts, so calls lost in that death can say why), and `reason` that death in one
+line of text (the tables never unpickle what a worker sent). Fate sharing: `spec.owner`
 is the address of the process that created the actor; when that process is gone,
 `owned_by` names the non-detached actors to kill (a driver's go with its job too).
 Each placement is one incarnation, numbered by `restarts`: a report about an older
@@ -22,10 +23,12 @@ as it happens, and `GcsTables.load(storage)` rebuilds the same tables from it:
     jobs          job id     (namespace, pid, alive, node id)
     nodes         node id    (address, resources, hostname, alive, is_head)
     actor_specs   actor id   the ActorSpec (written once)
-    actors        actor id   (state, address, worker id, restarts, death, node id, worker address)
+    actors        actor id   (state, address, worker id, restarts, death, reason, node id,
+                             worker address)
     kv            key        the value, as given
 
-`log` keeps the latest events for debugging; `statistics()` feeds `raylite status`.
+`state()` answers a state request with records of every node, job and actor;
+`statistics()` gives the counts; `log` keeps the latest events for debugging.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import pickle
 from collections import deque
 from typing import Any
 
+from .._core.records import ActorRecord, JobRecord, NodeRecord, StateSnapshot
 from .storage import MemoryStorage, Storage
 
 LOG_SIZE = 256
@@ -55,8 +59,8 @@ class NodeInfo:
 
 
 class ActorEntry:
-    __slots__ = ("spec", "state", "address", "worker_id", "restarts", "death", "node_id",
-                 "worker_address")
+    __slots__ = ("spec", "state", "address", "worker_id", "restarts", "death", "reason",
+                 "node_id", "worker_address")
 
     def __init__(self, spec: Any):
         self.spec = spec
@@ -65,6 +69,7 @@ class ActorEntry:
         self.worker_id: bytes | None = None      # the worker hosting it (from its placement)
         self.restarts = 0
         self.death: bytes | None = None
+        self.reason: str | None = None
         self.node_id: bytes | None = None        # the node it was placed on
         self.worker_address: str | None = None   # its worker's address, even during __init__
 
@@ -168,11 +173,14 @@ class GcsTables:
         self.log.append(("started", actor_id, restarts, address))
         return True
 
-    def actor_died(self, actor_id: bytes, death: bytes | None, may_restart: bool) -> str:
-        """Records a death; returns the new state (RESTARTING when restarts are left)."""
+    def actor_died(self, actor_id: bytes, death: bytes | None, may_restart: bool,
+                   reason: str | None = None) -> str:
+        """Records a death (`reason`: why, in one line); returns the new state (RESTARTING
+        when restarts are left)."""
         entry = self.actors.get(actor_id)
         if entry is None or entry.state == "DEAD":
             return "DEAD"
+        entry.reason = reason
         max_restarts = entry.spec.max_restarts
         entry.address = entry.worker_id = entry.worker_address = entry.node_id = None
         entry.death = death
@@ -236,7 +244,8 @@ class GcsTables:
 
     def _save_actor(self, e: ActorEntry) -> None:
         self.storage.put("actors", e.spec.actor_id, pickle.dumps(
-            (e.state, e.address, e.worker_id, e.restarts, e.death, e.node_id, e.worker_address)))
+            (e.state, e.address, e.worker_id, e.restarts, e.death, e.reason, e.node_id,
+             e.worker_address)))
 
     @classmethod
     def load(cls, storage: Storage) -> "GcsTables":
@@ -255,12 +264,26 @@ class GcsTables:
         states = dict(storage.scan("actors"))
         for actor_id, value in storage.scan("actor_specs"):
             e = t.actors[actor_id] = ActorEntry(pickle.loads(value))
-            (e.state, e.address, e.worker_id, e.restarts, e.death, e.node_id,
+            (e.state, e.address, e.worker_id, e.restarts, e.death, e.reason, e.node_id,
              e.worker_address) = pickle.loads(states[actor_id])
             if e.spec.name and e.state != "DEAD":
                 t.names[(e.spec.namespace, e.spec.name)] = actor_id
         t.log.append(("loaded", len(t.jobs), len(t.nodes), len(t.actors)))
         return t
+
+    def state(self) -> StateSnapshot:
+        """Every node (the GCS hears no usage reports: a live node's record says all of its
+        resources are available; the node's own scheduler record, overlaid, says what is),
+        every job and every actor."""
+        nodes = tuple(NodeRecord(n.node_id.hex(), n.address, n.hostname, n.alive, n.is_head,
+                                 dict(n.resources), dict(n.resources) if n.alive else {})
+                      for n in self.nodes.values())
+        jobs = tuple(JobRecord(j.job_id.hex(), j.namespace, j.pid, j.alive)
+                     for j in self.jobs.values())
+        actors = tuple(ActorRecord(a.hex(), e.spec.meta.class_name, e.spec.name, e.spec.namespace,
+                                   e.state, e.address, e.restarts, e.spec.detached, e.reason)
+                       for a, e in self.actors.items())
+        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors)
 
     def statistics(self) -> dict:
         states: dict[str, int] = {}

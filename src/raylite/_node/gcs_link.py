@@ -2,7 +2,7 @@
 
     drivers, workers ──CreateActor, GetActorInfo, KillActor, Kv*──► this daemon ──forwarded──┐
     a driver's RegisterClient ──► RegisterJob ─► GCS ─► JobRegistered ─► ClientRegistered  │
-    GetClusterState ──► GCS's nodes and totals + this node's scheduler and store ──────────┤
+    GetState (nodes, jobs, actors) ──► the GCS's records, merged in reports.py ────────────┤
                               ◄── the GCS's reply, relayed to the client with its own req ◄┘
     GCS ──PlaceActor(spec, incarnation)──► scheduler.place_actor ──StartActor──► a worker
         ◄──ActorPlaced(worker)── once started; ActorReady ◄── the worker's ActorStarted
@@ -192,24 +192,3 @@ class GcsLink:
         self._hosting.pop(c.worker_id, None)
         if c.address:
             self._to_gcs(m.WorkerDied(c.worker_id, c.address, how or "", on_purpose))
-
-    # -- cluster state ------------------------------------------------------------------
-    def _on_cluster_state(self, c: Any, msg: m.GetClusterState) -> None:
-        conn = c.conn
-        self.gcs_ep.call(self.gcs_conn, m.GetClusterState(0)).add_done_callback(
-            lambda call: self._cluster_state(conn, msg, call))
-
-    def _cluster_state(self, conn: Any, msg: m.GetClusterState, call: Any) -> None:
-        if call.error is not None:
-            return
-        g = call.value
-        stats = {"node": self.sched.statistics(), "gcs": g.stats["gcs"],
-                 "store": self.store.statistics(),
-                 "drivers": sum(1 for x in self._clients.values() if x.kind == "driver")}
-        available = dict(self.sched.available)
-        me = self.node_id.hex()
-        for n in g.nodes:  # other nodes run nothing yet: all theirs is free
-            if n["Alive"] and n["NodeID"] != me:
-                for k, v in n["Resources"].items():
-                    available[k] = available.get(k, 0.0) + v
-        _send(conn, m.ClusterState(msg.req, g.nodes, g.total, available, stats))

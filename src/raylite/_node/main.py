@@ -187,7 +187,7 @@ def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str]:
     """The cluster token, this node's total resources, and the IP other nodes reach it at."""
     token_hex = os.environ.pop("RAYLITE_CLUSTER_TOKEN", "")
     if not token_hex and args.address:
-        from .._runtime.cluster_start import token_for
+        from .._session import token_for
 
         try:
             token_hex = token_for(args.address, args.temp_dir).hex()
@@ -206,7 +206,7 @@ def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str]:
     ip = args.host
     if args.host in _WILDCARD:
         ip = _route_ip(args.address.rpartition(":")[0].strip("[]")) if args.address else "127.0.0.1"
-    from .._runtime.resources import node_total
+    from .._resources import node_total
 
     return token, node_total(args.num_cpus, args.num_gpus, resources, args.object_store_memory,
                              ip), ip

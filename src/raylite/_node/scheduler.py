@@ -12,14 +12,18 @@ I/O shell (server.py) to carry out:
 
 State it owns: total / available resources, free GPU ids, every worker
 (idle, leased, hosting an actor), every lease, and the queue of requests
-that do not fit yet. `statistics()` is what `raylite status` prints.
+that do not fit yet. `state(node_id, owners)` answers a state request with frozen
+records: this node (what is free), its registered workers (IDLE, LEASED, ACTOR; their
+pids are the worker table's), every lease, and the queued requests as PENDING leases.
+`statistics()` gives the counts.
 """
 from __future__ import annotations
 
 from collections import deque
 from typing import Any, NamedTuple
 
-from .._runtime import resources as res
+from .. import _resources as res
+from .._core.records import LeaseRecord, NodeRecord, StateSnapshot, WorkerRecord
 
 
 class Grant(NamedTuple):
@@ -64,13 +68,14 @@ class _Request(NamedTuple):
 
 
 class _Lease:
-    __slots__ = ("lease_id", "worker_id", "owner", "demand", "gpu_ids", "blocked", "actor_id")
+    __slots__ = ("lease_id", "worker_id", "owner", "demand", "gpu_ids", "blocked", "actor_id", "name")
 
     def __init__(self, lease_id: bytes, worker_id: bytes, owner: Any, demand: dict,
-                 gpu_ids: tuple, actor_id: bytes | None):
+                 gpu_ids: tuple, actor_id: bytes | None, name: str = ""):
         self.lease_id, self.worker_id, self.owner = lease_id, worker_id, owner
         self.demand, self.gpu_ids, self.actor_id = demand, gpu_ids, actor_id
         self.blocked = False
+        self.name = name
 
 
 class NodeScheduler:
@@ -192,7 +197,8 @@ class NodeScheduler:
             gpus = tuple(self.free_gpus[:n_gpus])
             del self.free_gpus[:n_gpus]
             res.subtract(self.available, r.demand)
-            self.leases[lease_id] = _Lease(lease_id, worker_id, r.owner, r.demand, gpus, r.actor_id)
+            self.leases[lease_id] = _Lease(lease_id, worker_id, r.owner, r.demand, gpus, r.actor_id,
+                                           r.name)
             self.workers[worker_id] = lease_id
             if r.actor_id is not None:
                 out.append(StartActor(r.actor_id, lease_id, worker_id, gpus))
@@ -222,3 +228,23 @@ class NodeScheduler:
                 "actor_workers": sum(1 for lease in self.leases.values() if lease.actor_id),
                 "pending_requests": len(self.queue),
                 "pending_demands": [r.demand for r in self.queue]}
+
+    def state(self, node_id: str, owners: dict) -> StateSnapshot:
+        """This node as the scheduler knows it. `owners` maps an owner's key (what
+        request_lease was given) to its address; a lease placing an actor has no owner
+        (None). The node's address, hostname and role are the GCS's to say (None here)."""
+        node = NodeRecord(node_id, None, None, True, None, dict(self.total), dict(self.available))
+        workers = []
+        for worker_id, lease_id in self.workers.items():
+            lease = self.leases.get(lease_id) if lease_id is not None else None
+            actor = lease.actor_id if lease is not None else None
+            workers.append(WorkerRecord(worker_id.hex(), node_id, None,
+                                        "IDLE" if lease is None else "ACTOR" if actor else "LEASED",
+                                        lease_id.hex() if lease is not None else None,
+                                        actor.hex() if actor else None))
+        leases = [LeaseRecord(x.lease_id.hex(), node_id, x.worker_id.hex(), owners.get(x.owner),
+                              dict(x.demand), x.name) for x in self.leases.values()]
+        leases += [LeaseRecord("", node_id, "", owners.get(r.owner), dict(r.demand), r.name,
+                               "PENDING") for r in self.queue]
+        return StateSnapshot(f"node {node_id}", nodes=(node,), workers=tuple(workers),
+                             leases=tuple(leases))

@@ -12,8 +12,8 @@
 No send happens while the lock is held, and a peer that does not read costs only
 itself: its outbox grows to a bound, then it is dropped. Mixed in here: worker
 processes (spawn, registration, exits, the fork server) from worker_procs.py;
-the link to the GCS (jobs, actors, named actors, KV, cluster state) from gcs_link.py;
-what the node reports (cluster state, memory summaries, warnings) from reports.py;
+the link to the GCS (jobs, actors, named actors, KV) from gcs_link.py;
+what the node reports (its state as records, warnings) from reports.py;
 the object store's handlers (allocation, spilling, freeing) from objects.py.
 
 Handlers run under the lock and stay quick; one whose work is slow leaves
@@ -95,7 +95,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         self._workers: dict[bytes, _Client] = {}       # worker id -> its connection
         self._killed: set[bytes] = set()               # workers we killed on purpose
         self._last_revoke = 0.0
-        self._reports: dict[int, tuple] = {}           # memory report id -> (conn, req, pending, replies)
+        self._reports: dict[int, Any] = {}             # state requests awaiting owners (reports.py)
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
         self._init_workers(zygote)
@@ -293,11 +293,10 @@ _HANDLERS = {
     m.KvPut: NodeServer._forward,
     m.KvDelete: NodeServer._forward,
     m.KvKeys: NodeServer._forward,
-    m.GetClusterState: NodeServer._on_cluster_state,
+    m.GetState: NodeServer._on_get_state,
     m.LogLines: NodeServer._on_log_lines,
     m.Shutdown: NodeServer._on_shutdown,
     m.AllocObject: NodeServer._on_alloc_object,
     m.FreeObjects: NodeServer._on_free_objects,
-    m.MemoryReport: NodeServer._on_memory_report,
-    m.ObjectList: NodeServer._on_object_list,
+    m.StateReply: NodeServer._on_state_reply,
 }

@@ -226,8 +226,9 @@ def die_with_parent() -> None:
 
 def preload() -> None:
     """Everything a worker needs, imported once in the zygote: forked workers share it."""
-    from .._runtime import cluster  # noqa: F401
-    from .._worker import actor_host, main, task_executor  # noqa: F401
+    from .._worker import main
+
+    main.preload()
 
 
 # -- the zygote process ----------------------------------------------------------------

@@ -8,12 +8,18 @@ no clock; the shell passes `now`).
 
 Only ids this daemon issued, with the pid its fork server reported, may register;
 only pids the fork server reported and has not reported dead are ever signalled
-(through the fork server, which checks again). `statistics()` reports the counts.
+(through the fork server, which checks again). `statistics()` reports the counts;
+`state(node_id)` answers a state request with a record per worker process: STARTING
+(pid None until the fork server reports it), DEAD (its exit is known, its connection
+not closed yet), or registered and alive, whose state (IDLE, LEASED, ACTOR) is the
+scheduler's to say: None here, filled in by records.overlay.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any
+
+from .._core.records import StateSnapshot, WorkerRecord
 
 WAIT = "wait"   # register(): the fork server has not reported this worker's pid yet
 
@@ -138,6 +144,14 @@ class WorkerTable:
             self.deaths.move_to_end(p.address)
             while len(self.deaths) > self.remember:
                 self.deaths.popitem(last=False)
+
+    def state(self, node_id: str) -> StateSnapshot:
+        workers = [WorkerRecord(p.worker_id.hex(), node_id, p.pid or None, "STARTING", None, None)
+                   for p in self.starting.values()]
+        workers += [WorkerRecord(p.worker_id.hex(), node_id, p.pid or None,
+                                 None if p.reason is None else "DEAD", None, None)
+                    for p in self.running.values()]
+        return StateSnapshot(f"node {node_id}", workers=tuple(workers))
 
     def statistics(self) -> dict:
         return {"starting": len(self.starting), "running": len(self.running),

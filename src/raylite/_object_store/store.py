@@ -24,12 +24,17 @@ being written, or gone) comes back with unspill(); a failed copy undoes the
 allocation (spill_failed). When even spilling cannot make room, the
 allocation fails with a message saying how much was asked, how much is in
 use and by whom. allocate() changes nothing when it raises.
+
+`state()` answers a state request: an ObjectRecord per object held, SHARED_MEMORY or
+SPILLED (spilled from the moment it is chosen), with its owner and size; the store holds
+no references, so how many there are is the owner's to say (None here).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
+from .._core.records import ObjectRecord, StateSnapshot
 from ..exceptions import ObjectStoreFullError, OutOfDiskError
 
 
@@ -196,9 +201,10 @@ class StoreAccounting:
                 "objects_spilled": sum(1 for e in self.objects.values() if e.spilled),
                 "spill_count": self.spill_count}
 
-    def listing(self) -> list[dict]:
-        return [{"object_id": oid.hex(), "size": e.size, "owner": e.owner,
-                 "where": "shm" if e.in_shm else "spilled"} for oid, e in self.objects.items()]
+    def state(self, source: str = "store") -> StateSnapshot:
+        return StateSnapshot(source, objects=tuple(
+            ObjectRecord(oid.hex(), e.owner, "SHARED_MEMORY" if e.in_shm else "SPILLED", e.size,
+                         None, None) for oid, e in self.objects.items()))
 
 
 DISK_HINT = ("Free space on that disk, or point the temp dir at a larger one "

@@ -11,10 +11,14 @@ field and not a wrapper). Every other message is one-way and carries no id.
     worker ──TaskDone──► owner          (the daemon is not on the data path)
     borrower ──GetObject──► owner ──ObjectValue──► borrower
     daemon ──CreateActor, GetActorInfo, RegisterJob...──► GCS ──PlaceActor──► daemon
+    client ──GetState──► daemon ──GetState──► its drivers and workers ──StateReply──► daemon
+           ◄──StateReply(merged records)──
 """
 from __future__ import annotations
 
 from typing import Any, NamedTuple
+
+from .._core.records import KINDS
 
 
 # -- registration ------------------------------------------------------------
@@ -314,17 +318,22 @@ class KvReply(NamedTuple):
     keys: tuple = ()
 
 
-# -- cluster state and logs --------------------------------------------------
-class GetClusterState(NamedTuple):
+# -- state and logs ----------------------------------------------------------
+class GetState(NamedTuple):
+    """What the cluster holds, as frozen records (_core/records.py). A client asks its node
+    daemon, which answers for its cores (GCS tables, scheduler, worker table, store) and,
+    with `owners`, asks every connected driver and worker for its tasks and objects (the
+    same message, answered with what that process owns); one that does not answer within
+    the daemon's bound is named in `missing`. Only the `kinds` asked for come back."""
     req: int
+    kinds: tuple = KINDS
+    owners: bool = True
 
 
-class ClusterState(NamedTuple):
+class StateReply(NamedTuple):
     req: int
-    nodes: list
-    total: dict
-    available: dict
-    stats: dict
+    snapshot: Any              # records.StateSnapshot
+    missing: tuple = ()        # addresses of the owners that did not answer in time
 
 
 class LogLines(NamedTuple):
@@ -379,30 +388,6 @@ class RemoveBorrower(NamedTuple):
     object_id: bytes
 
 
-class ListObjects(NamedTuple):
-    """Daemon -> every client: report your objects (for `raylite memory`)."""
-    req: int
-
-
-class ObjectList(NamedTuple):
-    req: int
-    address: str
-    kind: str
-    objects: list            # dicts: object_id, size, where, local_refs, borrowers, owned
-
-
-class MemoryReport(NamedTuple):
-    """Client -> daemon: gather every process's objects and the store's accounting."""
-    req: int
-
-
-class MemorySummary(NamedTuple):
-    req: int
-    processes: list          # ObjectList replies
-    store: dict              # StoreAccounting.statistics()
-    segments: list           # StoreAccounting.listing()
-
-
 # -- requests and their replies: the envelope (rpc.py) ---------------------------
 REPLIES: dict[type, type] = {
     RegisterClient: ClientRegistered,
@@ -412,11 +397,9 @@ REPLIES: dict[type, type] = {
     GetObject: ObjectValue,
     CreateActor: ActorCreated,
     GetActorInfo: ActorInfo,
-    GetClusterState: ClusterState,
+    GetState: StateReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
-    ListObjects: ObjectList,
-    MemoryReport: MemorySummary,
     RegisterJob: JobRegistered,
     KvGet: KvReply,
     KvPut: KvReply,

@@ -15,12 +15,15 @@ classes, arguments) are checked for their type only.
 The owner <-> worker direct path (PushTask, TaskDone, PushActorTask, GetObject) is not
 checked here: it is the hot path, its handlers look up what they are given and
 ignore what they do not know, and an exception there already costs only that message.
+An owner's StateReply is checked for its shape only (a snapshot of records of the right
+types, each keyed by a string id): the daemon merges and forwards it, nothing else.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Callable
 
+from .._core import records as rec
 from . import messages as m
 
 Check = Callable[[Any], "str | None"]
@@ -38,7 +41,10 @@ def _at(where: str, why: str) -> str:
 
 
 def _show(v: Any) -> str:
-    text = repr(v)
+    try:
+        text = repr(v)
+    except Exception:  # a tuple built by hand with too few fields for its class's repr
+        text = f"of {len(v)} items" if isinstance(v, tuple) else "(no repr)"
     return f"{type(v).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
@@ -151,6 +157,28 @@ def shaped(cls: type) -> Check:
     return check
 
 
+_RECORDS = {"nodes": rec.NodeRecord, "jobs": rec.JobRecord, "workers": rec.WorkerRecord,
+            "leases": rec.LeaseRecord, "actors": rec.ActorRecord, "tasks": rec.TaskRecord,
+            "objects": rec.ObjectRecord}
+
+
+def snapshot(v: Any) -> str | None:
+    """A StateSnapshot: per kind a tuple of that kind's records, each keyed by a string id
+    (one type check per record: an owner may report many thousands)."""
+    if type(v) is not rec.StateSnapshot or len(v) != len(rec.StateSnapshot._fields):
+        return f"must be a StateSnapshot, not {_show(v)}"
+    if type(v.source) is not str:
+        return f".source must be a string, not {_show(v.source)}"
+    for kind, cls in _RECORDS.items():
+        records, n = getattr(v, kind), len(cls._fields)
+        if type(records) is not tuple:
+            return f".{kind} must be a tuple, not {_show(records)}"
+        for i, r in enumerate(records):
+            if type(r) is not cls or len(r) != n or type(r[0]) is not str:
+                return f".{kind}[{i}] must be a {cls.__name__} with a string id, not {_show(r)}"
+    return None
+
+
 def has_fields(**checks: Check) -> Check:
     """An object the daemon reads a few attributes of (ActorMeta lives above this layer)."""
     def check(v: Any) -> str | None:
@@ -195,15 +223,14 @@ SPECS: dict[type, dict[str, Check]] = {
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),
                          namespace=optional(NAME), wait=flag),
     m.KillActor: dict(actor_id=ident(), no_restart=flag, reason=text()),
-    m.GetClusterState: dict(req=REQ),
+    m.GetState: dict(req=REQ, kinds=sequence(one_of(*rec.KINDS), len(rec.KINDS), (tuple,)),
+                     owners=flag),
+    m.StateReply: dict(req=REQ, snapshot=snapshot, missing=sequence(text(), types=(tuple,))),
     m.GetWorkerExit: dict(req=REQ, address=address),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),
     m.Shutdown: dict(req=REQ),
     m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),
     m.FreeObjects: dict(object_ids=IDS, recyclable=IDS),
-    m.MemoryReport: dict(req=REQ),
-    m.ObjectList: dict(req=REQ, address=address, kind=one_of("driver", "worker"),
-                       objects=sequence(mapping(text(), anything, 64), MAX_INT, (list,))),
     # the GCS's own messages with the node daemons (_gcs/service.py, _node/gcs_link.py)
     m.RegisterJob: dict(req=REQ, namespace=optional(NAME), pid=PID, address=address),
     m.JobRegistered: dict(req=REQ, job_id=JOB_ID, namespace=NAME),

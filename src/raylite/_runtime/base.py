@@ -124,3 +124,8 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def context(self) -> ContextInfo: ...
+
+    @abc.abstractmethod
+    def state(self) -> Any:
+        """Everything the runtime knows, as one _core.records.StateSnapshot: nodes, jobs,
+        workers, leases, actors, the tasks in flight and the objects held."""

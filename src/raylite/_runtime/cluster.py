@@ -45,12 +45,14 @@ from .._protocol import messages as m
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error
+from .._session import token_for
 from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls, _Actor
 from .cluster_objects import ObjectPlane, _Obj
-from .cluster_start import start_head, stop_head, token_for
+from .cluster_start import start_head, stop_head
+from .cluster_state import owner_state, ray_nodes, resource_sum
 from .cluster_tasks import TaskSubmission, _Key, _Task
 from .factory import InitRequest
 
@@ -326,9 +328,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             print(f"raylite warning: {msg.text}", file=sys.stderr, flush=True)
         elif t is m.StartActor:
             self.executor.handle(None, msg)
-        elif t is m.ListObjects:
-            self._daemon.send(m.ObjectList(msg.req, self.address,
-                                           "worker" if self.executor else "driver", self.list_objects()))
+        elif t is m.GetState:
+            self._daemon.send(m.StateReply(msg.req, owner_state(self)))
         elif hasattr(msg, "req"):
             reply = self._rpcs.pop(msg.req, None)
             if reply is not None:
@@ -423,17 +424,20 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         """A worker serves this job now (its namespace applies to get_actor and names)."""
         self.job_id, self.namespace = job_id, namespace
 
-    def _state(self) -> m.ClusterState:
-        return self._call(m.GetClusterState(0))
+    def state(self, kinds: tuple = m.KINDS, owners: bool = True) -> Any:
+        """The cluster's records (a StateSnapshot) of `kinds`; with `owners`, the tasks and
+        objects of every driver and worker that answers its node daemon in time."""
+        return self._call(m.GetState(0, kinds, owners)).snapshot
 
     def nodes(self) -> list[dict]:
-        return self._state().nodes
+        return ray_nodes(self.state(("nodes",), False))
 
     def cluster_resources(self) -> dict:
-        return dict(self._state().total)
+        return resource_sum(self.state(("nodes",), False), "resources_total")
 
     def available_resources(self) -> dict:
-        return {k: v for k, v in self._state().available.items() if v > 0}
+        free = resource_sum(self.state(("nodes",), False), "resources_available")
+        return {k: v for k, v in free.items() if v > 0}
 
     def context(self) -> ContextInfo:
         return context.info(self.job_id, self.node_id, self.worker_id, self.namespace)

@@ -252,6 +252,7 @@ class ActorCalls:
                 if t.retries != 0:
                     if t.retries > 0:
                         t.retries -= 1
+                    t.attempt += 1
                     retry.append(t)
                 else:
                     t.lease = t.conn = None

@@ -455,13 +455,3 @@ class ObjectPlane:
             return fut
         done()
         return fut
-
-    def list_objects(self) -> list[dict]:
-        """This process's objects, for `raylite memory`."""
-        with self._lock:
-            return [{"object_id": id.hex(), "owned": o.owned, "ready": o.ready,
-                     "where": "shm" if type(o.data) is shm.ShmObject else "inline",
-                     "size": o.data.size if type(o.data) is shm.ShmObject else len(o.data or b""),
-                     "local_refs": self._counts.get(id, 0), "borrowers": o.borrowers,
-                     "pinned": o.pinned} for id, o in self._store.items()]
-

@@ -1,16 +1,13 @@
-"""Starting a head on this machine for a driver, and finding a cluster's token.
+"""Starting a head on this machine for a driver.
 
     init() ─► start_head(): python -m raylite._node.main --owner-pid <driver pid>
               (token handed over in the environment, never on the command line)
            ◄─ "READY <address> <session dir>" (or "ERROR <why>") on the daemon's stdout
 
-    token_for(address, temp): <temp>/session_*/node.json names the address, the token
-              beside it is the cluster's; the temp dir, session dirs and files must be
-              this user's alone (_private_files), else NotPrivateError names the path.
+Joining a running cluster instead finds its token with _session.token_for.
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import select
@@ -61,35 +58,3 @@ def stop_head(proc: subprocess.Popen) -> None:
         proc.kill()
         proc.wait()
 
-
-def token_for(address: str, temp_dir: str | None) -> bytes:
-    """The token of the cluster at `address`: RAYLITE_CLUSTER_TOKEN, or this machine's session
-    files. NotPrivateError if the temp dir or a session in it is not this user's alone."""
-    env = os.environ.get("RAYLITE_CLUSTER_TOKEN")
-    if env:
-        try:
-            return bytes.fromhex(env)
-        except ValueError:
-            raise ValueError("RAYLITE_CLUSTER_TOKEN must be the hex token printed by "
-                             "`raylite start --head`.") from None
-    from .. import _private_files as private
-
-    temp_dir = temp_dir or _config.default_temp_dir()
-    sessions = glob.glob(os.path.join(glob.escape(temp_dir), "session_*")) \
-        if private.check_dir(temp_dir) else []
-    for session in sessions:
-        if not private.check_dir(session):
-            continue  # removed since the listing
-        try:
-            if json.loads(private.read_text(os.path.join(session, "node.json")) or "{}") \
-                    .get("address") != address:
-                continue
-            token = bytes.fromhex(private.read_text(os.path.join(session, "token"), secret=True)
-                                  or "")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if token:
-            return token
-    raise ConnectionError(f"No token for the raylite cluster at {address}: no session on this "
-                          "machine has that address. On another machine, set RAYLITE_CLUSTER_TOKEN "
-                          "to the token `raylite start --head` printed.")

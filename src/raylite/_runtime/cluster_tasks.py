@@ -42,7 +42,7 @@ MAX_LEASE_REQUESTS = 16     # outstanding lease requests per scheduling key
 
 class _Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
-                 "conn", "cancelled", "deps", "actor_id", "hold", "lease")
+                 "conn", "cancelled", "deps", "actor_id", "hold", "lease", "attempt")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: int,
                  retry_exceptions: Any, hold: list, actor_id: bytes | None = None):
@@ -54,6 +54,7 @@ class _Task:
         self.lease: Any = None
         self.cancelled = False
         self.deps = 0
+        self.attempt = 0          # +1 per retry
 
 
 class _Lease:
@@ -280,6 +281,7 @@ class TaskSubmission:
             self._pending_frees.append((task.msg.args.object_id, False))
 
     def _resubmit(self, task: _Task) -> list:
+        task.attempt += 1
         if task.actor_id is not None:  # back in the actor's queue, in submission order
             return self._requeue_calls(self._actors[task.actor_id], [task])
         task.lease = task.conn = None

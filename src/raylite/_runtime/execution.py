@@ -11,24 +11,13 @@ import contextlib
 import os
 from typing import Any
 
+# Why an actor ended on purpose (execution.EXITED, ...): one vocabulary for every process.
+from .._actor_ends import EXITED, KILLED, TERMINATED, UNREFERENCED, owner_exited  # noqa: F401
 from ..exceptions import RayTaskError
 from .._serialization import format_remote_traceback
 
 
 TERMINATE = "__ray_terminate__"   # the actor method every handle has: end after pending calls
-
-# Why an actor ended on purpose, as callers read it: "The actor Foo is dead: <why>." A crash
-# reads "... died: its worker process exited unexpectedly ..." instead.
-EXITED = "it called exit_actor()"
-TERMINATED = "it was terminated with __ray_terminate__"
-UNREFERENCED = "its last handle went out of scope"   # TERMINATE's argument when so
-KILLED = "ray.kill() was called on it"
-
-
-def owner_exited(who: str) -> str:
-    """Why a non-detached actor died with `who`, the process or actor that created it."""
-    return (f"its owner, {who}, exited, and a non-detached actor lives only as long as its "
-            "owner (create it with lifetime=\"detached\" to let it outlive its creator)")
 
 
 class ActorExit(BaseException):

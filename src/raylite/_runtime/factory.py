@@ -1,8 +1,14 @@
 """The runtime factory: init()'s arguments in, a concrete Runtime out.
 
 Runtimes register by name ("local", "cluster"); adding one (a client mode,
-an adapter) is one module calling `register()`. `resolve()` is the address
-rule, pure and unit-tested:
+an adapter) is one module calling `register()`. `choose()` is the name rule:
+
+    local_mode=True (or RAYLITE_LOCAL_MODE=1)  -> "local"
+    RAYLITE_RUNTIME=<name>                     -> that registered runtime
+    neither                                    -> "cluster"
+
+An unknown name is a ValueError listing the registered ones. `resolve()` is
+the address rule, pure and unit-tested:
 
     local_mode=True                       -> ("local", None)
     address or RAYLITE_ADDRESS:
@@ -99,11 +105,29 @@ def resolve(local_mode: bool, address: str | None, env_address: str | None,
     return "connect", addr
 
 
-def create(request: InitRequest) -> Runtime:
-    name = "local" if request.mode == "local" else "cluster"
+def choose(local_mode: bool, name: str | None) -> str:
+    """The registered runtime init() uses: "local" for local mode, else `name` (from
+    RAYLITE_RUNTIME), else "cluster". ValueError when that name is not registered."""
+    if local_mode:
+        return "local"
+    name = name or "cluster"
+    if name not in _REGISTRY:
+        raise ValueError(_unknown(name))
+    return name
+
+
+def _unknown(name: str) -> str:
+    return (f"RAYLITE_RUNTIME={name!r} names no registered runtime; registered: "
+            f"{', '.join(runtime_names())}. Unset RAYLITE_RUNTIME to use 'cluster', or register "
+            "one first: raylite._runtime.factory.register(name, factory), where factory is a "
+            "callable taking an InitRequest and returning a Runtime (or 'module:attribute').")
+
+
+def create(name: str, request: InitRequest) -> Runtime:
+    """Builds the runtime registered as `name` (importing it on first use)."""
     factory = _REGISTRY.get(name)
     if factory is None:
-        raise RuntimeError(f"No runtime named {name!r} is registered; have: {runtime_names()}.")
+        raise ValueError(_unknown(name))
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)

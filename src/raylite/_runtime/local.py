@@ -14,7 +14,9 @@ node raises at once instead of hanging.
 
 State (all guarded by `_lock`): `_store` id -> _Entry, `_counts` id -> live
 ObjectRef instances (an entry is freed when its count reaches zero), and the
-actor table with its name index.
+actor table with its name index; `_running` holds the tasks and actor calls
+running now (task id -> [name, attempt, actor]). `state()` answers with records
+of all of it, as a cluster's daemons and owners do.
 """
 from __future__ import annotations
 
@@ -27,10 +29,13 @@ import threading
 from typing import Any, Sequence
 
 from .. import _ids
+from .. import _resources as resources
+from .._core.records import (ActorRecord, JobRecord, NodeRecord, ObjectRecord, StateSnapshot,
+                             TaskRecord)
 from .._serialization import dumps_with_refs, loads
 from ..exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError,
                           RayTaskError, TaskUnschedulableError)
-from . import context, execution, resources
+from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
 from .object_ref import ObjectRef
@@ -96,6 +101,7 @@ class LocalRuntime(Runtime):
         self._namespace = request.namespace or f"anonymous-{_ids.random_id(8).hex()}"
         self._job_env = (request.runtime_env or {}).get("env_vars") or {}
         self._closed = False
+        self._running: dict[bytes, list] = {}
 
     # -- lifecycle -----------------------------------------------------------
     def info(self) -> InitInfo:
@@ -200,6 +206,16 @@ class LocalRuntime(Runtime):
     def _run(self, refs: list[ObjectRef], name: str, body: Any, args: tuple, kwargs: dict,
              scope: context.TaskScope, env: dict | None, retry_exceptions: Any = False,
              max_retries: int = 0, actor: _Actor | None = None) -> None:
+        running = self._running[scope.task_id] = [name, 0, actor]
+        try:
+            self._attempts(running, refs, name, body, args, kwargs, scope, env, retry_exceptions,
+                           max_retries, actor)
+        finally:
+            del self._running[scope.task_id]
+
+    def _attempts(self, running: list, refs: list[ObjectRef], name: str, body: Any, args: tuple,
+                  kwargs: dict, scope: context.TaskScope, env: dict | None, retry_exceptions: Any,
+                  max_retries: int, actor: _Actor | None) -> None:
         try:
             args, kwargs = self._resolve(args, kwargs)
         except Exception as dep_err:  # an upstream task failed: this one fails the same way
@@ -223,6 +239,7 @@ class LocalRuntime(Runtime):
             except Exception as exc:
                 if execution.should_retry(exc, retry_exceptions) and (max_retries < 0 or attempts < max_retries):
                     attempts += 1
+                    running[1] = attempts
                     continue
                 err = execution.task_error(exc, name, actor_repr)
                 for r in refs:
@@ -437,6 +454,31 @@ class LocalRuntime(Runtime):
 
     def context(self) -> ContextInfo:
         return context.info(self._job_id, self._node_id, self._node_id, self._namespace)
+
+    def state(self) -> StateSnapshot:
+        """Records of what this runtime holds: its one node, its job, the actors, the tasks
+        running now (each on the caller's thread: "local"), the objects."""
+        with self._lock:
+            node = NodeRecord(self._node_id.hex(), "local", os.uname().nodename, True, True,
+                              dict(self._total), dict(self._available))
+            actors = tuple(ActorRecord(
+                a.id.hex(), a.meta.class_name, a.options.name, a.namespace,
+                "ALIVE" if a.dead is None else "DEAD", "local", a.restarts,
+                a.options.lifetime == "detached", _first_line(a.dead)) for a in self._actors.values())
+            tasks = tuple(TaskRecord(i.hex(), name, "RUNNING", "local", "local", attempt,
+                                     actor.id.hex() if actor else None)
+                          for i, (name, attempt, actor) in list(self._running.items()))
+            objects = tuple(ObjectRecord(i.hex(), "local", "ERROR" if e.error is not None else
+                                         "INLINE", None if e.data is None else len(e.data),
+                                         self._counts.get(i, 0), 0) for i, e in self._store.items())
+            objects += tuple(ObjectRecord(i.hex(), "local", "PENDING", None, n, 0)  # running tasks' results
+                             for i, n in self._counts.items() if i not in self._store)
+        job = JobRecord(self._job_id.hex(), self._namespace, os.getpid(), not self._closed)
+        return StateSnapshot("local", (node,), (job,), (), (), actors, tasks, objects)
+
+
+def _first_line(error: BaseException | None) -> str | None:
+    return None if error is None else str(error).partition("\n")[0]
 
 
 def _ended(actor: _Actor, why: str) -> ActorDiedError:

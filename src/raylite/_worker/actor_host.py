@@ -16,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
-from .task_executor import Executor, _reply
+from .reply import send_reply
+
+if TYPE_CHECKING:  # the executor hands itself in; this module never imports it
+    from .task_executor import Executor
 
 
 class ActorHost:
@@ -123,7 +126,7 @@ class ActorHost:
         except BaseException as exc:
             reply = self._failed(t, exc, name)
         if reply is not None:
-            _reply(conn, reply)
+            send_reply(conn, reply)
 
     def _failed(self, t: m.PushActorTask, exc: BaseException, name: str) -> m.TaskDone | None:
         """The reply for a call that raised; None when the actor ends instead."""
@@ -157,7 +160,7 @@ class ActorHost:
         finally:
             self.futures.pop(t.task_id, None)
         if reply is not None:
-            _reply(conn, reply)
+            send_reply(conn, reply)
 
 
 def _has_refs(t: m.PushActorTask) -> bool:

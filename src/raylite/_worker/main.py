@@ -19,6 +19,13 @@ import time
 from .._protocol import messages as m
 
 
+def preload() -> None:
+    """Imports everything run() needs. The node's fork server calls it once, so the workers
+    it forks share these modules and start without importing them."""
+    from .._runtime import cluster  # noqa: F401
+    from . import actor_host, task_executor  # noqa: F401
+
+
 def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
         node_id: bytes) -> None:
     from .._runtime import install

@@ -32,6 +32,8 @@ from .._runtime import context, execution
 from .._runtime.object_ref import ObjectRef
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
+from .actor_host import start_actor
+from .reply import send_reply
 
 _STAY = 0.002  # seconds one connection's caller may keep the main thread polling for it
 
@@ -164,7 +166,6 @@ class Executor:
             else:
                 self.actor.run_inline(conn, msg)
         elif t is m.StartActor:
-            from .actor_host import start_actor
             self.actor = start_actor(self, msg)
         elif t is m.CancelTask:
             self.cancel(msg)
@@ -222,7 +223,7 @@ class Executor:
         finally:
             self.running = None
             self.cancelled.discard(t.task_id)
-        _reply(conn, reply)
+        send_reply(conn, reply)
         if t.max_calls:
             n = self.calls[t.function_id] = self.calls.get(t.function_id, 0) + 1
             if n >= t.max_calls:  # Ray's max_calls: this worker retires, the daemon replaces it
@@ -259,10 +260,3 @@ class _Unloadable:
 
     def __init__(self, error: Exception):
         self.error = error
-
-
-def _reply(conn: Any, msg: Any) -> None:
-    try:
-        conn.send(msg)
-    except OSError:
-        pass  # the owner is gone; nothing to deliver

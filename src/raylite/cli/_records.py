@@ -156,7 +156,7 @@ def find_token(address: str, temp: str) -> bytes:
     """The token of the cluster at `address`: RAYLITE_CLUSTER_TOKEN, else this machine's session
     of it (also a head bound to every interface, named by one of this machine's addresses).
     ValueError for a bad RAYLITE_CLUSTER_TOKEN, ConnectionError when none is found."""
-    from raylite._runtime.cluster_start import token_for
+    from raylite._session import token_for
 
     try:
         return token_for(address, temp)

@@ -1,11 +1,13 @@
 """`raylite status` and `raylite memory`: ask a running cluster what it holds.
 
-    recorded head (or --address) + its token ─► connect ─► GetClusterState(req)
-                                                       ◄─ ClusterState(req, nodes, total, available, stats)
-                                             ─► MemoryReport(req) ◄─ MemorySummary(...)
+    recorded head (or --address) + its token ─► connect ─► GetState(req, kinds, owners)
+                                                       ◄─ StateReply(req, snapshot, missing)
 
-The daemons' pure cores produce the numbers (`statistics()`); this module only
-formats them. Exit code 1 when no cluster answers.
+Every number printed here is read from the snapshot's frozen records (_core/records.py),
+which the daemon's cores and the owners produce; this module only counts and formats
+them. `status` asks the daemon's cores only (quick: no owner is asked); `memory` also
+asks every driver and worker for the objects it owns, and names those that did not
+answer in time. Exit code 1 when no cluster answers.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ import sys
 from . import _records as rec
 
 REPLY_TIMEOUT_S = 10.0
+STATUS_KINDS = ("nodes", "jobs", "workers", "leases", "actors", "objects")  # no tasks: no owner is asked
+WHERE = {"INLINE": "inline", "SHARED_MEMORY": "shm", "SPILLED": "spilled", "PENDING": "pending",
+         "ERROR": "error"}
 
 
 class _NoCluster(Exception):
@@ -56,36 +61,83 @@ def _counts(d: dict) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(d.items())) or "none"
 
 
-def format_status(state, address: str) -> str:
-    node, gcs, store = state.stats["node"], state.stats["gcs"], state.stats["store"]
-    alive = sum(1 for n in state.nodes if n["Alive"])
-    lines = [f"raylite cluster at {address}", f"nodes ({alive} alive)"]
-    for n in sorted(state.nodes, key=lambda n: (not n.get("IsHead"), n["NodeID"])):
-        res = n.get("Resources", {})
-        lines.append(f"  {n['NodeID'][:12]}  {'head' if n.get('IsHead') else 'node'}  "
-                     f"{n['NodeManagerAddress']:<15s} {n['NodeManagerHostname']:<20s} "
-                     f"{'alive' if n['Alive'] else 'dead':<5s}  CPU {res.get('CPU', 0):g}"
+def format_status(snap, address: str) -> str:
+    alive = [n for n in snap.nodes if n.alive]
+    lines = [f"raylite cluster at {address}", f"nodes ({len(alive)} alive)"]
+    for n in sorted(snap.nodes, key=lambda n: (not n.is_head, n.node_id)):
+        res = n.resources_total
+        lines.append(f"  {n.node_id[:12]}  {'head' if n.is_head else 'node'}  "
+                     f"{(n.address or '').rpartition(':')[0]:<15s} {n.hostname or '':<20s} "
+                     f"{'alive' if n.alive else 'dead':<5s}  CPU {res.get('CPU', 0):g}"
                      + (f", GPU {res['GPU']:g}" if res.get("GPU") else ""))
+    total, free = _sum(alive, "resources_total"), _sum(alive, "resources_available")
     lines.append("resources (used / total)")
-    for k in sorted(state.total):
-        if k.startswith("node:"):
-            continue
-        used = max(state.total[k] - state.available.get(k, state.total[k]), 0)
-        lines.append(f"  {k:<22s} {_fmt(k, used):>12s} / {_fmt(k, state.total[k])}")
-    lines.append(f"workers (head node): {node['workers']} ({node['idle_workers']} idle, "
-                 f"{node['leases']} leased, {node['actor_workers']} hosting actors, "
-                 f"{node['starting_workers']} starting)")
-    lines.append(f"actors: {_counts(gcs['actors'])}"
-                 + (f" ({gcs['named_actors']} named)" if gcs.get("named_actors") else ""))
-    lines.append(f"drivers: {state.stats['drivers']}")
-    demands = node["pending_demands"]
-    lines.append(f"pending lease requests: {node['pending_requests']}"
+    for k in sorted(total):
+        if not k.startswith("node:"):
+            used = max(total[k] - free.get(k, total[k]), 0)
+            lines.append(f"  {k:<22s} {_fmt(k, used):>12s} / {_fmt(k, total[k])}")
+    for n in sorted(snap.nodes, key=lambda n: (not n.is_head, n.node_id)):
+        states = [w.state for w in snap.workers if w.node_id == n.node_id]
+        if states:
+            c = {s: states.count(s) for s in ("IDLE", "LEASED", "ACTOR", "STARTING")}
+            lines.append(f"workers ({'head node' if n.is_head else 'node ' + n.node_id[:12]}): "
+                         f"{c['IDLE'] + c['LEASED'] + c['ACTOR']} ({c['IDLE']} idle, "
+                         f"{c['LEASED']} leased, {c['ACTOR']} hosting actors, "
+                         f"{c['STARTING']} starting)")
+    by_state: dict = {}
+    for a in snap.actors:
+        by_state[a.state] = by_state.get(a.state, 0) + 1
+    named = sum(1 for a in snap.actors if a.name and a.state != "DEAD")
+    lines.append(f"actors: {_counts(by_state)}" + (f" ({named} named)" if named else ""))
+    lines.append(f"drivers: {sum(1 for j in snap.jobs if j.alive)}")
+    demands = [x.demand for x in snap.leases if x.state == "PENDING"]
+    lines.append(f"pending lease requests: {len(demands)}"
                  + (": " + ", ".join(_demand(d) for d in demands[:10]) if demands else "")
                  + (f" and {len(demands) - 10} more" if len(demands) > 10 else ""))
-    lines.append(f"object store: {store['used'] / 2**20:.1f} / {store['capacity'] / 2**20:.1f} MiB "
-                 f"in shared memory, {store['spilled_bytes'] / 2**20:.1f} MiB spilled, "
-                 f"{store['objects']} objects")
+    shm, spilled = _stored(snap, "SHARED_MEMORY"), _stored(snap, "SPILLED")
+    lines.append(f"object store: {_mib(sum(shm))} / {_mib(total.get('object_store_memory', 0))} "
+                 f"MiB in shared memory, {_mib(sum(spilled))} MiB spilled, "
+                 f"{len(shm) + len(spilled)} objects")
     return "\n".join(lines)
+
+
+def format_memory(snap, missing: tuple) -> str:
+    lines = [f"{'object id':<34s} {'size':>12s} {'where':<8s} {'owner':<22s} refs"]
+    held = 0
+    for o in snap.objects:
+        if o.state == "BORROWED":
+            continue
+        refs = "unknown (its owner did not answer)" if o.local_refs is None else \
+            f"local={o.local_refs}" + (f" borrowers={o.borrowers}" if o.borrowers else "")
+        size = "-" if o.size is None else f"{o.size:,d}"
+        lines.append(f"{o.object_id:<34s} {size:>12s} {WHERE.get(o.state, o.state):<8s} "
+                     f"{o.owner or '?':<22s} {refs}")
+        held += o.size or 0
+    shm, spilled = _stored(snap, "SHARED_MEMORY"), _stored(snap, "SPILLED")
+    capacity = _sum([n for n in snap.nodes if n.alive], "resources_total").get("object_store_memory", 0)
+    lines.append(f"\ntotal held by owners: {_mib(held)} MiB; object store: {_mib(sum(shm))} MiB in "
+                 f"shared memory ({len(shm)} objects), {_mib(sum(spilled))} MiB spilled "
+                 f"({len(spilled)} objects), capacity {_mib(capacity)} MiB")
+    if missing:
+        lines.append(f"no answer in time from {', '.join(missing)}: what they own is not listed")
+    return "\n".join(lines)
+
+
+def _sum(nodes, field: str) -> dict:
+    out: dict = {}
+    for n in nodes:
+        for k, v in getattr(n, field).items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def _stored(snap, state: str) -> list:
+    """Sizes of the objects in `state` (the store's word, overlaid on their owners')."""
+    return [o.size or 0 for o in snap.objects if o.state == state]
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f}"
 
 
 def _demand(d: dict) -> str:
@@ -96,11 +148,11 @@ def run_status(args: argparse.Namespace) -> int:
     from raylite._protocol import messages as m
 
     try:
-        state, address = _ask(args, m.GetClusterState(1))
+        reply, address = _ask(args, m.GetState(1, STATUS_KINDS, False))
     except _NoCluster as e:
         print(f"raylite status: {e}", file=sys.stderr)
         return 1
-    print(format_status(state, address))
+    print(format_status(reply.snapshot, address))
     return 0
 
 
@@ -108,29 +160,9 @@ def run_memory(args: argparse.Namespace) -> int:
     from raylite._protocol import messages as m
 
     try:
-        report, _ = _ask(args, m.MemoryReport(1))
+        reply, _ = _ask(args, m.GetState(1, ("nodes", "objects"), True))
     except _NoCluster as e:
         print(f"raylite memory: {e}", file=sys.stderr)
         return 1
-    print(f"{'object id':<34s} {'size':>12s} {'where':<8s} {'owner':<22s} refs")
-    total = 0
-    for proc in report.processes:
-        for o in proc.objects:
-            if not o["owned"]:
-                continue
-            where = o["where"]
-            if where == "shm":
-                seg = next((s for s in report.segments if s["object_id"] == o["object_id"]), None)
-                where = seg["where"] if seg else "shm"
-            kinds = [f"local={o['local_refs']}"] + \
-                ([f"borrowers={o['borrowers']}"] if o["borrowers"] else []) + \
-                (["pinned"] if o["pinned"] else [])
-            print(f"{o['object_id']:<34s} {o['size']:>12,d} {where:<8s} "
-                  f"{proc.kind + ' ' + proc.address:<22s} {' '.join(kinds)}")
-            total += o["size"]
-    s = report.store
-    print(f"\ntotal held by owners: {total / 2**20:.1f} MiB; node store: "
-          f"{s['used'] / 2**20:.1f} MiB in shared memory ({s['objects_in_shm']} objects), "
-          f"{s['spilled_bytes'] / 2**20:.1f} MiB spilled ({s['objects_spilled']} objects), "
-          f"capacity {s['capacity'] / 2**20:.1f} MiB")
+    print(format_memory(reply.snapshot, reply.missing))
     return 0

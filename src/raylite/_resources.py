@@ -1,4 +1,4 @@
-"""Resource arithmetic shared by every runtime and the node scheduler (pure).
+"""Resource arithmetic shared by every runtime and the node scheduler (a leaf module).
 
 A resource set is a dict {name: amount}: "CPU", "GPU", "memory",
 "object_store_memory" and custom names. Amounts are floats; a demand
