@@ -43,6 +43,7 @@ def test_memory_storage_tables_of_bytes():
 def test_every_change_is_written_through_and_the_tables_rebuild_from_storage():
     storage = MemoryStorage()
     t = GcsTables(storage)
+    assert t.persist
     t.add_node(b"n" * 16, "10.0.0.1:1", {"CPU": 2.0}, "head", is_head=True)
     t.add_node(b"m" * 16, "10.0.0.2:1", {"CPU": 1.0}, "other")
     t.remove_node(b"m" * 16)
@@ -67,6 +68,14 @@ def test_every_change_is_written_through_and_the_tables_rebuild_from_storage():
     assert again.lookup(None, "named", "ns").restarts == 1
     again.register_actor(_spec(b"d" * 16, name="gone"), False)  # and it keeps writing through
     assert _view(GcsTables.load(storage)) == _view(again)
+
+
+def test_tables_without_a_storage_write_nothing_but_keep_their_kv():
+    t = GcsTables()                                      # local mode: deaths are exceptions
+    t.register_actor(_spec(b"a" * 16), False)
+    t.actor_died(b"a" * 16, ValueError(lambda: None), may_restart=False)  # not picklable
+    t.kv_put(b"k", b"v")
+    assert not t.persist and t.storage.scan("actors") == [] and t.kv_get(b"k") == b"v"
 
 
 def test_stale_incarnations_change_nothing():

@@ -72,7 +72,7 @@ from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
 from ..exceptions import ActorDiedError
 from .placement import pick_node
-from .storage import Storage
+from .storage import MemoryStorage, Storage
 from .tables import GcsTables
 
 log = logging.getLogger("raylite.gcs")
@@ -95,7 +95,7 @@ class _Node:
 
 class GcsService:
     def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None):
-        self.tables = GcsTables(storage)
+        self.tables = GcsTables(storage if storage is not None else MemoryStorage())
         self.head_node_id = head_node_id
         self._lock = threading.Lock()
         self._dirty: list[_Node] = []

@@ -15,9 +15,11 @@ incarnation (its worker started or was placed after the actor restarted) is stal
 and changes nothing.
 
 Owns the authoritative job, node and actor state, the (namespace, name) index and
-the KV; the service (service.py) keeps the connections and the waiters. Every
-change is written through to a Storage (storage.py; memory unless told otherwise)
-as it happens, and `GcsTables.load(storage)` rebuilds the same tables from it:
+the KV; the service (service.py) keeps the connections and the waiters. Given a
+Storage (storage.py), every change is written through to it as it happens, and
+`GcsTables.load(storage)` rebuilds the same tables from it; the GCS service always
+gives one. Without one (local mode's actor bookkeeping, whose deaths are exception
+objects, not pickled errors) nothing is written but the KV, kept in memory:
 
     table         key        value (pickled)
     jobs          job id     (namespace, pid, alive, node id)
@@ -76,6 +78,7 @@ class ActorEntry:
 
 class GcsTables:
     def __init__(self, storage: Storage | None = None) -> None:
+        self.persist = storage is not None   # write every change through to `storage`
         self.storage = storage if storage is not None else MemoryStorage()
         self.jobs: dict[bytes, JobInfo] = {}
         self.nodes: dict[bytes, NodeInfo] = {}
@@ -135,7 +138,8 @@ class GcsTables:
                                     "or another name.")
             self.names[key] = spec.actor_id
         entry = self.actors[spec.actor_id] = ActorEntry(spec)
-        self.storage.put("actor_specs", spec.actor_id, pickle.dumps(spec, 5))
+        if self.persist:
+            self.storage.put("actor_specs", spec.actor_id, pickle.dumps(spec, 5))
         self._save_actor(entry)
         self.log.append(("register", spec.actor_id, spec.name))
         return spec.actor_id, spec.meta, None
@@ -236,22 +240,26 @@ class GcsTables:
 
     # -- storage -----------------------------------------------------------------
     def _save_job(self, j: JobInfo) -> None:
-        self.storage.put("jobs", j.job_id, pickle.dumps((j.namespace, j.pid, j.alive, j.node_id)))
+        if self.persist:
+            self.storage.put("jobs", j.job_id,
+                             pickle.dumps((j.namespace, j.pid, j.alive, j.node_id)))
 
     def _save_node(self, n: NodeInfo) -> None:
-        self.storage.put("nodes", n.node_id, pickle.dumps(
-            (n.address, n.resources, n.hostname, n.alive, n.is_head)))
+        if self.persist:
+            self.storage.put("nodes", n.node_id, pickle.dumps(
+                (n.address, n.resources, n.hostname, n.alive, n.is_head)))
 
     def _save_actor(self, e: ActorEntry) -> None:
-        self.storage.put("actors", e.spec.actor_id, pickle.dumps(
-            (e.state, e.address, e.worker_id, e.restarts, e.death, e.reason, e.node_id,
-             e.worker_address)))
+        if self.persist:
+            self.storage.put("actors", e.spec.actor_id, pickle.dumps(
+                (e.state, e.address, e.worker_id, e.restarts, e.death, e.reason, e.node_id,
+                 e.worker_address)))
 
     @classmethod
     def load(cls, storage: Storage) -> "GcsTables":
         """The tables as `storage` holds them (a GCS coming back after a restart)."""
         t = cls.__new__(cls)
-        t.storage, t.log = storage, deque(maxlen=LOG_SIZE)
+        t.storage, t.persist, t.log = storage, True, deque(maxlen=LOG_SIZE)
         t.jobs, t.nodes, t.actors, t.names = {}, {}, {}, {}
         for job_id, value in storage.scan("jobs"):
             namespace, pid, alive, node_id = pickle.loads(value)
