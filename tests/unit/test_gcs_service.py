@@ -97,17 +97,20 @@ def test_named_actors_are_unique_per_namespace(gcs, head):
     assert info.actor_id == first.actor_id and info.state == "PENDING"
 
 
-def test_placement_prefers_the_head_then_a_node_that_fits(gcs, head):
+def test_placement_is_the_head_while_it_is_alive_else_a_node_that_fits(gcs, head):
     other = FakeNode(gcs, OTHER, {"CPU": 1.0, "disk": 1.0}, "127.0.0.1:2").register()
     usual, disky = _spec(b"a" * 16), _spec(b"b" * 16, placement={"disk": 1.0})
     assert head.call(m.CreateActor(1, usual, False))[1] == m.PlaceActor(usual, 0)
-    assert head.call(m.CreateActor(2, disky, False))[1:] == []   # placed elsewhere:
-    assert other.got() == [m.PlaceActor(disky, 0)]               # the node whose totals fit
-    nodes = [NodeInfo(b"1" * 16, "a:1", {"CPU": 1}, "a", True), NodeInfo(b"2" * 16, "b:1", {}, "b", False)]
-    assert pick_node(nodes, {"GPU": 1}, b"2" * 16) == b"2" * 16  # nothing fits: the preferred waits
-    nodes[1].alive = False
-    assert pick_node(nodes, {"GPU": 1}, b"2" * 16) == b"1" * 16
+    assert head.call(m.CreateActor(2, disky, False))[1] == m.PlaceActor(disky, 0)  # waits there
+    assert other.got() == []
+    nodes = [NodeInfo(b"1" * 16, "a:1", {"CPU": 1}, "a", True),
+             NodeInfo(b"2" * 16, "b:1", {"GPU": 1}, "b", False)]
+    assert pick_node(nodes, {"GPU": 1}, b"1" * 16) == b"1" * 16   # the head, fitting or not
+    assert pick_node(nodes, {"GPU": 1}, None) == b"2" * 16        # no head: a node that fits
+    assert pick_node(nodes, {"TPU": 1}, None) == b"1" * 16        # nothing fits: the first
     nodes[0].alive = False
+    assert pick_node(nodes, {"CPU": 1}, b"1" * 16) == b"2" * 16   # the head is gone
+    nodes[1].alive = False
     assert pick_node(nodes, {}, None) is None
 
 
@@ -193,19 +196,24 @@ def test_jobs_are_named_by_the_gcs_and_end_with_their_actors(gcs, head):
     assert not gcs.tables.jobs[reply.job_id].alive and gcs.tables.actors[kept.actor_id].state == "PENDING"
 
 
-def test_a_node_leaving_ends_its_jobs_and_moves_its_actors(gcs, head):
+def test_a_node_leaving_ends_its_jobs_and_moves_its_actors():
+    gcs = GcsService()                                        # no head: any node that fits
+    first = FakeNode(gcs, HEAD, {"CPU": 2.0}, "127.0.0.1:1").register()
     other = FakeNode(gcs, OTHER, {"CPU": 1.0, "disk": 1.0}, "127.0.0.1:2").register()
     [job] = other.call(m.RegisterJob(1, "ns", 5, "127.0.0.1:70"))
-    drivers = _spec(b"d" * 16, job=job.job_id)               # its driver's actor, on the head
-    roaming = _spec(b"r" * 16, max_restarts=1, placement={"disk": 1.0})
-    head.call(m.CreateActor(1, drivers, False))
-    head.call(m.CreateActor(2, roaming, False))
-    other.got()
-    other.start(roaming, b"w" * 16)
-    gcs.lost(other.theirs)
-    assert not gcs.tables.nodes[OTHER].alive and not gcs.tables.jobs[job.job_id].alive
-    assert head.got() == [m.ReleaseActor(drivers.actor_id), m.PlaceActor(roaming, 1)]  # head waits
+    drivers = _spec(b"d" * 16, job=job.job_id, max_restarts=1)  # its driver's actor
+    roaming = _spec(b"r" * 16, max_restarts=-1)
+    first.call(m.CreateActor(1, drivers, False))
+    first.call(m.CreateActor(2, roaming, False))
+    first.start(roaming, b"w" * 16)
+    gcs.lost(first.theirs)                                    # the first node leaves
+    assert not gcs.tables.nodes[HEAD].alive
+    assert other.got() == [m.PlaceActor(drivers, 1), m.PlaceActor(roaming, 1)]  # they move
     assert "left the cluster" in str(pickle.loads(gcs.tables.actors[roaming.actor_id].death))
+    gcs.lost(other.theirs)                                    # and the driver's node leaves
+    assert not gcs.tables.jobs[job.job_id].alive
+    assert gcs.tables.actors[drivers.actor_id].state == "DEAD"
+    assert gcs.tables.actors[roaming.actor_id].state == "RESTARTING"  # waits for a node
 
 
 def test_messages_before_registration_or_with_bad_fields_are_refused(gcs, caplog):
@@ -260,13 +268,11 @@ def test_the_service_serves_nodes_on_its_own_threads(gcs):
 
 def test_every_message_of_the_gcs_protocol_has_a_check_for_every_field():
     from raylite._gcs import service
-    from raylite._node.server import NodeServer
     from raylite._protocol import validate
 
     gcs_protocol = set(service._HANDLERS) | {m.PlaceActor, m.ReleaseActor, m.JobRegistered}
     for cls in gcs_protocol:
         assert list(validate.SPECS[cls]) == list(cls._fields), cls.__name__
-    assert NodeServer._on_place_actor and NodeServer._on_release_actor
     ok = [m.RegisterJob(1, None, 5, "127.0.0.1:5"), m.JobFinished(b"job1"),
           m.ActorPlaced(b"a" * 16, 0, b"w" * 16, "127.0.0.1:5"),
           m.ActorReady(b"a" * 16, 2, b"w" * 16, "127.0.0.1:5", b"err"),

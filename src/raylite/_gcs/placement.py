@@ -8,14 +8,15 @@ The GCS knows each node's total resources, not what is free on it right now: the
 node's own scheduler (_node/scheduler.py) queues the actor until a worker and its
 resources are free there. So the choice is about what fits at all:
 
-    1. the preferred node (the head) when its totals fit the actor's demand;
-    2. else the first alive node, in registration order, whose totals fit it;
-    3. else the preferred node if alive (else the first alive one): the actor waits
-       there, and that daemon warns its drivers that nothing can run it.
+    candidates: the preferred node (the head) while it is alive, else every alive node
+    1. the first candidate, in registration order, whose totals fit the demand;
+    2. else the first candidate: the actor waits there, and that daemon warns its
+       drivers that nothing can run it.
 
-Today this places every actor that fits the head on the head: one node runs the
-cluster's actors, as before the GCS was its own service. Spreading by load is a
-later issue; it changes this module only.
+Today every actor runs on the head while there is one, as `raylite start` promises:
+objects cannot move between nodes yet (_runtime/cluster_objects.py), so an actor on
+a joined node could not read its callers' large arguments. Spreading actors over
+nodes is a later issue; it widens the candidates here and changes nothing else.
 """
 from __future__ import annotations
 
@@ -25,15 +26,14 @@ from .._resources import fits
 
 
 def pick_node(nodes: Iterable[Any], demand: dict, prefer: bytes | None) -> bytes | None:
-    """The node to start an actor needing `demand` on. `nodes` have node_id, alive and
-    resources (GcsTables.nodes' values, in registration order)."""
+    """The node to start an actor needing `demand` on, or None when no node is alive.
+    `nodes` have node_id, alive and resources (GcsTables.nodes' values, in registration
+    order)."""
     alive = [n for n in nodes if n.alive]
-    if not alive:
+    candidates = [n for n in alive if n.node_id == prefer] or alive
+    if not candidates:
         return None
-    preferred = next((n for n in alive if n.node_id == prefer), None)
-    if preferred is not None and fits(demand, preferred.resources):
-        return preferred.node_id
-    for n in alive:
+    for n in candidates:
         if fits(demand, n.resources):
             return n.node_id
-    return (preferred or alive[0]).node_id
+    return candidates[0].node_id
