@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from .._protocol.transport import Listener
     from .server import NodeServer
+    if not args.address:  # the head's GCS, imported before the fork server: pages it shares
+        from .._gcs import service  # noqa: F401
     from .worker_pool import Zygote, preload
 
     preload()  # everything a worker needs, imported once: forked workers share it, start fast
