@@ -6,18 +6,54 @@ travel by value) with pickle protocol 5. Plain scalars take a fast path.
 While a value is being serialized, every ObjectRef pickled inside it is
 recorded (`note_ref`), so the runtime knows which refs the value contains:
 a ref inside an object is a borrow, not a copy of the value.
+
+Custom serializers (`raylite.util.register_serializer`) are this process's
+own, as in Ray: `add_reducer` swaps `_cloudpickle_dumps` for a pickler whose
+dispatch table consults them first, and the last `remove_reducer` swaps the
+plain one back, so a process that registers nothing pays nothing per value.
+The deserializer travels by value inside the pickle, so the receiving process
+needs no registration to read what was written.
 """
 from __future__ import annotations
 
+import collections
+import io
 import pickle
 import threading
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import cloudpickle
 
 _FAST = (int, float, str, bytes, bool, type(None))
 _tls = threading.local()
+_reducers: dict = {}                      # cls -> reducer, this process's custom serializers
+_cloudpickle_dumps = cloudpickle.dumps    # swapped for _dumps_custom while _reducers is non-empty
+
+
+class _CustomPickler(cloudpickle.CloudPickler):
+    dispatch_table = collections.ChainMap(_reducers, cloudpickle.CloudPickler.dispatch_table)
+
+
+def _dumps_custom(value: Any, protocol: int, buffer_callback: Any = None) -> bytes:
+    with io.BytesIO() as f:
+        _CustomPickler(f, protocol, buffer_callback=buffer_callback).dump(value)
+        return f.getvalue()
+
+
+def add_reducer(cls: type, reducer: Callable[[Any], tuple]) -> None:
+    """Pickles instances of exactly `cls` with `reducer(obj)` in this process from now on."""
+    global _cloudpickle_dumps
+    _reducers[cls] = reducer
+    _cloudpickle_dumps = _dumps_custom
+
+
+def remove_reducer(cls: type) -> None:
+    """Forgets `cls`'s reducer (nothing happens if there is none)."""
+    global _cloudpickle_dumps
+    _reducers.pop(cls, None)
+    if not _reducers:
+        _cloudpickle_dumps = cloudpickle.dumps
 
 
 def note_ref(ref: Any) -> None:
@@ -32,7 +68,7 @@ def dumps(value: Any) -> bytes:
     if type(value) in _FAST:
         return pickle.dumps(value, 5)
     try:
-        return cloudpickle.dumps(value, 5)
+        return _cloudpickle_dumps(value, 5)
     except Exception as e:
         raise TypeError(f"Could not serialize {type(value).__name__} value {_short(value)}: {e}. "
                         "Values passed to and from tasks must be picklable.") from e
@@ -58,7 +94,7 @@ def serialize_with_refs(value: Any) -> tuple[bytes, list, list]:
     _tls.refs = refs = []
     buffers: list = []
     try:
-        return cloudpickle.dumps(value, 5, buffer_callback=buffers.append), buffers, refs
+        return _cloudpickle_dumps(value, 5, buffer_callback=buffers.append), buffers, refs
     except Exception as e:
         raise TypeError(f"Could not serialize {type(value).__name__} value {_short(value)}: {e}. "
                         "Values passed to and from tasks must be picklable.") from e

@@ -111,7 +111,7 @@ def test_help_is_quick_and_lists_commands():
     t = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "raylite", "--help"], capture_output=True, text=True)
     assert time.monotonic() - t < 5
-    for cmd in ("start", "stop", "status", "memory", "microbenchmark"):
+    for cmd in ("start", "stop", "status", "memory", "job", "microbenchmark"):
         assert cmd in out.stdout
     script = os.path.join(os.path.dirname(sys.executable), "raylite")
     if os.path.exists(script):  # the console script is the same command

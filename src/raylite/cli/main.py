@@ -1,14 +1,17 @@
-"""The `raylite` command: start, stop, status, memory, microbenchmark.
+"""The `raylite` command: start, stop, status, memory, job, microbenchmark.
 
     raylite start --head [--port 6380] [--num-cpus N] ...   a head that drivers join with
                                                           init(address="auto")
     raylite start --address HOST:PORT                      a node that joins that head
     raylite stop [--force]                                 stops what `start` started here
     raylite status | memory                                what the cluster holds
+    raylite job submit|status|logs|stop|delete|list        Jobs: run a command on the head
+    raylite list|get|summary KIND ... , raylite logs       the state API (raylite.util.state)
     raylite microbenchmark                                 raylite's core microbenchmarks
 
     main() ─► argparse (this module: stdlib only) ─► "module:function" of the command,
-              imported when it runs (start.py, stop.py, status.py, microbenchmark.py),
+              imported when it runs (start.py, stop.py, status.py, job.py, state.py,
+              microbenchmark.py),
               so `raylite --help` stays quick. The function returns the exit code.
 
 Processes are found through the records `start` writes under the temp dir
@@ -57,6 +60,104 @@ def _start_parser(sub) -> None:
     st.set_defaults(run="raylite.cli.start:run")
 
 
+def _job_parser(sub) -> None:
+    job = sub.add_parser("job", help="submit a command to run on the cluster's head, and follow it",
+                         description="Jobs, as Ray's `ray job`: the head runs the entrypoint "
+                                     "command with the cluster's address set and keeps its log.")
+    jobs = job.add_subparsers(dest="job_command", required=True, metavar="JOB_COMMAND")
+
+    def common(p) -> None:
+        p.add_argument("--address", metavar="HOST:PORT",
+                       help="the cluster's head (default: $RAYLITE_ADDRESS, $RAY_ADDRESS, else the "
+                            "one `raylite start` recorded here)")
+        p.add_argument("--temp-dir", help=_TEMP_HELP)
+
+    sm = jobs.add_parser("submit", help="run ENTRYPOINT on the head; follow its log unless --no-wait",
+                         usage="raylite job submit [options] -- ENTRYPOINT...",
+                         description="Submit a job: the head runs ENTRYPOINT (a shell command, "
+                                     "after --) and this command prints its log until it ends "
+                                     "(exit 0 if it succeeded, 1 if not).")
+    common(sm)
+    sm.add_argument("--submission-id", help="the job's id (default: a new one)")
+    sm.add_argument("--working-dir", metavar="DIR",
+                    help="a local directory uploaded for the job: its cwd, first on PYTHONPATH")
+    sm.add_argument("--runtime-env-json", metavar="JSON",
+                    help='runtime_env as JSON: {"working_dir", "excludes", "env_vars"}')
+    sm.add_argument("--metadata-json", metavar="JSON", help="metadata kept with the job (JSON)")
+    sm.add_argument("--entrypoint-num-cpus", type=float, metavar="N")
+    sm.add_argument("--entrypoint-num-gpus", type=float, metavar="N")
+    sm.add_argument("--entrypoint-memory", type=int, metavar="BYTES")
+    sm.add_argument("--entrypoint-resources", metavar="JSON", help="custom resources (JSON)")
+    sm.add_argument("--no-wait", action="store_true",
+                    help="print the submission id and return at once")
+    sm.add_argument("entrypoint", nargs=argparse.REMAINDER, help="the command, after --")
+    sm.set_defaults(run="raylite.cli.job:run_submit")
+    for name, text in (("status", "a job's status and message"),
+                       ("logs", "a job's log (what its entrypoint printed)"),
+                       ("stop", "stop a job: SIGTERM to its processes, SIGKILL after a grace "
+                                "period"),
+                       ("delete", "forget an ended job and its files (its log stays)")):
+        p = jobs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        common(p)
+        p.add_argument("submission_id", metavar="SUBMISSION_ID")
+        if name == "logs":
+            p.add_argument("-f", "--follow", action="store_true",
+                           help="keep printing until the job ends")
+        if name == "stop":
+            p.add_argument("--no-wait", action="store_true",
+                           help="return without waiting for the job to end")
+        p.set_defaults(run=f"raylite.cli.job:run_{name}")
+    ls = jobs.add_parser("list", help="every job submitted to the cluster")
+    common(ls)
+    ls.set_defaults(run="raylite.cli.job:run_list")
+
+
+def _state_parsers(sub) -> None:
+    kinds = ("actors", "tasks", "objects", "nodes", "workers", "jobs", "placement-groups")
+
+    def common(p, fmt: bool = True) -> None:
+        p.add_argument("--address", metavar="HOST:PORT",
+                       help="the cluster (default: $RAYLITE_ADDRESS, else the head `raylite "
+                            "start` recorded here)")
+        p.add_argument("--temp-dir", help=_TEMP_HELP)
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+        if fmt:
+            p.add_argument("--format", choices=("table", "json", "yaml"), default="table")
+
+    ls = sub.add_parser("list", help="actors, tasks, objects, nodes, workers, jobs of a cluster",
+                        description="List one kind of a running cluster's state, in Ray's field "
+                                    "names. Filters apply before the limit.")
+    ls.add_argument("kind", choices=kinds)
+    ls.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                    help="keep rows whose KEY is VALUE (KEY!=VALUE: is not); repeatable; "
+                         "strings compare case-insensitively")
+    ls.add_argument("--limit", type=int, default=100,
+                    help="at most this many rows (default 100; -1: all)")
+    ls.add_argument("--detail", action="store_true", help="every field, not the main ones")
+    common(ls)
+    ls.set_defaults(run="raylite.cli.state:run_list")
+    gt = sub.add_parser("get", help="one actor, task, object, node, worker or job by id")
+    gt.add_argument("kind", choices=kinds)
+    gt.add_argument("id")
+    common(gt)
+    gt.set_defaults(run="raylite.cli.state:run_get")
+    sm = sub.add_parser("summary", help="tasks by function, actors by class, objects by where")
+    sm.add_argument("kind", choices=("tasks", "actors", "objects"))
+    common(sm)
+    sm.set_defaults(run="raylite.cli.state:run_summary")
+    lg = sub.add_parser("logs", help="the cluster's log files on this machine, or one of them",
+                        description="Without a file: list the log files (daemon logs, submitted "
+                                    "jobs' logs). With one: print its last lines.")
+    lg.add_argument("filename", nargs="?", help="a file `raylite logs` listed")
+    lg.add_argument("--job-id", help="a submitted job's log (its submission id)")
+    lg.add_argument("--actor-id", help="an actor's log (not kept yet: says so)")
+    lg.add_argument("--task-id", help="a task's log (not kept yet: says so)")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    lg.add_argument("--tail", type=int, default=1000, help="last N lines (default 1000; -1: all)")
+    common(lg, fmt=False)
+    lg.set_defaults(run="raylite.cli.state:run_logs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="raylite", description="raylite cluster commands")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the cluster's head (default: the one `raylite start` recorded here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
         p.set_defaults(run=target)
+
+    _job_parser(sub)
+    _state_parsers(sub)
 
     mb = sub.add_parser("microbenchmark", help="time raylite's core operations")
     mb.add_argument("--window", type=float, default=1.0, help="seconds per measurement")
