@@ -32,13 +32,13 @@ Where it runs, measured. The head daemon's process composes this service
 (_node/main.py) and talks to it over a direct in-process pipe (inproc.direct_pipe:
 the GCS handles the head's messages on the sending thread); joined nodes reach it
 through the head's listener (channel b"s", handed over by the head daemon). On the
-2-core dev VM under load (3 alternating runs each, medians; `raylite.get_actor` is
-one GCS request, creating an actor is a request, a placement, a worker's __init__
-and a first call):
+2-core dev VM under load (medians of alternating runs; `raylite.get_actor` is one
+GCS request, 2000 in a row; creating an actor is a request, a placement, a worker's
+__init__ and a first call, 30 in a row):
 
     where the GCS is                           get_actor      an actor + first call
-    in the head daemon (before this service)   170-220 us     5.5-5.9 ms
-    the head's process, direct pipe            250-290 us     5.3-6.5 ms
+    in the head daemon (before this service)   160-180 us     5.5-7.3 ms
+    the head's process, direct pipe            200-260 us     5.3-7.8 ms
     the head's process, queues and threads     500-900 us     6.5-8.3 ms
     its own process, over a Unix socket        600-1700 us    7.0-7.9 ms
 
