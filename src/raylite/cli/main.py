@@ -1,4 +1,4 @@
-"""The `raylite` command: start, stop, status, memory, job, microbenchmark.
+"""The `raylite` command: start, stop, status, memory, job, list/get/summary/logs, run, microbenchmark.
 
     raylite start --head [--port 6380] [--num-cpus N] ...   a head that drivers join with
                                                           init(address="auto")
@@ -7,10 +7,11 @@
     raylite status | memory                                what the cluster holds
     raylite job submit|status|logs|stop|delete|list        Jobs: run a command on the head
     raylite list|get|summary KIND ... , raylite logs       the state API (raylite.util.state)
+    raylite run script.py [args]                           a Ray program, `import ray` -> raylite
     raylite microbenchmark                                 raylite's core microbenchmarks
 
     main() ─► argparse (this module: stdlib only) ─► "module:function" of the command,
-              imported when it runs (start.py, stop.py, status.py, job.py, state.py,
+              imported when it runs (start.py, stop.py, status.py, job.py, state.py, run.py,
               microbenchmark.py),
               so `raylite --help` stays quick. The function returns the exit code.
 
@@ -182,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _job_parser(sub)
     _state_parsers(sub)
+
+    rp = sub.add_parser(
+        "run", help="run a Ray program unchanged: `import ray` resolves to raylite",
+        description="Run a Python script (or -m module) whose `import ray` and `import ray.*` "
+                    "resolve to raylite and its modules, for this run only (and the workers of a "
+                    "cluster its ray.init() starts). Arguments after the script are the script's.")
+    rp.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    rp.add_argument("script", nargs="?", help="the program to run")
+    rp.add_argument("args", nargs=argparse.REMAINDER, help="the program's arguments")
+    rp.set_defaults(run="raylite.cli.run:run")
 
     mb = sub.add_parser("microbenchmark", help="time raylite's core operations")
     mb.add_argument("--window", type=float, default=1.0, help="seconds per measurement")
