@@ -250,6 +250,37 @@ def test_node_joins_head_and_stop_stops_both(head):
     assert _records(temp) == [] and not any(os.path.exists(s) for _, _, s in recs)
 
 
+def test_a_driver_on_a_joined_node_uses_the_heads_gcs(head):
+    """One GCS: what a driver of the joined node creates, a driver of the head finds."""
+    temp, address = head
+    raylite("start", "--address", address, "--num-cpus", "1", temp=temp)
+    [node_record] = (temp / "raylite_nodes").glob("*")
+    node_address = node_record.read_text().split()[0]
+    out = _driver(temp, f"""
+        import raylite
+        raylite.init(address="{node_address}", namespace="shared")
+
+        @raylite.remote
+        class Box:
+            def where(self):
+                return raylite.get_runtime_context().get_node_id()
+
+        box = Box.options(name="box", lifetime="detached").remote()
+        raylite.get(box.where.remote())
+        print(sorted(n["IsHead"] for n in raylite.nodes()), len(raylite.nodes()))
+    """)
+    assert out.stdout.split("\n")[0] == "[False, True] 2", out.stdout + out.stderr
+    out = _driver(temp, """
+        import raylite
+        raylite.init(address="auto", namespace="shared")
+        box = raylite.get_actor("box")
+        head = [n["NodeID"] for n in raylite.nodes() if n["IsHead"]]
+        print(raylite.get(box.where.remote()) in head)
+        raylite.kill(box)
+    """)
+    assert out.stdout.strip() == "True", out.stdout + out.stderr
+
+
 def test_node_stops_when_its_head_goes_away(head):
     temp, address = head
     raylite("start", "--address", address, "--num-cpus", "1", temp=temp)

@@ -7,6 +7,7 @@ import pytest
 from raylite import _ids
 from raylite._gcs.tables import GcsTables
 from raylite._node import scheduler as sch
+from raylite._protocol import messages as m
 from raylite._node.worker_pool import describe_exit
 from raylite._node.worker_table import WAIT, WorkerTable
 from raylite._object_store.store import StoreAccounting
@@ -132,10 +133,9 @@ def test_store_accounting_too_big():
 
 
 def test_gcs_tables_actor_lifecycle():
-    class Spec:
-        def __init__(self, actor_id, name=None, detached=False, max_restarts=0):
-            self.actor_id, self.name, self.namespace = actor_id, name, "ns"
-            self.detached, self.max_restarts, self.job_id, self.meta = detached, max_restarts, b"j", "M"
+    def Spec(actor_id, name=None, detached=False, max_restarts=0):
+        return m.ActorSpec(actor_id, b"c", b"", "M", b"", {}, "o:1", b"j", "ns", name, detached,
+                           {}, {}, max_restarts, None, None, 0)
 
     t = GcsTables()
     assert t.register_actor(Spec(b"a", "n", max_restarts=1), False) == (b"a", "M", None)

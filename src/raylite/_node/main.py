@@ -2,11 +2,15 @@
 
     main ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
          ─► Zygote (forked while still single-threaded) ─► NodeServer
-         ─► --record:  <temp>/raylite_current_cluster = "address pid session_dir"
+         ─► the head (no --address): the cluster's GCS lives in this process
+                GcsService (_gcs/service.py) ◄─ inproc.direct_pipe ─► NodeServer.attach_gcs:
+                RegisterNode ◄─ NodeRegistered; node daemons that join reach the GCS
+                through this daemon's listener (channel b"s", handed over)
+            --record:  <temp>/raylite_current_cluster = "address pid session_dir"
             --address: <temp>/raylite_nodes/<pid> = "address pid session_dir", then join:
-                connect(HEAD, token) ─► RegisterNode(req, node_id, address, resources, hostname)
-                                     ◄─ NodeRegistered(req, ok, error)
-                the connection stays open; when the head goes away this node stops
+                connect(HEAD, token, channel b"s") ─► NodeServer.attach_gcs: RegisterNode
+                (req, node_id, address, resources, hostname) ◄─ NodeRegistered(req, ok, error)
+                the link stays open; when the head goes away this node stops
          ─► NodeServer.start(), prints "READY <address> <session dir>" on stdout, then
             serves until SIGTERM, a Shutdown message, the head going away (joined
             nodes), or (driver-started clusters) the driver that started it disconnects.
@@ -18,7 +22,11 @@ session of the head (token_for), else it is created here; it is written to
 <session dir>/token, readable only by its owner. <session dir>/node.json holds
 the address, pid, zygote pid and node id (`raylite stop` uses the id to remove
 the shm segments of a daemon that was killed). A joined node's resources count
-in the cluster totals; scheduling onto it is a later issue.
+in the cluster totals; the GCS places an actor there only when the head cannot
+fit it, and tasks run on the node whose daemon their driver connected to.
+
+This is the one module where the node daemon and the GCS meet: it composes them
+in the head's process; they talk only through messages on an in-process link.
 
 The temp dir (--temp-dir, else RAYLITE_TEMP_DIR, else /tmp/raylite_<uid>), the
 session dir and every file written in them are this user's alone
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from .._protocol.transport import Listener
     from .server import NodeServer
+    if not args.address:  # the head's GCS, imported before the fork server: pages it shares
+        from .._gcs import service  # noqa: F401
     from .worker_pool import Zygote, preload
 
     preload()  # everything a worker needs, imported once: forked workers share it, start fast
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                                "node_id": node_id.hex()}))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.stop).start())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    recorded = None
+    recorded = gcs = None
     if args.address:  # a worker node: record our pid for `raylite stop`, then join the head
         recorded = os.path.join(args.temp_dir, "raylite_nodes", str(os.getpid()))
         private.make_dir(os.path.dirname(recorded))
@@ -121,9 +131,11 @@ def main(argv: list[str] | None = None) -> None:
             server.stop()
             _forget(recorded, session_dir)
             os._exit(1)
-    elif args.record:
-        recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
-        private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
+    else:  # the head: the GCS serves in this process
+        gcs = _start_gcs(server, advertised, total, node_id)
+        if args.record:
+            recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
+            private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
     server.start()
     print(f"READY {address} {session_dir}", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -133,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         pass                              # deliver the signal to another thread than this one
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
+    if gcs is not None:
+        gcs.stop()  # the joined nodes see their link close, and stop
     _forget(recorded, session_dir)
     sys.stdout.flush()
     os._exit(0)
@@ -152,6 +166,7 @@ def _forget(recorded: str | None, session_dir: str) -> None:
 
 _WILDCARD = ("0.0.0.0", "::", "")
 JOIN_TIMEOUT_S = 10.0
+GCS_ADDRESS = "inproc://gcs"  # how the head daemon names its link to the GCS (its peer)
 
 
 def _fail(text: str) -> NoReturn:
@@ -211,33 +226,32 @@ def _route_ip(head_host: str) -> str:
         return "127.0.0.1"
 
 
+def _start_gcs(server, address: str, total: dict, node_id: bytes):
+    """The head: the cluster's GCS in this process, this daemon its first node."""
+    from .._gcs.service import GcsService
+    from .._protocol import inproc
+
+    gcs = GcsService(head_node_id=node_id)
+    server.gcs_accept = gcs.adopt  # nodes joining through our listener
+    node_end, gcs_end = inproc.direct_pipe("head node", GCS_ADDRESS, b"s")
+    gcs.adopt(gcs_end)
+    try:
+        server.attach_gcs(node_end, address, total)
+    except (ConnectionError, RuntimeError) as e:
+        _fail(f"the GCS in this process did not take this node: {e}")
+    return gcs
+
+
 def _join(head: str, token: bytes, node_id: bytes, address: str, total: dict, server) -> None:
-    """Registers this node with the head; this node stops when the head goes away."""
-    from .._protocol import messages as m
+    """Registers this node with the head's GCS; this node stops when the head goes away."""
     from .._protocol.transport import connect
 
-    conn = connect(head, token)
-    conn.sock.settimeout(JOIN_TIMEOUT_S)
-    conn.send(m.RegisterNode(1, node_id, address, total, os.uname().nodename))
+    conn = connect(head, token, timeout=JOIN_TIMEOUT_S, channel=b"s")
     try:
-        reply = conn.recv()
-    except (EOFError, OSError) as e:
+        server.attach_gcs(conn, address, total)
+    except (ConnectionError, RuntimeError) as e:
         conn.close()
-        raise ConnectionError(f"the head at {head} did not answer this node's registration: {e}")
-    conn.sock.settimeout(None)
-    if not isinstance(reply, m.NodeRegistered) or not reply.ok:
-        conn.close()
-        raise RuntimeError(f"the head at {head} refused this node: {getattr(reply, 'error', reply)}")
-
-    def watch() -> None:
-        try:
-            while True:
-                conn.recv()
-        except (EOFError, OSError):
-            pass
-        server.stop()
-
-    threading.Thread(target=watch, daemon=True, name="raylite-head").start()
+        raise type(e)(str(e).replace("the GCS at", "the head at")) from None
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
-"""The node daemon's I/O shell (on the head node it also serves the GCS tables).
+"""The node daemon's I/O shell: leases, workers and the node's objects; the GCS's client.
 
     accept thread ──► one reader thread per connection ──► _handle(client, msg)
-                                                              │  (under self._lock)
-                                          rpc.Endpoint.deliver: validate.problem, then
-                                          the handler of the message's type (_HANDLERS)
-         NodeScheduler (pure) ◄── events ─────────────────────┤
-         GcsTables (pure)     ◄── events ─────────────────────┘
-                 └── instructions ──► _execute(): queue grants, ask the zygote for/to kill workers
+         │                                                    │  (under self._lock)
+         │                        rpc.Endpoint.deliver: validate.problem, then
+         │                        the handler of the message's type (_HANDLERS)
+         │            NodeScheduler (pure) ◄── events ────────┤
+         │                 └── instructions ──► _execute(): queue grants, ask the zygote
+         │                                      for/to kill workers, start actors
+         │            GCS requests ──► forwarded on the GCS link (gcs_link.py), replies relayed
+         └─ channel b"s" (a node joining the head) ──► handed to the GCS (gcs_accept, head only)
     self._lock released ──► the queued messages leave through each peer's outbox (outbox.py)
 
 No send happens while the lock is held, and a peer that does not read costs only
 itself: its outbox grows to a bound, then it is dropped. Mixed in here: worker
 processes (spawn, registration, exits, the fork server) from worker_procs.py;
+the link to the GCS (jobs, actors, named actors, KV) from gcs_link.py;
 what the node reports (its state as records, warnings) from reports.py;
 the object store's handlers (allocation, spilling, freeing) from objects.py.
 
@@ -20,25 +23,24 @@ it in `client.after`, which the reader thread runs once the lock is
 released: AllocObject copies objects to the spill directory that way (which
 may take seconds) and never stalls the other connections.
 
-Connections are drivers (jobs), workers (which are also owners of nested
-tasks) and joining node daemons. A bad message is logged and dropped; a
-connection that closes releases what it held: a driver's leases, tasks and
-non-detached actors; a worker's lease or actor (restarted if allowed).
+Connections are drivers (jobs) and workers (which are also owners of nested
+tasks). A bad message is logged and dropped; a connection that closes releases
+what it held: a driver's leases and tasks (the GCS ends its job's non-detached
+actors), a worker's lease (the GCS restarts its actor if allowed).
 
-The head process composes the node scheduler with the GCS tables; it uses
-only `_gcs.tables` (pure data), never the GCS's I/O, so the two stay apart.
+The daemon keeps no GCS state: who owns what is the GCS's (_gcs/service.py);
+this daemon owns its node's resources, leases, workers and shared memory.
+The two never import each other: the head's `main.py` composes them.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
 
 from .. import _ids
 from .. import _private_files as private
-from .._gcs.tables import GcsTables
 from .._object_store import shm
 from .._object_store.store import StoreAccounting
 from .._protocol import messages as m
@@ -46,6 +48,7 @@ from .._protocol import validate
 from .._protocol.rpc import Endpoint
 from .._protocol.transport import Connection, Listener
 from . import scheduler as sch
+from .gcs_link import GcsLink
 from .outbox import Outbox, StateLock
 from .outbox import send as _send
 from .objects import ObjectStoreHandlers
@@ -58,7 +61,7 @@ log = logging.getLogger("raylite.node")
 
 class _Client:
     __slots__ = ("conn", "kind", "job_id", "worker_id", "pid", "address", "namespace", "env_vars",
-                 "node_id", "after")
+                 "after")
 
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -69,7 +72,6 @@ class _Client:
         self.address = ""
         self.namespace = ""
         self.env_vars: dict | None = None
-        self.node_id: bytes | None = None
         self.after: Any = None   # a handler's slow part, run once the lock is released
         conn.outbox = Outbox(conn)  # what we send it; queued while the server's lock is held
 
@@ -78,7 +80,7 @@ class _Client:
         return self.conn.peer
 
 
-class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
+class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
@@ -90,14 +92,13 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         self.node_id = node_id or _ids.random_id()
         self.owner_pid = owner_pid
         self.sched = sch.NodeScheduler(total, _ids.new_id)
-        self.gcs = GcsTables()
-        self.gcs.add_node(self.node_id, listener.address, total, os.uname().nodename, is_head=True)
+        self.total = total
+        self.gcs_accept: Any = None  # the head: where node connections to the GCS go
         self.warm_workers = warm_workers
         self._lock = StateLock()
         self._clients: dict[Connection, _Client] = {}
         self._workers: dict[bytes, _Client] = {}       # worker id -> its connection
         self._killed: set[bytes] = set()               # workers we killed on purpose
-        self._actor_waiters: dict[bytes, list] = {}    # actor id -> [(conn, req)]
         self._last_revoke = 0.0
         self._reports: dict[int, Any] = {}             # state requests awaiting owners (reports.py)
         # The one dispatch: peers are _Clients; sends go through their outboxes.
@@ -108,6 +109,7 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
         self._init_workers(zygote)
+        self._init_link()
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -145,6 +147,14 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
                 conn = self.listener.accept()  # refusals are logged there, rate-limited
             except (OSError, ValueError):  # closed under us: we are shutting down
                 return
+            if conn.channel == b"s":  # a node daemon joining: the GCS's, if it lives here
+                if self.gcs_accept is not None:
+                    self.gcs_accept(conn)
+                else:
+                    log.warning("refused a node joining through %s: this node is not the head "
+                                "(join the head's address instead)", conn.peer)
+                    conn.close()
+                continue
             client = _Client(conn)
             with self._lock:
                 self._clients[conn] = client
@@ -188,18 +198,11 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
 
     def _on_register_client(self, c: _Client, msg: m.RegisterClient) -> None:
         c.kind, c.pid, c.address = msg.kind, msg.pid, msg.address
-        if msg.kind == "driver":
-            c.job_id = _ids.random_id(4)
-            c.namespace = msg.namespace or f"anonymous-{_ids.random_id(8).hex()}"
+        if msg.kind == "driver":  # answered once the GCS named its job (gcs_link.py)
             c.env_vars = msg.env_vars
-            self.gcs.add_job(c.job_id, c.namespace, msg.pid)
-        _send(c.conn, m.ClientRegistered(msg.req, c.job_id or b"", self.node_id, c.namespace,
-                                         self.session_dir))
-
-    def _on_register_node(self, c: _Client, msg: m.RegisterNode) -> None:
-        c.kind, c.node_id, c.address = "node", msg.node_id, msg.address
-        self.gcs.add_node(msg.node_id, msg.address, msg.resources, msg.hostname)
-        _send(c.conn, m.NodeRegistered(msg.req, True))
+            self._register_driver(c, msg)
+            return
+        _send(c.conn, m.ClientRegistered(msg.req, b"", self.node_id, "", self.session_dir))
 
     def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
         self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name))
@@ -215,34 +218,6 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         if c.worker_id is not None:
             self._execute(self.sched.set_blocked(c.worker_id, msg.blocked))
 
-    def _on_create_actor(self, c: _Client, msg: m.CreateActor) -> None:
-        spec = msg.spec
-        actor_id, meta, error = self.gcs.register_actor(spec, msg.get_if_exists)
-        _send(c.conn, m.ActorCreated(msg.req, actor_id, meta, error))
-        if error is None and actor_id == spec.actor_id:
-            self._execute(self.sched.place_actor(spec.actor_id, spec.demand, spec.placement,
-                                                 spec.meta.class_name))
-
-    def _on_actor_started(self, c: _Client, msg: m.ActorStarted) -> None:
-        if msg.error is None:
-            self.gcs.actor_started(msg.actor_id, c.worker_id, c.address)
-        else:
-            self.gcs.actor_died(msg.actor_id, msg.error, may_restart=False, reason="its __init__ raised")
-            self._release_actor_worker(msg.actor_id, c.worker_id)
-            if msg.actor_id in self.gcs.actors:  # what its __init__ created dies with it
-                self._owner_gone(c.address, self._actor_name(msg.actor_id))
-        self._notify_actor(msg.actor_id)
-
-    def _on_get_actor_info(self, c: _Client, msg: m.GetActorInfo) -> None:
-        entry = self.gcs.lookup(msg.actor_id, msg.name, msg.namespace)
-        if entry is not None and msg.wait and entry.state in ("PENDING", "RESTARTING"):
-            self._actor_waiters.setdefault(entry.spec.actor_id, []).append((c.conn, msg.req))
-            return
-        _send(c.conn, _actor_info(msg.req, entry))
-
-    def _on_kill_actor(self, c: _Client, msg: m.KillActor) -> None:
-        self._kill_actor(msg.actor_id, msg.no_restart, msg.reason)
-
     def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
         for x in self._clients.values():
             if x.kind == "driver" and x.job_id == msg.job_id:
@@ -253,91 +228,29 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
         _send(c.conn, m.Ack(msg.req))
         threading.Thread(target=self.stop, daemon=True).start()
 
-    # -- actors --------------------------------------------------------------
-    def _notify_actor(self, actor_id: bytes) -> None:
-        entry = self.gcs.actors.get(actor_id)
-        if entry is None or entry.state in ("PENDING", "RESTARTING"):
-            return
-        for conn, req in self._actor_waiters.pop(actor_id, []):
-            _send(conn, _actor_info(req, entry))
-
-    def _release_actor_worker(self, actor_id: bytes, worker_id: bytes | None) -> None:
-        lease_id = self.sched.lease_of_actor(actor_id)
-        if worker_id is not None:
-            self._killed.add(worker_id)
-        if lease_id is not None:
-            self._execute(self.sched.return_lease(lease_id, kill_worker=True))
-
-    def _kill_actor(self, actor_id: bytes, no_restart: bool, why: str) -> None:
-        from .._serialization import dumps_error
-        from ..exceptions import ActorDiedError
-
-        entry = self.gcs.actors.get(actor_id)
-        if entry is None or entry.state == "DEAD":
-            return
-        worker_id = entry.worker_id
-        worker = self._workers.get(worker_id) if worker_id is not None else None
-        address = worker.address if worker is not None else entry.address  # even in __init__
-        death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} is dead: {why}.",
-                                           actor_id.hex()))
-        self.sched.cancel_actor_placement(actor_id)
-        state = self.gcs.actor_died(actor_id, death, may_restart=not no_restart, reason=why)
-        self._release_actor_worker(actor_id, worker_id)
-        if state == "RESTARTING":
-            self._execute(self.sched.place_actor(actor_id, entry.spec.demand, entry.spec.placement,
-                                                 entry.spec.meta.class_name))
-        self._notify_actor(actor_id)
-        self._owner_gone(address, self._actor_name(actor_id))  # its process is going away
-
-    def _actor_name(self, actor_id: bytes) -> str:
-        return f"the actor {self.gcs.actors[actor_id].spec.meta.class_name}"
-
-    def _owner_gone(self, address: str | None, who: str) -> None:
-        """Fate sharing: the non-detached actors created by the process at `address` (an
-        actor's or a task's worker) die with it, whether it is gone or restarts elsewhere."""
-        from .._actor_ends import owner_exited
-
-        for actor_id in self.gcs.owned_by(address or ""):
-            self._kill_actor(actor_id, True, owner_exited(who))
-
     # -- disconnects ---------------------------------------------------------
     def _disconnected(self, c: _Client) -> None:
         self._clients.pop(c.conn, None)
         self._execute(self.sched.owner_gone(c.conn))
-        if c.address and c.kind != "node":
+        if c.address:
             self._delete_objects(self.store.owner_gone(c.address))
-        if c.kind == "node" and c.node_id is not None:
-            self.gcs.remove_node(c.node_id)
-        elif c.kind == "worker" and c.worker_id is not None:
-            hosted = self.gcs.actor_on_worker(c.worker_id)  # before _worker_gone forgets it
-            self._worker_gone(c.worker_id)
-            self._owner_gone(c.address, self._actor_name(hosted) if hosted is not None
-                             else "the worker process that created it")
-        elif c.kind == "driver" and c.job_id is not None:
-            for actor_id in self.gcs.finish_job(c.job_id):
-                self._kill_actor(actor_id, True, "its driver exited")
+        if c.kind == "worker" and c.worker_id is not None:
+            self._worker_gone(c)
+        elif c.kind == "driver":
+            if c.job_id is not None:
+                self._to_gcs(m.JobFinished(c.job_id))
             if self.owner_pid is not None and c.pid == self.owner_pid:
                 threading.Thread(target=self.stop, daemon=True).start()
 
-    def _worker_gone(self, worker_id: bytes) -> None:
-        from .._serialization import dumps_error
-        from ..exceptions import ActorDiedError
-
+    def _worker_gone(self, c: _Client) -> None:
+        """A worker's connection closed: the GCS hears how (its actor, what it created)."""
+        worker_id = c.worker_id
         self._workers.pop(worker_id, None)
         how = self._forget_worker(worker_id)
         on_purpose = worker_id in self._killed
         self._killed.discard(worker_id)
-        actor_id = self.gcs.actor_on_worker(worker_id)  # alive, or still in its __init__
         self._execute(self.sched.worker_died(worker_id))
-        if actor_id is not None and not on_purpose:
-            entry = self.gcs.actors[actor_id]
-            why = f"its worker process exited unexpectedly ({how or 'killed, crashed, or out of memory'})"
-            death = dumps_error(ActorDiedError(
-                f"The actor {entry.spec.meta.class_name} died: {why}.", actor_id.hex()))
-            if self.gcs.actor_died(actor_id, death, may_restart=True, reason=why) == "RESTARTING":
-                self._execute(self.sched.place_actor(actor_id, entry.spec.demand,
-                                                     entry.spec.placement, entry.spec.meta.class_name))
-            self._notify_actor(actor_id)
+        self._report_worker_gone(c, how, on_purpose)
         if len(self.sched.workers) + self.sched.starting < self.warm_workers:
             self._execute([sch.Spawn(1)], count_starting=True)
 
@@ -369,36 +282,23 @@ class NodeServer(WorkerProcesses, Reports, ObjectStoreHandlers):
                     for conn in owners:
                         _send(conn, m.ReturnIdleLeases())
 
-    def _start_actor(self, ins: sch.StartActor) -> None:
-        entry = self.gcs.actors.get(ins.actor_id)
-        worker = self._workers.get(ins.worker_id)
-        if entry is None or entry.state == "DEAD" or worker is None:
-            self._execute(self.sched.return_lease(ins.lease_id))
-            return
-        entry.worker_id = ins.worker_id
-        worker.job_id = entry.spec.job_id
-        _send(worker.conn, m.StartActor(entry.spec, ins.gpu_ids, entry.restarts))
-
-
-def _actor_info(req: int, entry: Any) -> m.ActorInfo:
-    if entry is None:
-        return m.ActorInfo(req, None, "UNKNOWN", None, None, None)
-    return m.ActorInfo(req, entry.spec.actor_id, entry.state, entry.address, entry.spec.meta,
-                       entry.death, entry.spec.max_task_retries)
 
 
 _HANDLERS = {
     m.RegisterClient: NodeServer._on_register_client,
     m.RegisterWorker: NodeServer._on_register_worker,
     m.GetWorkerExit: NodeServer._on_get_worker_exit,
-    m.RegisterNode: NodeServer._on_register_node,
     m.RequestLease: NodeServer._on_request_lease,
     m.ReturnLease: NodeServer._on_return_lease,
     m.WorkerBlocked: NodeServer._on_worker_blocked,
-    m.CreateActor: NodeServer._on_create_actor,
+    m.CreateActor: NodeServer._forward,
     m.ActorStarted: NodeServer._on_actor_started,
-    m.GetActorInfo: NodeServer._on_get_actor_info,
+    m.GetActorInfo: NodeServer._forward,
     m.KillActor: NodeServer._on_kill_actor,
+    m.KvGet: NodeServer._forward,
+    m.KvPut: NodeServer._forward,
+    m.KvDelete: NodeServer._forward,
+    m.KvKeys: NodeServer._forward,
     m.GetState: NodeServer._on_get_state,
     m.LogLines: NodeServer._on_log_lines,
     m.Shutdown: NodeServer._on_shutdown,

@@ -14,9 +14,10 @@
 
 Both proofs bind both nonces, so neither can be replayed on another connection; they
 carry different labels, so a fake server cannot reflect the client's proof back as its
-own. The token never travels. The channel byte (b"g" general, b"t" task pushes) is
-bound into the proofs too. What the handshake cannot stop is a relay: a process that
-a client was told to dial and that forwards the bytes to the real server. Clients dial
+own. The token never travels. The channel byte (b"g" general, b"t" task pushes, b"s"
+a node daemon joining the head's GCS) is bound into the proofs too. What the handshake
+cannot stop is a relay: a process that a client was told to dial and that forwards the
+bytes to the real server. Clients dial
 only addresses they got from the cluster itself or from their user.
 
 The client side (`client_handshake`) blocks with one deadline for the whole exchange.
@@ -48,7 +49,7 @@ NONCE = 16
 PROOF = 32
 CLIENT_LABEL = b"raylite client proof"
 SERVER_LABEL = b"raylite server proof"
-CHANNELS = (b"g", b"t")
+CHANNELS = (b"g", b"t", b"s")
 GREETING = len(MAGIC) + NONCE
 ANSWER = NONCE + 1 + PROOF          # what the client sends: Nc, channel, its proof
 ABSTRACT = sys.platform.startswith("linux")

@@ -10,6 +10,7 @@ field and not a wrapper). Every other message is one-way and carries no id.
     owner ──RequestLease──► daemon ──LeaseGranted──► owner ──PushTask──► worker
     worker ──TaskDone──► owner          (the daemon is not on the data path)
     borrower ──GetObject──► owner ──ObjectValue──► borrower
+    daemon ──CreateActor, GetActorInfo, RegisterJob...──► GCS ──PlaceActor──► daemon
     client ──GetState──► daemon ──GetState──► its drivers and workers ──StateReply──► daemon
            ◄──StateReply(merged records)──
 """
@@ -230,6 +231,93 @@ class KillActor(NamedTuple):
     reason: str = "it was killed by raylite.kill()"
 
 
+# -- the GCS: node daemons <-> the head's GCS service (_gcs/service.py) --------
+# A node daemon forwards its clients' CreateActor, GetActorInfo, KillActor and KV
+# requests as they are; the messages below are the GCS's own with the nodes.
+class RegisterJob(NamedTuple):
+    """Node -> GCS: a driver connected to this node; the GCS names its job."""
+    req: int
+    namespace: str | None      # None: an anonymous namespace of its own
+    pid: int
+    address: str               # the driver's owner address
+
+
+class JobRegistered(NamedTuple):
+    req: int
+    job_id: bytes
+    namespace: str
+
+
+class JobFinished(NamedTuple):
+    """Node -> GCS: the job's driver disconnected; its non-detached actors end."""
+    job_id: bytes
+
+
+class PlaceActor(NamedTuple):
+    """GCS -> node: start incarnation `restarts` of this actor on one of your workers."""
+    spec: ActorSpec
+    restarts: int
+
+
+class ActorPlaced(NamedTuple):
+    """Node -> GCS: that incarnation runs its __init__ on this worker."""
+    actor_id: bytes
+    restarts: int
+    worker_id: bytes
+    address: str
+
+
+class ActorReady(NamedTuple):
+    """Node -> GCS: the worker's ActorStarted (error: its pickled __init__ failure)."""
+    actor_id: bytes
+    restarts: int
+    worker_id: bytes
+    address: str
+    error: bytes | None
+
+
+class ReleaseActor(NamedTuple):
+    """GCS -> node: the actor died or restarts: stop placing it here, end its worker."""
+    actor_id: bytes
+
+
+class WorkerDied(NamedTuple):
+    """Node -> GCS: a worker's connection closed (fate sharing, actor deaths)."""
+    worker_id: bytes
+    address: str
+    how: str                   # its exit ("killed by SIGKILL", ...), or "" when unknown
+    on_purpose: bool           # the daemon ended it (a lease returned with kill, a release)
+
+
+class KvGet(NamedTuple):
+    req: int
+    key: bytes
+
+
+class KvPut(NamedTuple):
+    req: int
+    key: bytes
+    value: bytes
+    overwrite: bool
+
+
+class KvDelete(NamedTuple):
+    req: int
+    key: bytes
+
+
+class KvKeys(NamedTuple):
+    req: int
+    prefix: bytes
+
+
+class KvReply(NamedTuple):
+    req: int
+    ok: bool                   # found (get), written (put), deleted (delete)
+    value: bytes | None = None
+    keys: tuple = ()
+
+
 # -- state and logs ----------------------------------------------------------
 class GetState(NamedTuple):
     """What the cluster holds, as frozen records (_core/records.py). A client asks its node
@@ -312,4 +400,9 @@ REPLIES: dict[type, type] = {
     GetState: StateReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
+    RegisterJob: JobRegistered,
+    KvGet: KvReply,
+    KvPut: KvReply,
+    KvDelete: KvReply,
+    KvKeys: KvReply,
 }

@@ -2,10 +2,12 @@
 
     connect(address, token) ──Unix socket (ours only) or TCP──► handshake ──► Connection
     Listener(host, port, token).accept() ─────────────────────► handshake ──► Connection
+    connect("inproc://NAME", token) ──────────────────────────────────────► InprocConnection
 
     handshake.py   both sides prove the cluster token; nothing is unpickled before
     listener.py    handshakes side by side on the accept thread, deadlines, per-peer caps
     connection.py  frames (4-byte length + pickle), the frame limit, polling reads
+    inproc.py      the same interface between components of one process, by name
 
 Everything addresses by "host:port", so one machine and many are the same code path.
 Daemons bind 127.0.0.1 unless told otherwise. Each listener also binds a Unix socket
@@ -17,6 +19,7 @@ from __future__ import annotations
 import socket
 import time
 
+from . import inproc
 from .connection import _LEN, CHUNK, MAX_FRAME, SPIN, Connection, FrameTooLarge  # noqa: F401
 from .handshake import MAGIC, AuthenticationError, client_handshake, dial_unix, unix_path  # noqa: F401
 from .listener import Listener  # noqa: F401
@@ -30,7 +33,10 @@ def split_address(address: str) -> tuple[str, int]:
 def connect(address: str, token: bytes, timeout: float = 10.0, channel: bytes = b"g",
             max_frame: int = MAX_FRAME) -> Connection:
     """Opens a connection and runs the handshake, all within `timeout` seconds;
-    ConnectionError (AuthenticationError when a proof failed) names what failed."""
+    ConnectionError (AuthenticationError when a proof failed) names what failed.
+    An "inproc://NAME" address reaches a listener in this process (no handshake)."""
+    if address.startswith(inproc.SCHEME):
+        return inproc.connect(address, channel)
     deadline = time.monotonic() + timeout
     host, port = split_address(address)
     sock = dial_unix(address)

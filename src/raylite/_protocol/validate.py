@@ -1,4 +1,4 @@
-"""Field checks for every message the node daemon handles, run before any handler.
+"""Field checks for every message a node daemon or the GCS handles, run before any handler.
 
     reader thread ─► NodeServer._handle(msg) ─► rpc.Endpoint.deliver ─► problem(msg)
         None ──► the handler of the message's type
@@ -74,6 +74,14 @@ def ident(n: int = ID) -> Check:
 
 def blob(v: Any) -> str | None:
     return None if type(v) is bytes else f"must be bytes, not {_show(v)}"
+
+
+def bytes_of(limit: int, empty: bool = True) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is bytes and len(v) <= limit and (empty or v):
+            return None
+        return f"must be{'' if empty else ' non-empty'} bytes of at most {limit}, not {_show(v)}"
+    return check
 
 
 def text(limit: int = MAX_TEXT, empty: bool = True) -> Check:
@@ -190,6 +198,8 @@ ENV_VARS = optional(mapping(text(), text(MAX_INT)))
 IDS = sequence(ident())
 SYS_PATH = sequence(text(), types=(tuple,))
 JOB_ID = ident(4)
+MAX_KEY = 1024           # bytes in a KV key
+KEY = bytes_of(MAX_KEY, empty=False)
 
 SPECS: dict[type, dict[str, Check]] = {
     m.RegisterClient: dict(req=REQ, kind=one_of("driver", "worker"), pid=PID, address=address,
@@ -221,6 +231,20 @@ SPECS: dict[type, dict[str, Check]] = {
     m.Shutdown: dict(req=REQ),
     m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),
     m.FreeObjects: dict(object_ids=IDS, recyclable=IDS),
+    # the GCS's own messages with the node daemons (_gcs/service.py, _node/gcs_link.py)
+    m.RegisterJob: dict(req=REQ, namespace=optional(NAME), pid=PID, address=address),
+    m.JobRegistered: dict(req=REQ, job_id=JOB_ID, namespace=NAME),
+    m.JobFinished: dict(job_id=JOB_ID),
+    m.PlaceActor: dict(spec=shaped(m.ActorSpec), restarts=integer()),
+    m.ActorPlaced: dict(actor_id=ident(), restarts=integer(), worker_id=ident(), address=address),
+    m.ActorReady: dict(actor_id=ident(), restarts=integer(), worker_id=ident(), address=address,
+                       error=optional(blob)),
+    m.ReleaseActor: dict(actor_id=ident()),
+    m.WorkerDied: dict(worker_id=ident(), address=address, how=text(), on_purpose=flag),
+    m.KvGet: dict(req=REQ, key=KEY),
+    m.KvPut: dict(req=REQ, key=KEY, value=blob, overwrite=flag),
+    m.KvDelete: dict(req=REQ, key=KEY),
+    m.KvKeys: dict(req=REQ, prefix=bytes_of(MAX_KEY)),
 }
 
 _COMPILED = {cls: tuple(spec.get(f, anything) for f in cls._fields) for cls, spec in SPECS.items()}
