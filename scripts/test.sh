@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs raylite with its test tools into .venv and runs the whole test suite.
+# Installs raylite with its test tools and Ray (the API tests also run on Ray) into .venv,
+# then runs the whole test suite. Ray is big: its install takes about 1.5 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ray]'
 set +e
 .venv/bin/python -m pytest -q "$@"
 code=$?

@@ -67,6 +67,7 @@ def test_init_error_surfaces_on_call(ray):
         ray.get(b.m.remote())
 
 
+@pytest.mark.raylite_only("asserts raylite's message for a taken name (Ray says 'already taken')")
 def test_named_actors_and_namespaces(ray):
     Counter = _counter(ray)
     c = Counter.options(name="shared").remote(5)
@@ -82,6 +83,7 @@ def test_named_actors_and_namespaces(ray):
     ray.kill(other)
 
 
+@pytest.mark.raylite_only("asserts raylite's message for a killed actor's calls")
 def test_kill(ray):
     c = _counter(ray).options(name="victim").remote()
     ray.get(c.add.remote())
@@ -238,6 +240,7 @@ def test_local_actor_ends_with_last_handle():
         raylite.shutdown()
 
 
+@pytest.mark.raylite_only("a num_returns mismatch is Ray's TypeError, raylite's ValueError naming num_returns")
 def test_method_options_num_returns(ray):
     c = _counter(ray).remote(3)
     a, b = c.both.remote()  # @ray.method(num_returns=2)
