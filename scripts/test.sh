@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs raylite with its test tools into .venv and runs the whole test suite.
+# Installs raylite with its test tools into .venv (Ray is not installed here: the API tests run
+# on Ray too when it is, see README), then runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -69,7 +69,11 @@ EXCEPTIONS = {
                                                      "imports, then runs workers"},
     "_runtime/local.py": {"raylite._gcs.tables": "local mode keeps actor names, restarts and fate "
                                                 "sharing in the GCS's pure tables, as a head does"},
+    "_runtime/ray_runtime.py": {"raylite.actor": "Ray pickles raylite's actor handles with a "
+                                                 "serializer registered for their public classes"},
 }
+# Optional packages (extras): package -> the only files that may import it (always lazily).
+OPTIONAL = {"ray": ("_runtime/ray_runtime.py", "_runtime/ray_errors.py")}
 # (importer, imported) -> why this lazy import closes a cycle of modules instead of one of them
 # moving: none today.
 LAZY_CYCLES: dict[tuple[str, str], str] = {}
@@ -294,6 +298,27 @@ def test_no_import_cycles():
 def test_no_lazy_import_closes_a_cycle_unless_named():
     assert cycles(tree(), lazy=True) == []
     assert stale_lazy_cycles(tree()) == []
+
+
+def optional_imports(files: Iterable) -> list[str]:
+    return [f"src/raylite/{_file(rel)} imports the optional package {imp.module!r}"
+            + (" while being imported: import it inside a function" if imp.when == "import"
+               else f": only {OPTIONAL[top]} may")
+            for rel, path in files for imp in imports(path, rel)
+            if (top := imp.module.split(".")[0]) in OPTIONAL
+            and (_file(rel) not in OPTIONAL[top] or imp.when == "import")]
+
+
+def test_optional_packages_are_imported_lazily_and_only_where_listed():
+    assert optional_imports(tree()) == []
+
+
+def test_an_optional_import_elsewhere_or_at_import_time_fails(tmp_path):
+    (tmp_path / "a.py").write_text("import ray\n")
+    (tmp_path / "b.py").write_text("def f():\n    import ray.util\n")
+    found = optional_imports([(("_runtime", "ray_runtime"), tmp_path / "a.py"),
+                              (("_api",), tmp_path / "b.py")])
+    assert len(found) == 2 and "while being imported" in found[0] and "only" in found[1]
 
 
 def test_pure_cores_do_no_io_and_read_no_clock():

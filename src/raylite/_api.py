@@ -109,8 +109,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         namespace = namespace or cfg.namespace
         name = factory.choose(local_mode or cfg.local_mode, cfg.runtime)
         temp_dir = _temp_dir or cfg.temp_dir
-        mode, addr = factory.resolve(name == "local", address, cfg.address,
-                                     lambda: factory.recorded_address(temp_dir))
+        if name == "ray":  # Ray resolves its own addresses: RAY_ADDRESS, "auto", host:port
+            mode, addr = ("connect", address) if address is not None else ("start", None)
+        else:
+            mode, addr = factory.resolve(name == "local", address, cfg.address,
+                                         lambda: factory.recorded_address(temp_dir))
         if mode == "connect" and (num_cpus is not None or num_gpus is not None or resources):
             raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and "
                              "resources must not be provided: set them when the cluster starts "

@@ -36,6 +36,9 @@ def exit_actor() -> None:
     rt = current()
     if rt is None or rt.context().actor_id is None:
         raise TypeError("exit_actor() can only be called inside an actor.")
+    exit_as_runtime_does = getattr(rt, "exit_actor", None)  # RayRuntime: Ray's own exit_actor()
+    if exit_as_runtime_does is not None:
+        exit_as_runtime_does()
     raise ActorExit()
 
 

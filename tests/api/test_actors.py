@@ -67,6 +67,7 @@ def test_init_error_surfaces_on_call(ray):
         ray.get(b.m.remote())
 
 
+@pytest.mark.raylite_only("asserts raylite's message for a taken name (Ray says 'already taken')")
 def test_named_actors_and_namespaces(ray):
     Counter = _counter(ray)
     c = Counter.options(name="shared").remote(5)
@@ -82,6 +83,7 @@ def test_named_actors_and_namespaces(ray):
     ray.kill(other)
 
 
+@pytest.mark.raylite_only("asserts raylite's message for a killed actor's calls")
 def test_kill(ray):
     c = _counter(ray).options(name="victim").remote()
     ray.get(c.add.remote())
@@ -194,6 +196,7 @@ def test_pending_calls_finish_when_last_handle_goes(ray):
     assert ray.get(ref, timeout=10) == "done"
 
 
+@pytest.mark.raylite_only("asserts raylite's one-line message for an actor that called exit_actor() (Ray's spans lines)")
 def test_exit_actor_and_terminate(ray):
     @ray.remote
     class Quitter:
@@ -238,6 +241,7 @@ def test_local_actor_ends_with_last_handle():
         raylite.shutdown()
 
 
+@pytest.mark.raylite_only("a num_returns mismatch is Ray's TypeError, raylite's ValueError naming num_returns")
 def test_method_options_num_returns(ray):
     c = _counter(ray).remote(3)
     a, b = c.both.remote()  # @ray.method(num_returns=2)
@@ -308,6 +312,7 @@ def test_actor_runtime_env_vars_reach_every_method(ray):
     assert "RAYLITE_ACTOR_VAR" not in os.environ
 
 
+@pytest.mark.raylite_only("Ray's kill is asynchronous: a call made right after kill(no_restart=False) may still reach the old instance")
 def test_kill_with_restart_runs_init_again(ray):
     c = _counter(ray).options(max_restarts=1).remote(10)
     assert ray.get(c.add.remote()) == 11

@@ -1,4 +1,6 @@
 """The runtimes' state(): every record the cluster (or local mode) holds, on both runtimes."""
+import pytest
+
 import raylite
 
 
@@ -6,6 +8,7 @@ def _state():
     return raylite._runtime.current().state()
 
 
+@pytest.mark.raylite_only("on Ray, state() has Ray's nodes and this job; Ray's own state API shows its tasks, actors and objects")
 def test_a_running_task_a_live_actor_and_a_put_object_appear(ray):
     @ray.remote
     class Counter:
@@ -35,6 +38,7 @@ def test_a_running_task_a_live_actor_and_a_put_object_appear(ray):
     assert kept.hex() in [o.object_id for o in after.objects]
 
 
+@pytest.mark.raylite_only("on Ray, state() has Ray's nodes and this job; Ray's own state API shows its actors")
 def test_a_killed_actor_is_dead_with_the_reason(ray):
     @ray.remote
     class Victim:

@@ -288,6 +288,7 @@ def test_cancel_running_task(ray):
         ray.get(ref, timeout=10)
 
 
+@pytest.mark.raylite_only("init()'s runtime_env is fixed when Ray starts, and this suite keeps one Ray per test module")
 def test_job_namespace_and_runtime_env(runtime_kwargs):
     import os
 

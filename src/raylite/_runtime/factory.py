@@ -34,6 +34,7 @@ from .base import Runtime
 _REGISTRY: dict[str, "str | Callable[[InitRequest], Runtime]"] = {
     "local": "raylite._runtime.local:LocalRuntime",
     "cluster": "raylite._runtime.cluster:ClusterRuntime",
+    "ray": "raylite._runtime.ray_runtime:RayRuntime",  # the optional extra raylite[ray]
 }
 
 

@@ -38,8 +38,19 @@ def register_serializer(cls: type, *, serializer: Callable[[Any], Any],
         return deserializer, (serializer(obj),)
 
     _serialization.add_reducer(cls, reduce)
+    _tell_runtime()
+
+
+def _tell_runtime() -> None:
+    """A runtime whose pickler is not raylite's (RAYLITE_RUNTIME=ray) mirrors the reducers."""
+    from .._runtime import current
+
+    changed = getattr(current(), "serializers_changed", None)
+    if changed is not None:
+        changed()
 
 
 def deregister_serializer(cls: type) -> None:
     """Forgets the serializer registered for `cls` in this process (no effect if there is none)."""
     _serialization.remove_reducer(cls)
+    _tell_runtime()

@@ -1,0 +1,148 @@
+"""The ray runtime's own points (RAYLITE_RUNTIME=ray): Ray's errors caught as raylite's,
+named actors, resources and nodes, handles and refs that travel, the factory's choice.
+Run on Ray only (skipped, saying why, when Ray is not installed)."""
+import importlib.util
+import time
+
+import pytest
+
+import raylite
+from raylite import exceptions
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                reason="Ray is not installed: pip install 'raylite[ray]'")
+
+
+@pytest.fixture
+def ray(request, monkeypatch):
+    request.getfixturevalue("ray_instance")
+    monkeypatch.setenv("RAYLITE_RUNTIME", "ray")
+    raylite.init()
+    assert raylite._runtime.current().name == "ray"
+    yield raylite
+    raylite.shutdown()
+
+
+@raylite.remote
+def boom(msg):
+    raise ValueError(msg)
+
+
+@raylite.remote
+def nap(s):
+    time.sleep(s)
+    return s
+
+
+@raylite.remote
+class Counter:
+    def __init__(self, n=0):
+        self.n = n
+
+    def add(self, k=1):
+        self.n += k
+        return self.n
+
+    @raylite.method(num_returns=2)
+    def both(self):
+        return self.n, -self.n
+
+    def whoami(self):
+        return raylite.get_runtime_context().get_actor_id()
+
+
+def test_a_task_error_is_raylites_and_the_users_type(ray):
+    ref = boom.remote("bad input")
+    with pytest.raises(exceptions.RayTaskError) as info:
+        ray.get(ref)
+    err = info.value
+    assert isinstance(err, ValueError) and type(err).__module__ == "raylite.exceptions"
+    assert err.args == ("bad input",) and isinstance(err.__cause__, ValueError)
+    assert "bad input" in str(err) and "boom" in err.function_name and err.pid
+    try:
+        ray.get(boom.remote("again"))
+    except ValueError as e:  # a plain except of the user's type catches it too
+        assert "again" in str(e)
+
+
+def test_get_timeout_is_raylites_and_a_timeout_error(ray):
+    ref = nap.remote(3)
+    with pytest.raises(exceptions.GetTimeoutError) as info:
+        ray.get(ref, timeout=0.05)
+    assert isinstance(info.value, TimeoutError)
+    assert type(info.value.__cause__).__module__.startswith("ray")  # Ray's error kept as cause
+    ray.cancel(ref, force=True)
+
+
+def test_a_killed_actors_calls_raise_actor_died(ray):
+    c = Counter.remote()
+    assert ray.get(c.add.remote()) == 1
+    ray.kill(c)
+    with pytest.raises(exceptions.ActorDiedError) as info:
+        ray.get(c.add.remote())
+    assert isinstance(info.value, exceptions.RayActorError) and "ray.kill" in str(info.value)
+
+
+def test_named_actors_are_found_and_names_are_unique(ray):
+    c = Counter.options(name="rt-counter").remote(5)
+    assert ray.get(ray.get_actor("rt-counter").add.remote()) == 6
+    with pytest.raises(ValueError):  # Ray's ActorAlreadyExistsError, also a ValueError here
+        Counter.options(name="rt-counter").remote()
+    with pytest.raises(ValueError):
+        ray.get_actor("no-such-actor")
+    a, b = ray.get_actor("rt-counter").both.remote()  # num_returns from @raylite.method
+    assert ray.get([a, b]) == [6, -6]
+    del c
+
+
+def test_handles_and_refs_travel_into_tasks_and_back(ray):
+    c = Counter.remote()
+
+    @raylite.remote
+    def use(handle, boxed):
+        inner = raylite.get(boxed[0])                # a nested raylite ref, borrowed
+        return raylite.get(handle.add.remote(inner)), handle, raylite.put(inner * 2)
+
+    total, back, ref = ray.get(use.remote(c, [ray.put(10)]))
+    assert total == 10 and back == c
+    assert ray.get(back.add.remote()) == 11 and ray.get(ref) == 20
+    assert ray.get(c.whoami.remote()) == c._actor_id.hex()
+
+
+def test_resources_and_nodes_are_rays(ray):
+    total = ray.cluster_resources()
+    assert total["CPU"] == 4 and total["GPU"] == 1 and total["custom"] == 2
+    assert set(ray.available_resources()) <= set(total)
+    [node] = ray.nodes()
+    assert node["Alive"] and node["alive"] and node["Resources"]["custom"] == 2
+    assert ray.get_runtime_context().get_node_id() == node["NodeID"]
+
+
+def test_wait_and_futures_map_back_to_raylites_refs(ray):
+    fast, slow = nap.remote(0), nap.remote(3)
+    ready, rest = ray.wait([slow, fast], num_returns=1, timeout=2)
+    assert ready == [fast] and rest == [slow] and type(ready[0]) is raylite.ObjectRef
+    with pytest.raises(ValueError):
+        boom.remote("f").future().result(timeout=30)
+    ray.cancel(slow, force=True)
+
+
+def test_shutdown_kills_the_actors_this_driver_created(ray, ray_instance):
+    c = Counter.options(name="rt-left").remote()
+    ray.get(c.add.remote())
+    ray.shutdown()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            ray_instance.get_actor("rt-left")
+        except ValueError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the actor outlived raylite.shutdown()")
+
+
+def test_an_unknown_runtime_name_lists_ray(monkeypatch):
+    monkeypatch.setenv("RAYLITE_RUNTIME", "nope")
+    with pytest.raises(ValueError, match="registered: cluster, local, ray"):
+        raylite.init()
