@@ -83,21 +83,31 @@ class History:
                 for s in list(self._ring) if now - s.t <= self.window]
 
 
+def span_of(points: list[tuple[float, float, float]], window: float = WINDOW_S) -> float:
+    """Seconds the x axis spans: the age of the oldest point, at least a minute, at most `window`
+    (so a young dashboard's plot fills its width instead of a sliver at the right edge)."""
+    oldest = max((age for age, _, _ in points), default=0.0)
+    return min(max(oldest, 60.0), window)
+
+
 def sparkline(points: list[tuple[float, float, float]], window: float = WINDOW_S,
               width: int = 320, height: int = 60) -> str:
-    """An inline SVG of used/total over the last `window` s (x: age, right = now; y: 0..100 %)."""
+    """An inline SVG of used/total (y: 0..100 %) over the last span_of(points) s (right = now)."""
     head = (f'<svg class="plot" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'role="img" xmlns="http://www.w3.org/2000/svg">'
             f'<rect x="0" y="0" width="{width}" height="{height}" class="plot-bg"/>')
     if not points:
         return head + f'<text x="8" y="{height // 2}" class="plot-empty">no samples yet</text></svg>'
+    span = span_of(points, window)
     coords = []
     for age, u, total in points:
         frac = (u / total) if total > 0 else 0.0
-        x = width * (1.0 - min(max(age, 0.0), window) / window)
-        y = (height - 2) * (1.0 - min(max(frac, 0.0), 1.0)) + 1
-        coords.append(f"{x:.1f},{y:.1f}")
+        x = width * (1.0 - min(max(age, 0.0), span) / span)
+        y = (height - 3) * (1.0 - min(max(frac, 0.0), 1.0)) + 1.5
+        coords.append((x, y))
     if len(coords) == 1:
-        coords.append(f"{width:.1f},{coords[0].split(',')[1]}")
-    line = " ".join(coords)
-    return head + f'<polyline class="plot-line" fill="none" points="{line}"/></svg>'
+        coords.append((float(width), coords[0][1]))
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    area = f"{coords[0][0]:.1f},{height} {line} {coords[-1][0]:.1f},{height}"
+    return head + (f'<polygon class="plot-area" points="{area}"/>'
+                   f'<polyline class="plot-line" fill="none" points="{line}"/></svg>')

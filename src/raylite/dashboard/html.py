@@ -117,7 +117,7 @@ th,td{border-bottom:1px solid #e3e6ea;padding:4px 8px;text-align:left;font-size:
 th{background:#eef1f5}.id{font-family:monospace}.note{color:#6b4f00;background:#fff6d8;padding:.4em .6em}
 .cards{display:flex;flex-wrap:wrap;gap:1em;margin-bottom:1em}
 .card{background:#fff;border:1px solid #e3e6ea;padding:.6em .8em;min-width:340px}
-.card h2{font-size:14px;margin:0 0 .3em}.plot-bg{fill:#f0f4f8}.plot-line{stroke:#1d6fd6;stroke-width:1.5}
+.card h2{font-size:14px;margin:0 0 .3em}.plot-bg{fill:#f0f4f8}.plot-line{stroke:#1d6fd6;stroke-width:2}.plot-area{fill:#1d6fd6;fill-opacity:.15}
 .plot-empty{fill:#888;font-size:11px}.filters{display:flex;gap:1em;align-items:end;margin:.5em 0}
 .filters input{width:12em}.pager{margin:.5em 0}.pager a{margin:0 .5em}
 pre#log{background:#111;color:#ddd;padding:.6em;max-height:70vh;overflow:auto;font-size:12px;white-space:pre-wrap}

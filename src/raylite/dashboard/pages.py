@@ -73,10 +73,12 @@ def overview(reader, history, query: dict, now: float) -> tuple[int, str]:
                                 lambda v: amount("memory", v)),
                                ("Object store", "store_used", "store_total", mib)):
         now_u, now_t = getattr(s, uf), getattr(s, tf)
+        points = history.series(uf, tf, now)
+        minutes = hist.span_of(points, history.window) / 60
         cards.append(f'<div class=card><h2>{title}: {fmt(now_u)} / {fmt(now_t)}</h2>'
-                     f'{hist.sparkline(history.series(uf, tf, now), history.window)}'
-                     f'<div class=empty>last hour, a sample every {history.interval:g} s '
-                     f'({len(history)} kept)</div></div>')
+                     f'{hist.sparkline(points, history.window)}'
+                     f'<div class=empty>the last {minutes:.0f} min (up to an hour kept), '
+                     f'a sample every {history.interval:g} s</div></div>')
     pending = sum(1 for x in snap.leases if x.state == "PENDING")
     summary = (f'<ul id=summary><li>workers: {_counts(w.state for w in snap.workers)}</li>'
                f'<li>actors: {_counts(a.state for a in snap.actors)}</li>'
