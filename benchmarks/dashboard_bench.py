@@ -15,6 +15,9 @@ browser's first view):
               objects, logs) fetched --rounds times: median and max in ms
     RSS       the dashboard process's RSS (psutil) before the first page, after every
               page round, and its peak (VmHWM)
+    render    the dashboard's own part, without the cluster's: a process importing what the
+              dashboard imports unpickles a reply of --tasks tasks and as many objects and
+              renders the tasks and objects pages (ms) and its RSS (peak)
     history   a day of samples (17,280 at 5 s) pushed through the overview's ring:
               how many it keeps
 
@@ -93,13 +96,63 @@ def peak_rss(pid):
     return 0
 
 
+RENDER = textwrap.dedent("""
+    import pickle, statistics, sys, time
+    from raylite._core.records import ObjectRecord, StateSnapshot, TaskRecord
+    from raylite.dashboard import pages, server  # what the dashboard process imports
+    from raylite.dashboard.history import History
+    n = int(sys.argv[1])
+    snap = StateSnapshot("bench", tasks=tuple(
+        TaskRecord(f"{i:032x}", "waits_for" if i % 2 else "other", "WAITING_FOR_ARGS"
+                   if i % 3 else "RUNNING", "127.0.0.1:40000", None, 0, None) for i in range(n)),
+        objects=tuple(ObjectRecord(f"{i:040x}", "127.0.0.1:40000", "INLINE", 100, 1, 0)
+                      for i in range(n)))
+    wire = {k: pickle.dumps(snap._replace(**{o: () for o in ("tasks", "objects") if o != k}))
+            for k in ("tasks", "objects")}  # what the daemon sends: only the kind asked for
+    del snap
+    def rss():
+        got = {line.split(":")[0]: int(line.split()[1]) / 1024
+               for line in open("/proc/self/status") if line.startswith(("VmRSS:", "VmHWM:"))}
+        return got["VmRSS"], got["VmHWM"]
+    class Reader:                   # the state request, answered from the pickled bytes
+        address = "bench"
+        def state(self, kinds, owners=False):
+            return pickle.loads(wire[kinds[0]]), ()
+    r, h, out = Reader(), History(5.0), []
+    for path in ("/tasks", "/tasks?state=RUNNING&name=wait", "/objects"):
+        q = dict(x.split("=") for x in path.partition("?")[2].split("&") if x)
+        ts = []
+        for _ in range(5):
+            t = time.perf_counter()
+            status, body = pages.PAGES[path.partition("?")[0]](r, h, q, time.time())
+            ts.append((time.perf_counter() - t) * 1000)
+        out.append(f"{path}: {statistics.median(ts):.0f} ms")
+    now, peak = rss()
+    print(f"{len(wire['tasks']) / 2**20:.1f} MiB of tasks on the wire; " + ", ".join(out)
+          + f"; RSS {now:.1f} MiB, peak {peak:.1f} MiB")
+""")
+
+
+def render_only(n: int) -> str:
+    """The dashboard's own cost for n tasks and n objects received (no cluster): a process
+    that imports what the dashboard does, unpickles the reply and renders the pages."""
+    out = subprocess.run([sys.executable, "-c", RENDER, str(n)], capture_output=True, text=True,
+                         timeout=600)
+    return (out.stdout or out.stderr).strip()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--objects", type=int, default=20_000)
     ap.add_argument("--actors", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--render-only", action="store_true",
+                    help="only the dashboard's own cost of --tasks records (no cluster)")
     args = ap.parse_args()
+    if args.render_only:
+        print(f"render {args.tasks:,d} tasks and objects: {render_only(args.tasks)}")
+        return 0
     temp = tempfile.mkdtemp(prefix="raylite-dash-bench-")
     driver = None
     try:
@@ -157,6 +210,8 @@ def main() -> int:
         print(f"the state request for tasks alone (no page): {statistics.median(direct):.0f} ms "
               f"median for {len(snap.tasks):,d} tasks; owners that did not answer within the "
               f"daemon's bound: {len(missing)}")
+        print(f"render {args.tasks:,d} tasks and objects as received (no cluster): "
+              f"{render_only(args.tasks)}")
         print(f"history: a day of 5 s samples (17,280) leaves {len(h)} in the ring")
         return 0
     finally:
