@@ -149,6 +149,11 @@ def test_log_names_outside_the_list_reach_nothing(cluster, cookie):
 def test_a_huge_form_is_refused(cluster):
     status, _, _ = cluster.request("POST", "/login", "token=" + "a" * 10000)
     assert status == 413
+    status, _, _ = cluster.request("POST", "/login", "&".join(f"f{i}=1" for i in range(50)))
+    assert status == 400
+    status, _, _ = cluster.request("GET", "/login?" + "&".join(f"f{i}=1" for i in range(50)))
+    assert status == 400
+    assert cluster.request("GET", "/login")[0] == 200  # and it still serves
 
 
 def test_escapes_what_it_shows(cluster, cookie):
@@ -223,5 +228,33 @@ def test_raylite_stop_stops_the_dashboard(tmp_path, force):
             time.sleep(0.05)
         else:
             raise AssertionError("the dashboard outlived `raylite stop`")
+    finally:
+        raylite("stop", "--force", temp=temp)
+
+
+def _gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_dashboard_ends_once_its_head_is_gone(tmp_path):
+    import signal
+
+    temp = str(tmp_path / "t")
+    out = raylite("start", "--head", "--port", "0", "--num-cpus", "1", "--dashboard-port", "0",
+                  temp=temp)
+    try:
+        assert out.returncode == 0, out.stderr
+        record = os.path.join(temp, "raylite_dashboard")
+        pid = int(open(record).read().split()[1])
+        head = int(open(os.path.join(temp, "raylite_current_cluster")).read().split()[1])
+        os.killpg(head, signal.SIGKILL)  # the head dies without a word (no `raylite stop`)
+        deadline = time.monotonic() + 20  # it samples every 5 s
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(pid), "the dashboard outlived its head"
+        assert not os.path.exists(record)
     finally:
         raylite("stop", "--force", temp=temp)

@@ -199,7 +199,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not 0 <= length <= MAX_BODY:
             self.close_connection = True
             return self._send(413, f"a form of at most {MAX_BODY} bytes", "text/plain; charset=utf-8")
-        form = self._query(self.rfile.read(length).decode("utf-8", "replace"))
+        try:
+            form = self._query(self.rfile.read(length).decode("utf-8", "replace"))
+        except ValueError:
+            return self._send(400, "too many form fields", "text/plain; charset=utf-8")
         if path == "/login":
             with self.dash.auth_lock:
                 cookie = self.dash.auth.check_token(form.get("token", ""), time.time())
