@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 def _skip_reason():
     if not os.path.isfile(CHROMIUM):
-        return ("no Chromium at /usr/bin/chromium: install Debian's `chromium` package "
+        return (f"no Chromium at {CHROMIUM}: install Debian's `chromium` package "
                 "(scripts/test.sh does when it runs as root on Debian)")
     try:
         import playwright.sync_api  # noqa: F401
