@@ -57,10 +57,12 @@ def _settle(check, timeout: float = GRACE):
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    """Tests start from raylite's defaults, whatever RAYLITE_* the developer's shell sets."""
+    """Tests start from raylite's defaults, whatever RAYLITE_* (or the RAY_* ones raylite
+    reads) the developer's shell sets."""
     for name in list(os.environ):
         if name.startswith("RAYLITE_") and name not in ("RAYLITE_TEST_LEAK_GRACE",
-                                                         "RAYLITE_NODE_ID_PREFIX"):
+                                                         "RAYLITE_NODE_ID_PREFIX") \
+                or name in ("RAY_ADDRESS", "RAY_NAMESPACE"):
             monkeypatch.delenv(name)
 
 

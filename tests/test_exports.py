@@ -36,9 +36,20 @@ RAY_BASES = {
     "ActorUnavailableError": "RayActorError", "ObjectLostError": "RayError",
     "OwnerDiedError": "ObjectLostError", "GetTimeoutError": "RayError",
     "TaskCancelledError": "RayError", "WorkerCrashedError": "RayError",
+    "ObjectFetchTimedOutError": "ObjectLostError", "ObjectFreedError": "ObjectLostError",
+    "ObjectReconstructionFailedError": "ObjectLostError",
+    "ReferenceCountingAssertionError": "ObjectLostError", "RayChannelError": "RaySystemError",
+    "RayChannelTimeoutError": "RayChannelError", "RayCgraphCapacityExceeded": "RaySystemError",
+    "RayDirectTransportError": "RaySystemError",
+}
+# Ray's classes that are also a builtin exception, so `except TimeoutError:` and the like work.
+RAY_BUILTIN_BASES = {
+    "GetTimeoutError": TimeoutError, "RayChannelTimeoutError": TimeoutError,
+    "ReferenceCountingAssertionError": AssertionError, "ActorAlreadyExistsError": ValueError,
 }
 EXPECTED = {
-    "ObjectRef", "__version__", "actor", "available_resources", "cancel", "cluster_resources",
+    "ActorClassID", "ActorID", "FunctionID", "JobID", "NodeID", "ObjectID", "PlacementGroupID",
+    "TaskID", "UniqueID", "WorkerID", "ObjectRef", "__version__", "actor", "available_resources", "cancel", "cluster_resources",
     "exceptions", "get", "get_actor", "get_gpu_ids", "get_runtime_context", "init",
     "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "util", "wait",
 }
@@ -70,6 +81,15 @@ def test_exception_tree_follows_rays():
     for sub, base in RAY_BASES.items():
         if sub in ex.__all__ and base in ex.__all__:
             assert issubclass(getattr(ex, sub), getattr(ex, base)), (sub, base)
+
+
+def test_every_ray_exception_exists():
+    assert set(raylite.exceptions.__all__) == RAY_EXCEPTIONS
+
+
+def test_exceptions_are_also_the_builtins_ray_makes_them():
+    for name, builtin in RAY_BUILTIN_BASES.items():
+        assert issubclass(getattr(raylite.exceptions, name), builtin), name
 
 
 def test_public_paths_as_in_ray():

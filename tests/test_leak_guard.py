@@ -1,5 +1,7 @@
 """The suite's leak guard (tests/conftest.py) fails tests that leave things running."""
+import os
 import pathlib
+import uuid
 
 import pytest
 
@@ -17,8 +19,9 @@ def test_leaks_a_process():
 
 def test_leaks_a_segment():
     prefix = os.environ["RAYLITE_NODE_ID_PREFIX"]  # the guard's own: it removes only those
-    open(f"/dev/shm/raylite_{prefix}guardtest_{os.getpid()}", "wb").close()
-    open(f"/dev/shm/raylite_notours_guardtest_{os.getpid()}", "wb").close()
+    tag = os.environ["GUARDTEST_TAG"]  # this run's own names: concurrent runs never mix
+    open(f"/dev/shm/raylite_{prefix}guardtest_{tag}", "wb").close()
+    open(f"/dev/shm/raylite_notours_guardtest_{tag}", "wb").close()
 
 def test_thread_finishing_within_grace_is_fine():
     threading.Thread(target=time.sleep, args=(0.1,), daemon=True).start()
@@ -33,6 +36,8 @@ def test_after_that_raylite_is_shut_down():
 
 def test_guard_fails_leaks_and_cleans_up(pytester, monkeypatch):
     monkeypatch.setenv("RAYLITE_TEST_LEAK_GRACE", "0.5")
+    tag = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GUARDTEST_TAG", tag)
     pytester.makeconftest(CONFTEST.replace('pytest_plugins = ("pytester",)', ""))
     pytester.makepyfile(test_leaky=LEAKY)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
@@ -41,7 +46,7 @@ def test_guard_fails_leaks_and_cleans_up(pytester, monkeypatch):
     assert "threads left running: ['leaky']" in out
     assert "processes left running" in out
     assert "guardtest_" in out and "/dev/shm segments left: ['/dev/shm/raylite_" in out
-    left = list(pathlib.Path("/dev/shm").glob("raylite_*guardtest_*"))
+    left = list(pathlib.Path("/dev/shm").glob(f"raylite_*guardtest_{tag}"))
     assert [p.name.split("_")[1] for p in left] == ["notours"]  # not the run's own: left alone
     for p in left:
         p.unlink()

@@ -23,11 +23,23 @@ from ._runtime.object_ref import ObjectRef
 from .actor import ActorClass, ActorHandle
 from .remote_function import RemoteFunction
 
+# Ray's init() keywords that only change what Ray shows or records: accepted, and noted
+# once per process (a warning) when they ask for something raylite does not do.
+_IGNORED_KEYWORDS = {
+    "include_dashboard": "raylite has no dashboard (`raylite status` shows the cluster)",
+    "dashboard_host": "raylite has no dashboard",
+    "dashboard_port": "raylite has no dashboard",
+    "logging_format": "raylite's log lines keep their own format",
+    "logging_config": "raylite's log lines keep their own format",
+    "enable_task_events": "raylite records no task events",
+    "_system_config": "raylite has none of Ray's internal settings",
+}
 _INIT_KEYWORDS = ("address", "num_cpus", "num_gpus", "resources", "object_store_memory",
                   "local_mode", "ignore_reinit_error", "namespace", "runtime_env",
-                  "logging_level", "log_to_driver", "include_dashboard", "configure_logging",
-                  "_temp_dir")
+                  "logging_level", "log_to_driver", "configure_logging", "_temp_dir",
+                  *_IGNORED_KEYWORDS)
 _hooks_pid: int | None = None
+_noted: set[str] = set()  # ignored keywords already noted in this process
 
 
 class RayContext:
@@ -68,10 +80,16 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
          runtime_env: dict | None = None, logging_level: int | str = 20,
          log_to_driver: bool | None = None, include_dashboard: bool | None = None,
          configure_logging: bool = True, _temp_dir: str | None = None, **kwargs: Any) -> RayContext:
-    """Starts or joins a cluster (or runs everything in-process with local_mode=True)."""
-    if kwargs:
-        raise RuntimeError(f"Unknown keyword argument(s) to init(): {', '.join(sorted(kwargs))}. "
+    """Starts or joins a cluster (or runs everything in-process with local_mode=True).
+
+    Ray's presentation keywords (include_dashboard, dashboard_host, dashboard_port,
+    logging_format, logging_config, enable_task_events, _system_config) are accepted; one
+    that asks for something raylite does not do is noted once with a warning."""
+    unknown = sorted(k for k in kwargs if k not in _IGNORED_KEYWORDS)
+    if unknown:
+        raise RuntimeError(f"Unknown keyword argument(s) to init(): {', '.join(unknown)}. "
                            f"Valid ones: {', '.join(_INIT_KEYWORDS)}.")
+    _note_ignored({"include_dashboard": include_dashboard, **kwargs})
     _check_number("num_cpus", num_cpus)
     _check_number("num_gpus", num_gpus)
     _check_number("object_store_memory", object_store_memory)
@@ -79,8 +97,6 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     runtime_env = _options.validate_runtime_env(runtime_env)
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise ValueError(f"namespace must be a non-empty string, got {namespace!r}.")
-    if include_dashboard:
-        raise ValueError("raylite has no dashboard yet: drop include_dashboard=True.")
     with _runtime.lock:
         rt = _runtime.current()
         if rt is not None:
@@ -90,6 +106,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                "initialized: call raylite.shutdown() first, or pass "
                                "ignore_reinit_error=True to reuse the running runtime.")
         cfg = _config.from_env()
+        namespace = namespace or cfg.namespace
         name = factory.choose(local_mode or cfg.local_mode, cfg.runtime)
         temp_dir = _temp_dir or cfg.temp_dir
         mode, addr = factory.resolve(name == "local", address, cfg.address,
@@ -108,9 +125,23 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             log_to_driver=cfg.log_to_driver if log_to_driver is None else bool(log_to_driver),
             temp_dir=temp_dir)
         rt = factory.create(name, request)
+        rt.job_runtime_env = runtime_env
         _runtime.install(rt)
         _register_hooks()
         return RayContext(rt.info())
+
+
+def _note_ignored(given: dict) -> None:
+    """Warns once per process per ignored keyword that asks for something (a dashboard,
+    task events, a log format): a false value (None, False, {}) asks for nothing."""
+    import warnings
+
+    asked = [k for k, v in given.items() if v and k not in _noted]
+    if asked:
+        _noted.update(asked)
+        why = "; ".join(f"{k}: {_IGNORED_KEYWORDS[k]}" for k in asked)
+        warnings.warn(f"raylite.init() ignores {', '.join(asked)} ({why}).", UserWarning,
+                      stacklevel=3)
 
 
 def _register_hooks() -> None:

@@ -1,10 +1,13 @@
-"""Every RAYLITE_* environment variable, read in this one place (a leaf module).
+"""Every RAYLITE_* environment variable (and the RAY_* ones a Ray program sets instead),
+read in this one place (a leaf module).
 
 Nothing is read at import time: `from_env()` is called by init() and by the
 daemons' mains, so a test may set variables before calling them.
 
     RAYLITE_ADDRESS      cluster to join when init() gets no address ("host:port",
-                         "auto" or "local"), as RAY_ADDRESS does for Ray
+                         "auto" or "local"); when unset, Ray's RAY_ADDRESS is read
+    RAYLITE_NAMESPACE    namespace init() uses when it gets none; when unset, Ray's
+                         RAY_NAMESPACE is read
     RAYLITE_AUTO_INIT    "0" turns off auto-init on the first remote call
     RAYLITE_LOCAL_MODE   "1" makes init() default to local_mode=True
     RAYLITE_RUNTIME      the registered runtime init() uses when not in local mode
@@ -18,6 +21,7 @@ daemons' mains, so a test may set variables before calling them.
     RAYLITE_ROTATION_MAX_BYTES    a daemon's log (<temp>/raylite_{head,node}.log) is rotated
                          when it reaches this size (default 10 MiB), as RAY_ROTATION_MAX_BYTES
     RAYLITE_ROTATION_BACKUP_COUNT rotated logs kept: .1 (newest) to .N (default 2)
+    RAYLITE_RAY_ALIAS    "1" (set by `raylite run`): workers resolve `import ray` to raylite
 """
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ from typing import NamedTuple
 
 import os
 
-ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
+ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
-            "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME")
+            "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
+            "RAYLITE_RAY_ALIAS")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 
@@ -79,6 +84,7 @@ class Config(NamedTuple):
     node_id_prefix: bytes = b""
     rotation_max_bytes: int = ROTATION_MAX_BYTES
     rotation_backup_count: int = ROTATION_BACKUP_COUNT
+    namespace: str | None = None
     runtime: str | None = None     # RAYLITE_RUNTIME: a registered runtime's name
 
 
@@ -86,7 +92,7 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
     env = os.environ if environ is None else environ
     try:
         return Config(
-            address=env.get("RAYLITE_ADDRESS") or None,
+            address=env.get("RAYLITE_ADDRESS") or env.get("RAY_ADDRESS") or None,
             auto_init=_flag(env.get("RAYLITE_AUTO_INIT"), True),
             local_mode=_flag(env.get("RAYLITE_LOCAL_MODE"), False),
             temp_dir=env.get("RAYLITE_TEMP_DIR") or default_temp_dir(),
@@ -97,7 +103,14 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
             rotation_backup_count=_count("RAYLITE_ROTATION_BACKUP_COUNT",
                                          env.get("RAYLITE_ROTATION_BACKUP_COUNT"),
                                          ROTATION_BACKUP_COUNT, 0),
+            namespace=env.get("RAYLITE_NAMESPACE") or env.get("RAY_NAMESPACE") or None,
             runtime=(env.get("RAYLITE_RUNTIME") or "").strip() or None,
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None
+
+
+def ray_alias(environ: "os._Environ[str] | dict[str, str] | None" = None) -> bool:
+    """RAYLITE_RAY_ALIAS: whether this process runs a Ray program under `raylite run`."""
+    env = os.environ if environ is None else environ
+    return env.get("RAYLITE_RAY_ALIAS") == "1"

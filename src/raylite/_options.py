@@ -226,6 +226,24 @@ def _demand(cpus: float, gpus: float, memory: float, resources: dict,
     return {k: v for k, v in d.items() if v}
 
 
+# Keys only the decorator may set (Ray's rule): max_calls is part of the function a worker
+# loads, concurrency_groups of the actor's threads and loops, fixed when it starts.
+_DECORATOR_ONLY = {"task": "max_calls", "actor": "concurrency_groups"}
+
+
 def merge(base: Any, kind: str, kwargs: dict[str, Any]) -> Any:
-    """A copy of frozen options `base` with validated `kwargs` applied."""
+    """A copy of frozen options `base` with validated `kwargs` applied (for .options())."""
+    key = _DECORATOR_ONLY.get(kind)
+    if key in kwargs:
+        raise ValueError(f"Setting {key!r} is not supported in '.options()': pass it to "
+                         f"@remote({key}=...) instead.")
     return base._replace(**validate(kind, kwargs))
+
+
+def check_concurrency_group(group: str | None, groups: Any, where: str) -> None:
+    """ValueError unless `group` is None or one of the actor's concurrency `groups`."""
+    if group is not None and group not in (groups or ()):
+        have = ", ".join(repr(g) for g in groups) if groups else "none"
+        raise ValueError(f"{where} names concurrency group {group!r}, which the actor does not "
+                         f"define (its concurrency_groups: {have}). Add it to "
+                         "@remote(concurrency_groups={...}) or fix the name.")

@@ -13,7 +13,7 @@ from typing import Any
 from . import _options
 from ._runtime import require
 from ._runtime.base import ActorMeta
-from ._runtime.execution import TERMINATE, ActorExit, is_async_class
+from ._runtime.execution import BUILTIN_METHODS, TERMINATE, ActorExit, is_async_class
 from .remote_function import unpack_refs
 
 _METHOD_ATTR = "__raylite_method_options__"
@@ -42,7 +42,9 @@ def exit_actor() -> None:
 def _method_table(cls: type) -> dict[str, _options.MethodOptions]:
     import inspect
 
-    table = {TERMINATE: _options.MethodOptions()}  # queued after pending calls, ends the actor
+    # Every actor has __ray_terminate__ (queued after pending calls, ends the actor),
+    # __ray_ready__ (True once constructed) and __ray_call__ (runs fn(instance, ...) in it).
+    table = {name: _options.MethodOptions() for name in BUILTIN_METHODS}
     for name, fn in inspect.getmembers(cls, predicate=callable):
         if name.startswith("__") and name != "__call__":
             continue
@@ -55,8 +57,12 @@ class ActorClass:
 
     def __init__(self, cls: type, options: dict[str, Any]):
         self._cls = cls
-        self._meta = ActorMeta(cls.__name__, _method_table(cls), is_async_class(cls))
         self._options = _options.ActorOptions(**_options.validate("actor", options))
+        groups = tuple(self._options.concurrency_groups or ())
+        self._meta = ActorMeta(cls.__name__, _method_table(cls), is_async_class(cls), groups)
+        for name, opts in self._meta.methods.items():
+            _options.check_concurrency_group(opts.concurrency_group, groups,
+                                             f"Method {cls.__name__}.{name}")
         self._blob: tuple | None = None  # cluster cache of the pickled class
         self.__doc__ = cls.__doc__
         self.__name__ = cls.__name__
@@ -133,7 +139,8 @@ class ActorHandle:
             if meta is None or name.startswith("__"):
                 raise AttributeError(name)
             raise AttributeError(f"'{meta.class_name}' actor has no method {name!r}.")
-        m = ActorMethod(self._actor_id, self._meta.class_name, name, options, self._live)
+        m = ActorMethod(self._actor_id, self._meta.class_name, name, options, self._live,
+                        meta.groups)
         self.__dict__[name] = m
         return m
 
@@ -155,28 +162,34 @@ class ActorHandle:
 
 class ActorMethod:
     """handle.method: call it with .remote(); set per-call options with .options()."""
-    __slots__ = ("_actor_id", "_class_name", "_name", "_options", "_live")
+    __slots__ = ("_actor_id", "_class_name", "_name", "_options", "_live", "_groups")
 
     def __init__(self, actor_id: bytes, class_name: str, name: str, options: _options.MethodOptions,
-                 live: _Liveness | None = None):
+                 live: _Liveness | None = None, groups: tuple | None = None):
         self._actor_id = actor_id
         self._class_name = class_name
         self._name = name
         self._options = options
         self._live = live  # the handle's liveness: the actor lives while its methods do
+        self._groups = groups  # the actor's concurrency groups (None: not known here)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         refs = require().submit_actor_task(self._actor_id, self._name, args, kwargs, self._options)
         return unpack_refs(refs, self._options.num_returns)
 
     def options(self, **options: Any) -> "ActorMethod":
-        return ActorMethod(self._actor_id, self._class_name, self._name,
-                           _options.merge(self._options, "method", options), self._live)
+        merged = _options.merge(self._options, "method", options)
+        if "concurrency_group" in options and self._groups is not None:
+            _options.check_concurrency_group(merged.concurrency_group, self._groups,
+                                             f"{self._class_name}.{self._name}.options()")
+        return ActorMethod(self._actor_id, self._class_name, self._name, merged, self._live,
+                           self._groups)
 
     def __reduce__(self):
         if self._live is not None:  # like a pickled handle: it may keep the actor in use
             self._live.rt.handle_escaped(self._actor_id)
-        return (ActorMethod, (self._actor_id, self._class_name, self._name, self._options))
+        return (ActorMethod, (self._actor_id, self._class_name, self._name, self._options, None,
+                              self._groups))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "

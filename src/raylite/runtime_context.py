@@ -1,8 +1,19 @@
-"""get_runtime_context(): who and where the calling code is (job, node, task, actor)."""
+"""get_runtime_context(): who and where the calling code is (job, node, task, actor).
+
+Ray's RuntimeContext, method for method. Ids come as hex strings from the
+get_*_id() methods and as Ray's typed ids (JobID, NodeID, TaskID, ActorID)
+from the older properties. Each call asks the current runtime, so one
+context object stays right as the code moves between tasks.
+"""
 from __future__ import annotations
 
+import json
+import os
+import warnings
 from typing import Any
 
+from . import _config
+from ._ids import ActorID, JobID, NodeID, TaskID
 from ._runtime import require
 
 
@@ -12,6 +23,7 @@ class RuntimeContext:
     def _info(self) -> Any:
         return require().context()
 
+    # -- ids -------------------------------------------------------------------
     def get_job_id(self) -> str:
         return self._info().job_id
 
@@ -22,6 +34,8 @@ class RuntimeContext:
         return self._info().worker_id
 
     def get_task_id(self) -> str | None:
+        """The running task's or actor call's id; None in the driver (and in an actor's
+        own threads outside a call)."""
         return self._info().task_id
 
     def get_actor_id(self) -> str | None:
@@ -30,6 +44,74 @@ class RuntimeContext:
     def get_actor_name(self) -> str | None:
         return self._info().actor_name
 
+    def get_placement_group_id(self) -> str | None:
+        """Always None: raylite has no placement groups yet."""
+        return None
+
+    @property
+    def current_placement_group_id(self) -> Any:
+        """Always None: raylite has no placement groups yet."""
+        return None
+
+    @property
+    def job_id(self) -> JobID:
+        """The job id as a JobID (Ray's older property; get_job_id() gives the hex)."""
+        return JobID(bytes.fromhex(self.get_job_id()))
+
+    @property
+    def node_id(self) -> NodeID:
+        return NodeID(bytes.fromhex(self.get_node_id()))
+
+    @property
+    def task_id(self) -> TaskID | None:
+        task = self.get_task_id()
+        return TaskID(bytes.fromhex(task)) if task else None
+
+    @property
+    def actor_id(self) -> ActorID | None:
+        actor = self.get_actor_id()
+        return ActorID(bytes.fromhex(actor)) if actor else None
+
+    # -- the running task ------------------------------------------------------
+    def get_task_name(self) -> str | None:
+        """The task's name: its options(name=...), else "f" for a task of function f and
+        "Cls.method" for an actor call; None in the driver."""
+        return self._info().task_name
+
+    def get_task_function_name(self) -> str | None:
+        """The function the task runs, as "module.f" or "module.Cls.method"; None in the
+        driver."""
+        return self._info().task_function_name
+
+    def is_canceled(self) -> bool:
+        """Whether raylite.cancel() was called on the running task. A running actor call
+        is not interrupted by cancel(): it can check this and stop early. RuntimeError in
+        the driver and in an async actor (cancel() stops an async call at its next await)."""
+        import asyncio
+
+        info = self._info()
+        if info.task_id is None:
+            raise RuntimeError("is_canceled() can only be called inside a task or actor call, "
+                               "not in the driver.")
+        if info.actor_id is not None and asyncio._get_running_loop() is not None:  # async actor
+            raise RuntimeError("is_canceled() is not supported in async actors: cancel() "
+                               "raises asyncio.CancelledError at the call's next await instead.")
+        return require().is_cancelled(bytes.fromhex(info.task_id))
+
+    # -- resources -------------------------------------------------------------
+    def get_assigned_resources(self) -> dict:
+        return dict(self._info().assigned_resources)
+
+    def get_accelerator_ids(self) -> dict:
+        return {"GPU": [str(i) for i in self._info().gpu_ids]}
+
+    def get_resource_ids(self) -> dict:
+        """Deprecated in Ray: the same as get_accelerator_ids()."""
+        warnings.warn("get_resource_ids() is deprecated: use get_accelerator_ids().",
+                      DeprecationWarning, stacklevel=2)
+        return self.get_accelerator_ids()
+
+    # -- the cluster -----------------------------------------------------------
     @property
     def namespace(self) -> str:
         return self._info().namespace
@@ -38,14 +120,38 @@ class RuntimeContext:
         return self.namespace
 
     @property
+    def gcs_address(self) -> str:
+        """The address of the cluster this process is connected to ("local" in local mode)."""
+        return require().info().address
+
+    def get_session_name(self) -> str:
+        """The name of the cluster's session directory (local mode: "session_local_<pid>",
+        it has none)."""
+        session = require().info().session_dir
+        return os.path.basename(session.rstrip("/")) if session else f"session_local_{os.getpid()}"
+
+    def get_temp_dir(self) -> str:
+        """The root of this node's session directories (RAYLITE_TEMP_DIR, default
+        /tmp/raylite_<uid>)."""
+        session = require().info().session_dir
+        return os.path.dirname(session.rstrip("/")) if session else _config.from_env().temp_dir
+
+    @property
+    def runtime_env(self) -> dict:
+        """The runtime_env the calling code runs with: in a task or actor its env_vars (the
+        job's and its own, merged), in the driver what init() was given."""
+        info = self._info()
+        if info.task_id is not None or info.actor_id is not None:
+            return {"env_vars": dict(info.env_vars)} if info.env_vars else {}
+        return dict(require().job_runtime_env or {})
+
+    def get_runtime_env_string(self) -> str:
+        """runtime_env as a JSON string."""
+        return json.dumps(self.runtime_env)
+
+    @property
     def was_current_actor_reconstructed(self) -> bool:
         return self._info().was_restarted
-
-    def get_assigned_resources(self) -> dict:
-        return dict(self._info().assigned_resources)
-
-    def get_accelerator_ids(self) -> dict:
-        return {"GPU": [str(i) for i in self._info().gpu_ids]}
 
     @property
     def current_actor(self) -> Any:

@@ -71,6 +71,15 @@ def test_config_from_env():
         _config.from_env({"RAYLITE_AUTO_INIT": "maybe"})
 
 
+def test_ray_address_and_namespace_are_read_when_raylites_are_unset():
+    c = _config.from_env({"RAY_ADDRESS": "ray:1", "RAY_NAMESPACE": "rns"})
+    assert (c.address, c.namespace) == ("ray:1", "rns")
+    c = _config.from_env({"RAY_ADDRESS": "ray:1", "RAYLITE_ADDRESS": "lite:2",
+                          "RAY_NAMESPACE": "rns", "RAYLITE_NAMESPACE": "lns"})
+    assert (c.address, c.namespace) == ("lite:2", "lns")
+    assert _config.from_env({}).namespace is None
+
+
 @pytest.mark.parametrize("address", ["host:", ":80", "host:port", "raylite://h:1", "", "h:1:x"])
 def test_resolve_rejects_bad_addresses(address):
     with pytest.raises(ValueError):

@@ -41,6 +41,7 @@ import tempfile
 import time
 
 from .. import _private_files as private
+from .. import exceptions
 
 MAGIC = b"RLT2"  # RLT1 had the client prove itself only
 NONCE = 16
@@ -54,9 +55,10 @@ ABSTRACT = sys.platform.startswith("linux")
 _CRED = struct.Struct("3i")         # struct ucred: pid, uid, gid
 
 
-class AuthenticationError(ConnectionError):
+class AuthenticationError(exceptions.AuthenticationError, ConnectionError):
     """The peer did not prove it knows the cluster token (or refused ours, or does not
-    speak this version of the handshake)."""
+    speak this version of the handshake). Public as raylite.exceptions.AuthenticationError
+    (Ray's name); also a ConnectionError."""
 
 
 def proof(token: bytes, label: bytes, server_nonce: bytes, client_nonce: bytes, channel: bytes) -> bytes:

@@ -20,6 +20,7 @@ class ActorMeta(NamedTuple):
     class_name: str
     methods: dict  # name -> _options.MethodOptions
     is_async: bool
+    groups: tuple = ()  # the names of its concurrency groups
 
 
 class ContextInfo(NamedTuple):
@@ -34,6 +35,9 @@ class ContextInfo(NamedTuple):
     assigned_resources: dict = {}  # never mutated
     gpu_ids: tuple = ()
     was_restarted: bool = False
+    task_name: str | None = None
+    task_function_name: str | None = None
+    env_vars: dict | None = None  # the running task's runtime_env env_vars
 
 
 class InitInfo(NamedTuple):
@@ -49,6 +53,7 @@ class Runtime(abc.ABC):
     """Submit tasks, create and call actors, put/get/wait objects, shut down."""
 
     name: str = "abstract"
+    job_runtime_env: dict | None = None  # the runtime_env init() got (set by init)
 
     # -- lifecycle -----------------------------------------------------------
     @abc.abstractmethod
@@ -124,6 +129,10 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def context(self) -> ContextInfo: ...
+
+    def is_cancelled(self, task_id: bytes) -> bool:
+        """Whether cancel() was called on the task `task_id` while this process runs it."""
+        return False
 
     @abc.abstractmethod
     def state(self) -> Any:

@@ -442,6 +442,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def context(self) -> ContextInfo:
         return context.info(self.job_id, self.node_id, self.worker_id, self.namespace)
 
+    def is_cancelled(self, task_id: bytes) -> bool:
+        ex = self.executor
+        return ex is not None and task_id in ex.cancelled
+
     def info(self) -> InitInfo:
         return InitInfo(address=self.daemon_address, node_id=self.node_id.hex(),
                         namespace=self.namespace, session_dir=self.session_dir, mode="cluster")

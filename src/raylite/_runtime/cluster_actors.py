@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from .. import _ids
 from .._protocol import messages as m
 from .._serialization import dumps_error, loads
-from ..exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
+from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, PendingCallsLimitExceeded,
+                          RayTaskError)
 from .base import ActorMeta
 from .cluster_tasks import driver_sys_path
 from .object_ref import ObjectRef
@@ -100,8 +101,8 @@ class ActorCalls:
             max_task_retries=options.max_task_retries,
             concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path())
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
-        if reply.error:
-            raise ValueError(reply.error)
+        if reply.error:  # the only refusal: the name is taken
+            raise ActorAlreadyExistsError(reply.error)
         with self._lock:
             if reply.actor_id not in self._actors:
                 st = self._actors[reply.actor_id] = _Actor(reply.actor_id, options.max_task_retries)

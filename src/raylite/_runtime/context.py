@@ -1,19 +1,24 @@
-"""What is running on this thread right now: task, actor, assigned resources.
+"""What is running right now: task, actor, assigned resources.
 
-Set by whoever executes a task (LocalRuntime, or the worker's executor) and
-read by get_runtime_context() and get_gpu_ids().
+Set by whoever executes a task (LocalRuntime, or the worker's executor and
+actor host) and read by get_runtime_context() and get_gpu_ids().
+
+The scope lives in a context variable, not a thread-local: each asyncio task
+has its own copy, so concurrent calls of an async actor, interleaved on one
+event loop thread, each see their own task id and name. A thread starts with
+no scope; in a worker that hosts an actor, `process_actor` then names the
+actor (methods run on its loop or thread pool see it outside any call).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import threading
-from typing import TYPE_CHECKING
+import contextvars
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .base import ContextInfo
 
-_tls = threading.local()
+_scope: contextvars.ContextVar["TaskScope | None"] = contextvars.ContextVar("raylite_scope",
+                                                                          default=None)
 
 
 class TaskScope(NamedTuple):
@@ -24,6 +29,9 @@ class TaskScope(NamedTuple):
     gpu_ids: tuple = ()
     was_restarted: bool = False
     job_id: bytes | None = None
+    name: str | None = None        # the task's name: options name, "f" or "Actor.method"
+    function: Any = None           # the function or method run: names it module.qualname
+    env_vars: dict | None = None   # the runtime_env env_vars it runs with (never mutated)
 
 
 # An actor's identity is per process in a worker: methods called from its
@@ -32,11 +40,21 @@ process_actor: "TaskScope | None" = None
 
 
 def current() -> TaskScope | None:
-    return getattr(_tls, "scope", None) or process_actor
+    return _scope.get() or process_actor
+
+
+def function_name(fn: Any) -> str | None:
+    """`module.qualname` of a task's function or an actor's method (Ray's function name)."""
+    fn = getattr(fn, "__func__", fn)
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname is None:
+        return None
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{qualname}" if module else qualname
 
 
 def info(job_id: bytes, node_id: bytes, worker_id: bytes, namespace: str) -> "ContextInfo":
-    """What get_runtime_context() reports for the calling thread."""
+    """What get_runtime_context() reports for the calling code."""
     from .base import ContextInfo
 
     s = current()
@@ -47,20 +65,23 @@ def info(job_id: bytes, node_id: bytes, worker_id: bytes, namespace: str) -> "Co
                        actor_name=s.actor_name if s else None,
                        assigned_resources=dict(s.resources) if s else {},
                        gpu_ids=s.gpu_ids if s else (),
-                       was_restarted=s.was_restarted if s else False)
+                       was_restarted=s.was_restarted if s else False,
+                       task_name=s.name if s else None,
+                       task_function_name=function_name(s.function) if s and s.function else None,
+                       env_vars=dict(s.env_vars) if s and s.env_vars else None)
 
 
 class scope:
-    """`with scope(s):` makes `s` what runs on this thread, then restores the outer one."""
-    __slots__ = ("s", "outer")
+    """`with scope(s):` makes `s` what runs here (this thread, or this asyncio task), then
+    restores the outer one."""
+    __slots__ = ("s", "token")
 
     def __init__(self, s: TaskScope):
         self.s = s
 
     def __enter__(self) -> TaskScope:
-        self.outer = getattr(_tls, "scope", None)
-        _tls.scope = self.s
+        self.token = _scope.set(self.s)
         return self.s
 
     def __exit__(self, *exc: object) -> None:
-        _tls.scope = self.outer
+        _scope.reset(self.token)

@@ -18,10 +18,29 @@ from .._serialization import format_remote_traceback
 
 
 TERMINATE = "__ray_terminate__"   # the actor method every handle has: end after pending calls
+READY = "__ray_ready__"           # ... and this one: True once the actor is constructed
+CALL = "__ray_call__"             # ... and this one: __ray_call__(fn, *a) runs fn(instance, *a)
+BUILTIN_METHODS = (TERMINATE, READY, CALL)
 
 
 class ActorExit(BaseException):
     """Raised by raylite.actor.exit_actor(); whoever runs the actor ends it."""
+
+
+def actor_method(instance: Any, name: str) -> Any:
+    """The callable an actor call of `name` runs: instance.name, or a built-in method."""
+    try:
+        return getattr(instance, name)
+    except AttributeError:
+        if name == READY:
+            return _ready
+        if name == CALL:
+            return lambda fn, *args, **kwargs: fn(instance, *args, **kwargs)
+        raise
+
+
+def _ready() -> bool:
+    return True
 
 
 def task_error(exc: BaseException, function_name: str, actor_repr: str | None = None) -> RayTaskError:

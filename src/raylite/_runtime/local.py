@@ -33,8 +33,8 @@ from .. import _resources as resources
 from .._core.records import (ActorRecord, JobRecord, NodeRecord, ObjectRecord, StateSnapshot,
                              TaskRecord)
 from .._serialization import dumps_with_refs, loads
-from ..exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError,
-                          RayTaskError, TaskUnschedulableError)
+from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
+                          ObjectLostError, RayTaskError, TaskUnschedulableError)
 from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
@@ -257,12 +257,13 @@ class LocalRuntime(Runtime):
         with self._lock:
             gpus = tuple(self._free_gpus[:int(options.num_gpus)]) if options.num_gpus else ()
             resources.subtract(self._available, demand)
+        env = (options.runtime_env or {}).get("env_vars")
         scope = context.TaskScope(task_id=refs[0]._id if refs else _ids.new_id(), resources=demand,
-                                  gpu_ids=gpus, job_id=self._job_id)
+                                  gpu_ids=gpus, job_id=self._job_id, name=name,
+                                  function=function._function, env_vars=self._env(env))
         try:
-            self._run(refs, name, function._function, args, kwargs, scope,
-                      (options.runtime_env or {}).get("env_vars"), options.retry_exceptions,
-                      options.max_retries)
+            self._run(refs, name, function._function, args, kwargs, scope, env,
+                      options.retry_exceptions, options.max_retries)
         finally:
             with self._lock:
                 resources.add(self._available, demand)
@@ -297,8 +298,9 @@ class LocalRuntime(Runtime):
                 if existing is not None:
                     if options.get_if_exists:
                         return existing, self._actors[existing].meta
-                    raise ValueError(f"An actor named {options.name!r} already exists in namespace "
-                                     f"{ns!r}. Use get_if_exists=True to reuse it, or another name.")
+                    raise ActorAlreadyExistsError(
+                        f"An actor named {options.name!r} already exists in namespace "
+                        f"{ns!r}. Use get_if_exists=True to reuse it, or another name.")
             demand = options.demand()
             if not resources.fits(demand, self._available):
                 raise ActorUnschedulableError(
@@ -318,10 +320,18 @@ class LocalRuntime(Runtime):
         self._start_actor(actor)
         return actor.id, actor.meta
 
-    def _scope(self, actor: _Actor) -> context.TaskScope:
+    def _scope(self, actor: _Actor, method: str | None = None) -> context.TaskScope:
+        """The scope of one call of `method` (None: the actor itself, outside any call)."""
         return context.TaskScope(task_id=_ids.new_id(), actor_id=actor.id, actor_name=actor.options.name,
                                  resources=actor.options.demand(), gpu_ids=actor.gpu_ids,
-                                 was_restarted=actor.restarts > 0, job_id=self._job_id)
+                                 was_restarted=actor.restarts > 0, job_id=self._job_id,
+                                 name=f"{actor.meta.class_name}.{method}" if method else None,
+                                 function=getattr(actor.cls, method, None) if method else None,
+                                 env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")))
+
+    def _env(self, env: dict | None) -> dict | None:
+        """The env_vars a task runs with: the job's, then its own."""
+        return {**self._job_env, **env} if env else (self._job_env or None)
 
     def _start_actor(self, actor: _Actor) -> None:
         ref = self._new_refs(1)[0]
@@ -331,7 +341,7 @@ class LocalRuntime(Runtime):
             holder["instance"] = actor.cls(*a, **kw)
 
         self._run([ref], f"{actor.meta.class_name}.__init__", construct, actor.args, actor.kwargs,
-                  self._scope(actor), (actor.options.runtime_env or {}).get("env_vars"), actor=actor)
+                  self._scope(actor, "__init__"), (actor.options.runtime_env or {}).get("env_vars"), actor=actor)
         with self._lock:
             error = self._store[ref._id].error
         if error is None:
@@ -382,8 +392,9 @@ class LocalRuntime(Runtime):
                 for r in refs:
                     self._set(r, error=actor.dead)
                 return refs
-            self._run(refs, f"{actor.meta.class_name}.{method}", getattr(instance, method), args,
-                      kwargs, self._scope(actor), (actor.options.runtime_env or {}).get("env_vars"),
+            self._run(refs, f"{actor.meta.class_name}.{method}",
+                      execution.actor_method(instance, method), args,
+                      kwargs, self._scope(actor, method), (actor.options.runtime_env or {}).get("env_vars"),
                       options.retry_exceptions,
                       options.max_task_retries if options.max_task_retries is not None
                       else actor.options.max_task_retries, actor=actor)

@@ -19,6 +19,8 @@ from typing import Any
 
 from .. import _serialization
 
+_NIL = b"\xff" * 16
+
 
 class ObjectRef:
     __slots__ = ("_id", "_owner", "_rt", "_pid", "__weakref__")
@@ -48,6 +50,46 @@ class ObjectRef:
     def task_id(self) -> bytes:
         return self._id
 
+    def size(self) -> int:
+        return len(self._id)
+
+    def is_nil(self) -> bool:
+        return self._id == _NIL
+
+    @classmethod
+    def nil(cls) -> "ObjectRef":
+        """The nil ref (all 0xff bytes): refers to no object, as in Ray."""
+        return cls(_NIL)
+
+    @classmethod
+    def from_binary(cls, id: bytes) -> "ObjectRef":
+        """An out-of-band ref to the object with this id (see the module docstring)."""
+        if not isinstance(id, bytes):
+            raise TypeError(f"ObjectRef.from_binary takes bytes, got {type(id).__name__}.")
+        return cls(id)
+
+    @classmethod
+    def from_hex(cls, hex_id: str) -> "ObjectRef":
+        """An out-of-band ref to the object whose id is this hex string."""
+        return cls(bytes.fromhex(hex_id))
+
+    @classmethod
+    def from_random(cls) -> "ObjectRef":
+        return cls(os.urandom(len(_NIL)))
+
+    def job_id(self) -> Any:
+        """The JobID of the job this process works for. raylite's object ids do not embed
+        the job that created the object (Ray's do): a ref borrowed from another job's
+        process reports the current job."""
+        from .._ids import JobID
+
+        return JobID(bytes.fromhex(_runtime_of(self).context().job_id))
+
+    def call_site(self) -> str:
+        """Where the ref was created: always "" (raylite does not record creation sites;
+        Ray records them only when RAY_record_ref_creation_sites=1)."""
+        return ""
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ObjectRef) and other._id == self._id
 
@@ -64,6 +106,14 @@ class ObjectRef:
     def future(self):
         """A concurrent.futures.Future that completes with the value (or the error)."""
         return _runtime_of(self).future(self)
+
+    def as_future(self):
+        """An asyncio.Future that completes with the value (or the error); call it from a
+        coroutine (it binds to the running event loop). Same as
+        asyncio.wrap_future(ref.future())."""
+        import asyncio
+
+        return asyncio.wrap_future(self.future())
 
     def __await__(self):
         import asyncio

@@ -33,6 +33,7 @@ class ActorHost:
         self.ex = executor
         self.spec = spec
         self.instance = instance
+        self.cls = type(instance)
         self.scope = scope
         self.name = spec.meta.class_name
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -107,8 +108,15 @@ class ActorHost:
         if fut is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(fut.cancel)
 
+    def _call_scope(self, t: m.PushActorTask, name: str) -> context.TaskScope:
+        """The actor's scope for one call: its task id, name and method."""
+        s = self.scope
+        return context.TaskScope(t.task_id, s.actor_id, s.actor_name, s.resources, s.gpu_ids,
+                                 s.was_restarted, s.job_id, name,
+                                 getattr(self.cls, t.method, None), s.env_vars)
+
     def _prepare(self, t: m.PushActorTask) -> tuple[Any, tuple, dict]:
-        method = getattr(self.instance, t.method)
+        method = execution.actor_method(self.instance, t.method)
         args, kwargs = self.ex.resolve_args(t.args, t.inlined)
         return method, args, kwargs
 
@@ -119,7 +127,7 @@ class ActorHost:
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
-            with context.scope(self.scope):
+            with context.scope(self._call_scope(t, name)):
                 method, args, kwargs = self._prepare(t)
                 value = method(*args, **kwargs)
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
@@ -145,11 +153,11 @@ class ActorHost:
         name = f"{self.name}.{t.method}"
         try:
             async with self._group(t):
-                with context.scope(self.scope):
+                with context.scope(self._call_scope(t, name)):
                     if t.inlined or _has_refs(t):  # fetching may block: not on the loop
                         method, args, kwargs = await self.loop.run_in_executor(None, self._prepare, t)
                     else:
-                        method = getattr(self.instance, t.method)
+                        method = execution.actor_method(self.instance, t.method)
                         args, kwargs = self.ex.rt.decode_blob(t.args)
                     value = method(*args, **kwargs)
                     if inspect.isawaitable(value):
@@ -179,13 +187,15 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
 
     os.environ.update(env)  # the process belongs to this actor for life
     scope = context.TaskScope(actor_id=spec.actor_id, actor_name=spec.name, resources=spec.demand,
-                              gpu_ids=msg.gpu_ids, was_restarted=msg.restarts > 0, job_id=spec.job_id)
+                              gpu_ids=msg.gpu_ids, was_restarted=msg.restarts > 0, job_id=spec.job_id,
+                              env_vars=spec.env_vars)
     context.process_actor = scope
     ex.rt.actor_id = spec.actor_id
     try:
         execution.extend_sys_path(spec.sys_path)
         cls = loads(spec.cls)
-        with context.scope(scope):
+        with context.scope(scope._replace(name=f"{spec.meta.class_name}.__init__",
+                                          function=getattr(cls, "__init__", None))):
             args, kwargs = ex.resolve_args(spec.args, spec.inlined)
             instance = cls(*args, **kwargs)
     except BaseException as exc:

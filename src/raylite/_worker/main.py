@@ -33,6 +33,9 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
     from .task_executor import Executor
 
     os.environ["RAYLITE_WORKER"] = "1"
+    from .._ray_alias import install_if_asked
+
+    install_if_asked()  # a Ray program's modules (`import ray`) load here too under `raylite run`
     try:
         rt = ClusterRuntime.for_worker(daemon_address, token, worker_id, session_dir, node_id)
     except (ConnectionError, OSError) as e:  # said in the node's log (our stderr is the daemon's)

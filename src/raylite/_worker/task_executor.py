@@ -204,16 +204,16 @@ class Executor:
         env = dict(t.env_vars or {})
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
-        scope = context.TaskScope(task_id=t.task_id, resources=t.resources, gpu_ids=t.gpu_ids,
-                                  job_id=t.job_id)
         try:
             self.running = t.task_id
             if t.task_id in self.cancelled:
                 raise KeyboardInterrupt
-            with context.scope(scope), execution.env_vars(env):
+            with execution.env_vars(env):
                 fn = self._function(t)  # a function that cannot be loaded fails its task
-                args, kwargs = self.resolve_args(t.args, t.inlined)
-                value = fn(*args, **kwargs)
+                with context.scope(context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids,
+                                                     False, t.job_id, t.name, fn, t.env_vars)):
+                    args, kwargs = self.resolve_args(t.args, t.inlined)
+                    value = fn(*args, **kwargs)
             self.running = None  # from here on a cancel comes too late to interrupt
             reply = self.results(t.task_id, value, t.return_ids, t.owner, t.name)
         except KeyboardInterrupt:

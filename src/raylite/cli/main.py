@@ -1,4 +1,4 @@
-"""The `raylite` command: start, stop, status, memory, job, microbenchmark.
+"""The `raylite` command: start, stop, status, memory, job, list/get/summary/logs, run, microbenchmark.
 
     raylite start --head [--port 6380] [--num-cpus N] ...   a head that drivers join with
                                                           init(address="auto")
@@ -7,10 +7,13 @@
     raylite status | memory                                what the cluster holds
     raylite dashboard [--port 8265]                        a read-only web UI of the cluster
     raylite job submit|status|logs|stop|delete|list        Jobs: run a command on the head
+    raylite list|get|summary KIND ... , raylite logs       the state API (raylite.util.state)
+    raylite run script.py [args]                           a Ray program, `import ray` -> raylite
     raylite microbenchmark                                 raylite's core microbenchmarks
 
     main() ─► argparse (this module: stdlib only) ─► "module:function" of the command,
-              imported when it runs (start.py, stop.py, status.py, job.py, microbenchmark.py),
+              imported when it runs (start.py, stop.py, status.py, job.py, state.py, run.py,
+              microbenchmark.py),
               so `raylite --help` stays quick. The function returns the exit code.
 
 Processes are found through the records `start` writes under the temp dir
@@ -114,6 +117,52 @@ def _job_parser(sub) -> None:
     ls.set_defaults(run="raylite.cli.job:run_list")
 
 
+def _state_parsers(sub) -> None:
+    kinds = ("actors", "tasks", "objects", "nodes", "workers", "jobs", "placement-groups")
+
+    def common(p, fmt: bool = True) -> None:
+        p.add_argument("--address", metavar="HOST:PORT",
+                       help="the cluster (default: $RAYLITE_ADDRESS, else the head `raylite "
+                            "start` recorded here)")
+        p.add_argument("--temp-dir", help=_TEMP_HELP)
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+        if fmt:
+            p.add_argument("--format", choices=("table", "json", "yaml"), default="table")
+
+    ls = sub.add_parser("list", help="actors, tasks, objects, nodes, workers, jobs of a cluster",
+                        description="List one kind of a running cluster's state, in Ray's field "
+                                    "names. Filters apply before the limit.")
+    ls.add_argument("kind", choices=kinds)
+    ls.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                    help="keep rows whose KEY is VALUE (KEY!=VALUE: is not); repeatable; "
+                         "strings compare case-insensitively")
+    ls.add_argument("--limit", type=int, default=100,
+                    help="at most this many rows (default 100; -1: all)")
+    ls.add_argument("--detail", action="store_true", help="every field, not the main ones")
+    common(ls)
+    ls.set_defaults(run="raylite.cli.state:run_list")
+    gt = sub.add_parser("get", help="one actor, task, object, node, worker or job by id")
+    gt.add_argument("kind", choices=kinds)
+    gt.add_argument("id")
+    common(gt)
+    gt.set_defaults(run="raylite.cli.state:run_get")
+    sm = sub.add_parser("summary", help="tasks by function, actors by class, objects by where")
+    sm.add_argument("kind", choices=("tasks", "actors", "objects"))
+    common(sm)
+    sm.set_defaults(run="raylite.cli.state:run_summary")
+    lg = sub.add_parser("logs", help="the cluster's log files on this machine, or one of them",
+                        description="Without a file: list the log files (daemon logs, submitted "
+                                    "jobs' logs). With one: print its last lines.")
+    lg.add_argument("filename", nargs="?", help="a file `raylite logs` listed")
+    lg.add_argument("--job-id", help="a submitted job's log (its submission id)")
+    lg.add_argument("--actor-id", help="an actor's log (not kept yet: says so)")
+    lg.add_argument("--task-id", help="a task's log (not kept yet: says so)")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    lg.add_argument("--tail", type=int, default=1000, help="last N lines (default 1000; -1: all)")
+    common(lg, fmt=False)
+    lg.set_defaults(run="raylite.cli.state:run_logs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="raylite", description="raylite cluster commands")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -143,6 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
                    description=dashboard_parser().description).set_defaults(
         run="raylite.cli.dashboard:run")
     _job_parser(sub)
+    _state_parsers(sub)
+
+    rp = sub.add_parser(
+        "run", help="run a Ray program unchanged: `import ray` resolves to raylite",
+        description="Run a Python script (or -m module) whose `import ray` and `import ray.*` "
+                    "resolve to raylite and its modules, for this run only (and the workers of a "
+                    "cluster its ray.init() starts). Arguments after the script are the script's.")
+    rp.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    rp.add_argument("script", nargs="?", help="the program to run")
+    rp.add_argument("args", nargs=argparse.REMAINDER, help="the program's arguments")
+    rp.set_defaults(run="raylite.cli.run:run")
 
     mb = sub.add_parser("microbenchmark", help="time raylite's core operations")
     mb.add_argument("--window", type=float, default=1.0, help="seconds per measurement")

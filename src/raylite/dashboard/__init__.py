@@ -4,7 +4,7 @@
     raylite start --head --dashboard-port P        (started beside the head, stopped by
                                                     `raylite stop` by the pid it recorded)
 
-    reader.py   the state request (GetState ─► StateReply of frozen records): the only way
+    reader.py   the state API's fetch layer (GetState ─► frozen records): the only way
                 the dashboard learns anything about the cluster
     history.py  the overview's plots: a bounded ring of samples (the last hour), inline SVG
     auth.py     the one-time login code, the cluster token, session cookies

@@ -1,20 +1,21 @@
-"""The dashboard's only window on the cluster: the state request, as `raylite status` asks it.
+"""The dashboard's only window on the cluster: the state API's fetch layer
+(raylite.util.state.fetch), the same state request `raylite list` and `raylite status` make.
 
-    Reader(address, token, session_dir)
-      .state(kinds, owners) ─► connect (both ends prove the token) ─► GetState(req, kinds, owners)
-                            ◄─ StateReply(req, snapshot, missing) ─► (StateSnapshot, missing)
-      .log_dir()            ─► <session_dir>/logs (the files the logs page lists)
+    resolve(address, temp) ─► util.state.fetch.resolve ─► Target(address, token, session dir)
+    Reader.state(kinds, owners) ─► util.state.fetch.ask ─► GetState(kinds, owners)
+                                ◄─ (StateSnapshot of frozen records, missing owners)
+    Reader.log_dir()            ─► <session_dir>/logs (the files the logs page lists)
 
-A new connection per request, as cli/status.py does: nothing is held open between page
+A new connection per request, as the state API makes: nothing is held open between page
 views, so a daemon restart or a dropped socket costs one failed page, never a stuck
-dashboard. The dashboard never reads a core's insides, only these frozen records
-(_core/records.py). `owners=False` asks the daemon's cores only (quick); `owners=True`
-also asks every driver and worker for the tasks and objects it owns (tasks in flight are
-known only to their owners), and names those that did not answer in `missing`.
+dashboard. The pages work on the frozen records (_core/records.py) rather than the state
+API's list_* rows because a page needs every match (its count, and page N of it) before
+it shows 50, and list_* stops at its limit. `owners=False` asks the daemon's cores only
+(quick); `owners=True` also asks every driver and worker for the tasks and objects it owns
+(tasks in flight are known only to their owners), naming those that did not answer.
 """
 from __future__ import annotations
 
-import itertools
 import os
 
 REPLY_TIMEOUT_S = 10.0
@@ -25,33 +26,21 @@ class ClusterUnavailable(Exception):
 
 
 class Reader:
-    def __init__(self, address: str, token: bytes, session_dir: str | None):
-        self.address = address
-        self._token = token
-        self.session_dir = session_dir
-        self._req = itertools.count(1)
+    def __init__(self, target):
+        self._target = target
+        self.address = target.address
+        self.session_dir = target.session_dir
+        self.token = target.token  # the cluster token: the login form compares with it
 
     def state(self, kinds: tuple, owners: bool = False):
         """(StateSnapshot, missing owners) for `kinds`; ClusterUnavailable when no answer."""
-        from raylite._protocol import messages as m
-        from raylite._protocol.transport import connect
+        from raylite.util.state import RayStateApiException
+        from raylite.util.state.fetch import ask
 
         try:
-            conn = connect(self.address, self._token)
-        except (ConnectionError, OSError, ValueError) as e:
-            raise ClusterUnavailable(f"cannot reach the cluster at {self.address}: {e}") from None
-        try:
-            conn.sock.settimeout(REPLY_TIMEOUT_S)
-            conn.send(m.GetState(next(self._req), tuple(kinds), owners))
-            reply = conn.recv()
-        except (EOFError, OSError) as e:
-            raise ClusterUnavailable(f"the cluster at {self.address} did not answer: {e}") from None
-        finally:
-            conn.close()
-        if not isinstance(reply, m.StateReply):
-            raise ClusterUnavailable(f"the cluster at {self.address} answered {type(reply).__name__}"
-                                     " to a state request")
-        return reply.snapshot, tuple(reply.missing)
+            return ask(self._target, tuple(kinds), owners, REPLY_TIMEOUT_S)
+        except RayStateApiException as e:
+            raise ClusterUnavailable(str(e)) from None
 
     def log_dir(self) -> str | None:
         """<session_dir>/logs, or None when the session dir is not known (a remote head)."""
@@ -60,18 +49,14 @@ class Reader:
 
 def resolve(address: str | None, temp: str) -> Reader:
     """A Reader for `address` (default: the head `raylite start` recorded in `temp`), with the
-    token found as `raylite status` finds it. ClusterUnavailable says what to do when none."""
-    from raylite.cli import _records as rec
+    token found as the state API finds it. ClusterUnavailable says what to do when none."""
+    from raylite.util.state import RayStateApiException
+    from raylite.util.state.fetch import resolve as target_of
 
-    head = rec.live_head(temp)
-    if address is None:
-        if head is None:
-            raise ClusterUnavailable(f"no running raylite cluster here (temp dir {temp}): start one "
-                                     "with `raylite start --head`, or pass --address HOST:PORT.")
-        address = head.address
     try:
-        token = rec.find_token(address, temp)
-    except (ConnectionError, ValueError) as e:
+        target = target_of(address or "auto", temp)
+    except RayStateApiException as e:
         raise ClusterUnavailable(str(e)) from None
-    session = head.session_dir if head is not None and head.address == address else None
-    return Reader(address, token, session)
+    if target.address is None:
+        raise ClusterUnavailable("the dashboard needs a running cluster, not local mode")
+    return Reader(target)

@@ -236,7 +236,7 @@ def run(address: str | None, temp: str, host: str, port: int, interval: float,
     from .reader import resolve
 
     reader = resolve(address, temp)
-    dash = Dashboard(reader, reader._token.hex(), interval, head_pid)
+    dash = Dashboard(reader, reader.token.hex(), interval, head_pid)
     server = serve(dash, host, port)
     base = url_of(host, server.server_address[1])
     if record:

@@ -8,7 +8,7 @@
 
 Submodules imported on demand, as in Ray: `raylite.util.queue` (Queue, Empty,
 Full), `raylite.util.multiprocessing` (Pool), `raylite.util.joblib`
-(register_ray).
+(register_ray), `raylite.util.state` (the state API: list_*, get_*, summarize_*, logs).
 """
 from .actor_pool import ActorPool
 from .check_serialize import inspect_serializability

@@ -1,0 +1,104 @@
+"""Where a state call gets its records: this process's runtime, or a cluster by address.
+
+    address given ─────────────────────────► connect(address, token) ─► GetState ─► StateReply
+    no address, init() in this process:                                  (snapshot, missing)
+        local mode ─► runtime.state()    (everything is in this process: nothing is missing)
+        cluster    ─► connect(its daemon, its token) ─► GetState ─► StateReply
+    no address, no init() ─► $RAYLITE_ADDRESS, else the head `raylite start` recorded here
+
+Every ask opens one connection to a node daemon and closes it before returning, so a call
+leaves nothing behind (as `raylite status` does), and the reply carries the names of the
+owners that did not answer in time (`missing`), which the state API reports. The process's
+own runtime, if any, answers the daemon's owner request on its own I/O thread meanwhile.
+"""
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from .common import RayStateApiException
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class Target(NamedTuple):
+    address: str | None        # a node daemon's host:port; None: the local-mode runtime
+    token: bytes
+    session_dir: str | None    # where this cluster's session files (and logs/) are, if known
+    temp_dir: str | None       # where its daemon logs (raylite_head.log, ...) are, if known
+
+
+def resolve(address: str | None = None, temp_dir: str | None = None) -> Target:
+    """The cluster to ask. RayStateApiException when none is found."""
+    from raylite import _runtime
+
+    rt = _runtime.current() if address is None else None
+    if rt is not None:
+        info = rt.info()
+        if info.mode == "local":
+            return Target(None, b"", None, None)
+        token = getattr(rt, "_token", None) or _token(info.address, temp_dir)
+        session = info.session_dir
+        return Target(info.address, token, session, os.path.dirname(session) if session else None)
+    from raylite.cli import _records as rec
+
+    temp = rec.temp_dir(temp_dir)
+    address = address or os.environ.get("RAYLITE_ADDRESS") or None
+    if address in (None, "auto"):
+        head = rec.live_head(temp)
+        if head is None:
+            raise RayStateApiException(
+                f"no running raylite cluster here (temp dir {temp}) and no init() in this "
+                "process: start one with `raylite start --head`, call raylite.init(), or pass "
+                "address='HOST:PORT'.")
+        return Target(head.address, _token(head.address, temp), head.session_dir, temp)
+    session = _session_of(address, temp)
+    return Target(address, _token(address, temp), session, temp if session else None)
+
+
+def _token(address: str, temp: str | None) -> bytes:
+    from raylite.cli import _records as rec
+
+    try:
+        return rec.find_token(address, rec.temp_dir(temp))
+    except (ConnectionError, ValueError) as e:
+        raise RayStateApiException(f"cannot ask the cluster at {address}: {e}") from None
+
+
+def _session_of(address: str, temp: str) -> str | None:
+    from raylite.cli import _records as rec
+
+    for r in [rec.head(temp), *rec.nodes(temp)]:
+        if r is not None and r.address == address:
+            return r.session_dir
+    return None
+
+
+def ask(target: Target, kinds: tuple, owners: bool, timeout: float | None):
+    """(snapshot, missing) of `kinds` from the target; with `owners`, every driver and worker
+    is asked for its tasks and objects."""
+    if target.address is None:
+        from raylite import _runtime
+
+        rt = _runtime.current()
+        if rt is None:
+            raise RayStateApiException("raylite was shut down while asking for its state")
+        return rt.state(), ()
+    from raylite._protocol import messages as m
+    from raylite._protocol.transport import connect
+
+    try:
+        conn = connect(target.address, target.token)
+    except (ConnectionError, OSError, ValueError) as e:
+        raise RayStateApiException(f"cannot connect to the cluster at {target.address}: {e}; "
+                                   "is it running (`raylite status`)?") from None
+    try:
+        conn.sock.settimeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
+        conn.send(m.GetState(1, tuple(kinds), owners))
+        reply = conn.recv()
+    except (EOFError, OSError) as e:
+        raise RayStateApiException(f"the cluster at {target.address} did not answer within "
+                                   f"{timeout}s: {e}") from None
+    finally:
+        conn.close()
+    return reply.snapshot, tuple(reply.missing)
