@@ -5,6 +5,7 @@
     raylite start --address HOST:PORT                      a node that joins that head
     raylite stop [--force]                                 stops what `start` started here
     raylite status | memory                                what the cluster holds
+    raylite dashboard [--port 8265]                        a read-only web UI of the cluster
     raylite job submit|status|logs|stop|delete|list        Jobs: run a command on the head
     raylite list|get|summary KIND ... , raylite logs       the state API (raylite.util.state)
     raylite run script.py [args]                           a Ray program, `import ray` -> raylite
@@ -56,6 +57,9 @@ def _start_parser(sub) -> None:
     st.add_argument("--object-store-memory", type=int, metavar="BYTES",
                     help="shared-memory object store size (default 30%% of RAM)")
     st.add_argument("--temp-dir", help=_TEMP_HELP)
+    st.add_argument("--dashboard-port", type=int, metavar="P",
+                    help="with --head: also serve the web dashboard on 127.0.0.1:P (0 = any "
+                         "free port); it prints a one-time login URL, `raylite stop` stops it")
     st.add_argument("--block", action="store_true",
                     help="stay in the foreground until Ctrl-C or SIGTERM, then stop the daemon")
     st.set_defaults(run="raylite.cli.start:run")
@@ -181,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--temp-dir", help=_TEMP_HELP)
         p.set_defaults(run=target)
 
+    from raylite.dashboard.__main__ import parser as dashboard_parser
+
+    sub.add_parser("dashboard", parents=[dashboard_parser()], add_help=False,
+                   help="serve a read-only web UI of a running cluster (needs its token)",
+                   description=dashboard_parser().description).set_defaults(
+        run="raylite.cli.dashboard:run")
     _job_parser(sub)
     _state_parsers(sub)
 

@@ -14,6 +14,12 @@
        ─► print how to connect and stop; --block: wait in the foreground until
           Ctrl-C or SIGTERM, then stop the daemon as `raylite stop` would.
 
+With --head --dashboard-port P, the web dashboard (raylite.dashboard) is launched
+beside the head in its own session (`python -m raylite.dashboard --record --head-pid
+PID`, stderr appended to <temp>/raylite_dashboard.log); its first stdout line
+"READY <one-time login URL>" is printed in the banner. It records itself in
+<temp>/raylite_dashboard for `raylite stop`, and ends by itself once the head is gone.
+
 A joined node's resources count in cluster_resources() and nodes(); placing
 tasks and actors on it is a later issue (they run on the head node).
 """
@@ -62,6 +68,12 @@ def _check_flags(args: argparse.Namespace) -> None:
                          f"printed it), got {args.address!r}.")
     if args.resources is not None:
         _check_resources(args.resources)
+    if getattr(args, "dashboard_port", None) is not None:
+        if not args.head:
+            raise _Usage("--dashboard-port goes with --head (the dashboard runs beside the head); "
+                         "for a running cluster use `raylite dashboard`.")
+        if not 0 <= args.dashboard_port <= 65535:
+            raise _Usage(f"--dashboard-port must be 0..65535, got {args.dashboard_port}.")
 
 
 def _check_resources(text: str) -> None:
@@ -209,6 +221,24 @@ def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, toke
             f"  Stop it:                    {stop}")
 
 
+def _start_dashboard(args: argparse.Namespace, temp: str, address: str, head_pid: int) -> str:
+    """Launches the dashboard beside the head; its one-time login URL, or _Refused."""
+    log_path = os.path.join(temp, "raylite_dashboard.log")
+    cmd = [sys.executable, "-m", "raylite.dashboard", "--address", address, "--temp-dir", temp,
+           "--port", str(args.dashboard_port), "--head-pid", str(head_pid), "--record"]
+    proc, line = _launch(cmd, dict(os.environ), log_path, block=False)
+    if line.startswith("READY "):
+        return line.split()[1]
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        rec.signal_pid(proc.pid, signal.SIGKILL)
+        proc.wait()
+    why = line[6:] if line.startswith("ERROR ") else f"no READY (exit code {proc.returncode}); " \
+        f"see {log_path}"
+    raise _Refused(f"the head is running at {address}, but the dashboard did not start: {why}")
+
+
 class _Signalled(Exception):
     pass
 
@@ -219,7 +249,7 @@ def _raise(*_) -> None:
 
 def _block(proc: subprocess.Popen, address: str, session_dir: str, kind: str, temp: str) -> int:
     """Waits in the foreground; Ctrl-C, SIGTERM or SIGHUP stop the daemon as `raylite stop` does."""
-    from .stop import stop_records
+    from .stop import stop_dashboard, stop_records
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a `&` job ignores it
         signal.signal(sig, _raise)
@@ -231,7 +261,10 @@ def _block(proc: subprocess.Popen, address: str, session_dir: str, kind: str, te
         path = os.path.join(temp, rec.HEAD_RECORD) if kind == "head" else \
             os.path.join(temp, rec.NODES_DIR, str(proc.pid))
         r = rec.Record(path, address, proc.pid, session_dir, kind)
+        said = stop_dashboard(temp) if kind == "head" else None
         _, killed, failed = stop_records([r], force=False)
+        if said:
+            print(said)
         proc.wait()
         print(f"stopped {kind} {address} (pid {proc.pid})" + (" by SIGKILL" if killed else ""))
         return 1 if failed else 0
@@ -254,6 +287,15 @@ def run(args: argparse.Namespace) -> int:
         token = ""
     token = token or "<see " + os.path.join(session_dir, "token") + ">"
     print(_banner(args, proc, address, token), flush=True)
+    if args.dashboard_port is not None:
+        try:
+            url = _start_dashboard(args, temp, address, proc.pid)
+        except _Refused as e:
+            print(f"raylite start: {e}", file=sys.stderr)
+            return 1
+        print(f"  Dashboard:                  {url.partition('/login')[0]}\n"
+              f"    log in once with          {url}\n"
+              f"    (later: the cluster token at {url.partition('?')[0]})", flush=True)
     if args.block:
         return _block(proc, address, session_dir, "head" if args.head else "node", temp)
     return 0

@@ -14,6 +14,9 @@ up after the daemons that died.
            gets the same cleanup: the segments /dev/shm/raylite_<node id[:12]>_* its
            node.json names, its unix socket, its session dir
 
+The dashboard `start --head --dashboard-port` launched is stopped first, by the pid in
+<temp>/raylite_dashboard, and only while that pid still runs raylite.dashboard.
+
 Processes are found only through the recorded pids and session names (see _records),
 never by name. Only what is ours is touched: sessions and node.json pass
 _private_files, a segment is unlinked only if we own it.
@@ -162,8 +165,29 @@ def _unlink(path: str) -> None:
         pass
 
 
+def stop_dashboard(temp: str, force: bool = False) -> str | None:
+    """Stops the recorded dashboard (SIGTERM, then SIGKILL after GRACE_S); what was done."""
+    from raylite.dashboard import record as dash
+
+    r = dash.read(temp)
+    if r is None:
+        return None
+    if not dash.is_dashboard(r.pid):
+        _unlink(r.path)
+        return f"removed the record of the dashboard {r.url} (pid {r.pid} is no longer one)"
+    rec.signal_pid(r.pid, signal.SIGKILL if force else signal.SIGTERM)
+    if _wait([r], GRACE_S, lambda x: not dash.is_dashboard(x.pid)):
+        rec.signal_pid(r.pid, signal.SIGKILL)
+        _wait([r], KILL_WAIT_S, lambda x: not dash.is_dashboard(x.pid))
+    _unlink(r.path)
+    return f"stopped the dashboard {r.url} (pid {r.pid})"
+
+
 def run(args: argparse.Namespace) -> int:
     temp = rec.temp_dir(args.temp_dir)
+    said = stop_dashboard(temp, args.force) if private.check_dir(temp) else None
+    if said:
+        print(said)
     recorded = rec.nodes(temp) + [r for r in [rec.head(temp)] if r is not None]
     running, stale = [], []
     for r in recorded:

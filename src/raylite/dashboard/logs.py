@@ -1,0 +1,126 @@
+"""The logs page: the files of the session's logs/ (and the head daemon's own log), each
+tailed, with follow.
+
+    /logs                    list_logs(dirs) ─► name, size, modified, one link per file
+    /logs/view?name=F        the last TAIL_BYTES of F, in <pre id=log data-offset=size>
+    /logs/tail?name=F&offset=N   JSON {"offset", "text", "reset"}: what F holds past N (at
+                             most CHUNK_BYTES a call); reset when F shrank (rotated or
+                             truncated): the page clears and starts again from its tail
+
+A name is served only when it is one of the listed files (looked up, never joined to a
+path), so `../` or an absolute path in the query reaches nothing. Files are opened with
+O_NOFOLLOW and must be regular files owned by this user.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+
+from .html import esc, layout, table
+
+TAIL_BYTES = 64 * 1024
+CHUNK_BYTES = 256 * 1024
+_DAEMON_LOGS = ("raylite_head.log", "raylite_node.log")
+
+
+def sources(log_dir: str | None) -> dict[str, str]:
+    """name -> path of every log the page may show (session logs/ first, then the daemons')."""
+    out: dict[str, str] = {}
+    if not log_dir:
+        return out
+    try:
+        names = sorted(os.listdir(log_dir))
+    except OSError:
+        names = []
+    for name in names:
+        out[name] = os.path.join(log_dir, name)
+    temp = os.path.dirname(os.path.dirname(log_dir))
+    for base in _DAEMON_LOGS:
+        for suffix in ("", ".1", ".2"):
+            name = base + suffix
+            if name not in out and os.path.isfile(os.path.join(temp, name)):
+                out[name] = os.path.join(temp, name)
+    return out
+
+
+def _open(path: str):
+    """A binary file object for a regular file of ours, or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def _read(path: str, offset: int, limit: int) -> tuple[bytes, int, int] | None:
+    """(bytes from offset, at most limit; the new offset; file size), or None."""
+    f = _open(path)
+    if f is None:
+        return None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(offset)
+        data = f.read(min(limit, max(size - offset, 0)))
+        return data, offset + len(data), size
+
+
+def list_page(log_dir: str | None) -> tuple[int, str]:
+    if not log_dir:
+        return 200, layout("Logs", "/logs", "<p class=empty>This cluster's session dir is not on "
+                                           "this machine: its logs cannot be shown here.</p>")
+    rows = []
+    for name, path in sources(log_dir).items():
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        rows.append([f'<a href="/logs/view?name={esc(name)}" class=log-link>{esc(name)}</a>',
+                     f"{st.st_size:,d}",
+                     esc(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)))])
+    body = (f"<p>Files in <code>{esc(log_dir)}</code> and the daemons' logs.</p>"
+            + table(["file", "bytes", "modified"], rows, "logs-table", "no log files yet"))
+    return 200, layout("Logs", "/logs", body)
+
+
+def view_page(log_dir: str | None, query: dict) -> tuple[int, str]:
+    name = query.get("name", "")
+    path = sources(log_dir).get(name)
+    got = _read(path, 0, 0) if path else None
+    if got is None:
+        return 404, layout("Logs", "/logs", f'<p class=error>No log named {esc(name)!s}: see the '
+                                            '<a href="/logs">list</a>.</p>', refresh=False)
+    size = got[2]
+    start = max(size - TAIL_BYTES, 0)
+    data, end, _ = _read(path, start, TAIL_BYTES) or (b"", start, size)
+    text = data.decode("utf-8", "replace")
+    cut = f"<p class=empty>(the last {TAIL_BYTES // 1024} KiB of {size:,d} bytes)</p>" if start else ""
+    body = (f'<p><a href="/logs">&larr; all logs</a> · <label><input type=checkbox id=follow '
+            f'checked> follow</label></p>{cut}'
+            f'<pre id=log data-name="{esc(name)}" data-offset="{end}">{esc(text)}</pre>')
+    return 200, layout(name, "/logs", body, refresh=False)
+
+
+def tail(log_dir: str | None, query: dict) -> tuple[int, str]:
+    """(status, JSON) of what the log holds past `offset`."""
+    path = sources(log_dir).get(query.get("name", ""))
+    try:
+        offset = max(int(query.get("offset", "0")), 0)
+    except ValueError:
+        return 400, json.dumps({"error": "offset must be a whole number of bytes"})
+    got = _read(path, offset, CHUNK_BYTES) if path else None
+    if got is None:
+        return 404, json.dumps({"error": "no such log"})
+    data, end, size = got
+    reset = size < offset
+    if reset:
+        data, end, _ = _read(path, max(size - TAIL_BYTES, 0), TAIL_BYTES) or (b"", 0, size)
+    return 200, json.dumps({"offset": end, "text": data.decode("utf-8", "replace"),
+                            "reset": reset})

@@ -1,0 +1,62 @@
+"""The dashboard's only window on the cluster: the state API's fetch layer
+(raylite.util.state.fetch), the same state request `raylite list` and `raylite status` make.
+
+    resolve(address, temp) ─► util.state.fetch.resolve ─► Target(address, token, session dir)
+    Reader.state(kinds, owners) ─► util.state.fetch.ask ─► GetState(kinds, owners)
+                                ◄─ (StateSnapshot of frozen records, missing owners)
+    Reader.log_dir()            ─► <session_dir>/logs (the files the logs page lists)
+
+A new connection per request, as the state API makes: nothing is held open between page
+views, so a daemon restart or a dropped socket costs one failed page, never a stuck
+dashboard. The pages work on the frozen records (_core/records.py) rather than the state
+API's list_* rows because a page needs every match (its count, and page N of it) before
+it shows 50, and list_* stops at its limit. `owners=False` asks the daemon's cores only
+(quick); `owners=True` also asks every driver and worker for the tasks and objects it owns
+(tasks in flight are known only to their owners), naming those that did not answer.
+"""
+from __future__ import annotations
+
+import os
+
+REPLY_TIMEOUT_S = 10.0
+
+
+class ClusterUnavailable(Exception):
+    """The cluster did not answer: the page says so and the next request tries again."""
+
+
+class Reader:
+    def __init__(self, target):
+        self._target = target
+        self.address = target.address
+        self.session_dir = target.session_dir
+        self.token = target.token  # the cluster token: the login form compares with it
+
+    def state(self, kinds: tuple, owners: bool = False):
+        """(StateSnapshot, missing owners) for `kinds`; ClusterUnavailable when no answer."""
+        from raylite.util.state import RayStateApiException
+        from raylite.util.state.fetch import ask
+
+        try:
+            return ask(self._target, tuple(kinds), owners, REPLY_TIMEOUT_S)
+        except RayStateApiException as e:
+            raise ClusterUnavailable(str(e)) from None
+
+    def log_dir(self) -> str | None:
+        """<session_dir>/logs, or None when the session dir is not known (a remote head)."""
+        return os.path.join(self.session_dir, "logs") if self.session_dir else None
+
+
+def resolve(address: str | None, temp: str) -> Reader:
+    """A Reader for `address` (default: the head `raylite start` recorded in `temp`), with the
+    token found as the state API finds it. ClusterUnavailable says what to do when none."""
+    from raylite.util.state import RayStateApiException
+    from raylite.util.state.fetch import resolve as target_of
+
+    try:
+        target = target_of(address or "auto", temp)
+    except RayStateApiException as e:
+        raise ClusterUnavailable(str(e)) from None
+    if target.address is None:
+        raise ClusterUnavailable("the dashboard needs a running cluster, not local mode")
+    return Reader(target)

@@ -1,0 +1,260 @@
+"""The dashboard process: a read-only web UI of a running cluster, on the stdlib's HTTP server.
+
+    raylite dashboard  |  raylite start --head --dashboard-port P   (python -m raylite.dashboard)
+        ─► Reader (reader.py): the cluster's address and token, as `raylite status` finds them
+        ─► ThreadingHTTPServer on --host (127.0.0.1 unless --allow-remote) : --port
+        ─► sampler thread: every --interval s a quick state request (nodes and the store's
+           objects) ─► History (a bounded ring: the last hour) ─► the overview's plots;
+           with --head-pid, the dashboard ends itself once that head daemon is gone
+        ─► prints "READY <login URL>" (the one-time code: auth.py) and serves until SIGTERM/Ctrl-C
+
+    request ─► /static/* and /login: open to all;  anything else needs the session cookie:
+               no cookie: a page is redirected to /login, anything else gets 401
+           ─► pages.py (overview, jobs, actors, tasks, objects) or logs.py, each reading the
+              cluster through the Reader only, rendered on the server
+
+Responses carry a Content-Security-Policy that allows scripts, styles and images from
+the dashboard itself only (so nothing is fetched from elsewhere and no inline script
+runs), `Cache-Control: no-store`, `X-Frame-Options: DENY` and `Referrer-Policy:
+no-referrer` (the login URL's code never leaves in a Referer). With --record the
+process writes <temp>/raylite_dashboard ("url pid") for `raylite stop`, and removes it
+when it ends.
+"""
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.parse
+
+from . import auth as au
+from . import html as h
+from . import logs, pages
+from .history import History, sample_of
+from .reader import ClusterUnavailable, Reader
+
+MAX_BODY = 4096
+MAX_VALUE = 200
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+                                "frame-ancestors 'none'; base-uri 'none'"),
+    ("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-store"))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def login_form(error: str = "") -> str:
+    err = f'<p class=error id=login-error>{h.esc(error)}</p>' if error else ""
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>log in · raylite</title>"
+            '<link rel=stylesheet href="/static/app.css"></head><body><form class=login '
+            f'method=post action="/login"><h1>raylite dashboard</h1>{err}'
+            "<p>Open the one-time login URL the command printed, or enter the cluster token "
+            "(<code>raylite start</code> printed it; it is in the session dir's "
+            "<code>token</code> file).</p>"
+            '<input type=password name=token id=token autocomplete=off placeholder="cluster token">'
+            "<button id=login>log in</button></form></body></html>")
+
+
+class Dashboard:
+    """What the request handlers share: the reader, the history, the logins."""
+
+    def __init__(self, reader: Reader, token_hex: str, interval: float, head_pid: int | None):
+        self.reader = reader
+        self.history = History(interval)
+        self.auth = au.Auth(token_hex, time.time())
+        self.auth_lock = threading.Lock()
+        self.head_pid = head_pid
+        self.stopping = threading.Event()
+        self.server: http.server.ThreadingHTTPServer | None = None
+
+    def sample_forever(self) -> None:
+        from raylite.cli import _records as rec
+
+        while not self.stopping.is_set():
+            try:
+                snap, _ = self.reader.state(("nodes", "objects"), False)
+                self.history.add(sample_of(snap, time.time()))
+            except ClusterUnavailable:
+                pass
+            if self.head_pid is not None and not rec.is_daemon(self.head_pid):
+                threading.Thread(target=self.server.shutdown, daemon=True).start()
+                return
+            self.stopping.wait(self.history.interval)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "raylite-dashboard"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+    dash: Dashboard  # set on the subclass made by serve()
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's name
+        pass  # no per-request log lines: the dashboard's log holds only its own errors
+
+    # -- plumbing --------------------------------------------------------------
+    def _send(self, status: int, body: str, ctype: str = "text/html; charset=utf-8",
+              headers: tuple = ()) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        for k, v in SECURITY_HEADERS + tuple(headers):
+            self.send_header(k, v)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _redirect(self, where: str, headers: tuple = ()) -> None:
+        self._send(303, "", headers=(("Location", where),) + tuple(headers))
+
+    def _query(self, raw: str) -> dict:
+        q = urllib.parse.parse_qs(raw, keep_blank_values=True, max_num_fields=20)
+        return {k[:MAX_VALUE]: v[0][:MAX_VALUE] for k, v in q.items()}
+
+    def _cookie(self) -> str | None:
+        return au.cookie_of(self.headers.get("Cookie"))
+
+    def _logged_in(self) -> bool:
+        with self.dash.auth_lock:
+            return self.dash.auth.session_ok(self._cookie(), time.time())
+
+    # -- routes ----------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        try:
+            self._get()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    do_HEAD = do_GET
+
+    def _get(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        try:
+            query = self._query(url.query)
+        except ValueError:
+            return self._send(400, "too many query fields", "text/plain; charset=utf-8")
+        path = url.path
+        if path == "/static/app.css":
+            return self._send(200, h.CSS, "text/css; charset=utf-8")
+        if path == "/static/app.js":
+            return self._send(200, h.JS, "text/javascript; charset=utf-8")
+        if path == "/login":
+            return self._login_get(query)
+        if not self._logged_in():
+            if path in pages.PAGES or path in ("/logs", "/logs/view"):
+                return self._redirect("/login")
+            return self._send(401, "log in first: /login", "text/plain; charset=utf-8")
+        d = self.dash
+        if path in pages.PAGES:
+            status, body = pages.PAGES[path](d.reader, d.history, query, time.time())
+        elif path == "/logs":
+            status, body = logs.list_page(d.reader.log_dir())
+        elif path == "/logs/view":
+            status, body = logs.view_page(d.reader.log_dir(), query)
+        elif path == "/logs/tail":
+            status, body = logs.tail(d.reader.log_dir(), query)
+            return self._send(status, body, "application/json")
+        else:
+            status, body = 404, h.layout("Not found", "", f"<p>No page {h.esc(path)}.</p>",
+                                         refresh=False)
+        self._send(status, body)
+
+    def _login_get(self, query: dict) -> None:
+        code = query.get("code")
+        if code is None:
+            return self._send(200, login_form())
+        with self.dash.auth_lock:
+            cookie = self.dash.auth.redeem(code, time.time())
+        if cookie is None:
+            return self._send(401, login_form("That login link was already used or is not "
+                                              "valid: enter the cluster token instead."))
+        self._redirect("/", (("Set-Cookie", au.cookie_header(cookie)),))
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        try:
+            self._post()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _post(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True
+            return self._send(413, f"a form of at most {MAX_BODY} bytes", "text/plain; charset=utf-8")
+        try:
+            form = self._query(self.rfile.read(length).decode("utf-8", "replace"))
+        except ValueError:
+            return self._send(400, "too many form fields", "text/plain; charset=utf-8")
+        if path == "/login":
+            with self.dash.auth_lock:
+                cookie = self.dash.auth.check_token(form.get("token", ""), time.time())
+            if cookie is None:
+                return self._send(401, login_form("That is not this cluster's token."))
+            return self._redirect("/", (("Set-Cookie", au.cookie_header(cookie)),))
+        if path == "/logout":
+            with self.dash.auth_lock:
+                self.dash.auth.end_session(self._cookie())
+            return self._redirect("/login", (("Set-Cookie", au.cookie_header("", 0)),))
+        self._send(404 if self._logged_in() else 401, "no such action", "text/plain; charset=utf-8")
+
+
+def serve(dash: Dashboard, host: str, port: int) -> http.server.ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"dash": dash})
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    dash.server = server
+    return server
+
+
+def url_of(host: str, port: int) -> str:
+    shown = host if ":" not in host else f"[{host}]"
+    return f"http://{shown}:{port}"
+
+
+def run(address: str | None, temp: str, host: str, port: int, interval: float,
+        head_pid: int | None, record: bool, out=sys.stdout) -> int:
+    """Serves until SIGTERM, SIGINT or (with head_pid) the head's end. Prints READY first."""
+    from . import record as dashboard_record
+    from .reader import resolve
+
+    reader = resolve(address, temp)
+    dash = Dashboard(reader, reader.token.hex(), interval, head_pid)
+    server = serve(dash, host, port)
+    base = url_of(host, server.server_address[1])
+    if record:
+        dashboard_record.write(temp, base, os.getpid())
+
+    def stop(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    sampler = threading.Thread(target=dash.sample_forever, name="dashboard-sampler", daemon=True)
+    sampler.start()
+    print(f"READY {base}/login?code={dash.auth.code}", file=out, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dash.stopping.set()
+        server.server_close()
+        if record:
+            dashboard_record.remove_if_mine(temp, os.getpid())
+    return 0

@@ -1,0 +1,135 @@
+"""A real cluster for the dashboard tests: a head started with `raylite start --head
+--dashboard-port 0` in a temp dir (loopback), a driver holding an actor, tasks in flight
+and objects, and a log file in the session's logs/. Stopped by `raylite stop` (by pid)
+at the end of the module, pass or fail.
+"""
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.parse
+
+import pytest
+
+DRIVER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import raylite as ray
+
+    ray.init(address="auto")
+
+    @ray.remote
+    class DashCounter:
+        def __init__(self):
+            self.n = 0
+        def add(self):
+            self.n += 1
+            return self.n
+
+    @ray.remote
+    def sleeper(i):
+        time.sleep(600)
+
+    @ray.remote
+    def queued_work(i):
+        return i
+
+    c = DashCounter.options(name="dash-counter").remote()
+    assert ray.get(c.add.remote()) == 1
+    running = [sleeper.remote(i) for i in range(2)]
+    queued = [queued_work.remote(i) for i in range(3)]      # no CPU left: they wait for a lease
+    big = ray.put(np.zeros(2 * 2**20, dtype=np.uint8))      # 2 MiB: in shared memory
+    small = ray.put("a small value")
+    print("READY", flush=True)
+    sys.stdin.read()                                         # until the test closes our stdin
+""")
+
+
+def raylite(*args, temp, timeout=60):
+    return subprocess.run([sys.executable, "-m", "raylite", *args, "--temp-dir", temp],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Cluster:
+    def __init__(self, temp, address, url, code, token, session, log_file):
+        self.temp, self.address, self.url, self.code = temp, address, url, code
+        self.token, self.session, self.log_file = token, session, log_file
+        self.host, _, port = urllib.parse.urlsplit(url).netloc.rpartition(":")
+        self.port = int(port)
+
+    def request(self, method, path, body=None, cookie=None, headers=None):
+        """(status, headers dict, body text); redirects are not followed."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        h = dict(headers or {})
+        if cookie:
+            h["Cookie"] = f"raylite_dashboard={cookie}"
+        if body is not None:
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
+        finally:
+            conn.close()
+
+    def login(self):
+        """A session cookie, got with the cluster token through the login form."""
+        status, headers, _ = self.request("POST", "/login",
+                                          urllib.parse.urlencode({"token": self.token}))
+        assert status == 303, status
+        return headers["set-cookie"].split(";")[0].split("=", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    temp = tempfile.mkdtemp(prefix="raylite-dash-")
+    driver = None
+    try:
+        out = raylite("start", "--head", "--port", "0", "--num-cpus", "2", "--dashboard-port",
+                      "0", temp=temp)
+        assert out.returncode == 0, out.stdout + out.stderr
+        address = out.stdout.split(" started at ")[1].split()[0]
+        login_url = out.stdout.split("log in once with")[1].split()[0]
+        url, _, code = login_url.partition("/login?code=")
+        _, _, session = open(os.path.join(temp, "raylite_current_cluster")).read().split()
+        token = open(os.path.join(session, "token")).read().strip()
+        logs = os.path.join(session, "logs")
+        os.makedirs(logs, mode=0o700, exist_ok=True)
+        log_file = os.path.join(logs, "dash-test.log")
+        with open(log_file, "w") as f:
+            f.write("first line of the test log\n")
+        driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, RAYLITE_TEMP_DIR=temp))
+        assert driver.stdout.readline().strip() == "READY"
+        c = Cluster(temp, address, url, code, token, session, log_file)
+        c.wait_for = _wait_for
+        yield c
+    finally:
+        if driver is not None:
+            driver.stdin.close()
+            try:
+                driver.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                driver.kill()
+                driver.wait()
+        raylite("stop", "--force", temp=temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait_for(check, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def cookie(cluster):
+    return cluster.login()

@@ -1,0 +1,137 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright (pointed
+at /usr/bin/chromium; Playwright never downloads a browser here). Logs in with the one-time
+URL `raylite dashboard` prints, sees the driver's actor, filters the tasks table, follows a
+log. Screenshots go to tests/dashboard/_artifacts/ (gitignored; CI keeps them); with
+DASHBOARD_DOCS_SCREENSHOT=1 the overview's is also written to docs/dashboard.png.
+
+Skips, saying why, where Chromium or the playwright package is missing (scripts/test.sh
+installs Chromium when it runs as root on Debian).
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ARTIFACTS = os.path.join(HERE, "_artifacts")
+DOCS_PNG = os.path.join(HERE, "..", "..", "docs", "dashboard.png")
+CHROMIUM = os.environ.get("RAYLITE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a closed network and a root user (no sandbox), as the machine's probe ran it.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _skip_reason():
+    if not os.path.isfile(CHROMIUM):
+        return (f"no Chromium at {CHROMIUM}: install Debian's `chromium` package "
+                "(scripts/test.sh does when it runs as root on Debian)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+@pytest.fixture
+def fresh_login(cluster):
+    """A `raylite dashboard` process of its own (so its one-time URL is unused): its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "raylite", "dashboard", "--port", "0",
+                             "--interval", "1", "--temp-dir", cluster.temp],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()
+        yield proc.stdout.readline().split()[-1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 800})
+            pg.set_default_timeout(20000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def _shot(page, name):
+    page.screenshot(path=os.path.join(ARTIFACTS, name), full_page=True)
+
+
+def test_login_see_the_actor_filter_tasks_follow_a_log(cluster, fresh_login, page):
+    from playwright.sync_api import expect
+
+    base = fresh_login.partition("/login")[0]
+    page.goto(base + "/actors")
+    assert page.url.endswith("/login")  # not logged in: the login form, nothing else
+    assert page.locator("#token").is_visible()
+    _shot(page, "login.png")
+
+    page.goto(fresh_login)  # the one-time URL: a session cookie, then the overview
+    assert page.url == base + "/"
+    page.locator("#nodes-table").wait_for()
+    assert cluster.address in page.locator("#nodes-table").inner_text()
+    expect(page.locator("#plots polyline")).to_have_count(3)
+    _shot(page, "overview.png")
+    assert page.context.cookies()[0]["httpOnly"] is True
+
+    page.click("nav >> text=Actors")
+    assert "dash-counter" in page.locator("#actors-table").inner_text()
+    assert "DashCounter" in page.locator("#actors-table").inner_text()
+    _shot(page, "actors.png")
+
+    page.click("nav >> text=Tasks")
+    rows = page.locator("#tasks-table tbody tr")
+    expect(rows).to_have_count(5)
+    page.select_option("#filter-state", "RUNNING")
+    page.click("#filter-apply")
+    page.wait_for_url("**/tasks?state=RUNNING*")
+    expect(rows).to_have_count(2)
+    assert rows.count() == 2 and "sleeper" in page.locator("#tasks-table").inner_text()
+    page.select_option("#filter-state", "")
+    page.fill("#filter-name", "queued")
+    page.click("#filter-apply")
+    page.wait_for_url("**name=queued*")
+    expect(rows).to_have_count(3)
+    assert rows.count() == 3 and "sleeper" not in page.locator("#tasks-table").inner_text()
+    _shot(page, "tasks-filtered.png")
+
+    page.click("nav >> text=Logs")
+    page.click("text=dash-test.log")
+    log = page.locator("#log")
+    assert "first line of the test log" in log.inner_text()
+    with open(cluster.log_file, "a") as f:
+        f.write("written while the browser follows\n")
+    expect(log).to_contain_text("written while the browser follows")
+    _shot(page, "log-follow.png")
+    if os.environ.get("DASHBOARD_DOCS_SCREENSHOT") == "1":  # (conftest clears RAYLITE_*)
+        page.click("nav >> text=Overview")
+        expect(page.locator("#plots polyline")).to_have_count(3)
+        page.screenshot(path=DOCS_PNG)
+
+
+def test_auto_refresh_swaps_in_new_content(cluster, fresh_login, page):
+    from playwright.sync_api import expect
+
+    page.goto(fresh_login)
+    page.goto(fresh_login.partition("/login")[0] + "/logs")
+    page.locator("#logs-table").wait_for()
+    name = "appeared-later.log"
+    with open(os.path.join(os.path.dirname(cluster.log_file), name), "w") as f:
+        f.write("x\n")
+    # no reload by the test: the page's own script fetches and swaps the table in (every 5 s)
+    expect(page.locator("#logs-table")).to_contain_text(name, timeout=15000)
+    page.uncheck("#auto-refresh")
+    _shot(page, "logs-refreshed.png")
