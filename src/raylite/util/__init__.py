@@ -10,10 +10,27 @@ Submodules imported on demand, as in Ray: `raylite.util.queue` (Queue, Empty,
 Full), `raylite.util.multiprocessing` (Pool), `raylite.util.joblib`
 (register_ray), `raylite.util.state` (the state API: list_*, get_*, summarize_*, logs).
 """
+import importlib
+
 from .actor_pool import ActorPool
-from .check_serialize import inspect_serializability
-from .helpers import as_completed, get_node_ip_address, map_unordered
-from .serialization import deregister_serializer, register_serializer
+
+# name -> the submodule defining it, imported on first use (keeps `import raylite` cheap)
+_LAZY = {"as_completed": "helpers", "get_node_ip_address": "helpers", "map_unordered": "helpers",
+         "inspect_serializability": "check_serialize", "register_serializer": "serialization",
+         "deregister_serializer": "serialization"}
 
 __all__ = ["ActorPool", "as_completed", "deregister_serializer", "get_node_ip_address",
            "inspect_serializability", "map_unordered", "register_serializer"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'raylite.util' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))
