@@ -229,3 +229,25 @@ def test_resource_defaults_and_description():
 def test_random_ids():
     assert len(_ids.random_id()) == 16 and len(_ids.random_id(4)) == 4
     assert _ids.random_id() != _ids.random_id()
+
+
+def test_node_side_cores_keep_a_bounded_log_of_recent_events():
+    from raylite._node.scheduler import LOG_SIZE, NodeScheduler
+    from raylite._node.worker_table import WorkerTable
+    from raylite._object_store.store import StoreAccounting
+
+    ids = iter(range(10**6))
+    sched = NodeScheduler({"CPU": 1}, lambda: next(ids).to_bytes(4, "big"))
+    sched.worker_registered(b"w")
+    for i in range(LOG_SIZE + 10):
+        sched.request_lease("owner", i, {"CPU": 1}, "f")
+    assert len(sched.log) == LOG_SIZE and sched.log[-1] == ("request", "f", LOG_SIZE + 9)
+    assert ("registered", b"w") not in sched.log  # the oldest went first
+    table = WorkerTable(30.0, remember=4)
+    for i in range(6):
+        table.requested(bytes([i]), float(i))
+    assert [e[1] for e in table.log] == [bytes([i]) for i in range(2, 6)]
+    store = StoreAccounting(1000)
+    store.allocate(b"o", 10, "owner")
+    store.free([b"o"])
+    assert [e[0] for e in store.log] == ["allocate", "free"]

@@ -78,6 +78,9 @@ class _Lease:
         self.name = name
 
 
+LOG_SIZE = 256  # events kept in NodeScheduler.log
+
+
 class NodeScheduler:
     def __init__(self, total: dict, new_id: Any, max_starting: int = 4):
         self.total = dict(total)
@@ -91,14 +94,17 @@ class NodeScheduler:
         self.queue: deque[_Request] = deque()
         self.starting = 0
         self.warned: set = set()
+        self.log: deque = deque(maxlen=LOG_SIZE)  # recent events, newest last, for debugging
 
     # -- events --------------------------------------------------------------
     def request_lease(self, owner: Any, req: int, demand: dict, name: str) -> list:
+        self.log.append(("request", name, req))
         out = self._check_feasible(owner, name, demand)
         self.queue.append(_Request(owner, req, demand, name, None))
         return out + self._schedule()
 
     def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str) -> list:
+        self.log.append(("place actor", actor_id, name))
         out = self._check_feasible(None, name, placement)
         self.queue.append(_Request(None, 0, demand, name, actor_id))
         return out + self._schedule()
@@ -107,16 +113,19 @@ class NodeScheduler:
         self.starting += n
 
     def worker_registered(self, worker_id: bytes) -> list:
+        self.log.append(("registered", worker_id))
         self.starting = max(0, self.starting - 1)
         self.workers[worker_id] = None
         self.idle.append(worker_id)
         return self._schedule()
 
     def worker_failed_to_start(self) -> list:
+        self.log.append(("failed to start",))
         self.starting = max(0, self.starting - 1)
         return self._schedule()
 
     def return_lease(self, lease_id: bytes, kill_worker: bool = False) -> list:
+        self.log.append(("return", lease_id, kill_worker))
         lease = self.leases.pop(lease_id, None)
         if lease is None:
             return []
@@ -131,6 +140,7 @@ class NodeScheduler:
         return out + self._schedule()
 
     def worker_died(self, worker_id: bytes) -> list:
+        self.log.append(("died", worker_id))
         lease_id = self.workers.pop(worker_id, None)
         try:
             self.idle.remove(worker_id)
@@ -155,6 +165,7 @@ class NodeScheduler:
 
     def owner_gone(self, owner: Any) -> list:
         """A driver or worker disconnected: drop its requests, take back its leases."""
+        self.log.append(("owner gone", owner))
         self.queue = deque(r for r in self.queue if r.owner != owner)
         out: list = []
         for lease in [lease for lease in self.leases.values() if lease.owner == owner]:
@@ -204,6 +215,7 @@ class NodeScheduler:
                 out.append(StartActor(r.actor_id, lease_id, worker_id, gpus))
             else:
                 out.append(Grant(r.owner, r.req, lease_id, worker_id, gpus))
+                self.log.append(("grant", lease_id, worker_id))
         self.queue = waiting
         spawn = min(need_workers - self.starting, self.max_starting - self.starting)
         if spawn > 0:

@@ -16,7 +16,7 @@ scheduler's to say: None here, filled in by records.overlay.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
 from .._core.records import StateSnapshot, WorkerRecord
@@ -45,9 +45,11 @@ class WorkerTable:
         self.running: dict[bytes, Proc] = {}    # registered, connection not yet gone
         self.by_pid: dict[int, Proc] = {}       # forked, exit not reported: safe to signal
         self.deaths: OrderedDict[str, str] = OrderedDict()   # address -> how it died
+        self.log: deque = deque(maxlen=remember)  # recent events, newest last, for debugging
 
     def requested(self, worker_id: bytes, now: float) -> Proc:
         p = self.starting[worker_id] = Proc(worker_id, now)
+        self.log.append(("requested", worker_id, now))
         return p
 
     def unsent(self) -> list[Proc]:
@@ -60,6 +62,7 @@ class WorkerTable:
             return None
         p.pid = pid
         self.by_pid[pid] = p
+        self.log.append(("forked", worker_id, pid))
         return p
 
     def register(self, worker_id: bytes, pid: int, address: str) -> str | None:
@@ -75,11 +78,13 @@ class WorkerTable:
             return f"pid {pid} is not worker {worker_id.hex()[:16]}'s pid ({p.pid})"
         del self.starting[worker_id]
         self.running[worker_id] = p
+        self.log.append(("registered", worker_id, pid))
         p.address = address
         self.deaths.pop(address, None)  # an older worker that had this address
         return None
 
     def fork_failed(self, worker_id: bytes) -> Proc | None:
+        self.log.append(("fork failed", worker_id))
         return self.starting.pop(worker_id, None)
 
     def exited(self, pid: int, reason: str) -> tuple[Proc | None, bool]:
@@ -88,6 +93,7 @@ class WorkerTable:
         if p is None:
             return None, False
         p.reason = reason
+        self.log.append(("exited", p.worker_id, pid, reason))
         if self.starting.get(p.worker_id) is p:
             del self.starting[p.worker_id]
             return p, True

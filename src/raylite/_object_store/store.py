@@ -31,7 +31,7 @@ no references, so how many there are is the owner's to say (None here).
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, NamedTuple
 
 from .._core.records import ObjectRecord, StateSnapshot
@@ -64,12 +64,14 @@ class StoreAccounting:
         self.spilled_bytes = 0
         self.objects: OrderedDict[bytes, _Entry] = OrderedDict()   # creation order = LRU order
         self.spill_count = 0
+        self.log: deque = deque(maxlen=256)  # recent events, newest last, for debugging
 
     def allocate(self, object_id: bytes, size: int, owner: Any,
                  disk_free: int | None = None) -> Allocation:
         """Room for a new object. Larger than all of shared memory: it goes straight to
         disk (Ray's fallback allocation). disk_free: bytes free on the spill disk (None:
         unknown, not checked)."""
+        self.log.append(("allocate", object_id, size))
         if object_id in self.objects:
             return Allocation([], [], None)
         if size > self.capacity:
@@ -154,6 +156,7 @@ class StoreAccounting:
     def free(self, object_ids: Any, recyclable: Any = ()) -> tuple[list, list]:
         """Returns (deleted [(id, in_shm, spilled)], recycled [(id, pool id)])."""
         deleted, recycled = [], []
+        self.log.append(("free", len(object_ids) if hasattr(object_ids, "__len__") else None))
         for oid in object_ids:
             e = self.objects.pop(oid, None)
             if e is None:
