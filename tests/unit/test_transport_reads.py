@@ -55,3 +55,28 @@ def test_recv_some_reports_a_closed_peer(pair):
     assert cb.recv_some(spin=True) == [1]
     with pytest.raises(EOFError):
         cb.recv_some(spin=True)
+
+
+def test_close_releases_the_descriptor_at_once(pair):
+    ca, cb = pair
+    cb.close()
+    assert cb.sock.fileno() == -1                  # closed now, not when gc finds the reader
+    with pytest.raises(EOFError):
+        cb.recv()                                  # a read after close is an end, not a crash
+
+
+def test_a_blocking_recv_ends_with_eof_when_the_connection_is_closed(pair):
+    ca, cb = pair
+    got = []
+
+    def read():
+        try:
+            cb.recv()
+        except BaseException as e:  # noqa: BLE001 - the test looks at what it was
+            got.append(e)
+    t = threading.Thread(target=read)
+    t.start()
+    time.sleep(0.02)
+    cb.close()
+    t.join(1)
+    assert len(got) == 1 and isinstance(got[0], EOFError), got

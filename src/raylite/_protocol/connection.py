@@ -135,7 +135,15 @@ class Connection:
             self.sock.sendall(payload)
 
     def recv(self) -> Any:
-        """The next message; EOFError once the peer is gone."""
+        """The next message; EOFError once the peer is gone or close() was called."""
+        try:
+            return self._recv_frame()
+        except (ValueError, AttributeError):  # the buffered reader was closed under us
+            if self.closed:
+                raise EOFError(f"connection to {self.peer} closed") from None
+            raise
+
+    def _recv_frame(self) -> Any:
         head = self._reader.read(4)
         if len(head) < 4:
             raise EOFError(f"connection to {self.peer} closed")
@@ -168,4 +176,5 @@ class Connection:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self._reader.raw.close()  # else the reader's hold keeps the descriptor open until gc
         self.sock.close()
