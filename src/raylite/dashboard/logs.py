@@ -18,6 +18,7 @@ import os
 import stat
 import time
 
+from .. import _private_files as private
 from .html import esc, layout, table
 
 TAIL_BYTES = 64 * 1024
@@ -46,16 +47,11 @@ def sources(log_dir: str | None) -> dict[str, str]:
 
 
 def _open(path: str):
-    """A binary file object for a regular file of ours, or None."""
+    """A binary file object for a regular file of ours (_private_files' checks), or None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        return os.fdopen(private.open_file(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    except (OSError, private.NotPrivateError):
         return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
 
 
 def _read(path: str, offset: int, limit: int) -> tuple[bytes, int, int] | None:

@@ -85,8 +85,16 @@ def get_log(address=None, node_id=None, node_ip=None, filename: str | None = Non
     return _read(path, tail, follow, _interval)
 
 
+def _open(path: str):
+    """The log file, opened without following a link and only if it is ours
+    (_private_files: NotPrivateError names the path otherwise)."""
+    from raylite import _private_files as private
+
+    return os.fdopen(private.open_file(path), "rb")
+
+
 def _read(path: str, tail: int, follow: bool, interval: float) -> Iterator[str]:
-    f = open(path, "rb")
+    f = _open(path)
     try:
         lines = f.read().splitlines(keepends=True)
         for line in lines if tail is None or tail < 0 else lines[-tail:] if tail else []:
@@ -101,7 +109,7 @@ def _read(path: str, tail: int, follow: bool, interval: float) -> Iterator[str]:
                 continue
             if _rotated(f, path):
                 f.close()
-                f, partial = open(path, "rb"), b""
+                f, partial = _open(path), b""
                 continue
             time.sleep(interval)
     finally:
