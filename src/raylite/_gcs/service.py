@@ -65,7 +65,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.records import KINDS
-from .._actor_ends import owner_exited
+from .._actor_ends import ended_error, owner_exited
 from .._protocol import messages as m
 from .._protocol import validate
 from .._protocol.rpc import Endpoint
@@ -355,8 +355,7 @@ class GcsService:
         if entry is None or entry.state == "DEAD":
             return
         address, node_id = entry.worker_address or entry.address, entry.node_id
-        death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} is dead: {why}.",
-                                           actor_id.hex()))
+        death = dumps_error(ended_error(entry.spec.meta.class_name, actor_id, why))
         state = self.tables.actor_died(actor_id, death, may_restart=not no_restart, reason=why)
         if not self._tell(node_id, m.ReleaseActor(actor_id)) and actor_id in self._unplaced:
             self._unplaced.remove(actor_id)
