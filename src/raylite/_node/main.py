@@ -1,7 +1,9 @@
 """The node daemon process: `python -m raylite._node.main [--record | --address HEAD] ...`.
 
-    main ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
-         ─► Zygote (forked while still single-threaded) ─► NodeServer
+    main ─► imports (what workers need, then the server and GCS) ─► gc.freeze
+         ─► Zygote (forked while still single-threaded; it waits for its settings)
+         ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
+         ─► Zygote.configure ─► NodeServer
          ─► the head (no --address): the cluster's GCS lives in this process
                 GcsService (_gcs/service.py) ◄─ inproc.direct_pipe ─► NodeServer.attach_gcs:
                 RegisterNode ◄─ NodeRegistered; node daemons that join reach the GCS
@@ -79,13 +81,17 @@ def main(argv: list[str] | None = None) -> None:
     cfg = _read_config()
     args.temp_dir = args.temp_dir or cfg.temp_dir
 
-    from .._protocol.transport import Listener
-    from .server import NodeServer
-    if not args.address:  # the head's GCS, imported before the fork server: pages it shares
-        from .._gcs import service  # noqa: F401
     from .worker_pool import Zygote, preload
 
     preload()  # everything a worker needs, imported once: forked workers share it, start fast
+    from .._protocol.transport import Listener
+    from .server import NodeServer
+    if not args.address:  # the head's GCS
+        from .._gcs import service  # noqa: F401
+    import gc
+
+    gc.freeze()  # what is imported is never traversed by the collector, here or in the zygote
+    zygote = Zygote.fork()  # and its workers: the pages they share stay shared
 
     token, total, ip = _token_and_resources(args)
     try:
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     node_id = (cfg.node_id_prefix + os.urandom(16))[:16]
 
 
-    zygote = Zygote.fork((address, token, session_dir, node_id), listener.close_inherited)
+    zygote.configure((address, token, session_dir, node_id))
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
                         owner_pid=args.owner_pid, node_id=node_id)
     if args.log_file:  # after the zygote fork: workers keep the plain stderr handling
