@@ -46,6 +46,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import NoReturn
 
 from .. import _private_files as private
@@ -53,8 +54,6 @@ from .. import _private_files as private
 
 def make_session_dir(temp_dir: str) -> str:
     """<temp>/session_<time>_<pid>, and the temp dir itself if missing, both 0700 and ours."""
-    import time
-
     private.make_dir(temp_dir)
     path = os.path.join(temp_dir, f"session_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}")
     private.make_dir(path)
@@ -114,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
 
     zygote.configure((address, token, session_dir, node_id))
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
-                        owner_pid=args.owner_pid, node_id=node_id)
+                        owner_pid=args.owner_pid, node_id=node_id,
+                        idle_kill_s=cfg.idle_worker_kill_ms / 1000)
     if args.log_file:  # after the zygote fork: workers keep the plain stderr handling
         from .log_file import RotatingStderr
 
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # whoever read READY may close the pipe
     os.close(devnull)
-    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler: the kernel may
-        pass                              # deliver the signal to another thread than this one
+    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler (the kernel may
+        server.tick(time.monotonic())     # deliver it to another thread) and to stop idle workers
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
     if gcs is not None:
