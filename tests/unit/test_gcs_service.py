@@ -38,6 +38,7 @@ class FakeNode:
         self.mine, self.theirs = inproc.pipe(f"node {address}", "gcs")
         gcs.attach(self.theirs)
         self.resources = resources
+        self.views = []  # the ClusterViews it was sent, kept apart from the other messages
 
     def register(self):
         assert self.call(m.RegisterNode(1, self.node_id, self.address, self.resources, "h")) == \
@@ -52,7 +53,10 @@ class FakeNode:
         return self.got()
 
     def got(self):
-        return self.mine.recv_ready()
+        out = []
+        for msg in self.mine.recv_ready():
+            (self.views if type(msg) is m.ClusterView else out).append(msg)
+        return out
 
     def start(self, spec, worker, restarts=0, error=None):
         """This node ran the actor's __init__ on `worker` (address w:<worker[0]>)."""
@@ -97,17 +101,19 @@ def test_named_actors_are_unique_per_namespace(gcs, head):
     assert info.actor_id == first.actor_id and info.state == "PENDING"
 
 
-def test_placement_is_the_head_while_it_is_alive_else_a_node_that_fits(gcs, head):
+def test_placement_is_the_head_when_it_fits_else_a_node_that_fits(gcs, head):
     other = FakeNode(gcs, OTHER, {"CPU": 1.0, "disk": 1.0}, "127.0.0.1:2").register()
     usual, disky = _spec(b"a" * 16), _spec(b"b" * 16, placement={"disk": 1.0})
     assert head.call(m.CreateActor(1, usual, False))[1] == m.PlaceActor(usual, 0)
-    assert head.call(m.CreateActor(2, disky, False))[1] == m.PlaceActor(disky, 0)  # waits there
-    assert other.got() == []
+    assert head.call(m.CreateActor(2, disky, False)) == [m.ActorCreated(2, disky.actor_id,
+                                                                        disky.meta, None)]
+    assert other.got() == [m.PlaceActor(disky, 0)]               # only that node has a disk
     nodes = [NodeInfo(b"1" * 16, "a:1", {"CPU": 1}, "a", True),
-             NodeInfo(b"2" * 16, "b:1", {"GPU": 1}, "b", False)]
-    assert pick_node(nodes, {"GPU": 1}, b"1" * 16) == b"1" * 16   # the head, fitting or not
-    assert pick_node(nodes, {"GPU": 1}, None) == b"2" * 16        # no head: a node that fits
-    assert pick_node(nodes, {"TPU": 1}, None) == b"1" * 16        # nothing fits: the first
+             NodeInfo(b"2" * 16, "b:1", {"CPU": 1, "GPU": 1}, "b", False)]
+    assert pick_node(nodes, {"CPU": 1}, b"2" * 16) == b"2" * 16   # the head, when it fits
+    assert pick_node(nodes, {"GPU": 1}, b"1" * 16) == b"2" * 16   # else a node that fits
+    assert pick_node(nodes, {"TPU": 1}, b"2" * 16) == b"2" * 16   # nothing fits: the head
+    assert pick_node(nodes, {"TPU": 1}, None) == b"1" * 16        # no head: the first
     nodes[0].alive = False
     assert pick_node(nodes, {"CPU": 1}, b"1" * 16) == b"2" * 16   # the head is gone
     nodes[1].alive = False

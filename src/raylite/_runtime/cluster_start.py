@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import sys
+from typing import Any
 
 from .. import _config
 from ..exceptions import RaySystemError
@@ -34,8 +35,15 @@ def start_head(request) -> tuple[subprocess.Popen, str, bytes]:
     if request.object_store_memory is not None:
         cmd += ["--object-store-memory", str(int(request.object_store_memory))]
     env = dict(os.environ, RAYLITE_CLUSTER_TOKEN=token.hex())
+    proc, address, _session_dir = launch(cmd, env, temp_dir)
+    return proc, address, token
+
+
+def launch(cmd: list, env: dict, temp_dir: str, **popen: Any) -> tuple[subprocess.Popen, str, str]:
+    """Starts a node daemon (`cmd`) in a session of its own; returns it, its address and
+    session dir once it printed READY, or RaySystemError with its ERROR line."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+                            start_new_session=True, **popen)
     ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
     line = proc.stdout.readline().decode() if ready else ""
     proc.stdout.close()
@@ -47,8 +55,8 @@ def start_head(request) -> tuple[subprocess.Popen, str, bytes]:
         raise RaySystemError(f"The raylite node daemon did not start (exit code {proc.returncode}); "
                              "its error output is above. Check that the temp dir "
                              f"{temp_dir} is writable.")
-    _, address, _session_dir = line.split()
-    return proc, address, token
+    _, address, session_dir = line.split()
+    return proc, address, session_dir
 
 
 def stop_head(proc: subprocess.Popen) -> None:

@@ -111,11 +111,12 @@ def _join_token(address: str, temp: str) -> str:
 
 
 def _daemon_cmd(args: argparse.Namespace, temp: str, log_path: str) -> list[str]:
-    cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp, "--host", args.host,
+    cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp,
            "--port", str(args.port)] + ([] if args.block else ["--log-file", log_path])
     for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus),
                         ("--object-store-memory", args.object_store_memory),
-                        ("--resources", args.resources)):
+                        ("--resources", args.resources), ("--host", args.host),
+                        ("--node-ip-address", args.node_ip_address), ("--labels", args.labels)):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd + (["--record"] if args.head else ["--address", args.address])
