@@ -289,3 +289,32 @@ def test_every_message_of_the_gcs_protocol_has_a_check_for_every_field():
     assert validate.problem(m.ActorPlaced(b"a" * 16, -1, b"w" * 16, "x:1")).startswith(
         "ActorPlaced.restarts must be an integer from 0")
     assert validate.problem(m.JobFinished(b"job")) == "JobFinished.job_id must be a 4-byte id, not bytes b'job'"
+
+
+def test_nodes_report_what_is_free_and_every_node_hears_each_change(gcs, head):
+    other = FakeNode(gcs, OTHER, {"CPU": 2.0}, "127.0.0.1:2").register()
+    head.got(), other.got()
+    assert len(head.views) == 1  # the second node's registration: now there are others
+    head.views.clear(), other.views.clear()
+    other.send(m.NodeResources({"CPU": 0.5}, 3))
+    head.got(), other.got()
+    [view] = head.views
+    assert other.views == [view]
+    assert (OTHER.hex(), "127.0.0.1:2", {"CPU": 2.0}, {"CPU": 0.5},
+            {"ray.io/node_id": OTHER.hex()}) in view.nodes
+    other.send(m.NodeResources({"CPU": 0.5}, 0))  # nothing changed: nobody is told
+    assert head.got() == [] and len(head.views) == 1
+    [rec] = [n for n in gcs.tables.state().nodes if n.node_id == OTHER.hex()]
+    assert rec.resources_available == {"CPU": 0.5}
+
+
+def test_an_actor_with_hard_affinity_to_no_live_node_dies_unschedulable(gcs, head):
+    from raylite.exceptions import ActorUnschedulableError
+
+    spec = _spec(b"a" * 16)._replace(strategy=("NODE", "dd" * 16, False))
+    assert head.call(m.CreateActor(1, spec, False)) == [m.ActorCreated(1, spec.actor_id, spec.meta,
+                                                                       None)]
+    entry = gcs.tables.actors[spec.actor_id]
+    assert entry.state == "DEAD"
+    error = pickle.loads(entry.death)
+    assert isinstance(error, ActorUnschedulableError) and "dd" * 16 in str(error)
