@@ -8,7 +8,7 @@
                 RegisterNode ◄─ NodeRegistered; node daemons that join reach the GCS
                 through this daemon's listener (channel b"s", handed over)
             --record:  <temp>/raylite_current_cluster = "address pid session_dir"
-            --address: <temp>/raylite_nodes/<pid> = "address pid session_dir", then join:
+            --address: <temp>/raylite_nodes/<pid> = "address pid session_dir head", then join:
                 connect(HEAD, token, channel b"s") ─► NodeServer.attach_gcs: RegisterNode
                 (req, node_id, address, resources, hostname) ◄─ NodeRegistered(req, ok, error)
                 the link stays open; when the head goes away this node stops
