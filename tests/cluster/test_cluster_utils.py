@@ -54,6 +54,16 @@ def test_two_nodes_tasks_spill_and_follow_resources_strategies_and_affinity(clus
         raylite.get(where.options(scheduling_strategy=gone).remote())
     assert raylite.get(where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         "ab" * 16, soft=True)).remote()) in (head, b.node_id)
+    # a worker of the other node dies: that node's daemon says how
+    with pytest.raises(raylite.exceptions.WorkerCrashedError, match="exited with code 3"):
+        raylite.get(crash.options(scheduling_strategy=on_b).remote())
+
+
+@raylite.remote(max_retries=0)
+def crash():
+    import os
+
+    os._exit(3)
 
 
 def test_remove_node_and_bad_arguments(cluster):

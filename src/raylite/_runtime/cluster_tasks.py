@@ -134,16 +134,21 @@ class TaskSubmission:
             out, crashed = self._core.peer_lost(conn)
         self._send_all(out)
         if crashed:  # a WorkerCrashedError saying how, once the daemon has told us
-            how = self._worker_exit(conn.peer)
+            lease = crashed[0].lease
+            how = self._worker_exit(conn.peer, lease.daemon if lease is not None else "")
             with self._lock:
                 out = self._core.fail_crashed(crashed, how)
             self._send_all(out)
 
-    def _worker_exit(self, address: str) -> str:
+    def _worker_exit(self, address: str, daemon: str = "") -> str:
         """How the worker at `address` died ("killed by SIGKILL", "exited with code 3"), as its
-        node daemon saw it; "" when it cannot tell within a few seconds."""
+        node daemon (ours, or the one at `daemon` that leased it) saw it; "" when it cannot
+        tell within a few seconds."""
         try:
-            return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+            if not daemon:
+                return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+            return self.endpoint.call(self._daemon_at(daemon), m.GetWorkerExit(0, address)) \
+                .result(5.0).reason
         except Exception:  # the daemon is gone or slow: the error says less, but comes
             return ""
 
