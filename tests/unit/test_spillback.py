@@ -130,3 +130,20 @@ def test_a_refused_lease_fails_the_keys_queued_tasks_as_unschedulable():
         error = o.objects.entries[t.return_ids[0]].error
         assert isinstance(error, TaskUnschedulableError) and "no live node" in str(error)
     assert not o.tasks.tasks
+
+
+def test_scheduling_strategy_options_and_their_wire_form():
+    import pytest
+
+    from raylite import _options
+    from raylite.util.scheduling_strategies import NodeAffinitySchedulingStrategy as NA
+
+    task = _options.TaskOptions()
+    assert _options.strategy_wire(task.scheduling_strategy) == ()
+    assert _options.strategy_wire(_options.merge(task, "task", {"scheduling_strategy": "SPREAD"})
+                                  .scheduling_strategy) == ("SPREAD",)
+    pinned = _options.merge(task, "task", {"scheduling_strategy": NA(B.upper(), soft=True)})
+    assert _options.strategy_wire(pinned.scheduling_strategy) == ("NODE", B, True)
+    for bad in ("PACK", NA(b"\xbb", soft=False), NA(B, soft=1)):
+        with pytest.raises(ValueError, match="NodeAffinitySchedulingStrategy|scheduling_strategy"):
+            _options.merge(task, "task", {"scheduling_strategy": bad})

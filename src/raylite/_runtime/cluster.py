@@ -261,7 +261,12 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 else:
                     target.send(x)
             except (OSError, ConnectionError):
-                pass
+                if target is DAEMON and type(x) is LeaseRequest and x.daemon and \
+                        x.daemon != self.daemon_address:
+                    # that node's daemon cannot be reached: ours takes the request (spilled:
+                    # it grants or queues it here, and never sends it on)
+                    self._lease_granted(m.LeaseGranted(x.req, b"", b"", "", (),
+                                                       self.daemon_address))
 
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         """A request to the node daemon, answered within `timeout` seconds, or RaySystemError."""

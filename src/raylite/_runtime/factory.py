@@ -80,8 +80,10 @@ def recorded_address(temp_dir: str) -> str | None:
 
 
 def joined_node(temp_dir: str, head: str | None = None) -> str | None:
-    """The address of a live node daemon on this machine that joined a head (`head`, or
-    any when None), from its record <temp>/raylite_nodes/<pid> ("address pid session head")."""
+    """The address of a live node daemon on this machine that joined a head (`head`, or,
+    when None, any head on another machine: nodes of a head on this one, as
+    cluster_utils starts them, are that head's business), from its record
+    <temp>/raylite_nodes/<pid> ("address pid session head")."""
     from .. import _private_files as private
 
     d = os.path.join(temp_dir, "raylite_nodes")
@@ -90,7 +92,7 @@ def joined_node(temp_dir: str, head: str | None = None) -> str | None:
     for name in sorted(os.listdir(d)):
         try:
             address, pid, _, joined = (private.read_text(os.path.join(d, name)) or "").split()[:4]
-            if head is None or joined == head:
+            if joined == head or head is None and not _on_this_machine(joined):
                 os.kill(int(pid), 0)
                 return address
         except (OSError, ValueError, private.NotPrivateError):
@@ -98,13 +100,17 @@ def joined_node(temp_dir: str, head: str | None = None) -> str | None:
     return None
 
 
+def _on_this_machine(address: str) -> bool:
+    from .._protocol.transport import LOOPBACK, source_ip
+
+    host = address.rpartition(":")[0].strip("[]")
+    return host in LOOPBACK or host.startswith("127.") or source_ip(host) == host
+
+
 def through_local_node(address: str, temp_dir: str) -> str:
     """`address` (a head's host:port), or, when the head is on another machine and a node
     of this machine joined it, that node's address: drivers join through their own node."""
-    from .._protocol.transport import source_ip
-
-    host = address.rpartition(":")[0].strip("[]")
-    if source_ip(host) == host:  # the head is on this machine (or loopback)
+    if _on_this_machine(address):
         return address
     return joined_node(temp_dir, address) or address
 

@@ -251,6 +251,9 @@ class RayRuntime(Runtime):
         if len(self._opts) > 1024:
             self._opts.clear()
         out = _ray_options(opts, defaults)
+        strategy = out.get("scheduling_strategy")
+        if hasattr(strategy, "_for_ray"):  # raylite.util.scheduling_strategies: Ray's own class
+            out["scheduling_strategy"] = strategy._for_ray()
         self._opts[id(opts)] = (opts, out)
         return out
 
