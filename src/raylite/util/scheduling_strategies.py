@@ -39,11 +39,5 @@ class NodeAffinitySchedulingStrategy:
                              "False.")
         return ("NODE", self.node_id.lower(), self.soft)
 
-    def _for_ray(self):
-        """Ray's own class, for the runtime that runs the program on Ray (RAYLITE_RUNTIME=ray)."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as RayNodeAffinity
-
-        return RayNodeAffinity(self.node_id, self.soft)
-
     def __repr__(self) -> str:
         return f"NodeAffinitySchedulingStrategy(node_id={self.node_id!r}, soft={self.soft})"
