@@ -78,6 +78,8 @@ def test_node_affinity_hard_and_soft():
     assert kinds(s.request_lease("o", 2, {"CPU": 1}, "f", ("NODE", HERE, False))) == ["Grant"]
     [refused] = s.request_lease("o", 3, {"CPU": 1}, "f", ("NODE", C, False))
     assert type(refused) is sch.Refuse and C in refused.why and "soft=True" in refused.why
+    [refused] = s.request_lease("o", 4, {"GPU": 1}, "f", ("NODE", B, False))  # never fits there
+    assert type(refused) is sch.Refuse and "that node has only" in refused.why
     # soft: a node that is gone, or could never run it, falls back to the default
     s2 = node({"CPU": 1}, {B: ({"CPU": 1}, {"CPU": 1})})
     assert kinds(s2.request_lease("o", 1, {"CPU": 1}, "f", ("NODE", C, True))) == ["Grant"]
@@ -96,6 +98,7 @@ def test_actor_placement_by_strategy():
         [n.node_id for n in nodes]
     assert pick_node(nodes, {"CPU": 1}, head, ("NODE", C, False)) == nodes[2].node_id
     assert type(pick_node(nodes, {"CPU": 1}, head, ("NODE", "dd" * 16, False))) is Unplaceable
+    assert type(pick_node(nodes, {"b": 1}, head, ("NODE", C, False))) is Unplaceable
     assert pick_node(nodes, {"CPU": 1}, head, ("NODE", "dd" * 16, True)) == head
     assert pick_node(nodes, {"b": 1}, head, ("NODE", C, True)) == nodes[1].node_id
 

@@ -16,7 +16,7 @@ resources are free there. So the choice is about what fits at all. By strategy
                             the actor waits there and that daemon warns that nothing can run it
     ("SPREAD",)             round robin (`spread`, the GCS's counter) over the alive nodes
                             whose totals fit (all alive nodes when none fits)
-    ("NODE", id hex, soft)  that node while it is alive (and, soft, fits); else soft falls
+    ("NODE", id hex, soft)  that node while it is alive and its totals fit; else soft falls
                             back to the default and hard is Unplaceable
 
 Objects larger than the inline limit do not move between nodes yet
@@ -42,12 +42,14 @@ def pick_node(nodes: Iterable[Any], demand: dict, prefer: bytes | None, strategy
     alive = [n for n in nodes if n.alive]
     if strategy and strategy[0] == "NODE":
         target, soft = strategy[1], strategy[2]
-        for n in alive:
-            if n.node_id.hex() == target and (not soft or fits(demand, n.resources)):
-                return n.node_id
+        node = next((n for n in alive if n.node_id.hex() == target), None)
+        if node is not None and fits(demand, node.resources):
+            return node.node_id
         if not soft:
+            why = "no live node has that id" if node is None else \
+                f"that node has only {node.resources}"
             return Unplaceable(f"its scheduling strategy is NodeAffinitySchedulingStrategy("
-                               f"node_id={target!r}, soft=False), and no live node has that id")
+                               f"node_id={target!r}, soft=False), and {why}")
     if not alive:
         return None
     fitting = [n for n in alive if fits(demand, n.resources)]

@@ -20,9 +20,10 @@ The strategies (the wire forms of Ray's scheduling_strategy, `strategy`):
                              queues); else the first peer whose totals fit (it queues there);
                              else here (the shell warns: nothing can run it)
     ("SPREAD",)              round robin over every node (this one included) whose totals fit
-    ("NODE", id hex, soft)   that node. Hard (soft False): a node that is not alive refuses
-                             the request (TaskUnschedulableError); soft: a node that is not
-                             alive or could never run it falls back to the default.
+    ("NODE", id hex, soft)   that node while it is alive and could ever run it (there it
+                             waits for what it needs, as Ray's); else hard (soft False) refuses
+                             the request (TaskUnschedulableError) and soft falls back to
+                             the default.
 """
 from __future__ import annotations
 
@@ -77,17 +78,15 @@ class ClusterView:
         kind = strategy[0] if strategy else "DEFAULT"
         if kind == "NODE":
             node, soft = strategy[1], strategy[2]
-            if node == self.node_id:
-                if not soft or fits(demand, total):
-                    return HERE
-            else:
-                peer = self.peers.get(node)
-                if peer is not None and (not soft or fits(demand, peer.total)):
-                    return self.take(peer, demand)
-                if not soft:
-                    return Refusal(f"its scheduling strategy is {strategy_text(strategy)}, and no "
-                                   f"live node has the id {node!r}: it may have died; pass "
-                                   "soft=True to run it elsewhere then")
+            peer = self.peers.get(node)
+            node_total = total if node == self.node_id else peer.total if peer else None
+            if node_total is not None and fits(demand, node_total):
+                return HERE if node == self.node_id else self.take(peer, demand)
+            if not soft:
+                why = (f"no live node has the id {node!r} (it may have died)"
+                       if node_total is None else f"that node has only {node_total}")
+                return Refusal(f"its scheduling strategy is {strategy_text(strategy)}, and {why}; "
+                               "pass soft=True to run it elsewhere then")
         elif kind == "SPREAD":
             ids = sorted([p.node_id for p in self.peers.values() if fits(demand, p.total)]
                          + ([self.node_id] if fits(demand, total) else []))

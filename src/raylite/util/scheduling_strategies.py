@@ -15,9 +15,9 @@ __all__ = ["NodeAffinitySchedulingStrategy"]
 
 
 class NodeAffinitySchedulingStrategy:
-    """Run on the node `node_id`. soft=False: only there; when that node is not alive the
-    task fails with TaskUnschedulableError (an actor with ActorUnschedulableError). soft=True:
-    there while it is alive and could run it, else wherever the default strategy says."""
+    """Run on the node `node_id` while it is alive and could ever run it (there it waits for
+    what it needs). Else soft=False fails (TaskUnschedulableError; an actor is dead with
+    ActorUnschedulableError) and soft=True runs wherever the default strategy says."""
 
     def __init__(self, node_id: str, soft: bool, _spill_on_unavailable: bool = False,
                  _fail_on_unavailable: bool = False):
