@@ -232,7 +232,7 @@ def test_node_joins_head_and_stop_stops_both(head):
     temp, address = head
     out = raylite("start", "--address", address, "--num-cpus", "1", "--resources", '{"disk": 2}',
                   temp=temp)
-    assert f"joined {address}" in out.stdout and "not supported yet" in out.stdout
+    assert f"joined {address}" in out.stdout and "Tasks run there when" in out.stdout
     out = _driver(temp, """
         import raylite
         raylite.init(address="auto")
