@@ -8,6 +8,8 @@ field and not a wrapper). Every other message is one-way and carries no id.
 
     driver/worker ──RegisterClient──► node daemon ◄──RegisterWorker── worker
     owner ──RequestLease──► daemon ──LeaseGranted──► owner ──PushTask──► worker
+          (LeaseGranted(retry_at): ask that node's daemon, RequestLease(spilled=True))
+    daemon ──NodeResources──► GCS ──ClusterView──► every daemon (where requests may spill)
     worker ──TaskDone──► owner          (the daemon is not on the data path)
     borrower ──GetObject──► owner ──ObjectValue──► borrower
     daemon ──CreateActor, GetActorInfo, RegisterJob...──► GCS ──PlaceActor──► daemon
