@@ -113,7 +113,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             mode, addr = ("connect", address) if address is not None else ("start", None)
         else:
             mode, addr = factory.resolve(name == "local", address, cfg.address,
-                                         lambda: factory.recorded_address(temp_dir))
+                                         lambda: factory.recorded_address(temp_dir)
+                                         or factory.joined_node(temp_dir))
+            if mode == "connect" and addr in (address, cfg.address):  # an explicit head:port
+                addr = factory.through_local_node(addr, temp_dir)
         if mode == "connect" and (num_cpus is not None or num_gpus is not None or resources):
             raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and "
                              "resources must not be provided: set them when the cluster starts "

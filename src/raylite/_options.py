@@ -97,9 +97,24 @@ def _lifetime(name: str, v: Any) -> Any:
 
 
 def _scheduling_strategy(name: str, v: Any) -> Any:
-    if v in (None, "DEFAULT", "SPREAD"):
+    if isinstance(v, str) and v in ("DEFAULT", "SPREAD") or v is None:
         return v
-    raise ValueError(f"scheduling_strategy must be None, 'DEFAULT' or 'SPREAD' in raylite, got {v!r}.")
+    if callable(getattr(v, "_wire", None)):  # raylite.util.scheduling_strategies' classes
+        v._wire()  # checks it once
+        return v
+    raise ValueError(f"scheduling_strategy must be None, 'DEFAULT', 'SPREAD' or a strategy from "
+                     f"raylite.util.scheduling_strategies (NodeAffinitySchedulingStrategy), "
+                     f"got {v!r}.")
+
+
+def strategy_wire(v: Any) -> tuple:
+    """A validated scheduling_strategy in the form lease requests and actor specs carry:
+    () for the default, ("SPREAD",), or what the strategy object's _wire() says."""
+    if v is None or v == "DEFAULT":
+        return ()
+    if v == "SPREAD":
+        return ("SPREAD",)
+    return v._wire()
 
 
 def _concurrency_groups(name: str, v: Any) -> Any:

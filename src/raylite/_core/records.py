@@ -33,6 +33,7 @@ class NodeRecord(NamedTuple):
     is_head: bool
     resources_total: dict
     resources_available: dict
+    labels: dict | None = None  # the GCS's to say (None: not known to this record's source)
 
 
 class JobRecord(NamedTuple):

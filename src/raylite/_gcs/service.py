@@ -16,7 +16,8 @@ answers each request on the connection it came from, paired by the request's id
 (rpc.py); the node relays the answer to its client.
 
 Actor placement is the GCS's: a new actor (and each restart) is given to a node
-(placement.pick_node: the head when it fits, else a node whose totals fit) by
+(placement.pick_node: by its scheduling strategy; by default the head when it fits,
+else a node whose totals fit) by
 PlaceActor(spec, incarnation); that daemon's scheduler queues it until a worker
 and resources are free, starts it and reports ActorPlaced, then ActorReady once
 __init__ ran. A death (KillActor, the worker's exit, the owner's exit, the node
@@ -70,8 +71,8 @@ from .._protocol import messages as m
 from .._protocol import validate
 from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
-from ..exceptions import ActorDiedError
-from .placement import pick_node
+from ..exceptions import ActorDiedError, ActorUnschedulableError
+from .placement import Unplaceable, pick_node
 from .storage import MemoryStorage, Storage
 from .tables import GcsTables
 
@@ -103,6 +104,8 @@ class GcsService:
         self._by_id: dict[bytes, _Node] = {}        # registered node id -> its node
         self._waiters: dict[bytes, list] = {}       # actor id -> [(conn, GetActorInfo)]
         self._unplaced: list[bytes] = []            # actors waiting for any node to be alive
+        self._viewed = False                        # a ClusterView went out since 2 nodes lived
+        self._spread = 0                            # SPREAD actors: the round-robin position
         self._listeners: list = []
         self.stopped = False
         self.ep = Endpoint(send=self._queue, validator=validate.problem, log=log)
@@ -233,11 +236,26 @@ class GcsService:
         node.node_id = msg.node_id
         self._by_id[msg.node_id] = node
         self.tables.add_node(msg.node_id, msg.address, msg.resources, msg.hostname,
-                             is_head=msg.node_id == self.head_node_id)
+                             is_head=msg.node_id == self.head_node_id, labels=msg.labels)
         self.ep.reply(node.conn, msg, m.NodeRegistered(msg.req, True))
+        self._broadcast_view()
         waiting, self._unplaced = self._unplaced, []
         for actor_id in waiting:
             self._place(actor_id)
+
+    def _on_node_resources(self, node: _Node, msg: m.NodeResources) -> None:
+        if self.tables.node_available(node.node_id, msg.available):
+            self._broadcast_view()
+
+    def _broadcast_view(self) -> None:
+        """Every node hears what is free on every live node (each reports at a bounded
+        rate, so this is bounded too); a lone node needs no view of others."""
+        if len(self._by_id) < 2 and not self._viewed:
+            return
+        self._viewed = len(self._by_id) > 1
+        view = m.ClusterView(self.tables.cluster_view())
+        for n in self._by_id.values():
+            self._queue(n.conn, view)
 
     def _on_register_job(self, node: _Node, msg: m.RegisterJob) -> None:
         job_id = _ids.random_id(4)
@@ -276,6 +294,7 @@ class GcsService:
         del self._by_id[node_id]
         address = self.tables.nodes[node_id].address
         self.tables.remove_node(node_id)
+        self._broadcast_view()
         for job_id in self.tables.jobs_on_node(node_id):
             for actor_id in self.tables.finish_job(job_id):
                 self._kill(actor_id, True, f"its driver's node ({address}) left the cluster")
@@ -294,7 +313,17 @@ class GcsService:
         entry = self.tables.actors.get(actor_id)
         if entry is None or entry.state == "DEAD":
             return
-        node_id = pick_node(self.tables.nodes.values(), entry.spec.placement, self.head_node_id)
+        strategy = entry.spec.strategy
+        if strategy == ("SPREAD",):
+            self._spread += 1
+        node_id = pick_node(self.tables.nodes.values(), entry.spec.placement, self.head_node_id,
+                            strategy, self._spread)
+        if type(node_id) is Unplaceable:
+            death = dumps_error(ActorUnschedulableError(
+                f"The actor {entry.spec.meta.class_name} cannot be placed: {node_id.why}."))
+            self.tables.actor_died(actor_id, death, may_restart=False, reason=node_id.why)
+            self._notify(actor_id)
+            return
         if node_id is None or node_id not in self._by_id:
             self._unplaced.append(actor_id)  # placed once a node registers
             return
@@ -414,6 +443,7 @@ def _actor_info(req: int, entry: Any) -> m.ActorInfo:
 _HANDLERS = {
     m.RegisterNode: GcsService._on_register_node,
     m.RegisterJob: GcsService._on_register_job,
+    m.NodeResources: GcsService._on_node_resources,
     m.JobFinished: GcsService._on_job_finished,
     m.GetState: GcsService._on_get_state,
     m.CreateActor: GcsService._on_create_actor,

@@ -6,10 +6,18 @@ I/O shell (server.py) to carry out:
     request_lease / place_actor ─┐                   ┌─► Grant(owner, req, lease, worker, gpus)
     worker_registered            ├─► _schedule() ───┼─► StartActor(actor, lease, worker, gpus)
     return_lease / worker_died   │                   ├─► Spawn(n)          fork n more workers
-    set_blocked / owner_gone     ┘                   ├─► Kill(worker)
+    set_blocked / owner_gone     │                   ├─► Kill(worker)
+    update_cluster               ┘                   ├─► Infeasible(owner, name, demand)
     reap_idle(now) ─────────────────────────────────►├─► Kill(worker)    idle beyond the CPU count
-                                                     ├─► Infeasible(owner, name, demand)
-                                                     └─► RevokeIdle()      ask owners for idle leases
+                                                     ├─► RevokeIdle()      ask owners for idle leases
+                                                     ├─► Spill(owner, req, address)  ask that node
+                                                     └─► Refuse(owner, req, why)     no node ever can
+
+Across nodes (spillback.py): a lease request first goes through the cluster view,
+which says whether it runs here, on another node (Spill: the owner asks that node's
+daemon, marked spilled, and that node grants or queues it), or nowhere (Refuse). A
+request queued here because what is free here does not fit is spilled later when a
+broadcast of the view shows a node where it fits now (default strategy only).
 
 State it owns: total / available resources, free GPU ids, every worker
 (idle, leased, hosting an actor), every lease, and the queue of requests
@@ -25,6 +33,7 @@ from typing import Any, NamedTuple
 
 from .. import _resources as res
 from .._core.records import LeaseRecord, NodeRecord, StateSnapshot, WorkerRecord
+from .spillback import HERE, ClusterView, Refusal
 
 
 class Grant(NamedTuple):
@@ -60,12 +69,25 @@ class RevokeIdle(NamedTuple):
     pass
 
 
+class Spill(NamedTuple):
+    owner: Any
+    req: int
+    address: str          # the daemon of the node to ask instead
+
+
+class Refuse(NamedTuple):
+    owner: Any
+    req: int
+    why: str
+
+
 class _Request(NamedTuple):
     owner: Any            # the owner's connection key, or None for an actor placement
     req: int
     demand: dict
     name: str
     actor_id: bytes | None
+    movable: bool = False  # default strategy, not spilled here: may go to another node later
 
 
 class _Lease:
@@ -83,7 +105,8 @@ LOG_SIZE = 256  # events kept in NodeScheduler.log
 
 
 class NodeScheduler:
-    def __init__(self, total: dict, new_id: Any, max_starting: int = 4):
+    def __init__(self, total: dict, new_id: Any, max_starting: int = 4, node_id: str = ""):
+        self.view = ClusterView(node_id)
         self.total = dict(total)
         self.available = dict(total)
         self.free_gpus = list(range(int(total.get("GPU", 0))))
@@ -101,11 +124,23 @@ class NodeScheduler:
         self._idle_seen: dict[bytes, tuple] = {}     # idle worker -> (period, first tick seeing it)
 
     # -- events --------------------------------------------------------------
-    def request_lease(self, owner: Any, req: int, demand: dict, name: str) -> list:
+    def request_lease(self, owner: Any, req: int, demand: dict, name: str, strategy: tuple = (),
+                      spilled: bool = False) -> list:
         self.log.append(("request", name, req))
+        where = self.view.choose(demand, strategy, spilled, self.total, self.available)
+        if type(where) is Refusal:
+            return [Refuse(owner, req, where.why)]
+        if where is not HERE:
+            self.log.append(("spill", req, where.node_id))
+            return [Spill(owner, req, where.address)]
         out = self._check_feasible(owner, name, demand)
-        self.queue.append(_Request(owner, req, demand, name, None))
+        self.queue.append(_Request(owner, req, demand, name, None, not strategy and not spilled))
         return out + self._schedule()
+
+    def update_cluster(self, nodes: tuple) -> list:
+        """The GCS's view of every live node: queued requests may go where they fit now."""
+        self.view.update(nodes)
+        return self._schedule() if self.queue else []
 
     def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str) -> list:
         self.log.append(("place actor", actor_id, name))
@@ -220,7 +255,7 @@ class NodeScheduler:
 
     # -- the decision --------------------------------------------------------
     def _check_feasible(self, owner: Any, name: str, demand: dict) -> list:
-        if res.fits(demand, self.total):
+        if self.view.feasible_anywhere(demand, self.total):
             return []
         return [Infeasible(owner, name, demand)]
 
@@ -232,6 +267,12 @@ class NodeScheduler:
         while self.queue:
             r = self.queue.popleft()
             if not res.fits(r.demand, self.available):
+                peer = self.view.free_peer(r.demand) if r.movable and self.view.peers else None
+                if peer is not None:
+                    self.view.take(peer, r.demand)
+                    self.log.append(("spill", r.req, peer.node_id))
+                    out.append(Spill(r.owner, r.req, peer.address))
+                    continue
                 waiting.append(r)
                 blocked_on_resources = True
                 continue
@@ -276,7 +317,7 @@ class NodeScheduler:
                 "workers": len(self.workers), "idle_workers": len(self.idle),
                 "starting_workers": self.starting, "leases": len(self.leases),
                 "actor_workers": sum(1 for lease in self.leases.values() if lease.actor_id),
-                "pending_requests": len(self.queue),
+                "pending_requests": len(self.queue), "peers": len(self.view.peers),
                 "pending_demands": [r.demand for r in self.queue]}
 
     def state(self, node_id: str, owners: dict) -> StateSnapshot:

@@ -92,7 +92,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         self.session_dir = session_dir
         self.node_id = node_id or _ids.random_id()
         self.owner_pid = owner_pid
-        self.sched = sch.NodeScheduler(total, _ids.new_id)
+        self.sched = sch.NodeScheduler(total, _ids.new_id, node_id=self.node_id.hex())
         self.total = total
         self.gcs_accept: Any = None  # the head: where node connections to the GCS go
         self.warm_workers = warm_workers
@@ -135,6 +135,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
             if self.stopped.is_set():
                 return
             self.stopped.set()
+            self._report_due.set()  # the report thread sees stopped, and ends
             zygote, self.zygote = self.zygote, None
         try:
             self._stop(zygote)
@@ -216,7 +217,8 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         _send(c.conn, m.ClientRegistered(msg.req, b"", self.node_id, "", self.session_dir))
 
     def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
-        self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name))
+        self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name,
+                                               msg.strategy, msg.spilled))
 
     def _on_return_lease(self, c: _Client, msg: m.ReturnLease) -> None:
         if msg.kill_worker:
@@ -283,6 +285,10 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
             elif t is sch.Kill:
                 self._killed.add(ins.worker_id)
                 self._kill_worker(ins.worker_id)
+            elif t is sch.Spill:
+                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), ins.address))
+            elif t is sch.Refuse:
+                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), "", ins.why))
             elif t is sch.Infeasible:
                 self._warn_infeasible(ins)
             elif t is sch.RevokeIdle:
@@ -292,6 +298,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
                     owners = {lease.owner for lease in self.sched.leases.values() if lease.owner}
                     for conn in owners:
                         _send(conn, m.ReturnIdleLeases())
+        self._resources_changed()
 
 
 

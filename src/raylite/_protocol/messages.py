@@ -8,6 +8,8 @@ field and not a wrapper). Every other message is one-way and carries no id.
 
     driver/worker ──RegisterClient──► node daemon ◄──RegisterWorker── worker
     owner ──RequestLease──► daemon ──LeaseGranted──► owner ──PushTask──► worker
+          (LeaseGranted(retry_at): ask that node's daemon, RequestLease(spilled=True))
+    daemon ──NodeResources──► GCS ──ClusterView──► every daemon (where requests may spill)
     worker ──TaskDone──► owner          (the daemon is not on the data path)
     borrower ──GetObject──► owner ──ObjectValue──► borrower
     daemon ──CreateActor, GetActorInfo, RegisterJob...──► GCS ──PlaceActor──► daemon
@@ -53,9 +55,10 @@ class RegisterNode(NamedTuple):
     """A node daemon joins the head (the multi-node join protocol)."""
     req: int
     node_id: bytes
-    address: str
+    address: str               # where the other nodes and drivers reach its daemon
     resources: dict
     hostname: str
+    labels: dict = {}  # never mutated
 
 
 class NodeRegistered(NamedTuple):
@@ -69,14 +72,20 @@ class RequestLease(NamedTuple):
     req: int
     demand: dict
     name: str                  # for infeasibility warnings
+    strategy: tuple = ()       # () default | ("SPREAD",) | ("NODE", node id, soft) (scheduler.py)
+    spilled: bool = False      # another node sent the owner here: grant here or queue, never spill
 
 
 class LeaseGranted(NamedTuple):
+    """A lease on a worker of this node; or, with `retry_at`, no lease: ask the daemon at
+    that address instead (spillback); or, with `error`, no node can ever run it."""
     req: int
     lease_id: bytes
     worker_id: bytes
     address: str
     gpu_ids: tuple
+    retry_at: str = ""
+    error: str | None = None
 
 
 class ReturnLease(NamedTuple):
@@ -179,6 +188,7 @@ class ActorSpec(NamedTuple):
     max_task_retries: int
     concurrency_groups: dict | None = None
     sys_path: tuple = ()
+    strategy: tuple = ()       # as RequestLease.strategy: where the GCS may place it
 
 
 class CreateActor(NamedTuple):
@@ -287,6 +297,18 @@ class WorkerDied(NamedTuple):
     address: str
     how: str                   # its exit ("killed by SIGKILL", ...), or "" when unknown
     on_purpose: bool           # the daemon ended it (a lease returned with kill, a release)
+
+
+class NodeResources(NamedTuple):
+    """Node -> GCS: what is free on this node now (sent on change, at a bounded rate)."""
+    available: dict
+    pending: int               # lease requests queued here
+
+
+class ClusterView(NamedTuple):
+    """GCS -> every node: each live node as (node id, address, total, available, labels),
+    for spilling lease requests to a node that fits (scheduler.py)."""
+    nodes: tuple
 
 
 class KvGet(NamedTuple):

@@ -190,6 +190,16 @@ def has_fields(**checks: Check) -> Check:
     return check
 
 
+def strategy(v: Any) -> str | None:
+    """A scheduling strategy on the wire: () | ("SPREAD",) | ("NODE", node id hex, soft)."""
+    if type(v) is tuple and (v == () or v == ("SPREAD",)):
+        return None
+    if type(v) is tuple and len(v) == 3 and v[0] == "NODE" and type(v[1]) is str \
+            and len(v[1]) <= 64 and type(v[2]) is bool:
+        return None
+    return f"must be (), (\"SPREAD\",) or (\"NODE\", node id, soft), not {_show(v)}"
+
+
 REQ = integer()
 PID = integer(1, 2**31 - 1)
 NAME = text()
@@ -207,8 +217,8 @@ SPECS: dict[type, dict[str, Check]] = {
                            worker_id=optional(ident()), env_vars=ENV_VARS),
     m.RegisterWorker: dict(worker_id=ident(), pid=PID, address=address),
     m.RegisterNode: dict(req=REQ, node_id=ident(), address=address, resources=RESOURCES,
-                         hostname=NAME),
-    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME),
+                         hostname=NAME, labels=mapping(text(256, empty=False), text())),
+    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME, strategy=strategy, spilled=flag),
     m.ReturnLease: dict(lease_id=ident(), kill_worker=flag),
     m.WorkerBlocked: dict(blocked=flag),
     m.ActorSpec: dict(
@@ -217,7 +227,8 @@ SPECS: dict[type, dict[str, Check]] = {
         args=anything, inlined=mapping(ident(), anything), owner=address, job_id=JOB_ID, namespace=NAME, name=optional(NAME), detached=flag,
         demand=RESOURCES, placement=RESOURCES, max_restarts=integer(-1), max_concurrency=optional(integer(1)),
         env_vars=ENV_VARS, max_task_retries=integer(-1),
-        concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH),
+        concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH,
+        strategy=strategy),
     m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
     m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),
@@ -240,6 +251,8 @@ SPECS: dict[type, dict[str, Check]] = {
     m.ActorReady: dict(actor_id=ident(), restarts=integer(), worker_id=ident(), address=address,
                        error=optional(blob)),
     m.ReleaseActor: dict(actor_id=ident()),
+    m.NodeResources: dict(available=RESOURCES, pending=integer()),
+    m.ClusterView: dict(nodes=sequence(anything)),
     m.WorkerDied: dict(worker_id=ident(), address=address, how=text(), on_purpose=flag),
     m.KvGet: dict(req=REQ, key=KEY),
     m.KvPut: dict(req=REQ, key=KEY, value=blob, overwrite=flag),

@@ -65,7 +65,7 @@ from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol import rpc
 from .._protocol.read_turn import shield, shielding
-from .._protocol.transport import Connection, Listener, connect
+from .._protocol.transport import Connection, Listener, connect, source_ip
 from .._serialization import dumps_error, loads
 from .._session import token_for
 from ..exceptions import RaySystemError
@@ -81,7 +81,8 @@ from .factory import InitRequest
 
 _SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
 # The owner core's requests to the daemon, as wire messages.
-_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x), LeaseReturn: lambda x: m.ReturnLease(*x),
+_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5]),
+         LeaseReturn: lambda x: m.ReturnLease(x.lease_id, x.kill_worker),
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
@@ -156,7 +157,9 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._threads.append(t)
 
     def _connect(self, daemon_address: str) -> None:
-        host = daemon_address.rpartition(":")[0] or "127.0.0.1"
+        # Our listener: on the address the daemon's node reaches us at (its own IP when the
+        # daemon is on this machine, this machine's IP on the route to it when it is not).
+        host = source_ip(daemon_address.rpartition(":")[0] or "127.0.0.1")
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
@@ -204,6 +207,13 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 self._spawn(self._peer_loop, "raylite-peer", conn, address, peers)
         return conn
 
+    def _daemon_at(self, address: str) -> Connection:
+        """Our connection to another node's daemon (leases spilled there); our own node's
+        daemon for its own address."""
+        if address == self.daemon_address:
+            return self._daemon
+        return self._peer(address)
+
     def register_inbound(self, owner: str, conn: Connection) -> None:
         """Borrow notices to `owner` go on its task connection to us, so they arrive
         before the task's own reply (requests awaiting a reply never do)."""
@@ -247,11 +257,17 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 continue
             try:
                 if target is DAEMON:
-                    self._daemon.send(_WIRE[type(x)](x))
+                    at = getattr(x, "daemon", "")
+                    (self._daemon_at(at) if at else self._daemon).send(_WIRE[type(x)](x))
                 else:
                     target.send(x)
-            except OSError:
-                pass
+            except (OSError, ConnectionError):
+                if target is DAEMON and type(x) is LeaseRequest and x.daemon and \
+                        x.daemon != self.daemon_address:
+                    # that node's daemon cannot be reached: ours takes the request (spilled:
+                    # it grants or queues it here, and never sends it on)
+                    self._lease_granted(m.LeaseGranted(x.req, b"", b"", "", (),
+                                                       self.daemon_address))
 
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         """A request to the node daemon, answered within `timeout` seconds, or RaySystemError."""

@@ -22,6 +22,7 @@ from .._protocol import messages as m
 from ..exceptions import ActorAlreadyExistsError
 from .base import ActorMeta
 from .cluster_tasks import driver_sys_path
+from .._options import strategy_wire
 from .object_ref import ObjectRef
 
 
@@ -43,7 +44,8 @@ class ActorCalls:
             placement=options.placement_demand(), max_restarts=options.max_restarts,
             max_concurrency=options.max_concurrency, env_vars=env,
             max_task_retries=options.max_task_retries,
-            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path())
+            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
+            strategy=strategy_wire(options.scheduling_strategy))
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)

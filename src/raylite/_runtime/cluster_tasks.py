@@ -3,6 +3,8 @@
     submit_task ─► encode args, PushTask ─► core.tasks.submit ─► (daemon, RequestLease) or
                                                                  (worker, PushTask) to send
     LeaseGranted ─► connect the task channel to the worker ─► core.tasks.lease_granted ─► PushTask
+      (retry_at: our daemon spilled the request: core.tasks.lease_spilled asks that node's
+       daemon, on a connection of ours to it (_daemon_at); error: core.lease_refused fails them)
     TaskDone     ─► core.task_done ─► next task on that lease, results stored, waiters woken
     worker gone  ─► core.peer_lost ─► retries; crashed tasks fail with the daemon's word on how
     every IDLE_LEASE_S / 4 (maintenance thread): idle leases returned, frees flushed,
@@ -20,6 +22,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.owner import Task
+from .._options import strategy_wire
 from .._protocol import messages as m
 from .._protocol.transport import Connection
 from .._serialization import dumps
@@ -80,15 +83,16 @@ class TaskSubmission:
             fid, _ = self._function_blob(function, function._function)
             env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
             demand = options.demand()
+            strategy = strategy_wire(options.scheduling_strategy)
             t = (options, function, fid, options.name or function._name, env, demand,
-                 tuple(sorted(demand.items())))
+                 (tuple(sorted(demand.items())), strategy), strategy)
             if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
                 self._templates.clear()
             self._templates[id(options)] = t
         return t
 
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        _, _, fid, name, env, demand, key = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
@@ -96,7 +100,7 @@ class TaskSubmission:
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
                          self.namespace, env, (), demand, self.address, options.max_calls)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
-                    hold, None, key)
+                    hold, None, key, strategy)
         with self._lock:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -104,6 +108,12 @@ class TaskSubmission:
         return refs
 
     def _lease_granted(self, msg: m.LeaseGranted) -> None:
+        if msg.retry_at or msg.error is not None:  # spillback, or no node can run it
+            with self._lock:
+                out = self._core.tasks.lease_spilled(msg.req, msg.retry_at, self._closing.is_set()) \
+                    if msg.retry_at else self._core.lease_refused(msg.req, msg.error)
+            self._send_all(out)
+            return
         try:
             conn = self._peer(msg.address, b"t")
         except (ConnectionError, OSError):
@@ -124,16 +134,21 @@ class TaskSubmission:
             out, crashed = self._core.peer_lost(conn)
         self._send_all(out)
         if crashed:  # a WorkerCrashedError saying how, once the daemon has told us
-            how = self._worker_exit(conn.peer)
+            lease = crashed[0].lease
+            how = self._worker_exit(conn.peer, lease.daemon if lease is not None else "")
             with self._lock:
                 out = self._core.fail_crashed(crashed, how)
             self._send_all(out)
 
-    def _worker_exit(self, address: str) -> str:
+    def _worker_exit(self, address: str, daemon: str = "") -> str:
         """How the worker at `address` died ("killed by SIGKILL", "exited with code 3"), as its
-        node daemon saw it; "" when it cannot tell within a few seconds."""
+        node daemon (ours, or the one at `daemon` that leased it) saw it; "" when it cannot
+        tell within a few seconds."""
         try:
-            return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+            if not daemon:
+                return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+            return self.endpoint.call(self._daemon_at(daemon), m.GetWorkerExit(0, address)) \
+                .result(5.0).reason
         except Exception:  # the daemon is gone or slow: the error says less, but comes
             return ""
 

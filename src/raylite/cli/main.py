@@ -38,16 +38,20 @@ def _start_parser(sub) -> None:
         "start", help="start a head, or a node that joins one",
         description="Start a raylite node daemon that keeps running after this command exits "
                     "(unless --block). --head starts a cluster's head; --address HOST:PORT starts "
-                    "a node that joins that head: its resources count in nodes() and "
-                    "cluster_resources(), but scheduling tasks and actors onto joined nodes is "
-                    "not supported yet (a later issue), so work still runs on the head node.")
+                    "a node that joins that head: tasks that do not fit on their driver's node, "
+                    "or ask for it (SPREAD, node affinity), run there.")
     role = st.add_mutually_exclusive_group()
     role.add_argument("--head", action="store_true", help="start the head (GCS + this node)")
     role.add_argument("--address", metavar="HOST:PORT",
                       help="join the head at HOST:PORT as a node (token: $RAYLITE_CLUSTER_TOKEN, "
                            "or this machine's session of that head)")
-    st.add_argument("--host", default="127.0.0.1",
-                    help="interface to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    st.add_argument("--host", default=None,
+                    help="interface to listen on (default 127.0.0.1; joining a head on another "
+                         "machine, this machine's address on the route to it; 0.0.0.0 for all)")
+    st.add_argument("--node-ip-address", metavar="IP",
+                    help="the address other nodes reach this one at (default: detected from "
+                         "the route to the head)")
+    st.add_argument("--labels", metavar="JSON", help='node labels, e.g. \'{"zone": "a"}\'')
     st.add_argument("--port", type=int, default=None,
                     help="port to listen on (head default 6380, node default any; 0 = any free)")
     st.add_argument("--num-cpus", type=float, help="CPUs to offer (default: all)")

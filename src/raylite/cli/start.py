@@ -20,8 +20,9 @@ PID`, stderr appended to <temp>/raylite_dashboard.log); its first stdout line
 "READY <one-time login URL>" is printed in the banner. It records itself in
 <temp>/raylite_dashboard for `raylite stop`, and ends by itself once the head is gone.
 
-A joined node's resources count in cluster_resources() and nodes(); placing
-tasks and actors on it is a later issue (they run on the head node).
+A joined node runs the tasks its drivers submit while they fit there, the tasks other
+nodes spill to it (busy, or it has what they need) or send by strategy, and the
+actors the GCS places there (_node/spillback.py, _gcs/placement.py).
 """
 from __future__ import annotations
 
@@ -111,11 +112,12 @@ def _join_token(address: str, temp: str) -> str:
 
 
 def _daemon_cmd(args: argparse.Namespace, temp: str, log_path: str) -> list[str]:
-    cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp, "--host", args.host,
+    cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp,
            "--port", str(args.port)] + ([] if args.block else ["--log-file", log_path])
     for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus),
                         ("--object-store-memory", args.object_store_memory),
-                        ("--resources", args.resources)):
+                        ("--resources", args.resources), ("--host", args.host),
+                        ("--node-ip-address", args.node_ip_address), ("--labels", args.labels)):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd + (["--record"] if args.head else ["--address", args.address])
@@ -201,12 +203,12 @@ def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, toke
         f" --temp-dir {args.temp_dir}" if args.temp_dir else "")
     if not args.head:
         return (f"raylite node started at {address} (pid {proc.pid}) and joined {args.address}.\n"
-                "  Its resources count in raylite.nodes() and cluster_resources(); placing tasks\n"
-                "  and actors on it is not supported yet (a later issue): they run on the head.\n"
+                "  Tasks run there when their driver's node is busy or lacks what they need, or\n"
+                "  by scheduling strategy; actors when the GCS places them there.\n"
                 f"  Stop it:  {stop}  (stops every raylite process started here)")
     host, _, port = address.rpartition(":")
-    if host in _WILDCARD:
-        remote = f"{_routable_ip()}:{port}"
+    if args.host in _WILDCARD:  # the daemon names its address on the way to other machines
+        remote = address if host not in ("127.0.0.1", *_WILDCARD) else f"{_routable_ip()}:{port}"
         other = (f"RAYLITE_CLUSTER_TOKEN={token} raylite start --address {remote}")
     else:
         other = (f"listens on {host} only; to accept other machines start it with "

@@ -1,6 +1,6 @@
 """`raylite status` and `raylite memory`: ask a running cluster what it holds.
 
-    recorded head (or --address) + its token ─► connect ─► GetState(req, kinds, owners)
+    recorded head (else a node here that joined one, or --address) + its token ─► connect ─► GetState(req, kinds, owners)
                                                        ◄─ StateReply(req, snapshot, missing)
 
 Every number printed here is read from the snapshot's frozen records (_core/records.py),
@@ -32,7 +32,8 @@ def _ask(args: argparse.Namespace, msg) -> tuple[object, str]:
     temp = rec.temp_dir(args.temp_dir)
     address = args.address
     if address is None:
-        head = rec.live_head(temp)
+        head = rec.live_head(temp) or next(
+            (n for n in rec.nodes(temp) if rec.is_daemon(n.pid)), None)  # a node that joined one
         if head is None:
             raise _NoCluster(f"no running raylite cluster here (temp dir {temp}): start one with "
                              "`raylite start --head`, or pass --address HOST:PORT.")

@@ -30,7 +30,7 @@ import itertools
 from collections import deque
 from typing import Any
 
-from ...exceptions import TaskCancelledError, WorkerCrashedError
+from ...exceptions import TaskCancelledError, TaskUnschedulableError, WorkerCrashedError
 from ..records import ActorRecord, ObjectRecord, StateSnapshot, TaskRecord
 from .actors import ActorTable
 from .instructions import WAKE
@@ -88,6 +88,19 @@ class Owner:
             self.complete(rid, None, error, True, out)
 
     # -- task events -----------------------------------------------------------
+    def lease_refused(self, req: int, why: str) -> list:
+        """The daemon says no node can ever run the tasks of the key `req` asked a lease for
+        (e.g. hard node affinity to a node that is not alive): they fail with
+        TaskUnschedulableError."""
+        out: list = []
+        failed = self.tasks.lease_refused(req)
+        if failed:
+            error = self.encode_error(TaskUnschedulableError(
+                f"The task {failed[0].name} cannot be scheduled: {why}."))
+            for task in failed:
+                self.fail(task, error, out)
+        return out
+
     def task_done(self, conn: Any, task_id: bytes, results: tuple, error: Any, retryable: bool,
                   now: float) -> list:
         """A worker's TaskDone for a task or an actor call."""

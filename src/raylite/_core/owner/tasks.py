@@ -5,11 +5,15 @@
                        └──────────────────────────────────────────────────────────────┴─► its key's queue
     dispatch(key): idle lease? ─► (worker, PushTask) : (DAEMON, LeaseRequest) (≤ MAX_LEASE_REQUESTS a key)
     lease_granted(req, conn)   ─► push the key's next task, or (DAEMON, LeaseReturn)
+    lease_spilled(req, at)     ─► the same request, to the daemon at `at` (marked spilled)
+    lease_refused(req, error)  ─► the key's queued tasks fail with `error` (no node can run them)
     finished(task)             ─► its lease runs the key's next task, or idles (since `now`)
     return_idle(now, age)      ─► (DAEMON, LeaseReturn) for every lease idle that long
 
 A scheduling key is what every call of one (function, options) shares (its
-demand): tasks of a key queue together and take that key's leases. One task in
+demand and scheduling strategy): tasks of a key queue together and take that key's
+leases. Leases come from our node's daemon, or from another node's when ours sent
+the request there (spillback): a lease remembers its daemon, and goes back to it. One task in
 flight per lease, as Ray: a task blocked in get() never holds another task
 hostage behind it on the same worker. The first push of a function on a
 connection carries its pickled bytes (and the caller's import path); later ones
@@ -54,10 +58,12 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
                  "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
-                 "attempt")
+                 "attempt", "strategy")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
-                 retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None):
+                 retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None,
+                 strategy: tuple = ()):
+        self.strategy = strategy     # the wire form of its scheduling strategy (part of its key)
         self.task_id, self.msg, self.return_ids, self.name = task_id, msg, return_ids, name
         self.retries, self.retry_exceptions, self.hold = retries, retry_exceptions, hold
         self.actor_id = actor_id
@@ -80,20 +86,22 @@ class Task:
 
 
 class Lease:
-    __slots__ = ("lease_id", "conn", "gpu_ids", "key", "task", "idle_since", "address")
+    __slots__ = ("lease_id", "conn", "gpu_ids", "key", "task", "idle_since", "address", "daemon")
 
-    def __init__(self, lease_id: bytes, conn: Any, gpu_ids: tuple, key: Any, address: str):
+    def __init__(self, lease_id: bytes, conn: Any, gpu_ids: tuple, key: Any, address: str,
+                 daemon: str = ""):
         self.lease_id, self.conn, self.gpu_ids, self.key = lease_id, conn, gpu_ids, key
         self.address = address
+        self.daemon = daemon         # the daemon that granted it ("" our own)
         self.task: Task | None = None
         self.idle_since = 0.0
 
 
 class Key:
-    __slots__ = ("demand", "name", "queue", "idle", "requests")
+    __slots__ = ("demand", "name", "queue", "idle", "requests", "strategy")
 
-    def __init__(self, demand: dict, name: str):
-        self.demand, self.name = demand, name
+    def __init__(self, demand: dict, name: str, strategy: tuple = ()):
+        self.demand, self.name, self.strategy = demand, name, strategy
         self.queue: deque[Task] = deque()
         self.idle: list[Lease] = []
         self.requests = 0            # lease requests outstanding
@@ -109,7 +117,7 @@ class TaskTable:
         self.sys_path = sys_path                   # () -> the caller's import path, at push time
         self.tasks: dict[bytes, Task] = {}
         self.keys: dict[Any, Key] = {}
-        self.lease_reqs: dict[int, Key] = {}       # request -> the key it asks a lease for
+        self.lease_reqs: dict[int, tuple] = {}     # request -> (its key, the daemon asked)
         self.inflight: dict[Any, set] = {}         # connection -> ids of the tasks pushed on it
         self.sent_functions: dict[Any, set] = {}   # connection -> function ids it has the bytes of
         self.functions: dict[bytes, bytes] = {}    # function id -> pickled function
@@ -165,7 +173,7 @@ class TaskTable:
     def enqueue(self, task: Task, out: list) -> None:
         k = self.keys.get(task.key)
         if k is None:
-            k = self.keys[task.key] = Key(task.msg.resources, task.name)
+            k = self.keys[task.key] = Key(task.msg.resources, task.name, task.strategy)
         k.queue.append(task)
         self.dispatch(k, out)
 
@@ -177,9 +185,9 @@ class TaskTable:
             owner = self.owner
             for _ in range(want):
                 req = next(owner.reqs)
-                self.lease_reqs[req] = k
+                self.lease_reqs[req] = (k, "")
                 k.requests += 1
-                out.append((DAEMON, LeaseRequest(req, k.demand, k.name)))
+                out.append((DAEMON, LeaseRequest(req, k.demand, k.name, k.strategy)))
 
     def push(self, lease: Lease, task: Task) -> tuple:
         conn = lease.conn
@@ -204,19 +212,46 @@ class TaskTable:
                       closing: bool) -> list:
         """The daemon granted a lease on the worker at `address`; `conn` is the shell's task
         connection to it (None when it could not connect)."""
-        k = self.lease_reqs.pop(req, None)
+        k, daemon = self.lease_reqs.pop(req, (None, ""))
         if k is not None:
             k.requests -= 1
         self.log.append(("lease", lease_id, address))
         if k is None or conn is None or closing:
-            out = [(DAEMON, LeaseReturn(lease_id, conn is None))]
+            out = [(DAEMON, LeaseReturn(lease_id, conn is None, daemon))]
             if k is not None:
                 self.dispatch(k, out)
             return out
-        lease = Lease(lease_id, conn, gpu_ids, k, address)
+        lease = Lease(lease_id, conn, gpu_ids, k, address, daemon)
         if k.queue:
             return [self.push(lease, k.queue.popleft())]
-        return [(DAEMON, LeaseReturn(lease_id))]
+        return [(DAEMON, LeaseReturn(lease_id, False, daemon))]
+
+    def lease_spilled(self, req: int, at: str, closing: bool) -> list:
+        """Our daemon sent the request on to the daemon at `at` (another node's): ask it
+        there, marked spilled (it grants or queues, never sends it on again)."""
+        k, _ = self.lease_reqs.pop(req, (None, ""))
+        if k is None:
+            return []
+        self.log.append(("spilled", req, at))
+        if closing or not k.queue:
+            k.requests -= 1
+            return []
+        again = next(self.owner.reqs)
+        self.lease_reqs[again] = (k, at)
+        return [(DAEMON, LeaseRequest(again, k.demand, k.name, k.strategy, True, at))]
+
+    def lease_refused(self, req: int) -> list:
+        """No node can ever run the key's tasks: returns its queued tasks, now dropped (the
+        owner fails them)."""
+        k, _ = self.lease_reqs.pop(req, (None, ""))
+        if k is None:
+            return []
+        k.requests -= 1
+        failed = list(k.queue)
+        k.queue.clear()
+        for t in failed:
+            self.drop(t.task_id)
+        return failed
 
     def release(self, task: Task, now: float, out: list) -> None:
         """The task left its worker: the lease runs the key's next task, or idles."""
@@ -239,7 +274,7 @@ class TaskTable:
             keep = []
             for lease in k.idle:
                 if now - lease.idle_since >= older_than:
-                    out.append((DAEMON, LeaseReturn(lease.lease_id)))
+                    out.append((DAEMON, LeaseReturn(lease.lease_id, False, lease.daemon)))
                 else:
                     keep.append(lease)
             k.idle = keep
