@@ -71,6 +71,7 @@ from .._protocol import validate
 from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
 from ..exceptions import ActorDiedError
+from .metrics import MetricsTable
 from .placement import pick_node
 from .storage import MemoryStorage, Storage
 from .tables import GcsTables
@@ -96,6 +97,7 @@ class _Node:
 class GcsService:
     def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None):
         self.tables = GcsTables(storage if storage is not None else MemoryStorage())
+        self.metrics = MetricsTable()
         self.head_node_id = head_node_id
         self._lock = threading.Lock()
         self._dirty: list[_Node] = []
@@ -393,10 +395,18 @@ class GcsService:
         keys = tuple(self.tables.kv_keys(msg.prefix))
         self.ep.reply(node.conn, msg, m.KvReply(msg.req, True, None, keys))
 
+    # -- metrics (metrics.py) ---------------------------------------------------------
+    def _on_report_metrics(self, node: _Node, msg: m.ReportMetrics) -> None:
+        self.metrics.report(msg.series, msg.dropped)
+
+    def _on_get_metrics(self, node: _Node, msg: m.GetMetrics) -> None:
+        reply = m.MetricsReply(msg.req, self.metrics.snapshot(), self.metrics.dropped)
+        self.ep.reply(node.conn, msg, reply)
+
     def statistics(self) -> dict:
         with self._lock:
             return dict(self.tables.statistics(), storage=self.tables.storage.statistics(),
-                        unplaced=len(self._unplaced),
+                        unplaced=len(self._unplaced), metrics=self.metrics.statistics(),
                         waiters=sum(len(w) for w in self._waiters.values()))
 
 
@@ -426,4 +436,6 @@ _HANDLERS = {
     m.KvPut: GcsService._on_kv_put,
     m.KvDelete: GcsService._on_kv_delete,
     m.KvKeys: GcsService._on_kv_keys,
+    m.ReportMetrics: GcsService._on_report_metrics,
+    m.GetMetrics: GcsService._on_get_metrics,
 }

@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", metavar="HOST:PORT",
                        help="the cluster's head (default: the one `raylite start` recorded here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
+        if name == "status":
+            p.add_argument("--metrics", action="store_true",
+                           help="also print the user metrics (raylite.util.metrics) the GCS holds")
         p.set_defaults(run=target)
 
     from raylite.dashboard.__main__ import parser as dashboard_parser

@@ -1,0 +1,67 @@
+"""What a driver or worker reports besides tasks: metrics, progress bars, worker output.
+
+    maintenance thread (cluster_tasks._maintain), every tick:
+        pending metrics (metrics.py), every REPORT_S ─► ReportMetrics ─► node daemon ─► GCS
+        a worker's bars due (progress.Outgoing)     ─► ProgressUpdate ─► node daemon ─► driver
+    driver, from its daemon: LogLines ─► progress.display().write (printed between bars)
+                             ProgressUpdate ─► progress.display().update (drawn)
+    shutdown: the last metrics sent before the connection closes
+
+Nothing here has a thread of its own: the maintenance thread each process already runs
+does the sending, and a tick with nothing pending costs two attribute reads.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from .._protocol import messages as m
+from . import metrics, progress
+
+
+class Reports:
+    """Methods of ClusterRuntime that report metrics and progress and print worker output."""
+
+    _metrics_sent = 0.0
+    _outgoing: progress.Outgoing | None = None
+
+    def _report(self, now: float, force: bool = False) -> None:
+        pending = metrics.pending_if_any()
+        if pending and (force or now - self._metrics_sent >= metrics.REPORT_S):
+            self._metrics_sent = now
+            series, dropped = pending.drain()
+            if series or dropped:
+                self._send_report(m.ReportMetrics(series, dropped))
+        out = self._outgoing
+        if out is not None:
+            job = self.executor.job_id if self.executor is not None else self.job_id
+            for s in out.take(now, force):
+                self._send_report(m.ProgressUpdate(job or b"\0" * 4, *s))
+
+    def _send_report(self, msg: Any) -> None:
+        try:
+            self.send_daemon(msg)
+        except OSError:
+            pass  # the daemon is gone: so is the cluster these values were for
+
+    def flush_reports(self) -> None:
+        """Sends what is pending now (a driver's shutdown, a worker's task end)."""
+        self._report(time.monotonic(), force=True)
+
+    def progress(self, state: progress.BarState) -> None:
+        if self.executor is None:  # a driver draws its own bars
+            progress.display().update(state)
+            return
+        if self._outgoing is None:
+            self._outgoing = progress.Outgoing()
+        self._outgoing.put(state)
+
+    def _on_progress_update(self, conn: Any, msg: m.ProgressUpdate) -> None:
+        if self.log_to_driver:
+            progress.display().update(progress.BarState(*msg[1:]), source=msg.job_id)
+
+    def _on_log_lines(self, conn: Any, msg: m.LogLines) -> None:
+        if self.log_to_driver:
+            out = sys.stderr if msg.stderr else sys.stdout
+            progress.display().write(out, "".join(f"{msg.prefix} {line}\n" for line in msg.lines))
