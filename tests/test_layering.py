@@ -42,7 +42,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "raylite"
 LEAVES = frozenset({"exceptions", "_ids", "_config", "_serialization", "_private_files",
                     "_options", "_resources", "_session", "_actor_ends", "_ray_alias"})
 PUBLIC = frozenset({"__init__", "__main__", "_api", "actor", "remote_function",
-                    "runtime_context", "util", "cli", "dashboard"})
+                    "runtime_context", "util", "cli", "dashboard", "experimental"})
 _INTERNAL = {
     "_core": LEAVES,
     "_protocol": LEAVES | {"_core"},

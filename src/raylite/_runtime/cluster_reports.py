@@ -33,11 +33,14 @@ class Reports:
             series, dropped = pending.drain()
             if series or dropped:
                 self._send_report(m.ReportMetrics(series, dropped))
-        out = self._outgoing
-        if out is not None:
-            job = self.executor.job_id if self.executor is not None else self.job_id
-            for s in out.take(now, force):
-                self._send_report(m.ProgressUpdate(job or b"\0" * 4, *s))
+        if self._outgoing is not None:
+            self._send_bars(now, force)
+
+    def _send_bars(self, now: float, force: bool = False) -> None:
+        job = self.executor.job_id if self.executor is not None else self.job_id
+        if job:
+            self._outgoing.send_due(now, lambda s: self._send_report(m.ProgressUpdate(job, *s)),
+                                    force)
 
     def _send_report(self, msg: Any) -> None:
         try:
@@ -56,6 +59,8 @@ class Reports:
         if self._outgoing is None:
             self._outgoing = progress.Outgoing()
         self._outgoing.put(state)
+        if state.closed:
+            self._send_bars(time.monotonic())
 
     def _on_progress_update(self, conn: Any, msg: m.ProgressUpdate) -> None:
         if self.log_to_driver:

@@ -57,7 +57,7 @@ def _clock(seconds: float) -> str:
 
 
 class Outgoing:
-    """A worker's bars waiting to be sent: the latest state of each, sent by take()."""
+    """A worker's bars waiting to be sent: the latest state of each, sent by send_due()."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -68,20 +68,20 @@ class Outgoing:
         with self._lock:
             self._bars[s.bar_id] = s
 
-    def take(self, now: float, force: bool = False) -> list[BarState]:
-        """The states due: closed ones, and those not sent for SEND_S (all with `force`)."""
+    def send_due(self, now: float, send: Any, force: bool = False) -> None:
+        """Sends (`send(state)`) the states due: closed ones, those not sent for SEND_S (all
+        with `force`). Under the lock, so two threads never send one bar's states out of order."""
         with self._lock:
             if not self._bars:
-                return []
-            due = [s for s in self._bars.values()
-                   if force or s.closed or now - self._sent.get(s.bar_id, 0.0) >= SEND_S]
-            for s in due:
+                return
+            for s in [s for s in self._bars.values()
+                      if force or s.closed or now - self._sent.get(s.bar_id, 0.0) >= SEND_S]:
                 del self._bars[s.bar_id]
                 if s.closed:
                     self._sent.pop(s.bar_id, None)
                 else:
                     self._sent[s.bar_id] = now
-        return due
+                send(s)
 
 
 class _Bar:

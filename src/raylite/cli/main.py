@@ -151,12 +151,15 @@ def _state_parsers(sub) -> None:
     common(sm)
     sm.set_defaults(run="raylite.cli.state:run_summary")
     lg = sub.add_parser("logs", help="the cluster's log files on this machine, or one of them",
-                        description="Without a file: list the log files (daemon logs, submitted "
-                                    "jobs' logs). With one: print its last lines.")
+                        description="Without a file: list the log files (daemon logs, workers' "
+                                    "output, submitted jobs' logs). With one: print its last "
+                                    "lines. With no cluster running: the last stopped one's.")
     lg.add_argument("filename", nargs="?", help="a file `raylite logs` listed")
     lg.add_argument("--job-id", help="a submitted job's log (its submission id)")
-    lg.add_argument("--actor-id", help="an actor's log (not kept yet: says so)")
-    lg.add_argument("--task-id", help="a task's log (not kept yet: says so)")
+    lg.add_argument("--actor-id", help="the output of the worker hosting this actor")
+    lg.add_argument("--pid", type=int, help="the output of the worker with this pid")
+    lg.add_argument("--err", action="store_true", help="with --pid/--actor-id: its stderr")
+    lg.add_argument("--task-id", help="a task's log (not available yet: says so)")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     lg.add_argument("--tail", type=int, default=1000, help="last N lines (default 1000; -1: all)")
     common(lg, fmt=False)
