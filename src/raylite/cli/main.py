@@ -60,6 +60,9 @@ def _start_parser(sub) -> None:
     st.add_argument("--dashboard-port", type=int, metavar="P",
                     help="with --head: also serve the web dashboard on 127.0.0.1:P (0 = any "
                          "free port); it prints a one-time login URL, `raylite stop` stops it")
+    st.add_argument("--metrics-export-port", type=int, metavar="P",
+                    help="with --head: also serve Prometheus metrics at 127.0.0.1:P/metrics "
+                         "(the cluster token as a bearer token); off by default")
     st.add_argument("--block", action="store_true",
                     help="stay in the foreground until Ctrl-C or SIGTERM, then stop the daemon")
     st.set_defaults(run="raylite.cli.start:run")

@@ -19,6 +19,9 @@ beside the head in its own session (`python -m raylite.dashboard --record --head
 PID`, stderr appended to <temp>/raylite_dashboard.log); its first stdout line
 "READY <one-time login URL>" is printed in the banner. It records itself in
 <temp>/raylite_dashboard for `raylite stop`, and ends by itself once the head is gone.
+With --metrics-export-port M the same process also serves Prometheus metrics on
+127.0.0.1:M/metrics (only that, without --dashboard-port), for the cluster token as a
+bearer token (raylite.dashboard.metrics).
 
 A joined node's resources count in cluster_resources() and nodes(); placing
 tasks and actors on it is a later issue (they run on the head node).
@@ -68,12 +71,15 @@ def _check_flags(args: argparse.Namespace) -> None:
                          f"printed it), got {args.address!r}.")
     if args.resources is not None:
         _check_resources(args.resources)
-    if getattr(args, "dashboard_port", None) is not None:
+    for flag, port in (("--dashboard-port", getattr(args, "dashboard_port", None)),
+                       ("--metrics-export-port", getattr(args, "metrics_export_port", None))):
+        if port is None:
+            continue
         if not args.head:
-            raise _Usage("--dashboard-port goes with --head (the dashboard runs beside the head); "
-                         "for a running cluster use `raylite dashboard`.")
-        if not 0 <= args.dashboard_port <= 65535:
-            raise _Usage(f"--dashboard-port must be 0..65535, got {args.dashboard_port}.")
+            raise _Usage(f"{flag} goes with --head (it is served beside the head); for a "
+                         "running cluster use `raylite dashboard`.")
+        if not 0 <= port <= 65535:
+            raise _Usage(f"{flag} must be 0..65535, got {port}.")
 
 
 def _check_resources(text: str) -> None:
@@ -221,14 +227,22 @@ def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, toke
             f"  Stop it:                    {stop}")
 
 
-def _start_dashboard(args: argparse.Namespace, temp: str, address: str, head_pid: int) -> str:
-    """Launches the dashboard beside the head; its one-time login URL, or _Refused."""
+def _start_dashboard(args: argparse.Namespace, temp: str, address: str,
+                     head_pid: int) -> list[str]:
+    """Launches the dashboard (and/or the metrics endpoint) beside the head, in one process;
+    its URLs (the one-time login URL, the metrics URL), or _Refused."""
     log_path = os.path.join(temp, "raylite_dashboard.log")
     cmd = [sys.executable, "-m", "raylite.dashboard", "--address", address, "--temp-dir", temp,
-           "--port", str(args.dashboard_port), "--head-pid", str(head_pid), "--record"]
+           "--head-pid", str(head_pid), "--record"]
+    if args.dashboard_port is not None:
+        cmd += ["--port", str(args.dashboard_port)]
+    if args.metrics_export_port is not None:
+        cmd += ["--metrics-port", str(args.metrics_export_port)]
+        if args.dashboard_port is None:
+            cmd.append("--metrics-only")
     proc, line = _launch(cmd, dict(os.environ), log_path, block=False)
     if line.startswith("READY "):
-        return line.split()[1]
+        return line.split()[1:]
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -287,15 +301,21 @@ def run(args: argparse.Namespace) -> int:
         token = ""
     token = token or "<see " + os.path.join(session_dir, "token") + ">"
     print(_banner(args, proc, address, token), flush=True)
-    if args.dashboard_port is not None:
+    if args.dashboard_port is not None or args.metrics_export_port is not None:
         try:
-            url = _start_dashboard(args, temp, address, proc.pid)
+            urls = _start_dashboard(args, temp, address, proc.pid)
         except _Refused as e:
             print(f"raylite start: {e}", file=sys.stderr)
             return 1
-        print(f"  Dashboard:                  {url.partition('/login')[0]}\n"
-              f"    log in once with          {url}\n"
-              f"    (later: the cluster token at {url.partition('?')[0]})", flush=True)
+        for url in urls:
+            if "/login" in url:
+                print(f"  Dashboard:                  {url.partition('/login')[0]}\n"
+                      f"    log in once with          {url}\n"
+                      f"    (later: the cluster token at {url.partition('?')[0]})", flush=True)
+            else:
+                print(f"  Prometheus metrics:         {url}\n"
+                      "    scrape with the header    Authorization: Bearer <cluster token>",
+                      flush=True)
     if args.block:
         return _block(proc, address, session_dir, "head" if args.head else "node", temp)
     return 0
