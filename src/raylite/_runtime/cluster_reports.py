@@ -5,6 +5,7 @@
         a worker's bars due (progress.Outgoing)     ─► ProgressUpdate ─► node daemon ─► driver
     driver, from its daemon: LogLines ─► progress.display().write (printed between bars)
                              ProgressUpdate ─► progress.display().update (drawn)
+    a worker's task or actor call ending (task_ended, before its reply): what it recorded
     shutdown: the last metrics sent before the connection closes
 
 Nothing here has a thread of its own: the maintenance thread each process already runs
@@ -47,6 +48,12 @@ class Reports:
             self.send_daemon(msg)
         except OSError:
             pass  # the daemon is gone: so is the cluster these values were for
+
+    def task_ended(self) -> None:
+        """A worker's task or actor call ended: what it recorded goes now, before its reply
+        (the worker may be killed once its owner has the reply)."""
+        if metrics.has_pending() or self._outgoing is not None:
+            self._report(time.monotonic(), force=True)
 
     def flush_reports(self) -> None:
         """Sends what is pending now (a driver's shutdown, a worker's task end)."""

@@ -2,9 +2,14 @@
 
     Counter.inc / Gauge.set / Histogram.observe (raylite.util.metrics), any thread
         ─► pending().record(...): one dict update under a lock (no thread, no I/O)
-    ClusterRuntime's maintenance thread, every REPORT_S while something is pending
+    ClusterRuntime's maintenance thread, every REPORT_S while something is pending,
+    a worker's task or actor call that recorded something, as it ends (before its reply)
         ─► pending().drain() ─► ReportMetrics(series, dropped) to the node daemon ─► the GCS
     driver shutdown ─► one last drain
+
+So what a task recorded is on its way to the GCS before its caller gets the result,
+even when the worker is killed right after (its driver exits, say), and a task that
+records a thousand values sends one report.
 
 Between two reports a counter's series holds its increase and a histogram's the
 observations since the last report; a gauge holds its last value and is sent once per
@@ -72,6 +77,12 @@ def pending() -> Pending:
             if slot is None or slot[0] != os.getpid():
                 slot = _pending = (os.getpid(), Pending())
     return slot[1]
+
+
+def has_pending() -> bool:
+    """Whether series wait to be sent from this process (a global read when none do)."""
+    slot = _pending
+    return slot is not None and bool(slot[1]) and slot[0] == os.getpid()
 
 
 def pending_if_any() -> Pending | None:

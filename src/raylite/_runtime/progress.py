@@ -88,7 +88,8 @@ class _Bar:
     __slots__ = ("state", "start", "printed", "remote")
 
     def __init__(self, state: BarState, now: float, remote: bool):
-        self.state, self.start, self.printed, self.remote = state, now, 0.0, remote
+        self.state, self.start, self.remote = state, now, remote
+        self.printed: float | None = None   # off a terminal: when its line was last printed
 
 
 class Display:
@@ -116,14 +117,16 @@ class Display:
         key = (source, s.bar_id)
         with self._lock:
             bar = self._bars.get(key)
-            if bar is None:
+            new = bar is None
+            if new:
                 bar = self._bars[key] = _Bar(s, now, source is not None)
             bar.state = s
             if s.closed:
                 del self._bars[key]
             if self._tty():
-                self._draw_tty(bar, now)
-            elif s.closed or not bar.printed or now - bar.printed >= LINE_S:
+                if new or s.closed or now - self._last_draw >= DRAW_S:
+                    self._draw_tty(bar, now)
+            elif s.closed or bar.printed is None or now - bar.printed >= LINE_S:
                 bar.printed = now
                 self._emit(line_of(s, now - bar.start, bar.remote) + "\n")
 
@@ -141,8 +144,6 @@ class Display:
 
     # -- a terminal ------------------------------------------------------------------
     def _draw_tty(self, bar: _Bar, now: float) -> None:
-        if not bar.state.closed and now - self._last_draw < DRAW_S:
-            return
         self._clear()
         if bar.state.closed:
             self._emit(line_of(bar.state, now - bar.start, bar.remote) + "\n")
