@@ -36,6 +36,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 
 from raylite import _private_files as private
 
@@ -127,13 +128,23 @@ def _daemon_cmd(args: argparse.Namespace, temp: str, log_path: str) -> list[str]
     return cmd + (["--record"] if args.head else ["--address", args.address])
 
 
-def _launch(cmd: list[str], env: dict, log_path: str, block: bool) -> tuple[subprocess.Popen, str]:
-    """Starts the daemon; returns it and its first stdout line ('' if none in time)."""
+def _launch(cmd: list[str], env: dict, log_path: str, block: bool,
+            what: str) -> tuple[subprocess.Popen, str]:
+    """Starts the daemon; returns it and its first stdout line ('' if none in time). After a
+    second, a waiting line on stderr says what it waits for (`what`)."""
     fd = private.open_file(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 stderr=None if block else log, env=env, start_new_session=True)
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+    from ._progress import Waiting
+
+    waiting = Waiting(f"raylite start: waiting for {what} (up to {START_TIMEOUT_S:g} s)")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    ready: list = []
+    while not ready and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], min(0.25, deadline - time.monotonic()))
+        waiting.tick()
+    waiting.done()
     line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
     proc.stdout.close()
     return proc, line
@@ -182,7 +193,8 @@ def _start(args: argparse.Namespace, temp: str) -> tuple[subprocess.Popen, str, 
                            f"{running.pid}). Stop it first with `raylite stop` (temp dir {temp}), "
                            "or connect to it with raylite.init(address=\"auto\").")
         log_from = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-        proc, line = _launch(_daemon_cmd(args, temp, log_path), env, log_path, args.block)
+        what = "the head daemon" if args.head else f"the node daemon to join {args.address}"
+        proc, line = _launch(_daemon_cmd(args, temp, log_path), env, log_path, args.block, what)
     if not line.startswith("READY "):
         raise _Refused("the daemon did not start: " + _failure(proc, line, log_path, log_from,
                                                                  args.block))
@@ -240,7 +252,9 @@ def _start_dashboard(args: argparse.Namespace, temp: str, address: str,
         cmd += ["--metrics-port", str(args.metrics_export_port)]
         if args.dashboard_port is None:
             cmd.append("--metrics-only")
-    proc, line = _launch(cmd, dict(os.environ), log_path, block=False)
+    proc, line = _launch(cmd, dict(os.environ), log_path, block=False,
+                         what="the dashboard" if args.dashboard_port is not None else
+                         "the metrics endpoint")
     if line.startswith("READY "):
         return line.split()[1:]
     try:
