@@ -56,8 +56,12 @@ class Reports:
             self._report(time.monotonic(), force=True)
 
     def flush_reports(self) -> None:
-        """Sends what is pending now (a driver's shutdown, a worker's task end)."""
+        """A driver's shutdown: what is pending goes now; workers' bars still open get a
+        moment to send their last states (progress.CLOSE_WAIT_S)."""
         self._report(time.monotonic(), force=True)
+        shown = progress.display_if_any()
+        if shown is not None and self.executor is None:
+            shown.wait_closed(progress.CLOSE_WAIT_S)
 
     def progress(self, state: progress.BarState) -> None:
         if self.executor is None:  # a driver draws its own bars

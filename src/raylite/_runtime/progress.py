@@ -11,6 +11,8 @@ On a terminal (stderr is a tty) the open bars are the last lines, redrawn in pla
 most every DRAW_S); a closed bar is printed once as a line of its own. Elsewhere (a pipe,
 a log file) a bar is printed as a whole line when it starts, at most every LINE_S while it
 moves, and when it closes. Local mode and a process without init() draw in the process.
+A driver's shutdown waits up to CLOSE_WAIT_S for workers' bars that are still open (their
+last states travel behind the results), so a script that exits at once still shows them.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ SEND_S = 0.2     # a worker sends a bar's state at most this often
 DRAW_S = 0.1     # a terminal's bars are redrawn at most this often
 LINE_S = 5.0     # off a terminal: a moving bar's line at most this often
 WIDTH = 20       # characters of the bar itself
+CLOSE_WAIT_S = 0.5
 
 
 class BarState(NamedTuple):
@@ -98,6 +101,7 @@ class Display:
     def __init__(self, out: Any = None):
         self._out = out
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
         self._bars: dict[tuple, _Bar] = {}    # (job, bar id) -> its bar
         self._drawn = 0                       # bar lines on the terminal below the output
         self._last_draw = 0.0
@@ -123,12 +127,24 @@ class Display:
             bar.state = s
             if s.closed:
                 del self._bars[key]
+                self._changed.notify_all()
             if self._tty():
                 if new or s.closed or now - self._last_draw >= DRAW_S:
                     self._draw_tty(bar, now)
             elif s.closed or bar.printed is None or now - bar.printed >= LINE_S:
                 bar.printed = now
                 self._emit(line_of(s, now - bar.start, bar.remote) + "\n")
+
+    def wait_closed(self, timeout: float) -> None:
+        """Waits up to `timeout` s while workers' bars are still open: a driver that got its
+        results and exits at once would otherwise miss their last states, still on the way."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while any(b.remote for b in self._bars.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
 
     def write(self, stream: Any, text: str) -> None:
         """Output lines (a worker's, as its driver prints them), never mixed with a bar."""
@@ -172,6 +188,11 @@ class Display:
 
 _display: tuple[int, Display] | None = None
 _make_lock = threading.Lock()
+
+
+def display_if_any() -> Display | None:
+    slot = _display
+    return slot[1] if slot is not None and slot[0] == os.getpid() else None
 
 
 def display() -> Display:
