@@ -11,7 +11,9 @@
 Who talks to it: only node daemons. Each daemon registers (RegisterNode) on one
 connection and forwards its own clients' GCS requests over it: drivers' jobs
 (RegisterJob, JobFinished), CreateActor, GetActorInfo, KillActor, KV, cluster state;
-and its workers' actor lifecycle (ActorPlaced, ActorReady, WorkerDied). The GCS
+its workers' actor lifecycle (ActorPlaced, ActorReady, WorkerDied); and every process's
+metric reports (ReportMetrics, one-way), kept in the pure MetricsTable (metrics.py) and
+read by GetMetrics. The GCS
 answers each request on the connection it came from, paired by the request's id
 (rpc.py); the node relays the answer to its client.
 
