@@ -224,3 +224,23 @@ def test_tqdm_draws_in_a_process_without_init(capsys):
     assert "plain: 100%" in err and "3/3" in err and "named: 100%" in err
     with pytest.raises(ValueError, match="total"):
         tqdm(total=-1)
+
+
+def test_the_display_keeps_a_bounded_set_of_open_bars(monkeypatch):
+    monkeypatch.setattr(progress, "MAX_BARS", 3)
+    d = progress.Display(io.StringIO())
+    for i in range(5):
+        d.update(_bar(1, bar_id=f"1-{i}"), source=b"job1", now=0.0)
+    assert [k[1] for k in d._bars] == ["1-2", "1-3", "1-4"]
+
+
+def test_shutdown_waits_only_while_workers_bars_are_open():
+    d = progress.Display(io.StringIO())
+    d.update(_bar(1), now=0.0)                       # the driver's own bar: not waited for
+    d.wait_closed(60.0)                              # returns at once (a hang fails the test)
+    d.update(_bar(1, bar_id="2-1"), source=b"job1", now=0.0)
+    d.update(_bar(10, bar_id="2-1", closed=True), source=b"job1", now=1.0)
+    d.wait_closed(60.0)
+    d.update(_bar(1, bar_id="2-2"), source=b"job1", now=0.0)
+    d.wait_closed(0.0)                               # still open: gives up after the timeout
+    assert [k[1] for k in d._bars] == ["1-1", "2-2"]

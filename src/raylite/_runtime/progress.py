@@ -27,6 +27,7 @@ DRAW_S = 0.1     # a terminal's bars are redrawn at most this often
 LINE_S = 5.0     # off a terminal: a moving bar's line at most this often
 WIDTH = 20       # characters of the bar itself
 CLOSE_WAIT_S = 0.5
+MAX_BARS = 64    # open bars a driver keeps; the oldest goes first
 
 
 class BarState(NamedTuple):
@@ -123,6 +124,8 @@ class Display:
             bar = self._bars.get(key)
             new = bar is None
             if new:
+                if len(self._bars) >= MAX_BARS:  # bars whose worker died never close
+                    del self._bars[next(iter(self._bars))]
                 bar = self._bars[key] = _Bar(s, now, source is not None)
             bar.state = s
             if s.closed:
