@@ -74,11 +74,11 @@ def observe(series: MetricSeries | None, kind: str, name: str, description: str,
         buckets[bisect_left(boundaries, value)] += 1
         if series is None:
             return MetricSeries(kind, name, description, tags, value, 1, boundaries, tuple(buckets))
-        return series._replace(value=series.value + value, count=series.count + 1,
-                               buckets=tuple(buckets))
-    if series is None:
-        return MetricSeries(kind, name, description, tags, value)
-    return series._replace(value=series.value + value if kind == "counter" else value)
+        return MetricSeries(kind, name, description, tags, series.value + value, series.count + 1,
+                            boundaries, tuple(buckets))
+    if series is not None and kind == "counter":
+        value += series.value
+    return MetricSeries(kind, name, description, tags, value)
 
 
 def combine(kept: MetricSeries | None, delta: MetricSeries) -> MetricSeries:

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from .._core import metrics as core
+from .._runtime.metrics import pending
 
 __all__ = ["Counter", "Gauge", "Histogram", "Metric"]
 
@@ -53,11 +54,14 @@ class Metric:
         self._description = description[:core.MAX_TEXT]
         self._tag_keys = tuple(tag_keys)
         self._default_tags: dict[str, str] = {}
+        self._default_series: tuple | None = () if not self._tag_keys else None  # sorted pairs
 
     def set_default_tags(self, default_tags: dict) -> "Metric":
         """Tags used when a call does not give them; returns the metric (Ray's chaining)."""
         self._check_tags(default_tags)
         self._default_tags = dict(default_tags)
+        complete = all(k in self._default_tags for k in self._tag_keys)
+        self._default_series = tuple(sorted(self._default_tags.items())) if complete else None
         return self
 
     @property
@@ -79,6 +83,8 @@ class Metric:
                 raise ValueError(f"tag {key!r}: a value of at most {core.MAX_TEXT} characters")
 
     def _series_tags(self, tags: dict | None) -> tuple:
+        if not tags and self._default_series is not None:
+            return self._default_series
         if tags:
             self._check_tags(tags)
             merged = {**self._default_tags, **tags}
@@ -95,8 +101,6 @@ class Metric:
                 not math.isfinite(value):
             raise ValueError(f"metric {self._name!r}: the value must be a finite number, "
                              f"got {value!r}")
-        from .._runtime.metrics import pending
-
         pending().record(self._kind, self._name, self._description, self._series_tags(tags),
                          float(value), boundaries)
 
