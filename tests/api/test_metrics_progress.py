@@ -112,3 +112,39 @@ def test_progress_bars_of_tasks_and_actors_are_drawn_by_the_driver(ray, capfd):
     assert all(line.startswith(("task-", "actor-")) for line in finals)
     printed = [line for line in seen["out"].splitlines() if f"printed-{tag}" in line]
     assert len(printed) == 1 and printed[0].endswith(f"printed-{tag}")  # the output line whole
+
+
+@pytest.mark.cluster_only("local mode has no workers and no log files")
+@pytest.mark.raylite_only("raylite's own log files (util.state.get_log by pid and actor id)")
+def test_a_workers_output_is_readable_after_its_task(ray):
+    import os
+
+    from raylite.util.state import RayStateApiException, get_log, list_logs
+
+    tag = uuid.uuid4().hex[:6]
+
+    @ray.remote
+    def speak():
+        print(f"task-said-{tag}")
+        return os.getpid()
+
+    @ray.remote
+    class Speaker:
+        def speak(self):
+            import sys
+            print(f"actor-said-{tag}", file=sys.stderr, flush=True)
+            return 1
+
+    pid = ray.get(speak.remote())
+    a = Speaker.remote()
+    assert ray.get(a.speak.remote()) == 1
+
+    def said(**which) -> bool:   # the worker's pipe reader writes the file a moment later
+        try:
+            return "".join(get_log(tail=-1, **which)).count(f"-said-{tag}") == 1
+        except RayStateApiException:
+            return False
+
+    assert _wait_for(lambda: said(pid=pid), True)
+    assert _wait_for(lambda: said(actor_id=a._actor_id.hex(), suffix="err"), True)
+    assert any(n.endswith(f"-{pid}.out") for n in list_logs()["worker"])

@@ -116,6 +116,9 @@ def test_the_public_api_checks_as_rays_does():
     with pytest.raises(ValueError, match="greater than 0"):
         Histogram("h", boundaries=[0, 1])
     assert c.set_default_tags({"code": "200"}) is c
+    c.inc(tags={"route": "/p"})                                  # the rest from the defaults
+    assert any(x.name == "unit_c" and x.tags == (("code", "200"), ("route", "/p"))
+               for x in pending_mod.pending().snapshot())
     assert c.info == {"name": "unit_c", "description": "desc", "tag_keys": ("route", "code"),
                       "default_tags": {"code": "200"}}
     assert Histogram("h", boundaries=[1, 2]).info["boundaries"] == [1.0, 2.0]
@@ -244,3 +247,19 @@ def test_shutdown_waits_only_while_workers_bars_are_open():
     d.update(_bar(1, bar_id="2-2"), source=b"job1", now=0.0)
     d.wait_closed(0.0)                               # still open: gives up after the timeout
     assert [k[1] for k in d._bars] == ["1-1", "2-2"]
+
+
+def test_a_workers_log_file_is_rotated_and_bounded(tmp_path):
+    from raylite._worker.output import WorkerLog
+
+    logs = tmp_path / "logs"
+    log = WorkerLog(str(logs / "worker-ab-1.out"), max_bytes=100, backup_count=2)
+    for i in range(100):
+        log.write(b"line %04d\n" % i)                           # 10 bytes each
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["worker-ab-1.out", "worker-ab-1.out.1", "worker-ab-1.out.2"]
+    assert all(p.stat().st_size <= 100 for p in logs.iterdir())
+    assert (logs / "worker-ab-1.out").read_bytes().endswith(b"line 0099\n")
+    assert (logs / "worker-ab-1.out.1").read_bytes().endswith(b"line 0089\n")
+    assert oct(logs.stat().st_mode & 0o777) == "0o700"
+    assert oct((logs / "worker-ab-1.out").stat().st_mode & 0o777) == "0o600"
