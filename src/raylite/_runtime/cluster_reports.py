@@ -6,7 +6,8 @@
     driver, from its daemon: LogLines ─► progress.display().write (printed between bars)
                              ProgressUpdate ─► progress.display().update (drawn)
     a worker's task or actor call ending (task_ended, before its reply): what it recorded
-    shutdown: the last metrics sent before the connection closes
+    a driver's shutdown: the last metrics sent before the connection closes, and up to
+        progress.CLOSE_WAIT_S for workers' bars still open
 
 Nothing here has a thread of its own: the maintenance thread each process already runs
 does the sending, and a tick with nothing pending costs two attribute reads.
