@@ -11,7 +11,9 @@
 Who talks to it: only node daemons. Each daemon registers (RegisterNode) on one
 connection and forwards its own clients' GCS requests over it: drivers' jobs
 (RegisterJob, JobFinished), CreateActor, GetActorInfo, KillActor, KV, cluster state;
-and its workers' actor lifecycle (ActorPlaced, ActorReady, WorkerDied). The GCS
+its workers' actor lifecycle (ActorPlaced, ActorReady, WorkerDied); and every process's
+metric reports (ReportMetrics, one-way), kept in the pure MetricsTable (metrics.py) and
+read by GetMetrics. The GCS
 answers each request on the connection it came from, paired by the request's id
 (rpc.py); the node relays the answer to its client.
 
@@ -72,6 +74,7 @@ from .._protocol import validate
 from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
 from ..exceptions import ActorDiedError, ActorUnschedulableError
+from .metrics import MetricsTable
 from .placement import Unplaceable, pick_node
 from .storage import MemoryStorage, Storage
 from .tables import GcsTables
@@ -97,6 +100,7 @@ class _Node:
 class GcsService:
     def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None):
         self.tables = GcsTables(storage if storage is not None else MemoryStorage())
+        self.metrics = MetricsTable()
         self.head_node_id = head_node_id
         self._lock = threading.Lock()
         self._dirty: list[_Node] = []
@@ -422,10 +426,18 @@ class GcsService:
         keys = tuple(self.tables.kv_keys(msg.prefix))
         self.ep.reply(node.conn, msg, m.KvReply(msg.req, True, None, keys))
 
+    # -- metrics (metrics.py) ---------------------------------------------------------
+    def _on_report_metrics(self, node: _Node, msg: m.ReportMetrics) -> None:
+        self.metrics.report(msg.series, msg.dropped)
+
+    def _on_get_metrics(self, node: _Node, msg: m.GetMetrics) -> None:
+        reply = m.MetricsReply(msg.req, self.metrics.snapshot(), self.metrics.dropped)
+        self.ep.reply(node.conn, msg, reply)
+
     def statistics(self) -> dict:
         with self._lock:
             return dict(self.tables.statistics(), storage=self.tables.storage.statistics(),
-                        unplaced=len(self._unplaced),
+                        unplaced=len(self._unplaced), metrics=self.metrics.statistics(),
                         waiters=sum(len(w) for w in self._waiters.values()))
 
 
@@ -456,4 +468,6 @@ _HANDLERS = {
     m.KvPut: GcsService._on_kv_put,
     m.KvDelete: GcsService._on_kv_delete,
     m.KvKeys: GcsService._on_kv_keys,
+    m.ReportMetrics: GcsService._on_report_metrics,
+    m.GetMetrics: GcsService._on_get_metrics,
 }

@@ -163,6 +163,9 @@ class GcsLink:
     def _on_kill_actor(self, c: Any, msg: m.KillActor) -> None:
         self._to_gcs(msg)
 
+    def _on_report_metrics(self, c: Any, msg: m.ReportMetrics) -> None:
+        self._to_gcs(msg)
+
     def _register_driver(self, c: Any, msg: m.RegisterClient) -> None:
         conn = c.conn
         self.gcs_ep.call(self.gcs_conn, m.RegisterJob(0, msg.namespace, msg.pid, msg.address)) \

@@ -59,9 +59,14 @@ from typing import NoReturn
 from .. import _private_files as private
 
 
-def make_session_dir(temp_dir: str) -> str:
-    """<temp>/session_<time>_<pid>, and the temp dir itself if missing, both 0700 and ours."""
+def make_session_dir(temp_dir: str, head: bool = False) -> str:
+    """<temp>/session_<time>_<pid>, and the temp dir itself if missing, both 0700 and ours.
+    A head first removes the logs kept by the clusters that stopped before (_session.py)."""
+    from .._session import remove_ended
+
     private.make_dir(temp_dir)
+    if head:
+        remove_ended(temp_dir)
     path = os.path.join(temp_dir, f"session_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}")
     private.make_dir(path)
     return path
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                 if e.errno == errno.EADDRINUSE else "")
         _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}{hint}")
     try:
-        session_dir = make_session_dir(args.temp_dir)
+        session_dir = make_session_dir(args.temp_dir, head=not args.address)
     except private.NotPrivateError as e:
         _fail(str(e))
     except OSError as e:
@@ -173,15 +178,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _forget(recorded: str | None, session_dir: str) -> None:
-    """Removes this daemon's record (if it is still ours) and its session dir."""
-    import shutil
+    """Removes this daemon's record (if it is still ours) and ends its session dir (all of
+    it but the logs: _session.end)."""
+    from .._session import end
 
     try:
         if recorded and (private.read_text(recorded) or "").split()[1:2] == [str(os.getpid())]:
             os.unlink(recorded)
     except (OSError, private.NotPrivateError):
         pass
-    shutil.rmtree(session_dir, ignore_errors=True)
+    end(session_dir)
 
 
 _WILDCARD = ("0.0.0.0", "::", "")

@@ -231,7 +231,8 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         if c.worker_id is not None:
             self._execute(self.sched.set_blocked(c.worker_id, msg.blocked))
 
-    def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
+    def _on_log_lines(self, c: _Client, msg: m.LogLines | m.ProgressUpdate) -> None:
+        """Worker output and progress bars: to the driver of their job, on this node."""
         for x in self._clients.values():
             if x.kind == "driver" and x.job_id == msg.job_id:
                 _send(x.conn, msg)
@@ -319,6 +320,9 @@ _HANDLERS = {
     m.KvKeys: NodeServer._forward,
     m.GetState: NodeServer._on_get_state,
     m.LogLines: NodeServer._on_log_lines,
+    m.ProgressUpdate: NodeServer._on_log_lines,
+    m.ReportMetrics: NodeServer._on_report_metrics,
+    m.GetMetrics: NodeServer._forward,
     m.Shutdown: NodeServer._on_shutdown,
     m.AllocObject: NodeServer._on_alloc_object,
     m.FreeObjects: NodeServer._on_free_objects,

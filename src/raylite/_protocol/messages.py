@@ -365,8 +365,40 @@ class LogLines(NamedTuple):
     stderr: bool
 
 
+class ProgressUpdate(NamedTuple):
+    """A progress bar's state (raylite.experimental.tqdm_ray), from the process that updates
+    it to its job's driver, which draws it: on the LogLines path (worker ─► node daemon ─►
+    driver), so bars and worker output reach the driver's terminal through one writer."""
+    job_id: bytes
+    bar_id: str                # "<pid>-<n>": unique in the job
+    desc: str
+    n: int
+    total: int | None          # None: unknown
+    position: int | None       # the bar's line among the job's bars, if asked for
+    pid: int
+    closed: bool
+
+
 class Warning(NamedTuple):
     text: str
+
+
+# -- metrics (raylite.util.metrics; _core/metrics.py) ----------------------------------
+class ReportMetrics(NamedTuple):
+    """A process's metric series since its last report (deltas: _core/metrics.py), one-way to
+    its node daemon, which forwards it to the GCS's MetricsTable."""
+    series: tuple              # MetricSeries
+    dropped: int = 0           # series the process could not keep since its last report
+
+
+class GetMetrics(NamedTuple):
+    req: int
+
+
+class MetricsReply(NamedTuple):
+    req: int
+    series: tuple              # MetricSeries totals, sorted by (name, tags)
+    dropped: int               # reports of series the GCS (or a process) could not keep
 
 
 class Shutdown(NamedTuple):
@@ -420,6 +452,7 @@ REPLIES: dict[type, type] = {
     CreateActor: ActorCreated,
     GetActorInfo: ActorInfo,
     GetState: StateReply,
+    GetMetrics: MetricsReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
     RegisterJob: JobRegistered,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .._core import metrics
 from .._core import records as rec
 from . import messages as m
 
@@ -239,6 +240,11 @@ SPECS: dict[type, dict[str, Check]] = {
     m.StateReply: dict(req=REQ, snapshot=snapshot, missing=sequence(text(), types=(tuple,))),
     m.GetWorkerExit: dict(req=REQ, address=address),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),
+    m.ProgressUpdate: dict(job_id=JOB_ID, bar_id=text(64, empty=False), desc=text(), n=integer(),
+                           total=optional(integer()), position=optional(integer()), pid=PID,
+                           closed=flag),
+    m.ReportMetrics: dict(series=sequence(metrics.problem, types=(tuple,)), dropped=integer()),
+    m.GetMetrics: dict(req=REQ),
     m.Shutdown: dict(req=REQ),
     m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),
     m.FreeObjects: dict(object_ids=IDS, recyclable=IDS),

@@ -138,3 +138,10 @@ class Runtime(abc.ABC):
     def state(self) -> Any:
         """Everything the runtime knows, as one _core.records.StateSnapshot: nodes, jobs,
         workers, leases, actors, the tasks in flight and the objects held."""
+
+    def progress(self, state: Any) -> None:
+        """A progress bar's new state (progress.BarState) from this process: drawn here (local
+        mode, a driver); a cluster worker sends it to its job's driver instead."""
+        from .progress import display
+
+        display().update(state)

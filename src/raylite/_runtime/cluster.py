@@ -48,7 +48,7 @@ never leaves a call booked but unsent or a reply read but unhandled.
 The I/O around the core is split by topic: task submission and leases in
 cluster_tasks.py; encoding, mapping, fetching and waiting for objects in
 cluster_objects.py; actor calls in cluster_actors.py; starting a head for a
-driver in cluster_start.py.
+driver in cluster_start.py; metrics, progress bars and worker output in cluster_reports.py.
 """
 from __future__ import annotations
 
@@ -73,6 +73,7 @@ from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls
 from .cluster_objects import ObjectPlane
+from .cluster_reports import Reports
 from .cluster_start import HeadStart, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
 from .cluster_tasks import TaskSubmission, driver_sys_path
@@ -86,7 +87,7 @@ _WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5]),
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
-class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
+class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None,
@@ -175,6 +176,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         on(m.ActorInfo, self._on_actor_info)      # and actor lookups
         on(m.ReturnIdleLeases, lambda conn, msg: self._return_idle(0.0))
         on(m.LogLines, self._on_log_lines)
+        on(m.ProgressUpdate, self._on_progress_update)
         on(m.Warning, lambda conn, msg: print(f"raylite warning: {msg.text}", file=sys.stderr,
                                               flush=True))
         on(m.GetState, self._on_get_state)
@@ -328,12 +330,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if msg.req in self._core.actors.reqs:
             self._actor_resolved(msg)
 
-    def _on_log_lines(self, conn: Any, msg: m.LogLines) -> None:
-        if self.log_to_driver:
-            out = sys.stderr if msg.stderr else sys.stdout
-            out.write("".join(f"{msg.prefix} {line}\n" for line in msg.lines))
-            out.flush()
-
     def _on_get_state(self, conn: Any, msg: m.GetState) -> None:
         self.endpoint.reply(conn, msg, m.StateReply(msg.req, owner_state(self)))
 
@@ -424,6 +420,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def shutdown(self) -> None:
         if self._closing.is_set():
             return
+        if self._gone is None and getattr(self, "_daemon", None) is not None:
+            self.flush_reports()
         if self._proc is not None and getattr(self, "_daemon", None) is not None:
             self._stopping = True  # its goodbye is no loss
             try:

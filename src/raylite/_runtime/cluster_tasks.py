@@ -8,7 +8,8 @@
     TaskDone     ─► core.task_done ─► next task on that lease, results stored, waiters woken
     worker gone  ─► core.peer_lost ─► retries; crashed tasks fail with the daemon's word on how
     every IDLE_LEASE_S / 4 (maintenance thread): idle leases returned, frees flushed,
-                                                  unreferenced actors terminated
+                                                  unreferenced actors terminated, metrics
+                                                  and progress bars reported (cluster_reports.py)
 
 The rules (scheduling keys, one task in flight per lease, lease requests
 outstanding, retries, dependencies) live in raylite._core.owner.tasks; this
@@ -160,6 +161,7 @@ class TaskSubmission:
     def _maintain(self) -> None:
         while not self._closing.wait(IDLE_LEASE_S / 4):
             self._return_idle(IDLE_LEASE_S)
+            self._report(time.monotonic())
             self._flush_frees()
             if self._core.actors.terminates:
                 self._terminate_unreferenced()

@@ -22,7 +22,6 @@ from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
-from .reply import send_reply
 
 if TYPE_CHECKING:  # the executor hands itself in; this module never imports it
     from .task_executor import Executor
@@ -168,7 +167,7 @@ class ActorHost:
         except BaseException as exc:
             reply = self._failed(t, exc, name)
         if reply is not None:
-            send_reply(conn, reply)
+            self.ex.reply(conn, reply)
 
     def _failed(self, t: m.PushActorTask, exc: BaseException, name: str) -> m.TaskDone | None:
         """The reply for a call that raised; None when the actor ends instead."""
@@ -202,7 +201,7 @@ class ActorHost:
         finally:
             self.futures.pop(t.task_id, None)
         if reply is not None:
-            send_reply(conn, reply)
+            self.ex.reply(conn, reply)
 
 
 def _has_refs(t: m.PushActorTask) -> bool:

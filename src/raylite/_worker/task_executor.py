@@ -211,6 +211,11 @@ class Executor:
             raise fn.error
         return fn
 
+    def reply(self, conn: Any, msg: m.TaskDone) -> None:
+        """A task's or actor call's reply, after what it recorded (metrics, bars) is sent."""
+        self.rt.task_ended()
+        send_reply(conn, msg)
+
     def run_task(self, conn: Any, t: m.PushTask) -> None:
         self.job_id, self.current_name = t.job_id, t.name
         self.rt.set_job(t.job_id, t.namespace)
@@ -236,7 +241,7 @@ class Executor:
         finally:
             self.running = None
             self.cancelled.discard(t.task_id)
-        send_reply(conn, reply)
+        self.reply(conn, reply)
         if t.max_calls:
             n = self.calls[t.function_id] = self.calls.get(t.function_id, 0) + 1
             if n >= t.max_calls:  # Ray's max_calls: this worker retires, the daemon replaces it

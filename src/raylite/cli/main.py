@@ -64,6 +64,9 @@ def _start_parser(sub) -> None:
     st.add_argument("--dashboard-port", type=int, metavar="P",
                     help="with --head: also serve the web dashboard on 127.0.0.1:P (0 = any "
                          "free port); it prints a one-time login URL, `raylite stop` stops it")
+    st.add_argument("--metrics-export-port", type=int, metavar="P",
+                    help="with --head: also serve Prometheus metrics at 127.0.0.1:P/metrics "
+                         "(the cluster token as a bearer token); off by default")
     st.add_argument("--block", action="store_true",
                     help="stay in the foreground until Ctrl-C or SIGTERM, then stop the daemon")
     st.set_defaults(run="raylite.cli.start:run")
@@ -155,12 +158,15 @@ def _state_parsers(sub) -> None:
     common(sm)
     sm.set_defaults(run="raylite.cli.state:run_summary")
     lg = sub.add_parser("logs", help="the cluster's log files on this machine, or one of them",
-                        description="Without a file: list the log files (daemon logs, submitted "
-                                    "jobs' logs). With one: print its last lines.")
+                        description="Without a file: list the log files (daemon logs, workers' "
+                                    "output, submitted jobs' logs). With one: print its last "
+                                    "lines. With no cluster running: the last stopped one's.")
     lg.add_argument("filename", nargs="?", help="a file `raylite logs` listed")
     lg.add_argument("--job-id", help="a submitted job's log (its submission id)")
-    lg.add_argument("--actor-id", help="an actor's log (not kept yet: says so)")
-    lg.add_argument("--task-id", help="a task's log (not kept yet: says so)")
+    lg.add_argument("--actor-id", help="the output of the worker hosting this actor")
+    lg.add_argument("--pid", type=int, help="the output of the worker with this pid")
+    lg.add_argument("--err", action="store_true", help="with --pid/--actor-id: its stderr")
+    lg.add_argument("--task-id", help="a task's log (not available yet: says so)")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     lg.add_argument("--tail", type=int, default=1000, help="last N lines (default 1000; -1: all)")
     common(lg, fmt=False)
@@ -187,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", metavar="HOST:PORT",
                        help="the cluster's head (default: the one `raylite start` recorded here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
+        if name == "status":
+            p.add_argument("--metrics", action="store_true",
+                           help="also print the user metrics (raylite.util.metrics) the GCS holds")
         p.set_defaults(run=target)
 
     from raylite.dashboard.__main__ import parser as dashboard_parser

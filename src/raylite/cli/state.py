@@ -3,7 +3,7 @@
     raylite list KIND [--filter KEY=VALUE ...] [--limit N] [--detail] [--format table|json|yaml]
     raylite get KIND ID                                   one id's rows, every field
     raylite summary tasks|actors|objects                  counts by name, class or where
-    raylite logs [FILE] [--job-id ID] [--follow] [--tail N]   the cluster's log files here
+    raylite logs [FILE] [--job-id ID | --pid P | --actor-id A [--err]] [--follow] [--tail N]
 
 Each command asks the cluster at --address, or the head `raylite start` recorded under the temp
 dir, over one connection it closes (no init(), nothing left behind). A partial list (left out
@@ -147,7 +147,7 @@ def run_logs(args: argparse.Namespace) -> int:
 
     try:
         if args.filename is None and args.job_id is None and args.actor_id is None and \
-                args.task_id is None:
+                args.task_id is None and args.pid is None:
             files = logs.list_logs(args.address, _temp_dir=args.temp_dir)
             for cat, names in files.items():
                 print(f"{cat}:" + ("" if names else " (none)"))
@@ -155,7 +155,8 @@ def run_logs(args: argparse.Namespace) -> int:
                     print(f"  {n}")
             return 0
         lines = logs.get_log(args.address, filename=args.filename, actor_id=args.actor_id,
-                             task_id=args.task_id, submission_id=args.job_id,
+                             task_id=args.task_id, submission_id=args.job_id, pid=args.pid,
+                             suffix="err" if args.err else "out",
                              follow=args.follow, tail=args.tail, _temp_dir=args.temp_dir)
         for line in lines:
             sys.stdout.write(line)

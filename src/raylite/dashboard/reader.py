@@ -4,6 +4,7 @@
     resolve(address, temp) ─► util.state.fetch.resolve ─► Target(address, token, session dir)
     Reader.state(kinds, owners) ─► util.state.fetch.ask ─► GetState(kinds, owners)
                                 ◄─ (StateSnapshot of frozen records, missing owners)
+    Reader.metrics()            ─► util.state.fetch.ask_metrics ─► GetMetrics ─► (series, dropped)
     Reader.log_dir()            ─► <session_dir>/logs (the files the logs page lists)
 
 A new connection per request, as the state API makes: nothing is held open between page
@@ -39,6 +40,16 @@ class Reader:
 
         try:
             return ask(self._target, tuple(kinds), owners, REPLY_TIMEOUT_S)
+        except RayStateApiException as e:
+            raise ClusterUnavailable(str(e)) from None
+
+    def metrics(self) -> tuple[tuple, int]:
+        """(series, dropped): the user metrics the GCS holds; ClusterUnavailable when no answer."""
+        from raylite.util.state import RayStateApiException
+        from raylite.util.state.fetch import ask_metrics
+
+        try:
+            return ask_metrics(self._target, REPLY_TIMEOUT_S)
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 

@@ -85,6 +85,26 @@ def ask(target: Target, kinds: tuple, owners: bool, timeout: float | None):
             raise RayStateApiException("raylite was shut down while asking for its state")
         return rt.state(), ()
     from raylite._protocol import messages as m
+
+    reply = _request(target, m.GetState(1, tuple(kinds), owners), timeout)
+    return reply.snapshot, tuple(reply.missing)
+
+
+def ask_metrics(target: Target, timeout: float | None) -> tuple[tuple, int]:
+    """(series, dropped): the user metrics (raylite.util.metrics) the cluster's GCS holds; in
+    local mode this process's own."""
+    if target.address is None:
+        from raylite._runtime.metrics import pending
+
+        return pending().snapshot(), pending().dropped
+    from raylite._protocol import messages as m
+
+    reply = _request(target, m.GetMetrics(1), timeout)
+    return tuple(reply.series), reply.dropped
+
+
+def _request(target: Target, msg, timeout: float | None):
+    """One request to the target's daemon on a connection of its own, closed after."""
     from raylite._protocol.transport import connect
 
     try:
@@ -94,11 +114,10 @@ def ask(target: Target, kinds: tuple, owners: bool, timeout: float | None):
                                    "is it running (`raylite status`)?") from None
     try:
         conn.sock.settimeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
-        conn.send(m.GetState(1, tuple(kinds), owners))
-        reply = conn.recv()
+        conn.send(msg)
+        return conn.recv()
     except (EOFError, OSError) as e:
         raise RayStateApiException(f"the cluster at {target.address} did not answer within "
                                    f"{timeout}s: {e}") from None
     finally:
         conn.close()
-    return reply.snapshot, tuple(reply.missing)
