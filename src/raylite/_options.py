@@ -10,6 +10,8 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable, NamedTuple
 
+from ._resources import in_group
+
 _RUNTIME_ENV_KEYS = {"env_vars", "config"}
 
 
@@ -97,9 +99,51 @@ def _lifetime(name: str, v: Any) -> Any:
 
 
 def _scheduling_strategy(name: str, v: Any) -> Any:
-    if v in (None, "DEFAULT", "SPREAD"):
+    if v in (None, "DEFAULT", "SPREAD") or placement(v) is not None:
         return v
-    raise ValueError(f"scheduling_strategy must be None, 'DEFAULT' or 'SPREAD' in raylite, got {v!r}.")
+    raise ValueError(f"scheduling_strategy must be None, 'DEFAULT', 'SPREAD' or a "
+                     f"PlacementGroupSchedulingStrategy in raylite, got {v!r}.")
+
+
+def placement(strategy: Any) -> tuple | None:
+    """(group id, bundle index, capture child tasks) of a PlacementGroupSchedulingStrategy
+    (util/scheduling_strategies.py; read by its `_placement`), else None."""
+    return getattr(strategy, "_placement", None) if strategy is not None and \
+        not isinstance(strategy, str) else None
+
+
+class Captured(NamedTuple):
+    """The strategy of a task or actor created, without one of its own, by a task or actor
+    whose placement group captures child tasks: any bundle of the same group (and it
+    captures its own children in turn)."""
+    group: bytes
+
+    @property
+    def _placement(self) -> tuple:
+        return (self.group, -1, True)
+
+
+_captured: dict = {}   # (id(options), group) -> (options, the same in the group)
+
+
+def captured(options: Any, current: tuple | None) -> Any:
+    """`options` (which name no strategy) as they run when created inside `current`, the
+    creator's (group id, bundle index, capture): in that group when it captures children."""
+    if current is None or not current[2]:
+        return options
+    key = (id(options), current[0])
+    hit = _captured.get(key)
+    if hit is None or hit[0] is not options:
+        if len(_captured) >= 1024:
+            _captured.clear()
+        hit = _captured[key] = (options, options._replace(scheduling_strategy=Captured(current[0])))
+    return hit[1]
+
+
+def _placed(demand: dict, strategy: Any) -> dict:
+    """`demand` renamed into its placement group's bundle, when the strategy names one."""
+    p = placement(strategy)
+    return demand if p is None else in_group(demand, p[0].hex(), p[1])
 
 
 def _concurrency_groups(name: str, v: Any) -> Any:
@@ -176,9 +220,10 @@ class TaskOptions(NamedTuple):
     max_calls: int = 0
 
     def demand(self) -> dict[str, float]:
-        """The resources one run holds, as {name: amount} without zeros."""
-        return _demand(self.num_cpus, self.num_gpus, self.memory, self.resources,
-                       self.accelerator_type)
+        """The resources one run holds, as {name: amount} without zeros (renamed into its
+        placement group's bundle when it runs in one: _resources.in_group)."""
+        return _placed(_demand(self.num_cpus, self.num_gpus, self.memory, self.resources,
+                               self.accelerator_type), self.scheduling_strategy)
 
 
 class ActorOptions(NamedTuple):
@@ -200,12 +245,16 @@ class ActorOptions(NamedTuple):
     concurrency_groups: dict | None = None
 
     def demand(self) -> dict[str, float]:
-        """The resources the actor holds while alive."""
-        return _demand(self.num_cpus or 0, self.num_gpus, self.memory, self.resources,
-                       self.accelerator_type)
+        """The resources the actor holds while alive (renamed into its placement group's
+        bundle when it runs in one)."""
+        return _placed(_demand(self.num_cpus or 0, self.num_gpus, self.memory, self.resources,
+                               self.accelerator_type), self.scheduling_strategy)
 
     def placement_demand(self) -> dict[str, float]:
-        """What a node must have to host it (at least 1 CPU when num_cpus is unset)."""
+        """What a node must have to host it (at least 1 CPU when num_cpus is unset; in a
+        placement group, what it holds: the bundle is what was reserved for it)."""
+        if placement(self.scheduling_strategy) is not None:
+            return self.demand()
         return _demand(1 if self.num_cpus is None else self.num_cpus, self.num_gpus,
                        self.memory, self.resources, self.accelerator_type)
 

@@ -29,7 +29,9 @@ objects, not pickled errors) nothing is written but the KV, kept in memory:
                              worker address)
     kv            key        the value, as given
 
-`state()` answers a state request with records of every node, job and actor;
+Placement groups are `groups` (groups.py, pure), kept in memory only (not written to the
+storage yet). `state()` answers a state request with records of every node, job, actor and
+placement group;
 `statistics()` gives the counts; `log` keeps the latest events for debugging.
 """
 from __future__ import annotations
@@ -39,6 +41,7 @@ from collections import deque
 from typing import Any
 
 from .._core.records import ActorRecord, JobRecord, NodeRecord, StateSnapshot
+from .groups import Groups
 from .storage import MemoryStorage, Storage
 
 LOG_SIZE = 256
@@ -84,6 +87,7 @@ class GcsTables:
         self.nodes: dict[bytes, NodeInfo] = {}
         self.actors: dict[bytes, ActorEntry] = {}
         self.names: dict[tuple[str, str], bytes] = {}
+        self.groups = Groups()   # placement groups (groups.py; in memory only for now)
         self.log: deque = deque(maxlen=LOG_SIZE)
 
     # -- jobs and nodes ------------------------------------------------------
@@ -260,7 +264,7 @@ class GcsTables:
         """The tables as `storage` holds them (a GCS coming back after a restart)."""
         t = cls.__new__(cls)
         t.storage, t.persist, t.log = storage, True, deque(maxlen=LOG_SIZE)
-        t.jobs, t.nodes, t.actors, t.names = {}, {}, {}, {}
+        t.jobs, t.nodes, t.actors, t.names, t.groups = {}, {}, {}, {}, Groups()
         for job_id, value in storage.scan("jobs"):
             namespace, pid, alive, node_id = pickle.loads(value)
             job = t.jobs[job_id] = JobInfo(job_id, namespace, pid, node_id)
@@ -291,7 +295,8 @@ class GcsTables:
         actors = tuple(ActorRecord(a.hex(), e.spec.meta.class_name, e.spec.name, e.spec.namespace,
                                    e.state, e.address, e.restarts, e.spec.detached, e.reason)
                        for a, e in self.actors.items())
-        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors)
+        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors,
+                             placement_groups=self.groups.state())
 
     def statistics(self) -> dict:
         states: dict[str, int] = {}
@@ -300,4 +305,4 @@ class GcsTables:
         return {"jobs": sum(1 for j in self.jobs.values() if j.alive),
                 "nodes": sum(1 for n in self.nodes.values() if n.alive),
                 "actors": states, "named_actors": len(self.names),
-                "kv_keys": len(self.storage.scan("kv"))}
+                "kv_keys": len(self.storage.scan("kv")), **self.groups.statistics()}

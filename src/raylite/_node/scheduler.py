@@ -6,9 +6,22 @@ I/O shell (server.py) to carry out:
     request_lease / place_actor ─┐                   ┌─► Grant(owner, req, lease, worker, gpus)
     worker_registered            ├─► _schedule() ───┼─► StartActor(actor, lease, worker, gpus)
     return_lease / worker_died   │                   ├─► Spawn(n)          fork n more workers
-    set_blocked / owner_gone     ┘                   ├─► Kill(worker)
-                                                     ├─► Infeasible(owner, name, demand)
-                                                     └─► RevokeIdle()      ask owners for idle leases
+    set_blocked / owner_gone     │                   ├─► Kill(worker)
+    prepare / commit /           │                   ├─► Infeasible(owner, name, demand)
+      return_bundles             ┘                   ├─► RevokeIdle()      ask owners for idle leases
+                                                     ├─► Prepared(group)   its bundles are held here
+                                                     └─► Refuse(owner, req, why)  never grantable
+
+Placement groups (the GCS decides which node holds which bundle; _gcs/groups.py): the
+GCS asks `prepare_bundles(group, bundles)`; the reservation queues like a lease request
+(needing no worker) until the sum of those bundles is free here, then that much leaves
+`available` at once (all of this node's bundles or none) and Prepared tells the GCS.
+`commit_bundles` adds the bundles' renamed resources (_resources.bundle_resources) to
+`total` and `available`, so leases asking for them (a task in the group asks for its
+demand renamed, _resources.in_group) are granted by the same rule as any other.
+`return_bundles` undoes either phase: a committed group's leases are returned with their
+workers killed, queued requests for it refused, its names dropped and the bundles'
+resources given back; requests naming a removed group are refused from then on.
 
 State it owns: total / available resources, free GPU ids, every worker
 (idle, leased, hosting an actor), every lease, and the queue of requests
@@ -59,12 +72,32 @@ class RevokeIdle(NamedTuple):
     pass
 
 
+class Prepared(NamedTuple):
+    group: bytes
+
+
+class Refuse(NamedTuple):
+    owner: Any
+    req: int
+    why: str
+
+
 class _Request(NamedTuple):
     owner: Any            # the owner's connection key, or None for an actor placement
     req: int
     demand: dict
     name: str
     actor_id: bytes | None
+    bundles: Any = None   # a group's reservation: (group id, {index: bundle}); needs no worker
+
+
+class _Group:
+    __slots__ = ("bundles", "held", "committed")
+
+    def __init__(self, bundles: dict, held: dict):
+        self.bundles = bundles          # index -> the bundle's resources, as the user gave them
+        self.held = held                # their sum: what left `available` when prepared
+        self.committed: dict = {}       # the renamed resources committing added
 
 
 class _Lease:
@@ -94,11 +127,16 @@ class NodeScheduler:
         self.queue: deque[_Request] = deque()
         self.starting = 0
         self.warned: set = set()
+        self.groups: dict[bytes, _Group] = {}   # placement groups holding bundles here
+        self.removed: set[str] = set()           # hex ids of groups removed here
         self.log: deque = deque(maxlen=LOG_SIZE)  # recent events, newest last, for debugging
 
     # -- events --------------------------------------------------------------
     def request_lease(self, owner: Any, req: int, demand: dict, name: str) -> list:
         self.log.append(("request", name, req))
+        group = res.group_of(demand)
+        if group is not None and group in self.removed:
+            return [Refuse(owner, req, _removed(group))]
         out = self._check_feasible(owner, name, demand)
         self.queue.append(_Request(owner, req, demand, name, None))
         return out + self._schedule()
@@ -181,10 +219,65 @@ class NodeScheduler:
                 return lease.lease_id
         return None
 
+    # -- placement groups --------------------------------------------------------
+    def prepare_bundles(self, group: bytes, bundles: dict) -> list:
+        """Hold `bundles` ({index: resources}) of `group` here once they all fit (queued
+        until then); Prepared(group) says they are held. Asking again changes nothing."""
+        self.log.append(("prepare", group, tuple(bundles)))
+        if group in self.groups:
+            return [Prepared(group)]
+        if any(r.bundles is not None and r.bundles[0] == group for r in self.queue):
+            return []
+        held: dict = {}
+        for b in bundles.values():
+            res.add(held, b)
+        self.queue.append(_Request(None, 0, held, f"placement group {group.hex()}", None,
+                                   (group, dict(bundles))))
+        return self._schedule()
+
+    def commit_bundles(self, group: bytes) -> list:
+        """The held bundles become resources of their own names (False: not prepared)."""
+        g = self.groups.get(group)
+        if g is None or g.committed:
+            return []
+        self.log.append(("commit", group))
+        for index, bundle in g.bundles.items():
+            res.add(g.committed, res.bundle_resources(group.hex(), index, bundle))
+        res.add(self.total, g.committed)
+        res.add(self.available, g.committed)
+        return self._schedule()
+
+    def return_bundles(self, group: bytes) -> list:
+        """Undoes prepare and commit: the group's leases end (workers killed), its queued
+        requests are refused, its resources go back to the node."""
+        self.log.append(("return bundles", group))
+        hex_id = group.hex()
+        self.removed.add(hex_id)
+        out: list = []
+        keep: deque[_Request] = deque()
+        for r in self.queue:
+            if r.bundles is not None and r.bundles[0] == group:
+                continue
+            if r.bundles is None and res.group_of(r.demand) == hex_id:
+                if r.actor_id is None:
+                    out.append(Refuse(r.owner, r.req, _removed(hex_id)))
+                continue
+            keep.append(r)
+        self.queue = keep
+        for lease in [x for x in self.leases.values() if res.group_of(x.demand) == hex_id]:
+            out += self.return_lease(lease.lease_id, kill_worker=True)
+        g = self.groups.pop(group, None)
+        if g is not None:
+            for k in g.committed:
+                self.total.pop(k, None)
+                self.available.pop(k, None)
+            res.add(self.available, g.held)
+        return out + self._schedule()
+
     # -- the decision --------------------------------------------------------
     def _check_feasible(self, owner: Any, name: str, demand: dict) -> list:
-        if res.fits(demand, self.total):
-            return []
+        if res.fits(demand, self.total) or res.group_of(demand) is not None:
+            return []  # a group's resources appear once it is committed here
         return [Infeasible(owner, name, demand)]
 
     def _schedule(self) -> list:
@@ -197,6 +290,11 @@ class NodeScheduler:
             if not res.fits(r.demand, self.available):
                 waiting.append(r)
                 blocked_on_resources = True
+                continue
+            if r.bundles is not None:  # a placement group's reservation: no worker
+                res.subtract(self.available, r.demand)
+                self.groups[r.bundles[0]] = _Group(r.bundles[1], dict(r.demand))
+                out.append(Prepared(r.bundles[0]))
                 continue
             if not self.idle:
                 waiting.append(r)
@@ -238,7 +336,7 @@ class NodeScheduler:
                 "workers": len(self.workers), "idle_workers": len(self.idle),
                 "starting_workers": self.starting, "leases": len(self.leases),
                 "actor_workers": sum(1 for lease in self.leases.values() if lease.actor_id),
-                "pending_requests": len(self.queue),
+                "pending_requests": len(self.queue), "placement_groups": len(self.groups),
                 "pending_demands": [r.demand for r in self.queue]}
 
     def state(self, node_id: str, owners: dict) -> StateSnapshot:
@@ -260,3 +358,8 @@ class NodeScheduler:
                                "PENDING") for r in self.queue]
         return StateSnapshot(f"node {node_id}", nodes=(node,), workers=tuple(workers),
                              leases=tuple(leases))
+
+
+def _removed(group: str) -> str:
+    return (f"its placement group {group} was removed. Create a new placement group and "
+            "schedule into that one.")

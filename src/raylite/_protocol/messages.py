@@ -77,6 +77,7 @@ class LeaseGranted(NamedTuple):
     worker_id: bytes
     address: str
     gpu_ids: tuple
+    refused: str | None = None  # never grantable, and why (its placement group was removed)
 
 
 class ReturnLease(NamedTuple):
@@ -121,6 +122,7 @@ class PushTask(NamedTuple):
     owner: str
     max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
     sys_path: tuple = ()       # sent with the function: where its modules are importable
+    placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
 
 
 class PushActorTask(NamedTuple):
@@ -179,6 +181,7 @@ class ActorSpec(NamedTuple):
     max_task_retries: int
     concurrency_groups: dict | None = None
     sys_path: tuple = ()
+    placement_group: tuple | None = None  # (group id, bundle index, capture child tasks)
 
 
 class CreateActor(NamedTuple):
@@ -287,6 +290,68 @@ class WorkerDied(NamedTuple):
     address: str
     how: str                   # its exit ("killed by SIGKILL", ...), or "" when unknown
     on_purpose: bool           # the daemon ended it (a lease returned with kill, a release)
+
+
+# -- placement groups (_gcs/groups.py): drivers' requests, the GCS's two phases with nodes --
+class PlacementGroupSpec(NamedTuple):
+    group_id: bytes
+    bundles: tuple             # of dicts {resource: amount}
+    strategy: str              # PACK | SPREAD | STRICT_PACK | STRICT_SPREAD
+    name: str                  # "" for none
+    namespace: str
+    detached: bool
+    job_id: bytes
+
+
+class CreatePlacementGroup(NamedTuple):
+    req: int
+    spec: PlacementGroupSpec
+
+
+class PlacementGroupCreated(NamedTuple):
+    req: int
+    error: str | None          # refused (the name is taken)
+    warning: str | None        # accepted, but it cannot be placed on the cluster as it is
+
+
+class RemovePlacementGroup(NamedTuple):
+    req: int
+    group_id: bytes
+
+
+class GetPlacementGroup(NamedTuple):
+    """One group by id or by (name, namespace); neither: every group."""
+    req: int
+    group_id: bytes | None
+    name: str | None
+    namespace: str | None
+
+
+class PlacementGroupInfo(NamedTuple):
+    req: int
+    records: tuple             # records.PlacementGroupRecord, one per group found
+
+
+class PrepareBundles(NamedTuple):
+    """GCS -> node: hold these bundles ({index: resources}) of the group once they fit."""
+    group_id: bytes
+    bundles: dict
+
+
+class BundlesPrepared(NamedTuple):
+    """Node -> GCS: this node holds its bundles of the group."""
+    group_id: bytes
+
+
+class CommitBundles(NamedTuple):
+    """GCS -> node: every node holds its part: the bundles become resources of their own."""
+    group_id: bytes
+
+
+class ReturnBundles(NamedTuple):
+    """GCS -> node: the group was removed (or is placed again): give its bundles back, end
+    what runs in them."""
+    group_id: bytes
 
 
 class KvGet(NamedTuple):
@@ -405,4 +470,7 @@ REPLIES: dict[type, type] = {
     KvPut: KvReply,
     KvDelete: KvReply,
     KvKeys: KvReply,
+    CreatePlacementGroup: PlacementGroupCreated,
+    RemovePlacementGroup: Ack,
+    GetPlacementGroup: PlacementGroupInfo,
 }

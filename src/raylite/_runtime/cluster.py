@@ -72,6 +72,7 @@ from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls
+from .cluster_groups import PlacementGroups
 from .cluster_objects import ObjectPlane
 from .cluster_start import start_head, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
@@ -85,7 +86,7 @@ _WIRE = {LeaseRequest: lambda x: m.RequestLease(*x), LeaseReturn: lambda x: m.Re
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
-class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
+class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, PlacementGroups, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None):

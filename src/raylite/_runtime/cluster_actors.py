@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.owner import Task, named_actor_missing
+from .._options import placement
 from .._protocol import messages as m
 from ..exceptions import ActorAlreadyExistsError
 from .base import ActorMeta
@@ -43,7 +44,8 @@ class ActorCalls:
             placement=options.placement_demand(), max_restarts=options.max_restarts,
             max_concurrency=options.max_concurrency, env_vars=env,
             max_task_retries=options.max_task_retries,
-            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path())
+            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
+            placement_group=placement(options.scheduling_strategy))
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)

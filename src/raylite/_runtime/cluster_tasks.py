@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.owner import Task
+from .._options import placement
 from .._protocol import messages as m
 from .._protocol.transport import Connection
 from .._serialization import dumps
@@ -81,20 +82,21 @@ class TaskSubmission:
             env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
             demand = options.demand()
             t = (options, function, fid, options.name or function._name, env, demand,
-                 tuple(sorted(demand.items())))
+                 tuple(sorted(demand.items())), placement(options.scheduling_strategy))
             if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
                 self._templates.clear()
             self._templates[id(options)] = t
         return t
 
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        _, _, fid, name, env, demand, key = self._template(function, options)
+        _, _, fid, name, env, demand, key, group = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
             tuple(_ids.new_id() for _ in range(options.num_returns))
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
-                         self.namespace, env, (), demand, self.address, options.max_calls)
+                         self.namespace, env, (), demand, self.address, options.max_calls,
+                         (), group)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
                     hold, None, key)
         with self._lock:
@@ -104,6 +106,11 @@ class TaskSubmission:
         return refs
 
     def _lease_granted(self, msg: m.LeaseGranted) -> None:
+        if msg.refused is not None:
+            with self._lock:
+                out = self._core.lease_refused(msg.req, msg.refused)
+            self._send_all(out)
+            return
         try:
             conn = self._peer(msg.address, b"t")
         except (ConnectionError, OSError):

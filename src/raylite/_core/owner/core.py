@@ -30,7 +30,7 @@ import itertools
 from collections import deque
 from typing import Any
 
-from ...exceptions import TaskCancelledError, WorkerCrashedError
+from ...exceptions import TaskCancelledError, TaskPlacementGroupRemoved, WorkerCrashedError
 from ..records import ActorRecord, ObjectRecord, StateSnapshot, TaskRecord
 from .actors import ActorTable
 from .instructions import WAKE
@@ -169,6 +169,21 @@ class Owner:
             self.fail(task, self.encode_error(WorkerCrashedError(
                 f"The worker running {task.name} died ({how or 'killed, crashed or out of memory'})"
                 " and its retries are spent (raise max_retries to retry more).")), out)
+        return out
+
+    def lease_refused(self, req: int, why: str) -> list:
+        """The daemon will never grant lease request `req` (`why`: its placement group was
+        removed): every task queued on that key fails with TaskPlacementGroupRemoved."""
+        k = self.tasks.lease_reqs.pop(req, None)
+        out: list = []
+        if k is None:
+            return out
+        k.requests -= 1
+        error = self.encode_error(TaskPlacementGroupRemoved(f"The task {k.name} cannot run: {why}"))
+        while k.queue:
+            task = k.queue.popleft()
+            self.tasks.drop(task.task_id)
+            self.fail(task, error, out)
         return out
 
     def fail_queued(self, exc: BaseException) -> list:
