@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable, NamedTuple
 
-from ._resources import in_group
+from ._resources import describe, fits, in_group
 
 _RUNTIME_ENV_KEYS = {"env_vars", "config"}
 
@@ -141,9 +141,22 @@ def captured(options: Any, current: tuple | None) -> Any:
 
 
 def _placed(demand: dict, strategy: Any) -> dict:
-    """`demand` renamed into its placement group's bundle, when the strategy names one."""
+    """`demand` renamed into its placement group's bundle, when the strategy names one;
+    ValueError when the group's bundles are known and it fits none of them (the bundle
+    named, or any bundle for index -1): it could never run."""
     p = placement(strategy)
-    return demand if p is None else in_group(demand, p[0].hex(), p[1])
+    if p is None:
+        return demand
+    bundles = getattr(strategy, "_bundles", None)
+    if bundles is not None:
+        some = [bundles[p[1]]] if 0 <= p[1] < len(bundles) else bundles
+        if not any(fits(demand, b) for b in some):
+            which = f"bundle {p[1]}" if p[1] >= 0 else "any bundle"
+            raise ValueError(f"The demand {describe(demand)} cannot fit into {which} of placement "
+                             f"group {p[0].hex()} (bundles: "
+                             f"{', '.join(describe(b) for b in bundles)}); it could never run. "
+                             "Ask for less, or make a group with bigger bundles.")
+    return in_group(demand, p[0].hex(), p[1])
 
 
 def _concurrency_groups(name: str, v: Any) -> Any:

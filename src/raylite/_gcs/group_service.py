@@ -51,8 +51,8 @@ class GroupHandlers:
             self.ep.reply(node.conn, msg, m.Ack(msg.req, f"no placement group has the id "
                                                          f"{msg.group_id.hex()}"))
             return
-        self.ep.reply(node.conn, msg, m.Ack(msg.req))
         self._groups_do(groups.remove(msg.group_id, self._alive_nodes()))
+        self.ep.reply(node.conn, msg, m.Ack(msg.req))  # after: its nodes hear of it first
 
     def _on_get_group(self, node: _Node, msg: m.GetPlacementGroup) -> None:
         groups = self.tables.groups

@@ -17,9 +17,12 @@ printed once in the driver; ready() then never resolves and wait() returns False
 from __future__ import annotations
 
 import numbers
+import sys
+import types
 from typing import Any
 
 from .._ids import PlacementGroupID, random_id
+from .scheduling_strategies import PlacementGroupSchedulingStrategy
 
 VALID_PLACEMENT_GROUP_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 STATES = {"PENDING": "PENDING", "CREATED": "CREATED", "REMOVED": "REMOVED"}
@@ -49,6 +52,8 @@ def _reservation_check() -> Any:
 
 class PlacementGroup:
     """A handle to a placement group: its id, its bundles, ready() and wait()."""
+
+    _is_placement_group = True   # what PlacementGroupSchedulingStrategy checks
 
     def __init__(self, id: PlacementGroupID, bundle_cache: list | None = None):
         self.id = id
@@ -87,8 +92,6 @@ class PlacementGroup:
             return self._ready[1]
         ref = rt.placement_group_ready(self.id.binary(), self)
         if ref is None:  # the runtime runs a task in the group: it starts once it is reserved
-            from .scheduling_strategies import PlacementGroupSchedulingStrategy
-
             ref = _reservation_check().options(
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self)).remote(self)
         self._ready = (rt, ref)
@@ -202,3 +205,15 @@ def get_current_placement_group() -> PlacementGroup | None:
     if s is None or s.placement is None:
         return None
     return PlacementGroup(PlacementGroupID(s.placement[0]))
+
+
+class _Module(types.ModuleType):
+    """`raylite.util.placement_group` is the function (as in Ray) and, once something imported
+    `raylite.util.placement_group.X`, the package attribute is this module: calling it calls
+    the function, so `raylite.util.placement_group([...])` works either way."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PlacementGroup:
+        return placement_group(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _Module

@@ -20,9 +20,7 @@ class PlacementGroupSchedulingStrategy:
 
     def __init__(self, placement_group: Any, placement_group_bundle_index: int = -1,
                  placement_group_capture_child_tasks: bool | None = None):
-        from .placement_group import PlacementGroup
-
-        if not isinstance(placement_group, PlacementGroup):
+        if not getattr(placement_group, "_is_placement_group", False):  # placement_group.py's
             raise TypeError("placement_group must be a PlacementGroup (from "
                             f"raylite.util.placement_group(...)), got {placement_group!r}.")
         index = placement_group_bundle_index
@@ -43,6 +41,11 @@ class PlacementGroupSchedulingStrategy:
         """(group id, bundle index, capture): what _options and the runtimes read."""
         return (self.placement_group.id.binary(), self.placement_group_bundle_index,
                 bool(self.placement_group_capture_child_tasks))
+
+    @property
+    def _bundles(self) -> list | None:
+        """The group's bundles when this process knows them (_options checks a demand fits)."""
+        return self.placement_group.bundle_cache
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self._placement == other._placement
