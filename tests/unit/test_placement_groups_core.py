@@ -128,7 +128,7 @@ def test_a_lost_node_places_its_groups_again():
     g.prepared(spec.group_id, B)
     left = [NODES[0], NODES[2]]
     out = g.node_lost(B, left)
-    assert out[0] == grp.Return(A, spec.group_id)             # A gives back its part; B is gone
+    assert out[0] == grp.Return(A, spec.group_id, removed=False)  # A gives back its part
     assert grp.Prepare(A, spec.group_id, {0: {"CPU": 3}}) in out
     assert grp.Prepare(C, spec.group_id, {1: {"CPU": 2}}) in out
     assert g.state()[0].state == "PENDING"

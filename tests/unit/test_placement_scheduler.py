@@ -103,3 +103,26 @@ def test_resource_names_of_a_group():
         f"CPU_group_{H}": 2, f"CPU_group_1_{H}": 2}
     assert res.group_of(res.in_group({"GPU": 1}, H, 0)) == H
     assert res.group_of({"CPU": 1}) is None
+
+
+def test_a_group_placed_again_keeps_its_requests_queued():
+    s = _sched(cpus=2, workers=2)
+    s.prepare_bundles(G, {0: {"CPU": 1}})
+    s.commit_bundles(G)
+    in0 = res.in_group({"CPU": 1}, H, 0)
+    lease = _grants(s.request_lease("o", 1, in0, "f"))[0]
+    out = s.return_bundles(G, removed=False)      # another node of the group left
+    assert sch.Kill(lease.worker_id) in out and not [i for i in out if type(i) is sch.Refuse]
+    assert s.request_lease("o", 2, in0, "f") == []   # waits for the group to come back
+    s.prepare_bundles(G, {0: {"CPU": 1}})
+    assert [g.req for g in _grants(s.commit_bundles(G))] == [2]
+
+
+def test_requests_for_a_group_not_here_do_not_revoke_idle_leases():
+    s = _sched(cpus=2, workers=4)
+    _grants(s.request_lease("a", 1, {"CPU": 1}, "f"))
+    assert s.request_lease("o", 2, res.in_group({}, H, -1), "ready") == []
+    s.prepare_bundles(G, {0: {"CPU": 1}})
+    s.commit_bundles(G)
+    assert _grants(s.request_lease("o", 3, res.in_group({"CPU": 1}, H, 0), "f"))
+    assert s.request_lease("o", 4, res.in_group({"CPU": 1}, H, 0), "f") == [sch.RevokeIdle()]

@@ -77,7 +77,7 @@ class GroupHandlers:
             elif t is grp.Commit:
                 self._tell(x.node_id, m.CommitBundles(x.group))
             elif t is grp.Return:
-                self._tell(x.node_id, m.ReturnBundles(x.group))
+                self._tell(x.node_id, m.ReturnBundles(x.group, x.removed))
                 gone.setdefault(x.group, False)
             elif t is grp.Removed:
                 gone[x.group] = True

@@ -50,6 +50,7 @@ class Commit(NamedTuple):
 class Return(NamedTuple):
     node_id: bytes
     group: bytes
+    removed: bool = True       # False: the group is placed again (a node of it left)
 
 
 class Created(NamedTuple):
@@ -151,7 +152,7 @@ class Groups:
         for g in self.groups.values():
             if g.state != "REMOVED" and g.nodes is not None and node_id in g.nodes:
                 self.log.append(("rescheduling", g.spec.group_id))
-                out += [x for x in self._let_go(g) if x.node_id != node_id]
+                out += [x._replace(removed=False) for x in self._let_go(g) if x.node_id != node_id]
                 g.state = "PENDING"
         return out + self.retry(nodes)
 

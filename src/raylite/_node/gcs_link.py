@@ -68,7 +68,7 @@ class GcsLink:
         self.gcs_ep.on(m.CommitBundles, lambda conn, msg: self._execute(
             self.sched.commit_bundles(msg.group_id)))
         self.gcs_ep.on(m.ReturnBundles, lambda conn, msg: self._execute(
-            self.sched.return_bundles(msg.group_id)))
+            self.sched.return_bundles(msg.group_id, msg.removed)))
         self._placing: dict[bytes, tuple] = {}    # actor id -> (spec, incarnation), not yet started
         self._hosting: dict[bytes, tuple] = {}    # worker id -> (actor id, incarnation)
 

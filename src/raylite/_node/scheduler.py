@@ -129,6 +129,7 @@ class NodeScheduler:
         self.warned: set = set()
         self.groups: dict[bytes, _Group] = {}   # placement groups holding bundles here
         self.removed: set[str] = set()           # hex ids of groups removed here
+        self.committed: set[str] = set()         # hex ids of groups committed here
         self.log: deque = deque(maxlen=LOG_SIZE)  # recent events, newest last, for debugging
 
     # -- events --------------------------------------------------------------
@@ -236,7 +237,7 @@ class NodeScheduler:
         return self._schedule()
 
     def commit_bundles(self, group: bytes) -> list:
-        """The held bundles become resources of their own names (False: not prepared)."""
+        """The held bundles become resources of their own names (nothing when not prepared)."""
         g = self.groups.get(group)
         if g is None or g.committed:
             return []
@@ -245,20 +246,24 @@ class NodeScheduler:
             res.add(g.committed, res.bundle_resources(group.hex(), index, bundle))
         res.add(self.total, g.committed)
         res.add(self.available, g.committed)
+        self.committed.add(group.hex())
         return self._schedule()
 
-    def return_bundles(self, group: bytes) -> list:
-        """Undoes prepare and commit: the group's leases end (workers killed), its queued
-        requests are refused, its resources go back to the node."""
-        self.log.append(("return bundles", group))
+    def return_bundles(self, group: bytes, removed: bool = True) -> list:
+        """Undoes prepare and commit: the group's leases end (workers killed), its resources
+        go back to the node; when it was `removed` (not only placed again elsewhere), its
+        queued requests are refused, as are later ones."""
+        self.log.append(("return bundles", group, removed))
         hex_id = group.hex()
-        self.removed.add(hex_id)
+        if removed:
+            self.removed.add(hex_id)
+        self.committed.discard(hex_id)
         out: list = []
         keep: deque[_Request] = deque()
         for r in self.queue:
             if r.bundles is not None and r.bundles[0] == group:
                 continue
-            if r.bundles is None and res.group_of(r.demand) == hex_id:
+            if removed and r.bundles is None and res.group_of(r.demand) == hex_id:
                 if r.actor_id is None:
                     out.append(Refuse(r.owner, r.req, _removed(hex_id)))
                 continue
@@ -289,7 +294,8 @@ class NodeScheduler:
             r = self.queue.popleft()
             if not res.fits(r.demand, self.available):
                 waiting.append(r)
-                blocked_on_resources = True
+                group = res.group_of(r.demand)  # a group not committed here: leases cannot help
+                blocked_on_resources |= group is None or group in self.committed
                 continue
             if r.bundles is not None:  # a placement group's reservation: no worker
                 res.subtract(self.available, r.demand)

@@ -349,9 +349,10 @@ class CommitBundles(NamedTuple):
 
 
 class ReturnBundles(NamedTuple):
-    """GCS -> node: the group was removed (or is placed again): give its bundles back, end
-    what runs in them."""
+    """GCS -> node: the group was removed (or, not `removed`, is placed again): give its
+    bundles back, end what runs in them."""
     group_id: bytes
+    removed: bool = True
 
 
 class KvGet(NamedTuple):

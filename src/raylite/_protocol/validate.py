@@ -260,7 +260,7 @@ SPECS: dict[type, dict[str, Check]] = {
     m.BundlesPrepared: dict(group_id=ident()),
     m.PrepareBundles: dict(group_id=ident(), bundles=mapping(integer(0, MAX_ITEMS), RESOURCES)),
     m.CommitBundles: dict(group_id=ident()),
-    m.ReturnBundles: dict(group_id=ident()),
+    m.ReturnBundles: dict(group_id=ident(), removed=flag),
     m.KvGet: dict(req=REQ, key=KEY),
     m.KvPut: dict(req=REQ, key=KEY, value=blob, overwrite=flag),
     m.KvDelete: dict(req=REQ, key=KEY),
