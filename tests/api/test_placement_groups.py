@@ -81,6 +81,15 @@ def test_actors_in_a_bundle_are_counted_exactly(ray):
     remove_placement_group(pg)
 
 
+def test_a_task_in_a_gpu_bundle_gets_the_bundle_s_gpu(ray):
+    pg = placement_group([{"CPU": 1, "GPU": 1}])
+    assert pg.wait(30)
+    assert ray.available_resources().get("GPU", 0) == 0
+    gpus = ray.remote(num_cpus=1, num_gpus=1)(lambda: ray.get_gpu_ids())
+    assert ray.get(gpus.options(scheduling_strategy=InGroup(pg, 0)).remote()) == [0]
+    remove_placement_group(pg)
+
+
 def test_a_group_that_cannot_be_placed_stays_pending_and_warns_once(ray, capfd):
     pg = placement_group([{"CPU": 3}, {"CPU": 3}], strategy="STRICT_PACK")
     assert pg.wait(0.2) is False

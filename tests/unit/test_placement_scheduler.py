@@ -126,3 +126,23 @@ def test_requests_for_a_group_not_here_do_not_revoke_idle_leases():
     s.commit_bundles(G)
     assert _grants(s.request_lease("o", 3, res.in_group({"CPU": 1}, H, 0), "f"))
     assert s.request_lease("o", 4, res.in_group({"CPU": 1}, H, 0), "f") == [sch.RevokeIdle()]
+
+
+def test_gpu_ids_are_the_bundle_s_own():
+    s = sch.NodeScheduler({"CPU": 4, "GPU": 3}, _ids.new_id)
+    for i in range(3):
+        s.worker_registered(b"w%d" % i)
+    plain = _grants(s.request_lease("o", 1, {"GPU": 1}, "f"))[0]
+    assert plain.gpu_ids == (0,)
+    s.prepare_bundles(G, {0: {"GPU": 1}, 1: {"GPU": 1}})
+    s.commit_bundles(G)
+    assert s.free_gpus == [] and s.groups[G].gpus == {0: [1], 1: [2]}
+    in1 = _grants(s.request_lease("o", 2, res.in_group({"GPU": 1}, H, 1), "f"))[0]
+    assert in1.gpu_ids == (2,)
+    anywhere = _grants(s.request_lease("o", 3, res.in_group({"GPU": 1}, H, -1), "f"))[0]
+    assert anywhere.gpu_ids == (1,)
+    s.return_lease(in1.lease_id)
+    assert s.groups[G].gpus[1] == [2]                          # back to its bundle
+    s.return_lease(plain.lease_id)
+    s.return_bundles(G)
+    assert s.free_gpus == [0, 1, 2]                            # its lease's id too

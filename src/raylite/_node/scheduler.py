@@ -19,6 +19,8 @@ GCS asks `prepare_bundles(group, bundles)`; the reservation queues like a lease 
 `commit_bundles` adds the bundles' renamed resources (_resources.bundle_resources) to
 `total` and `available`, so leases asking for them (a task in the group asks for its
 demand renamed, _resources.in_group) are granted by the same rule as any other.
+A bundle's GPU ids are set aside when it is held; a lease in it is given ids from
+its bundle (any of the group's here, for index -1), and they go back to that bundle.
 `return_bundles` undoes either phase: a committed group's leases are returned with their
 workers killed, queued requests for it refused, its names dropped and the bundles'
 resources given back; requests naming a removed group are refused from then on.
@@ -92,12 +94,14 @@ class _Request(NamedTuple):
 
 
 class _Group:
-    __slots__ = ("bundles", "held", "committed")
+    __slots__ = ("bundles", "held", "committed", "gpus", "gpu_home")
 
     def __init__(self, bundles: dict, held: dict):
         self.bundles = bundles          # index -> the bundle's resources, as the user gave them
         self.held = held                # their sum: what left `available` when prepared
         self.committed: dict = {}       # the renamed resources committing added
+        self.gpus: dict = {}            # index -> the GPU ids the bundle holds, free in it
+        self.gpu_home: dict = {}        # GPU id -> the bundle index it belongs to
 
 
 class _Lease:
@@ -273,6 +277,9 @@ class NodeScheduler:
             out += self.return_lease(lease.lease_id, kill_worker=True)
         g = self.groups.pop(group, None)
         if g is not None:
+            for ids in g.gpus.values():
+                self.free_gpus.extend(ids)
+            self.free_gpus.sort()
             for k in g.committed:
                 self.total.pop(k, None)
                 self.available.pop(k, None)
@@ -299,7 +306,12 @@ class NodeScheduler:
                 continue
             if r.bundles is not None:  # a placement group's reservation: no worker
                 res.subtract(self.available, r.demand)
-                self.groups[r.bundles[0]] = _Group(r.bundles[1], dict(r.demand))
+                g = self.groups[r.bundles[0]] = _Group(r.bundles[1], dict(r.demand))
+                for index, bundle in r.bundles[1].items():
+                    n = int(bundle.get("GPU", 0))
+                    g.gpus[index] = self.free_gpus[:n]
+                    del self.free_gpus[:n]
+                    g.gpu_home.update(dict.fromkeys(g.gpus[index], index))
                 out.append(Prepared(r.bundles[0]))
                 continue
             if not self.idle:
@@ -309,8 +321,11 @@ class NodeScheduler:
             worker_id = self.idle.popleft()
             lease_id = self._new_id()
             n_gpus = int(r.demand.get("GPU", 0))
-            gpus = tuple(self.free_gpus[:n_gpus])
-            del self.free_gpus[:n_gpus]
+            if n_gpus:
+                gpus = tuple(self.free_gpus[:n_gpus])
+                del self.free_gpus[:n_gpus]
+            else:
+                gpus = self._bundle_gpus(r.demand) if self.groups else ()
             res.subtract(self.available, r.demand)
             self.leases[lease_id] = _Lease(lease_id, worker_id, r.owner, r.demand, gpus, r.actor_id,
                                            r.name)
@@ -334,8 +349,33 @@ class NodeScheduler:
         if lease.blocked and "CPU" in demand:
             demand.pop("CPU")
         res.add(self.available, demand)
+        if not lease.gpu_ids:
+            return
+        group = res.group_of(lease.demand)
+        g = self.groups.get(bytes.fromhex(group)) if group is not None else None
+        if g is not None:  # back to the bundles they belong to
+            for i in lease.gpu_ids:
+                g.gpus[g.gpu_home[i]].append(i)
+            return
         self.free_gpus.extend(lease.gpu_ids)
         self.free_gpus.sort()
+
+    def _bundle_gpus(self, demand: dict) -> tuple:
+        """GPU ids for a lease in a placement group: from its bundle (else any of the group's
+        bundles here, for a task asking for any bundle)."""
+        group = res.group_of(demand)
+        n = int(demand.get(f"GPU_group_{group}", 0)) if group is not None else 0
+        g = self.groups.get(bytes.fromhex(group)) if n else None
+        if g is None:
+            return ()
+        mine = [i for i in g.gpus if f"GPU_group_{i}_{group}" in demand]
+        taken: list = []
+        for index in mine + [i for i in g.gpus if i not in mine]:
+            ids = g.gpus[index]
+            k = min(n - len(taken), len(ids))
+            taken += ids[:k]
+            del ids[:k]
+        return tuple(taken)
 
     def statistics(self) -> dict:
         return {"total": dict(self.total), "available": dict(self.available),
