@@ -141,3 +141,19 @@ def test_the_gcs_tables_report_groups():
     assert (rec.name, rec.state, rec.strategy, rec.bundles, rec.job_id) == \
         ("w", "PENDING", "PACK", ({"CPU": 1},), b"job1".hex())
     assert t.statistics()["placement_groups"] == {"PENDING": 1}
+
+
+def test_groups_are_written_through_and_come_back():
+    from raylite._gcs.storage import MemoryStorage
+
+    t = GcsTables(MemoryStorage())
+    made = _spec(b"1" * 16, name="w")
+    t.groups.create(made, NODES)
+    t.groups.prepared(made.group_id, A)
+    t.groups.create(_spec(b"2" * 16, ({"CPU": 64},)), NODES)      # pending
+    back = GcsTables.load(t.storage)
+    assert back.groups.state() == t.groups.state()
+    assert back.groups.lookup(None, "w", "ns").nodes == [A]
+    assert back.groups.groups[b"2" * 16].nodes is None
+    t.groups.remove(made.group_id, NODES)
+    assert GcsTables.load(t.storage).groups.lookup(None, "w", "ns") is None

@@ -22,10 +22,14 @@ Events return instructions for the service (service.py):
     Removed(group)   what runs in it ends for good
     Warn(group, text)   once per group: it cannot be placed on the cluster as it is
 
-`state()` gives PlacementGroupRecords.
+`state()` gives PlacementGroupRecords. Given a Storage, every change of a group is written
+through (table "placement_groups": group id -> pickled (spec, state, nodes)) and
+`Groups.load(storage)` rebuilds the table: a CREATED group keeps its nodes, a PENDING one
+is placed afresh by the next retry.
 """
 from __future__ import annotations
 
+import pickle
 from collections import deque
 from typing import Any, NamedTuple
 
@@ -89,7 +93,8 @@ class GroupEntry:
 
 
 class Groups:
-    def __init__(self) -> None:
+    def __init__(self, storage: Any = None) -> None:
+        self.storage = storage                # written through when given (tables.py's)
         self.groups: dict[bytes, GroupEntry] = {}
         self.names: dict[tuple[str, str], bytes] = {}
         self.spanning: bytes | None = None  # the group spanning nodes that is preparing
@@ -106,9 +111,11 @@ class Groups:
                 return (f"A placement group named {spec.name!r} exists already in namespace "
                         f"{spec.namespace!r}: remove it first, or choose another name."), []
             self.names[key] = spec.group_id
-        self.groups[spec.group_id] = GroupEntry(spec)
+        g = self.groups[spec.group_id] = GroupEntry(spec)
         self.log.append(("create", spec.group_id, spec.strategy, len(spec.bundles)))
-        return None, self._try(self.groups[spec.group_id], nodes)
+        out = self._try(g, nodes)
+        self._save(g)
+        return None, out
 
     def prepared(self, group: bytes, node_id: bytes) -> list:
         """`node_id` holds its part of `group`: once every node does, they commit."""
@@ -119,6 +126,7 @@ class Groups:
         if g.waiting:
             return []
         g.state = "CREATED"
+        self._save(g)
         self.log.append(("created", group))
         out: list = [Commit(n, group) for n in _distinct(g.nodes)] + [Created(group)]
         if self.spanning == group:
@@ -135,6 +143,7 @@ class Groups:
         key = (g.spec.namespace, g.spec.name)
         if g.spec.name and self.names.get(key) == group:
             del self.names[key]
+        self._save(g)
         return out + self.retry(nodes)
 
     def job_finished(self, job_id: bytes, nodes: Any) -> list:
@@ -154,6 +163,7 @@ class Groups:
                 self.log.append(("rescheduling", g.spec.group_id))
                 out += [x._replace(removed=False) for x in self._let_go(g) if x.node_id != node_id]
                 g.state = "PENDING"
+                self._save(g)
         return out + self.retry(nodes)
 
     def retry(self, nodes: Any) -> list:
@@ -163,6 +173,25 @@ class Groups:
             if g.state == "PENDING" and g.nodes is None:
                 out += self._try(g, nodes)
         return out
+
+    # -- storage ---------------------------------------------------------------------
+    def _save(self, g: GroupEntry) -> None:
+        if self.storage is not None:
+            self.storage.put("placement_groups", g.spec.group_id,
+                             pickle.dumps((g.spec, g.state, g.nodes), 5))
+
+    @classmethod
+    def load(cls, storage: Any) -> "Groups":
+        """The groups as `storage` holds them (a GCS coming back after a restart)."""
+        t = cls(storage)
+        for group, value in storage.scan("placement_groups"):
+            spec, state, nodes = pickle.loads(value)
+            g = t.groups[group] = GroupEntry(spec)
+            g.state = state
+            g.nodes = nodes if state == "CREATED" else None
+            if spec.name and state != "REMOVED":
+                t.names[(spec.namespace, spec.name)] = group
+        return t
 
     # -- queries ---------------------------------------------------------------------
     def lookup(self, group: bytes | None, name: str | None, namespace: str) -> GroupEntry | None:
@@ -211,6 +240,7 @@ class Groups:
         if spans:
             self.spanning = g.spec.group_id
         g.nodes, g.waiting = placed, set(placed)
+        self._save(g)
         self.log.append(("prepare", g.spec.group_id, tuple(placed)))
         out = []
         for node_id in _distinct(placed):

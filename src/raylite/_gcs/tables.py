@@ -28,9 +28,10 @@ objects, not pickled errors) nothing is written but the KV, kept in memory:
     actors        actor id   (state, address, worker id, restarts, death, reason, node id,
                              worker address)
     kv            key        the value, as given
+    placement_groups  group id   (spec, state, nodes), written by groups.py
 
-Placement groups are `groups` (groups.py, pure), kept in memory only (not written to the
-storage yet). `state()` answers a state request with records of every node, job, actor and
+Placement groups are `groups` (groups.py, pure), written through to the same storage
+(table placement_groups). `state()` answers a state request with records of every node, job, actor and
 placement group;
 `statistics()` gives the counts; `log` keeps the latest events for debugging.
 """
@@ -87,7 +88,7 @@ class GcsTables:
         self.nodes: dict[bytes, NodeInfo] = {}
         self.actors: dict[bytes, ActorEntry] = {}
         self.names: dict[tuple[str, str], bytes] = {}
-        self.groups = Groups()   # placement groups (groups.py; in memory only for now)
+        self.groups = Groups(self.storage if self.persist else None)  # placement groups
         self.log: deque = deque(maxlen=LOG_SIZE)
 
     # -- jobs and nodes ------------------------------------------------------
@@ -264,7 +265,8 @@ class GcsTables:
         """The tables as `storage` holds them (a GCS coming back after a restart)."""
         t = cls.__new__(cls)
         t.storage, t.persist, t.log = storage, True, deque(maxlen=LOG_SIZE)
-        t.jobs, t.nodes, t.actors, t.names, t.groups = {}, {}, {}, {}, Groups()
+        t.jobs, t.nodes, t.actors, t.names = {}, {}, {}, {}
+        t.groups = Groups.load(storage)
         for job_id, value in storage.scan("jobs"):
             namespace, pid, alive, node_id = pickle.loads(value)
             job = t.jobs[job_id] = JobInfo(job_id, namespace, pid, node_id)
