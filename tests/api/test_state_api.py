@@ -77,6 +77,26 @@ def test_nodes_jobs_workers_and_placement_groups(ray):
     assert state.list_placement_groups() == [] and state.get_placement_group("ab") is None
 
 
+def test_placement_groups_listed_and_got(ray):
+    from raylite.util.placement_group import placement_group, remove_placement_group
+
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], name="pair", strategy="SPREAD")
+    assert pg.wait(30)
+    stuck = placement_group([{"CPU": 64}])
+    [row] = state.list_placement_groups(filters=[("name", "=", "pair")])
+    assert (row.placement_group_id, row.state) == (pg.id.hex(), "CREATED")
+    assert row.creator_job_id == raylite.get_runtime_context().get_job_id()
+    got = state.get_placement_group(pg.id.hex())
+    node = state.list_nodes()[0].node_id
+    assert got.bundles == [{"node_id": node, "unit_resources": {"CPU": 1.0}}] * 2
+    assert not got.is_detached and got.strategy == "SPREAD"
+    assert [r.placement_group_id for r in state.list_placement_groups(
+        filters=[("state", "=", "PENDING")])] == [stuck.id.hex()]
+    remove_placement_group(pg)
+    remove_placement_group(stuck)
+    assert {r.state for r in state.list_placement_groups()} == {"REMOVED"}
+
+
 def test_bad_filters_are_errors(ray):
     with pytest.raises(state.RayStateApiException, match="the columns are"):
         state.list_tasks(filters=[("colour", "=", "red")])

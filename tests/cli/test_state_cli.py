@@ -83,7 +83,8 @@ def test_list_every_kind_as_a_table(cluster):
     assert "WORKER" in rl(cluster, "list", "workers").stdout
     assert "DRIVER" in rl(cluster, "list", "jobs").stdout
     out = rl(cluster, "list", "placement-groups")
-    assert out.stdout.split() == ["PLACEMENT_GROUP_ID", "NAME", "STATE"] and not out.stderr
+    assert out.stdout.split() == ["PLACEMENT_GROUP_ID", "NAME", "CREATOR_JOB_ID", "STATE"] \
+        and not out.stderr
 
 
 def test_actor_rows_have_rays_fields_and_its_workers_pid(cluster):

@@ -7,7 +7,8 @@ insides: `raylite status`, `raylite memory`, the state API and the dashboard
 read only these. Ids are hex strings so the records print, compare and travel
 (pickle) as plain data; resources are plain dicts copied at snapshot time.
 
-    core.state() ──► StateSnapshot(source, nodes, workers, leases, actors, tasks, objects, jobs)
+    core.state() ──► StateSnapshot(source, nodes, jobs, workers, leases, actors, tasks, objects,
+                                   placement_groups)
                        │ each field a tuple of the records below (empty when the core
                        │ knows nothing of that kind)
                        ├──► merge(snapshots) for a cluster-wide view
@@ -93,7 +94,20 @@ class ObjectRecord(NamedTuple):
     borrowers: int             # other processes borrowing it (known to its owner)
 
 
-KINDS = _KINDS = ("nodes", "jobs", "workers", "leases", "actors", "tasks", "objects")
+class PlacementGroupRecord(NamedTuple):
+    placement_group_id: str
+    name: str
+    namespace: str
+    state: str                 # PENDING | CREATED | REMOVED
+    strategy: str              # PACK | SPREAD | STRICT_PACK | STRICT_SPREAD
+    bundles: tuple             # of dicts {resource: amount}, in bundle order
+    bundle_nodes: tuple        # the node id (hex) holding each bundle; () while unplaced
+    detached: bool
+    job_id: str                # the job that created it
+
+
+KINDS = _KINDS = ("nodes", "jobs", "workers", "leases", "actors", "tasks", "objects",
+                  "placement_groups")
 
 
 class StateSnapshot(NamedTuple):
@@ -105,6 +119,7 @@ class StateSnapshot(NamedTuple):
     actors: tuple = ()
     tasks: tuple = ()
     objects: tuple = ()
+    placement_groups: tuple = ()
 
 
 def merge(snapshots: "list[StateSnapshot]", source: str = "cluster") -> StateSnapshot:

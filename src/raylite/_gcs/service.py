@@ -27,6 +27,11 @@ leaving) is recorded, and the node is told ReleaseActor (stop placing it, end
 its worker); a restart is placed again. Reports about an older incarnation are
 ignored (tables.py).
 
+Placement groups: the tables' `groups` (groups.py, pure) decide, this service carries
+out: PrepareBundles, CommitBundles and ReturnBundles to the nodes chosen, BundlesPrepared
+back; an actor in a group is placed on its bundle's node once the group is CREATED (it
+waits until then) and ends when the group lets go of its bundles.
+
 Fate sharing: an actor's non-detached children die with the process that created
 them (WorkerDied names its address; a dying actor's worker counts at once), a
 driver's non-detached actors with its job (JobFinished, or its node leaving).
@@ -74,6 +79,7 @@ from .._protocol import validate
 from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
 from ..exceptions import ActorDiedError, ActorUnschedulableError
+from .group_service import GroupHandlers
 from .metrics import MetricsTable
 from .placement import Unplaceable, pick_node
 from .storage import MemoryStorage, Storage
@@ -97,7 +103,7 @@ class _Node:
         self.dirty = False
 
 
-class GcsService:
+class GcsService(GroupHandlers):
     def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None):
         self.tables = GcsTables(storage if storage is not None else MemoryStorage())
         self.metrics = MetricsTable()
@@ -110,6 +116,7 @@ class GcsService:
         self._unplaced: list[bytes] = []            # actors waiting for any node to be alive
         self._viewed = False                        # a ClusterView went out since 2 nodes lived
         self._spread = 0                            # SPREAD actors: the round-robin position
+        self._in_group: dict[bytes, list] = {}      # group id -> actors waiting for it
         self._listeners: list = []
         self.stopped = False
         self.ep = Endpoint(send=self._queue, validator=validate.problem, log=log)
@@ -246,6 +253,7 @@ class GcsService:
         waiting, self._unplaced = self._unplaced, []
         for actor_id in waiting:
             self._place(actor_id)
+        self._groups_do(self.tables.groups.retry(self.tables.nodes.values()))
 
     def _on_node_resources(self, node: _Node, msg: m.NodeResources) -> None:
         if self.tables.node_available(node.node_id, msg.available):
@@ -276,6 +284,7 @@ class GcsService:
             return
         for actor_id in self.tables.finish_job(msg.job_id):
             self._kill(actor_id, True, "its driver exited")
+        self._groups_do(self.tables.groups.job_finished(msg.job_id, self._alive_nodes()))
 
     def _on_get_state(self, node: _Node, msg: m.GetState) -> None:
         """The GCS's records (nodes, jobs, actors) of the kinds asked; nobody else's."""
@@ -304,6 +313,10 @@ class GcsService:
                 self._kill(actor_id, True, f"its driver's node ({address}) left the cluster")
         for actor_id in self.tables.actors_on_node(node_id):
             self._died(actor_id, f"its node ({address}) left the cluster")
+        groups = self.tables.groups
+        for job_id in self.tables.jobs_on_node(node_id):
+            self._groups_do(groups.job_finished(job_id, self._alive_nodes()))
+        self._groups_do(groups.node_lost(node_id, self._alive_nodes()))
 
     # -- actors --------------------------------------------------------------------
     def _on_create_actor(self, node: _Node, msg: m.CreateActor) -> None:
@@ -316,6 +329,9 @@ class GcsService:
     def _place(self, actor_id: bytes) -> None:
         entry = self.tables.actors.get(actor_id)
         if entry is None or entry.state == "DEAD":
+            return
+        if entry.spec.placement_group is not None:
+            self._place_in_group(actor_id, entry)
             return
         strategy = entry.spec.strategy
         if strategy == ("SPREAD",):
@@ -464,6 +480,10 @@ _HANDLERS = {
     m.GetActorInfo: GcsService._on_get_actor_info,
     m.KillActor: GcsService._on_kill_actor,
     m.WorkerDied: GcsService._on_worker_died,
+    m.CreatePlacementGroup: GroupHandlers._on_create_group,
+    m.RemovePlacementGroup: GroupHandlers._on_remove_group,
+    m.GetPlacementGroup: GroupHandlers._on_get_group,
+    m.BundlesPrepared: GroupHandlers._on_bundles_prepared,
     m.KvGet: GcsService._on_kv_get,
     m.KvPut: GcsService._on_kv_put,
     m.KvDelete: GcsService._on_kv_delete,

@@ -29,8 +29,11 @@ objects, not pickled errors) nothing is written but the KV, kept in memory:
     actors        actor id   (state, address, worker id, restarts, death, reason, node id,
                              worker address)
     kv            key        the value, as given
+    placement_groups  group id   (spec, state, nodes), written by groups.py
 
-`state()` answers a state request with records of every node, job and actor;
+Placement groups are `groups` (groups.py, pure), written through to the same storage
+(table placement_groups). `state()` answers a state request with records of every node, job, actor and
+placement group;
 `statistics()` gives the counts; `log` keeps the latest events for debugging.
 """
 from __future__ import annotations
@@ -40,6 +43,7 @@ from collections import deque
 from typing import Any
 
 from .._core.records import ActorRecord, JobRecord, NodeRecord, StateSnapshot
+from .groups import Groups
 from .storage import MemoryStorage, Storage
 
 LOG_SIZE = 256
@@ -89,6 +93,7 @@ class GcsTables:
         self.nodes: dict[bytes, NodeInfo] = {}
         self.actors: dict[bytes, ActorEntry] = {}
         self.names: dict[tuple[str, str], bytes] = {}
+        self.groups = Groups(self.storage if self.persist else None)  # placement groups
         self.log: deque = deque(maxlen=LOG_SIZE)
 
     # -- jobs and nodes ------------------------------------------------------
@@ -279,6 +284,7 @@ class GcsTables:
         t = cls.__new__(cls)
         t.storage, t.persist, t.log = storage, True, deque(maxlen=LOG_SIZE)
         t.jobs, t.nodes, t.actors, t.names = {}, {}, {}, {}
+        t.groups = Groups.load(storage)
         for job_id, value in storage.scan("jobs"):
             namespace, pid, alive, node_id = pickle.loads(value)
             job = t.jobs[job_id] = JobInfo(job_id, namespace, pid, node_id)
@@ -309,7 +315,8 @@ class GcsTables:
         actors = tuple(ActorRecord(a.hex(), e.spec.meta.class_name, e.spec.name, e.spec.namespace,
                                    e.state, e.address, e.restarts, e.spec.detached, e.reason)
                        for a, e in self.actors.items())
-        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors)
+        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors,
+                             placement_groups=self.groups.state())
 
     def statistics(self) -> dict:
         states: dict[str, int] = {}
@@ -318,4 +325,4 @@ class GcsTables:
         return {"jobs": sum(1 for j in self.jobs.values() if j.alive),
                 "nodes": sum(1 for n in self.nodes.values() if n.alive),
                 "actors": states, "named_actors": len(self.names),
-                "kv_keys": len(self.storage.scan("kv"))}
+                "kv_keys": len(self.storage.scan("kv")), **self.groups.statistics()}

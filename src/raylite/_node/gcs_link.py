@@ -7,6 +7,8 @@
     GCS ──PlaceActor(spec, incarnation)──► scheduler.place_actor ──StartActor──► a worker
         ◄──ActorPlaced(worker)── once started; ActorReady ◄── the worker's ActorStarted
     GCS ──ReleaseActor──► stop placing it, end its worker (the lease returned with a kill)
+    GCS ──PrepareBundles──► scheduler.prepare_bundles ──Prepared──► BundlesPrepared ──► GCS
+        ──CommitBundles / ReturnBundles──► scheduler.commit_bundles / return_bundles
     a worker's connection closed ──► WorkerDied(worker, address, how, on purpose?) ──► GCS
     a driver's connection closed ──► JobFinished ──► GCS (its non-detached actors end)
     what is free here changed ──► the report thread, at most every REPORT_INTERVAL_S ──►
@@ -65,6 +67,12 @@ class GcsLink:
         self.gcs_ep = Endpoint(send=_send, validator=validate.problem, log=log)
         self.gcs_ep.on(m.PlaceActor, self._on_place_actor)
         self.gcs_ep.on(m.ReleaseActor, self._on_release_actor)
+        self.gcs_ep.on(m.PrepareBundles, lambda conn, msg: self._execute(
+            self.sched.prepare_bundles(msg.group_id, msg.bundles)))
+        self.gcs_ep.on(m.CommitBundles, lambda conn, msg: self._execute(
+            self.sched.commit_bundles(msg.group_id)))
+        self.gcs_ep.on(m.ReturnBundles, lambda conn, msg: self._execute(
+            self.sched.return_bundles(msg.group_id, msg.removed)))
         self._placing: dict[bytes, tuple] = {}    # actor id -> (spec, incarnation), not yet started
         self._hosting: dict[bytes, tuple] = {}    # worker id -> (actor id, incarnation)
         self.gcs_ep.on(m.ClusterView, self._on_cluster_view)

@@ -31,7 +31,7 @@ log = logging.getLogger("raylite.node")
 
 OWNER_WAIT_S = 1.0      # how long a state request waits for the owners' (and GCS's) answers
 _OWNED = ("tasks", "objects")
-_GCS_KINDS = ("nodes", "jobs", "actors")
+_GCS_KINDS = ("nodes", "jobs", "actors", "placement_groups")
 _EMPTY = StateSnapshot("")
 
 
@@ -123,7 +123,7 @@ class Reports:
         owned = merge(replies)
         snap = StateSnapshot(f"node {me}", overlay(gcs.nodes, sched.nodes), gcs.jobs,
                              overlay(sched.workers, procs.workers), sched.leases, gcs.actors,
-                             owned.tasks, located(owned.objects, stored))
+                             owned.tasks, located(owned.objects, stored), gcs.placement_groups)
         return snap._replace(**{k: () for k in KINDS if k not in want})
 
     def _warn_infeasible(self, ins: sch.Infeasible) -> None:

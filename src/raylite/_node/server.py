@@ -289,9 +289,12 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
             elif t is sch.Spill:
                 _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), ins.address))
             elif t is sch.Refuse:
-                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), "", ins.why))
+                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), "",
+                                                *((None, ins.why) if ins.group_removed else (ins.why,))))
             elif t is sch.Infeasible:
                 self._warn_infeasible(ins)
+            elif t is sch.Prepared:
+                self._to_gcs(m.BundlesPrepared(ins.group))
             elif t is sch.RevokeIdle:
                 now = time.monotonic()
                 if now - self._last_revoke > 0.02:
@@ -314,6 +317,9 @@ _HANDLERS = {
     m.ActorStarted: NodeServer._on_actor_started,
     m.GetActorInfo: NodeServer._forward,
     m.KillActor: NodeServer._on_kill_actor,
+    m.CreatePlacementGroup: NodeServer._forward,
+    m.RemovePlacementGroup: NodeServer._forward,
+    m.GetPlacementGroup: NodeServer._forward,
     m.KvGet: NodeServer._forward,
     m.KvPut: NodeServer._forward,
     m.KvDelete: NodeServer._forward,

@@ -21,6 +21,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .._core.records import KINDS
+from .messages_groups import (  # noqa: F401  (placement groups: part of this vocabulary)
+    PlacementGroupSpec, CreatePlacementGroup, PlacementGroupCreated, RemovePlacementGroup,
+    GetPlacementGroup, PlacementGroupInfo, PrepareBundles, BundlesPrepared, CommitBundles,
+    ReturnBundles)
 
 
 # -- registration ------------------------------------------------------------
@@ -86,6 +90,7 @@ class LeaseGranted(NamedTuple):
     gpu_ids: tuple
     retry_at: str = ""
     error: str | None = None
+    refused: str | None = None  # never grantable, and why (its placement group was removed)
 
 
 class ReturnLease(NamedTuple):
@@ -130,6 +135,7 @@ class PushTask(NamedTuple):
     owner: str
     max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
     sys_path: tuple = ()       # sent with the function: where its modules are importable
+    placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
 
 
 class PushActorTask(NamedTuple):
@@ -189,6 +195,7 @@ class ActorSpec(NamedTuple):
     concurrency_groups: dict | None = None
     sys_path: tuple = ()
     strategy: tuple = ()       # as RequestLease.strategy: where the GCS may place it
+    placement_group: tuple | None = None  # (group id, bundle index, capture child tasks)
 
 
 class CreateActor(NamedTuple):
@@ -460,4 +467,7 @@ REPLIES: dict[type, type] = {
     KvPut: KvReply,
     KvDelete: KvReply,
     KvKeys: KvReply,
+    CreatePlacementGroup: PlacementGroupCreated,
+    RemovePlacementGroup: Ack,
+    GetPlacementGroup: PlacementGroupInfo,
 }

@@ -160,7 +160,7 @@ def shaped(cls: type) -> Check:
 
 _RECORDS = {"nodes": rec.NodeRecord, "jobs": rec.JobRecord, "workers": rec.WorkerRecord,
             "leases": rec.LeaseRecord, "actors": rec.ActorRecord, "tasks": rec.TaskRecord,
-            "objects": rec.ObjectRecord}
+            "objects": rec.ObjectRecord, "placement_groups": rec.PlacementGroupRecord}
 
 
 def snapshot(v: Any) -> str | None:
@@ -199,6 +199,12 @@ def strategy(v: Any) -> str | None:
             and len(v[1]) <= 64 and type(v[2]) is bool:
         return None
     return f"must be (), (\"SPREAD\",) or (\"NODE\", node id, soft), not {_show(v)}"
+def placement(v: Any) -> str | None:
+    """(group id, bundle index, capture child tasks)."""
+    if type(v) is tuple and len(v) == 3 and ident()(v[0]) is None and \
+            integer(-1, MAX_ITEMS)(v[1]) is None and type(v[2]) is bool:
+        return None
+    return f"must be (group id, bundle index >= -1, capture flag), not {_show(v)}"
 
 
 REQ = integer()
@@ -230,6 +236,7 @@ SPECS: dict[type, dict[str, Check]] = {
         env_vars=ENV_VARS, max_task_retries=integer(-1),
         concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH,
         strategy=strategy),
+        placement_group=optional(placement)),
     m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
     m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),
@@ -260,6 +267,17 @@ SPECS: dict[type, dict[str, Check]] = {
     m.NodeResources: dict(available=RESOURCES, pending=integer()),
     m.ClusterView: dict(nodes=sequence(anything)),
     m.WorkerDied: dict(worker_id=ident(), address=address, how=text(), on_purpose=flag),
+    m.PlacementGroupSpec: dict(group_id=ident(), bundles=sequence(RESOURCES, MAX_ITEMS, (tuple,)),
+                               strategy=one_of("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
+                               name=NAME, namespace=NAME, detached=flag, job_id=JOB_ID),
+    m.CreatePlacementGroup: dict(req=REQ, spec=shaped(m.PlacementGroupSpec)),
+    m.RemovePlacementGroup: dict(req=REQ, group_id=ident()),
+    m.GetPlacementGroup: dict(req=REQ, group_id=optional(ident()), name=optional(NAME),
+                              namespace=optional(NAME)),
+    m.BundlesPrepared: dict(group_id=ident()),
+    m.PrepareBundles: dict(group_id=ident(), bundles=mapping(integer(0, MAX_ITEMS), RESOURCES)),
+    m.CommitBundles: dict(group_id=ident()),
+    m.ReturnBundles: dict(group_id=ident(), removed=flag),
     m.KvGet: dict(req=REQ, key=KEY),
     m.KvPut: dict(req=REQ, key=KEY, value=blob, overwrite=flag),
     m.KvDelete: dict(req=REQ, key=KEY),

@@ -72,6 +72,7 @@ from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls
+from .cluster_groups import PlacementGroups
 from .cluster_objects import ObjectPlane
 from .cluster_reports import Reports
 from .cluster_start import HeadStart, stop_head
@@ -87,7 +88,7 @@ _WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5]),
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
-class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Runtime):
+class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, PlacementGroups, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None,

@@ -18,11 +18,11 @@ from typing import Any
 
 from .. import _ids
 from .._core.owner import Task, named_actor_missing
+from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from ..exceptions import ActorAlreadyExistsError
 from .base import ActorMeta
 from .cluster_tasks import driver_sys_path
-from .._options import strategy_wire
 from .object_ref import ObjectRef
 
 
@@ -45,7 +45,8 @@ class ActorCalls:
             max_concurrency=options.max_concurrency, env_vars=env,
             max_task_retries=options.max_task_retries,
             concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
-            strategy=strategy_wire(options.scheduling_strategy))
+            strategy=strategy_wire(options.scheduling_strategy),
+            placement_group=placement(options.scheduling_strategy))
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)

@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.owner import Task
-from .._options import strategy_wire
+from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from .._protocol.transport import Connection
 from .._serialization import dumps
@@ -86,20 +86,22 @@ class TaskSubmission:
             demand = options.demand()
             strategy = strategy_wire(options.scheduling_strategy)
             t = (options, function, fid, options.name or function._name, env, demand,
-                 (tuple(sorted(demand.items())), strategy), strategy)
+                 (tuple(sorted(demand.items())), strategy), strategy,
+                 placement(options.scheduling_strategy))
             if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
                 self._templates.clear()
             self._templates[id(options)] = t
         return t
 
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        _, _, fid, name, env, demand, key, strategy = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
             tuple(_ids.new_id() for _ in range(options.num_returns))
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
-                         self.namespace, env, (), demand, self.address, options.max_calls)
+                         self.namespace, env, (), demand, self.address, options.max_calls,
+                         (), group)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
                     hold, None, key, strategy)
         with self._lock:
@@ -109,10 +111,11 @@ class TaskSubmission:
         return refs
 
     def _lease_granted(self, msg: m.LeaseGranted) -> None:
-        if msg.retry_at or msg.error is not None:  # spillback, or no node can run it
-            with self._lock:
+        if msg.retry_at or msg.error is not None or msg.refused is not None:
+            with self._lock:  # spillback, no node can run it, or its placement group was removed
                 out = self._core.tasks.lease_spilled(msg.req, msg.retry_at, self._closing.is_set()) \
-                    if msg.retry_at else self._core.lease_refused(msg.req, msg.error)
+                    if msg.retry_at else self._core.lease_refused(msg.req, msg.error or msg.refused,
+                                                                  msg.refused is not None)
             self._send_all(out)
             return
         try:

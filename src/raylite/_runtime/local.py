@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import inspect
 import os
 import threading
@@ -44,6 +43,7 @@ from .._actor_ends import ended_error
 from .._core.owner import WAKE, Owner, Task, named_actor_missing
 from .._core.records import JobRecord, NodeRecord, StateSnapshot
 from .._gcs.tables import GcsTables
+from .._options import placement
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
@@ -51,42 +51,15 @@ from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedu
 from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
+from .local_groups import LocalGroups
+from .local_host import _Host
 from .object_ref import ObjectRef
 
 
 LOCAL = "local"  # this runtime's address: the owner of every ref it makes
 
 
-class _Host:
-    """What runs an actor here: its instance, event loop (async actors) and call lock."""
-
-    def __init__(self, actor_id: bytes, cls: type, meta: ActorMeta, options: Any,
-                 namespace: str, args: tuple, kwargs: dict):
-        self.id = actor_id
-        self.cls = cls
-        self.meta = meta
-        self.options = options
-        self.namespace = namespace
-        self.args, self.kwargs = args, kwargs
-        self.instance: Any = None
-        self.gpu_ids: tuple = ()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.loop_thread: threading.Thread | None = None
-        # A plain actor runs one call at a time, as on a cluster, even when several threads call it.
-        serial = not meta.is_async and (options.max_concurrency or 1) == 1 \
-            and not options.concurrency_groups
-        self.call_lock = threading.RLock() if serial else contextlib.nullcontext()
-
-    def stop_loop(self) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            if self.loop_thread is not threading.current_thread():
-                self.loop_thread.join()
-                self.loop.close()
-            self.loop = self.loop_thread = None
-
-
-class LocalRuntime(Runtime):
+class LocalRuntime(LocalGroups, Runtime):
     name = "local"
 
     def __init__(self, request: InitRequest):
@@ -103,6 +76,7 @@ class LocalRuntime(Runtime):
         self._namespace = request.namespace or f"anonymous-{_ids.random_id(8).hex()}"
         self._job_env = (request.runtime_env or {}).get("env_vars") or {}
         self._closed = False
+        self._init_groups()
 
     # -- lifecycle -----------------------------------------------------------
     def info(self) -> InitInfo:
@@ -154,6 +128,8 @@ class LocalRuntime(Runtime):
             out = self._core.complete(ref._id, data, error)
             if contained:
                 self._core.objects.keep(ref._id, contained)
+            if self._awaiting:
+                self._resolved.notify_all()
         for target, wake in out:  # nothing waits in local mode, but the contract is the same
             if target is WAKE:
                 wake()
@@ -177,11 +153,15 @@ class LocalRuntime(Runtime):
         return ObjectRef(id, LOCAL, self)
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
+        self._await_refs(refs, len(refs), timeout, True)
         return [self._value(r) for r in refs]
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
              fetch_local: bool) -> tuple[list, list]:
-        return list(refs[:num_returns]), list(refs[num_returns:])
+        done = self._await_refs(refs, num_returns, timeout, False)
+        ready = [r for r in refs if id(r) in done][:num_returns]
+        chosen = {id(r) for r in ready}
+        return ready, [r for r in refs if id(r) not in chosen]
 
     def future(self, ref: ObjectRef) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -260,6 +240,7 @@ class LocalRuntime(Runtime):
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
         name = options.name or function._name
         demand = options.demand()
+        self._check_group(options.scheduling_strategy, "Task", name, TaskUnschedulableError)
         self._check_feasible(demand, "Task", name, TaskUnschedulableError)
         refs = self._new_refs(options.num_returns)
         with self._lock:
@@ -268,7 +249,8 @@ class LocalRuntime(Runtime):
         env = (options.runtime_env or {}).get("env_vars")
         scope = context.TaskScope(task_id=refs[0]._id if refs else _ids.new_id(), resources=demand,
                                   gpu_ids=gpus, job_id=self._job_id, name=name,
-                                  function=function._function, env_vars=self._env(env))
+                                  function=function._function, env_vars=self._env(env),
+                                  placement=placement(options.scheduling_strategy))
         try:
             self._run(refs, name, function._function, args, kwargs, scope, env,
                       options.retry_exceptions, options.max_retries)
@@ -299,6 +281,7 @@ class LocalRuntime(Runtime):
     def create_actor(self, actor_class: Any, args: tuple, kwargs: dict, options: Any) -> tuple[bytes, ActorMeta]:
         ns = options.namespace or self._namespace
         meta = actor_class._meta
+        self._check_group(options.scheduling_strategy, "Actor", meta.class_name, ActorUnschedulableError)
         self._check_feasible(options.placement_demand(), "Actor", meta.class_name, ActorUnschedulableError)
         creator = context.current()
         detached = options.lifetime == "detached"
@@ -340,7 +323,8 @@ class LocalRuntime(Runtime):
                                  job_id=self._job_id,
                                  name=f"{actor.meta.class_name}.{method}" if method else None,
                                  function=getattr(actor.cls, method, None) if method else None,
-                                 env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")))
+                                 env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")),
+                                 placement=placement(actor.options.scheduling_strategy))
 
     def _env(self, env: dict | None) -> dict | None:
         """The env_vars a task runs with: the job's, then its own."""
@@ -391,6 +375,8 @@ class LocalRuntime(Runtime):
         why = execution.owner_exited(f"the actor {actor.meta.class_name}")
         for child in owned:
             self._mark_dead(child, _ended(child, why))
+        if self._preparing:  # what it held may complete a placement group's reservation
+            self._groups_retry()
         return state
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
@@ -490,7 +476,8 @@ class LocalRuntime(Runtime):
             owned = self._core.state(("tasks", "objects"))
             actors = self._gcs.state().actors
         job = JobRecord(self._job_id.hex(), self._namespace, os.getpid(), not self._closed)
-        return StateSnapshot("local", (node,), (job,), (), (), actors, owned.tasks, owned.objects)
+        return StateSnapshot("local", (node,), (job,), (), (), actors, owned.tasks, owned.objects,
+                             self.placement_groups(None, None))
 
 
 def _ended(actor: _Host, why: str) -> ActorDiedError:

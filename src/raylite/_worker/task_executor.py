@@ -229,7 +229,8 @@ class Executor:
             with execution.env_vars(env):
                 fn = self._function(t)  # a function that cannot be loaded fails its task
                 with context.scope(context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids,
-                                                     False, t.job_id, t.name, fn, t.env_vars)):
+                                                     False, t.job_id, t.name, fn, t.env_vars,
+                                                     t.placement)):
                     args, kwargs = self.resolve_args(t.args, t.inlined)
                     value = fn(*args, **kwargs)
             self.running = None  # from here on a cancel comes too late to interrupt

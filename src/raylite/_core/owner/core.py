@@ -30,7 +30,8 @@ import itertools
 from collections import deque
 from typing import Any
 
-from ...exceptions import TaskCancelledError, TaskUnschedulableError, WorkerCrashedError
+from ...exceptions import (TaskCancelledError, TaskPlacementGroupRemoved, TaskUnschedulableError,
+                           WorkerCrashedError)
 from ..records import ActorRecord, ObjectRecord, StateSnapshot, TaskRecord
 from .actors import ActorTable
 from .instructions import WAKE
@@ -88,15 +89,18 @@ class Owner:
             self.complete(rid, None, error, True, out)
 
     # -- task events -----------------------------------------------------------
-    def lease_refused(self, req: int, why: str) -> list:
-        """The daemon says no node can ever run the tasks of the key `req` asked a lease for
-        (e.g. hard node affinity to a node that is not alive): they fail with
-        TaskUnschedulableError."""
+    def lease_refused(self, req: int, why: str, group_removed: bool = False) -> list:
+        """The daemon will never grant lease request `req`: every task queued on its key fails,
+        with TaskUnschedulableError when no node can ever run them (e.g. hard node affinity
+        to a node that is not alive), or TaskPlacementGroupRemoved when their placement group
+        was removed."""
         out: list = []
         failed = self.tasks.lease_refused(req)
         if failed:
-            error = self.encode_error(TaskUnschedulableError(
-                f"The task {failed[0].name} cannot be scheduled: {why}."))
+            name = failed[0].name
+            error = self.encode_error(
+                TaskPlacementGroupRemoved(f"The task {name} cannot run: {why}") if group_removed
+                else TaskUnschedulableError(f"The task {name} cannot be scheduled: {why}."))
             for task in failed:
                 self.fail(task, error, out)
         return out

@@ -84,7 +84,7 @@ def list_jobs(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOUT,
 
 def list_placement_groups(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOUT,
                           detail=False, raise_on_missing_output=True) -> list:
-    """Placement groups: raylite has none yet, so always an empty list."""
+    """Placement groups (the GCS's table: PENDING, CREATED, REMOVED)."""
     return query("placement_groups", address, filters, limit, timeout, detail,
                  raise_on_missing_output)
 
@@ -124,9 +124,9 @@ def get_job(id: str, address=None, timeout=_TIMEOUT) -> StateRecord | None:
 
 
 def get_placement_group(id: str, address=None, timeout=_TIMEOUT) -> StateRecord | None:
-    """None: raylite has no placement groups yet."""
-    _get("placement_groups", id, address, timeout)
-    return None
+    """The placement group with this id (every field), or None."""
+    found = _get("placement_groups", id, address, timeout)
+    return found[0] if found else None
 
 
 def get_objects(id: str, address=None, timeout=_TIMEOUT) -> list:

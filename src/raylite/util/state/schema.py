@@ -12,6 +12,7 @@ docs/observability.md); they are left out, never filled with made-up values.
     nodes     NodeState      node_id        NodeRecord
     workers   WorkerState    worker_id      WorkerRecord, with its node's ip
     jobs      JobState       job_id         JobRecord (drivers)
+    placement_groups  PlacementGroupState  placement_group_id  PlacementGroupRecord (the GCS's)
 
 A later task-event store adds TaskRecords of finished tasks (FINISHED, FAILED): rows() maps
 them like any other, so nothing here changes.
@@ -38,9 +39,11 @@ COLUMNS = {
                 ("state", "lease_id", "actor_id")),
     "jobs": (("job_id", "submission_id", "type", "status", "driver_info"),
              ("ray_namespace", "entrypoint")),
-    "placement_groups": (("placement_group_id", "name", "state"), ()),
+    "placement_groups": (("placement_group_id", "name", "creator_job_id", "state"),
+                         ("bundles", "is_detached", "strategy", "ray_namespace")),
 }
-SOURCE = {k: k for k in ("actors", "tasks", "objects", "nodes", "workers", "jobs")}  # record field
+SOURCE = {k: k for k in ("actors", "tasks", "objects", "nodes", "workers", "jobs",
+                         "placement_groups")}  # record field
 ID = {"actors": "actor_id", "tasks": "task_id", "objects": "object_id", "nodes": "node_id",
       "workers": "worker_id", "jobs": "job_id", "placement_groups": "placement_group_id"}
 LACKING = {
@@ -55,12 +58,13 @@ LACKING = {
                "start_time_ms, end_time_ms, debugger_port, num_paused_threads",
     "jobs": "message, error_type, start_time, end_time, metadata, runtime_env, driver_exit_code "
             "(drivers only: submitted jobs are `raylite job list`)",
+    "placement_groups": "stats, bundles[].bundle_id, bundles[].label_selector",
 }
 # Which record kinds a list of each kind needs, and whether owners must be asked.
 NEEDS = {"actors": (("actors", "workers"), False), "tasks": (("tasks",), True),
          "objects": (("nodes", "objects"), True), "nodes": (("nodes",), False),
          "workers": (("nodes", "workers"), False), "jobs": (("jobs",), False),
-         "placement_groups": ((), False)}
+         "placement_groups": (("placement_groups",), False)}
 
 
 def columns(kind: str, detail: bool) -> tuple:
@@ -141,5 +145,14 @@ def _jobs(snap) -> list[dict]:
              "ray_namespace": j.namespace, "entrypoint": ""} for j in snap.jobs]
 
 
+def _placement_groups(snap) -> list[dict]:
+    return [{"placement_group_id": g.placement_group_id, "name": g.name,
+             "creator_job_id": g.job_id, "state": g.state,
+             "bundles": [{"node_id": g.bundle_nodes[i] if g.bundle_nodes else None,
+                          "unit_resources": dict(b)} for i, b in enumerate(g.bundles)],
+             "is_detached": g.detached, "strategy": g.strategy, "ray_namespace": g.namespace}
+            for g in snap.placement_groups]
+
+
 _ROWS = {"actors": _actors, "tasks": _tasks, "objects": _objects, "nodes": _nodes,
-         "workers": _workers, "jobs": _jobs, "placement_groups": lambda snap: []}
+         "workers": _workers, "jobs": _jobs, "placement_groups": _placement_groups}
