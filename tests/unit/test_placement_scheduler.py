@@ -71,9 +71,9 @@ def test_return_ends_leases_refuses_requests_and_gives_everything_back():
     s.request_lease("o", 2, in0, "f")                          # queued behind it
     out = s.return_bundles(G)
     assert sch.Kill(lease.worker_id) in out
-    assert sch.Refuse("o", 2, sch._removed(H)) in out
+    assert sch.Refuse("o", 2, sch._removed(H), True) in out
     assert s.available == {"CPU": 4, "custom": 2} and s.total == {"CPU": 4, "custom": 2}
-    assert s.request_lease("o", 3, in0, "f") == [sch.Refuse("o", 3, sch._removed(H))]
+    assert s.request_lease("o", 3, in0, "f") == [sch.Refuse("o", 3, sch._removed(H), True)]
     assert s.return_bundles(G) == []                           # twice: nothing left to do
 
 
