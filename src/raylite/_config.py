@@ -22,6 +22,8 @@ daemons' mains, so a test may set variables before calling them.
                          when it reaches this size (default 10 MiB), as RAY_ROTATION_MAX_BYTES
     RAYLITE_ROTATION_BACKUP_COUNT rotated logs kept: .1 (newest) to .N (default 2)
     RAYLITE_RAY_ALIAS    "1" (set by `raylite run`): workers resolve `import ray` to raylite
+    RAYLITE_TASK_EVENTS_MAX_PER_JOB  task records the head keeps per job (default 100000);
+                         past it the oldest finished go first, counted as dropped
 """
 from __future__ import annotations
 
@@ -32,9 +34,10 @@ import os
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
             "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
-            "RAYLITE_RAY_ALIAS")
+            "RAYLITE_RAY_ALIAS", "RAYLITE_TASK_EVENTS_MAX_PER_JOB")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
+TASK_EVENTS_MAX_PER_JOB = 100_000
 
 
 def default_temp_dir() -> str:
@@ -86,6 +89,7 @@ class Config(NamedTuple):
     rotation_backup_count: int = ROTATION_BACKUP_COUNT
     namespace: str | None = None
     runtime: str | None = None     # RAYLITE_RUNTIME: a registered runtime's name
+    task_events_max_per_job: int = TASK_EVENTS_MAX_PER_JOB
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -105,6 +109,9 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
                                          ROTATION_BACKUP_COUNT, 0),
             namespace=env.get("RAYLITE_NAMESPACE") or env.get("RAY_NAMESPACE") or None,
             runtime=(env.get("RAYLITE_RUNTIME") or "").strip() or None,
+            task_events_max_per_job=_count("RAYLITE_TASK_EVENTS_MAX_PER_JOB",
+                                           env.get("RAYLITE_TASK_EVENTS_MAX_PER_JOB"),
+                                           TASK_EVENTS_MAX_PER_JOB, 1),
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

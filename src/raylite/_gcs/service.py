@@ -65,6 +65,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.records import KINDS
+from .._core.task_events import MAX_PER_JOB, TaskEventTable
 from .._actor_ends import ended_error, owner_exited
 from .._protocol import messages as m
 from .._protocol import validate
@@ -94,8 +95,10 @@ class _Node:
 
 
 class GcsService:
-    def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None):
+    def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None,
+                 task_events_per_job: int = MAX_PER_JOB):
         self.tables = GcsTables(storage if storage is not None else MemoryStorage())
+        self.task_events = TaskEventTable(task_events_per_job)  # not stored: history, bounded
         self.head_node_id = head_node_id
         self._lock = threading.Lock()
         self._dirty: list[_Node] = []
@@ -261,6 +264,22 @@ class GcsService:
         snap = snap._replace(**{k: () for k in KINDS if k not in msg.kinds})
         self.ep.reply(node.conn, msg, m.StateReply(msg.req, snap))
 
+    def _on_task_events(self, node: _Node, msg: m.TaskEvents) -> None:
+        self.task_events.add(msg.events, msg.address, node.node_id.hex(),
+                             msg.worker_id.hex() if msg.worker_id else None, msg.pid or None,
+                             msg.lost)
+
+    def _on_get_task_events(self, node: _Node, msg: m.GetTaskEvents) -> None:
+        """Task records, filtered here, where they live, before the limit and offset."""
+        t = self.task_events
+        if msg.summary:
+            rows = t.summary(msg.filters)
+            total = sum(r[-1] for r in rows)
+        else:
+            rows, total = t.query(msg.filters, None if msg.limit < 0 else msg.limit, msg.offset)
+        self.ep.reply(node.conn, msg, m.TaskEventsReply(msg.req, rows, total, t.dropped(), t.lost,
+                                                        t.max_per_job))
+
     def _node_lost(self, node: _Node, _: Any) -> None:
         del self._nodes[node.conn]
         self.ep.lost(node.conn)
@@ -396,6 +415,7 @@ class GcsService:
     def statistics(self) -> dict:
         with self._lock:
             return dict(self.tables.statistics(), storage=self.tables.storage.statistics(),
+                        task_events=self.task_events.statistics(),
                         unplaced=len(self._unplaced),
                         waiters=sum(len(w) for w in self._waiters.values()))
 
@@ -416,6 +436,8 @@ _HANDLERS = {
     m.RegisterJob: GcsService._on_register_job,
     m.JobFinished: GcsService._on_job_finished,
     m.GetState: GcsService._on_get_state,
+    m.TaskEvents: GcsService._on_task_events,
+    m.GetTaskEvents: GcsService._on_get_task_events,
     m.CreateActor: GcsService._on_create_actor,
     m.ActorPlaced: GcsService._on_actor_placed,
     m.ActorReady: GcsService._on_actor_ready,

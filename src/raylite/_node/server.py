@@ -300,6 +300,8 @@ _HANDLERS = {
     m.KvDelete: NodeServer._forward,
     m.KvKeys: NodeServer._forward,
     m.GetState: NodeServer._on_get_state,
+    m.TaskEvents: NodeServer._on_task_events,
+    m.GetTaskEvents: NodeServer._forward,
     m.LogLines: NodeServer._on_log_lines,
     m.Shutdown: NodeServer._on_shutdown,
     m.AllocObject: NodeServer._on_alloc_object,

@@ -121,6 +121,8 @@ class PushTask(NamedTuple):
     owner: str
     max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
     sys_path: tuple = ()       # sent with the function: where its modules are importable
+    attempt: int = 0           # 0 for the first try, +1 per retry
+    task_events: bool = False  # the worker records when it runs it (enable_task_events)
 
 
 class PushActorTask(NamedTuple):
@@ -132,6 +134,8 @@ class PushActorTask(NamedTuple):
     return_ids: tuple
     owner: str
     group: str | None = None   # the method's concurrency group
+    attempt: int = 0
+    task_events: bool = False
 
 
 class TaskDone(NamedTuple):
@@ -336,6 +340,36 @@ class StateReply(NamedTuple):
     missing: tuple = ()        # addresses of the owners that did not answer in time
 
 
+class TaskEvents(NamedTuple):
+    """A batch of task events (_core/task_events.py says what one is), one-way: a driver or
+    worker ─► its node daemon, which fills in who sent it ─► the GCS's task-event store. Sent every ~100 ms while there are events."""
+    events: tuple
+    lost: int = 0              # events the sender dropped since its last batch (buffer full)
+    address: str | None = None  # filled in by the daemon: the sender's owner address,
+    worker_id: bytes | None = None  # and a worker's id and pid (the GCS knows the node)
+    pid: int = 0
+
+
+class GetTaskEvents(NamedTuple):
+    """Task records from the GCS's task-event store: those that pass every filter ((key,
+    "=" | "!=", value), Ray's field names), from the `offset`-th on, at most `limit` (-1:
+    all); with `summary`, counts by (func_or_class_name, type, state) instead."""
+    req: int
+    filters: tuple = ()
+    limit: int = -1
+    offset: int = 0
+    summary: bool = False
+
+
+class TaskEventsReply(NamedTuple):
+    req: int
+    records: tuple             # records.TaskEventRecord (or summary rows)
+    total: int                 # how many passed the filters (records: at most `limit` of them)
+    dropped: int = 0           # records pushed out by the store's bound (every job)
+    lost: int = 0              # events their processes dropped before sending
+    max_per_job: int = 0       # the store's bound
+
+
 class LogLines(NamedTuple):
     job_id: bytes
     prefix: str
@@ -398,6 +432,7 @@ REPLIES: dict[type, type] = {
     CreateActor: ActorCreated,
     GetActorInfo: ActorInfo,
     GetState: StateReply,
+    GetTaskEvents: TaskEventsReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
     RegisterJob: JobRegistered,

@@ -24,6 +24,7 @@ import math
 from typing import Any, Callable
 
 from .._core import records as rec
+from .._core import task_events as tev
 from . import messages as m
 
 Check = Callable[[Any], "str | None"]
@@ -179,6 +180,51 @@ def snapshot(v: Any) -> str | None:
     return None
 
 
+MAX_EVENTS = 2**20       # events in one TaskEvents batch
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _event_info(state: str, info: Any) -> bool:
+    t = type(info)
+    if state in (tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR):
+        return info is None or (t is tuple and len(info) == 3 and type(info[0]) is bytes
+                                and len(info[0]) <= ID and type(info[1]) is str
+                                and len(info[1]) <= MAX_TEXT
+                                and (info[2] is None or type(info[2]) is bytes and len(info[2]) == ID))
+    if state == tev.SUBMITTED:
+        return t is str and len(info) <= MAX_TEXT
+    if state == tev.RUNNING:
+        return t is tuple and len(info) == 2 and type(info[0]) is bytes and len(info[0]) <= ID \
+            and type(info[1]) is str and len(info[1]) <= MAX_TEXT
+    if state == tev.FAILED:
+        return t is tuple and len(info) == 2 and all(type(x) is str and len(x) <= MAX_TEXT
+                                                     for x in info)
+    return info is None
+
+
+def task_events(v: Any) -> str | None:
+    """A batch of task events: (task id, attempt, state, time, info) each, info as the state
+    wants (_core/task_events.py)."""
+    if type(v) is not tuple or len(v) > MAX_EVENTS:
+        return f"must be a tuple of at most {MAX_EVENTS} events, not {_show(v)}"
+    states = tev.STATES
+    for i, e in enumerate(v):
+        if not (type(e) is tuple and len(e) == 5 and type(e[0]) is bytes and len(e[0]) == ID
+                and type(e[1]) is int and 0 <= e[1] <= MAX_INT and e[2] in states
+                and type(e[2]) is str and type(e[3]) is float and math.isfinite(e[3])
+                and _event_info(e[2], e[4])):
+            return f"[{i}] must be a task event (id, attempt, state, time, info), not {_show(e)}"
+    return None
+
+
+def state_filter(v: Any) -> str | None:
+    if type(v) is tuple and len(v) == 3 and type(v[0]) is str and len(v[0]) <= 256 \
+            and v[1] in ("=", "!=") and type(v[2]) in _SCALARS \
+            and (type(v[2]) is not str or len(v[2]) <= MAX_TEXT):
+        return None
+    return f"must be a filter (key, \"=\" or \"!=\", value), not {_show(v)}"
+
+
 def has_fields(**checks: Check) -> Check:
     """An object the daemon reads a few attributes of (ActorMeta lives above this layer)."""
     def check(v: Any) -> str | None:
@@ -227,6 +273,10 @@ SPECS: dict[type, dict[str, Check]] = {
                      owners=flag),
     m.StateReply: dict(req=REQ, snapshot=snapshot, missing=sequence(text(), types=(tuple,))),
     m.GetWorkerExit: dict(req=REQ, address=address),
+    m.TaskEvents: dict(events=task_events, lost=integer(), address=optional(address),
+                       worker_id=optional(ident()), pid=integer()),
+    m.GetTaskEvents: dict(req=REQ, filters=sequence(state_filter, 64, (tuple,)),
+                          limit=integer(-1), offset=integer(), summary=flag),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),
     m.Shutdown: dict(req=REQ),
     m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+from .._core.task_events import RAN, RUNNING
 from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
@@ -124,6 +126,8 @@ class ActorHost:
         if self._ending(t):
             return
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.ran.append((t.task_id, t.attempt, RUNNING, time.time(), (self.ex.job_id, name)))
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -133,6 +137,8 @@ class ActorHost:
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
+        if t.task_events:
+            self.ex.ran.append((t.task_id, t.attempt, RAN, time.time(), None))
         if reply is not None:
             send_reply(conn, reply)
 
@@ -151,6 +157,8 @@ class ActorHost:
 
     async def _run_async(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.ran.append((t.task_id, t.attempt, RUNNING, time.time(), (self.ex.job_id, name)))
         try:
             async with self._group(t):
                 with context.scope(self._call_scope(t, name)):
@@ -167,6 +175,8 @@ class ActorHost:
             reply = self._failed(t, exc, name)
         finally:
             self.futures.pop(t.task_id, None)
+        if t.task_events:
+            self.ex.ran.append((t.task_id, t.attempt, RAN, time.time(), None))
         if reply is not None:
             send_reply(conn, reply)
 

@@ -16,6 +16,9 @@ handlers of the first three are registered on the endpoint here; one delivered
 on another thread (StartActor, read by the daemon connection's reader) posts
 itself to the main thread, which delivers it again.
 
+Task events (a task pushed with task_events set): the main thread notes when each run
+starts and ends in `ran` (RUNNING, RAN); the runtime's maintenance thread sends them.
+
 Arguments: values the owner inlined go into the local store first; other
 top-level refs are fetched (the worker tells the daemon it is blocked
 meanwhile). Results are serialized here; errors travel as RayTaskError with
@@ -25,12 +28,14 @@ from __future__ import annotations
 
 import os
 import queue
+from collections import deque
 import selectors
 import signal
 import threading
 import time
 from typing import Any
 
+from .._core.task_events import RAN, RUNNING
 from .._protocol import messages as m
 from .._protocol.transport import SPIN
 from .._runtime import context, execution
@@ -55,6 +60,7 @@ class Executor:
         self.current_name = "worker"
         self.running: bytes | None = None
         self.cancelled: set[bytes] = set()
+        self.ran: deque = deque()   # task events of runs here (RUNNING, RAN), sent in batches
         self.main_ident = threading.main_thread().ident
         self.loop_ident = self.main_ident  # the thread in run_forever(): the main one, in a worker
         self._wake_r, self._wake_w = os.pipe()
@@ -217,6 +223,8 @@ class Executor:
         env = dict(t.env_vars or {})
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
+        if t.task_events:
+            self.ran.append((t.task_id, t.attempt, RUNNING, time.time(), (t.job_id, t.name)))
         try:
             self.running = t.task_id
             if t.task_id in self.cancelled:
@@ -236,6 +244,8 @@ class Executor:
         finally:
             self.running = None
             self.cancelled.discard(t.task_id)
+        if t.task_events:
+            self.ran.append((t.task_id, t.attempt, RAN, time.time(), None))
         send_reply(conn, reply)
         if t.max_calls:
             n = self.calls[t.function_id] = self.calls.get(t.function_id, 0) + 1

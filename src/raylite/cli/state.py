@@ -88,9 +88,7 @@ def run_get(args: argparse.Namespace) -> int:
         rows = api.query(kind, args.address, [(schema.ID[kind], "=", args.id)], None,
                          args.timeout, True, False, args.temp_dir, warn=False)
         if not rows:
-            raise common.RayStateApiException(f"no {args.kind[:-1]} with id {args.id!r}"
-                                              + ("" if kind != "tasks" else
-                                                 " in flight (finished tasks are not kept yet)"))
+            raise common.RayStateApiException(f"no {args.kind[:-1]} with id {args.id!r}")
         data = [dict(r) for r in rows]
         text = format_rows(data if len(data) > 1 else data[0],
                            "yaml" if args.format == "table" and _has_yaml() else
@@ -112,7 +110,7 @@ def format_summary(kind: str, data: dict) -> str:
     if kind == "tasks":
         rows = [{"func_or_class_name": n, "type": s["type"], "state_counts": s["state_counts"]}
                 for n, s in c["summary"].items()]
-        head = f"Tasks in flight: {c['total_tasks']} ({c['total_actor_tasks']} actor tasks)"
+        head = f"Tasks: {c['total_tasks']} ({c['total_actor_tasks']} actor tasks)"
     elif kind == "actors":
         rows = [{"class_name": n, "state_counts": s["state_counts"]} for n, s in c["summary"].items()]
         head = f"Actors: {c['total_actors']}"
@@ -139,6 +137,9 @@ def run_summary(args: argparse.Namespace) -> int:
     if data.get("missing"):
         print(f"raylite summary {args.kind}: no answer in time from {', '.join(data['missing'])}: "
               "what they own is not counted", file=sys.stderr)
+    if data.get("dropped"):
+        print(f"raylite summary {args.kind}: {data['dropped']} older task record(s) were dropped "
+              "by the cluster's bound per job and are not counted", file=sys.stderr)
     return 0
 
 
