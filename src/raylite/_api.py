@@ -280,6 +280,18 @@ def available_resources() -> dict:
     return require().available_resources()
 
 
+def timeline(filename: str | None = None) -> list:
+    """The tasks the cluster's task-event store keeps, as Chrome trace events (one row per
+    worker, each task a span); written as JSON to `filename` when given (load it in
+    Perfetto or chrome://tracing). Works in local mode too."""
+    from .util.state.timeline import timeline as build
+
+    if _runtime.current() is None:
+        raise RuntimeError("raylite.timeline() needs raylite.init() first (for a running "
+                           "cluster from the shell: `raylite timeline --output FILE`).")
+    return build(filename)
+
+
 def get_gpu_ids() -> list:
     """The GPU ids assigned to the calling task or actor."""
     return list(require().context().gpu_ids)

@@ -154,3 +154,5 @@ class TaskEventRecord(NamedTuple):
     owner_address: str | None
     worker_address: str | None
     events: tuple              # ((state, ms), ...) in the order they happened
+    start_time_us: int | None = None  # start and end in µs (raylite's own: for the timeline)
+    end_time_us: int | None = None

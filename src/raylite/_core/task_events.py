@@ -71,6 +71,8 @@ def error_info(error: BaseException) -> tuple[str, str]:
                 kind = ERROR_TYPES[cls.__name__]
                 break
     cause = getattr(error, "cause", None)  # a RayTaskError: the user's exception says more
+    if kind == USER_ERROR and not isinstance(cause, BaseException):
+        cause = error                     # the user's exception itself (local mode)
     try:
         text = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(error)
     except Exception:
@@ -79,6 +81,7 @@ def error_info(error: BaseException) -> tuple[str, str]:
 
 
 _FIELDS = TaskEventRecord._fields
+_PLAIN = _FIELDS[:_FIELDS.index("events")]   # copied as they are; events, µs times after
 
 
 class _Task:
@@ -94,6 +97,7 @@ class _Task:
         self.actor_id = self.node_id = self.worker_id = self.worker_pid = None
         self.error_type = self.error_message = None
         self.creation_time_ms = self.start_time_ms = self.end_time_ms = None
+        self.start_time_us = self.end_time_us = None
         self.owner_address = self.worker_address = None
         self.events: list = []
         self.rank = 0
@@ -103,7 +107,8 @@ class _Task:
         events = self.events  # two processes' events: in the order they happened
         if len(events) > 1:
             events = sorted(events, key=lambda e: (e[1], RANK.get(e[0], 0)))
-        return TaskEventRecord(*[getattr(self, f) for f in _FIELDS[:-1]], tuple(events))
+        return TaskEventRecord(*[getattr(self, f) for f in _PLAIN], tuple(events),
+                               self.start_time_us, self.end_time_us)
 
 
 class _Job:
@@ -137,14 +142,15 @@ class TaskEventTable:
         for task_id, attempt, state, at, info in events:
             key = (task_id, attempt)
             t = tasks.get(key)
-            ms = int(at * 1000)
+            us = int(at * 1e6)
+            ms = us // 1000
             if t is None:
                 t = self._new(key, state, info)
                 if t is None:
                     self.ignored += 1
                     continue
             if state == RAN:
-                t.end_time_ms, t.ran = ms, True
+                t.end_time_ms, t.end_time_us, t.ran = ms, us, True
                 continue
             rank = RANK.get(state, 0)
             if rank == 1 and info is not None:  # a new attempt (or call): who and what it is
@@ -157,7 +163,7 @@ class TaskEventTable:
             elif state == SUBMITTED:
                 t.worker_address = info
             elif state == RUNNING:
-                t.start_time_ms = ms
+                t.start_time_ms, t.start_time_us = ms, us
                 t.name = t.func_or_class_name = info[1]
                 t.node_id, t.worker_id, t.worker_pid = node_id, worker_id, pid
                 t.worker_address = address
@@ -165,7 +171,7 @@ class TaskEventTable:
                 if state == FAILED:
                     t.error_type, t.error_message = info
                 if not t.ran:
-                    t.end_time_ms = ms
+                    t.end_time_ms, t.end_time_us = ms, us
             t.events.append((state, ms))
             if rank >= t.rank:
                 if rank == 4 and t.rank < 4:
@@ -235,6 +241,16 @@ class TaskEventTable:
                 k = (t.func_or_class_name, t.type, t.state)
                 counts[k] = counts.get(k, 0) + 1
         return tuple((*k, n) for k, n in counts.items())
+
+    def answer(self, filters: Any, limit: int, offset: int, summary: bool) -> tuple:
+        """(rows, total, dropped, lost, max_per_job): a GetTaskEvents request's answer (limit
+        -1: all; summary: counts by function, type and state), as TaskEventsReply's fields."""
+        if summary:
+            rows = self.summary(filters)
+            total = sum(r[-1] for r in rows)
+        else:
+            rows, total = self.query(filters, None if limit < 0 else limit, offset)
+        return rows, total, self.dropped(), self.lost, self.max_per_job
 
     def dropped(self) -> int:
         """Records pushed out by the bound, over every job."""

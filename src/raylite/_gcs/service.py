@@ -271,14 +271,8 @@ class GcsService:
 
     def _on_get_task_events(self, node: _Node, msg: m.GetTaskEvents) -> None:
         """Task records, filtered here, where they live, before the limit and offset."""
-        t = self.task_events
-        if msg.summary:
-            rows = t.summary(msg.filters)
-            total = sum(r[-1] for r in rows)
-        else:
-            rows, total = t.query(msg.filters, None if msg.limit < 0 else msg.limit, msg.offset)
-        self.ep.reply(node.conn, msg, m.TaskEventsReply(msg.req, rows, total, t.dropped(), t.lost,
-                                                        t.max_per_job))
+        self.ep.reply(node.conn, msg, m.TaskEventsReply(msg.req, *self.task_events.answer(
+            msg.filters, msg.limit, msg.offset, msg.summary)))
 
     def _node_lost(self, node: _Node, _: Any) -> None:
         del self._nodes[node.conn]

@@ -4,6 +4,7 @@
     raylite get KIND ID                                   one id's rows, every field
     raylite summary tasks|actors|objects                  counts by name, class or where
     raylite logs [FILE] [--job-id ID] [--follow] [--tail N]   the cluster's log files here
+    raylite timeline [--output FILE]                      the tasks as Chrome trace JSON
 
 Each command asks the cluster at --address, or the head `raylite start` recorded under the temp
 dir, over one connection it closes (no init(), nothing left behind). A partial list (left out
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 KINDS = ("actors", "tasks", "objects", "nodes", "workers", "jobs", "placement-groups")
@@ -166,4 +168,31 @@ def run_logs(args: argparse.Namespace) -> int:
         return _fail("logs", e)
     except KeyboardInterrupt:
         return 0
+    return 0
+
+
+def run_timeline(args: argparse.Namespace) -> int:
+    import time
+
+    from raylite.util.state import common
+    from raylite.util.state.timeline import timeline
+
+    try:
+        events = timeline(None, args.address, args.timeout, _temp_dir=args.temp_dir)
+    except common.RayStateApiException as e:
+        return _fail("timeline", e)
+    if args.output == "-":
+        json.dump(events, sys.stdout)
+        print()
+        return 0
+    path = args.output or time.strftime("raylite-timeline-%Y-%m-%d_%H-%M-%S.json")
+    try:
+        with open(path, "w") as f:
+            json.dump(events, f)
+    except OSError as e:
+        print(f"raylite timeline: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    spans = sum(1 for e in events if e["ph"] == "X")
+    print(f"Trace of {spans} task(s) written to {os.path.abspath(path)}: open it in https://ui.perfetto.dev "
+          "or chrome://tracing")
     return 0

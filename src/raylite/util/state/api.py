@@ -54,10 +54,8 @@ def _tasks(address, checked, limit, timeout, detail, temp_dir) -> StateList:
     if limit is not None and limit < 0:
         raise RayStateApiException(f"limit must be a positive number or None, not {limit}")
     reply = fetch.ask_tasks(fetch.resolve(address, temp_dir), checked, limit, 0, False, timeout)
-    keep = None if detail else schema.columns("tasks", False)
-    rows = schema.task_rows(reply.records)
-    if keep is not None:
-        rows = [{k: r[k] for k in keep} for r in rows]
+    keep = schema.columns("tasks", detail)
+    rows = [{k: r[k] for k in keep} for r in schema.task_rows(reply.records)]
     return StateList(map(StateRecord, rows), reply.total, (), limit, reply.dropped,
                      reply.max_per_job)
 
