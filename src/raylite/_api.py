@@ -284,12 +284,21 @@ def timeline(filename: str | None = None) -> list:
     """The tasks the cluster's task-event store keeps, as Chrome trace events (one row per
     worker, each task a span); written as JSON to `filename` when given (load it in
     Perfetto or chrome://tracing). Works in local mode too."""
-    from .util.state.timeline import timeline as build
+    import json
+    import time
 
-    if _runtime.current() is None:
+    from ._core.trace import trace_events
+    from ._protocol.messages import GetTaskEvents
+
+    rt = _runtime.current()
+    if rt is None:
         raise RuntimeError("raylite.timeline() needs raylite.init() first (for a running "
                            "cluster from the shell: `raylite timeline --output FILE`).")
-    return build(filename)
+    events = trace_events(rt.task_events(GetTaskEvents(0), 30.0).records, int(time.time() * 1e6))
+    if filename is not None:
+        with open(filename, "w") as f:
+            json.dump(events, f)
+    return events
 
 
 def get_gpu_ids() -> list:

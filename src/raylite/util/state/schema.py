@@ -106,11 +106,14 @@ def _actors(snap) -> list[dict]:
 
 
 def _tasks(snap) -> list[dict]:
-    """Tasks in flight as their owners report them (StateSnapshot.tasks)."""
-    return [{"task_id": t.task_id, "attempt_number": t.attempt, "name": t.name,
+    """Tasks in flight as their owners report them (StateSnapshot.tasks: an owner's own view,
+    without the times, worker ids and errors only the task-event store has)."""
+    blank = dict.fromkeys(columns("tasks", True))
+    return [{**blank, "task_id": t.task_id, "attempt_number": t.attempt, "name": t.name,
              "state": TASK_STATE.get(t.state, t.state),
              "type": "ACTOR_TASK" if t.actor_id else "NORMAL_TASK", "actor_id": t.actor_id,
-             "func_or_class_name": t.name, "owner_address": t.owner, "worker_address": t.worker}
+             "func_or_class_name": t.name, "owner_address": t.owner, "worker_address": t.worker,
+             "events": []}
             for t in snap.tasks]
 
 
