@@ -138,7 +138,7 @@ class TaskEventRecord(NamedTuple):
     task_id: str
     attempt_number: int
     name: str
-    state: str                 # PENDING_* | SUBMITTED_TO_WORKER | RUNNING | FINISHED | FAILED
+    state: str                 # PENDING_* | RUNNING | FINISHED | FAILED
     job_id: str | None
     actor_id: str | None
     type: str                  # NORMAL_TASK | ACTOR_TASK

@@ -2,7 +2,7 @@
 
     owners (submit, push, finish, fail, retry, cancel) ─┐ batches of events, every ~100 ms,
     workers (running start and end)                    ─┴► TaskEventTable.add(batch, who)
-                                                              one _Task per (task id, attempt),
+                                                              one row per (task id, attempt),
                                                               at most `max_per_job` per job
     list_tasks / raylite list tasks / timeline ──────────► query(filters, limit, offset)
                                                               filters first, then the limit
@@ -15,15 +15,22 @@ An event is a plain tuple, cheap to make and to pickle:
     PENDING_ARGS_AVAIL            owner     (job_id, name, actor_id or None): a new attempt
     PENDING_NODE_ASSIGNMENT       owner     the same, or None once its arguments are ready
     PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY  owner  (job_id, name, actor_id): a new call
-    SUBMITTED_TO_WORKER           owner     the worker's address
-    RUNNING                       worker    (job_id, name): the job it runs for, its full name
-    RAN                           worker    None: the body returned or raised (not a state)
-    FINISHED                      owner     None
+    RUNNING                       worker    (job_id, name): still running when the worker
+                                            sent its last batch (time: when it started)
+    FINISHED                      worker    (job_id, name, start): the body returned and its
+                                            results were stored (time: when)
+    RAN                           worker    (job_id, name, start): the body raised (not a
+                                            state: the owner decides whether it is retried)
     FAILED                        owner     (error_type, error_message)
 
+Two events make a task that ran and finished: its owner's new attempt and its worker's
+FINISHED (a failure adds the owner's FAILED; a task still running when its worker sends gets
+a RUNNING). Each costs the sender a
+clock read and a tuple, and the GCS a few list stores: a row is a list, not an object.
+
 Events of one attempt come from two processes (its owner and its worker), so they may
-arrive in any order: a record's state only moves forward (pending < submitted < running <
-finished or failed), and the worker's times win over the owner's for start and end.
+arrive in any order: a record's state only moves forward (pending < running < finished or
+failed), and the worker's times win over the owner's for start and end.
 
 Bounded: each job keeps at most `max_per_job` records; a new one pushes out that job's
 oldest finished (FINISHED or FAILED) record, or, when none has finished, its oldest. Each
@@ -42,13 +49,11 @@ from .records import TaskEventRecord
 PENDING_ARGS = "PENDING_ARGS_AVAIL"
 PENDING_NODE = "PENDING_NODE_ASSIGNMENT"
 PENDING_ACTOR = "PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY"
-SUBMITTED = "SUBMITTED_TO_WORKER"
 RUNNING = "RUNNING"
 RAN = "RAN"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
-RANK = {PENDING_ARGS: 1, PENDING_NODE: 1, PENDING_ACTOR: 1, SUBMITTED: 2, RUNNING: 3,
-        FINISHED: 4, FAILED: 4}
+RANK = {PENDING_ARGS: 1, PENDING_NODE: 1, PENDING_ACTOR: 1, RUNNING: 3, FINISHED: 4, FAILED: 4}
 STATES = (*RANK, RAN)
 MAX_PER_JOB = 100_000         # records kept per job (RAYLITE_TASK_EVENTS_MAX_PER_JOB)
 
@@ -81,34 +86,39 @@ def error_info(error: BaseException) -> tuple[str, str]:
 
 
 _FIELDS = TaskEventRecord._fields
-_PLAIN = _FIELDS[:_FIELDS.index("events")]   # copied as they are; events, µs times after
+_I = {f: i for i, f in enumerate(_FIELDS)}   # a row is a list: the record's fields, then ours
+(TASK_ID, ATTEMPT, NAME, STATE, JOB, ACTOR, TYPE, FUNC, NODE, WORKER, PID, ERR_TYPE, ERR_MSG,
+ CREATED, START, END, OWNER, WORKER_ADDR, EVENTS, START_US, END_US) = range(len(_FIELDS))
+RANK_, RAN_, T_ARGS, T_PENDING, T_ENDED = range(len(_FIELDS), len(_FIELDS) + 5)
+_BLANK = [None] * (len(_FIELDS) + 5)
+_BLANK[NAME] = _BLANK[FUNC] = ""
+_BLANK[STATE], _BLANK[TYPE], _BLANK[RANK_], _BLANK[RAN_] = PENDING_NODE, "NORMAL_TASK", 0, False
 
 
-class _Task:
-    """One attempt, as far as its events have told (the record's fields, in ms)."""
-    __slots__ = (*_FIELDS, "rank", "ran", "key")
+def _get(row: list, key: str) -> Any:
+    """A row's field by name (the filters' reader)."""
+    if key == "events":
+        return _events(row)
+    return row[_I[key]]
 
-    def __init__(self, key: tuple, job_id: str | None):
-        self.key = key
-        self.task_id, self.attempt_number = key[0].hex(), key[1]
-        self.job_id = job_id
-        self.name = self.func_or_class_name = ""
-        self.state, self.type = PENDING_NODE, "NORMAL_TASK"
-        self.actor_id = self.node_id = self.worker_id = self.worker_pid = None
-        self.error_type = self.error_message = None
-        self.creation_time_ms = self.start_time_ms = self.end_time_ms = None
-        self.start_time_us = self.end_time_us = None
-        self.owner_address = self.worker_address = None
-        self.events: list = []
-        self.rank = 0
-        self.ran = False
 
-    def record(self) -> TaskEventRecord:
-        events = self.events  # two processes' events: in the order they happened
-        if len(events) > 1:
-            events = sorted(events, key=lambda e: (e[1], RANK.get(e[0], 0)))
-        return TaskEventRecord(*[getattr(self, f) for f in _PLAIN], tuple(events),
-                               self.start_time_us, self.end_time_us)
+def _events(row: list) -> list:
+    """((state, ms), ...) in time order, from the times a row keeps."""
+    out = []
+    if row[T_ARGS] is not None:
+        out.append((PENDING_ARGS, row[T_ARGS]))
+    if row[T_PENDING] is not None:
+        out.append((PENDING_ACTOR if row[ACTOR] else PENDING_NODE, row[T_PENDING]))
+    if row[START] is not None:
+        out.append((RUNNING, row[START]))
+    if row[T_ENDED] is not None and row[RANK_] == 4:
+        out.append((row[STATE], row[T_ENDED]))
+    out.sort(key=lambda e: (e[1], RANK[e[0]]))
+    return out
+
+
+def _record(row: list) -> TaskEventRecord:
+    return TaskEventRecord(*row[:EVENTS], tuple(_events(row)), row[START_US], row[END_US])
 
 
 class _Job:
@@ -127,7 +137,7 @@ class TaskEventTable:
         if max_per_job < 1:
             raise ValueError(f"max_per_job must be at least 1, not {max_per_job}")
         self.max_per_job = max_per_job
-        self.tasks: dict[tuple, _Task] = {}   # (task id, attempt) -> record, oldest first
+        self.tasks: dict[tuple, list] = {}    # (task id, attempt) -> its row, oldest first
         self.jobs: dict[str | None, _Job] = {}
         self.lost = 0                          # events dropped by their processes, unsent
         self.ignored = 0                       # events for no known attempt (pushed out, ...)
@@ -136,60 +146,66 @@ class TaskEventTable:
     def add(self, events: Any, address: str | None = None, node_id: str | None = None,
             worker_id: str | None = None, pid: int | None = None, lost: int = 0) -> None:
         """A batch of events from the process at `address` (a worker: `node_id`, `worker_id`
-        and `pid` say which; its RUNNING events place the attempt there)."""
+        and `pid` say which; its RUNNING and RAN events place the attempt there)."""
         self.lost += lost
         tasks = self.tasks
         for task_id, attempt, state, at, info in events:
             key = (task_id, attempt)
             t = tasks.get(key)
-            us = int(at * 1e6)
-            ms = us // 1000
             if t is None:
                 t = self._new(key, state, info)
                 if t is None:
                     self.ignored += 1
                     continue
-            if state == RAN:
-                t.end_time_ms, t.end_time_us, t.ran = ms, us, True
-                continue
-            rank = RANK.get(state, 0)
-            if rank == 1 and info is not None:  # a new attempt (or call): who and what it is
-                job, name, actor = info
-                t.name = t.func_or_class_name = name
-                if actor is not None:
-                    t.actor_id, t.type = actor.hex(), "ACTOR_TASK"
-                t.owner_address = address
-                t.creation_time_ms = ms
-            elif state == SUBMITTED:
-                t.worker_address = info
-            elif state == RUNNING:
-                t.start_time_ms, t.start_time_us = ms, us
-                t.name = t.func_or_class_name = info[1]
-                t.node_id, t.worker_id, t.worker_pid = node_id, worker_id, pid
-                t.worker_address = address
-            elif rank == 4:
-                if state == FAILED:
-                    t.error_type, t.error_message = info
-                if not t.ran:
-                    t.end_time_ms, t.end_time_us = ms, us
-            t.events.append((state, ms))
-            if rank >= t.rank:
-                if rank == 4 and t.rank < 4:
-                    self.jobs[t.job_id].finished.append(key)
-                t.rank, t.state = rank, state
+            us = int(at * 1e6)
+            ms = us // 1000
+            if state == FINISHED or state == RAN or state == RUNNING:  # the worker's
+                t[NAME] = t[FUNC] = info[1]
+                t[NODE], t[WORKER], t[PID], t[WORKER_ADDR] = node_id, worker_id, pid, address
+                if state == RUNNING:
+                    t[START_US], t[START] = us, ms
+                    rank = 3
+                else:
+                    start = int(info[2] * 1e6)
+                    t[START_US], t[START], t[END_US], t[END], t[RAN_] = \
+                        start, start // 1000, us, ms, True
+                    if state == RAN:
+                        continue
+                    t[T_ENDED], rank = ms, 4
+            else:
+                rank = RANK.get(state, 0)
+                if rank == 1:
+                    if info is not None:  # a new attempt (or call): who and what it is
+                        if t[CREATED] is None:
+                            t[NAME] = t[FUNC] = info[1]
+                        if info[2] is not None:
+                            t[ACTOR], t[TYPE] = info[2].hex(), "ACTOR_TASK"
+                        t[OWNER], t[CREATED] = address, ms
+                    if state == PENDING_ARGS:
+                        t[T_ARGS] = ms
+                    else:
+                        t[T_PENDING] = ms
+                elif rank == 4:
+                    if state == FAILED:
+                        t[ERR_TYPE], t[ERR_MSG] = info
+                    t[T_ENDED] = ms
+                    if not t[RAN_]:
+                        t[END], t[END_US] = ms, us
+            if rank >= t[RANK_]:
+                if rank == 4 and t[RANK_] < 4:
+                    self.jobs[t[JOB]].finished.append(key)
+                t[RANK_], t[STATE] = rank, state
 
-    def _new(self, key: tuple, state: str, info: Any) -> _Task | None:
-        if RANK.get(state) == 1 and info is not None:
-            job = info[0]
-        elif state == RUNNING:
-            job = info[0]
-        else:
+    def _new(self, key: tuple, state: str, info: Any) -> list | None:
+        if info is None or state == FAILED:
             return None  # a later event of an attempt pushed out (or never announced)
+        job = info[0]
         job = job.hex() if type(job) is bytes and job else None
         j = self.jobs.get(job)
         if j is None:
             j = self.jobs[job] = _Job()
-        t = self.tasks[key] = _Task(key, job)
+        t = self.tasks[key] = _BLANK.copy()
+        t[TASK_ID], t[ATTEMPT], t[JOB] = key[0].hex(), key[1], job
         j.keys[key] = None
         if len(j.keys) > self.max_per_job:
             self._push_out(j)
@@ -221,14 +237,14 @@ class TaskEventTable:
                     if i >= offset:
                         if end is not None and i >= end:
                             break
-                        out.append(t.record())
+                        out.append(_record(t))
             return tuple(out), total
         compiled = compile_filters(filters)
         total = 0
         for t in self.tasks.values():
-            if match_compiled(t, compiled):
+            if match_compiled(t, compiled, _get):
                 if offset <= total and (end is None or total < end):
-                    out.append(t.record())
+                    out.append(_record(t))
                 total += 1
         return tuple(out), total
 
@@ -237,8 +253,8 @@ class TaskEventTable:
         compiled = compile_filters(filters)
         counts: dict = {}
         for t in self.tasks.values():
-            if not compiled or match_compiled(t, compiled):
-                k = (t.func_or_class_name, t.type, t.state)
+            if not compiled or match_compiled(t, compiled, _get):
+                k = (t[FUNC], t[TYPE], t[STATE])
                 counts[k] = counts.get(k, 0) + 1
         return tuple((*k, n) for k, n in counts.items())
 

@@ -191,11 +191,11 @@ def _event_info(state: str, info: Any) -> bool:
                                 and len(info[0]) <= ID and type(info[1]) is str
                                 and len(info[1]) <= MAX_TEXT
                                 and (info[2] is None or type(info[2]) is bytes and len(info[2]) == ID))
-    if state == tev.SUBMITTED:
-        return t is str and len(info) <= MAX_TEXT
-    if state == tev.RUNNING:
-        return t is tuple and len(info) == 2 and type(info[0]) is bytes and len(info[0]) <= ID \
-            and type(info[1]) is str and len(info[1]) <= MAX_TEXT
+    if state == tev.RUNNING or state == tev.RAN or state == tev.FINISHED:
+        return t is tuple and len(info) == (2 if state == tev.RUNNING else 3) \
+            and type(info[0]) is bytes and len(info[0]) <= ID \
+            and type(info[1]) is str and len(info[1]) <= MAX_TEXT \
+            and (state == tev.RUNNING or type(info[2]) is float and math.isfinite(info[2]))
     if state == tev.FAILED:
         return t is tuple and len(info) == 2 and all(type(x) is str and len(x) <= MAX_TEXT
                                                      for x in info)

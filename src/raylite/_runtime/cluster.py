@@ -383,7 +383,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         return self._call(m.GetState(0, kinds, owners)).snapshot
 
     def task_events(self, request: Any, timeout: float) -> Any:
-        self._send_task_events()  # first, on the connection the request takes: ours are in it
+        self.send_task_events()  # first, on the connection the request takes: ours are in it
         return self._call(request, timeout)
 
     def nodes(self) -> list[dict]:
@@ -419,7 +419,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if self._closing.is_set():
             return
         if self._core is not None and getattr(self, "_daemon", None) is not None:
-            self._send_task_events()  # the last ones: a short script's tasks are listed too
+            self.send_task_events()  # the last ones: a short script's tasks are listed too
         if self._proc is not None and getattr(self, "_daemon", None) is not None:
             self._stopping = True  # its goodbye is no loss
             try:

@@ -151,13 +151,13 @@ class TaskSubmission:
         while not self._closing.wait(IDLE_LEASE_S / 4):
             tick += 1
             if tick % EVENTS_EVERY == 0:
-                self._send_task_events()
+                self.send_task_events()
             self._return_idle(IDLE_LEASE_S)
             self._flush_frees()
             if self._core.actors.terminates:
                 self._terminate_unreferenced()
 
-    def _send_task_events(self) -> None:
+    def send_task_events(self) -> None:
         """Sends the task events this process has made since the last call (the owner core's,
         and the executor's runs of tasks, in a worker) to its daemon, for the GCS's store."""
         core, ex = self._core, self.executor
@@ -167,9 +167,8 @@ class TaskSubmission:
                     events, lost = core.events.take()
             else:
                 events, lost = [], 0
-            if ex is not None and ex.ran:
-                ran, pop = ex.ran, ex.ran.popleft
-                events += [pop() for _ in range(len(ran))]
+            if ex is not None and (ex.ran or ex.started):
+                events += ex.take_events()
             if events or lost:
                 try:
                     self._daemon.send(m.TaskEvents(tuple(events), lost))

@@ -2,7 +2,7 @@
 cluster's GCS (raylite._core.task_events), kept in the driver's process.
 
     LocalRuntime._run ─► traced(task, body): each run of the body (each attempt) notes
-        a new attempt and RUNNING before, RAN and FINISHED or FAILED after, in the owner
+        a new attempt and RUNNING before, FINISHED (or RAN and FAILED) after, in the owner
         core's TaskEvents buffer ─► drained into this process's TaskEventTable
     list_tasks / summarize_tasks / timeline ─► answer(GetTaskEvents) ─► TaskEventsReply
 
@@ -12,9 +12,11 @@ local node's id, and the process id as its pid.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from .._core.task_events import (PENDING_ACTOR, PENDING_NODE, RAN, RUNNING, TaskEventTable)
+from .._core.task_events import (FINISHED, PENDING_ACTOR, PENDING_NODE, RAN, RUNNING,
+                                 TaskEventTable)
 from .._protocol import messages as m
 
 DRAIN_AT = 1000   # events buffered before they go into the table (and at every question)
@@ -35,15 +37,15 @@ class LocalTaskEvents:
         def run(*args: Any, **kwargs: Any) -> Any:
             tid, attempt = task.task_id, task.attempt
             events.new(task, PENDING_ACTOR if task.actor_id is not None else PENDING_NODE)
+            start = time.time()
             events.add(tid, attempt, RUNNING, (events.job_id, task.name))
             try:
                 value = body(*args, **kwargs)
             except BaseException as exc:
-                events.add(tid, attempt, RAN)
+                events.add(tid, attempt, RAN, (events.job_id, task.name, start))
                 events.ended(task, exc, attempt)
                 raise
-            events.add(tid, attempt, RAN)
-            events.ended(task, None, attempt)
+            events.add(tid, attempt, FINISHED, (events.job_id, task.name, start))
             return value
         return run
 

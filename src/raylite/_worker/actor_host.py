@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
-from .._core.task_events import RAN, RUNNING
 from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
@@ -127,7 +125,7 @@ class ActorHost:
             return
         name = f"{self.name}.{t.method}"
         if t.task_events:
-            self.ex.ran.append((t.task_id, t.attempt, RUNNING, time.time(), (self.ex.job_id, name)))
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -138,7 +136,7 @@ class ActorHost:
         except BaseException as exc:
             reply = self._failed(t, exc, name)
         if t.task_events:
-            self.ex.ran.append((t.task_id, t.attempt, RAN, time.time(), None))
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
             send_reply(conn, reply)
 
@@ -158,7 +156,7 @@ class ActorHost:
     async def _run_async(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
         if t.task_events:
-            self.ex.ran.append((t.task_id, t.attempt, RUNNING, time.time(), (self.ex.job_id, name)))
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             async with self._group(t):
                 with context.scope(self._call_scope(t, name)):
@@ -176,7 +174,7 @@ class ActorHost:
         finally:
             self.futures.pop(t.task_id, None)
         if t.task_events:
-            self.ex.ran.append((t.task_id, t.attempt, RAN, time.time(), None))
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
             send_reply(conn, reply)
 

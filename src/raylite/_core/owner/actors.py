@@ -29,7 +29,7 @@ from collections import deque
 from typing import Any
 
 from ...exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
-from ..task_events import FAILED, PENDING_ACTOR, SUBMITTED
+from ..task_events import FAILED, PENDING_ACTOR
 from .instructions import DAEMON, ActorLookup
 from .objects import Obj
 
@@ -142,7 +142,7 @@ class ActorTable:
         if task.events:
             self.events.new(task, PENDING_ACTOR, st.class_name)
         if st.state == "DEAD":
-            if task.events:
+            if task.events and st.death is not None:
                 self.events.ended(task, st.death)
             for rid in task.return_ids:
                 o = entries[rid]
@@ -172,8 +172,6 @@ class ActorTable:
             s = inflight[conn] = set()
         s.add(task.task_id)
         msg = task.msg
-        if task.events:
-            self.events.add(task.task_id, task.attempt, SUBMITTED, st.address)
         if task.attempt:
             msg = msg._replace(attempt=task.attempt)
         st.outbox.append((conn, msg))
@@ -220,7 +218,7 @@ class ActorTable:
             for t, err in failed:
                 if t.task_id in tasks.tasks:  # not cancelled meanwhile
                     tasks.drop(t.task_id)
-                    if t.events:
+                    if t.events and err is not None:
                         self.events.ended(t, err)
                     for rid in t.return_ids:
                         complete(rid, None, err, True, out)

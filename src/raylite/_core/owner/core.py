@@ -91,7 +91,7 @@ class Owner:
         return self.complete(id, None, objects.unreachable_error(id, owner), False)
 
     def fail(self, task: Any, error: Any, out: list) -> None:
-        if task.events:
+        if task.events and error is not None:
             self.events.ended(task, error)
         for rid in task.return_ids:
             self.complete(rid, None, error, True, out)
@@ -123,7 +123,7 @@ class Owner:
                     self.resubmit(task, out)
                     return out
         tasks.drop(task_id)
-        if task.events:
+        if task.events and error is not None:
             self.events.ended(task, error)
         complete = self.complete
         if error is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..task_events import FAILED, FINISHED, error_info
+from ..task_events import FAILED, error_info
 
 LIMIT = 200_000              # events buffered between two sends
 
@@ -46,12 +46,9 @@ class TaskEvents:
         self.add(task.task_id, task.attempt, state, (self.job_id, name, task.actor_id))
 
     def ended(self, task: Any, error: Any, attempt: int | None = None) -> None:
-        """The attempt finished (`error` None) or failed with `error` (as the runtime stores
-        it: the core's decode_error reads it)."""
+        """The attempt failed with `error` (as the runtime stores it: the core's decode_error
+        reads it). A success is its worker's to tell (FINISHED, with when it ran)."""
         a = task.attempt if attempt is None else attempt
-        if error is None:
-            self.add(task.task_id, a, FINISHED)
-            return
         try:
             exc = self.decode_error(error) if self.decode_error is not None else error
             info = error_info(exc)

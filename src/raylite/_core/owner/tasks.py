@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ..task_events import PENDING_ARGS, PENDING_NODE, SUBMITTED
+from ..task_events import PENDING_ARGS, PENDING_NODE
 from .instructions import DAEMON, LeaseRequest, LeaseReturn
 from .objects import Obj, located
 
@@ -199,8 +199,6 @@ class TaskTable:
             s = self.inflight[conn] = set()
         s.add(task.task_id)
         msg = task.msg
-        if task.events:
-            self.events.add(task.task_id, task.attempt, SUBMITTED, lease.address)
         if task.attempt:
             msg = msg._replace(attempt=task.attempt)
         if lease.gpu_ids:

@@ -25,19 +25,21 @@ def made(n: int, at: float, name: str = "f", job: bytes = JOB, actor=None) -> tu
 
 def ran(table: TaskEventTable, n: int, at: float, failed=None, job: bytes = JOB) -> None:
     """Task n: made by its owner, run by a worker, then finished (or failed)."""
-    end = (tid(n), 0, te.FAILED, at + 3, failed) if failed else (tid(n), 0, te.FINISHED, at + 3, None)
-    table.add([made(n, at, job=job), (tid(n), 0, te.SUBMITTED, at + 0.5, "w:1"), end], "o:1")
-    table.add([(tid(n), 0, te.RUNNING, at + 1, (job, "f")), (tid(n), 0, te.RAN, at + 2, None)],
+    table.add([made(n, at, job=job)] + ([(tid(n), 0, te.FAILED, at + 3, failed)] if failed else []),
+              "o:1")
+    table.add([(tid(n), 0, te.RAN if failed else te.FINISHED, at + 2, (job, "f", at + 1))],
               "w:1", "node1", "worker1", 42)
 
 
 def test_owner_and_worker_events_in_any_order_make_one_record():
     t = TaskEventTable()
-    # the worker's batch arrives first: the owner's creation event fills in the rest
-    t.add([(tid(1), 0, te.RUNNING, 11.0, (JOB, "f")), (tid(1), 0, te.RAN, 12.5, None)],
-          "w:1", "node1", "worker1", 42)
-    t.add([made(1, 10.0), (tid(1), 0, te.SUBMITTED, 10.5, "w:1"),
-           (tid(1), 0, te.FINISHED, 13.0, None)], "o:1")
+    # the worker's batches arrive first: the owner's creation event fills in the rest
+    t.add([(tid(1), 0, te.RUNNING, 11.0, (JOB, "f"))], "w:1", "node1", "worker1", 42)
+    [r], _ = t.query()
+    assert (r.state, r.start_time_ms, r.end_time_ms, r.creation_time_ms) == \
+        ("RUNNING", 11000, None, None)
+    t.add([(tid(1), 0, te.FINISHED, 12.5, (JOB, "f", 11.0))], "w:1", "node1", "worker1", 42)
+    t.add([made(1, 10.0)], "o:1")
     [r], total = t.query()
     assert total == 1
     assert (r.task_id, r.attempt_number, r.name, r.state, r.job_id, r.type) == \
@@ -47,7 +49,7 @@ def test_owner_and_worker_events_in_any_order_make_one_record():
     # the worker's times are the run's; the state never goes back to RUNNING
     assert (r.creation_time_ms, r.start_time_ms, r.end_time_ms) == (10000, 11000, 12500)
     assert (r.start_time_us, r.end_time_us) == (11_000_000, 12_500_000)
-    assert [s for s, _ in r.events] == [te.PENDING_NODE, te.SUBMITTED, te.RUNNING, te.FINISHED]
+    assert r.events == ((te.PENDING_NODE, 10000), (te.RUNNING, 11000), (te.FINISHED, 12500))
 
 
 def test_failures_keep_their_error_and_actor_calls_their_actor():
@@ -76,7 +78,7 @@ def test_the_store_is_bounded_per_job_oldest_finished_out_first_and_counts_drops
         [tid(n).hex() for n in (8, 9, 10)]
     assert t.dropped() == 6
     # a late event of a record pushed out is ignored, not made into a half record
-    t.add([(tid(2), 0, te.FINISHED, 20.0, None)], "o:1")
+    t.add([(tid(2), 0, te.FAILED, 20.0, ("WORKER_DIED", "x"))], "o:1")
     assert t.ignored == 1 and t.statistics()["records"] == 4
 
 
@@ -135,17 +137,15 @@ def push(o: Owner, out: list, worker: str = "w:1"):
     return msg
 
 
-def test_the_owner_core_records_submit_push_finish_with_the_clock_it_was_given():
+def test_the_owner_core_records_a_new_attempt_with_the_clock_it_was_given():
     o = owner()
     t = task(1)
     msg = push(o, o.tasks.submit(t))
     assert msg.task_events and msg.attempt == 0
-    o.task_done("w:1", t.task_id, (b"r",), None, False, now=0.0)
+    o.task_done("w:1", t.task_id, (b"r",), None, False, now=0.0)  # a success is the worker's
     events, lost = o.events.take()
     assert lost == 0 and o.events.take() == ([], 0)
-    assert [(e[2], e[3]) for e in events] == [(te.PENDING_NODE, 101.0), (te.SUBMITTED, 102.0),
-                                              (te.FINISHED, 103.0)]
-    assert events[0][4] == (JOB, "f", None) and events[1][4] == "w:1"
+    assert events == [(t.task_id, 0, te.PENDING_NODE, 101.0, (JOB, "f", None))]
 
 
 def test_a_retry_fails_one_attempt_and_starts_the_next_and_off_means_nothing():
@@ -157,8 +157,7 @@ def test_a_retry_fails_one_attempt_and_starts_the_next_and_off_means_nothing():
     assert [x.attempt for target, x in out if type(x) is m.PushTask] == [1]  # the idle lease
     o.task_done("w:1", t.task_id, (b"r",), None, False, now=1.0)
     states = [(e[1], e[2]) for e in o.events.take()[0]]
-    assert states == [(0, te.PENDING_NODE), (0, te.SUBMITTED), (0, te.FAILED),
-                      (1, te.PENDING_NODE), (1, te.SUBMITTED), (1, te.FINISHED)]
+    assert states == [(0, te.PENDING_NODE), (0, te.FAILED), (1, te.PENDING_NODE)]
     quiet = task(2, events=False)
     [(_, msg)] = o.tasks.submit(quiet)  # the idle lease takes it
     assert not msg.task_events
@@ -189,7 +188,8 @@ def test_trace_has_a_row_per_worker_and_a_span_per_run():
     t = TaskEventTable()
     ran(t, 1, 1.0)
     t.add([made(2, 2.0)], "o:1")                          # never ran: no span
-    t.add([made(3, 3.0), (tid(3), 0, te.RUNNING, 4.0, (JOB, "g"))], "w:2", "node1", "worker2", 43)
+    t.add([made(3, 3.0)], "o:1")
+    t.add([(tid(3), 0, te.RUNNING, 4.0, (JOB, "g"))], "w:2", "node1", "worker2", 43)
     events = trace_events(t.query()[0], now_us=9_000_000)
     meta = [e for e in events if e["ph"] == "M"]
     spans = [e for e in events if e["ph"] == "X"]
@@ -201,10 +201,11 @@ def test_trace_has_a_row_per_worker_and_a_span_per_run():
 
 
 def test_the_daemon_checks_every_event_of_a_batch():
-    good = m.TaskEvents((made(1, 1.0), (tid(1), 0, te.RAN, 2.0, None)), 0)
+    good = m.TaskEvents((made(1, 1.0), (tid(1), 0, te.RAN, 2.0, (JOB, "f", 1.0))), 0)
     assert validate.problem(good) is None
-    for bad in [(tid(1), 0, "BOGUS", 1.0, None), (tid(1), -1, te.RAN, 1.0, None),
-                (tid(1), 0, te.RAN, float("nan"), None), (b"x", 0, te.RAN, 1.0, None),
+    for bad in [(tid(1), 0, "BOGUS", 1.0, None), (tid(1), -1, te.FINISHED, 1.0, None),
+                (tid(1), 0, te.FINISHED, float("nan"), None), (b"x", 0, te.FINISHED, 1.0, None),
+                (tid(1), 0, te.RAN, 1.0, None), (tid(1), 0, te.RAN, 1.0, (JOB, "f", "x")),
                 (tid(1), 0, te.FAILED, 1.0, ("a", 3)), (tid(1), 0, te.RUNNING, 1.0, JOB)]:
         assert "TaskEvents.events[0]" in validate.problem(m.TaskEvents((bad,), 0)), bad
     assert validate.problem(m.GetTaskEvents(1, (("state", "=", "FAILED"),), 10)) is None
