@@ -207,14 +207,21 @@ def task_events(v: Any) -> str | None:
     wants (_core/task_events.py)."""
     if type(v) is not tuple or len(v) > MAX_EVENTS:
         return f"must be a tuple of at most {MAX_EVENTS} events, not {_show(v)}"
-    states = tev.STATES
+    states, isfinite = _STATES, math.isfinite
+    seen = set()   # ids of info tuples checked already: an owner shares one per function
     for i, e in enumerate(v):
         if not (type(e) is tuple and len(e) == 5 and type(e[0]) is bytes and len(e[0]) == ID
-                and type(e[1]) is int and 0 <= e[1] <= MAX_INT and e[2] in states
-                and type(e[2]) is str and type(e[3]) is float and math.isfinite(e[3])
-                and _event_info(e[2], e[4])):
+                and type(e[1]) is int and 0 <= e[1] <= MAX_INT and type(e[2]) is str
+                and e[2] in states and type(e[3]) is float and isfinite(e[3])
+                and (id(e[4]) in seen or _event_info(e[2], e[4]))):
             return f"[{i}] must be a task event (id, attempt, state, time, info), not {_show(e)}"
+        if type(e[4]) is tuple and e[2] in _SHARED:
+            seen.add(id(e[4]))
     return None
+
+
+_STATES = frozenset(tev.STATES)
+_SHARED = frozenset((tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR))  # same info shape
 
 
 def state_filter(v: Any) -> str | None:

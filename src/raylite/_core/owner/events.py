@@ -23,7 +23,7 @@ def _no_clock() -> float:
 
 
 class TaskEvents:
-    __slots__ = ("clock", "buffer", "limit", "dropped", "job_id", "decode_error")
+    __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT):
         self.clock = clock
@@ -31,7 +31,18 @@ class TaskEvents:
         self.buffer: list = []
         self.limit = limit
         self.dropped = 0
-        self.job_id: bytes = b""      # the job this process works for now (the shell sets it)
+        self._job_id: bytes = b""
+        self._infos: dict = {}        # (name, actor id, class) -> the one info tuple for them
+
+    @property
+    def job_id(self) -> bytes:
+        """The job this process works for now (the shell sets it)."""
+        return self._job_id
+
+    @job_id.setter
+    def job_id(self, job_id: bytes) -> None:
+        if job_id != self._job_id:
+            self._job_id, self._infos = job_id, {}
 
     def add(self, task_id: bytes, attempt: int, state: str, info: Any = None) -> None:
         b = self.buffer
@@ -42,8 +53,14 @@ class TaskEvents:
 
     def new(self, task: Any, state: str, class_name: str = "") -> None:
         """A new attempt of `task` (or a new call of an actor of `class_name`), in `state`."""
-        name = f"{class_name}.{task.name}" if class_name else task.name
-        self.add(task.task_id, task.attempt, state, (self.job_id, name, task.actor_id))
+        key = (task.name, task.actor_id, class_name)
+        info = self._infos.get(key)
+        if info is None:  # one tuple per function: it pickles once per batch
+            if len(self._infos) > 4096:
+                self._infos.clear()
+            name = f"{class_name}.{task.name}" if class_name else task.name
+            info = self._infos[key] = (self._job_id, name, task.actor_id)
+        self.add(task.task_id, task.attempt, state, info)
 
     def ended(self, task: Any, error: Any, attempt: int | None = None) -> None:
         """The attempt failed with `error` (as the runtime stores it: the core's decode_error
