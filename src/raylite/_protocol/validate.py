@@ -226,10 +226,10 @@ _SHARED = frozenset((tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR))  # 
 
 def state_filter(v: Any) -> str | None:
     if type(v) is tuple and len(v) == 3 and type(v[0]) is str and len(v[0]) <= 256 \
-            and v[1] in ("=", "!=") and type(v[2]) in _SCALARS \
+            and v[1] in ("=", "!=", "~") and type(v[2]) in _SCALARS \
             and (type(v[2]) is not str or len(v[2]) <= MAX_TEXT):
         return None
-    return f"must be a filter (key, \"=\" or \"!=\", value), not {_show(v)}"
+    return f"must be a filter (key, \"=\", \"!=\" or \"~\", value), not {_show(v)}"
 
 
 def has_fields(**checks: Check) -> Check:
