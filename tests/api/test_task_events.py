@@ -83,7 +83,8 @@ def test_actor_calls_are_actor_tasks_and_enable_task_events_false_hides_a_task(r
     c = Counter.remote()
     ray.get([c.ping.remote(), c.ping.options(enable_task_events=False).remote()])
     ray.get(hidden.options(enable_task_events=False).remote())
-    [call] = state.list_tasks(filters=[("type", "=", "ACTOR_TASK")], detail=True)
+    [call] = until(lambda: state.list_tasks(filters=[("type", "=", "ACTOR_TASK")], detail=True),
+                   lambda rows: rows and rows[0].state == "FINISHED")  # the worker's word
     assert (call.name, call.func_or_class_name, call.state) == ("Counter.ping", "Counter.ping",
                                                                 "FINISHED")
     assert call.actor_id == c._actor_id.hex()

@@ -85,21 +85,32 @@ def error_info(error: BaseException) -> tuple[str, str]:
     return kind, (text.strip().partition("\n")[0] or type(error).__name__)[:500]
 
 
-_FIELDS = TaskEventRecord._fields
-_I = {f: i for i, f in enumerate(_FIELDS)}   # a row is a list: the record's fields, then ours
-(TASK_ID, ATTEMPT, NAME, STATE, JOB, ACTOR, TYPE, FUNC, NODE, WORKER, PID, ERR_TYPE, ERR_MSG,
- CREATED, START, END, OWNER, WORKER_ADDR, EVENTS, START_US, END_US) = range(len(_FIELDS))
-RANK_, RAN_, T_ARGS, T_PENDING, T_ENDED = range(len(_FIELDS), len(_FIELDS) + 5)
-_BLANK = [None] * (len(_FIELDS) + 5)
-_BLANK[NAME] = _BLANK[FUNC] = ""
-_BLANK[STATE], _BLANK[TYPE], _BLANK[RANK_], _BLANK[RAN_] = PENDING_NODE, "NORMAL_TASK", 0, False
+# A row is a list (no object per record, no hex id or ms time kept twice):
+(KEY, NAME, STATE, JOB, ACTOR, TYPE, NODE, WORKER, PID, ERR_TYPE, ERR_MSG, CREATED, START_US,
+ END_US, OWNER, WORKER_ADDR, RANK_, RAN_, T_ARGS, T_PENDING, T_ENDED) = range(21)
+_BLANK: list = [None] * 21
+_BLANK[NAME], _BLANK[STATE], _BLANK[TYPE], _BLANK[RANK_], _BLANK[RAN_] = \
+    "", PENDING_NODE, "NORMAL_TASK", 0, False
+_INDEX = {"name": NAME, "func_or_class_name": NAME, "state": STATE, "job_id": JOB,
+          "actor_id": ACTOR, "type": TYPE, "node_id": NODE, "worker_id": WORKER,
+          "worker_pid": PID, "error_type": ERR_TYPE, "error_message": ERR_MSG,
+          "creation_time_ms": CREATED, "owner_address": OWNER, "worker_address": WORKER_ADDR,
+          "start_time_us": START_US, "end_time_us": END_US}
+
+
+def _ms(us: int | None) -> int | None:
+    return None if us is None else us // 1000
+
+
+_DERIVED = {"task_id": lambda r: r[KEY][0].hex(), "attempt_number": lambda r: r[KEY][1],
+            "start_time_ms": lambda r: _ms(r[START_US]), "end_time_ms": lambda r: _ms(r[END_US]),
+            "events": lambda r: _events(r)}
 
 
 def _get(row: list, key: str) -> Any:
-    """A row's field by name (the filters' reader)."""
-    if key == "events":
-        return _events(row)
-    return row[_I[key]]
+    """A row's field by the record's name (the filters' reader)."""
+    i = _INDEX.get(key)
+    return row[i] if i is not None else _DERIVED[key](row)
 
 
 def _events(row: list) -> list:
@@ -107,25 +118,33 @@ def _events(row: list) -> list:
     out = []
     if row[T_ARGS] is not None:
         out.append((PENDING_ARGS, row[T_ARGS]))
-    if row[T_PENDING] is not None:
-        out.append((PENDING_ACTOR if row[ACTOR] else PENDING_NODE, row[T_PENDING]))
-    if row[START] is not None:
-        out.append((RUNNING, row[START]))
-    if row[T_ENDED] is not None and row[RANK_] == 4:
-        out.append((row[STATE], row[T_ENDED]))
+    pending = row[T_PENDING] if row[T_PENDING] is not None else \
+        row[CREATED] if row[T_ARGS] is None else None
+    if pending is not None:
+        out.append((PENDING_ACTOR if row[ACTOR] else PENDING_NODE, pending))
+    if row[START_US] is not None:
+        out.append((RUNNING, row[START_US] // 1000))
+    if row[RANK_] == 4:
+        ended = row[T_ENDED] if row[T_ENDED] is not None else _ms(row[END_US])
+        if ended is not None:
+            out.append((row[STATE], ended))
     out.sort(key=lambda e: (e[1], RANK[e[0]]))
     return out
 
 
 def _record(row: list) -> TaskEventRecord:
-    return TaskEventRecord(*row[:EVENTS], tuple(_events(row)), row[START_US], row[END_US])
+    (key, name, state, job, actor, kind, node, worker, pid, err_type, err_msg, created, start,
+     end, owner, worker_addr) = row[:WORKER_ADDR + 1]
+    return TaskEventRecord(key[0].hex(), key[1], name, state, job, actor, kind, name, node,
+                           worker, pid, err_type, err_msg, created, _ms(start), _ms(end), owner,
+                           worker_addr, tuple(_events(row)), start, end)
 
 
 class _Job:
-    __slots__ = ("keys", "finished", "dropped")
+    __slots__ = ("count", "finished", "dropped")
 
     def __init__(self) -> None:
-        self.keys: dict = {}          # key -> None, oldest first
+        self.count = 0                  # its rows
         self.finished: deque = deque()  # keys in the order they finished (some gone since)
         self.dropped = 0
 
@@ -157,40 +176,37 @@ class TaskEventTable:
                 if t is None:
                     self.ignored += 1
                     continue
-            us = int(at * 1e6)
-            ms = us // 1000
             if state == FINISHED or state == RAN or state == RUNNING:  # the worker's
-                t[NAME] = t[FUNC] = info[1]
+                t[NAME] = info[1]
                 t[NODE], t[WORKER], t[PID], t[WORKER_ADDR] = node_id, worker_id, pid, address
                 if state == RUNNING:
-                    t[START_US], t[START] = us, ms
+                    t[START_US] = int(at * 1e6)
                     rank = 3
                 else:
-                    start = int(info[2] * 1e6)
-                    t[START_US], t[START], t[END_US], t[END], t[RAN_] = \
-                        start, start // 1000, us, ms, True
+                    t[START_US], t[END_US], t[RAN_] = int(info[2] * 1e6), int(at * 1e6), True
                     if state == RAN:
                         continue
-                    t[T_ENDED], rank = ms, 4
+                    rank = 4
             else:
                 rank = RANK.get(state, 0)
+                ms = int(at * 1000)
                 if rank == 1:
                     if info is not None:  # a new attempt (or call): who and what it is
                         if t[CREATED] is None:
-                            t[NAME] = t[FUNC] = info[1]
+                            t[NAME] = info[1]
                         if info[2] is not None:
                             t[ACTOR], t[TYPE] = info[2].hex(), "ACTOR_TASK"
                         t[OWNER], t[CREATED] = address, ms
-                    if state == PENDING_ARGS:
-                        t[T_ARGS] = ms
-                    else:
-                        t[T_PENDING] = ms
+                        if state == PENDING_ARGS:
+                            t[T_ARGS] = ms
+                    elif state != PENDING_ARGS:
+                        t[T_PENDING] = ms  # its arguments are ready now
                 elif rank == 4:
                     if state == FAILED:
                         t[ERR_TYPE], t[ERR_MSG] = info
                     t[T_ENDED] = ms
                     if not t[RAN_]:
-                        t[END], t[END_US] = ms, us
+                        t[END_US] = int(at * 1e6)
             if rank >= t[RANK_]:
                 if rank == 4 and t[RANK_] < 4:
                     self.jobs[t[JOB]].finished.append(key)
@@ -205,22 +221,22 @@ class TaskEventTable:
         if j is None:
             j = self.jobs[job] = _Job()
         t = self.tasks[key] = _BLANK.copy()
-        t[TASK_ID], t[ATTEMPT], t[JOB] = key[0].hex(), key[1], job
-        j.keys[key] = None
-        if len(j.keys) > self.max_per_job:
-            self._push_out(j)
+        t[KEY], t[JOB] = key, job
+        j.count += 1
+        if j.count > self.max_per_job:
+            self._push_out(j, job)
         return t
 
-    def _push_out(self, j: _Job) -> None:
-        keys, finished = j.keys, j.finished
+    def _push_out(self, j: _Job, job: str | None) -> None:
+        tasks, finished = self.tasks, j.finished
         while finished:
             key = finished.popleft()
-            if key in keys:
+            if key in tasks:
                 break
-        else:
-            key = next(iter(keys))
-        del keys[key]
-        del self.tasks[key]
+        else:  # none finished: its oldest (the first of its rows in the table's order)
+            key = next(k for k, row in tasks.items() if row[JOB] == job)
+        del tasks[key]
+        j.count -= 1
         j.dropped += 1
 
     # -- queries -----------------------------------------------------------------
@@ -254,7 +270,7 @@ class TaskEventTable:
         counts: dict = {}
         for t in self.tasks.values():
             if not compiled or match_compiled(t, compiled, _get):
-                k = (t[FUNC], t[TYPE], t[STATE])
+                k = (t[NAME], t[TYPE], t[STATE])
                 counts[k] = counts.get(k, 0) + 1
         return tuple((*k, n) for k, n in counts.items())
 
