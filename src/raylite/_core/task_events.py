@@ -1,7 +1,7 @@
 """Task events: the vocabulary, and the bounded store that turns them into task records (pure).
 
-    owners (submit, push, finish, fail, retry, cancel) ─┐ batches of events, every ~100 ms,
-    workers (running start and end)                    ─┴► TaskEventTable.add(batch, who)
+    owners (a new attempt, a failure, a retry)          ─┐ batches of events, every ~100 ms,
+    workers (a run's start and end)                    ─┴► TaskEventTable.add(batch, who)
                                                               one row per (task id, attempt),
                                                               at most `max_per_job` per job
     list_tasks / raylite list tasks / timeline ──────────► query(filters, limit, offset)
@@ -25,8 +25,9 @@ An event is a plain tuple, cheap to make and to pickle:
 
 Two events make a task that ran and finished: its owner's new attempt and its worker's
 FINISHED (a failure adds the owner's FAILED; a task still running when its worker sends gets
-a RUNNING). Each costs the sender a
-clock read and a tuple, and the GCS a few list stores: a row is a list, not an object.
+a RUNNING). Each costs the sender a clock read and a tuple, and the GCS a few list stores: a
+row is a list, not an object, with no hex id or ms time kept twice (made into a
+TaskEventRecord only for the rows a query returns).
 
 Events of one attempt come from two processes (its owner and its worker), so they may
 arrive in any order: a record's state only moves forward (pending < running < finished or
