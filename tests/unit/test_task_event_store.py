@@ -91,7 +91,9 @@ def test_filters_apply_before_the_limit_and_offset_pages():
     rows, total = t.query([("state", "!=", "FAILED")], limit=3, offset=6)
     assert total == 8 and [r.task_id for r in rows] == [tid(n).hex() for n in (8, 10)]
     assert t.query([("worker_pid", "=", "42")], limit=0) == ((), 10)  # by its text
-    assert t.query([("task_id", "=", tid(3).hex())])[0][0].attempt_number == 0
+    assert t.query([("task_id", "=", tid(3).hex())])[0][0].attempt_number == 0  # looked up
+    assert t.query([("task_id", "=", tid(3).hex().upper())])[1] == 1
+    assert t.query([("task_id", "=", "not hex")]) == ((), 0)
     assert t.query([("name", "~", "F"), ("error_type", "~", "died")])[1] == 2  # the dashboard's
     assert t.query(limit=2, offset=9)[1] == 10 and len(t.query(limit=2, offset=9)[0]) == 1
     assert sorted(t.summary()) == [("f", "NORMAL_TASK", "FAILED", 2),

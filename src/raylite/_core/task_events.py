@@ -161,6 +161,7 @@ class TaskEventTable:
         self.jobs: dict[str | None, _Job] = {}
         self.lost = 0                          # events dropped by their processes, unsent
         self.ignored = 0                       # events for no known attempt (pushed out, ...)
+        self.max_attempt = 0                   # the highest attempt number seen
 
     # -- events ------------------------------------------------------------------
     def add(self, events: Any, address: str | None = None, node_id: str | None = None,
@@ -223,6 +224,8 @@ class TaskEventTable:
             j = self.jobs[job] = _Job()
         t = self.tasks[key] = _BLANK.copy()
         t[KEY], t[JOB] = key, job
+        if key[1] > self.max_attempt:
+            self.max_attempt = key[1]
         j.count += 1
         if j.count > self.max_per_job:
             self._push_out(j, job)
@@ -258,12 +261,25 @@ class TaskEventTable:
             return tuple(out), total
         compiled = compile_filters(filters)
         total = 0
-        for t in self.tasks.values():
+        for t in self._candidates(filters):
             if match_compiled(t, compiled, _get):
                 if offset <= total and (end is None or total < end):
                     out.append(_record(t))
                 total += 1
         return tuple(out), total
+
+    def _candidates(self, filters: Any) -> Any:
+        """The rows a query must look at: a task id asked for (get_task) needs only its
+        attempts, looked up; anything else, every row."""
+        for key, pred, want in filters:
+            if key == "task_id" and pred == "=" and isinstance(want, str):
+                try:
+                    tid = bytes.fromhex(want)
+                except ValueError:
+                    return ()
+                get = self.tasks.get
+                return [r for r in (get((tid, a)) for a in range(self.max_attempt + 1)) if r]
+        return self.tasks.values()
 
     def summary(self, filters: Any = ()) -> tuple:
         """((func_or_class_name, type, state, count), ...) over the records that pass."""
