@@ -22,10 +22,11 @@ local mode), `decode_error` reads one back (to match retry_exceptions or say
 why an actor died).
 
 Every event of note lands in `log` (a bounded deque) for debugging; `state()`
-answers a state request with frozen records (raylite._core.records). A task's
-state changes (submitted, pending, pushed to a worker, finished, failed,
-retried, cancelled) also go to `events` (events.py), for tasks that record
-them: the shell sends them to the GCS's task-event store in batches. Their
+answers a state request with frozen records (raylite._core.records). What the
+owner sees of a task's life (a new attempt, pending on arguments or a worker,
+failed, retried, cancelled) also goes to `events` (events.py), for tasks that
+record them; a success is the worker's to tell. The shell sends them to the
+GCS's task-event store in batches. Their
 time comes from `clock`, a function the shell hands in (as sys_path).
 """
 from __future__ import annotations
@@ -36,8 +37,8 @@ from typing import Any
 
 from ...exceptions import TaskCancelledError, WorkerCrashedError
 from ..records import ActorRecord, ObjectRecord, StateSnapshot, TaskRecord
-from .actors import ActorTable
 from ..task_events import FAILED
+from .actors import ActorTable
 from .events import TaskEvents, _no_clock
 from .instructions import WAKE
 from .objects import LOG_SIZE, ObjectTable, Waiter, located

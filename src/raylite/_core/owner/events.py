@@ -1,7 +1,7 @@
 """The owner's task events: what it saw happen to its tasks, buffered until the shell sends
 them (pure; the vocabulary is raylite._core.task_events).
 
-    core event (submit, push, task_done, fail, cancel, retry) ─► TaskEvents.add
+    core event (submit, arguments ready, a failure, cancel, retry) ─► TaskEvents.add
          only for a task whose `events` flag is set (enable_task_events, per task and per init)
     the shell, every ~100 ms (its maintenance thread) ─► take() ─► one TaskEvents message
 
