@@ -214,6 +214,7 @@ OPTIONS: dict[str, _Opt] = {
     "get_if_exists": _Opt(_bool, actor=True),
     "concurrency_groups": _Opt(_concurrency_groups, actor=True),
     "concurrency_group": _Opt(_opt_str, method=True),
+    "enable_task_events": _Opt(_bool, task=True, method=True),
 }
 
 
@@ -247,6 +248,7 @@ class TaskOptions(NamedTuple):
     max_retries: int = 3
     retry_exceptions: Any = False
     max_calls: int = 0
+    enable_task_events: bool = True
 
     def demand(self) -> dict[str, float]:
         """The resources one run holds, as {name: amount} without zeros (renamed into its
@@ -294,6 +296,7 @@ class MethodOptions(NamedTuple):
     retry_exceptions: Any = False
     max_task_retries: int | None = None
     concurrency_group: str | None = None
+    enable_task_events: bool = True
 
 
 def _demand(cpus: float, gpus: float, memory: float, resources: dict,

@@ -51,21 +51,6 @@ def test_objects_filter_then_limit_and_say_what_was_left_out(ray):
     assert summary["total_objects"] >= 12 and summary["callsite_enabled"] is False
 
 
-def test_a_task_sees_itself_running(ray):
-    @ray.remote
-    def me():
-        from raylite.util.state import list_tasks
-
-        return [dict(t) for t in list_tasks(filters=[("name", "=", "me")], detail=True)]
-
-    [t] = ray.get(me.remote())
-    assert t["state"] == "RUNNING" and t["type"] == "NORMAL_TASK" and t["attempt_number"] == 0
-    assert state.list_tasks(filters=[("name", "=", "me")]) == []  # finished: not kept yet
-    assert state.get_task(t["task_id"]) == []
-    summary = state.summarize_tasks()["cluster"]
-    assert summary["summary_by"] == "func_name" and "me" not in summary["summary"]
-
-
 def test_nodes_jobs_workers_and_placement_groups(ray):
     [n] = state.list_nodes(detail=True)
     assert n.state == "ALIVE" and n.is_head_node and n.resources_total["CPU"] == 4

@@ -95,22 +95,26 @@ def _task_rows(body):
 
 
 def test_tasks_page_filters_and_pages(cluster, cookie):
-    def all_five():
-        body = cluster.request("GET", "/tasks", cookie=cookie)[2]
-        return body if _task_rows(body) == 5 else None
-    body = cluster.wait_for(all_five)
-    assert body, "the 2 running and 3 queued tasks did not all show"
-    assert "no history of finished tasks" in body
+    def all_six():
+        body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)[2]
+        return cluster.request("GET", "/tasks", cookie=cookie)[2] \
+            if _task_rows(body) == 2 else None
+    body = cluster.wait_for(all_six)
+    assert body, "the 2 running tasks did not show"
+    assert _task_rows(body) == 6  # the finished actor call, 2 running and 3 queued tasks
+    assert "oldest finished first out" in body and "DashCounter.add" in body
     _, _, body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)
     assert _task_rows(body) == 2 and "sleeper" in body and "queued_work" not in body
+    _, _, body = cluster.request("GET", "/tasks?state=FINISHED", cookie=cookie)
+    assert _task_rows(body) == 1 and "DashCounter.add" in body
     _, _, body = cluster.request("GET", "/tasks?name=queued", cookie=cookie)
     assert _task_rows(body) == 3 and "sleeper" not in body
     _, _, body = cluster.request("GET", "/tasks?per=2&page=3", cookie=cookie)
-    assert _task_rows(body) == 1 and "page 3 of 3" in body and "5&ndash;5 of 5" in body
+    assert _task_rows(body) == 2 and "page 3 of 3" in body and "5&ndash;6 of 6" in body
     _, _, body = cluster.request("GET", "/tasks?per=2&page=1&name=queued", cookie=cookie)
     assert "page=2" in body and "name=queued" in body  # the next page keeps the filter
     _, _, body = cluster.request("GET", "/tasks?page=abc&per=-4", cookie=cookie)
-    assert _task_rows(body) == 5  # bad paging input falls back to the defaults
+    assert _task_rows(body) == 6  # bad paging input falls back to the defaults
 
 
 def test_objects_page_shows_where_bytes_are(cluster, cookie):

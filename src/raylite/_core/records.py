@@ -146,3 +146,29 @@ def located(objects: tuple, stored: tuple) -> tuple:
     store's records of objects no owner reported (its owner did not answer) are kept."""
     owned = tuple(r for r in objects if r.state != "BORROWED")
     return overlay(owned, stored) + tuple(r for r in objects if r.state == "BORROWED")
+
+
+class TaskEventRecord(NamedTuple):
+    """One attempt of a task as the task-event store knows it (task_events.py): Ray's TaskState
+    field names; times in ms since the epoch (None: not reached or not known)."""
+    task_id: str
+    attempt_number: int
+    name: str
+    state: str                 # PENDING_* | RUNNING | FINISHED | FAILED
+    job_id: str | None
+    actor_id: str | None
+    type: str                  # NORMAL_TASK | ACTOR_TASK
+    func_or_class_name: str
+    node_id: str | None
+    worker_id: str | None
+    worker_pid: int | None
+    error_type: str | None     # TASK_EXECUTION_EXCEPTION, WORKER_DIED, ACTOR_DIED, TASK_CANCELLED...
+    error_message: str | None
+    creation_time_ms: int | None
+    start_time_ms: int | None  # when its worker began running it
+    end_time_ms: int | None    # when its worker was done with it (else when its owner heard)
+    owner_address: str | None
+    worker_address: str | None
+    events: tuple              # ((state, ms), ...) in the order they happened
+    start_time_us: int | None = None  # start and end in µs (raylite's own: for the timeline)
+    end_time_us: int | None = None

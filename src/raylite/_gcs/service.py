@@ -73,6 +73,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.records import KINDS
+from .._core.task_events import MAX_PER_JOB, TaskEventTable
 from .._actor_ends import ended_error, owner_exited
 from .._protocol import messages as m
 from .._protocol import validate
@@ -83,6 +84,7 @@ from .group_service import GroupHandlers
 from .metrics import MetricsTable
 from .placement import Unplaceable, pick_node
 from .storage import MemoryStorage, Storage
+from .store_service import StoreHandlers
 from .tables import GcsTables
 
 log = logging.getLogger("raylite.gcs")
@@ -103,10 +105,12 @@ class _Node:
         self.dirty = False
 
 
-class GcsService(GroupHandlers):
-    def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None):
+class GcsService(GroupHandlers, StoreHandlers):
+    def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None,
+                 task_events_per_job: int = MAX_PER_JOB):
         self.tables = GcsTables(storage if storage is not None else MemoryStorage())
         self.metrics = MetricsTable()
+        self.task_events = TaskEventTable(task_events_per_job)  # not stored: history, bounded
         self.head_node_id = head_node_id
         self._lock = threading.Lock()
         self._dirty: list[_Node] = []
@@ -426,34 +430,11 @@ class GcsService(GroupHandlers):
         for conn, request in self._waiters.pop(actor_id, []):
             self.ep.reply(conn, request, _actor_info(request.req, entry))
 
-    # -- KV --------------------------------------------------------------------------
-    def _on_kv_get(self, node: _Node, msg: m.KvGet) -> None:
-        value = self.tables.kv_get(msg.key)
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, value is not None, value))
-
-    def _on_kv_put(self, node: _Node, msg: m.KvPut) -> None:
-        ok = self.tables.kv_put(msg.key, msg.value, msg.overwrite)
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, ok))
-
-    def _on_kv_delete(self, node: _Node, msg: m.KvDelete) -> None:
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, self.tables.kv_delete(msg.key)))
-
-    def _on_kv_keys(self, node: _Node, msg: m.KvKeys) -> None:
-        keys = tuple(self.tables.kv_keys(msg.prefix))
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, True, None, keys))
-
-    # -- metrics (metrics.py) ---------------------------------------------------------
-    def _on_report_metrics(self, node: _Node, msg: m.ReportMetrics) -> None:
-        self.metrics.report(msg.series, msg.dropped)
-
-    def _on_get_metrics(self, node: _Node, msg: m.GetMetrics) -> None:
-        reply = m.MetricsReply(msg.req, self.metrics.snapshot(), self.metrics.dropped)
-        self.ep.reply(node.conn, msg, reply)
-
     def statistics(self) -> dict:
         with self._lock:
             return dict(self.tables.statistics(), storage=self.tables.storage.statistics(),
                         unplaced=len(self._unplaced), metrics=self.metrics.statistics(),
+                        task_events=self.task_events.statistics(),
                         waiters=sum(len(w) for w in self._waiters.values()))
 
 
@@ -474,6 +455,8 @@ _HANDLERS = {
     m.NodeResources: GcsService._on_node_resources,
     m.JobFinished: GcsService._on_job_finished,
     m.GetState: GcsService._on_get_state,
+    m.TaskEvents: GcsService._on_task_events,
+    m.GetTaskEvents: GcsService._on_get_task_events,
     m.CreateActor: GcsService._on_create_actor,
     m.ActorPlaced: GcsService._on_actor_placed,
     m.ActorReady: GcsService._on_actor_ready,

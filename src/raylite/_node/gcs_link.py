@@ -3,6 +3,8 @@
     drivers, workers ──CreateActor, GetActorInfo, KillActor, Kv*──► this daemon ──forwarded──┐
     a driver's RegisterClient ──► RegisterJob ─► GCS ─► JobRegistered ─► ClientRegistered  │
     GetState (nodes, jobs, actors) ──► the GCS's records, merged in reports.py ────────────┤
+    GetTaskEvents ──► the GCS's task-event store (filtered there) ─────────────────────────┤
+    TaskEvents (a batch, one-way) ──► the GCS, with the sender's address, worker id, pid ──┤
                               ◄── the GCS's reply, relayed to the client with its own req ◄┘
     GCS ──PlaceActor(spec, incarnation)──► scheduler.place_actor ──StartActor──► a worker
         ◄──ActorPlaced(worker)── once started; ActorReady ◄── the worker's ActorStarted
@@ -173,6 +175,11 @@ class GcsLink:
 
     def _on_report_metrics(self, c: Any, msg: m.ReportMetrics) -> None:
         self._to_gcs(msg)
+    def _on_task_events(self, c: Any, msg: m.TaskEvents) -> None:
+        """A client's batch of task events, to the GCS's store with who sent it (sent after
+        this daemon's lock is released, as every message on the link)."""
+        self._to_gcs(msg._replace(address=c.address or None, worker_id=c.worker_id,
+                                  pid=c.pid or 0))
 
     def _register_driver(self, c: Any, msg: m.RegisterClient) -> None:
         conn = c.conn

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             _forget(recorded, session_dir)
             os._exit(1)
     else:  # the head: the GCS serves in this process
-        gcs = _start_gcs(server, advertised, total, node_id, labels)
+        gcs = _start_gcs(server, advertised, total, node_id, labels, cfg.task_events_max_per_job)
         if args.record:
             recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
             private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
@@ -252,12 +252,13 @@ def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str, di
                              ip), ip, labels
 
 
-def _start_gcs(server, address: str, total: dict, node_id: bytes, labels: dict):
+def _start_gcs(server, address: str, total: dict, node_id: bytes, labels: dict,
+               task_events_per_job: int):
     """The head: the cluster's GCS in this process, this daemon its first node."""
     from .._gcs.service import GcsService
     from .._protocol import inproc
 
-    gcs = GcsService(head_node_id=node_id)
+    gcs = GcsService(head_node_id=node_id, task_events_per_job=task_events_per_job)
     server.gcs_accept = gcs.adopt  # nodes joining through our listener
     node_end, gcs_end = inproc.direct_pipe("head node", GCS_ADDRESS, b"s")
     gcs.adopt(gcs_end)

@@ -9,6 +9,11 @@ NodeServer: these handlers run under its lock and read its cores and clients.
     ─► this node's cores, each state(): scheduler, worker table, store; the GCS's records
     ─► StateReply(merged snapshot, the owners (and the GCS) that did not answer)
 
+The state API, the CLI and the dashboard read tasks from the GCS's task-event store
+(GetTaskEvents, forwarded by gcs_link.py) instead: no owner is asked for them and no
+OWNER_WAIT_S applies. A GetState for tasks still gets each owner's own view of its tasks in
+flight (the runtimes' state()).
+
 Merging (records.py): a node's record is the GCS's with its scheduler's overlaid (what is
 free); a worker's the scheduler's with the worker table's overlaid (its pid; STARTING and
 DEAD are the table's to say); an object its owner's with the store's overlaid (shared

@@ -325,6 +325,8 @@ _HANDLERS = {
     m.KvDelete: NodeServer._forward,
     m.KvKeys: NodeServer._forward,
     m.GetState: NodeServer._on_get_state,
+    m.TaskEvents: NodeServer._on_task_events,
+    m.GetTaskEvents: NodeServer._forward,
     m.LogLines: NodeServer._on_log_lines,
     m.ProgressUpdate: NodeServer._on_log_lines,
     m.ReportMetrics: NodeServer._on_report_metrics,

@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .._core.records import KINDS
+from .messages_observe import (  # noqa: F401  (task events and metrics: part of it too)
+    TaskEvents, GetTaskEvents, TaskEventsReply, ReportMetrics, GetMetrics, MetricsReply)
 from .messages_groups import (  # noqa: F401  (placement groups: part of this vocabulary)
     PlacementGroupSpec, CreatePlacementGroup, PlacementGroupCreated, RemovePlacementGroup,
     GetPlacementGroup, PlacementGroupInfo, PrepareBundles, BundlesPrepared, CommitBundles,
@@ -136,6 +138,8 @@ class PushTask(NamedTuple):
     max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
     sys_path: tuple = ()       # sent with the function: where its modules are importable
     placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
+    attempt: int = 0           # 0 for the first try, +1 per retry
+    task_events: bool = False  # the worker records when it runs it (enable_task_events)
 
 
 class PushActorTask(NamedTuple):
@@ -147,6 +151,8 @@ class PushActorTask(NamedTuple):
     return_ids: tuple
     owner: str
     group: str | None = None   # the method's concurrency group
+    attempt: int = 0
+    task_events: bool = False
 
 
 class TaskDone(NamedTuple):
@@ -390,24 +396,6 @@ class Warning(NamedTuple):
     text: str
 
 
-# -- metrics (raylite.util.metrics; _core/metrics.py) ----------------------------------
-class ReportMetrics(NamedTuple):
-    """A process's metric series since its last report (deltas: _core/metrics.py), one-way to
-    its node daemon, which forwards it to the GCS's MetricsTable."""
-    series: tuple              # MetricSeries
-    dropped: int = 0           # series the process could not keep since its last report
-
-
-class GetMetrics(NamedTuple):
-    req: int
-
-
-class MetricsReply(NamedTuple):
-    req: int
-    series: tuple              # MetricSeries totals, sorted by (name, tags)
-    dropped: int               # reports of series the GCS (or a process) could not keep
-
-
 class Shutdown(NamedTuple):
     """A client asks the daemon it started to stop the cluster."""
     req: int
@@ -460,6 +448,7 @@ REPLIES: dict[type, type] = {
     GetActorInfo: ActorInfo,
     GetState: StateReply,
     GetMetrics: MetricsReply,
+    GetTaskEvents: TaskEventsReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
     RegisterJob: JobRegistered,

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from .._core import metrics
 from .._core import records as rec
+from .._core import task_events as tev
 from . import messages as m
 
 Check = Callable[[Any], "str | None"]
@@ -180,6 +181,58 @@ def snapshot(v: Any) -> str | None:
     return None
 
 
+MAX_EVENTS = 2**20       # events in one TaskEvents batch
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _event_info(state: str, info: Any) -> bool:
+    t = type(info)
+    if state in (tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR):
+        return info is None or (t is tuple and len(info) == 3 and type(info[0]) is bytes
+                                and len(info[0]) <= ID and type(info[1]) is str
+                                and len(info[1]) <= MAX_TEXT
+                                and (info[2] is None or type(info[2]) is bytes and len(info[2]) == ID))
+    if state == tev.RUNNING or state == tev.RAN or state == tev.FINISHED:
+        return t is tuple and len(info) == (2 if state == tev.RUNNING else 3) \
+            and type(info[0]) is bytes and len(info[0]) <= ID \
+            and type(info[1]) is str and len(info[1]) <= MAX_TEXT \
+            and (state == tev.RUNNING or type(info[2]) is float and math.isfinite(info[2]))
+    if state == tev.FAILED:
+        return t is tuple and len(info) == 2 and all(type(x) is str and len(x) <= MAX_TEXT
+                                                     for x in info)
+    return info is None
+
+
+def task_events(v: Any) -> str | None:
+    """A batch of task events: (task id, attempt, state, time, info) each, info as the state
+    wants (_core/task_events.py)."""
+    if type(v) is not tuple or len(v) > MAX_EVENTS:
+        return f"must be a tuple of at most {MAX_EVENTS} events, not {_show(v)}"
+    states, isfinite = _STATES, math.isfinite
+    seen = set()   # ids of info tuples checked already: an owner shares one per function
+    for i, e in enumerate(v):
+        if not (type(e) is tuple and len(e) == 5 and type(e[0]) is bytes and len(e[0]) == ID
+                and type(e[1]) is int and 0 <= e[1] <= MAX_INT and type(e[2]) is str
+                and e[2] in states and type(e[3]) is float and isfinite(e[3])
+                and (id(e[4]) in seen or _event_info(e[2], e[4]))):
+            return f"[{i}] must be a task event (id, attempt, state, time, info), not {_show(e)}"
+        if type(e[4]) is tuple and e[2] in _SHARED:
+            seen.add(id(e[4]))
+    return None
+
+
+_STATES = frozenset(tev.STATES)
+_SHARED = frozenset((tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR))  # same info shape
+
+
+def state_filter(v: Any) -> str | None:
+    if type(v) is tuple and len(v) == 3 and type(v[0]) is str and len(v[0]) <= 256 \
+            and v[1] in ("=", "!=", "~") and type(v[2]) in _SCALARS \
+            and (type(v[2]) is not str or len(v[2]) <= MAX_TEXT):
+        return None
+    return f"must be a filter (key, \"=\", \"!=\" or \"~\", value), not {_show(v)}"
+
+
 def has_fields(**checks: Check) -> Check:
     """An object the daemon reads a few attributes of (ActorMeta lives above this layer)."""
     def check(v: Any) -> str | None:
@@ -245,6 +298,10 @@ SPECS: dict[type, dict[str, Check]] = {
                      owners=flag),
     m.StateReply: dict(req=REQ, snapshot=snapshot, missing=sequence(text(), types=(tuple,))),
     m.GetWorkerExit: dict(req=REQ, address=address),
+    m.TaskEvents: dict(events=task_events, lost=integer(), address=optional(address),
+                       worker_id=optional(ident()), pid=integer()),
+    m.GetTaskEvents: dict(req=REQ, filters=sequence(state_filter, 64, (tuple,)),
+                          limit=integer(-1), offset=integer(), summary=flag),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),
     m.ProgressUpdate: dict(job_id=JOB_ID, bar_id=text(64, empty=False), desc=text(), n=integer(),
                            total=optional(integer()), position=optional(integer()), pid=PID,

@@ -155,6 +155,11 @@ class Runtime(abc.ABC):
         """Whether cancel() was called on the task `task_id` while this process runs it."""
         return False
 
+    def task_events(self, request: Any, timeout: float) -> Any:
+        """The task-event store's answer (messages.TaskEventsReply) to `request` (a
+        messages.GetTaskEvents): this process's own pending events are in it."""
+        raise NotImplementedError(f"the {self.name} runtime keeps no task events")
+
     @abc.abstractmethod
     def state(self) -> Any:
         """Everything the runtime knows, as one _core.records.StateSnapshot: nodes, jobs,

@@ -57,6 +57,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from .. import _ids
@@ -102,6 +103,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
         self._connect_lock = threading.Lock()
+        self._events_lock = threading.Lock()            # one sender of task events at a time
         self.endpoint = rpc.Endpoint()
         self._req = self.endpoint.ids    # the owner's own request ids never meet _call's
         self._threads: list[threading.Thread] = []
@@ -112,6 +114,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
         self.executor: Any = None
         self.actor_id: bytes | None = None
         self.log_to_driver = True
+        self._events_on = True                          # enable_task_events (init's keyword)
         self._env_vars: dict = {}
         if _worker is not None:
             daemon_address, token, self.worker_id, self.session_dir, self.node_id = _worker
@@ -122,6 +125,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
             return
         self.worker_id = _ids.random_id()
         self.log_to_driver = request.log_to_driver
+        self._events_on = request.task_events
         self._env_vars = dict((request.runtime_env or {}).get("env_vars") or {})
         if request.mode == "start":  # `head`: cluster_boot spawned it before importing us
             self._proc, daemon_address, self._token = (head or HeadStart(request)).wait_ready()
@@ -136,6 +140,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
             self.shutdown()
             raise
         self.job_id, self.node_id = reply.job_id, reply.node_id
+        self._core.events.job_id = reply.job_id
         self.node_tag = self.node_id.hex()[:12]
         self.namespace, self.session_dir = reply.namespace, reply.session_dir
         self.daemon_address = daemon_address
@@ -165,7 +170,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
-        self._core = Owner(self.address, self.endpoint.ids, driver_sys_path, dumps_error, loads)
+        self._core = Owner(self.address, self.endpoint.ids, driver_sys_path, dumps_error, loads,
+                           time.time)
         self._objects = self._core.objects  # its object table, used on every get and put
         on = self.endpoint.on
         on(m.TaskDone, self._task_done)
@@ -383,11 +389,16 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
     def set_job(self, job_id: bytes, namespace: str) -> None:
         """A worker serves this job now (its namespace applies to get_actor and names)."""
         self.job_id, self.namespace = job_id, namespace
+        self._core.events.job_id = job_id
 
     def state(self, kinds: tuple = m.KINDS, owners: bool = True) -> Any:
         """The cluster's records (a StateSnapshot) of `kinds`; with `owners`, the tasks and
         objects of every driver and worker that answers its node daemon in time."""
         return self._call(m.GetState(0, kinds, owners)).snapshot
+
+    def task_events(self, request: Any, timeout: float) -> Any:
+        self.send_task_events()  # first, on the connection the request takes: ours are in it
+        return self._call(request, timeout)
 
     def nodes(self) -> list[dict]:
         return ray_nodes(self.state(("nodes",), False))
@@ -423,6 +434,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
             return
         if self._gone is None and getattr(self, "_daemon", None) is not None:
             self.flush_reports()
+        if self._core is not None and getattr(self, "_daemon", None) is not None:
+            self.send_task_events()  # the last ones: a short script's tasks are listed too
         if self._proc is not None and getattr(self, "_daemon", None) is not None:
             self._stopping = True  # its goodbye is no loss
             try:

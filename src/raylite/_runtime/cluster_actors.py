@@ -62,9 +62,11 @@ class ActorCalls:
         data, inlined, _, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = tuple(_ids.new_id() for _ in range(options.num_returns))
+        events = options.enable_task_events and self._events_on
         msg = m.PushActorTask(task_id, actor_id, method, data, inlined, return_ids, self.address,
-                              options.concurrency_group)
-        task = Task(task_id, msg, return_ids, method, None, options.retry_exceptions, hold, actor_id)
+                              options.concurrency_group, 0, events)
+        task = Task(task_id, msg, return_ids, method, None, options.retry_exceptions, hold, actor_id,
+                    None, events)
         with self._lock:
             out = self._core.actors.submit(task, options.max_task_retries)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]

@@ -9,7 +9,8 @@
     worker gone  ─► core.peer_lost ─► retries; crashed tasks fail with the daemon's word on how
     every IDLE_LEASE_S / 4 (maintenance thread): idle leases returned, frees flushed,
                                                   unreferenced actors terminated, metrics
-                                                  and progress bars reported (cluster_reports.py)
+                                                  and progress bars reported (cluster_reports.py);
+                                                  every other time, task events sent
 
 The rules (scheduling keys, one task in flight per lease, lease requests
 outstanding, retries, dependencies) live in raylite._core.owner.tasks; this
@@ -42,6 +43,7 @@ def driver_sys_path() -> tuple:
 
 
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
+EVENTS_EVERY = 2            # task events are sent every this many IDLE_LEASE_S / 4 (100 ms)
 
 
 class TaskSubmission:
@@ -99,11 +101,12 @@ class TaskSubmission:
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
             tuple(_ids.new_id() for _ in range(options.num_returns))
+        events = options.enable_task_events and self._events_on
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
                          self.namespace, env, (), demand, self.address, options.max_calls,
-                         (), group)
+                         (), group, 0, events)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
-                    hold, None, key, strategy)
+                    hold, None, key, strategy, events)
         with self._lock:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -162,12 +165,34 @@ class TaskSubmission:
         self._send_all(out)
 
     def _maintain(self) -> None:
+        tick = 0
         while not self._closing.wait(IDLE_LEASE_S / 4):
+            tick += 1
+            if tick % EVENTS_EVERY == 0:
+                self.send_task_events()
             self._return_idle(IDLE_LEASE_S)
             self._report(time.monotonic())
             self._flush_frees()
             if self._core.actors.terminates:
                 self._terminate_unreferenced()
+
+    def send_task_events(self) -> None:
+        """Sends the task events this process has made since the last call (the owner core's,
+        and the executor's runs of tasks, in a worker) to its daemon, for the GCS's store."""
+        core, ex = self._core, self.executor
+        with self._events_lock:  # batches leave in the order they were taken
+            if core.events.buffer or core.events.dropped:
+                with self._lock:
+                    events, lost = core.events.take()
+            else:
+                events, lost = [], 0
+            if ex is not None and (ex.ran or ex.started):
+                events += ex.take_events()
+            if events or lost:
+                try:
+                    self._daemon.send(m.TaskEvents(tuple(events), lost))
+                except OSError:
+                    pass  # the daemon is gone: so is the store these were for
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         with self._lock:

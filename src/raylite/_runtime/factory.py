@@ -52,6 +52,7 @@ class InitRequest(NamedTuple):
     runtime_env: dict | None = None
     log_to_driver: bool = True
     temp_dir: str | None = None    # None: _config.default_temp_dir()
+    task_events: bool = True       # enable_task_events: record this driver's tasks' events
 
 
 def register(name: str, factory: "str | Callable[[InitRequest], Runtime]") -> None:

@@ -4,29 +4,22 @@
               ──► run the body now, on the calling thread ──► store serialized results
     get()     ──► deserialize a fresh copy (or raise the stored error)
 
-No daemons, no sockets, no threads (except one event loop per async actor):
-a breakpoint or profiler inside a task or actor method just works, and the
-stack trace runs straight from the caller into the body. Semantics match the
-cluster: values are copied, refs nested in arguments stay refs, errors are
-RayTaskError with the remote traceback, named actors live in namespaces,
-an actor's non-detached actors end with it, and a demand larger than the
-node raises at once instead of hanging.
+No daemons, no sockets, no threads (except one event loop per async actor): a
+breakpoint or profiler in a task just works. Semantics match the cluster: values
+are copied, refs in arguments stay refs, errors are RayTaskError with the remote
+traceback, named actors live in namespaces, a demand too large raises at once.
 
 The rules are the cluster's own, from the same pure cores (one place per rule):
 
-    _core  Owner (raylite._core.owner), as in every cluster process: object entries
-           and reference counts (an entry is freed with its last ObjectRef), retries
-           (Task.retry_error), the caller side of actors (handle lifetimes: an unnamed
-           actor ends with its creator's last handle; max_task_retries)
-    _gcs   GcsTables (raylite._gcs.tables), as on a cluster's head: actor entries and
-           their states, names per namespace, restarts, owners (fate sharing)
+    _core  Owner (raylite._core.owner), as in every cluster process: object entries and
+           reference counts, retries (Task.retry_error), the caller side of actors (handle
+           lifetimes, max_task_retries); TaskEventTable, as in the GCS (local_events.py)
+    _gcs   GcsTables (raylite._gcs.tables), as on a cluster's head: actors, names, restarts
 
 This shell owns only what runs here (all under `_lock`): `_hosts` (actor id ->
-_Host: the live instance, its event loop, its call lock, its GPUs) and this
-process's resources (`_available`, `_free_gpus`). Errors are stored as the
-exceptions themselves (the core's encode/decode are the identity here). `state()`
-answers with the cores' records (the owner's tasks running now and objects, the
-GCS tables' actors) and this node's and job's, as a cluster's daemons and owners do.
+_Host: instance, event loop, call lock, GPUs), this process's resources and its
+task events. Errors are stored as the exceptions themselves.
+`state()` answers with the cores' records and this node's and job's.
 """
 from __future__ import annotations
 
@@ -35,9 +28,10 @@ import concurrent.futures
 import inspect
 import os
 import threading
+import time
 from typing import Any, Sequence
 
-from .. import _ids
+from .. import _config, _ids
 from .. import _resources as resources
 from .._actor_ends import ended_error
 from .._core.owner import WAKE, Owner, Task, named_actor_missing
@@ -53,6 +47,7 @@ from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
 from .local_groups import LocalGroups
 from .local_host import _Host
+from .local_events import LocalTaskEvents
 from .object_ref import ObjectRef
 
 
@@ -64,7 +59,7 @@ class LocalRuntime(LocalGroups, Runtime):
 
     def __init__(self, request: InitRequest):
         self._lock = threading.RLock()
-        self._core = Owner(LOCAL)
+        self._core = Owner(LOCAL, clock=time.time)
         self._gcs = GcsTables()
         self._hosts: dict[bytes, _Host] = {}
         self._total = resources.node_total(request.num_cpus, request.num_gpus, request.resources,
@@ -77,6 +72,9 @@ class LocalRuntime(LocalGroups, Runtime):
         self._job_env = (request.runtime_env or {}).get("env_vars") or {}
         self._closed = False
         self._init_groups()
+        self._events_on = request.task_events  # the task-event store: local_events.py
+        self._events = LocalTaskEvents(self._core.events, self._node_id, self._job_id,
+                                       _config.from_env().task_events_max_per_job)
 
     # -- lifecycle -----------------------------------------------------------
     def info(self) -> InitInfo:
@@ -190,19 +188,20 @@ class LocalRuntime(LocalGroups, Runtime):
 
     def _run(self, refs: list[ObjectRef], name: str, body: Any, args: tuple, kwargs: dict,
              scope: context.TaskScope, env: dict | None, retry_exceptions: Any = False,
-             max_retries: int = 0, actor: _Host | None = None) -> None:
-        # A task of the owner core: it is known running here while it runs, and the retry rule
-        # is the cluster's (Task.retry_error: retries count down, < 0 is forever).
+             max_retries: int = 0, actor: _Host | None = None, events: bool = False) -> None:
+        # A task of the owner core: known running here while it runs; the cluster's retry rule.
         task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None,
-                    actor.id if actor is not None else None)
+                    actor.id if actor is not None else None, None, events)
         core = self._core
         with self._lock:
             core.tasks.running_here(task, LOCAL)
         try:
+            body = self._events.traced(task, body) if events else body
             self._attempts(task, refs, name, body, args, kwargs, scope, env, actor)
         finally:
             with self._lock:
                 core.tasks.drop(task.task_id)
+                self._events.drain()
 
     def _attempts(self, task: Task, refs: list[ObjectRef], name: str, body: Any, args: tuple,
                   kwargs: dict, scope: context.TaskScope, env: dict | None,
@@ -253,7 +252,8 @@ class LocalRuntime(LocalGroups, Runtime):
                                   placement=placement(options.scheduling_strategy))
         try:
             self._run(refs, name, function._function, args, kwargs, scope, env,
-                      options.retry_exceptions, options.max_retries)
+                      options.retry_exceptions, options.max_retries, None,
+                      options.enable_task_events and self._events_on)
         finally:
             with self._lock:
                 resources.add(self._available, demand)
@@ -405,7 +405,8 @@ class LocalRuntime(LocalGroups, Runtime):
                       execution.actor_method(instance, method), args,
                       kwargs, self._scope(actor, method), (actor.options.runtime_env or {}).get("env_vars"),
                       options.retry_exceptions,
-                      self._core.actors.retries_for(st, options.max_task_retries), actor=actor)
+                      self._core.actors.retries_for(st, options.max_task_retries), actor,
+                      options.enable_task_events and self._events_on)
         return refs
 
     def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]:
@@ -466,10 +467,12 @@ class LocalRuntime(LocalGroups, Runtime):
     def context(self) -> ContextInfo:
         return context.info(self._job_id, self._node_id, self._node_id, self._namespace)
 
+    def task_events(self, request: Any, timeout: float) -> Any:
+        with self._lock:
+            return self._events.answer(request)
+
     def state(self) -> StateSnapshot:
-        """Records of what this runtime holds: its one node, its job, the actors (the GCS
-        tables'), the tasks running now (each on the caller's thread: "local") and the
-        objects (the owner core's)."""
+        """Its node, job, actors (GCS tables'), tasks running now and objects (owner core's)."""
         with self._lock:
             node = NodeRecord(self._node_id.hex(), LOCAL, os.uname().nodename, True, True,
                               dict(self._total), dict(self._available))

@@ -157,6 +157,8 @@ class ActorHost:
         if self._ending(t):
             return
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -166,6 +168,8 @@ class ActorHost:
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
+        if t.task_events:
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
             self.ex.reply(conn, reply)
 
@@ -184,6 +188,8 @@ class ActorHost:
 
     async def _run_async(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             async with self._group(t):
                 with context.scope(self._call_scope(t, name)):
@@ -200,6 +206,8 @@ class ActorHost:
             reply = self._failed(t, exc, name)
         finally:
             self.futures.pop(t.task_id, None)
+        if t.task_events:
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
             self.ex.reply(conn, reply)
 

@@ -8,6 +8,7 @@
     raylite dashboard [--port 8265]                        a read-only web UI of the cluster
     raylite job submit|status|logs|stop|delete|list        Jobs: run a command on the head
     raylite list|get|summary KIND ... , raylite logs       the state API (raylite.util.state)
+    raylite timeline [--output FILE]                       tasks as a Chrome trace (Perfetto)
     raylite run script.py [args]                           a Ray program, `import ray` -> raylite
     raylite microbenchmark                                 raylite's core microbenchmarks
 
@@ -171,6 +172,15 @@ def _state_parsers(sub) -> None:
     lg.add_argument("--tail", type=int, default=1000, help="last N lines (default 1000; -1: all)")
     common(lg, fmt=False)
     lg.set_defaults(run="raylite.cli.state:run_logs")
+    tl = sub.add_parser("timeline", help="the cluster's tasks as a Chrome trace (Perfetto)",
+                        description="Write every task the cluster's task-event store keeps as "
+                                    "Chrome trace JSON: one row per worker, each task a span. "
+                                    "Open it in https://ui.perfetto.dev or chrome://tracing.")
+    tl.add_argument("--output", metavar="FILE",
+                    help="where to write it (default: raylite-timeline-<time>.json in the "
+                         "current directory); '-' writes to stdout")
+    common(tl, fmt=False)
+    tl.set_defaults(run="raylite.cli.state:run_timeline")
 
 
 def build_parser() -> argparse.ArgumentParser:

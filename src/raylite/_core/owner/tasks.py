@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from ..task_events import PENDING_ARGS, PENDING_NODE
 from .instructions import DAEMON, LeaseRequest, LeaseReturn
 from .objects import Obj, located
 
@@ -58,11 +59,11 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
                  "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
-                 "attempt", "strategy")
+                 "attempt", "strategy", "events")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
                  retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None,
-                 strategy: tuple = ()):
+                 strategy: tuple = (), events: bool = False):
         self.strategy = strategy     # the wire form of its scheduling strategy (part of its key)
         self.task_id, self.msg, self.return_ids, self.name = task_id, msg, return_ids, name
         self.retries, self.retry_exceptions, self.hold = retries, retry_exceptions, hold
@@ -75,6 +76,7 @@ class Task:
         self.deps = 0                # dependencies still pending
         self.arg_ids: Any = None     # ids of the refs in its arguments (when it has deps)
         self.attempt = 0             # +1 per retry
+        self.events = events         # its state changes go to the owner's TaskEvents
 
     def retry_error(self, cause: BaseException) -> bool:
         """Consumes a retry when the body's exception `cause` is one to retry."""
@@ -114,6 +116,7 @@ class TaskTable:
         self.owner = owner
         self.objects = owner.objects
         self.log = owner.log
+        self.events = owner.events
         self.sys_path = sys_path                   # () -> the caller's import path, at push time
         self.tasks: dict[bytes, Task] = {}
         self.keys: dict[Any, Key] = {}
@@ -137,11 +140,15 @@ class TaskTable:
         self.tasks[tid] = task
         self.log.append(("submit", tid))
         if not deps:
+            if task.events:
+                self.events.new(task, PENDING_NODE)
             out: list = []
             self.enqueue(task, out)
             return out
         task.arg_ids = arg_ids if arg_ids is not None else deps
         pending = [o for o in map(entries.__getitem__, deps) if not o.ready]
+        if task.events:
+            self.events.new(task, PENDING_ARGS)  # dep_ready says when they are
         if not pending:  # all finished since the shell looked: inline them and go
             task.deps = 1
             out = []
@@ -168,6 +175,8 @@ class TaskTable:
                 inlined[id] = (o.data, o.error)
                 o.shared = True
         task.msg = task.msg._replace(inlined=inlined)
+        if task.events and task.arg_ids is not None:
+            self.events.add(task.task_id, task.attempt, PENDING_NODE)
         self.enqueue(task, out)
 
     def enqueue(self, task: Task, out: list) -> None:
@@ -197,6 +206,8 @@ class TaskTable:
             s = self.inflight[conn] = set()
         s.add(task.task_id)
         msg = task.msg
+        if task.attempt:
+            msg = msg._replace(attempt=task.attempt)
         if lease.gpu_ids:
             msg = msg._replace(gpu_ids=lease.gpu_ids)
         sent = self.sent_functions.get(conn)
@@ -298,6 +309,8 @@ class TaskTable:
     def requeue(self, task: Task, out: list) -> None:
         """A task (not an actor call) to run again: back in its key's queue."""
         task.lease = task.conn = task.worker = None
+        if task.events:
+            self.events.new(task, PENDING_NODE)
         self.enqueue(task, out)
 
     def conn_lost(self, conn: Any) -> tuple[list, set]:
