@@ -121,6 +121,7 @@ class PushTask(NamedTuple):
     owner: str
     max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
     sys_path: tuple = ()       # sent with the function: where its modules are importable
+    stream: int | None = None  # a streaming generator: its backpressure (-1: none); messages_streams.py
 
 
 class PushActorTask(NamedTuple):
@@ -132,6 +133,7 @@ class PushActorTask(NamedTuple):
     return_ids: tuple
     owner: str
     group: str | None = None   # the method's concurrency group
+    stream: int | None = None  # as PushTask.stream
 
 
 class TaskDone(NamedTuple):

@@ -146,6 +146,8 @@ class TaskSubmission:
         while not self._closing.wait(IDLE_LEASE_S / 4):
             self._return_idle(IDLE_LEASE_S)
             self._flush_frees()
+            if self._stream_drops:
+                self._flush_stream_drops()
             if self._core.actors.terminates:
                 self._terminate_unreferenced()
 

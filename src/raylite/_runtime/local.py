@@ -22,8 +22,9 @@ The rules are the cluster's own, from the same pure cores (one place per rule):
            their states, names per namespace, restarts, owners (fate sharing)
 
 This shell owns only what runs here (all under `_lock`): `_hosts` (actor id ->
-_Host: the live instance, its event loop, its call lock, its GPUs) and this
-process's resources (`_available`, `_free_gpus`). Errors are stored as the
+_Host: the live instance, its event loop, its call lock, its GPUs), generator
+bodies in progress (`_bodies`: local_streams.py) and this process's resources
+(`_available`, `_free_gpus`). Errors are stored as the
 exceptions themselves (the core's encode/decode are the identity here). `state()`
 answers with the cores' records (the owner's tasks running now and objects, the
 GCS tables' actors) and this node's and job's, as a cluster's daemons and owners do.
@@ -51,8 +52,8 @@ from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedu
 from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
+from .local_streams import LocalStreams
 from .object_ref import ObjectRef
-
 
 LOCAL = "local"  # this runtime's address: the owner of every ref it makes
 
@@ -86,7 +87,7 @@ class _Host:
             self.loop = self.loop_thread = None
 
 
-class LocalRuntime(Runtime):
+class LocalRuntime(LocalStreams, Runtime):
     name = "local"
 
     def __init__(self, request: InitRequest):
@@ -94,6 +95,7 @@ class LocalRuntime(Runtime):
         self._core = Owner(LOCAL)
         self._gcs = GcsTables()
         self._hosts: dict[bytes, _Host] = {}
+        self._bodies: dict = {}
         self._total = resources.node_total(request.num_cpus, request.num_gpus, request.resources,
                                            request.object_store_memory)
         self._available = dict(self._total)
@@ -240,18 +242,19 @@ class LocalRuntime(Runtime):
                     value = body(*args, **kwargs)
                     if inspect.iscoroutine(value):
                         value = execution.run_coroutine(self._actor_loop(actor), value)
-                values = execution.split_returns(value, len(refs), name)
+                    values = execution.split_returns(value, len(refs), name)
             except execution.ActorExit:
                 self._mark_dead(actor, _ended(actor, execution.EXITED))
                 for r in refs:
                     self._set(r, error=self._death(actor.id))
                 return
             except Exception as exc:
+                values, exc = execution.partial(exc)  # a generator's values before it raised
                 if task.retry_error(exc):
                     continue
                 err = execution.task_error(exc, name, actor_repr)
-                for r in refs:
-                    self._set(r, error=err)
+                for i, r in enumerate(refs):
+                    self._set(r, *((values[i],) if i < len(values) else (None, err)))
                 return
             for r, v in zip(refs, values):
                 self._set(r, v)
@@ -460,9 +463,9 @@ class LocalRuntime(Runtime):
             self._start_actor(actor)
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
-        # Every local task has finished by the time .remote() returns: cancelling a
-        # finished task does nothing, as in Ray.
-        return None
+        # A task has finished by the time .remote() returns (cancelling it does nothing, as in
+        # Ray), except a generator's body, run as it is consumed: its stream ends.
+        self._stream_cancel(ref)
 
     # -- cluster state -------------------------------------------------------
     def nodes(self) -> list[dict]:

@@ -23,6 +23,7 @@ from .._runtime import context, execution
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
 from .reply import send_reply
+from .streams import run_stream, run_stream_async
 
 if TYPE_CHECKING:  # the executor hands itself in; this module never imports it
     from .task_executor import Executor
@@ -130,6 +131,8 @@ class ActorHost:
             with context.scope(self._call_scope(t, name)):
                 method, args, kwargs = self._prepare(t)
                 value = method(*args, **kwargs)
+                if t.stream is not None:  # a generator method: values go out as they come
+                    value = run_stream(self.ex, conn, t, value, name)
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
@@ -160,7 +163,9 @@ class ActorHost:
                         method = execution.actor_method(self.instance, t.method)
                         args, kwargs = self.ex.rt.decode_blob(t.args)
                     value = method(*args, **kwargs)
-                    if inspect.isawaitable(value):
+                    if t.stream is not None:  # a generator method: values go out as they come
+                        value = await run_stream_async(self.ex, conn, t, value, name)
+                    elif inspect.isawaitable(value):
                         value = await value
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
