@@ -310,3 +310,30 @@ def test_items_belong_to_the_caller_and_are_freed_when_dropped(ray):
     assert len(entries) < before            # the stream's holds went with it
     assert all(i in entries for i in ids)   # ... not the caller's own refs
     assert ray.get(first) == 0
+
+
+def test_cancel_an_actor_generator(ray):
+    @ray.remote
+    class A:
+        def forever(self):
+            i = 0
+            while True:
+                yield i
+                i += 1
+                time.sleep(0.01)
+
+        def ping(self):
+            return "pong"
+
+    a = A.remote()
+    gen = a.forever.remote()
+    assert ray.get(next(gen)) == 0
+    ray.cancel(gen)
+    last = None
+    for ref in gen:
+        try:
+            ray.get(ref)
+        except ray.exceptions.TaskCancelledError as e:
+            last = e
+    assert isinstance(last, ray.exceptions.TaskCancelledError)
+    assert ray.get(a.ping.remote()) == "pong"  # the actor lives on

@@ -31,6 +31,9 @@ from .object_ref import ObjectRef
 from .streams import StreamConsumer
 
 
+_END = dumps_with_refs(None)[0]  # the end marker's value (never read by the API)
+
+
 class _Body:
     """A local generator task in progress."""
     __slots__ = ("task", "done", "gen", "scope", "env", "actor", "make", "index", "skip")
@@ -98,6 +101,7 @@ class LocalStreams(StreamConsumer):
         return self._opened(task_id, done, options)
 
     def _opened(self, task_id: bytes, done: ObjectRef, options: Any) -> Any:
+        self._core.streams.end_data = _END  # (a new core after each shutdown)
         gen = self._stream(task_id, done, -1)
         return self.stream_dynamic(gen) if options.num_returns == "dynamic" else gen
 

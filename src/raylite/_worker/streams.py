@@ -98,6 +98,8 @@ def run_stream(ex: Any, conn: Any, t: Any, gen: Any, name: str) -> None:
         gates.open(t.task_id)
     try:
         for i, value in enumerate(gen):
+            if t.task_id in ex.cancelled:  # an actor's call (the main thread gets SIGINT)
+                raise KeyboardInterrupt
             _item(ex, conn, t, i, value)
             if limit > 0 and gates.paused(t.task_id, i + 1, limit):
                 gates.wait(ex, conn, t.task_id, i + 1, limit)
