@@ -337,3 +337,11 @@ def test_cancel_an_actor_generator(ray):
             last = e
     assert isinstance(last, ray.exceptions.TaskCancelledError)
     assert ray.get(a.ping.remote()) == "pong"  # the actor lives on
+
+
+def test_a_task_consumes_a_generator_it_started(ray):
+    @ray.remote
+    def outer(n):
+        return [ray.get(r) for r in count.remote(n)]
+
+    assert ray.get(outer.remote(3)) == [0, 10, 20]
