@@ -12,7 +12,8 @@ Backpressure: the owner sends StreamConsumed on the general channel (the task
 connection's reader is this thread, busy here); its reader thread records the
 count in `Gates` and wakes the waiting generator. The wait is interruptible
 (cancel's SIGINT on the main thread, `cancelled` checked between slices on an
-actor's threads) and ends if the owner's connection closes (nobody will consume).
+actor's threads) and ends if the owner's connection closes (nobody will consume); a
+value the owner can no longer receive (its connection broke) stops the body too.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from typing import Any
 from .._ids import stream_item_id
 from .._protocol.messages_streams import StreamItem
 from .._runtime import execution
-from .reply import send_reply
 
 _SLICE = 0.5  # seconds between checks of cancel and of the owner while paused
 
@@ -84,7 +84,10 @@ def _item(ex: Any, conn: Any, t: Any, i: int, value: Any) -> None:
     rid = stream_item_id(t.task_id, i)
     data, refs = ex.rt.encode(value, rid, t.owner)
     ex.rt.pin(refs)
-    send_reply(conn, StreamItem(t.task_id, i, data))
+    try:
+        conn.send(StreamItem(t.task_id, i, data))
+    except OSError:  # nobody to deliver to: the body stops here (its reply is dropped too)
+        raise ConnectionError("The owner of this generator task is gone.") from None
 
 
 def run_stream(ex: Any, conn: Any, t: Any, gen: Any, name: str) -> None:
