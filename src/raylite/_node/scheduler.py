@@ -7,6 +7,7 @@ I/O shell (server.py) to carry out:
     worker_registered            ├─► _schedule() ───┼─► StartActor(actor, lease, worker, gpus)
     return_lease / worker_died   │                   ├─► Spawn(n)          fork n more workers
     set_blocked / owner_gone     ┘                   ├─► Kill(worker)
+    reap_idle(now) ─────────────────────────────────►├─► Kill(worker)    idle beyond the CPU count
                                                      ├─► Infeasible(owner, name, demand)
                                                      └─► RevokeIdle()      ask owners for idle leases
 
@@ -95,6 +96,9 @@ class NodeScheduler:
         self.starting = 0
         self.warned: set = set()
         self.log: deque = deque(maxlen=LOG_SIZE)  # recent events, newest last, for debugging
+        self._idle_periods = 0                       # numbers each time a worker becomes idle
+        self._idle_period: dict[bytes, int] = {}     # idle worker -> the number of its period
+        self._idle_seen: dict[bytes, tuple] = {}     # idle worker -> (period, first tick seeing it)
 
     # -- events --------------------------------------------------------------
     def request_lease(self, owner: Any, req: int, demand: dict, name: str) -> list:
@@ -116,7 +120,7 @@ class NodeScheduler:
         self.log.append(("registered", worker_id))
         self.starting = max(0, self.starting - 1)
         self.workers[worker_id] = None
-        self.idle.append(worker_id)
+        self._to_idle(worker_id)
         return self._schedule()
 
     def worker_failed_to_start(self) -> list:
@@ -136,7 +140,7 @@ class NodeScheduler:
             out.append(Kill(lease.worker_id))
         else:
             self.workers[lease.worker_id] = None
-            self.idle.append(lease.worker_id)
+            self._to_idle(lease.worker_id)
         return out + self._schedule()
 
     def worker_died(self, worker_id: bytes) -> list:
@@ -146,6 +150,7 @@ class NodeScheduler:
             self.idle.remove(worker_id)
         except ValueError:
             pass
+        self._idle_period.pop(worker_id, None)
         lease = self.leases.pop(lease_id, None) if lease_id else None
         if lease is not None:
             self._release(lease)
@@ -171,6 +176,38 @@ class NodeScheduler:
         for lease in [lease for lease in self.leases.values() if lease.owner == owner]:
             out += self.return_lease(lease.lease_id, kill_worker=True)
         return out + self._schedule()
+
+    def reap_idle(self, now: float, keep: int, after_s: float) -> list:
+        """Kill(worker) for the idle workers beyond `keep` (the node's CPU count: Ray's soft
+        limit) that have been idle for `after_s` seconds, the longest idle first. `now` comes
+        from the shell's clock at each tick; an idle period counts from the first tick that
+        sees it, so a worker goes between `after_s` and `after_s` plus one tick after it
+        became idle. A worker leased in between starts a new period."""
+        seen = {}
+        for w in self.idle:
+            period, first = self._idle_seen.get(w, (None, now))
+            seen[w] = (period, first) if period == self._idle_period.get(w) else \
+                (self._idle_period.get(w), now)
+        self._idle_seen = seen
+        surplus = len(self.workers) - keep
+        out: list = []
+        for w in list(self.idle):  # in the order they became idle
+            if surplus <= 0:
+                break
+            if now - seen[w][1] >= after_s:
+                self.log.append(("reap idle", w))
+                self.idle.remove(w)
+                del self.workers[w]
+                self._idle_period.pop(w, None)
+                del seen[w]
+                out.append(Kill(w))
+                surplus -= 1
+        return out
+
+    def _to_idle(self, worker_id: bytes) -> None:
+        self.idle.append(worker_id)
+        self._idle_periods += 1
+        self._idle_period[worker_id] = self._idle_periods
 
     def cancel_actor_placement(self, actor_id: bytes) -> None:
         self.queue = deque(r for r in self.queue if r.actor_id != actor_id)
@@ -203,6 +240,7 @@ class NodeScheduler:
                 need_workers += 1
                 continue
             worker_id = self.idle.popleft()
+            del self._idle_period[worker_id]
             lease_id = self._new_id()
             n_gpus = int(r.demand.get("GPU", 0))
             gpus = tuple(self.free_gpus[:n_gpus])
