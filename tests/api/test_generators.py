@@ -345,3 +345,20 @@ def test_a_task_consumes_a_generator_it_started(ray):
         return [ray.get(r) for r in count.remote(n)]
 
     assert ray.get(outer.remote(3)) == [0, 10, 20]
+
+
+def test_a_fixed_count_generator_runs_in_its_task_context(ray):
+    @ray.remote(num_returns=2)
+    def two():
+        yield ray.get_runtime_context().get_task_name()
+        yield 2
+
+    @ray.remote
+    class A:
+        @ray.method(num_returns=2)
+        def two(self):
+            yield ray.get_runtime_context().get_task_name()
+            yield 2
+
+    assert ray.get(two.remote()) == ["two", 2]
+    assert ray.get(A.remote().two.remote()) == ["A.two", 2]

@@ -162,11 +162,14 @@ class ActorHost:
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
-            with context.scope(self._call_scope(t, name)):
+            scope = self._call_scope(t, name)
+            with context.scope(scope):
                 method, args, kwargs = self._prepare(t)
                 value = method(*args, **kwargs)
                 if t.stream is not None:  # a generator method: values go out as they come
                     value = run_stream(self.ex, conn, t, value, name)
+                elif type(value) is execution.GENERATOR:  # num_returns=N: drained in results()
+                    value = execution.in_scope(value, lambda: context.scope(scope))
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
@@ -201,6 +204,9 @@ class ActorHost:
                         value = await run_stream_async(self.ex, conn, t, value, name)
                     elif inspect.isawaitable(value):
                         value = await value
+                    elif type(value) is execution.GENERATOR:  # num_returns=N: drained later
+                        scope = self._call_scope(t, name)
+                        value = execution.in_scope(value, lambda: context.scope(scope))
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
