@@ -362,3 +362,26 @@ def test_a_fixed_count_generator_runs_in_its_task_context(ray):
 
     assert ray.get(two.remote()) == ["two", 2]
     assert ray.get(A.remote().two.remote()) == ["A.two", 2]
+
+
+def test_backpressure_on_an_actor_method(ray):
+    @ray.remote(max_concurrency=2)
+    class Producer:
+        def __init__(self):
+            self.made = 0
+
+        @ray.method(_generator_backpressure_num_objects=1)
+        def gen(self, n):
+            for i in range(n):
+                self.made += 1
+                yield i
+
+        def made_so_far(self):
+            return self.made
+
+    p = Producer.remote()
+    gen = p.gen.remote(5)
+    assert ray.get(next(gen)) == 0
+    time.sleep(0.3)  # room to run ahead, if backpressure did not hold it
+    assert ray.get(p.made_so_far.remote()) <= 1 + 1
+    assert [ray.get(r) for r in gen] == [1, 2, 3, 4]

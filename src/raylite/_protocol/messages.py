@@ -9,6 +9,8 @@ field and not a wrapper). Every other message is one-way and carries no id.
     driver/worker ──RegisterClient──► node daemon ◄──RegisterWorker── worker
     owner ──RequestLease──► daemon ──LeaseGranted──► owner ──PushTask──► worker
     worker ──TaskDone──► owner          (the daemon is not on the data path)
+    worker ──StreamItem──► owner        (a generator's values, before its TaskDone:
+                                         messages_streams.py)
     borrower ──GetObject──► owner ──ObjectValue──► borrower
     daemon ──CreateActor, GetActorInfo, RegisterJob...──► GCS ──PlaceActor──► daemon
     client ──GetState──► daemon ──GetState──► its drivers and workers ──StateReply──► daemon

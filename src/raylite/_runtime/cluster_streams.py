@@ -76,6 +76,8 @@ class ClusterStreams(StreamConsumer):
 
     # -- items -------------------------------------------------------------------------
     def _stream_item(self, conn: Any, msg: StreamItem) -> None:
+        if type(msg.task_id) is not bytes or type(msg.index) is not int or msg.index < 0:
+            return  # malformed: nothing changes
         with self._lock:
             out = self._core.streams.item(msg.task_id, msg.index, msg.data)
         if out:

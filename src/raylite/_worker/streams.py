@@ -37,6 +37,8 @@ class Gates:
         self.consumed: dict[bytes, int] = {}
 
     def on_consumed(self, conn: Any, msg: Any) -> None:
+        if type(msg.task_id) is not bytes or type(msg.consumed) is not int:
+            return  # malformed: nothing changes
         with self.cond:
             if msg.task_id in self.consumed:
                 n = msg.consumed
