@@ -385,3 +385,16 @@ def test_backpressure_on_an_actor_method(ray):
     time.sleep(0.3)  # room to run ahead, if backpressure did not hold it
     assert ray.get(p.made_so_far.remote()) <= 1 + 1
     assert [ray.get(r) for r in gen] == [1, 2, 3, 4]
+
+
+def test_many_streams_at_once_consumed_round_robin(ray):
+    gens = [count.remote(20) for _ in range(12)]
+    got = [[] for _ in gens]
+    live = list(range(len(gens)))
+    while live:
+        for i in list(live):
+            try:
+                got[i].append(ray.get(next(gens[i])))
+            except StopIteration:
+                live.remove(i)
+    assert got == [[i * 10 for i in range(20)]] * len(gens)
