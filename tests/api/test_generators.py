@@ -339,12 +339,12 @@ def test_cancel_an_actor_generator(ray):
     assert ray.get(a.ping.remote()) == "pong"  # the actor lives on
 
 
-def test_a_task_consumes_a_generator_it_started(ray):
+def test_a_task_consumes_generators_it_started(ray):
     @ray.remote
-    def outer(n):
-        return [ray.get(r) for r in count.remote(n)]
+    def outer(n):  # a worker's lease is warm: each push goes out at once, its items right after
+        return [[ray.get(r) for r in count.remote(n)] for _ in range(20)]
 
-    assert ray.get(outer.remote(3)) == [0, 10, 20]
+    assert ray.get(outer.remote(3)) == [[0, 10, 20]] * 20
 
 
 def test_a_fixed_count_generator_runs_in_its_task_context(ray):

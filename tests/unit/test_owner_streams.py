@@ -177,3 +177,10 @@ def test_partial_results_of_a_fixed_count_generator_stay_readable():
     e = o.objects.entries
     assert (e[b"r0"].data, e[b"r0"].error) == (b"v0", None)
     assert e[b"r1"].error == b"boom" and e[b"r2"].error == b"boom"
+
+
+def test_an_item_before_the_stream_opens_is_not_kept_so_shells_open_before_pushing():
+    o = Owner(ME)
+    o.objects.expect(DONE)
+    o.streams.item(TID, 0, b"v0")  # the stream is not open: nobody consumes it
+    assert item(0) not in o.objects.entries

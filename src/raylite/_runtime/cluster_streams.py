@@ -1,7 +1,8 @@
 """Streaming generator tasks on a cluster: the owner's I/O around the core's streams.
 
     f.remote() (a generator) ─► submit_stream: PushTask(stream=backpressure), one return id
-                                (the completion) ─► core.streams.open ─► ObjectRefGenerator
+                                (the completion); core.streams.open before the push is sent
+                                (its first items may come at once) ─► ObjectRefGenerator
     worker ──StreamItem──► _stream_item ─► core.streams.item: the entry completes, waiters wake
     worker ──TaskDone───► the completion completes (any other end too: crash, cancel, death)
                           ─► the stream is over (core: ended)
@@ -23,6 +24,7 @@ from .._core.owner import Task
 from .._protocol import messages as m
 from .._protocol.messages_streams import StreamConsumed, StreamItem
 from ..exceptions import GetTimeoutError
+from .generator import ObjectRefGenerator
 from .object_ref import ObjectRef
 from .streams import StreamConsumer
 
@@ -45,11 +47,12 @@ class ClusterStreams(StreamConsumer):
                          self.namespace, env, (), demand, self.address, options.max_calls, (), bp)
         task = Task(task_id, msg, (done,), name, options.max_retries, options.retry_exceptions,
                     hold, None, key)
-        with self._lock:
+        with self._lock:  # the stream opens before the push goes: its first items may come at once
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             ref = ObjectRef(done, self.address, self)
+            out += self._core.streams.open(task_id, done, bp)
         self._send_all(out)
-        return self._opened(task_id, ref, bp, options.num_returns)
+        return self._opened(task_id, ref, options.num_returns)
 
     def submit_actor_stream(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
                             options: Any) -> Any:
@@ -62,17 +65,15 @@ class ClusterStreams(StreamConsumer):
         with self._lock:
             out = self._core.actors.submit(task, options.max_task_retries)
             ref = ObjectRef(done, self.address, self)
+            out += self._core.streams.open(task_id, done, bp)
         if out:
             self._send_all(out)
         self._flush_actor(actor_id)
-        return self._opened(task_id, ref, bp, options.num_returns)
+        return self._opened(task_id, ref, options.num_returns)
 
-    def _opened(self, task_id: bytes, done: ObjectRef, bp: int, num_returns: str) -> Any:
-        gen = self._stream(task_id, done, bp)
+    def _opened(self, task_id: bytes, done: ObjectRef, num_returns: str) -> Any:
+        gen = ObjectRefGenerator(self, task_id, done)
         return self.stream_dynamic(gen) if num_returns == "dynamic" else gen
-
-    def _stream_out(self, out: list) -> None:
-        self._send_all(out)
 
     # -- items -------------------------------------------------------------------------
     def _stream_item(self, conn: Any, msg: StreamItem) -> None:

@@ -27,6 +27,7 @@ from .._core.owner import Task
 from .._serialization import dumps_with_refs
 from ..exceptions import ObjectLostError, TaskCancelledError, TaskUnschedulableError
 from . import context, execution
+from .generator import ObjectRefGenerator
 from .object_ref import ObjectRef
 from .streams import StreamConsumer
 
@@ -101,8 +102,11 @@ class LocalStreams(StreamConsumer):
         return self._opened(task_id, done, options)
 
     def _opened(self, task_id: bytes, done: ObjectRef, options: Any) -> Any:
-        self._core.streams.end_data = _END  # (a new core after each shutdown)
-        gen = self._stream(task_id, done, -1)
+        """The stream opens (the body made no item yet: it runs when consumed)."""
+        with self._lock:
+            self._core.streams.end_data = _END  # (a new core after each shutdown)
+            self._core.streams.open(task_id, done._id)  # nothing waits on it yet: no wake-ups
+        gen = ObjectRefGenerator(self, task_id, done)
         return self.stream_dynamic(gen) if options.num_returns == "dynamic" else gen
 
     # -- running the body, one item at a time ------------------------------------------
@@ -155,7 +159,8 @@ class LocalStreams(StreamConsumer):
             if contained:
                 self._core.objects.keep(id, contained)
         b.index += 1
-        self._stream_out(out)
+        for _, wake in out:  # only wake-ups come out of an item
+            wake()
 
     def _advance(self, b: _Body) -> Any:
         if inspect.isasyncgen(b.gen):

@@ -46,17 +46,6 @@ class StreamConsumer:
         raise NotImplementedError
 
     # -- the generator's calls ------------------------------------------------------
-    def _stream(self, task_id: bytes, done: ObjectRef, backpressure: int) -> ObjectRefGenerator:
-        """Opens the stream of a submitted task (its done entry exists)."""
-        with self._lock:
-            out = self._core.streams.open(task_id, done._id, backpressure)
-        self._stream_out(out)
-        return ObjectRefGenerator(self, task_id, done)
-
-    def _stream_out(self, out: list) -> None:
-        for _, wake in out:  # only wake-ups come out of open() and of a local item
-            wake()
-
     def stream_next(self, task_id: bytes, timeout: float | None) -> ObjectRef:
         streams = self._core.streams
         while True:
@@ -110,7 +99,7 @@ class StreamConsumer:
         DynamicObjectRefGenerator of every yielded ref (the task's error, if it failed)."""
         import warnings
 
-        warnings.warn(DYNAMIC_DEPRECATED, DeprecationWarning, stacklevel=4)
+        warnings.warn(DYNAMIC_DEPRECATED, DeprecationWarning, stacklevel=5)
         from .. import _ids
 
         id = _ids.new_id()

@@ -6,6 +6,7 @@
                                    messages for the main thread that another thread
                                    read come to it via queue + wake pipe
         ├─ PushTask      ─► function(*args) ─► TaskDone to the owner, same connection
+        │                   (a streaming generator: a StreamItem per value first, streams.py)
         ├─ StartActor    ─► ActorHost(cls(*args)) ─► ActorStarted to the daemon
         └─ PushActorTask ─► ActorHost (main thread, thread pool or event loop)
 
@@ -32,12 +33,12 @@ import time
 from typing import Any
 
 from .._protocol import messages as m
+from .._protocol.messages_streams import StreamConsumed
 from .._protocol.transport import SPIN
 from .._runtime import context, execution
 from .._runtime.object_ref import ObjectRef
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
-from .._protocol.messages_streams import StreamConsumed
 from .actor_host import start_actor
 from .reply import send_reply
 from .streams import Gates, run_stream
