@@ -64,3 +64,17 @@ def test_a_retried_generator_dedupes_its_items(cluster, tmp_path):
         yield "c"
 
     assert [cluster.get(r, timeout=30) for r in flaky.remote()] == ["a", "b", "c"]
+
+
+def test_a_retried_generator_with_backpressure_finishes(cluster, tmp_path):
+    marker = tmp_path / "died-once"
+
+    @cluster.remote(max_retries=1, _generator_backpressure_num_objects=1)
+    def flaky():
+        for i in range(4):
+            yield i
+            if i == 2 and not marker.exists():
+                marker.write_text("x")
+                os._exit(1)
+
+    assert [cluster.get(r, timeout=30) for r in flaky.remote()] == [0, 1, 2, 3]

@@ -184,3 +184,12 @@ def test_an_item_before_the_stream_opens_is_not_kept_so_shells_open_before_pushi
     o.objects.expect(DONE)
     o.streams.item(TID, 0, b"v0")  # the stream is not open: nobody consumes it
     assert item(0) not in o.objects.entries
+
+
+def test_a_retried_stream_with_backpressure_tells_its_new_worker_what_was_consumed():
+    o = submitted(backpressure=1, retries=1)
+    o.streams.item(TID, 0, b"v0")
+    take(o)
+    o.peer_lost("w1")
+    o.streams.item(TID, 0, b"v0 again")  # the retry's first item
+    assert o.streams.acks == [(TID, 1)]

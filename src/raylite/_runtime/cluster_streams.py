@@ -79,10 +79,17 @@ class ClusterStreams(StreamConsumer):
     def _stream_item(self, conn: Any, msg: StreamItem) -> None:
         if type(msg.task_id) is not bytes or type(msg.index) is not int or msg.index < 0:
             return  # malformed: nothing changes
+        streams = self._core.streams
         with self._lock:
-            out = self._core.streams.item(msg.task_id, msg.index, msg.data)
+            out = streams.item(msg.task_id, msg.index, msg.data)
+            acks = None
+            if streams.acks:
+                acks, streams.acks = streams.acks, []
         if out:
             self._send_all(out)
+        if acks:  # a retried task's worker counts from 0 again
+            for task_id, consumed in acks:
+                self._stream_ack(task_id, consumed)
 
     def _stream_wait(self, task_id: bytes, id: bytes, timeout: float | None) -> None:
         probe = ObjectRef(id, self.address, self)

@@ -26,7 +26,9 @@ task failed, the consumer gets one more item after the last value, holding the
 error (Ray: next() returns a ref whose get raises it), then the end.
 
 Backpressure (`backpressure` > 0): the worker pauses after yielding while that
-many items are unconsumed; `taken` says when to tell it how many were consumed.
+many items are unconsumed; `taken` says when to tell it how many were consumed,
+and `acks` queues the count for a retried task's worker (it starts from 0: told
+when its first, repeated, item comes).
 
 Pure: no I/O, no threads, no clock.
 """
@@ -62,6 +64,7 @@ class StreamTable:
         self.log = owner.log
         self.streams: dict[bytes, Stream] = {}
         self.end_data: Any = None  # the shell's encoding of None: the end marker's value
+        self.acks: list = []       # (task id, consumed): a retried task's worker to tell
 
     def open(self, task_id: bytes, done_id: bytes, backpressure: int = -1) -> list:
         """A streaming task was submitted (its done entry exists already)."""
@@ -99,6 +102,8 @@ class StreamTable:
             # nobody consumes it (the generator was dropped) or a retry's repeat: a value in
             # shared memory that no entry holds is freed (ObjectTable.complete)
             self.owner.complete(id, data, None, True, out)
+            if s is not None and index == 0 and s.backpressure > 0 and s.consumed:
+                self.acks.append((task_id, s.consumed))  # the retry's worker counts from 0
             return out
         if id not in self.objects.entries:
             self._hold(s, id)
