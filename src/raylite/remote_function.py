@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _options
-from ._runtime import require
+from ._runtime import context, require
 from ._runtime.object_ref import ObjectRef
 
 
@@ -40,6 +40,13 @@ def generator_options(function: Any, options: dict, where: str) -> dict:
     return options
 
 
+def _in_parents_group(options: Any) -> Any:
+    """Ray's placement_group_capture_child_tasks: created inside a task or actor whose
+    placement group captures its children, a task without a strategy runs in that group."""
+    s = context.current()
+    return options if s is None or s.placement is None else _options.captured(options, s.placement)
+
+
 class RemoteFunction:
     """A function turned into a task by @raylite.remote."""
 
@@ -60,6 +67,8 @@ class RemoteFunction:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         opts = self._options
+        if opts.scheduling_strategy is None:
+            opts = _in_parents_group(opts)
         if type(opts.num_returns) is str:  # a generator: "streaming" or "dynamic"
             return require().submit_stream(self, args, kwargs, opts)
         return unpack_refs(require().submit_task(self, args, kwargs, opts), opts.num_returns)
@@ -87,10 +96,13 @@ class _BoundRemoteFunction:
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        if type(self._options.num_returns) is str:
-            return require().submit_stream(self._fn, args, kwargs, self._options)
-        refs = require().submit_task(self._fn, args, kwargs, self._options)
-        return unpack_refs(refs, self._options.num_returns)
+        opts = self._options
+        if opts.scheduling_strategy is None:
+            opts = _in_parents_group(opts)
+        if type(opts.num_returns) is str:
+            return require().submit_stream(self._fn, args, kwargs, opts)
+        refs = require().submit_task(self._fn, args, kwargs, opts)
+        return unpack_refs(refs, opts.num_returns)
 
     def options(self, **options: Any) -> "_BoundRemoteFunction":
         if "num_returns" in options:

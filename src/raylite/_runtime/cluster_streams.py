@@ -39,14 +39,16 @@ class ClusterStreams(StreamConsumer):
 
     # -- submission ----------------------------------------------------------------
     def submit_stream(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
-        _, _, fid, name, env, demand, key = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id, done = _ids.new_id(), _ids.new_id()
         bp = options.generator_backpressure
+        events = options.enable_task_events and self._events_on
         msg = m.PushTask(task_id, fid, None, data, inlined, (done,), name, self.job_id,
-                         self.namespace, env, (), demand, self.address, options.max_calls, (), bp)
+                         self.namespace, env, (), demand, self.address, options.max_calls,
+                         (), group, 0, events, stream=bp)
         task = Task(task_id, msg, (done,), name, options.max_retries, options.retry_exceptions,
-                    hold, None, key)
+                    hold, None, key, strategy, events)
         with self._lock:  # the stream opens before the push goes: its first items may come at once
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             ref = ObjectRef(done, self.address, self)
@@ -59,9 +61,11 @@ class ClusterStreams(StreamConsumer):
         data, inlined, _, hold = self._prepare_args(args, kwargs)
         task_id, done = _ids.new_id(), _ids.new_id()
         bp = options.generator_backpressure
+        events = options.enable_task_events and self._events_on
         msg = m.PushActorTask(task_id, actor_id, method, data, inlined, (done,), self.address,
-                              options.concurrency_group, bp)
-        task = Task(task_id, msg, (done,), method, None, options.retry_exceptions, hold, actor_id)
+                              options.concurrency_group, 0, events, stream=bp)
+        task = Task(task_id, msg, (done,), method, None, options.retry_exceptions, hold, actor_id,
+                    None, events)
         with self._lock:
             out = self._core.actors.submit(task, options.max_task_retries)
             ref = ObjectRef(done, self.address, self)
