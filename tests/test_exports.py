@@ -48,7 +48,7 @@ RAY_BUILTIN_BASES = {
     "ReferenceCountingAssertionError": AssertionError, "ActorAlreadyExistsError": ValueError,
 }
 EXPECTED = {
-    "ActorClassID", "ActorID", "FunctionID", "JobID", "NodeID", "ObjectID", "PlacementGroupID",
+    "ActorClassID", "ActorID", "DynamicObjectRefGenerator", "FunctionID", "ObjectRefGenerator", "JobID", "NodeID", "ObjectID", "PlacementGroupID",
     "TaskID", "UniqueID", "WorkerID", "ObjectRef", "__version__", "actor", "available_resources", "cancel", "cluster_resources",
     "exceptions", "get", "get_actor", "get_gpu_ids", "get_runtime_context", "init",
     "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "timeline", "util",

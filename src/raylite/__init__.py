@@ -16,6 +16,7 @@ from ._api import (available_resources, cancel, cluster_resources, get, get_acto
                    init, is_initialized, kill, nodes, put, remote, shutdown, timeline, wait)
 from ._ids import (ActorClassID, ActorID, FunctionID, JobID, NodeID, PlacementGroupID, TaskID,
                    UniqueID, WorkerID)
+from ._runtime.generator import DynamicObjectRefGenerator, ObjectRefGenerator
 from ._runtime.object_ref import ObjectRef
 from .actor import method
 from .runtime_context import get_runtime_context
@@ -27,11 +28,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ActorClassID",
     "ActorID",
+    "DynamicObjectRefGenerator",
     "FunctionID",
     "JobID",
     "NodeID",
     "ObjectID",
     "ObjectRef",
+    "ObjectRefGenerator",
     "PlacementGroupID",
     "TaskID",
     "UniqueID",

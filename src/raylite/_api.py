@@ -19,6 +19,7 @@ from typing import Any
 from . import _config, _options, _runtime
 from ._runtime import factory, require
 from ._runtime.base import InitInfo
+from ._runtime.generator import ObjectRefGenerator
 from ._runtime.object_ref import ObjectRef
 from .actor import ActorClass, ActorHandle
 from .remote_function import RemoteFunction
@@ -235,6 +236,9 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
     if not object_refs:
         return [], []
     if len({r._id for r in object_refs if type(r) is ObjectRef}) != len(object_refs):
+        if any(type(r) is ObjectRefGenerator for r in object_refs):
+            return _wait_streams(object_refs, num_returns=num_returns, timeout=timeout,
+                                 fetch_local=fetch_local)
         for r in object_refs:
             if not isinstance(r, ObjectRef):
                 raise TypeError(f"wait() expected a list of ObjectRefs, got {type(r).__name__} in the list.")
@@ -249,6 +253,17 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
     return require().wait(object_refs, num_returns, timeout, bool(fetch_local))
 
 
+def _wait_streams(items: list, **kw: Any) -> tuple[list, list]:
+    """wait() on a list with ObjectRefGenerators: one is ready when its next item is in or its
+    stream is over (its probe ref, runtime.stream_probe, is ready)."""
+    probes = [r._rt.stream_probe(r._task_id) if type(r) is ObjectRefGenerator else r
+              for r in items]
+    ready, _ = wait(probes, **kw)
+    chosen = {id(p) for p in ready}
+    return ([r for r, p in zip(items, probes) if id(p) in chosen],
+            [r for r, p in zip(items, probes) if id(p) not in chosen])
+
+
 def kill(actor: Any, *, no_restart: bool = True) -> None:
     """Kills an actor at once (pending calls fail with RayActorError)."""
     if not isinstance(actor, ActorHandle):
@@ -258,6 +273,8 @@ def kill(actor: Any, *, no_restart: bool = True) -> None:
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     """Cancels the task that produces object_ref; get() then raises TaskCancelledError."""
+    if type(object_ref) is ObjectRefGenerator:  # its task: the stream ends with TaskCancelledError
+        object_ref = object_ref._done
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes the ObjectRef a task returned, got {type(object_ref).__name__}.")
     require().cancel(object_ref, bool(force), bool(recursive))

@@ -29,6 +29,15 @@ def new_id() -> bytes:
     return prefix + next(counter).to_bytes(8, "big")
 
 
+def stream_item_id(task_id: bytes, index: int) -> bytes:
+    """The id of the `index`-th value a streaming generator task yields: derived from the
+    task's id, so the worker (which writes the value) and the owner (which tracks it) agree
+    without asking, and a retried task's items get the same ids again."""
+    from hashlib import blake2b
+
+    return blake2b(task_id + index.to_bytes(8, "big"), digest_size=16, person=b"raylite-item").digest()
+
+
 def random_id(n: int = 16) -> bytes:
     """A fully random id (for nodes, jobs and workers, where a counter adds nothing)."""
     return os.urandom(n)

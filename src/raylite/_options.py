@@ -55,11 +55,23 @@ def _resources(name: str, v: Any) -> Any:
     return dict(v)
 
 
+STREAMING = ("streaming", "dynamic")  # num_returns of generator tasks (generators.py)
+
+
 def _num_returns(name: str, v: Any) -> Any:
-    if v in ("dynamic", "streaming"):
-        raise ValueError(f"num_returns={v!r} (generators) is not supported by raylite yet; "
-                         "return a list instead.")
+    if v in STREAMING:
+        return v
+    if isinstance(v, str):
+        raise ValueError(f"num_returns must be an integer >= 0, 'streaming' or 'dynamic', got {v!r}.")
     return _int_at_least(0)(name, v)
+
+
+def _backpressure(name: str, v: Any) -> Any:
+    if v is None or v == -1:
+        return -1
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be an integer >= 1 (or -1 for no limit), got {v!r}.")
+    return v
 
 
 def _retry_exceptions(name: str, v: Any) -> Any:
@@ -189,6 +201,7 @@ class _Opt(NamedTuple):
     task: bool = False
     actor: bool = False
     method: bool = False
+    field: str | None = None  # the options' field, when it is not the key's name
 
 
 # The one table. A key valid for tasks, actors and/or actor methods.
@@ -214,6 +227,8 @@ OPTIONS: dict[str, _Opt] = {
     "get_if_exists": _Opt(_bool, actor=True),
     "concurrency_groups": _Opt(_concurrency_groups, actor=True),
     "concurrency_group": _Opt(_opt_str, method=True),
+    "_generator_backpressure_num_objects": _Opt(_backpressure, task=True, method=True,
+                                                field="generator_backpressure"),
     "enable_task_events": _Opt(_bool, task=True, method=True),
 }
 
@@ -227,7 +242,7 @@ def validate(kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             valid = sorted(k for k, o in OPTIONS.items() if getattr(o, kind))
             raise ValueError(f"Invalid option {key!r} for {'an actor method' if kind == 'method' else 'a ' + kind}. "
                              f"Valid options: {', '.join(valid)}.")
-        out[key] = opt.check(key, value)
+        out[opt.field or key] = opt.check(key, value)
     if kind == "actor" and out.get("get_if_exists") and not out.get("name"):
         raise ValueError("get_if_exists=True needs a name: pass name='...' too.")
     if kind == "actor" and out.get("lifetime") == "detached" and not out.get("name"):
@@ -244,10 +259,11 @@ class TaskOptions(NamedTuple):
     runtime_env: dict | None = None
     scheduling_strategy: Any = None
     name: str | None = None
-    num_returns: int = 1
+    num_returns: Any = 1  # an int, "streaming" or "dynamic"
     max_retries: int = 3
     retry_exceptions: Any = False
     max_calls: int = 0
+    generator_backpressure: int = -1  # unconsumed items at which a generator task pauses
     enable_task_events: bool = True
 
     def demand(self) -> dict[str, float]:
@@ -291,11 +307,12 @@ class ActorOptions(NamedTuple):
 
 
 class MethodOptions(NamedTuple):
-    num_returns: int = 1
+    num_returns: Any = 1  # an int, "streaming" or "dynamic"
     name: str | None = None
     retry_exceptions: Any = False
     max_task_retries: int | None = None
     concurrency_group: str | None = None
+    generator_backpressure: int = -1
     enable_task_events: bool = True
 
 

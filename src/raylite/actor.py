@@ -51,7 +51,18 @@ def _method_table(cls: type) -> dict[str, _options.MethodOptions]:
     for name, fn in inspect.getmembers(cls, predicate=callable):
         if name.startswith("__") and name != "__call__":
             continue
-        table[name] = _options.MethodOptions(**getattr(fn, _METHOD_ATTR, {}))
+        options = getattr(fn, _METHOD_ATTR, {})
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            options = {"num_returns": "streaming", **options}  # Ray's rule: generators stream
+            if options["num_returns"] != "streaming" and inspect.isasyncgenfunction(fn):
+                raise TypeError(f"{cls.__name__}.{name} is an async generator: it can only "
+                                "stream (num_returns='streaming'), not return "
+                                f"num_returns={options['num_returns']!r}.")
+        elif options.get("num_returns") in _options.STREAMING:
+            raise TypeError(f"{cls.__name__}.{name} sets num_returns="
+                            f"{options['num_returns']!r}, which needs a generator method (one "
+                            "that yields).")
+        table[name] = _options.MethodOptions(**options)
     return table
 
 
@@ -179,6 +190,9 @@ class ActorMethod:
         self._groups = groups  # the actor's concurrency groups (None: not known here)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
+        if type(self._options.num_returns) is str:  # a generator method: "streaming"/"dynamic"
+            return require().submit_actor_stream(self._actor_id, self._name, args, kwargs,
+                                                 self._options)
         refs = require().submit_actor_task(self._actor_id, self._name, args, kwargs, self._options)
         return unpack_refs(refs, self._options.num_returns)
 

@@ -15,10 +15,29 @@ from ._runtime.object_ref import ObjectRef
 
 
 def unpack_refs(refs: list[ObjectRef], num_returns: int) -> Any:
-    """What .remote() returns: one ref, a list of them, or None for num_returns=0."""
+    """What .remote() returns: one ref, a list of them, or None for num_returns=0 (a generator
+    task's is the runtime's submit_stream: an ObjectRefGenerator, or one ref for "dynamic")."""
     if num_returns == 1:
         return refs[0]
     return refs if num_returns else None
+
+
+def generator_options(function: Any, options: dict, where: str) -> dict:
+    """Ray's rule: a generator function streams (num_returns="streaming") unless num_returns
+    says otherwise; the forms raylite cannot run are refused here, not at get() time."""
+    import inspect
+
+    if inspect.isasyncgenfunction(function):
+        raise TypeError(f"{where} is an async generator function: those can be remote only as "
+                        "methods of an actor (an async actor streams them). Make it a plain "
+                        "generator function, or an actor method.")
+    if inspect.isgeneratorfunction(function):
+        if "num_returns" not in options:
+            return {**options, "num_returns": "streaming"}
+    elif options.get("num_returns") in _options.STREAMING and callable(function):
+        raise TypeError(f"num_returns={options['num_returns']!r} needs a generator function "
+                        f"(one that yields), and {where} is not one.")
+    return options
 
 
 def _in_parents_group(options: Any) -> Any:
@@ -34,6 +53,7 @@ class RemoteFunction:
     def __init__(self, function: Any, options: dict[str, Any]):
         self._function = function
         self._name = getattr(function, "__name__", None) or repr(function)
+        options = generator_options(function, options, self._name)
         self._options = _options.TaskOptions(**_options.validate("task", options))
         self._blob: tuple | None = None  # (runtime id, function id, pickled function): a cluster cache
         self.__doc__ = getattr(function, "__doc__", None)
@@ -49,10 +69,14 @@ class RemoteFunction:
         opts = self._options
         if opts.scheduling_strategy is None:
             opts = _in_parents_group(opts)
+        if type(opts.num_returns) is str:  # a generator: "streaming" or "dynamic"
+            return require().submit_stream(self, args, kwargs, opts)
         return unpack_refs(require().submit_task(self, args, kwargs, opts), opts.num_returns)
 
     def options(self, **options: Any) -> "_BoundRemoteFunction":
         """A copy of this function with some options overridden for the next calls."""
+        if "num_returns" in options:
+            generator_options(self._function, options, self._name)
         return _BoundRemoteFunction(self, _options.merge(self._options, "task", options))
 
     def __getstate__(self) -> dict:
@@ -75,8 +99,12 @@ class _BoundRemoteFunction:
         opts = self._options
         if opts.scheduling_strategy is None:
             opts = _in_parents_group(opts)
+        if type(opts.num_returns) is str:
+            return require().submit_stream(self._fn, args, kwargs, opts)
         refs = require().submit_task(self._fn, args, kwargs, opts)
         return unpack_refs(refs, opts.num_returns)
 
     def options(self, **options: Any) -> "_BoundRemoteFunction":
+        if "num_returns" in options:
+            generator_options(self._fn._function, options, self._fn._name)
         return _BoundRemoteFunction(self._fn, _options.merge(self._options, "task", options))

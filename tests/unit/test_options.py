@@ -5,7 +5,8 @@ from raylite import _options
 
 @pytest.mark.parametrize("kind,key,value", [
     ("task", "num_cpus", -1), ("task", "num_cpus", "2"), ("task", "num_gpus", True),
-    ("task", "num_returns", -1), ("task", "num_returns", "dynamic"), ("task", "max_retries", -2),
+    ("task", "num_returns", -1), ("task", "num_returns", "lazy"),
+    ("task", "_generator_backpressure_num_objects", 0), ("task", "max_retries", -2),
     ("task", "retry_exceptions", [1]), ("task", "resources", {"CPU": 1}),
     ("task", "resources", {"x": -1}), ("task", "runtime_env", {"pip": []}),
     ("task", "scheduling_strategy", "NODE"), ("actor", "lifetime", "forever"),
@@ -13,7 +14,7 @@ from raylite import _options
     ("actor", "concurrency_groups", {"io": 0}), ("method", "num_returns", 1.5),
 ])
 def test_bad_values_are_rejected(kind, key, value):
-    with pytest.raises(ValueError, match=key.split("_")[0]):
+    with pytest.raises(ValueError, match=key.lstrip("_").split("_")[0]):
         _options.validate(kind, {key: value})
 
 
@@ -43,3 +44,10 @@ def test_merge_and_demand():
     assert _options.validate("task", {"retry_exceptions": [KeyError]}) == \
         {"retry_exceptions": (KeyError,)}
     assert _options.validate("actor", {"lifetime": "non_detached"}) == {"lifetime": None}
+
+
+def test_generator_options():
+    assert _options.validate("task", {"num_returns": "streaming"}) == {"num_returns": "streaming"}
+    assert _options.validate("method", {"num_returns": "dynamic"}) == {"num_returns": "dynamic"}
+    opts = _options.merge(_options.TaskOptions(), "task", {"_generator_backpressure_num_objects": 4})
+    assert opts.generator_backpressure == 4

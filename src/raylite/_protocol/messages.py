@@ -11,6 +11,8 @@ field and not a wrapper). Every other message is one-way and carries no id.
           (LeaseGranted(retry_at): ask that node's daemon, RequestLease(spilled=True))
     daemon ──NodeResources──► GCS ──ClusterView──► every daemon (where requests may spill)
     worker ──TaskDone──► owner          (the daemon is not on the data path)
+    worker ──StreamItem──► owner        (a generator's values, before its TaskDone:
+                                         messages_streams.py)
     borrower ──GetObject──► owner ──ObjectValue──► borrower
     daemon ──CreateActor, GetActorInfo, RegisterJob...──► GCS ──PlaceActor──► daemon
     client ──GetState──► daemon ──GetState──► its drivers and workers ──StateReply──► daemon
@@ -140,6 +142,7 @@ class PushTask(NamedTuple):
     placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
     attempt: int = 0           # 0 for the first try, +1 per retry
     task_events: bool = False  # the worker records when it runs it (enable_task_events)
+    stream: int | None = None  # a streaming generator: its backpressure (-1: none); messages_streams.py
 
 
 class PushActorTask(NamedTuple):
@@ -153,6 +156,7 @@ class PushActorTask(NamedTuple):
     group: str | None = None   # the method's concurrency group
     attempt: int = 0
     task_events: bool = False
+    stream: int | None = None  # as PushTask.stream
 
 
 class TaskDone(NamedTuple):

@@ -101,6 +101,16 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def future(self, ref: ObjectRef) -> concurrent.futures.Future: ...
 
+    def submit_stream(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """A generator task (num_returns "streaming" or "dynamic"): an ObjectRefGenerator (or,
+        for "dynamic", one ref to a DynamicObjectRefGenerator). streams.py has both shells'."""
+        raise NotImplementedError(f"The {self.name} runtime does not run generator tasks.")
+
+    def submit_actor_stream(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
+                            options: Any) -> Any:
+        """A generator actor method's call, as submit_stream."""
+        raise NotImplementedError(f"The {self.name} runtime does not run generator tasks.")
+
     def ref_created(self, ref: ObjectRef) -> None:
         """A new ObjectRef instance exists in this process (counts one local reference)."""
 

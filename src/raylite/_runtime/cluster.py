@@ -47,8 +47,9 @@ never leaves a call booked but unsent or a reply read but unhandled.
 
 The I/O around the core is split by topic: task submission and leases in
 cluster_tasks.py; encoding, mapping, fetching and waiting for objects in
-cluster_objects.py; actor calls in cluster_actors.py; starting a head for a
-driver in cluster_start.py; metrics, progress bars and worker output in cluster_reports.py.
+cluster_objects.py; actor calls in cluster_actors.py; streaming generator tasks
+in cluster_streams.py; starting a head for a driver in cluster_start.py; metrics,
+progress bars and worker output in cluster_reports.py.
 """
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ from .cluster_objects import ObjectPlane
 from .cluster_reports import Reports
 from .cluster_start import HeadStart, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
+from .cluster_streams import ClusterStreams
 from .cluster_tasks import TaskSubmission, driver_sys_path
 from .factory import InitRequest
 
@@ -89,7 +91,8 @@ _WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5]),
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
-class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, PlacementGroups, Runtime):
+class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Reports,
+                     PlacementGroups, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None,
@@ -187,6 +190,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, Placement
         on(m.Warning, lambda conn, msg: print(f"raylite warning: {msg.text}", file=sys.stderr,
                                               flush=True))
         on(m.GetState, self._on_get_state)
+        self._streams_connect()
         self._spawn(self._daemon_loop, "raylite-daemon")
         self._spawn(self._accept_loop, "raylite-accept")
 

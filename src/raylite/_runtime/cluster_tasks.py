@@ -173,6 +173,8 @@ class TaskSubmission:
             self._return_idle(IDLE_LEASE_S)
             self._report(time.monotonic())
             self._flush_frees()
+            if self._stream_drops:
+                self._flush_stream_drops()
             if self._core.actors.terminates:
                 self._terminate_unreferenced()
 

@@ -51,8 +51,28 @@ def task_error(exc: BaseException, function_name: str, actor_repr: str | None = 
                         pid=os.getpid(), actor_repr=actor_repr)
 
 
+class PartialReturns(Exception):
+    """A generator with num_returns=N raised after yielding `values` (fewer than N): those
+    stay readable, the remaining returns hold `cause` (Ray's rule)."""
+
+    def __init__(self, values: list, cause: BaseException):
+        super().__init__(values, cause)
+        self.values, self.cause = values, cause
+
+
+def partial(exc: Exception) -> tuple:
+    """(values that stay readable, the error for the rest) of a task body's exception."""
+    return (exc.values, exc.cause) if type(exc) is PartialReturns else ((), exc)
+
+
+GENERATOR = type((lambda: (yield))())
+
+
 def split_returns(value: Any, num_returns: int, function_name: str) -> list:
-    """One value per declared return; a mismatch is a clear error."""
+    """One value per declared return; a mismatch is a clear error. A generator (a generator
+    function called with num_returns=N) is run to its end here: PartialReturns when it raises."""
+    if type(value) is GENERATOR:
+        return _drain(value, num_returns, function_name)
     if num_returns == 1:
         return [value]
     if num_returns == 0:
@@ -66,6 +86,42 @@ def split_returns(value: Any, num_returns: int, function_name: str) -> list:
         raise ValueError(f"{function_name} declares num_returns={num_returns} but returned "
                          f"{len(values)} values.")
     return values
+
+
+def in_scope(gen: Any, enter: Any) -> Any:
+    """A generator returned with num_returns=N is drained after its task's scope closed:
+    each of its steps runs inside `enter()` again (the task's context and env_vars)."""
+    while True:
+        with enter():
+            try:
+                value = next(gen)
+            except StopIteration:
+                return
+        yield value
+
+
+def _drain(gen: Any, num_returns: int, function_name: str) -> list:
+    values: list = []
+    try:
+        for v in gen:
+            values.append(v)
+            if len(values) > num_returns:
+                gen.close()
+                break
+    except Exception as exc:
+        raise PartialReturns(values, exc) from None
+    if len(values) != num_returns:
+        raise ValueError(f"{function_name} declares num_returns={num_returns} but its generator "
+                         f"yielded {'more' if len(values) > num_returns else len(values)} "
+                         "values.")
+    return values
+
+
+def stream_refused(function_name: str, value: Any) -> TypeError:
+    """A streaming task (num_returns="streaming"/"dynamic") whose body gave no generator."""
+    return TypeError(f"{function_name} was called with num_returns='streaming' (or 'dynamic') "
+                     f"but returned a {type(value).__name__}, not a generator: make it a "
+                     "generator function (yield its values), or drop num_returns.")
 
 
 _NO_ENV = contextlib.nullcontext()

@@ -17,8 +17,9 @@ The rules are the cluster's own, from the same pure cores (one place per rule):
     _gcs   GcsTables (raylite._gcs.tables), as on a cluster's head: actors, names, restarts
 
 This shell owns only what runs here (all under `_lock`): `_hosts` (actor id ->
-_Host: instance, event loop, call lock, GPUs), this process's resources and its
-task events. Errors are stored as the exceptions themselves.
+_Host: instance, event loop, call lock, GPUs), generator bodies in progress
+(`_bodies`: local_streams.py), this process's resources and its task events.
+Errors are stored as the exceptions themselves.
 `state()` answers with the cores' records and this node's and job's.
 """
 from __future__ import annotations
@@ -47,14 +48,14 @@ from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
 from .local_groups import LocalGroups
 from .local_host import _Host
+from .local_streams import LocalStreams
 from .local_events import LocalTaskEvents
 from .object_ref import ObjectRef
-
 
 LOCAL = "local"  # this runtime's address: the owner of every ref it makes
 
 
-class LocalRuntime(LocalGroups, Runtime):
+class LocalRuntime(LocalStreams, LocalGroups, Runtime):
     name = "local"
 
     def __init__(self, request: InitRequest):
@@ -62,6 +63,7 @@ class LocalRuntime(LocalGroups, Runtime):
         self._core = Owner(LOCAL, clock=time.time)
         self._gcs = GcsTables()
         self._hosts: dict[bytes, _Host] = {}
+        self._bodies: dict = {}
         self._total = resources.node_total(request.num_cpus, request.num_gpus, request.resources,
                                            request.object_store_memory)
         self._available = dict(self._total)
@@ -219,18 +221,19 @@ class LocalRuntime(LocalGroups, Runtime):
                     value = body(*args, **kwargs)
                     if inspect.iscoroutine(value):
                         value = execution.run_coroutine(self._actor_loop(actor), value)
-                values = execution.split_returns(value, len(refs), name)
+                    values = execution.split_returns(value, len(refs), name)
             except execution.ActorExit:
                 self._mark_dead(actor, _ended(actor, execution.EXITED))
                 for r in refs:
                     self._set(r, error=self._death(actor.id))
                 return
             except Exception as exc:
+                values, exc = execution.partial(exc)  # a generator's values before it raised
                 if task.retry_error(exc):
                     continue
                 err = execution.task_error(exc, name, actor_repr)
-                for r in refs:
-                    self._set(r, error=err)
+                for i, r in enumerate(refs):
+                    self._set(r, *((values[i],) if i < len(values) else (None, err)))
                 return
             for r, v in zip(refs, values):
                 self._set(r, v)
@@ -447,9 +450,9 @@ class LocalRuntime(LocalGroups, Runtime):
             self._start_actor(actor)
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
-        # Every local task has finished by the time .remote() returns: cancelling a
-        # finished task does nothing, as in Ray.
-        return None
+        # A task has finished by the time .remote() returns (cancelling it does nothing, as in
+        # Ray), except a generator's body, run as it is consumed: its stream ends.
+        self._stream_cancel(ref)
 
     # -- cluster state -------------------------------------------------------
     def nodes(self) -> list[dict]:

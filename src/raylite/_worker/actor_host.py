@@ -22,6 +22,7 @@ from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
+from .streams import run_stream, run_stream_async
 
 if TYPE_CHECKING:  # the executor hands itself in; this module never imports it
     from .task_executor import Executor
@@ -162,9 +163,14 @@ class ActorHost:
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
-            with context.scope(self._call_scope(t, name)):
+            scope = self._call_scope(t, name)
+            with context.scope(scope):
                 method, args, kwargs = self._prepare(t)
                 value = method(*args, **kwargs)
+                if t.stream is not None:  # a generator method: values go out as they come
+                    value = run_stream(self.ex, conn, t, value, name)
+                elif type(value) is execution.GENERATOR:  # num_returns=N: drained in results()
+                    value = execution.in_scope(value, lambda: context.scope(scope))
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
@@ -199,8 +205,13 @@ class ActorHost:
                         method = execution.actor_method(self.instance, t.method)
                         args, kwargs = self.ex.rt.decode_blob(t.args)
                     value = method(*args, **kwargs)
-                    if inspect.isawaitable(value):
+                    if t.stream is not None:  # a generator method: values go out as they come
+                        value = await run_stream_async(self.ex, conn, t, value, name)
+                    elif inspect.isawaitable(value):
                         value = await value
+                    elif type(value) is execution.GENERATOR:  # num_returns=N: drained later
+                        scope = self._call_scope(t, name)
+                        value = execution.in_scope(value, lambda: context.scope(scope))
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)

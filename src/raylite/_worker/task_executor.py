@@ -6,6 +6,7 @@
                                    messages for the main thread that another thread
                                    read come to it via queue + wake pipe
         ├─ PushTask      ─► function(*args) ─► TaskDone to the owner, same connection
+        │                   (a streaming generator: a StreamItem per value first, streams.py)
         ├─ StartActor    ─► ActorHost(cls(*args)) ─► ActorStarted to the daemon
         └─ PushActorTask ─► ActorHost (main thread, thread pool or event loop)
 
@@ -39,6 +40,7 @@ from typing import Any
 
 from .._core.task_events import FINISHED, RAN, RUNNING
 from .._protocol import messages as m
+from .._protocol.messages_streams import StreamConsumed
 from .._protocol.transport import SPIN
 from .._runtime import context, execution
 from .._runtime.object_ref import ObjectRef
@@ -46,6 +48,7 @@ from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
 from .actor_host import start_actor
 from .reply import send_reply
+from .streams import Gates, run_stream
 
 _STAY = 0.002  # seconds one connection's caller may keep the main thread polling for it
 _get_ident = threading.get_ident
@@ -75,6 +78,8 @@ class Executor:
         on(m.PushActorTask, self._on_actor_call)
         on(m.StartActor, self._on_start_actor)
         on(m.CancelTask, lambda conn, msg: self.cancel(msg))
+        self.gates = Gates()  # backpressure of the streaming generators running here
+        on(StreamConsumed, self.gates.on_consumed)
 
     # -- called from other threads ---------------------------------------------
     def add_connection(self, conn: Any) -> None:
@@ -240,11 +245,15 @@ class Executor:
                 raise KeyboardInterrupt
             with execution.env_vars(env):
                 fn = self._function(t)  # a function that cannot be loaded fails its task
-                with context.scope(context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids,
-                                                     False, t.job_id, t.name, fn, t.env_vars,
-                                                     t.placement)):
+                scope = context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids, False,
+                                          t.job_id, t.name, fn, t.env_vars, t.placement)
+                with context.scope(scope):
                     args, kwargs = self.resolve_args(t.args, t.inlined)
                     value = fn(*args, **kwargs)
+                    if t.stream is not None:  # a generator: its values go out as they come
+                        value = run_stream(self, conn, t, value, t.name)
+                    elif type(value) is execution.GENERATOR:  # num_returns=N: drained in results()
+                        value = execution.in_scope(value, lambda: _scoped(env, scope))
             self.running = None  # from here on a cancel comes too late to interrupt
             reply = self.results(t.task_id, value, t.return_ids, t.owner, t.name)
         except KeyboardInterrupt:
@@ -292,13 +301,19 @@ class Executor:
 
     def results(self, task_id: bytes, value: Any, return_ids: tuple, owner: str, name: str,
                 actor_repr: str | None = None) -> m.TaskDone:
+        late = None
         try:
-            values = execution.split_returns(value, len(return_ids), name)
+            try:
+                values = execution.split_returns(value, len(return_ids), name)
+            except execution.PartialReturns as p:  # these stay readable, the rest fail
+                values, late = p.values, p.cause
             out = []
             for rid, v in zip(return_ids, values):
                 data, refs = self.rt.encode(v, rid, owner)
                 self.rt.pin(refs)
                 out.append(data)
+            if late is not None:
+                return self.failure(task_id, late, name, actor_repr)._replace(results=tuple(out))
             return m.TaskDone(task_id, tuple(out), None, False)
         except BaseException as exc:
             return self.failure(task_id, exc, name, actor_repr, retryable=False)
@@ -312,6 +327,15 @@ class Executor:
         upstream = isinstance(exc, RayTaskError)
         err = execution.task_error(exc, name, actor_repr)
         return m.TaskDone(task_id, (), dumps_error(err), retryable and not upstream)
+
+
+def _scoped(env: dict, scope: Any) -> Any:
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(execution.env_vars(env))
+    stack.enter_context(context.scope(scope))
+    return stack
 
 
 class _Unloadable:

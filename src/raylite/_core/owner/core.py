@@ -9,6 +9,8 @@
         WAKE       ─► x()  (wake a waiter)               actors   ActorTable   calls and their
         DAEMON     ─► its wire message to the daemon                           order, restarts,
         connection ─► connection.send(x)                                       handle lifetimes
+                                                         streams  StreamTable  generator items
+                                                                  as they come, their consumer
 
 Events are plain method calls made with the shell's lock held; each returns a
 list of instructions (instructions.py) for the shell to carry out after it lets
@@ -43,6 +45,7 @@ from .actors import ActorTable
 from .events import TaskEvents, _no_clock
 from .instructions import WAKE
 from .objects import LOG_SIZE, ObjectTable, Waiter, located
+from .streams import Stream, StreamTable
 from .tasks import TaskTable
 
 
@@ -65,6 +68,7 @@ class Owner:
         self.objects = ObjectTable(address, encode_error, self.log)
         self.tasks = TaskTable(self, sys_path)
         self.actors = ActorTable(self)
+        self.streams = StreamTable(self)
 
     # -- completions -----------------------------------------------------------
     def complete(self, id: bytes, data: Any, error: Any, owned: bool = True,
@@ -83,6 +87,8 @@ class Owner:
                 w.n -= 1
                 if w.n == 0:
                     out.append((WAKE, w.wake))
+            elif type(w) is Stream:  # a streaming task's done entry: the stream is over
+                self.streams.ended(w, out)
             else:  # a task waiting for its arguments
                 self.tasks.dep_ready(w, out)
 
@@ -144,9 +150,13 @@ class Owner:
         if task.events and error is not None:
             self.events.ended(task, error)
         complete = self.complete
-        if error is not None:
-            for rid in task.return_ids:
-                complete(rid, None, error, True, out)
+        if error is not None:  # results before the error (a generator's values) stay readable
+            n = len(results)
+            for i, rid in enumerate(task.return_ids):
+                if i < n:
+                    complete(rid, results[i], None, True, out)
+                else:
+                    complete(rid, None, error, True, out)
         else:
             for rid, data in zip(task.return_ids, results):
                 complete(rid, data, None, True, out)
