@@ -48,7 +48,7 @@ class ClusterStreams(StreamConsumer):
                          self.namespace, env, (), demand, self.address, options.max_calls,
                          (), group, 0, events, stream=bp)
         task = Task(task_id, msg, (done,), name, options.max_retries, options.retry_exceptions,
-                    hold, None, key, strategy, events)
+                    hold, None, key, strategy, events=events)
         with self._lock:  # the stream opens before the push goes: its first items may come at once
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             ref = ObjectRef(done, self.address, self)
@@ -65,7 +65,7 @@ class ClusterStreams(StreamConsumer):
         msg = m.PushActorTask(task_id, actor_id, method, data, inlined, (done,), self.address,
                               options.concurrency_group, 0, events, stream=bp)
         task = Task(task_id, msg, (done,), method, None, options.retry_exceptions, hold, actor_id,
-                    None, events)
+                    events=events)
         with self._lock:
             out = self._core.actors.submit(task, options.max_task_retries)
             ref = ObjectRef(done, self.address, self)
