@@ -22,6 +22,8 @@ daemons' mains, so a test may set variables before calling them.
                          when it reaches this size (default 10 MiB), as RAY_ROTATION_MAX_BYTES
     RAYLITE_ROTATION_BACKUP_COUNT rotated logs kept: .1 (newest) to .N (default 2)
     RAYLITE_RAY_ALIAS    "1" (set by `raylite run`): workers resolve `import ray` to raylite
+    RAYLITE_JOB_RUNTIME_ENV  the runtime_env of the submitted job this entrypoint runs, as JSON
+                         (set by the job's supervisor): init() merges its own runtime_env over it
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import os
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
             "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
-            "RAYLITE_RAY_ALIAS")
+            "RAYLITE_RAY_ALIAS", "RAYLITE_JOB_RUNTIME_ENV")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 
@@ -75,6 +77,20 @@ def _count(name: str, value: str | None, default: int, least: int) -> int:
     return n
 
 
+def _json_dict(name: str, value: str | None) -> dict | None:
+    if not value:
+        return None
+    import json
+
+    try:
+        v = json.loads(value)
+    except ValueError:
+        v = None
+    if not isinstance(v, dict):
+        raise ValueError(f"{name} must be a JSON object, got {value[:200]!r}.")
+    return v
+
+
 class Config(NamedTuple):
     address: str | None
     auto_init: bool
@@ -86,6 +102,7 @@ class Config(NamedTuple):
     rotation_backup_count: int = ROTATION_BACKUP_COUNT
     namespace: str | None = None
     runtime: str | None = None     # RAYLITE_RUNTIME: a registered runtime's name
+    job_runtime_env: dict | None = None   # RAYLITE_JOB_RUNTIME_ENV, read as JSON
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -105,6 +122,7 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
                                          ROTATION_BACKUP_COUNT, 0),
             namespace=env.get("RAYLITE_NAMESPACE") or env.get("RAY_NAMESPACE") or None,
             runtime=(env.get("RAYLITE_RUNTIME") or "").strip() or None,
+            job_runtime_env=_json_dict("RAYLITE_JOB_RUNTIME_ENV", env.get("RAYLITE_JOB_RUNTIME_ENV")),
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

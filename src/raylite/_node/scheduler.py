@@ -16,6 +16,11 @@ that do not fit yet. `state(node_id, owners)` answers a state request with froze
 records: this node (what is free), its registered workers (IDLE, LEASED, ACTOR; their
 pids are the worker table's), every lease, and the queued requests as PENDING leases.
 `statistics()` gives the counts.
+
+Workers are keyed by the runtime_env they were started with (`env`: an opaque key, None
+for a plain worker): a request is granted only a worker of its own env, and Spawn names
+the env the new workers need. An idle worker of another (non-plain) env is ended when a
+request must wait for a worker of its env, so they do not pile up.
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ class StartActor(NamedTuple):
 
 class Spawn(NamedTuple):
     count: int
+    env: Any = None       # the runtime_env key the workers start with (None: plain)
 
 
 class Kill(NamedTuple):
@@ -65,6 +71,7 @@ class _Request(NamedTuple):
     demand: dict
     name: str
     actor_id: bytes | None
+    env: Any = None
 
 
 class _Lease:
@@ -90,6 +97,8 @@ class NodeScheduler:
         self.max_starting = max_starting
         self.idle: deque[bytes] = deque()
         self.workers: dict[bytes, bytes | None] = {}   # worker id -> lease id (None = idle)
+        self.worker_env: dict[bytes, Any] = {}         # worker id -> its env key, if not None
+        self.starting_env: dict[Any, int] = {}         # env key -> workers starting with it
         self.leases: dict[bytes, _Lease] = {}
         self.queue: deque[_Request] = deque()
         self.starting = 0
@@ -97,31 +106,43 @@ class NodeScheduler:
         self.log: deque = deque(maxlen=LOG_SIZE)  # recent events, newest last, for debugging
 
     # -- events --------------------------------------------------------------
-    def request_lease(self, owner: Any, req: int, demand: dict, name: str) -> list:
+    def request_lease(self, owner: Any, req: int, demand: dict, name: str, env: Any = None) -> list:
         self.log.append(("request", name, req))
         out = self._check_feasible(owner, name, demand)
-        self.queue.append(_Request(owner, req, demand, name, None))
+        self.queue.append(_Request(owner, req, demand, name, None, env))
         return out + self._schedule()
 
-    def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str) -> list:
+    def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str,
+                    env: Any = None) -> list:
         self.log.append(("place actor", actor_id, name))
         out = self._check_feasible(None, name, placement)
-        self.queue.append(_Request(None, 0, demand, name, actor_id))
+        self.queue.append(_Request(None, 0, demand, name, actor_id, env))
         return out + self._schedule()
 
-    def worker_started(self, n: int = 1) -> None:
+    def worker_started(self, n: int = 1, env: Any = None) -> None:
         self.starting += n
+        self.starting_env[env] = self.starting_env.get(env, 0) + n
 
-    def worker_registered(self, worker_id: bytes) -> list:
-        self.log.append(("registered", worker_id))
+    def _started(self, env: Any) -> None:
         self.starting = max(0, self.starting - 1)
+        n = self.starting_env.get(env, 0) - 1
+        if n > 0:
+            self.starting_env[env] = n
+        else:
+            self.starting_env.pop(env, None)
+
+    def worker_registered(self, worker_id: bytes, env: Any = None) -> list:
+        self.log.append(("registered", worker_id))
+        self._started(env)
         self.workers[worker_id] = None
+        if env is not None:
+            self.worker_env[worker_id] = env
         self.idle.append(worker_id)
         return self._schedule()
 
-    def worker_failed_to_start(self) -> list:
+    def worker_failed_to_start(self, env: Any = None) -> list:
         self.log.append(("failed to start",))
-        self.starting = max(0, self.starting - 1)
+        self._started(env)
         return self._schedule()
 
     def return_lease(self, lease_id: bytes, kill_worker: bool = False) -> list:
@@ -133,6 +154,7 @@ class NodeScheduler:
         out: list = []
         if kill_worker or lease.actor_id is not None:
             self.workers.pop(lease.worker_id, None)
+            self.worker_env.pop(lease.worker_id, None)
             out.append(Kill(lease.worker_id))
         else:
             self.workers[lease.worker_id] = None
@@ -142,6 +164,7 @@ class NodeScheduler:
     def worker_died(self, worker_id: bytes) -> list:
         self.log.append(("died", worker_id))
         lease_id = self.workers.pop(worker_id, None)
+        self.worker_env.pop(worker_id, None)
         try:
             self.idle.remove(worker_id)
         except ValueError:
@@ -190,7 +213,7 @@ class NodeScheduler:
     def _schedule(self) -> list:
         out: list = []
         waiting: deque[_Request] = deque()
-        need_workers = 0
+        need: dict[Any, int] = {}      # env -> requests that fit but have no worker of theirs
         blocked_on_resources = False
         while self.queue:
             r = self.queue.popleft()
@@ -198,11 +221,11 @@ class NodeScheduler:
                 waiting.append(r)
                 blocked_on_resources = True
                 continue
-            if not self.idle:
+            worker_id = self._take_idle(r.env)
+            if worker_id is None:
                 waiting.append(r)
-                need_workers += 1
+                need[r.env] = need.get(r.env, 0) + 1
                 continue
-            worker_id = self.idle.popleft()
             lease_id = self._new_id()
             n_gpus = int(r.demand.get("GPU", 0))
             gpus = tuple(self.free_gpus[:n_gpus])
@@ -217,13 +240,34 @@ class NodeScheduler:
                 out.append(Grant(r.owner, r.req, lease_id, worker_id, gpus))
                 self.log.append(("grant", lease_id, worker_id))
         self.queue = waiting
-        spawn = min(need_workers - self.starting, self.max_starting - self.starting)
-        if spawn > 0:
-            self.starting += spawn
-            out.append(Spawn(spawn))
+        for env, n in need.items():
+            spawn = min(n - self.starting_env.get(env, 0), self.max_starting - self.starting)
+            if spawn > 0:
+                self.worker_started(spawn, env)
+                out.append(Spawn(spawn, env) if env is not None else Spawn(spawn))
+                out += self._end_stale_idle(env, spawn)
         if blocked_on_resources and any(lease.actor_id is None for lease in self.leases.values()):
             out.append(RevokeIdle())
         return out
+
+    def _take_idle(self, env: Any) -> bytes | None:
+        """The longest-idle worker of `env`, taken out of the idle queue; None if none."""
+        if env is None and not self.worker_env:  # the common case: every worker is plain
+            return self.idle.popleft() if self.idle else None
+        for worker_id in self.idle:
+            if self.worker_env.get(worker_id) == env:
+                self.idle.remove(worker_id)
+                return worker_id
+        return None
+
+    def _end_stale_idle(self, env: Any, n: int) -> list:
+        """Ends up to `n` idle workers of other runtime_envs (a plain one stays: it is warm)."""
+        stale = [w for w in self.idle if self.worker_env.get(w, env) != env][:n]
+        for w in stale:
+            self.idle.remove(w)
+            self.workers.pop(w, None)
+            self.worker_env.pop(w, None)
+        return [Kill(w) for w in stale]
 
     def _release(self, lease: _Lease) -> None:
         demand = dict(lease.demand)

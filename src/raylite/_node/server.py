@@ -53,6 +53,7 @@ from .outbox import Outbox, StateLock
 from .outbox import send as _send
 from .objects import ObjectStoreHandlers
 from .reports import Reports
+from .runtime_envs import RuntimeEnvs
 from .worker_pool import Zygote
 from .worker_procs import WorkerProcesses
 
@@ -80,7 +81,7 @@ class _Client:
         return self.conn.peer
 
 
-class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
+class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHandlers):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
@@ -109,6 +110,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
         self._init_workers(zygote)
+        self._init_envs()
         self._init_link()
 
     # -- lifecycle -----------------------------------------------------------
@@ -205,7 +207,8 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         _send(c.conn, m.ClientRegistered(msg.req, b"", self.node_id, "", self.session_dir))
 
     def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
-        self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name))
+        self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name,
+                                               self._env_key(msg.env)))
 
     def _on_return_lease(self, c: _Client, msg: m.ReturnLease) -> None:
         if msg.kill_worker:
@@ -268,7 +271,10 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
                 if count_starting:
                     self.sched.worker_started(ins.count)
                 for _ in range(ins.count):
-                    self._spawn()
+                    if ins.env is None:
+                        self._spawn()
+                    else:
+                        self._spawn_env(ins.env)
             elif t is sch.Kill:
                 self._killed.add(ins.worker_id)
                 self._kill_worker(ins.worker_id)

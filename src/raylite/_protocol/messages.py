@@ -69,6 +69,7 @@ class RequestLease(NamedTuple):
     req: int
     demand: dict
     name: str                  # for infeasibility warnings
+    env: dict | None = None    # the resolved runtime_env its worker needs (_runtime_env)
 
 
 class LeaseGranted(NamedTuple):
@@ -179,6 +180,7 @@ class ActorSpec(NamedTuple):
     max_task_retries: int
     concurrency_groups: dict | None = None
     sys_path: tuple = ()
+    runtime_env: dict | None = None   # resolved (_runtime_env): the worker it needs
 
 
 class CreateActor(NamedTuple):

@@ -24,6 +24,7 @@ import math
 from typing import Any, Callable
 
 from .._core import records as rec
+from .._runtime_env.validate import check_resolved
 from . import messages as m
 
 Check = Callable[[Any], "str | None"]
@@ -199,6 +200,12 @@ IDS = sequence(ident())
 SYS_PATH = sequence(text(), types=(tuple,))
 JOB_ID = ident(4)
 MAX_KEY = 1024           # bytes in a KV key
+
+
+def RUNTIME_ENV(v: Any) -> str | None:
+    why = check_resolved(v)
+    return None if why is None else f"{why}, not {_show(v)}"
+
 KEY = bytes_of(MAX_KEY, empty=False)
 
 SPECS: dict[type, dict[str, Check]] = {
@@ -208,7 +215,7 @@ SPECS: dict[type, dict[str, Check]] = {
     m.RegisterWorker: dict(worker_id=ident(), pid=PID, address=address),
     m.RegisterNode: dict(req=REQ, node_id=ident(), address=address, resources=RESOURCES,
                          hostname=NAME),
-    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME),
+    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME, env=RUNTIME_ENV),
     m.ReturnLease: dict(lease_id=ident(), kill_worker=flag),
     m.WorkerBlocked: dict(blocked=flag),
     m.ActorSpec: dict(
@@ -217,7 +224,8 @@ SPECS: dict[type, dict[str, Check]] = {
         args=anything, inlined=mapping(ident(), anything), owner=address, job_id=JOB_ID, namespace=NAME, name=optional(NAME), detached=flag,
         demand=RESOURCES, placement=RESOURCES, max_restarts=integer(-1), max_concurrency=optional(integer(1)),
         env_vars=ENV_VARS, max_task_retries=integer(-1),
-        concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH),
+        concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH,
+        runtime_env=RUNTIME_ENV),
     m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
     m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),

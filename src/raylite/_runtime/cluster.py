@@ -109,6 +109,9 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self.actor_id: bytes | None = None
         self.log_to_driver = True
         self._env_vars: dict = {}
+        self._job_env: dict | None = None               # the runtime_env init() got, as given
+        self.resolved_env: dict | None = None           # ... resolved: what tasks inherit
+        self._resolver: Any = None                      # packs and uploads (_runtime_env)
         if _worker is not None:
             daemon_address, token, self.worker_id, self.session_dir, self.node_id = _worker
             self._token = token
@@ -128,6 +131,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             self._connect(daemon_address)
             reply = self._call(m.RegisterClient(0, "driver", os.getpid(), self.address,
                                                 request.namespace, None, None, self._env_vars))
+            self._job_env = request.runtime_env
+            self.resolved_env = self._packer().resolve(request.runtime_env)  # packed, uploaded once
         except BaseException:
             self.shutdown()
             raise

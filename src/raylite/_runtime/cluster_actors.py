@@ -43,7 +43,8 @@ class ActorCalls:
             placement=options.placement_demand(), max_restarts=options.max_restarts,
             max_concurrency=options.max_concurrency, env_vars=env,
             max_task_retries=options.max_task_retries,
-            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path())
+            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
+            runtime_env=self._resolve_env(options.runtime_env))
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)

@@ -46,6 +46,7 @@ from .._core.records import JobRecord, NodeRecord, StateSnapshot
 from .._gcs.tables import GcsTables
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
+from .._runtime_env.local import LocalEnvs
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
                           ObjectLostError, RayTaskError, TaskUnschedulableError)
 from . import context, execution
@@ -101,7 +102,7 @@ class LocalRuntime(Runtime):
         self._job_id = _ids.random_id(4)
         self._node_id = _ids.random_id(16)
         self._namespace = request.namespace or f"anonymous-{_ids.random_id(8).hex()}"
-        self._job_env = (request.runtime_env or {}).get("env_vars") or {}
+        self._envs = LocalEnvs(request.runtime_env)  # what local mode can apply (working_dir ...)
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------
@@ -236,7 +237,7 @@ class LocalRuntime(Runtime):
         actor_repr = actor.meta.class_name if actor else None
         while True:
             try:
-                with context.scope(scope), execution.env_vars({**self._job_env, **(env or {})}):
+                with context.scope(scope), execution.env_vars({**self._envs.job_env_vars, **(env or {})}):
                     value = body(*args, **kwargs)
                     if inspect.iscoroutine(value):
                         value = execution.run_coroutine(self._actor_loop(actor), value)
@@ -261,6 +262,7 @@ class LocalRuntime(Runtime):
         name = options.name or function._name
         demand = options.demand()
         self._check_feasible(demand, "Task", name, TaskUnschedulableError)
+        body = self._envs.wrap(options.runtime_env, function._function)  # ValueError: not here
         refs = self._new_refs(options.num_returns)
         with self._lock:
             gpus = tuple(self._free_gpus[:int(options.num_gpus)]) if options.num_gpus else ()
@@ -270,8 +272,8 @@ class LocalRuntime(Runtime):
                                   gpu_ids=gpus, job_id=self._job_id, name=name,
                                   function=function._function, env_vars=self._env(env))
         try:
-            self._run(refs, name, function._function, args, kwargs, scope, env,
-                      options.retry_exceptions, options.max_retries)
+            self._run(refs, name, body, args, kwargs, scope, env, options.retry_exceptions,
+                      options.max_retries)
         finally:
             with self._lock:
                 resources.add(self._available, demand)
@@ -344,7 +346,7 @@ class LocalRuntime(Runtime):
 
     def _env(self, env: dict | None) -> dict | None:
         """The env_vars a task runs with: the job's, then its own."""
-        return {**self._job_env, **env} if env else (self._job_env or None)
+        return {**self._envs.job_env_vars, **env} if env else (self._envs.job_env_vars or None)
 
     def _death(self, actor_id: bytes) -> BaseException:
         entry = self._gcs.actors.get(actor_id)
@@ -360,7 +362,8 @@ class LocalRuntime(Runtime):
         def construct(*a: Any, **kw: Any) -> None:
             holder["instance"] = actor.cls(*a, **kw)
 
-        self._run([ref], f"{actor.meta.class_name}.__init__", construct, actor.args, actor.kwargs,
+        self._run([ref], f"{actor.meta.class_name}.__init__",
+                  self._envs.wrap(actor.options.runtime_env, construct), actor.args, actor.kwargs,
                   self._scope(actor, "__init__"), (actor.options.runtime_env or {}).get("env_vars"), actor=actor)
         error = self._core.objects.entries[ref._id].error
         if error is None:

@@ -15,7 +15,7 @@ carry the core's records), and the shell translates.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class _Target:
@@ -37,6 +37,7 @@ class LeaseRequest(NamedTuple):
     req: int
     demand: dict
     name: str
+    env: Any = None            # the resolved runtime_env its worker needs (None: any worker)
 
 
 class LeaseReturn(NamedTuple):

@@ -54,14 +54,16 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
                  "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
-                 "attempt")
+                 "attempt", "env")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
-                 retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None):
+                 retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None,
+                 env: Any = None):
         self.task_id, self.msg, self.return_ids, self.name = task_id, msg, return_ids, name
         self.retries, self.retry_exceptions, self.hold = retries, retry_exceptions, hold
         self.actor_id = actor_id
-        self.key = key
+        self.key = key               # the scheduling key (its env included)
+        self.env = env               # the resolved runtime_env its worker needs
         self.conn: Any = None        # the connection it was pushed on
         self.worker: str | None = None  # the address it runs at, once pushed
         self.lease: Lease | None = None
@@ -90,10 +92,10 @@ class Lease:
 
 
 class Key:
-    __slots__ = ("demand", "name", "queue", "idle", "requests")
+    __slots__ = ("demand", "name", "queue", "idle", "requests", "env")
 
-    def __init__(self, demand: dict, name: str):
-        self.demand, self.name = demand, name
+    def __init__(self, demand: dict, name: str, env: Any = None):
+        self.demand, self.name, self.env = demand, name, env
         self.queue: deque[Task] = deque()
         self.idle: list[Lease] = []
         self.requests = 0            # lease requests outstanding
@@ -165,7 +167,7 @@ class TaskTable:
     def enqueue(self, task: Task, out: list) -> None:
         k = self.keys.get(task.key)
         if k is None:
-            k = self.keys[task.key] = Key(task.msg.resources, task.name)
+            k = self.keys[task.key] = Key(task.msg.resources, task.name, task.env)
         k.queue.append(task)
         self.dispatch(k, out)
 
@@ -179,7 +181,7 @@ class TaskTable:
                 req = next(owner.reqs)
                 self.lease_reqs[req] = k
                 k.requests += 1
-                out.append((DAEMON, LeaseRequest(req, k.demand, k.name)))
+                out.append((DAEMON, LeaseRequest(req, k.demand, k.name, k.env)))
 
     def push(self, lease: Lease, task: Task) -> tuple:
         conn = lease.conn
