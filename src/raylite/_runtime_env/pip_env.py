@@ -3,7 +3,9 @@
     ensure(spec, cache_dir, log) ─► <cache_dir>/<hash>/bin/python
         <hash>.lock (flock): one maker at a time, across daemons sharing the session dir
         uv on PATH:  uv venv --system-site-packages --python <this python>, uv pip install
-        otherwise:   <this python> -m venv --system-site-packages, <venv python> -m pip install
+        otherwise:   <this python> -m venv --system-site-packages, then pip install: this
+                     python's pip aimed at the venv (pip --python) when it has one, which
+                     spares the venv its own copy of pip; else the venv's (ensurepip)
         raylite.pth in the venv: this interpreter's raylite and site-packages come after the
         venv's own, so raylite imports there and the installed packages win
         .raylite_ready written last: a venv without it (a crash mid-install) is made again
@@ -18,6 +20,7 @@ from __future__ import annotations
 import collections
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -63,20 +66,22 @@ def ensure(spec: dict, cache_dir: str, log: Callable[[str], None]) -> str:
 def _make(spec: dict, venv: str, python: str, log: Callable[[str], None]) -> None:
     deadline = time.monotonic() + spec["timeout"]
     uv = shutil.which("uv")
+    own_pip = not uv and importlib.util.find_spec("pip") is not None
     private.make_dir(venv)
     if uv:
         _run([uv, "venv", "--allow-existing", "--system-site-packages", "--python", sys.executable,
               venv], deadline, log)
     else:
-        _run([sys.executable, "-m", "venv", "--system-site-packages", venv], deadline, log)
+        _run([sys.executable, "-m", "venv", "--system-site-packages",
+              *(["--without-pip"] if own_pip else []), venv], deadline, log)
     _link_raylite(python)
     req = os.path.join(venv, "requirements.txt")
     private.write_text(req, "\n".join(spec["packages"]) + "\n")
     if uv:
         cmd = [uv, "pip", "install", "--python", python, "-r", req, *spec["options"]]
     else:
-        cmd = [python, "-m", "pip", "install", "--disable-pip-version-check", "-r", req,
-               *spec["options"]]
+        pip = [sys.executable, "-m", "pip", "--python", python] if own_pip else [python, "-m", "pip"]
+        cmd = [*pip, "install", "--disable-pip-version-check", "-r", req, *spec["options"]]
     _run(cmd, deadline, log)
     private.write_text(os.path.join(venv, READY), "")
 
