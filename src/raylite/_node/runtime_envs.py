@@ -8,6 +8,8 @@ into NodeServer; shares its lock).
                                      fetched from the GCS's KV by hash, unpacked under the
                                      session dir, the pip venv made) ─► then the pending spawns
     a worker of that env reads <session>/runtime_resources/envs/<key>.json at start
+    pip's output ─► <session>/logs/runtime_env-<key>.log line by line (the daemon's log says
+                    where, when the install starts and when the env is ready)
 
 A preparation that failed writes its error into the spec: the workers started for it
 fail their one task or actor with a RuntimeEnvSetupError and exit. The failure is
@@ -17,10 +19,12 @@ the next worker of that env prepares it again.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
 
+from .. import _private_files as private
 from .._protocol import messages as m
 from .._runtime_env import node_cache
 from .._runtime_env.resolve import kv_key
@@ -66,10 +70,24 @@ class RuntimeEnvs:
                              name="raylite-runtime-env").start()
 
     def _prepare_env(self, key: str) -> None:
-        spec = node_cache.prepare(self._env_defs[key], self.session_dir, self._fetch_package,
-                                  log.info)
+        env, started = self._env_defs[key], time.monotonic()
+        logs = os.path.join(self.session_dir, "logs")
+        private.make_dir(logs)
+        path = os.path.join(logs, f"runtime_env-{key}.log")
+        with os.fdopen(private.open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a") as out:
+            if env.get("pip"):
+                log.warning("setting up runtime_env %s: installing %d pip requirement line(s); "
+                            "pip's output goes to %s as it runs", key,
+                            len(env["pip"]["packages"]), path)
+
+            def line(text: str) -> None:
+                out.write(text + "\n")
+                out.flush()
+            spec = node_cache.prepare(env, self.session_dir, self._fetch_package, line)
         if spec["error"]:
             log.error("runtime_env %s could not be set up: %s", key, spec["error"])
+        elif env.get("pip"):
+            log.warning("runtime_env %s is ready (%.1fs)", key, time.monotonic() - started)
         with self._lock:
             self._env_state[key] = time.monotonic() if spec["error"] else _READY
             for _ in range(self._env_pending.pop(key, 0)):
