@@ -14,7 +14,8 @@ into NodeServer; shares its lock).
 A preparation that failed writes its error into the spec: the workers started for it
 fail their one task or actor with a RuntimeEnvSetupError and exit. The failure is
 reused for FAILED_REUSE_S (a burst of tasks does not run pip once each); after that
-the next worker of that env prepares it again.
+the next worker of that env prepares it again. When the daemon stops, a pip install
+under way is ended (its process group killed) before the daemon exits.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ log = logging.getLogger("raylite.node")
 
 FETCH_TIMEOUT_S = 300.0
 FAILED_REUSE_S = 5.0
+STOP_WAIT_S = 3.0
 _PREPARING = "preparing"
 _READY = "ready"
 
@@ -49,6 +51,7 @@ class RuntimeEnvs:
         self._env_defs: dict[str, dict] = {}      # key -> the resolved env
         self._env_state: dict[str, Any] = {}      # key -> _PREPARING, _READY or failed-at time
         self._env_pending: dict[str, int] = {}    # key -> spawns waiting for it
+        self._env_threads: list[threading.Thread] = []
 
     def _env_key(self, env: dict | None) -> str | None:
         key = env_key(env)
@@ -66,8 +69,10 @@ class RuntimeEnvs:
         if st != _PREPARING:
             self._env_state[key] = _PREPARING
             log.info("preparing runtime_env %s on this node", key)
-            threading.Thread(target=self._prepare_env, args=(key,), daemon=True,
-                             name="raylite-runtime-env").start()
+            t = threading.Thread(target=self._prepare_env, args=(key,), daemon=True,
+                                 name="raylite-runtime-env")
+            self._env_threads = [x for x in self._env_threads if x.is_alive()] + [t]
+            t.start()
 
     def _prepare_env(self, key: str) -> None:
         env, started = self._env_defs[key], time.monotonic()
@@ -83,7 +88,8 @@ class RuntimeEnvs:
             def line(text: str) -> None:
                 out.write(text + "\n")
                 out.flush()
-            spec = node_cache.prepare(env, self.session_dir, self._fetch_package, line)
+            spec = node_cache.prepare(env, self.session_dir, self._fetch_package, line,
+                                      self.stopped)
         if spec["error"]:
             log.error("runtime_env %s could not be set up: %s", key, spec["error"])
         elif env.get("pip"):
@@ -92,6 +98,12 @@ class RuntimeEnvs:
             self._env_state[key] = time.monotonic() if spec["error"] else _READY
             for _ in range(self._env_pending.pop(key, 0)):
                 self._spawn(key)
+
+    def _stop_envs(self, timeout: float = STOP_WAIT_S) -> None:
+        """The daemon stops (`stopped` is set): wait for setups under way, whose pip is
+        ended within half a second of seeing it (no lock held)."""
+        for t in list(self._env_threads):
+            t.join(timeout)
 
     def _fetch_package(self, sha: str) -> bytes | None:
         """A package's bytes from the cluster's KV (never called with the lock held)."""

@@ -136,6 +136,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         self.listener.close()  # first: a worker killed below mid-handshake is no refusal to log
         if zygote is not None:
             zygote.stop()  # it kills and reaps every worker before it exits
+        self._stop_envs()  # a pip install under way is ended
         with self._lock:
             for c in list(self._clients):
                 c.close()

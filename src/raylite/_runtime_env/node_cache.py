@@ -45,9 +45,10 @@ def _dirs(session_dir: str) -> dict:
 
 
 def prepare(env: dict, session_dir: str, fetch: Callable[[str], bytes | None],
-            log: Callable[[str], None]) -> dict:
+            log: Callable[[str], None], stopped: Any = None) -> dict:
     """Makes `env` ready on this node and writes its spec; returns the spec (with "error"
-    set when it could not be made ready)."""
+    set when it could not be made ready). `stopped` (an Event): the node is stopping, end
+    a pip install."""
     key = env_key(env)
     spec: dict[str, Any] = {"env": env, "cwd": None, "paths": [], "python": None, "error": None}
     try:
@@ -58,7 +59,7 @@ def prepare(env: dict, session_dir: str, fetch: Callable[[str], bytes | None],
         for sha in env.get("py_modules", ()):
             spec["paths"].append(ensure_package(sha, d["pkgs"], fetch))
         if env.get("pip"):
-            spec["python"] = pip_env.ensure(env["pip"], d["pip"], log)
+            spec["python"] = pip_env.ensure(env["pip"], d["pip"], log, stopped)
     except RuntimeEnvSetupError as e:
         spec["error"] = str(e)
     except Exception as e:

@@ -44,8 +44,10 @@ def venv_hash(spec: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def ensure(spec: dict, cache_dir: str, log: Callable[[str], None]) -> str:
-    """The python of the venv for `spec`, made if missing; RuntimeEnvSetupError on failure."""
+def ensure(spec: dict, cache_dir: str, log: Callable[[str], None],
+           stopped: threading.Event | None = None) -> str:
+    """The python of the venv for `spec`, made if missing; RuntimeEnvSetupError on failure
+    (also when `stopped` is set meanwhile: the install is ended)."""
     private.make_dir(cache_dir)
     h = venv_hash(spec)
     venv = os.path.join(cache_dir, h)
@@ -57,23 +59,24 @@ def ensure(spec: dict, cache_dir: str, log: Callable[[str], None]) -> str:
             return python
         if os.path.lexists(venv):
             shutil.rmtree(venv)  # a run that did not finish
-        _make(spec, venv, python, log)
+        _make(spec, venv, python, log, stopped or threading.Event())
         return python
     finally:
         os.close(fd)  # releases the lock
 
 
-def _make(spec: dict, venv: str, python: str, log: Callable[[str], None]) -> None:
+def _make(spec: dict, venv: str, python: str, log: Callable[[str], None],
+          stopped: threading.Event) -> None:
     deadline = time.monotonic() + spec["timeout"]
     uv = shutil.which("uv")
     own_pip = not uv and importlib.util.find_spec("pip") is not None
     private.make_dir(venv)
     if uv:
         _run([uv, "venv", "--allow-existing", "--system-site-packages", "--python", sys.executable,
-              venv], deadline, log)
+              venv], deadline, log, stopped)
     else:
         _run([sys.executable, "-m", "venv", "--system-site-packages",
-              *(["--without-pip"] if own_pip else []), venv], deadline, log)
+              *(["--without-pip"] if own_pip else []), venv], deadline, log, stopped)
     _link_raylite(python)
     req = os.path.join(venv, "requirements.txt")
     private.write_text(req, "\n".join(spec["packages"]) + "\n")
@@ -82,7 +85,7 @@ def _make(spec: dict, venv: str, python: str, log: Callable[[str], None]) -> Non
     else:
         pip = [sys.executable, "-m", "pip", "--python", python] if own_pip else [python, "-m", "pip"]
         cmd = [*pip, "install", "--disable-pip-version-check", "-r", req, *spec["options"]]
-    _run(cmd, deadline, log)
+    _run(cmd, deadline, log, stopped)
     private.write_text(os.path.join(venv, READY), "")
 
 
@@ -99,7 +102,7 @@ def _link_raylite(python: str) -> None:
     private.write_text(os.path.join(site, "raylite_runtime_env.pth"), "\n".join(lines) + "\n")
 
 
-def _run(cmd: list, deadline: float, log: Callable[[str], None]) -> None:
+def _run(cmd: list, deadline: float, log: Callable[[str], None], stopped: threading.Event) -> None:
     tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
     log(f"runtime_env pip: running {' '.join(cmd)}")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -113,14 +116,20 @@ def _run(cmd: list, deadline: float, log: Callable[[str], None]) -> None:
 
     reader = threading.Thread(target=pump, daemon=True, name="raylite-pip-output")
     reader.start()
-    try:
-        code = proc.wait(max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
+    code = None
+    while code is None and not stopped.is_set() and time.monotonic() < deadline:
+        try:
+            code = proc.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            pass
+    if code is None:
         os.killpg(proc.pid, signal.SIGKILL)  # our own child's session
         proc.wait()
         reader.join(5)
-        raise RuntimeEnvSetupError(_failure(cmd, "did not finish within the runtime_env's setup "
-                                            "timeout (config['setup_timeout_seconds'])", tail))
+        why = "was ended: this node is stopping" if stopped.is_set() else \
+            "did not finish within the runtime_env's setup timeout " \
+            "(config['setup_timeout_seconds'])"
+        raise RuntimeEnvSetupError(_failure(cmd, why, tail))
     reader.join(5)
     proc.stdout.close()
     if code != 0:
