@@ -22,6 +22,9 @@ daemons' mains, so a test may set variables before calling them.
                          when it reaches this size (default 10 MiB), as RAY_ROTATION_MAX_BYTES
     RAYLITE_ROTATION_BACKUP_COUNT rotated logs kept: .1 (newest) to .N (default 2)
     RAYLITE_RAY_ALIAS    "1" (set by `raylite run`): workers resolve `import ray` to raylite
+    RAYLITE_IDLE_WORKER_KILL_MS  a node keeps as many idle workers as it has CPUs; one more
+                         is stopped once idle this long (default 1000, Ray's
+                         idle_worker_killing_time_threshold_ms; 0 keeps them all)
     RAYLITE_JOB_RUNTIME_ENV  the runtime_env of the submitted job this entrypoint runs, as JSON
                          (set by the job's supervisor): init() merges its own runtime_env over it
 """
@@ -34,9 +37,10 @@ import os
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
             "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
-            "RAYLITE_RAY_ALIAS", "RAYLITE_JOB_RUNTIME_ENV")
+            "RAYLITE_RAY_ALIAS", "RAYLITE_IDLE_WORKER_KILL_MS", "RAYLITE_JOB_RUNTIME_ENV")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
+IDLE_WORKER_KILL_MS = 1000
 
 
 def default_temp_dir() -> str:
@@ -102,6 +106,7 @@ class Config(NamedTuple):
     rotation_backup_count: int = ROTATION_BACKUP_COUNT
     namespace: str | None = None
     runtime: str | None = None     # RAYLITE_RUNTIME: a registered runtime's name
+    idle_worker_kill_ms: int = IDLE_WORKER_KILL_MS
     job_runtime_env: dict | None = None   # RAYLITE_JOB_RUNTIME_ENV, read as JSON
 
 
@@ -122,6 +127,8 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
                                          ROTATION_BACKUP_COUNT, 0),
             namespace=env.get("RAYLITE_NAMESPACE") or env.get("RAY_NAMESPACE") or None,
             runtime=(env.get("RAYLITE_RUNTIME") or "").strip() or None,
+            idle_worker_kill_ms=_count("RAYLITE_IDLE_WORKER_KILL_MS",
+                                       env.get("RAYLITE_IDLE_WORKER_KILL_MS"), IDLE_WORKER_KILL_MS, 0),
             job_runtime_env=_json_dict("RAYLITE_JOB_RUNTIME_ENV", env.get("RAYLITE_JOB_RUNTIME_ENV")),
         )
     except ValueError as e:

@@ -27,6 +27,37 @@ def test_init_starts_daemon_and_shutdown_leaves_no_process():
     assert alive == []
 
 
+def test_idle_workers_beyond_the_cpu_count_are_stopped_and_work_goes_on(monkeypatch):
+    import psutil
+
+    monkeypatch.setenv("RAYLITE_IDLE_WORKER_KILL_MS", "300")
+    raylite.init(num_cpus=1)
+    try:
+        @raylite.remote
+        def inner():
+            return os.getpid()
+
+        @raylite.remote
+        def outer():  # blocked in get(): its CPU is lent, so inner() needs a second worker
+            return os.getpid(), raylite.get(inner.remote())
+
+        a, b = raylite.get(outer.remote())
+        assert a != b
+        daemon = psutil.Process(raylite._runtime.current()._proc.pid)
+
+        def workers():
+            return [p for z in daemon.children() for p in z.children()]
+
+        assert len(workers()) >= 2
+        deadline = time.monotonic() + 10
+        while len(workers()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers()) == 1  # one per CPU is kept
+        assert raylite.get(outer.remote())[1] > 0  # and a new one starts when needed
+    finally:
+        raylite.shutdown()
+
+
 def test_wrong_token_is_refused_and_daemon_carries_on(cluster):
     address = raylite._runtime.current().daemon_address
     with pytest.raises(AuthenticationError):

@@ -1,7 +1,9 @@
 """The node daemon process: `python -m raylite._node.main [--record | --address HEAD] ...`.
 
-    main ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
-         ─► Zygote (forked while still single-threaded) ─► NodeServer
+    main ─► imports (what workers need, then the server and GCS) ─► gc.freeze
+         ─► Zygote (forked while still single-threaded; it waits for its settings)
+         ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
+         ─► Zygote.configure ─► NodeServer
          ─► the head (no --address): the cluster's GCS lives in this process
                 GcsService (_gcs/service.py) ◄─ inproc.direct_pipe ─► NodeServer.attach_gcs:
                 RegisterNode ◄─ NodeRegistered; node daemons that join reach the GCS
@@ -44,6 +46,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import NoReturn
 
 from .. import _private_files as private
@@ -51,8 +54,6 @@ from .. import _private_files as private
 
 def make_session_dir(temp_dir: str) -> str:
     """<temp>/session_<time>_<pid>, and the temp dir itself if missing, both 0700 and ours."""
-    import time
-
     private.make_dir(temp_dir)
     path = os.path.join(temp_dir, f"session_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}")
     private.make_dir(path)
@@ -79,13 +80,17 @@ def main(argv: list[str] | None = None) -> None:
     cfg = _read_config()
     args.temp_dir = args.temp_dir or cfg.temp_dir
 
-    from .._protocol.transport import Listener
-    from .server import NodeServer
-    if not args.address:  # the head's GCS, imported before the fork server: pages it shares
-        from .._gcs import service  # noqa: F401
     from .worker_pool import Zygote, preload
 
     preload()  # everything a worker needs, imported once: forked workers share it, start fast
+    from .._protocol.transport import Listener
+    from .server import NodeServer
+    if not args.address:  # the head's GCS
+        from .._gcs import service  # noqa: F401
+    import gc
+
+    gc.freeze()  # what is imported is never traversed by the collector, here or in the zygote
+    zygote = Zygote.fork()  # and its workers: the pages they share stay shared
 
     token, total, ip = _token_and_resources(args)
     try:
@@ -106,9 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     node_id = (cfg.node_id_prefix + os.urandom(16))[:16]
 
 
-    zygote = Zygote.fork((address, token, session_dir, node_id), listener.close_inherited)
+    zygote.configure((address, token, session_dir, node_id))
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
-                        owner_pid=args.owner_pid, node_id=node_id)
+                        owner_pid=args.owner_pid, node_id=node_id,
+                        idle_kill_s=cfg.idle_worker_kill_ms / 1000)
     if args.log_file:  # after the zygote fork: workers keep the plain stderr handling
         from .log_file import RotatingStderr
 
@@ -141,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # whoever read READY may close the pipe
     os.close(devnull)
-    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler: the kernel may
-        pass                              # deliver the signal to another thread than this one
+    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler (the kernel may
+        server.tick(time.monotonic())     # deliver it to another thread) and to stop idle workers
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
     if gcs is not None:

@@ -7,6 +7,7 @@ I/O shell (server.py) to carry out:
     worker_registered            ├─► _schedule() ───┼─► StartActor(actor, lease, worker, gpus)
     return_lease / worker_died   │                   ├─► Spawn(n)          fork n more workers
     set_blocked / owner_gone     ┘                   ├─► Kill(worker)
+    reap_idle(now) ─────────────────────────────────►├─► Kill(worker)    idle beyond the CPU count
                                                      ├─► Infeasible(owner, name, demand)
                                                      └─► RevokeIdle()      ask owners for idle leases
 
@@ -104,6 +105,9 @@ class NodeScheduler:
         self.starting = 0
         self.warned: set = set()
         self.log: deque = deque(maxlen=LOG_SIZE)  # recent events, newest last, for debugging
+        self._idle_periods = 0                       # numbers each time a worker becomes idle
+        self._idle_period: dict[bytes, int] = {}     # idle worker -> the number of its period
+        self._idle_seen: dict[bytes, tuple] = {}     # idle worker -> (period, first tick seeing it)
 
     # -- events --------------------------------------------------------------
     def request_lease(self, owner: Any, req: int, demand: dict, name: str, env: Any = None) -> list:
@@ -137,7 +141,7 @@ class NodeScheduler:
         self.workers[worker_id] = None
         if env is not None:
             self.worker_env[worker_id] = env
-        self.idle.append(worker_id)
+        self._to_idle(worker_id)
         return self._schedule()
 
     def worker_failed_to_start(self, env: Any = None) -> list:
@@ -158,7 +162,7 @@ class NodeScheduler:
             out.append(Kill(lease.worker_id))
         else:
             self.workers[lease.worker_id] = None
-            self.idle.append(lease.worker_id)
+            self._to_idle(lease.worker_id)
         return out + self._schedule()
 
     def worker_died(self, worker_id: bytes) -> list:
@@ -169,6 +173,7 @@ class NodeScheduler:
             self.idle.remove(worker_id)
         except ValueError:
             pass
+        self._idle_period.pop(worker_id, None)
         lease = self.leases.pop(lease_id, None) if lease_id else None
         if lease is not None:
             self._release(lease)
@@ -194,6 +199,39 @@ class NodeScheduler:
         for lease in [lease for lease in self.leases.values() if lease.owner == owner]:
             out += self.return_lease(lease.lease_id, kill_worker=True)
         return out + self._schedule()
+
+    def reap_idle(self, now: float, keep: int, after_s: float) -> list:
+        """Kill(worker) for the idle workers beyond `keep` (the node's CPU count: Ray's soft
+        limit) that have been idle for `after_s` seconds, the longest idle first. `now` comes
+        from the shell's clock at each tick; an idle period counts from the first tick that
+        sees it, so a worker goes between `after_s` and `after_s` plus one tick after it
+        became idle. A worker leased in between starts a new period."""
+        seen = {}
+        for w in self.idle:
+            period, first = self._idle_seen.get(w, (None, now))
+            seen[w] = (period, first) if period == self._idle_period.get(w) else \
+                (self._idle_period.get(w), now)
+        self._idle_seen = seen
+        surplus = len(self.workers) - keep
+        out: list = []
+        for w in list(self.idle):  # in the order they became idle
+            if surplus <= 0:
+                break
+            if now - seen[w][1] >= after_s:
+                self.log.append(("reap idle", w))
+                self.idle.remove(w)
+                del self.workers[w]
+                self.worker_env.pop(w, None)
+                self._idle_period.pop(w, None)
+                del seen[w]
+                out.append(Kill(w))
+                surplus -= 1
+        return out
+
+    def _to_idle(self, worker_id: bytes) -> None:
+        self.idle.append(worker_id)
+        self._idle_periods += 1
+        self._idle_period[worker_id] = self._idle_periods
 
     def cancel_actor_placement(self, actor_id: bytes) -> None:
         self.queue = deque(r for r in self.queue if r.actor_id != actor_id)
@@ -253,12 +291,14 @@ class NodeScheduler:
     def _take_idle(self, env: Any) -> bytes | None:
         """The longest-idle worker of `env`, taken out of the idle queue; None if none."""
         if env is None and not self.worker_env:  # the common case: every worker is plain
-            return self.idle.popleft() if self.idle else None
-        for worker_id in self.idle:
-            if self.worker_env.get(worker_id) == env:
+            worker_id = self.idle.popleft() if self.idle else None
+        else:
+            worker_id = next((w for w in self.idle if self.worker_env.get(w) == env), None)
+            if worker_id is not None:
                 self.idle.remove(worker_id)
-                return worker_id
-        return None
+        if worker_id is not None:
+            del self._idle_period[worker_id]
+        return worker_id
 
     def _end_stale_idle(self, env: Any, n: int) -> list:
         """Ends up to `n` idle workers of other runtime_envs (a plain one stays: it is warm)."""
@@ -267,6 +307,7 @@ class NodeScheduler:
             self.idle.remove(w)
             self.workers.pop(w, None)
             self.worker_env.pop(w, None)
+            self._idle_period.pop(w, None)
         return [Kill(w) for w in stale]
 
     def _release(self, lease: _Lease) -> None:

@@ -83,7 +83,8 @@ class _Client:
 
 class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHandlers):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
-                 warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
+                 warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None,
+                 idle_kill_s: float = 1.0):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
         self.spill_dir = shm.spill_dir(session_dir)
         private.make_dir(self.spill_dir)  # 0700 and ours, or NotPrivateError
@@ -96,6 +97,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         self.total = total
         self.gcs_accept: Any = None  # the head: where node connections to the GCS go
         self.warm_workers = warm_workers
+        self.idle_kill_s = idle_kill_s   # idle workers beyond warm_workers go after this (0: never)
         self._lock = StateLock()
         self._clients: dict[Connection, _Client] = {}
         self._workers: dict[bytes, _Client] = {}       # worker id -> its connection
@@ -120,6 +122,15 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
                           count_starting=True)
         self._start_zygote_thread()
         threading.Thread(target=self._accept_loop, name="raylite-accept", daemon=True).start()
+
+    def tick(self, now: float) -> None:
+        """Called by the daemon's main thread every half second: stops the idle workers beyond
+        warm_workers that have been idle for idle_kill_s (NodeScheduler.reap_idle)."""
+        if not self.idle_kill_s:
+            return
+        with self._lock:
+            if not self.stopped.is_set():
+                self._execute(self.sched.reap_idle(now, self.warm_workers, self.idle_kill_s))
 
     def stop(self) -> None:
         with self._lock:

@@ -73,7 +73,7 @@ from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls
 from .cluster_objects import ObjectPlane
-from .cluster_start import start_head, stop_head
+from .cluster_start import HeadStart, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
 from .cluster_tasks import TaskSubmission, driver_sys_path
 from .factory import InitRequest
@@ -88,7 +88,8 @@ _WIRE = {LeaseRequest: lambda x: m.RequestLease(*x), LeaseReturn: lambda x: m.Re
 class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     name = "cluster"
 
-    def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None):
+    def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None,
+                 head: HeadStart | None = None):
         shield.reset()
         self._lock = threading.RLock()
         self._core: Owner | None = None                 # the owner's state (made in _connect)
@@ -122,8 +123,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self.worker_id = _ids.random_id()
         self.log_to_driver = request.log_to_driver
         self._env_vars = dict((request.runtime_env or {}).get("env_vars") or {})
-        if request.mode == "start":
-            self._proc, daemon_address, self._token = start_head(request)
+        if request.mode == "start":  # `head`: cluster_boot spawned it before importing us
+            self._proc, daemon_address, self._token = (head or HeadStart(request)).wait_ready()
         else:
             daemon_address = request.address
             self._token = token_for(daemon_address, request.temp_dir)

@@ -33,7 +33,7 @@ from .base import Runtime
 # name -> "module:callable" (imported on first use) or a callable
 _REGISTRY: dict[str, "str | Callable[[InitRequest], Runtime]"] = {
     "local": "raylite._runtime.local:LocalRuntime",
-    "cluster": "raylite._runtime.cluster:ClusterRuntime",
+    "cluster": "raylite._runtime.cluster_boot:create",
     "ray": "raylite._runtime.ray_runtime:RayRuntime",  # the optional extra raylite[ray]
 }
 

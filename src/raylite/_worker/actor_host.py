@@ -38,8 +38,10 @@ class ActorHost:
         self.name = spec.meta.class_name
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: Any = None
-        self.futures: dict[bytes, Any] = {}
-        self.ended = False
+        self.futures: dict[bytes, Any] = {}             # async calls in flight, by task id
+        self.inflight: set = set()                       # thread-pool calls in flight
+        self.ended = False      # KillActor sent: calls not started yet never run
+        self.closing = False    # __ray_terminate__ came: later calls are refused, earlier ones run
         groups = dict(spec.concurrency_groups or {})
         self.groups: dict = {}
         if spec.meta.is_async:
@@ -78,13 +80,43 @@ class ActorHost:
             self.ex.rt.send_daemon(m.KillActor(self.spec.actor_id, True, reason))
 
     def _ending(self, t: m.PushActorTask) -> bool:
-        """True when this call is not run: the actor has ended, or the call ends it."""
+        """True when this call is not run: the actor has ended, or the call ends it. On a
+        concurrent actor, __ray_terminate__ (sent too when the last handle went away) ends it
+        once the calls submitted before it have finished, as on a sequential one."""
         if self.ended:
             return True
         if t.method == execution.TERMINATE:
-            self.end(self._terminate_reason(t))
+            if self.concurrent:
+                self.closing = True
+                self._end_after_pending(self._terminate_reason(t))
+            else:
+                self.end(self._terminate_reason(t))
             return True
         return False
+
+    def _end_after_pending(self, reason: str) -> None:
+        if self.loop is not None:  # after the loop has started every call submitted before
+            self.loop.call_soon_threadsafe(self._end_when_async_calls_done, reason)
+            return
+        pending = set(self.inflight)
+
+        def wait_then_end() -> None:
+            from concurrent.futures import wait
+
+            wait(pending)
+            self.end(reason)
+
+        threading.Thread(target=wait_then_end, name="raylite-actor-ending", daemon=True).start()
+
+    def _end_when_async_calls_done(self, reason: str) -> None:
+        pending = list(self.futures.values())
+
+        async def wait_then_end() -> None:
+            if pending:
+                await asyncio.wait(pending)
+            self.end(reason)
+
+        self.loop.create_task(wait_then_end())
 
     def _terminate_reason(self, t: m.PushActorTask) -> str:
         """__ray_terminate__ called by the user, or sent (with UNREFERENCED) when the
@@ -96,10 +128,12 @@ class ActorHost:
         return execution.UNREFERENCED if args == (execution.UNREFERENCED,) else execution.TERMINATED
 
     def submit(self, conn: Any, t: m.PushActorTask) -> None:
-        if self._ending(t):
+        if self.closing or self._ending(t):
             return
         if self.pool is not None:
-            self._group(t).submit(self.run_inline, conn, t)
+            fut = self._group(t).submit(self.run_inline, conn, t)
+            self.inflight.add(fut)
+            fut.add_done_callback(self.inflight.discard)
         else:
             self.loop.call_soon_threadsafe(self._start_async, conn, t)
 

@@ -22,6 +22,7 @@ from .._protocol import messages as m
 def preload() -> None:
     """Imports everything run() needs. The node's fork server calls it once, so the workers
     it forks share these modules and start without importing them."""
+    from .. import _ray_alias  # noqa: F401
     from .._runtime import cluster  # noqa: F401
     from . import actor_host, task_executor  # noqa: F401
 
