@@ -209,3 +209,14 @@ def test_a_setup_command_is_bounded_and_its_failure_names_its_last_lines():
     stopped.set()
     with pytest.raises(RuntimeEnvSetupError, match="this node is stopping"):
         pip_env._run(slow, time.monotonic() + 600, lines.append, stopped)
+
+
+def test_an_idle_worker_of_an_env_is_reaped_like_any_other():
+    s = sch.NodeScheduler({"CPU": 1}, lambda: b"L")
+    s.worker_registered(b"plain")
+    s.worker_started(1, "envA")
+    s.worker_registered(b"a1", "envA")
+    assert s.reap_idle(0.0, 1, 1.0) == []          # the first tick that sees them
+    assert s.reap_idle(2.0, 1, 1.0) == [sch.Kill(b"plain")]   # the longest idle first
+    assert s.worker_env == {b"a1": "envA"} and list(s.idle) == [b"a1"]
+    assert s.reap_idle(4.0, 0, 1.0) == [sch.Kill(b"a1")] and s.worker_env == {}
