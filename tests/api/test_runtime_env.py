@@ -145,6 +145,26 @@ def test_py_modules_directories_and_wheels(ray, tmp_path):
     assert ray.get(use.remote()) == ("from a package directory", "from a wheel")
 
 
+def test_a_nested_task_keeps_its_parents_env_and_adds_its_own(ray, working_dir, tmp_path):
+    pkg = tmp_path / "mods" / "rtenv_nested_mod"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("VALUE = 'nested'\n")
+
+    @ray.remote
+    def child():
+        import rtenv_nested_mod
+        import rtenv_wd_mod
+
+        return rtenv_wd_mod.VALUE, rtenv_nested_mod.VALUE, os.path.exists("notes.txt")
+
+    @ray.remote(runtime_env={"working_dir": str(working_dir)})
+    def parent():
+        return ray.get(child.options(runtime_env={"py_modules": [str(pkg)]}).remote())
+
+    in_workers = ray._runtime.current().name != "local"   # local mode keeps the driver's cwd
+    assert ray.get(parent.remote()) == ("from working_dir", "nested", in_workers)
+
+
 def test_setup_hook_runs_once_per_worker_before_its_first_task(ray, working_dir):
     (working_dir / "rtenv_hook_mod.py").write_text(
         "import os\nCALLS = []\ndef setup():\n    CALLS.append(os.getpid())\n")

@@ -91,12 +91,15 @@ class TaskSubmission:
     def _resolve_env(self, env: dict | None) -> dict | None:
         """The resolved runtime_env of a task or actor whose options say `env` (None: the
         job's; in a worker, the one it runs with): its working_dir and py_modules packed and
-        uploaded once, merged over the job's (_runtime_env); ValueError for what raylite
-        does not run."""
+        uploaded once, its keys over the job's (in a worker: over the worker's own, as Ray's
+        child tasks inherit their parent's); ValueError for what raylite does not run."""
         refuse_unsupported(env)
         if not any((env or {}).get(k) for k in PROCESS_KEYS):
             return self.resolved_env
-        return self._packer().resolve(merge(self._job_env, env))
+        resolved = self._packer().resolve(merge(self._job_env, env))
+        if self._job_env is None and self.resolved_env:  # a worker's nested task or actor
+            resolved = {**self.resolved_env, **(resolved or {})}
+        return resolved
 
     def _packer(self) -> Resolver:
         if self._resolver is None:
