@@ -220,3 +220,15 @@ def test_an_idle_worker_of_an_env_is_reaped_like_any_other():
     assert s.reap_idle(2.0, 1, 1.0) == [sch.Kill(b"plain")]   # the longest idle first
     assert s.worker_env == {b"a1": "envA"} and list(s.idle) == [b"a1"]
     assert s.reap_idle(4.0, 0, 1.0) == [sch.Kill(b"a1")] and s.worker_env == {}
+
+
+def test_a_venv_python_that_cannot_start_becomes_the_workers_error(tmp_path):
+    from raylite._runtime_env.worker import WorkerEnv, exec_worker
+
+    spec = {"env": {}, "cwd": None, "paths": [], "python": str(tmp_path / "bin" / "python"),
+            "error": None}
+    fds = len(os.listdir("/proc/self/fd"))
+    exec_worker(spec["python"], {"token": "not here"}, spec)   # returns: nothing to execute
+    assert "could not be started" in spec["error"] and len(os.listdir("/proc/self/fd")) == fds
+    with pytest.raises(RuntimeEnvSetupError, match="could not be started"):
+        WorkerEnv(spec).ready()

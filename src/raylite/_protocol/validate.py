@@ -202,7 +202,8 @@ JOB_ID = ident(4)
 MAX_KEY = 1024           # bytes in a KV key
 
 
-def RUNTIME_ENV(v: Any) -> str | None:
+def resolved_env(v: Any) -> str | None:
+    """A resolved runtime_env (raylite._runtime_env.validate), or None."""
     why = check_resolved(v)
     return None if why is None else f"{why}, not {_show(v)}"
 
@@ -215,7 +216,7 @@ SPECS: dict[type, dict[str, Check]] = {
     m.RegisterWorker: dict(worker_id=ident(), pid=PID, address=address),
     m.RegisterNode: dict(req=REQ, node_id=ident(), address=address, resources=RESOURCES,
                          hostname=NAME),
-    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME, env=RUNTIME_ENV),
+    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME, env=resolved_env),
     m.ReturnLease: dict(lease_id=ident(), kill_worker=flag),
     m.WorkerBlocked: dict(blocked=flag),
     m.ActorSpec: dict(
@@ -225,7 +226,7 @@ SPECS: dict[type, dict[str, Check]] = {
         demand=RESOURCES, placement=RESOURCES, max_restarts=integer(-1), max_concurrency=optional(integer(1)),
         env_vars=ENV_VARS, max_task_retries=integer(-1),
         concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH,
-        runtime_env=RUNTIME_ENV),
+        runtime_env=resolved_env),
     m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
     m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),

@@ -38,17 +38,22 @@ def enter(spec: dict) -> None:
     sys.path[0:0] = paths
 
 
-def exec_worker(python: str, settings: dict) -> None:
-    """Replaces this process with `python` running the same worker (never returns; OSError
-    when `python` cannot be executed)."""
+def exec_worker(python: str, settings: dict, spec: dict) -> None:
+    """Replaces this process with `python` running the same worker; returns only when
+    `python` cannot be executed, with the reason in spec["error"] (the worker then fails
+    its task with it, instead of failing to start again and again)."""
     r, w = os.pipe()
     os.write(w, json.dumps(settings).encode())  # a few hundred bytes: fits the pipe
     os.close(w)
     os.set_inheritable(r, True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(python, [python, "-c", "from raylite._worker.main import exec_main; exec_main()",
-                      str(r)])
+    try:
+        os.execv(python, [python, "-c", "from raylite._worker.main import exec_main; exec_main()",
+                          str(r)])
+    except OSError as e:
+        os.close(r)
+        spec["error"] = f"the runtime_env's python {python} could not be started: {e}"
 
 
 class WorkerEnv:

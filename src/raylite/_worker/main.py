@@ -44,7 +44,7 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
         if spec.get("python") and not spec.get("error") and not execd:
             rtenv.exec_worker(spec["python"], {
                 "address": daemon_address, "token": token.hex(), "worker_id": worker_id.hex(),
-                "session_dir": session_dir, "node_id": node_id.hex(), "env": env})
+                "session_dir": session_dir, "node_id": node_id.hex(), "env": env}, spec)
         rtenv.enter(spec)
     os.environ["RAYLITE_WORKER"] = "1"
     from .._ray_alias import install_if_asked
