@@ -232,3 +232,12 @@ def test_a_venv_python_that_cannot_start_becomes_the_workers_error(tmp_path):
     assert "could not be started" in spec["error"] and len(os.listdir("/proc/self/fd")) == fds
     with pytest.raises(RuntimeEnvSetupError, match="could not be started"):
         WorkerEnv(spec).ready()
+
+
+def test_the_ray_runtime_is_given_the_runtime_env_as_the_user_gave_it():
+    from raylite import _options
+    from raylite._runtime.ray_runtime import _TASK_DEFAULTS, _ray_options
+
+    env = {"conda": "myenv", "pip": ["x"], "working_dir": "."}
+    opts = _options.TaskOptions(runtime_env=_options.validate_runtime_env(env))
+    assert _ray_options(opts, _TASK_DEFAULTS)["runtime_env"] == {**env, "env_vars": {}}
