@@ -4,13 +4,11 @@ On the cluster a working_dir is packed, uploaded, unpacked on the node and becom
 workers' cwd; local mode puts it on sys.path only (its tasks share the driver's process),
 and refuses pip. Ray is not asked here: its runtime_env needs its own package cache.
 """
-import base64
-import hashlib
 import os
 import sys
-import zipfile
 
 import pytest
+from wheels import make_wheel
 
 import raylite
 from raylite.exceptions import ActorDiedError, RuntimeEnvSetupError
@@ -37,25 +35,6 @@ def restore_import_state():
     for name in set(sys.modules) - modules:
         del sys.modules[name]
     HOOK_CALLS.clear()
-
-
-def make_wheel(directory, name, value, version="0.1"):
-    """A pure-Python wheel built by hand (no network, no build backend)."""
-    files = {f"{name}/__init__.py": f"VALUE = {value!r}\n",
-             f"{name}-{version}.dist-info/METADATA":
-                 f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{name}-{version}.dist-info/WHEEL":
-                 "Wheel-Version: 1.0\nGenerator: raylite-tests\nRoot-Is-Purelib: true\n"
-                 "Tag: py3-none-any\n"}
-    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b'=').decode()},{len(t.encode())}"
-              for p, t in files.items()]
-    files[f"{name}-{version}.dist-info/RECORD"] = "\n".join(
-        record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\n"
-    out = os.path.join(directory, f"{name}-{version}-py3-none-any.whl")
-    with zipfile.ZipFile(out, "w") as z:
-        for p, t in files.items():
-            z.writestr(p, t)
-    return out
 
 
 @pytest.fixture

@@ -188,29 +188,6 @@ def test_the_scheduler_never_gives_a_worker_of_one_env_to_another():
     assert out[0].worker_id == b"b1" and s.starting_env == {} and s.starting == 0
 
 
-def test_a_setup_command_is_bounded_and_its_failure_names_its_last_lines():
-    import sys
-    import threading
-    import time
-
-    from raylite._runtime_env import pip_env
-
-    lines = []
-    loud = [sys.executable, "-c", "import sys\nfor i in range(30): print('line', i)\nsys.exit(3)"]
-    with pytest.raises(RuntimeEnvSetupError) as info:
-        pip_env._run(loud, time.monotonic() + 600, lines.append, threading.Event())
-    text = str(info.value)
-    assert "exited with code 3" in text and "line 29" in text and "line 9\n" not in text
-    assert lines[0].startswith("runtime_env pip: running") and lines[-1].endswith("line 29")
-    slow = [sys.executable, "-c", "import time; time.sleep(600)"]
-    with pytest.raises(RuntimeEnvSetupError, match="setup_timeout_seconds"):
-        pip_env._run(slow, time.monotonic(), lines.append, threading.Event())
-    stopped = threading.Event()
-    stopped.set()
-    with pytest.raises(RuntimeEnvSetupError, match="this node is stopping"):
-        pip_env._run(slow, time.monotonic() + 600, lines.append, stopped)
-
-
 def test_an_idle_worker_of_an_env_is_reaped_like_any_other():
     s = sch.NodeScheduler({"CPU": 1}, lambda: b"L")
     s.worker_registered(b"plain")
