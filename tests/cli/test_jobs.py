@@ -344,6 +344,7 @@ def test_client_refuses_what_it_cannot_reach():
 
 
 def test_a_jobs_tasks_and_actors_run_in_its_working_dir(head, client, tmp_path):
+    """`raylite job submit --working-dir`: the entrypoint's tasks and actors get it too."""
     wd = tmp_path / "wd"
     wd.mkdir()
     (wd / "data.txt").write_text("from the working_dir\n")
@@ -366,8 +367,8 @@ def test_a_jobs_tasks_and_actors_run_in_its_working_dir(head, client, tmp_path):
         print(text, "|", skipped, "|", os.sep + "runtime_resources" + os.sep in cwd)
         print(raylite.get(Actor.remote().read.remote()))
     """))
-    sid = client.submit_job(entrypoint="python run.py",
-                            runtime_env={"working_dir": str(wd), "excludes": ["*.log"]})
-    assert wait_for(client, sid) == JobStatus.SUCCEEDED, client.get_job_logs(sid)
-    assert client.get_job_logs(sid).splitlines() == [
+    out = job(head, "submit", "--submission-id", "wd-tasks", "--working-dir", str(wd),
+              "--runtime-env-json", '{"excludes": ["*.log"]}', "--", "python", "run.py")
+    assert client.get_job_status("wd-tasks") == JobStatus.SUCCEEDED, out.stderr
+    assert client.get_job_logs("wd-tasks").splitlines() == [
         "from the working_dir | False | True", "from the working_dir"]
