@@ -27,11 +27,14 @@ class LocalEnvs:
         self._job = job
         self.job_env_vars: dict = (job or {}).get("env_vars") or {}
         self._hooks: dict[Any, str | None] = {}   # hook (or its id) -> error text, once run
+        self._plain = not any((job or {}).get(k) for k in PROCESS_KEYS)  # the common case
         self.apply(None)
 
     def wrap(self, env: dict | None, fn: Any) -> Any:
         """`fn`, run in `env` (see apply); with a setup hook, `fn` runs it first, so a hook
         that raises fails that task or actor."""
+        if env is None and self._plain:
+            return fn
         hook = self.apply(env)
         if hook is None:
             return fn
