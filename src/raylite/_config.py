@@ -25,6 +25,8 @@ daemons' mains, so a test may set variables before calling them.
     RAYLITE_IDLE_WORKER_KILL_MS  a node keeps as many idle workers as it has CPUs; one more
                          is stopped once idle this long (default 1000, Ray's
                          idle_worker_killing_time_threshold_ms; 0 keeps them all)
+    RAYLITE_TASK_EVENTS_MAX_PER_JOB  task records the head keeps per job (default 100000);
+                         past it the oldest finished go first, counted as dropped
     RAYLITE_JOB_RUNTIME_ENV  the runtime_env of the submitted job this entrypoint runs, as JSON
                          (set by the job's supervisor): init() merges its own runtime_env over it
 """
@@ -37,10 +39,12 @@ import os
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
             "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
-            "RAYLITE_RAY_ALIAS", "RAYLITE_IDLE_WORKER_KILL_MS", "RAYLITE_JOB_RUNTIME_ENV")
+            "RAYLITE_RAY_ALIAS", "RAYLITE_IDLE_WORKER_KILL_MS", "RAYLITE_TASK_EVENTS_MAX_PER_JOB",
+            "RAYLITE_JOB_RUNTIME_ENV")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 IDLE_WORKER_KILL_MS = 1000
+TASK_EVENTS_MAX_PER_JOB = 100_000
 
 
 def default_temp_dir() -> str:
@@ -107,6 +111,7 @@ class Config(NamedTuple):
     namespace: str | None = None
     runtime: str | None = None     # RAYLITE_RUNTIME: a registered runtime's name
     idle_worker_kill_ms: int = IDLE_WORKER_KILL_MS
+    task_events_max_per_job: int = TASK_EVENTS_MAX_PER_JOB
     job_runtime_env: dict | None = None   # RAYLITE_JOB_RUNTIME_ENV, read as JSON
 
 
@@ -129,6 +134,9 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
             runtime=(env.get("RAYLITE_RUNTIME") or "").strip() or None,
             idle_worker_kill_ms=_count("RAYLITE_IDLE_WORKER_KILL_MS",
                                        env.get("RAYLITE_IDLE_WORKER_KILL_MS"), IDLE_WORKER_KILL_MS, 0),
+            task_events_max_per_job=_count("RAYLITE_TASK_EVENTS_MAX_PER_JOB",
+                                           env.get("RAYLITE_TASK_EVENTS_MAX_PER_JOB"),
+                                           TASK_EVENTS_MAX_PER_JOB, 1),
             job_runtime_env=_json_dict("RAYLITE_JOB_RUNTIME_ENV", env.get("RAYLITE_JOB_RUNTIME_ENV")),
         )
     except ValueError as e:

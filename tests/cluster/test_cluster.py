@@ -225,6 +225,38 @@ def test_driver_exit_kills_its_non_detached_actors(cluster):
     pytest.fail("the actor outlived its driver")
 
 
+def test_a_driver_s_placement_groups_end_with_it_unless_detached(cluster):
+    address = raylite._runtime.current().daemon_address
+    out = _driver("""
+        import sys
+        from raylite.util.placement_group import placement_group
+        raylite.init(address=sys.argv[1], namespace="groups")
+        kept = placement_group([{"CPU": 1}], name="kept", lifetime="detached")
+        temp = placement_group([{"CPU": 1}], name="temp")
+        print(kept.wait(30), temp.wait(30))
+    """, address)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]
+    rt = raylite._runtime.current()
+    deadline = time.time() + 5
+    while rt.placement_groups(None, None) and time.time() < deadline:
+        states = {r.name: r.state for r in rt.placement_groups(None, None)}
+        if states == {"kept": "CREATED", "temp": "REMOVED"}:
+            break
+        time.sleep(0.05)
+    assert {r.name: r.state for r in rt.placement_groups(None, None)} == \
+        {"kept": "CREATED", "temp": "REMOVED"}
+    assert raylite.available_resources()["CPU"] == 1           # only the detached one holds
+    out = _driver("""
+        import sys
+        from raylite.util.placement_group import get_placement_group, remove_placement_group
+        raylite.init(address=sys.argv[1], namespace="groups")
+        remove_placement_group(get_placement_group("kept"))  # found by name from a new driver
+    """, address)
+    assert out.returncode == 0, out.stderr
+    assert raylite.available_resources()["CPU"] == 2
+
+
 def test_joining_with_num_cpus_raises(cluster):
     address = raylite._runtime.current().daemon_address
     out = _driver("""

@@ -169,23 +169,23 @@ def test_a_planted_link_in_the_cache_is_refused(src, tmp_path):
 def test_the_scheduler_never_gives_a_worker_of_one_env_to_another():
     ids = iter(range(100))
     s = sch.NodeScheduler({"CPU": 4}, lambda: b"L%d" % next(ids))
-    assert s.request_lease("o", 1, {"CPU": 1}, "f", "envA") == [sch.Spawn(1, "envA")]
+    assert s.request_lease("o", 1, {"CPU": 1}, "f", env="envA") == [sch.Spawn(1, "envA")]
     s.worker_registered(b"plain")                     # a warm plain worker: not for envA
     out = s.worker_registered(b"a1", "envA")
     assert [type(x) for x in out] == [sch.Grant] and out[0].worker_id == b"a1"
-    out = s.request_lease("o", 2, {"CPU": 1}, "g", None)
+    out = s.request_lease("o", 2, {"CPU": 1}, "g")
     assert out[0].worker_id == b"plain"
     s.return_lease(out[0].lease_id)
     [grant] = [x for x in s.return_lease(s.workers[b"a1"]) if type(x) is sch.Grant] or [None]
-    assert grant is None and s.worker_env == {b"a1": "envA"}
-    out = s.request_lease("o", 3, {"CPU": 1}, "h", "envB")  # envA's idle worker is ended
+    assert grant is None and s.envs.of == {b"a1": "envA"}
+    out = s.request_lease("o", 3, {"CPU": 1}, "h", env="envB")  # envA's idle worker is ended
     assert sch.Spawn(1, "envB") in out and sch.Kill(b"a1") in out
     assert b"plain" in s.idle and b"a1" not in s.workers
-    assert s.starting_env == {"envB": 1}
+    assert s.envs.starting == {"envB": 1}
     assert s.worker_failed_to_start("envB") == [sch.Spawn(1, "envB")]  # it still waits: again
-    assert s.starting_env == {"envB": 1} and s.starting == 1
+    assert s.envs.starting == {"envB": 1} and s.starting == 1
     out = s.worker_registered(b"b1", "envB")
-    assert out[0].worker_id == b"b1" and s.starting_env == {} and s.starting == 0
+    assert out[0].worker_id == b"b1" and s.envs.starting == {} and s.starting == 0
 
 
 def test_an_idle_worker_of_an_env_is_reaped_like_any_other():
@@ -195,8 +195,8 @@ def test_an_idle_worker_of_an_env_is_reaped_like_any_other():
     s.worker_registered(b"a1", "envA")
     assert s.reap_idle(0.0, 1, 1.0) == []          # the first tick that sees them
     assert s.reap_idle(2.0, 1, 1.0) == [sch.Kill(b"plain")]   # the longest idle first
-    assert s.worker_env == {b"a1": "envA"} and list(s.idle) == [b"a1"]
-    assert s.reap_idle(4.0, 0, 1.0) == [sch.Kill(b"a1")] and s.worker_env == {}
+    assert s.envs.of == {b"a1": "envA"} and list(s.idle) == [b"a1"]
+    assert s.reap_idle(4.0, 0, 1.0) == [sch.Kill(b"a1")] and s.envs.of == {}
 
 
 def test_a_venv_python_that_cannot_start_becomes_the_workers_error(tmp_path):

@@ -93,7 +93,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         self.session_dir = session_dir
         self.node_id = node_id or _ids.random_id()
         self.owner_pid = owner_pid
-        self.sched = sch.NodeScheduler(total, _ids.new_id)
+        self.sched = sch.NodeScheduler(total, _ids.new_id, node_id=self.node_id.hex())
         self.total = total
         self.gcs_accept: Any = None  # the head: where node connections to the GCS go
         self.warm_workers = warm_workers
@@ -137,6 +137,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
             if self.stopped.is_set():
                 return
             self.stopped.set()
+            self._report_due.set()  # the report thread sees stopped, and ends
             zygote, self.zygote = self.zygote, None
         try:
             self._stop(zygote)
@@ -220,7 +221,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
 
     def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
         self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name,
-                                               self._env_key(msg.env)))
+                                               msg.strategy, msg.spilled, self._env_key(msg.env)))
 
     def _on_return_lease(self, c: _Client, msg: m.ReturnLease) -> None:
         if msg.kill_worker:
@@ -233,7 +234,8 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         if c.worker_id is not None:
             self._execute(self.sched.set_blocked(c.worker_id, msg.blocked))
 
-    def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
+    def _on_log_lines(self, c: _Client, msg: m.LogLines | m.ProgressUpdate) -> None:
+        """Worker output and progress bars: to the driver of their job, on this node."""
         for x in self._clients.values():
             if x.kind == "driver" and x.job_id == msg.job_id:
                 _send(x.conn, msg)
@@ -290,8 +292,15 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
             elif t is sch.Kill:
                 self._killed.add(ins.worker_id)
                 self._kill_worker(ins.worker_id)
+            elif t is sch.Spill:
+                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), ins.address))
+            elif t is sch.Refuse:
+                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), "",
+                                                *((None, ins.why) if ins.group_removed else (ins.why,))))
             elif t is sch.Infeasible:
                 self._warn_infeasible(ins)
+            elif t is sch.Prepared:
+                self._to_gcs(m.BundlesPrepared(ins.group))
             elif t is sch.RevokeIdle:
                 now = time.monotonic()
                 if now - self._last_revoke > 0.02:
@@ -299,6 +308,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
                     owners = {lease.owner for lease in self.sched.leases.values() if lease.owner}
                     for conn in owners:
                         _send(conn, m.ReturnIdleLeases())
+        self._resources_changed()
 
 
 
@@ -313,12 +323,20 @@ _HANDLERS = {
     m.ActorStarted: NodeServer._on_actor_started,
     m.GetActorInfo: NodeServer._forward,
     m.KillActor: NodeServer._on_kill_actor,
+    m.CreatePlacementGroup: NodeServer._forward,
+    m.RemovePlacementGroup: NodeServer._forward,
+    m.GetPlacementGroup: NodeServer._forward,
     m.KvGet: NodeServer._forward,
     m.KvPut: NodeServer._forward,
     m.KvDelete: NodeServer._forward,
     m.KvKeys: NodeServer._forward,
     m.GetState: NodeServer._on_get_state,
+    m.TaskEvents: NodeServer._on_task_events,
+    m.GetTaskEvents: NodeServer._forward,
     m.LogLines: NodeServer._on_log_lines,
+    m.ProgressUpdate: NodeServer._on_log_lines,
+    m.ReportMetrics: NodeServer._on_report_metrics,
+    m.GetMetrics: NodeServer._forward,
     m.Shutdown: NodeServer._on_shutdown,
     m.AllocObject: NodeServer._on_alloc_object,
     m.FreeObjects: NodeServer._on_free_objects,

@@ -47,24 +47,40 @@ class HeadStart:
         """(the daemon's process, its address, the cluster token) once it printed READY;
         RaySystemError (the daemon killed) when it printed ERROR, died or stayed silent for
         START_TIMEOUT_S."""
-        proc = self.proc
-        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
-        line = proc.stdout.readline().decode() if ready else ""
-        proc.stdout.close()
-        if not line.startswith("READY "):
-            self.abandon()
-            if line.startswith("ERROR "):
-                raise RaySystemError(f"The raylite node daemon did not start: {line[6:].strip()}")
-            raise RaySystemError(f"The raylite node daemon did not start (exit code "
-                                 f"{proc.returncode}); its error output is above. Check that the "
-                                 f"temp dir {self.temp_dir} is writable.")
-        _, address, _session_dir = line.split()
-        return proc, address, self.token
+        address, _session_dir = read_ready(self.proc, self.temp_dir)
+        return self.proc, address, self.token
 
     def abandon(self) -> None:
         """Kills the daemon (our own child, not yet reaped) and reaps it."""
         self.proc.kill()
         self.proc.wait()
+
+
+def launch(cmd: list, env: dict, temp_dir: str) -> tuple[subprocess.Popen, str, str]:
+    """Starts a node daemon (`cmd`) in a session of its own; returns it, its address and
+    session dir once it printed READY (cluster_utils), else RaySystemError as read_ready."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    address, session_dir = read_ready(proc, temp_dir)
+    return proc, address, session_dir
+
+
+def read_ready(proc: subprocess.Popen, temp_dir: str) -> tuple[str, str]:
+    """(address, session dir) from a starting daemon's READY line; RaySystemError (the daemon
+    killed and reaped) when it printed ERROR, died or stayed silent for START_TIMEOUT_S."""
+    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+    line = proc.stdout.readline().decode() if ready else ""
+    proc.stdout.close()
+    if not line.startswith("READY "):
+        proc.kill()
+        proc.wait()
+        if line.startswith("ERROR "):
+            raise RaySystemError(f"The raylite node daemon did not start: {line[6:].strip()}")
+        raise RaySystemError(f"The raylite node daemon did not start (exit code "
+                             f"{proc.returncode}); its error output is above. Check that the "
+                             f"temp dir {temp_dir} is writable.")
+    _, address, session_dir = line.split()
+    return address, session_dir
 
 
 def stop_head(proc: subprocess.Popen) -> None:

@@ -22,7 +22,6 @@ from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
-from .reply import send_reply
 
 if TYPE_CHECKING:  # the executor hands itself in; this module never imports it
     from .task_executor import Executor
@@ -147,7 +146,7 @@ class ActorHost:
         s = self.scope
         return context.TaskScope(t.task_id, s.actor_id, s.actor_name, s.resources, s.gpu_ids,
                                  s.was_restarted, s.job_id, name,
-                                 getattr(self.cls, t.method, None), s.env_vars)
+                                 getattr(self.cls, t.method, None), s.env_vars, s.placement)
 
     def _prepare(self, t: m.PushActorTask) -> tuple[Any, tuple, dict]:
         method = execution.actor_method(self.instance, t.method)
@@ -158,6 +157,8 @@ class ActorHost:
         if self._ending(t):
             return
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -167,8 +168,10 @@ class ActorHost:
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
+        if t.task_events:
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
-            send_reply(conn, reply)
+            self.ex.reply(conn, reply)
 
     def _failed(self, t: m.PushActorTask, exc: BaseException, name: str) -> m.TaskDone | None:
         """The reply for a call that raised; None when the actor ends instead."""
@@ -185,6 +188,8 @@ class ActorHost:
 
     async def _run_async(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             async with self._group(t):
                 with context.scope(self._call_scope(t, name)):
@@ -201,8 +206,10 @@ class ActorHost:
             reply = self._failed(t, exc, name)
         finally:
             self.futures.pop(t.task_id, None)
+        if t.task_events:
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
-            send_reply(conn, reply)
+            self.ex.reply(conn, reply)
 
 
 def _has_refs(t: m.PushActorTask) -> bool:
@@ -222,7 +229,7 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
     os.environ.update(env)  # the process belongs to this actor for life
     scope = context.TaskScope(actor_id=spec.actor_id, actor_name=spec.name, resources=spec.demand,
                               gpu_ids=msg.gpu_ids, was_restarted=msg.restarts > 0, job_id=spec.job_id,
-                              env_vars=spec.env_vars)
+                              env_vars=spec.env_vars, placement=spec.placement_group)
     context.process_actor = scope
     ex.rt.actor_id = spec.actor_id
     try:
