@@ -40,7 +40,8 @@ import pytest
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "raylite"
 
 LEAVES = frozenset({"exceptions", "_ids", "_config", "_serialization", "_private_files",
-                    "_options", "_resources", "_session", "_actor_ends", "_ray_alias"})
+                    "_options", "_resources", "_session", "_actor_ends", "_ray_alias",
+                    "_runtime_env"})
 PUBLIC = frozenset({"__init__", "__main__", "_api", "actor", "remote_function",
                     "runtime_context", "util", "cli", "dashboard", "cluster_utils",
                     "experimental"})
@@ -82,7 +83,8 @@ OPTIONAL = {"ray": ("_runtime/ray_runtime.py", "_runtime/ray_errors.py")}
 # moving: none today.
 LAZY_CYCLES: dict[tuple[str, str], str] = {}
 # Pure cores: state machines that take time as an argument and do no I/O.
-PURE = ("_core", "_node/scheduler.py", "_node/spillback.py", "_node/worker_table.py",
+PURE = ("_core", "_node/scheduler.py", "_node/env_workers.py", "_node/spillback.py",
+        "_node/worker_table.py",
         "_gcs/tables.py", "_gcs/metrics.py", "_gcs/groups.py", "_object_store/store.py")
 PURE_IF_PRESENT = ("_gcs/placement.py", "_gcs/storage.py")
 IMPURE = frozenset({"socket", "threading", "select", "selectors", "time", "os"})

@@ -109,8 +109,16 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                "initialized: call raylite.shutdown() first, or pass "
                                "ignore_reinit_error=True to reuse the running runtime.")
         cfg = _config.from_env()
+        if cfg.job_runtime_env:  # a submitted job's entrypoint: its tasks get the job's env too
+            from ._runtime_env.validate import merge
+
+            runtime_env = merge(_options.validate_runtime_env(cfg.job_runtime_env), runtime_env)
         namespace = namespace or cfg.namespace
         name = factory.choose(local_mode or cfg.local_mode, cfg.runtime)
+        if name != "ray":  # Ray runs what it runs (conda, containers ...): passed on as given
+            from ._runtime_env.validate import refuse_unsupported
+
+            refuse_unsupported(runtime_env)
         temp_dir = _temp_dir or cfg.temp_dir
         if name == "ray":  # Ray resolves its own addresses: RAY_ADDRESS, "auto", host:port
             mode, addr = ("connect", address) if address is not None else ("start", None)

@@ -27,6 +27,8 @@ daemons' mains, so a test may set variables before calling them.
                          idle_worker_killing_time_threshold_ms; 0 keeps them all)
     RAYLITE_TASK_EVENTS_MAX_PER_JOB  task records the head keeps per job (default 100000);
                          past it the oldest finished go first, counted as dropped
+    RAYLITE_JOB_RUNTIME_ENV  the runtime_env of the submitted job this entrypoint runs, as JSON
+                         (set by the job's supervisor): init() merges its own runtime_env over it
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ import os
 ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLITE_LOCAL_MODE",
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
             "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
-            "RAYLITE_RAY_ALIAS", "RAYLITE_IDLE_WORKER_KILL_MS", "RAYLITE_TASK_EVENTS_MAX_PER_JOB")
+            "RAYLITE_RAY_ALIAS", "RAYLITE_IDLE_WORKER_KILL_MS", "RAYLITE_TASK_EVENTS_MAX_PER_JOB",
+            "RAYLITE_JOB_RUNTIME_ENV")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 IDLE_WORKER_KILL_MS = 1000
@@ -82,6 +85,20 @@ def _count(name: str, value: str | None, default: int, least: int) -> int:
     return n
 
 
+def _json_dict(name: str, value: str | None) -> dict | None:
+    if not value:
+        return None
+    import json
+
+    try:
+        v = json.loads(value)
+    except ValueError:
+        v = None
+    if not isinstance(v, dict):
+        raise ValueError(f"{name} must be a JSON object, got {value[:200]!r}.")
+    return v
+
+
 class Config(NamedTuple):
     address: str | None
     auto_init: bool
@@ -95,6 +112,7 @@ class Config(NamedTuple):
     runtime: str | None = None     # RAYLITE_RUNTIME: a registered runtime's name
     idle_worker_kill_ms: int = IDLE_WORKER_KILL_MS
     task_events_max_per_job: int = TASK_EVENTS_MAX_PER_JOB
+    job_runtime_env: dict | None = None   # RAYLITE_JOB_RUNTIME_ENV, read as JSON
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -119,6 +137,7 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
             task_events_max_per_job=_count("RAYLITE_TASK_EVENTS_MAX_PER_JOB",
                                            env.get("RAYLITE_TASK_EVENTS_MAX_PER_JOB"),
                                            TASK_EVENTS_MAX_PER_JOB, 1),
+            job_runtime_env=_json_dict("RAYLITE_JOB_RUNTIME_ENV", env.get("RAYLITE_JOB_RUNTIME_ENV")),
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

@@ -12,8 +12,6 @@ from typing import Any, Callable, NamedTuple
 
 from ._resources import describe, fits, in_group
 
-_RUNTIME_ENV_KEYS = {"env_vars", "config"}
-
 
 def _nonneg(name: str, v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or v < 0:
@@ -84,20 +82,11 @@ def _retry_exceptions(name: str, v: Any) -> Any:
 
 
 def validate_runtime_env(v: Any) -> dict | None:
-    if v is None:
-        return None
-    if not isinstance(v, dict):
-        raise ValueError(f"runtime_env must be a dict, got {v!r}.")
-    unknown = set(v) - _RUNTIME_ENV_KEYS
-    if unknown:
-        raise ValueError(f"runtime_env keys {sorted(unknown)} are not supported by raylite yet; "
-                         f"supported: {sorted(_RUNTIME_ENV_KEYS)}. Install packages and files on "
-                         "every node instead.")
-    env_vars = v.get("env_vars", {})
-    if not isinstance(env_vars, dict) or not all(isinstance(k, str) and isinstance(x, str)
-                                                  for k, x in env_vars.items()):
-        raise ValueError(f"runtime_env['env_vars'] must be a dict of str -> str, got {env_vars!r}.")
-    return {"env_vars": dict(env_vars), **({"config": v["config"]} if "config" in v else {})}
+    """The runtime_env's shape checked once (raylite._runtime_env.validate.check); keys raylite
+    does not run are refused by its runtimes when used (the Ray runtime passes them on)."""
+    from ._runtime_env.validate import check
+
+    return check(v)
 
 
 def _runtime_env(name: str, v: Any) -> Any:

@@ -158,8 +158,8 @@ class RuntimeContext:
         return dict(require().job_runtime_env or {})
 
     def get_runtime_env_string(self) -> str:
-        """runtime_env as a JSON string."""
-        return json.dumps(self.runtime_env)
+        """runtime_env as a JSON string (a callable setup hook as its repr)."""
+        return json.dumps(self.runtime_env, default=repr)
 
     @property
     def was_current_actor_reconstructed(self) -> bool:

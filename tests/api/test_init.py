@@ -238,7 +238,8 @@ def test_bad_addresses(address, error):
 
 def test_bad_init_values_are_rejected_before_starting_anything(local_env):
     for kwargs in (dict(num_gpus="1"), dict(resources={"CPU": 2}), dict(namespace=""),
-                   dict(runtime_env={"pip": ["x"]}), dict(object_store_memory=-5)):
+                   dict(runtime_env={"pip": 3}), dict(runtime_env={"conda": "env"}),
+                   dict(object_store_memory=-5)):
         with pytest.raises(ValueError):
             raylite.init(**kwargs)
     assert not raylite.is_initialized()

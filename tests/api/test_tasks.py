@@ -222,7 +222,7 @@ def test_runtime_env_vars(ray):
 
     assert ray.get(read.remote()) == "yes"
     with pytest.raises(ValueError, match="pip"):
-        ray.remote(runtime_env={"pip": ["x"]})(lambda: 1)
+        ray.remote(runtime_env={"pip": 3})(lambda: 1)
 
 
 def test_remote_function_pickles_into_tasks(ray):

@@ -62,7 +62,7 @@ class FakeZygote:
         self._events = queue.Queue()
         self.workers = {}
 
-    def spawn(self, worker_id):
+    def spawn(self, worker_id, env=None):  # env: a runtime_env key (the fakes run none)
         pid = next(_pids)
         self._events.put(("forked", worker_id, pid))
         w = self.workers[pid] = FakeWorker(self.hub, self.node, worker_id, pid)

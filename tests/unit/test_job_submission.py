@@ -2,15 +2,17 @@
 entrypoint's environment, submission ids and addresses."""
 import io
 import os
-import tarfile
+import stat
+import zipfile
 
 import pytest
 
+from raylite._runtime_env.packing import pack, unpack
 from raylite.job_submission import DriverInfo, JobDetails, JobInfo, JobStatus, JobType
 from raylite.job_submission.client import resolve_address
 from raylite.job_submission.manager import check_submission_id, new_submission_id
 from raylite.job_submission.models import new_record
-from raylite.job_submission.package import check_runtime_env, pack, unpack
+from raylite.job_submission.package import check_runtime_env
 from raylite.job_submission.supervisor import entrypoint_env
 
 
@@ -39,7 +41,9 @@ def test_a_record_becomes_job_details_and_job_info():
 def test_runtime_env_for_a_job_is_checked(tmp_path):
     assert check_runtime_env(None) is None
     assert check_runtime_env({"working_dir": tmp_path})["working_dir"] == str(tmp_path)
-    for bad, words in (({"pip": ["x"]}, "'pip'"), ({"conda": "env"}, "'conda'"),
+    assert check_runtime_env({"pip": ["x"]})["pip"] == ["x"]
+    for bad, words in (({"py_modules": ["x"]}, "inside working_dir"), ({"conda": "env"}, "'conda'"),
+                       ({"worker_process_setup_hook": print}, "module.function"),
                        ({"env_vars": {"A": 1}}, "str -> str"), ({"excludes": "*.bin"}, "list"),
                        ({"working_dir": "s3://bucket/x.zip"}, "URI"),
                        ({"working_dir": str(tmp_path / "missing")}, "not a directory"),
@@ -65,7 +69,7 @@ def test_pack_and_unpack_keep_files_and_leave_out_excludes(tmp_path):
     (src / "build" / "out.o").write_bytes(b"o")
     (src / "notes.log").write_text("log")
     os.symlink(src / "main.py", src / "link.py")
-    data = pack(str(src), ["*.bin", "/build", "notes.log"])
+    data = pack(str(src), ["*.bin", "/build", "notes.log"]).data
     dst = tmp_path / "dst"
     unpack(data, str(dst))
     assert _tree(dst) == ["link.py", "main.py", "pkg/mod.py", "run.sh"]
@@ -79,22 +83,21 @@ def test_pack_refuses_a_working_dir_over_the_limit(tmp_path):
     (tmp_path / "b").write_bytes(b"x" * 600)
     with pytest.raises(ValueError, match="excludes"):
         pack(str(tmp_path), max_bytes=1000)
-    assert pack(str(tmp_path), ["b"], max_bytes=1000)
+    assert pack(str(tmp_path), ["b"], max_bytes=1000).data
 
 
-@pytest.mark.parametrize("name,kind", [("../evil.py", tarfile.REGTYPE),
-                                       ("/abs.py", tarfile.REGTYPE),
-                                       ("link", tarfile.SYMTYPE)])
-def test_unpack_refuses_what_could_land_outside(tmp_path, name, kind):
+@pytest.mark.parametrize("name,mode", [("../evil.py", stat.S_IFREG | 0o600),
+                                       ("/abs.py", stat.S_IFREG | 0o600),
+                                       ("link", stat.S_IFLNK | 0o777)])
+def test_unpack_refuses_what_could_land_outside(tmp_path, name, mode):
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo(name)
-        info.type = kind
-        info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
-        tar.addfile(info, io.BytesIO(b""))
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo(name)
+        info.external_attr = mode << 16
+        z.writestr(info, "/etc/passwd" if stat.S_ISLNK(mode) else "")
     with pytest.raises(ValueError, match="refusing"):
         unpack(buf.getvalue(), str(tmp_path / "dst"))
-    assert not (tmp_path / "evil.py").exists()
+    assert not (tmp_path / "evil.py").exists() and not (tmp_path / "dst" / "link").exists()
 
 
 def test_the_entrypoint_environment():

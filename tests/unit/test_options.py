@@ -8,7 +8,7 @@ from raylite import _options
     ("task", "num_returns", -1), ("task", "num_returns", "lazy"),
     ("task", "_generator_backpressure_num_objects", 0), ("task", "max_retries", -2),
     ("task", "retry_exceptions", [1]), ("task", "resources", {"CPU": 1}),
-    ("task", "resources", {"x": -1}), ("task", "runtime_env", {"pip": []}),
+    ("task", "resources", {"x": -1}), ("task", "runtime_env", {"pip": 3}),
     ("task", "scheduling_strategy", "NODE"), ("actor", "lifetime", "forever"),
     ("actor", "max_concurrency", 0), ("actor", "get_if_exists", 1),
     ("actor", "concurrency_groups", {"io": 0}), ("method", "num_returns", 1.5),

@@ -202,7 +202,8 @@ class GcsLink:
         spec = msg.spec
         self._placing[spec.actor_id] = (spec, msg.restarts)
         self._execute(self.sched.place_actor(spec.actor_id, spec.demand, spec.placement,
-                                             spec.meta.class_name))
+                                             spec.meta.class_name,
+                                             self._env_key(spec.runtime_env)))
 
     def _on_release_actor(self, conn: Any, msg: m.ReleaseActor) -> None:
         self._placing.pop(msg.actor_id, None)

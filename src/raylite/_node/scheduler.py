@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 from .. import _resources as res
 from .._core.records import LeaseRecord, NodeRecord, StateSnapshot, WorkerRecord
 from .spillback import HERE, ClusterView, Refusal
+from .env_workers import EnvWorkers
 
 
 class Grant(NamedTuple):
@@ -67,6 +68,7 @@ class StartActor(NamedTuple):
 
 class Spawn(NamedTuple):
     count: int
+    env: Any = None       # the runtime_env key the workers start with (None: plain; env_workers.py)
 
 
 class Kill(NamedTuple):
@@ -106,6 +108,7 @@ class _Request(NamedTuple):
     actor_id: bytes | None
     movable: bool = False  # default strategy, not spilled here: may go to another node later
     bundles: Any = None   # a group's reservation: (group id, {index: bundle}); needs no worker
+    env: Any = None       # the runtime_env key of the worker it needs
 
 
 class _Group:
@@ -154,10 +157,11 @@ class NodeScheduler:
         self._idle_periods = 0                       # numbers each time a worker becomes idle
         self._idle_period: dict[bytes, int] = {}     # idle worker -> the number of its period
         self._idle_seen: dict[bytes, tuple] = {}     # idle worker -> (period, first tick seeing it)
+        self.envs = EnvWorkers()                     # each worker's runtime_env (env_workers.py)
 
     # -- events --------------------------------------------------------------
     def request_lease(self, owner: Any, req: int, demand: dict, name: str, strategy: tuple = (),
-                      spilled: bool = False) -> list:
+                      spilled: bool = False, env: Any = None) -> list:
         self.log.append(("request", name, req))
         group = res.group_of(demand)
         if group is not None and group in self.removed:
@@ -169,7 +173,7 @@ class NodeScheduler:
             self.log.append(("spill", req, where.node_id))
             return [Spill(owner, req, where.address)]
         out = self._check_feasible(owner, name, demand)
-        self.queue.append(_Request(owner, req, demand, name, None, not strategy and not spilled))
+        self.queue.append(_Request(owner, req, demand, name, None, not strategy and not spilled, env=env))
         return out + self._schedule()
 
     def update_cluster(self, nodes: tuple) -> list:
@@ -177,25 +181,28 @@ class NodeScheduler:
         self.view.update(nodes)
         return self._schedule() if self.queue else []
 
-    def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str) -> list:
+    def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str, env: Any = None) -> list:
         self.log.append(("place actor", actor_id, name))
         out = self._check_feasible(None, name, placement)
-        self.queue.append(_Request(None, 0, demand, name, actor_id))
+        self.queue.append(_Request(None, 0, demand, name, actor_id, env=env))
         return out + self._schedule()
 
-    def worker_started(self, n: int = 1) -> None:
+    def worker_started(self, n: int = 1, env: Any = None) -> None:
         self.starting += n
+        self.envs.started(env, n)
 
-    def worker_registered(self, worker_id: bytes) -> list:
+    def worker_registered(self, worker_id: bytes, env: Any = None) -> list:
         self.log.append(("registered", worker_id))
         self.starting = max(0, self.starting - 1)
+        self.envs.registered(worker_id, env)
         self.workers[worker_id] = None
         self._to_idle(worker_id)
         return self._schedule()
 
-    def worker_failed_to_start(self) -> list:
+    def worker_failed_to_start(self, env: Any = None) -> list:
         self.log.append(("failed to start",))
         self.starting = max(0, self.starting - 1)
+        self.envs.start_ended(env)
         return self._schedule()
 
     def return_lease(self, lease_id: bytes, kill_worker: bool = False) -> list:
@@ -207,6 +214,7 @@ class NodeScheduler:
         out: list = []
         if kill_worker or lease.actor_id is not None:
             self.workers.pop(lease.worker_id, None)
+            self.envs.forget(lease.worker_id)
             out.append(Kill(lease.worker_id))
         else:
             self.workers[lease.worker_id] = None
@@ -216,6 +224,7 @@ class NodeScheduler:
     def worker_died(self, worker_id: bytes) -> list:
         self.log.append(("died", worker_id))
         lease_id = self.workers.pop(worker_id, None)
+        self.envs.forget(worker_id)
         try:
             self.idle.remove(worker_id)
         except ValueError:
@@ -266,13 +275,17 @@ class NodeScheduler:
                 break
             if now - seen[w][1] >= after_s:
                 self.log.append(("reap idle", w))
-                self.idle.remove(w)
-                del self.workers[w]
-                self._idle_period.pop(w, None)
+                self._drop_idle(w)
                 del seen[w]
                 out.append(Kill(w))
                 surplus -= 1
         return out
+
+    def _drop_idle(self, w: bytes) -> None:
+        self.idle.remove(w)
+        del self.workers[w]
+        self.envs.forget(w)
+        self._idle_period.pop(w, None)
 
     def _to_idle(self, worker_id: bytes) -> None:
         self.idle.append(worker_id)
@@ -359,7 +372,7 @@ class NodeScheduler:
     def _schedule(self) -> list:
         out: list = []
         waiting: deque[_Request] = deque()
-        need_workers = 0
+        need: dict[Any, int] = {}      # runtime_env key -> requests that fit but lack a worker
         blocked_on_resources = False
         while self.queue:
             r = self.queue.popleft()
@@ -384,11 +397,11 @@ class NodeScheduler:
                     g.gpu_home.update(dict.fromkeys(g.gpus[index], index))
                 out.append(Prepared(r.bundles[0]))
                 continue
-            if not self.idle:
+            worker_id = self.envs.take(self.idle, r.env)
+            if worker_id is None:
                 waiting.append(r)
-                need_workers += 1
+                need[r.env] = need.get(r.env, 0) + 1
                 continue
-            worker_id = self.idle.popleft()
             del self._idle_period[worker_id]
             lease_id = self._new_id()
             n_gpus = int(r.demand.get("GPU", 0))
@@ -407,10 +420,14 @@ class NodeScheduler:
                 out.append(Grant(r.owner, r.req, lease_id, worker_id, gpus))
                 self.log.append(("grant", lease_id, worker_id))
         self.queue = waiting
-        spawn = min(need_workers - self.starting, self.max_starting - self.starting)
-        if spawn > 0:
-            self.starting += spawn
-            out.append(Spawn(spawn))
+        for env, n in need.items():
+            spawn = min(n - self.envs.starting.get(env, 0), self.max_starting - self.starting)
+            if spawn > 0:
+                self.worker_started(spawn, env)
+                out.append(Spawn(spawn, env))
+                for w in self.envs.stale(self.idle, env, spawn):  # would wait idle: end them
+                    self._drop_idle(w)
+                    out.append(Kill(w))
         if blocked_on_resources and any(lease.actor_id is None for lease in self.leases.values()):
             out.append(RevokeIdle())
         return out

@@ -53,6 +53,7 @@ from .outbox import Outbox, StateLock
 from .outbox import send as _send
 from .objects import ObjectStoreHandlers
 from .reports import Reports
+from .runtime_envs import RuntimeEnvs
 from .worker_pool import Zygote
 from .worker_procs import WorkerProcesses
 
@@ -80,7 +81,7 @@ class _Client:
         return self.conn.peer
 
 
-class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
+class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHandlers):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None,
                  idle_kill_s: float = 1.0):
@@ -111,6 +112,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         self.stopped = threading.Event()     # stop() has begun: refuse new work
         self.finished = threading.Event()    # stop() is done: processes and segments are gone
         self._init_workers(zygote)
+        self._init_envs()
         self._init_link()
 
     # -- lifecycle -----------------------------------------------------------
@@ -146,6 +148,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         self.listener.close()  # first: a worker killed below mid-handshake is no refusal to log
         if zygote is not None:
             zygote.stop()  # it kills and reaps every worker before it exits
+        self._stop_envs()  # a pip install under way is ended
         with self._lock:
             for c in list(self._clients):
                 c.close()
@@ -218,7 +221,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
 
     def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
         self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name,
-                                               msg.strategy, msg.spilled))
+                                               msg.strategy, msg.spilled, self._env_key(msg.env)))
 
     def _on_return_lease(self, c: _Client, msg: m.ReturnLease) -> None:
         if msg.kill_worker:
@@ -282,7 +285,10 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
                 if count_starting:
                     self.sched.worker_started(ins.count)
                 for _ in range(ins.count):
-                    self._spawn()
+                    if ins.env is None:
+                        self._spawn()
+                    else:
+                        self._spawn_env(ins.env)
             elif t is sch.Kill:
                 self._killed.add(ins.worker_id)
                 self._kill_worker(ins.worker_id)

@@ -91,9 +91,10 @@ class Zygote:
         return self._write(json.dumps(config) + "\n")
 
     # -- requests (any thread; they never block) -------------------------------------
-    def spawn(self, worker_id: bytes) -> bool:
-        """Asks for a worker; False when the request could not be written (zygote gone or stuck)."""
-        return self._write(f"spawn {worker_id.hex()}\n")
+    def spawn(self, worker_id: bytes, env: str | None = None) -> bool:
+        """Asks for a worker (of runtime_env key `env`, whose spec is ready under the session
+        dir); False when the request could not be written (zygote gone or stuck)."""
+        return self._write(f"spawn {worker_id.hex()}{' ' + env if env else ''}\n")
 
     def kill(self, pid: int) -> bool:
         return self._write(f"kill {pid}\n")
@@ -268,7 +269,8 @@ def _serve(req_fd: int, rep_fd: int, worker_args: tuple) -> None:
         for line in lines:
             kind, _, arg = line.decode().partition(" ")
             if kind == "spawn":
-                _fork_worker(bytes.fromhex(arg), worker_args, fds, children, rep_fd)
+                wid, _, env = arg.partition(" ")
+                _fork_worker(bytes.fromhex(wid), env or None, worker_args, fds, children, rep_fd)
             elif kind == "kill" and int(arg) in children:  # only our own, unreaped child
                 os.kill(int(arg), signal.SIGKILL)
     for pid in children:
@@ -276,8 +278,8 @@ def _serve(req_fd: int, rep_fd: int, worker_args: tuple) -> None:
     _reap(children, rep_fd, block=True)
 
 
-def _fork_worker(worker_id: bytes, worker_args: tuple, fds: tuple, children: set,
-                 rep_fd: int) -> None:
+def _fork_worker(worker_id: bytes, env: str | None, worker_args: tuple, fds: tuple,
+                 children: set, rep_fd: int) -> None:
     try:
         pid = os.fork()
     except OSError as e:  # EAGAIN/ENOMEM: report it (after a pause, so retries do not spin)
@@ -299,7 +301,7 @@ def _fork_worker(worker_id: bytes, worker_args: tuple, fds: tuple, children: set
         from .._worker import main as worker_main
 
         address, token, session_dir, node_id = worker_args
-        worker_main.run(address, token, worker_id, session_dir, node_id)
+        worker_main.run(address, token, worker_id, session_dir, node_id, env)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:

@@ -62,11 +62,12 @@ class WorkerProcesses:
                          name="raylite-zygote").start()
 
     # -- requests ------------------------------------------------------------------
-    def _spawn(self) -> None:
+    def _spawn(self, env: str | None = None) -> None:
+        """Asks the fork server for a worker (of runtime_env key `env`, ready on this node)."""
         if self.stopped.is_set():
             return
-        p = self.procs.requested(_ids.random_id(), time.monotonic())
-        p.sent = self.zygote is not None and self.zygote.spawn(p.worker_id)
+        p = self.procs.requested(_ids.random_id(), time.monotonic(), env)
+        p.sent = self.zygote is not None and self.zygote.spawn(p.worker_id, env)
 
     def _kill_worker(self, worker_id: bytes) -> None:
         pid = self.procs.pid_of(worker_id)
@@ -74,6 +75,8 @@ class WorkerProcesses:
             self.zygote.kill(pid)
 
     def _on_register_worker(self, c: Any, msg: m.RegisterWorker) -> None:
+        p = self.procs.starting.get(msg.worker_id)
+        env = p.env if p is not None else None
         verdict = self.procs.register(msg.worker_id, msg.pid, msg.address)
         if verdict == WAIT:
             self.procs.starting[msg.worker_id].early = (c, msg)
@@ -86,7 +89,7 @@ class WorkerProcesses:
         c.kind, c.worker_id, c.pid, c.address = "worker", msg.worker_id, msg.pid, msg.address
         self._workers[msg.worker_id] = c
         self._exit_events[msg.worker_id] = threading.Event()
-        self._execute(self.sched.worker_registered(msg.worker_id))
+        self._execute(self.sched.worker_registered(msg.worker_id, env))
 
     def _on_get_worker_exit(self, c: Any, msg: m.GetWorkerExit) -> None:
         reason, alive = self.procs.death_of(msg.address)
@@ -149,7 +152,7 @@ class WorkerProcesses:
                     self._kill_worker_proc(p.pid)
                     if p.early is not None:
                         _shut(p.early[0].conn)
-                    self._start_failed()
+                    self._start_failed(p.env)
                 first = self.procs.next_deadline()
                 timeout = self.START_TIMEOUT_S if first is None else \
                     max(0.05, first + self.START_TIMEOUT_S - now + 0.01)
@@ -170,9 +173,10 @@ class WorkerProcesses:
                 if c.conn in self._clients:
                     self._on_register_worker(c, msg)
         elif kind == "failed":
-            if self.procs.fork_failed(ev[1]) is not None:
+            p = self.procs.fork_failed(ev[1])
+            if p is not None:
                 log.error("could not start a worker: %s", ev[2])
-                self._start_failed()
+                self._start_failed(p.env)
         elif kind == "exit":
             p, was_starting = self.procs.exited(ev[1], self._describe(ev[2]))
             if p is None:
@@ -180,7 +184,7 @@ class WorkerProcesses:
             if was_starting:
                 log.warning("worker process %d %s before it registered with this daemon; "
                             "starting another", p.pid, p.reason)
-                self._start_failed()
+                self._start_failed(p.env)
             else:
                 ev_ = self._exit_events.get(p.worker_id)
                 if ev_ is not None:
@@ -193,22 +197,22 @@ class WorkerProcesses:
             return describe_exit(status, before, self._oom)
         return describe_exit(status, None, None)
 
-    def _start_failed(self) -> None:
+    def _start_failed(self, env: str | None = None) -> None:
         """One start failed (lock held): the scheduler may spawn again, after a pause once
         starts keep failing (a worker that cannot start must not spin the machine)."""
         self._failed_starts += 1
         over = self._failed_starts - self.FAILED_STARTS_OK
         if over <= 0:
-            self._execute(self.sched.worker_failed_to_start())
+            self._execute(self.sched.worker_failed_to_start(env))
             return
-        t = threading.Timer(min(0.05 * 2 ** over, 5.0), self._start_failed_later)
+        t = threading.Timer(min(0.05 * 2 ** over, 5.0), self._start_failed_later, (env,))
         t.daemon = True
         t.start()
 
-    def _start_failed_later(self) -> None:
+    def _start_failed_later(self, env: str | None) -> None:
         with self._lock:
             if not self.stopped.is_set():
-                self._execute(self.sched.worker_failed_to_start())
+                self._execute(self.sched.worker_failed_to_start(env))
 
     def _replace_zygote(self, old: Zygote) -> Zygote | None:
         """The zygote's pipe closed: reap it; unless we are stopping, start a fresh one."""
@@ -224,8 +228,8 @@ class WorkerProcesses:
                     if ev is not None:
                         ev.set()
                     self._answer(p)
-                for _ in failed:
-                    self._start_failed()
+                for p in failed:
+                    self._start_failed(p.env)
         old.stop()
         if stopping:
             return None
@@ -251,7 +255,7 @@ class WorkerProcesses:
             else:
                 self.zygote = new
                 for p in self.procs.unsent():
-                    p.sent = new.spawn(p.worker_id)
+                    p.sent = new.spawn(p.worker_id, p.env)
                 return new
         new.stop()
         return None

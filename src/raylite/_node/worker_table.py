@@ -25,10 +25,11 @@ WAIT = "wait"   # register(): the fork server has not reported this worker's pid
 
 
 class Proc:
-    __slots__ = ("worker_id", "pid", "since", "sent", "address", "reason", "early", "waiters")
+    __slots__ = ("worker_id", "pid", "since", "sent", "address", "reason", "early", "waiters",
+                 "env")
 
-    def __init__(self, worker_id: bytes, since: float):
-        self.worker_id, self.since = worker_id, since
+    def __init__(self, worker_id: bytes, since: float, env: Any = None):
+        self.worker_id, self.since, self.env = worker_id, since, env  # env: its runtime_env key
         self.pid = 0              # 0 until the fork server reports it
         self.sent = False         # the request reached a fork server
         self.address = ""         # where it serves owners, once registered
@@ -47,8 +48,8 @@ class WorkerTable:
         self.deaths: OrderedDict[str, str] = OrderedDict()   # address -> how it died
         self.log: deque = deque(maxlen=remember)  # recent events, newest last, for debugging
 
-    def requested(self, worker_id: bytes, now: float) -> Proc:
-        p = self.starting[worker_id] = Proc(worker_id, now)
+    def requested(self, worker_id: bytes, now: float, env: Any = None) -> Proc:
+        p = self.starting[worker_id] = Proc(worker_id, now, env)
         self.log.append(("requested", worker_id, now))
         return p
 

@@ -82,6 +82,7 @@ class RequestLease(NamedTuple):
     name: str                  # for infeasibility warnings
     strategy: tuple = ()       # () default | ("SPREAD",) | ("NODE", node id, soft) (scheduler.py)
     spilled: bool = False      # another node sent the owner here: grant here or queue, never spill
+    env: dict | None = None    # the resolved runtime_env its worker needs (_runtime_env)
 
 
 class LeaseGranted(NamedTuple):
@@ -206,6 +207,7 @@ class ActorSpec(NamedTuple):
     sys_path: tuple = ()
     strategy: tuple = ()       # as RequestLease.strategy: where the GCS may place it
     placement_group: tuple | None = None  # (group id, bundle index, capture child tasks)
+    runtime_env: dict | None = None   # resolved (_runtime_env): the worker it needs
 
 
 class CreateActor(NamedTuple):

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from .._core import metrics
 from .._core import records as rec
 from .._core import task_events as tev
+from .._runtime_env.validate import check_resolved
 from . import messages as m
 
 Check = Callable[[Any], "str | None"]
@@ -269,6 +270,13 @@ IDS = sequence(ident())
 SYS_PATH = sequence(text(), types=(tuple,))
 JOB_ID = ident(4)
 MAX_KEY = 1024           # bytes in a KV key
+
+
+def resolved_env(v: Any) -> str | None:
+    """A resolved runtime_env (raylite._runtime_env.validate), or None."""
+    why = check_resolved(v)
+    return None if why is None else f"{why}, not {_show(v)}"
+
 KEY = bytes_of(MAX_KEY, empty=False)
 
 SPECS: dict[type, dict[str, Check]] = {
@@ -278,7 +286,8 @@ SPECS: dict[type, dict[str, Check]] = {
     m.RegisterWorker: dict(worker_id=ident(), pid=PID, address=address),
     m.RegisterNode: dict(req=REQ, node_id=ident(), address=address, resources=RESOURCES,
                          hostname=NAME, labels=mapping(text(256, empty=False), text())),
-    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME, strategy=strategy, spilled=flag),
+    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME, strategy=strategy, spilled=flag,
+                         env=resolved_env),
     m.ReturnLease: dict(lease_id=ident(), kill_worker=flag),
     m.WorkerBlocked: dict(blocked=flag),
     m.ActorSpec: dict(
@@ -288,7 +297,7 @@ SPECS: dict[type, dict[str, Check]] = {
         demand=RESOURCES, placement=RESOURCES, max_restarts=integer(-1), max_concurrency=optional(integer(1)),
         env_vars=ENV_VARS, max_task_retries=integer(-1),
         concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH,
-        strategy=strategy, placement_group=optional(placement)),
+        strategy=strategy, placement_group=optional(placement), runtime_env=resolved_env),
     m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
     m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),

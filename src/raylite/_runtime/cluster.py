@@ -86,7 +86,7 @@ from .factory import InitRequest
 
 _SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
 # The owner core's requests to the daemon, as wire messages.
-_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5]),
+_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5], x.env),
          LeaseReturn: lambda x: m.ReturnLease(x.lease_id, x.kill_worker),
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
@@ -119,6 +119,9 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         self.log_to_driver = True
         self._events_on = True                          # enable_task_events (init's keyword)
         self._env_vars: dict = {}
+        self._job_env: dict | None = None               # the runtime_env init() got, as given
+        self.resolved_env: dict | None = None           # ... resolved: what tasks inherit
+        self._resolver: Any = None                      # packs and uploads (_runtime_env)
         if _worker is not None:
             daemon_address, token, self.worker_id, self.session_dir, self.node_id = _worker
             self._token = token
@@ -139,6 +142,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
             self._connect(daemon_address)
             reply = self._call(m.RegisterClient(0, "driver", os.getpid(), self.address,
                                                 request.namespace, None, None, self._env_vars))
+            self._job_env = request.runtime_env
+            self.resolved_env = self._packer().resolve(request.runtime_env)  # packed, uploaded once
         except BaseException:
             self.shutdown()
             raise

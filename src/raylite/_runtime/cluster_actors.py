@@ -46,7 +46,8 @@ class ActorCalls:
             max_task_retries=options.max_task_retries,
             concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
             strategy=strategy_wire(options.scheduling_strategy),
-            placement_group=placement(options.scheduling_strategy))
+            placement_group=placement(options.scheduling_strategy),
+            runtime_env=self._resolve_env(options.runtime_env))
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)

@@ -39,7 +39,7 @@ class ClusterStreams(StreamConsumer):
 
     # -- submission ----------------------------------------------------------------
     def submit_stream(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
-        _, _, fid, name, env, demand, key, strategy, group = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group, renv = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id, done = _ids.new_id(), _ids.new_id()
         bp = options.generator_backpressure
@@ -48,7 +48,7 @@ class ClusterStreams(StreamConsumer):
                          self.namespace, env, (), demand, self.address, options.max_calls,
                          (), group, 0, events, stream=bp)
         task = Task(task_id, msg, (done,), name, options.max_retries, options.retry_exceptions,
-                    hold, None, key, strategy, events=events)
+                    hold, None, key, strategy, events=events, env=renv)
         with self._lock:  # the stream opens before the push goes: its first items may come at once
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             ref = ObjectRef(done, self.address, self)

@@ -27,6 +27,8 @@ from .._core.owner import Task
 from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from .._protocol.transport import Connection
+from .._runtime_env.resolve import Resolver
+from .._runtime_env.validate import PROCESS_KEYS, env_key, merge, refuse_unsupported
 from .._serialization import dumps
 from .object_ref import ObjectRef
 
@@ -44,6 +46,20 @@ def driver_sys_path() -> tuple:
 
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
 EVENTS_EVERY = 2            # task events are sent every this many IDLE_LEASE_S / 4 (100 ms)
+UPLOAD_TIMEOUT_S = 300.0    # a runtime_env package put into the GCS's KV
+
+
+class _KvStore:
+    """The cluster's KV, as the runtime_env Resolver stores packages in it."""
+
+    def __init__(self, rt: Any):
+        self.rt = rt
+
+    def has(self, key: bytes) -> bool:
+        return key in self.rt._call(m.KvKeys(0, key)).keys
+
+    def put(self, key: bytes, data: bytes) -> None:
+        self.rt._call(m.KvPut(0, key, data, False), timeout=UPLOAD_TIMEOUT_S)
 
 
 class TaskSubmission:
@@ -78,6 +94,24 @@ class TaskSubmission:
             self._core.tasks.add_function(blob[1], blob[2])
         return blob[1], blob[2]
 
+    def _resolve_env(self, env: dict | None) -> dict | None:
+        """The resolved runtime_env of a task or actor whose options say `env` (None: the
+        job's; in a worker, the one it runs with): its working_dir and py_modules packed and
+        uploaded once, its keys over the job's (in a worker: over the worker's own, as Ray's
+        child tasks inherit their parent's); ValueError for what raylite does not run."""
+        refuse_unsupported(env)
+        if not any((env or {}).get(k) for k in PROCESS_KEYS):
+            return self.resolved_env
+        resolved = self._packer().resolve(merge(self._job_env, env))
+        if self._job_env is None and self.resolved_env:  # a worker's nested task or actor
+            resolved = {**self.resolved_env, **(resolved or {})}
+        return resolved
+
+    def _packer(self) -> Resolver:
+        if self._resolver is None:
+            self._resolver = Resolver(_KvStore(self))
+        return self._resolver
+
     # -- tasks ---------------------------------------------------------------
     def _template(self, function: Any, options: Any) -> tuple:
         """What every call of (function, options) shares, computed once."""
@@ -87,16 +121,18 @@ class TaskSubmission:
             env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
             demand = options.demand()
             strategy = strategy_wire(options.scheduling_strategy)
+            renv = self._resolve_env(options.runtime_env)
             t = (options, function, fid, options.name or function._name, env, demand,
-                 (tuple(sorted(demand.items())), strategy), strategy,
-                 placement(options.scheduling_strategy))
+                 (tuple(sorted(demand.items())), strategy) if renv is None else
+                 (tuple(sorted(demand.items())), strategy, env_key(renv)), strategy,
+                 placement(options.scheduling_strategy), renv)
             if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
                 self._templates.clear()
             self._templates[id(options)] = t
         return t
 
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        _, _, fid, name, env, demand, key, strategy, group = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group, renv = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
@@ -106,7 +142,7 @@ class TaskSubmission:
                          self.namespace, env, (), demand, self.address, options.max_calls,
                          (), group, 0, events)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
-                    hold, None, key, strategy, events=events)
+                    hold, None, key, strategy, events=events, env=renv)
         with self._lock:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]

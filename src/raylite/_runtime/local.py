@@ -41,6 +41,7 @@ from .._gcs.tables import GcsTables
 from .._options import placement
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
+from .._runtime_env.local import LocalEnvs
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
                           ObjectLostError, RayTaskError, TaskUnschedulableError)
 from . import context, execution
@@ -71,7 +72,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         self._job_id = _ids.random_id(4)
         self._node_id = _ids.random_id(16)
         self._namespace = request.namespace or f"anonymous-{_ids.random_id(8).hex()}"
-        self._job_env = (request.runtime_env or {}).get("env_vars") or {}
+        self._envs = LocalEnvs(request.runtime_env)  # what local mode can apply (working_dir ...)
         self._closed = False
         self._init_groups()
         self._events_on = request.task_events  # the task-event store: local_events.py
@@ -217,7 +218,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         actor_repr = actor.meta.class_name if actor else None
         while True:
             try:
-                with context.scope(scope), execution.env_vars({**self._job_env, **(env or {})}):
+                with context.scope(scope), execution.env_vars({**self._envs.job_env_vars, **(env or {})}):
                     value = body(*args, **kwargs)
                     if inspect.iscoroutine(value):
                         value = execution.run_coroutine(self._actor_loop(actor), value)
@@ -244,6 +245,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         demand = options.demand()
         self._check_group(options.scheduling_strategy, "Task", name, TaskUnschedulableError)
         self._check_feasible(demand, "Task", name, TaskUnschedulableError)
+        body = self._envs.wrap(options.runtime_env, function._function)  # ValueError: not here
         refs = self._new_refs(options.num_returns)
         with self._lock:
             gpus = tuple(self._free_gpus[:int(options.num_gpus)]) if options.num_gpus else ()
@@ -254,7 +256,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
                                   function=function._function, env_vars=self._env(env),
                                   placement=placement(options.scheduling_strategy))
         try:
-            self._run(refs, name, function._function, args, kwargs, scope, env,
+            self._run(refs, name, body, args, kwargs, scope, env,
                       options.retry_exceptions, options.max_retries, None,
                       options.enable_task_events and self._events_on)
         finally:
@@ -331,7 +333,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
 
     def _env(self, env: dict | None) -> dict | None:
         """The env_vars a task runs with: the job's, then its own."""
-        return {**self._job_env, **env} if env else (self._job_env or None)
+        return {**self._envs.job_env_vars, **env} if env else (self._envs.job_env_vars or None)
 
     def _death(self, actor_id: bytes) -> BaseException:
         entry = self._gcs.actors.get(actor_id)
@@ -347,7 +349,8 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         def construct(*a: Any, **kw: Any) -> None:
             holder["instance"] = actor.cls(*a, **kw)
 
-        self._run([ref], f"{actor.meta.class_name}.__init__", construct, actor.args, actor.kwargs,
+        self._run([ref], f"{actor.meta.class_name}.__init__",
+                  self._envs.wrap(actor.options.runtime_env, construct), actor.args, actor.kwargs,
                   self._scope(actor, "__init__"), (actor.options.runtime_env or {}).get("env_vars"), actor=actor)
         error = self._core.objects.entries[ref._id].error
         if error is None:

@@ -245,6 +245,8 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
     ex.rt.actor_id = spec.actor_id
     try:
         execution.extend_sys_path(spec.sys_path)
+        if ex.env is not None:
+            ex.env.ready()  # the runtime_env's setup hook, once; RuntimeEnvSetupError if broken
         cls = loads(spec.cls)
         with context.scope(scope._replace(name=f"{spec.meta.class_name}.__init__",
                                           function=getattr(cls, "__init__", None))):

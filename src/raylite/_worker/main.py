@@ -27,12 +27,25 @@ def preload() -> None:
 
 
 def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
-        node_id: bytes) -> None:
+        node_id: bytes, env: str | None = None, execd: bool = False) -> None:
+    """Serves tasks until the daemon goes away. `env`: the runtime_env key this worker was
+    started for (its spec, under the session dir, is entered first; a pip venv's python
+    re-executes this worker, `execd` then)."""
     from .._runtime import install
     from .._runtime.cluster import ClusterRuntime
     from .output import forward_output
     from .task_executor import Executor
 
+    spec = None
+    if env is not None:
+        from .._runtime_env import worker as rtenv
+
+        spec = rtenv.load(session_dir, env)
+        if spec.get("python") and not spec.get("error") and not execd:
+            rtenv.exec_worker(spec["python"], {
+                "address": daemon_address, "token": token.hex(), "worker_id": worker_id.hex(),
+                "session_dir": session_dir, "node_id": node_id.hex(), "env": env}, spec)
+        rtenv.enter(spec)
     os.environ["RAYLITE_WORKER"] = "1"
     from .._ray_alias import install_if_asked
 
@@ -48,6 +61,9 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
         sys.exit(1)
     executor = Executor(rt)
     rt.executor = executor
+    if spec is not None:
+        executor.env = rtenv.WorkerEnv(spec)
+        rt.resolved_env = spec.get("env")  # nested tasks and actors inherit it
     signal.signal(signal.SIGINT, executor.interrupt)  # cancel()'s signal, for a running task only
     install(rt)
     forward_output(rt, executor, session_dir, worker_id)
@@ -56,3 +72,30 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
         executor.run_forever()
     finally:
         rt.close_connections()
+
+
+def exec_main() -> None:
+    """A worker re-executed by a runtime_env's python (runtime_env.worker.exec_worker):
+    its settings come through the pipe named in argv."""
+    import json
+
+    code = 0
+    try:  # the fork server's death signal (PR_SET_PDEATHSIG) is kept across exec
+        with os.fdopen(int(sys.argv[1]), "rb") as f:
+            s = json.loads(f.read())
+        run(s["address"], bytes.fromhex(s["token"]), bytes.fromhex(s["worker_id"]),
+            s["session_dir"], bytes.fromhex(s["node_id"]), s["env"], execd=True)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(code)

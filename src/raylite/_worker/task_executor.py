@@ -61,6 +61,7 @@ class Executor:
         self.functions: dict[bytes, Any] = {}
         self.calls: dict[bytes, int] = {}          # function id -> runs (for max_calls)
         self.actor: Any = None
+        self.env: Any = None                       # _runtime_env.worker.WorkerEnv, if any
         self.job_id: bytes | None = None
         self.current_name = "worker"
         self.running: bytes | None = None
@@ -245,6 +246,8 @@ class Executor:
                 raise KeyboardInterrupt
             with execution.env_vars(env):
                 fn = self._function(t)  # a function that cannot be loaded fails its task
+                if self.env is not None:
+                    self.env.ready()  # the runtime_env's setup hook, once
                 scope = context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids, False,
                                           t.job_id, t.name, fn, t.env_vars, t.placement)
                 with context.scope(scope):
@@ -266,6 +269,9 @@ class Executor:
         if t.task_events:
             self.run_ended(t.task_id, t.attempt, reply.error is None)
         self.reply(conn, reply)
+        if self.env is not None and self.env.error is not None:
+            self.rt.close_connections()  # its env is broken: the daemon may prepare it again
+            os._exit(0)
         if t.max_calls:
             n = self.calls[t.function_id] = self.calls.get(t.function_id, 0) + 1
             if n >= t.max_calls:  # Ray's max_calls: this worker retires, the daemon replaces it

@@ -36,7 +36,8 @@ from typing import Any, AsyncIterator, Iterator
 import raylite
 
 from .models import JobDetails, JobStatus
-from .package import check_runtime_env, pack
+from .._runtime_env.packing import pack
+from .package import check_runtime_env
 
 LOG_CHUNK = 1 << 20
 POLL_S = 0.2
@@ -193,7 +194,7 @@ class JobSubmissionClient:
         runtime_env = check_runtime_env(runtime_env)
         package = None
         if runtime_env and runtime_env.get("working_dir"):
-            package = pack(runtime_env["working_dir"], runtime_env.get("excludes", []))
+            package = pack(runtime_env["working_dir"], runtime_env.get("excludes", [])).data
         spec = {"entrypoint": entrypoint, "submission_id": submission_id or job_id,
                 "runtime_env": runtime_env, "metadata": {**self._metadata, **(metadata or {})},
                 "num_cpus": entrypoint_num_cpus, "num_gpus": entrypoint_num_gpus,

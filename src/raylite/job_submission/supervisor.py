@@ -16,7 +16,8 @@ The entrypoint runs with the cluster's address in RAYLITE_ADDRESS and RAY_ADDRES
 cluster's temp dir in RAYLITE_TEMP_DIR (so init() finds the token in the session), the
 working_dir first on PYTHONPATH, this Python's directory first on PATH (so `python`
 is the Python the cluster runs), PYTHONUNBUFFERED=1 (so its log fills as it prints,
-unless set) and runtime_env's env_vars last. When the supervisor dies, the runner ends
+unless set) and runtime_env's env_vars last; RAYLITE_JOB_RUNTIME_ENV carries the job's
+runtime_env (its working_dir now the unpacked one), so the job's tasks get it too. When the supervisor dies, the runner ends
 the job (see _runner.py), and the manager reports FAILED.
 
 start(), wait() and stop() may run at once, in any order (the actor is threaded):
@@ -24,6 +25,7 @@ start(), wait() and stop() may run at once, in any order (the actor is threaded)
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +37,8 @@ import raylite
 
 from .. import _private_files as private
 from .models import _STOPPED_MESSAGE, _SUCCEEDED_MESSAGE
-from .package import unpack
+from .._runtime_env.packing import unpack
+from .package import entrypoint_runtime_env
 
 GRACE_S = 3.0
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runner.py")
@@ -129,6 +132,8 @@ class JobSupervisor:
                 unpack(package, cwd)
             env = entrypoint_env(dict(os.environ), address, temp_dir, cwd,
                                  (runtime_env or {}).get("env_vars"))
+            env["RAYLITE_JOB_RUNTIME_ENV"] = json.dumps(entrypoint_runtime_env(
+                runtime_env, cwd if package is not None else None))
             with self._lock:
                 if self._stop_requested:
                     return None

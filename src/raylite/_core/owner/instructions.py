@@ -17,7 +17,7 @@ carry the core's records), and the shell translates.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class _Target:
@@ -42,6 +42,7 @@ class LeaseRequest(NamedTuple):
     strategy: tuple = ()       # the key's scheduling strategy, in its wire form
     spilled: bool = False      # the node at `daemon` was named by ours: it must not spill again
     daemon: str = ""           # "" our node's daemon, else the address of another node's
+    env: Any = None            # the resolved runtime_env its worker needs (None: any worker)
 
 
 class LeaseReturn(NamedTuple):

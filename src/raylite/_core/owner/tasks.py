@@ -59,16 +59,17 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
                  "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
-                 "attempt", "strategy", "events")
+                 "attempt", "strategy", "events", "env")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
                  retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None,
-                 strategy: tuple = (), events: bool = False):
+                 strategy: tuple = (), events: bool = False, env: Any = None):
         self.strategy = strategy     # the wire form of its scheduling strategy (part of its key)
         self.task_id, self.msg, self.return_ids, self.name = task_id, msg, return_ids, name
         self.retries, self.retry_exceptions, self.hold = retries, retry_exceptions, hold
         self.actor_id = actor_id
-        self.key = key
+        self.key = key               # the scheduling key (its env included)
+        self.env = env               # the resolved runtime_env its worker needs
         self.conn: Any = None        # the connection it was pushed on
         self.worker: str | None = None  # the address it runs at, once pushed
         self.lease: Lease | None = None
@@ -100,10 +101,10 @@ class Lease:
 
 
 class Key:
-    __slots__ = ("demand", "name", "queue", "idle", "requests", "strategy")
+    __slots__ = ("demand", "name", "queue", "idle", "requests", "strategy", "env")
 
-    def __init__(self, demand: dict, name: str, strategy: tuple = ()):
-        self.demand, self.name, self.strategy = demand, name, strategy
+    def __init__(self, demand: dict, name: str, strategy: tuple = (), env: Any = None):
+        self.demand, self.name, self.strategy, self.env = demand, name, strategy, env
         self.queue: deque[Task] = deque()
         self.idle: list[Lease] = []
         self.requests = 0            # lease requests outstanding
@@ -182,7 +183,7 @@ class TaskTable:
     def enqueue(self, task: Task, out: list) -> None:
         k = self.keys.get(task.key)
         if k is None:
-            k = self.keys[task.key] = Key(task.msg.resources, task.name, task.strategy)
+            k = self.keys[task.key] = Key(task.msg.resources, task.name, task.strategy, task.env)
         k.queue.append(task)
         self.dispatch(k, out)
 
@@ -196,7 +197,7 @@ class TaskTable:
                 req = next(owner.reqs)
                 self.lease_reqs[req] = (k, "")
                 k.requests += 1
-                out.append((DAEMON, LeaseRequest(req, k.demand, k.name, k.strategy)))
+                out.append((DAEMON, LeaseRequest(req, k.demand, k.name, k.strategy, env=k.env)))
 
     def push(self, lease: Lease, task: Task) -> tuple:
         conn = lease.conn
@@ -249,7 +250,7 @@ class TaskTable:
             return []
         again = next(self.owner.reqs)
         self.lease_reqs[again] = (k, at)
-        return [(DAEMON, LeaseRequest(again, k.demand, k.name, k.strategy, True, at))]
+        return [(DAEMON, LeaseRequest(again, k.demand, k.name, k.strategy, True, at, k.env))]
 
     def lease_refused(self, req: int) -> list:
         """No node can ever run the key's tasks: returns its queued tasks, now dropped (the

@@ -1,0 +1,101 @@
+"""The driver's half: a runtime_env turned into its resolved form, packages uploaded once.
+
+    Resolver(store).resolve(env) ─► resolved env (validate.py) or None
+        working_dir ─► packing.pack ─► store.put("pkg/<sha>") unless the store has it
+        py_modules  ─► each directory packed under its own name, each .whl as it is
+        pip         ─► the requirements (a list, a requirements.txt read here, or
+                       {"packages", "pip_install_options"}) and the setup timeout
+        worker_process_setup_hook ─► "module.func" as is, a callable pickled
+
+`store` is the cluster's KV (`has(key)`, `put(key, bytes)`): a package is content
+addressed, so a node that lacks one fetches it by its hash, whoever uploaded it. A
+directory is packed once per Resolver (per init()), however many tasks name it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import packing
+from .validate import PROCESS_KEYS, refuse_unsupported
+
+KV_PREFIX = b"raylite/runtime_env/pkg/"
+DEFAULT_SETUP_TIMEOUT_S = 600.0   # Ray's config["setup_timeout_seconds"] default
+
+
+def kv_key(sha: str) -> bytes:
+    return KV_PREFIX + sha.encode()
+
+
+class Resolver:
+    def __init__(self, store: Any):
+        self.store = store
+        self._packed: dict[tuple, str] = {}    # (path, excludes, kind) -> sha, uploaded
+        self._hooks: dict[int, tuple] = {}     # id(callable) -> (callable, hex)
+
+    def resolve(self, env: dict | None) -> dict | None:
+        refuse_unsupported(env)
+        if not env or not any(env.get(k) for k in PROCESS_KEYS):
+            return None
+        out: dict = {}
+        excludes = tuple(env.get("excludes") or ())
+        if env.get("working_dir"):
+            out["working_dir"] = self._upload(env["working_dir"], excludes, "working_dir")
+        if env.get("py_modules"):
+            out["py_modules"] = [self._upload(p, excludes, "py_modules") for p in env["py_modules"]]
+        if env.get("pip"):
+            out["pip"] = pip_spec(env["pip"], (env.get("config") or {}).get("setup_timeout_seconds"))
+        hook = env.get("worker_process_setup_hook")
+        if hook is not None:
+            out["setup_hook"] = hook if isinstance(hook, str) else {"pickled": self._pickle(hook)}
+        return out
+
+    def _upload(self, path: str, excludes: tuple, what: str) -> str:
+        path = os.path.abspath(path)
+        key = (path, excludes, what)
+        sha = self._packed.get(key)
+        if sha is not None:
+            return sha
+        if what == "py_modules" and os.path.isfile(path):
+            if not path.endswith(".whl"):
+                raise ValueError(f"runtime_env['py_modules'] {path!r} is a file but not a .whl: "
+                                 "give a package directory or a wheel.")
+            pkg = packing.file_package(path)
+        else:
+            prefix = os.path.basename(path.rstrip(os.sep)) if what == "py_modules" else ""
+            pkg = packing.pack(path, excludes, prefix, what=what)
+        if not self.store.has(kv_key(pkg.sha)):
+            self.store.put(kv_key(pkg.sha), pkg.data)
+        self._packed[key] = pkg.sha
+        return pkg.sha
+
+    def _pickle(self, hook: Any) -> str:
+        got = self._hooks.get(id(hook))
+        if got is None or got[0] is not hook:
+            from .._serialization import dumps
+
+            data = dumps(hook)
+            if len(data) > (1 << 20):
+                raise ValueError("runtime_env['worker_process_setup_hook'] pickles to more than "
+                                 "1 MiB: give a 'module.function' string instead.")
+            got = self._hooks[id(hook)] = (hook, data.hex())
+        return got[1]
+
+
+def pip_spec(pip: Any, timeout: Any = None) -> dict:
+    """{"packages", "options", "timeout"} from any of the forms `pip` takes."""
+    options: list = []
+    if isinstance(pip, dict):
+        options = list(pip.get("pip_install_options") or [])
+        pip = pip["packages"]
+    if isinstance(pip, str):
+        if not os.path.isfile(pip):
+            raise ValueError(f"runtime_env['pip'] {pip!r} is not a requirements file here: give "
+                             "its path, or a list of requirements.")
+        with open(pip, encoding="utf-8") as f:
+            pip = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError("runtime_env['config']['setup_timeout_seconds'] must be a positive "
+                         f"number, got {timeout!r}.")
+    return {"packages": [str(x) for x in pip], "options": [str(x) for x in options],
+            "timeout": float(timeout or DEFAULT_SETUP_TIMEOUT_S)}
