@@ -58,7 +58,8 @@ class LocalStreams(StreamConsumer):
         task_id = _ids.new_id()
         scope = context.TaskScope(task_id=task_id, resources=options.demand(), job_id=self._job_id,
                                   name=name, function=function._function, env_vars=self._env(env))
-        return self._start(task_id, name, function._function, args, kwargs, scope, env, None,
+        body = self._envs.wrap(options.runtime_env, function._function)  # ValueError: not here
+        return self._start(task_id, name, body, args, kwargs, scope, env, None,
                            options.max_retries, options)
 
     def submit_actor_stream(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
@@ -87,7 +88,7 @@ class LocalStreams(StreamConsumer):
         except Exception as dep_err:  # an upstream task failed: this one fails the same way
             self._set(done, error=execution.task_error(dep_err, name))
             return self._opened(task_id, done, options)
-        b = _Body(task, done, scope, {**self._job_env, **(env or {})}, actor,
+        b = _Body(task, done, scope, self._env(env) or {}, actor,
                   lambda: body(*args, **kwargs))
         with self._lock:
             self._core.tasks.running_here(task, "local")
