@@ -115,3 +115,33 @@ def test_get_node_ip_address(ray):
 
 def test_get_node_ip_address_before_init():
     assert get_node_ip_address() == "127.0.0.1"
+
+
+def test_list_named_actors_in_this_namespace_or_all(runtime_kwargs):
+    import raylite
+    from raylite.util import list_named_actors
+
+    raylite.init(namespace="names-a", **runtime_kwargs)
+
+    @raylite.remote
+    class Named:
+        def ping(self):
+            return 1
+
+    alpha = Named.options(name="alpha").remote()
+    beta = Named.options(name="beta", namespace="names-b").remote()
+    anonymous = Named.remote()
+    assert raylite.get([alpha.ping.remote(), beta.ping.remote(), anonymous.ping.remote()]) == [1] * 3
+    assert list_named_actors() == ["alpha"]
+    everywhere = list_named_actors(all_namespaces=True)
+    assert {"name": "alpha", "namespace": "names-a"} in everywhere
+    assert {"name": "beta", "namespace": "names-b"} in everywhere
+    assert all(set(entry) == {"name", "namespace"} for entry in everywhere)
+    assert not [e for e in everywhere if e["namespace"] in ("names-a", "names-b")
+                and e["name"] not in ("alpha", "beta")]
+    raylite.kill(alpha)
+    deadline = time.monotonic() + 30  # Ray ends a killed actor asynchronously
+    while "alpha" in list_named_actors() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list_named_actors() == []
+    assert {"name": "beta", "namespace": "names-b"} in list_named_actors(all_namespaces=True)

@@ -375,6 +375,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         objects of every driver and worker that answers its node daemon in time."""
         return self._call(m.GetState(0, kinds, owners)).snapshot
 
+    def named_actors(self) -> list[tuple[str, str]]:
+        return [(a.namespace, a.name) for a in self.state(("actors",), False).actors
+                if a.name and a.state != "DEAD"]
+
     def nodes(self) -> list[dict]:
         return ray_nodes(self.state(("nodes",), False))
 

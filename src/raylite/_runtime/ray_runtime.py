@@ -330,6 +330,10 @@ class RayRuntime(Runtime):
         actor_id = h._actor_id.binary()
         return actor_id, self._adopt(actor_id, h, None)
 
+    def named_actors(self) -> list[tuple[str, str]]:
+        listed = _translated(self._ray.util.list_named_actors)(all_namespaces=True)
+        return [(a["namespace"], a["name"]) for a in listed]
+
     def actor_meta(self, actor_id: bytes) -> ActorMeta:
         meta = self._metas.get(actor_id)
         return meta if meta is not None else _meta_from(self._ray_handle(actor_id))

@@ -3,6 +3,7 @@
     ActorPool                      spread calls over a fixed set of actors
     as_completed, map_unordered    results as tasks finish (helpers.py)
     get_node_ip_address            this process's node address
+    list_named_actors              the live named actors (this namespace, or all)
     inspect_serializability        names the part of an object that cannot be pickled
     register_serializer, deregister_serializer    per-process custom serializers
 
@@ -16,11 +17,12 @@ from .actor_pool import ActorPool
 
 # name -> the submodule defining it, imported on first use (keeps `import raylite` cheap)
 _LAZY = {"as_completed": "helpers", "get_node_ip_address": "helpers", "map_unordered": "helpers",
+         "list_named_actors": "helpers",
          "inspect_serializability": "check_serialize", "register_serializer": "serialization",
          "deregister_serializer": "serialization"}
 
 __all__ = ["ActorPool", "as_completed", "deregister_serializer", "get_node_ip_address",
-           "inspect_serializability", "map_unordered", "register_serializer"]
+           "inspect_serializability", "list_named_actors", "map_unordered", "register_serializer"]
 
 
 def __getattr__(name: str):
