@@ -10,10 +10,10 @@ thread, so nothing is ever still running) is marked `@pytest.mark.cluster_only(w
 A behaviour of raylite's own runtimes that Ray does differently (raylite's exact
 messages, its limits, its options) is marked `@pytest.mark.raylite_only(why)`.
 
-Ray takes seconds to start and idles at hundreds of MB, so one Ray instance serves a
-whole test module (started by its first "ray" test, with the resources below, in a
+Ray takes seconds to start and idles at hundreds of MB, so one Ray instance serves the
+whole test session (started by the first "ray" test, with the resources below, in a
 temp dir of its own); raylite.init() on the "ray" runtime joins it and shutdown()
-leaves it up (the actors the test created are killed). At the module's end Ray is
+leaves it up (the actors the test created are killed). At the session's end Ray is
 shut down, its processes must be gone, and its temp dir is removed.
 """
 import importlib.util
@@ -46,9 +46,9 @@ def _ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_instance():
-    """One Ray for the test module (started on first use); stopped and checked at its end."""
+    """One Ray for the test session (started on first use); stopped and checked at its end."""
     import ray
 
     temp = tempfile.mkdtemp(prefix="rl-ray-")

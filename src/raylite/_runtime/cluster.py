@@ -67,13 +67,12 @@ from .._protocol import rpc
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect
 from .._serialization import dumps_error, loads
-from .._session import token_for
 from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls
 from .cluster_objects import ObjectPlane
-from .cluster_start import start_head, stop_head
+from .cluster_start import join_token, start_head, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
 from .cluster_tasks import TaskSubmission, driver_sys_path
 from .factory import InitRequest
@@ -123,7 +122,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             self._proc, daemon_address, self._token = start_head(request)
         else:
             daemon_address = request.address
-            self._token = token_for(daemon_address, request.temp_dir)
+            self._token = join_token(daemon_address, request.temp_dir)
         try:
             self._connect(daemon_address)
             reply = self._call(m.RegisterClient(0, "driver", os.getpid(), self.address,
