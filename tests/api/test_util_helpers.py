@@ -131,7 +131,7 @@ def test_list_named_actors_in_this_namespace_or_all(runtime_kwargs):
     alpha = Named.options(name="alpha").remote()
     beta = Named.options(name="beta", namespace="names-b").remote()
     anonymous = Named.remote()
-    assert raylite.get([alpha.ping.remote(), beta.ping.remote(), anonymous.ping.remote()]) == [1] * 3
+    assert raylite.get([a.ping.remote() for a in (alpha, beta, anonymous)]) == [1] * 3
     assert list_named_actors() == ["alpha"]
     everywhere = list_named_actors(all_namespaces=True)
     assert {"name": "alpha", "namespace": "names-a"} in everywhere
