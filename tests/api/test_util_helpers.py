@@ -6,10 +6,10 @@ import pytest
 from raylite.util import as_completed, get_node_ip_address, map_unordered
 
 
-def _sleepy(ray):
+def _sleepy(ray, per_unit=0.1):
     @ray.remote
     def f(x):
-        time.sleep(x / 10)
+        time.sleep(x * per_unit)
         return x
     return f
 
@@ -56,7 +56,8 @@ def test_as_completed_raises_a_tasks_error_and_checks_arguments(ray):
 def test_map_unordered_runs_a_remote_function_over_items(ray):
     f = _sleepy(ray)
     assert sorted(map_unordered(f, [3, 0, 2, 1], chunk_size=1)) == [0, 1, 2, 3]
-    assert sorted(map_unordered(f, iter(range(25)), backpressure_size=4, chunk_size=3)) == \
+    quick = _sleepy(ray, 0.001)  # 25 items: 0.3 s in all even one at a time (local mode)
+    assert sorted(map_unordered(quick, iter(range(25)), backpressure_size=4, chunk_size=3)) == \
         list(range(25))
     assert sorted(map_unordered(f, range(5), backpressure_size=None)) == list(range(5))
     refs = list(map_unordered(f, [1, 2], yield_obj_refs=True))
