@@ -7,7 +7,8 @@
 In a fresh temp dir: `raylite start --head --dashboard-port 0`, then a driver that holds
 --actors actors, --objects objects (a tenth of them 200 KB, so in shared memory) and
 --tasks tasks in flight (each waits for the result of one sleeping task, so every one
-stays WAITING_FOR_ARGS and the tasks page has them all to filter and page). Then, logged
+stays PENDING_ARGS_AVAIL and the tasks page has them all to filter and page: in the GCS's
+task-event store, which filters and pages them; only a page travels). Then, logged
 in with the cluster token over keep-alive-free HTTP (a new connection per page, as a
 browser's first view):
 
@@ -67,7 +68,7 @@ DRIVER = textwrap.dedent("""
     sys.stdin.read()
 """)
 
-PAGES = ("/", "/jobs", "/actors", "/tasks", "/tasks?name=waits&state=WAITING_FOR_ARGS",
+PAGES = ("/", "/jobs", "/actors", "/tasks", "/tasks?name=waits&state=PENDING_ARGS_AVAIL",
          "/tasks?page=1000&per=50", "/objects", "/objects?state=SHARED_MEMORY", "/logs")
 
 
@@ -98,17 +99,18 @@ def peak_rss(pid):
 
 RENDER = textwrap.dedent("""
     import pickle, statistics, sys, time
-    from raylite._core.records import ObjectRecord, StateSnapshot, TaskRecord
+    from raylite._core.records import ObjectRecord, StateSnapshot, TaskEventRecord
+    from raylite._protocol.messages import TaskEventsReply
     from raylite.dashboard import pages, server  # what the dashboard process imports
     from raylite.dashboard.history import History
     n = int(sys.argv[1])
-    snap = StateSnapshot("bench", tasks=tuple(
-        TaskRecord(f"{i:032x}", "waits_for" if i % 2 else "other", "WAITING_FOR_ARGS"
-                   if i % 3 else "RUNNING", "127.0.0.1:40000", None, 0, None) for i in range(n)),
-        objects=tuple(ObjectRecord(f"{i:040x}", "127.0.0.1:40000", "INLINE", 100, 1, 0)
-                      for i in range(n)))
-    wire = {k: pickle.dumps(snap._replace(**{o: () for o in ("tasks", "objects") if o != k}))
-            for k in ("tasks", "objects")}  # what the daemon sends: only the kind asked for
+    snap = StateSnapshot("bench", objects=tuple(
+        ObjectRecord(f"{i:040x}", "127.0.0.1:40000", "INLINE", 100, 1, 0) for i in range(n)))
+    page = TaskEventsReply(1, tuple(TaskEventRecord(
+        f"{i:032x}", 0, "waits_for", "RUNNING", "ab12cd34", None, "NORMAL_TASK", "waits_for",
+        "n" * 32, "w" * 32, 4242, None, None, 1, 2, 3, "127.0.0.1:1", "127.0.0.1:2",
+        (("PENDING_NODE_ASSIGNMENT", 1), ("RUNNING", 2)), 2000, 3000) for i in range(50)), n)
+    wire = {"objects": pickle.dumps(snap), "tasks": pickle.dumps(page)}  # a page of tasks
     del snap
     def rss():
         got = {line.split(":")[0]: int(line.split()[1]) / 1024
@@ -118,6 +120,8 @@ RENDER = textwrap.dedent("""
         address = "bench"
         def state(self, kinds, owners=False):
             return pickle.loads(wire[kinds[0]]), ()
+        def tasks(self, filters, limit, offset):
+            return pickle.loads(wire["tasks"])
     r, h, out = Reader(), History(5.0), []
     for path in ("/tasks", "/tasks?state=RUNNING&name=wait", "/objects"):
         q = dict(x.split("=") for x in path.partition("?")[2].split("&") if x)
@@ -128,7 +132,7 @@ RENDER = textwrap.dedent("""
             ts.append((time.perf_counter() - t) * 1000)
         out.append(f"{path}: {statistics.median(ts):.0f} ms")
     now, peak = rss()
-    print(f"{len(wire['tasks']) / 2**20:.1f} MiB of tasks on the wire; " + ", ".join(out)
+    print(f"{len(wire['tasks']) / 2**10:.1f} KiB of tasks on the wire; " + ", ".join(out)
           + f"; RSS {now:.1f} MiB, peak {peak:.1f} MiB")
 """)
 
@@ -175,7 +179,7 @@ def main() -> int:
         direct = []
         for _ in range(3):
             t = time.perf_counter()
-            snap, missing = reader.state(("tasks",), True)
+            got = reader.tasks([], 50, 0)
             direct.append((time.perf_counter() - t) * 1000)
         _, cookie, _ = get(parts.hostname, parts.port, f"{parts.path}?{parts.query}")
         cookie = cookie.split(";")[0].split("=", 1)[1]
@@ -207,9 +211,8 @@ def main() -> int:
         print(f"dashboard RSS: {rss0 / mib:.1f} MiB at start, {rss_rounds[0] / mib:.1f} MiB after "
               f"round 1, {rss_rounds[-1] / mib:.1f} MiB after round {args.rounds}, "
               f"peak {peak_rss(pid) / mib:.1f} MiB")
-        print(f"the state request for tasks alone (no page): {statistics.median(direct):.0f} ms "
-              f"median for {len(snap.tasks):,d} tasks; owners that did not answer within the "
-              f"daemon's bound: {len(missing)}")
+        print(f"the task-event request alone (a page of 50 of {got.total:,d}): "
+              f"{statistics.median(direct):.0f} ms median")
         print(f"render {args.tasks:,d} tasks and objects as received (no cluster): "
               f"{render_only(args.tasks)}")
         print(f"history: a day of 5 s samples (17,280) leaves {len(h)} in the ring")

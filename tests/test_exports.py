@@ -51,7 +51,8 @@ EXPECTED = {
     "ActorClassID", "ActorID", "FunctionID", "JobID", "NodeID", "ObjectID", "PlacementGroupID",
     "TaskID", "UniqueID", "WorkerID", "ObjectRef", "__version__", "actor", "available_resources", "cancel", "cluster_resources",
     "exceptions", "get", "get_actor", "get_gpu_ids", "get_runtime_context", "init",
-    "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "util", "wait",
+    "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "timeline", "util",
+    "wait",
 }
 
 

@@ -42,7 +42,8 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "raylite"
 LEAVES = frozenset({"exceptions", "_ids", "_config", "_serialization", "_private_files",
                     "_options", "_resources", "_session", "_actor_ends", "_ray_alias"})
 PUBLIC = frozenset({"__init__", "__main__", "_api", "actor", "remote_function",
-                    "runtime_context", "util", "cli", "dashboard"})
+                    "runtime_context", "util", "cli", "dashboard", "cluster_utils",
+                    "experimental"})
 _INTERNAL = {
     "_core": LEAVES,
     "_protocol": LEAVES | {"_core"},
@@ -69,6 +70,9 @@ EXCEPTIONS = {
                                                      "imports, then runs workers"},
     "_runtime/local.py": {"raylite._gcs.tables": "local mode keeps actor names, restarts and fate "
                                                 "sharing in the GCS's pure tables, as a head does"},
+    "_runtime/local_groups.py": {"raylite._gcs.groups": "local mode places its placement groups "
+                                                        "with the GCS's pure group table (the one "
+                                                        "node being this process)"},
     "_runtime/ray_runtime.py": {"raylite.actor": "Ray pickles raylite's actor handles with a "
                                                  "serializer registered for their public classes"},
 }
@@ -78,8 +82,8 @@ OPTIONAL = {"ray": ("_runtime/ray_runtime.py", "_runtime/ray_errors.py")}
 # moving: none today.
 LAZY_CYCLES: dict[tuple[str, str], str] = {}
 # Pure cores: state machines that take time as an argument and do no I/O.
-PURE = ("_core", "_node/scheduler.py", "_node/worker_table.py", "_gcs/tables.py",
-        "_object_store/store.py")
+PURE = ("_core", "_node/scheduler.py", "_node/spillback.py", "_node/worker_table.py",
+        "_gcs/tables.py", "_gcs/metrics.py", "_gcs/groups.py", "_object_store/store.py")
 PURE_IF_PRESENT = ("_gcs/placement.py", "_gcs/storage.py")
 IMPURE = frozenset({"socket", "threading", "select", "selectors", "time", "os"})
 MAX_LINES = 500

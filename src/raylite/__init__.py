@@ -13,7 +13,7 @@ Importing raylite starts nothing: no threads, no hooks, no environment reads.
 """
 from . import actor, exceptions, util
 from ._api import (available_resources, cancel, cluster_resources, get, get_actor, get_gpu_ids,
-                   init, is_initialized, kill, nodes, put, remote, shutdown, wait)
+                   init, is_initialized, kill, nodes, put, remote, shutdown, timeline, wait)
 from ._ids import (ActorClassID, ActorID, FunctionID, JobID, NodeID, PlacementGroupID, TaskID,
                    UniqueID, WorkerID)
 from ._runtime.object_ref import ObjectRef
@@ -54,6 +54,7 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "timeline",
     "util",
     "wait",
 ]

@@ -31,12 +31,12 @@ _IGNORED_KEYWORDS = {
     "dashboard_port": "raylite has no dashboard",
     "logging_format": "raylite's log lines keep their own format",
     "logging_config": "raylite's log lines keep their own format",
-    "enable_task_events": "raylite records no task events",
     "_system_config": "raylite has none of Ray's internal settings",
 }
 _INIT_KEYWORDS = ("address", "num_cpus", "num_gpus", "resources", "object_store_memory",
                   "local_mode", "ignore_reinit_error", "namespace", "runtime_env",
                   "logging_level", "log_to_driver", "configure_logging", "_temp_dir",
+                  "enable_task_events",
                   *_IGNORED_KEYWORDS)
 _hooks_pid: int | None = None
 _noted: set[str] = set()  # ignored keywords already noted in this process
@@ -79,12 +79,14 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
          local_mode: bool = False, ignore_reinit_error: bool = False, namespace: str | None = None,
          runtime_env: dict | None = None, logging_level: int | str = 20,
          log_to_driver: bool | None = None, include_dashboard: bool | None = None,
-         configure_logging: bool = True, _temp_dir: str | None = None, **kwargs: Any) -> RayContext:
+         configure_logging: bool = True, _temp_dir: str | None = None,
+         enable_task_events: bool = True, **kwargs: Any) -> RayContext:
     """Starts or joins a cluster (or runs everything in-process with local_mode=True).
 
     Ray's presentation keywords (include_dashboard, dashboard_host, dashboard_port,
-    logging_format, logging_config, enable_task_events, _system_config) are accepted; one
-    that asks for something raylite does not do is noted once with a warning."""
+    logging_format, logging_config, _system_config) are accepted; one that asks for
+    something raylite does not do is noted once with a warning. enable_task_events=False
+    stops this process recording task events (list_tasks, timeline) for its tasks."""
     unknown = sorted(k for k in kwargs if k not in _IGNORED_KEYWORDS)
     if unknown:
         raise RuntimeError(f"Unknown keyword argument(s) to init(): {', '.join(unknown)}. "
@@ -113,7 +115,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             mode, addr = ("connect", address) if address is not None else ("start", None)
         else:
             mode, addr = factory.resolve(name == "local", address, cfg.address,
-                                         lambda: factory.recorded_address(temp_dir))
+                                         lambda: factory.recorded_address(temp_dir)
+                                         or factory.joined_node(temp_dir))
+            if mode == "connect" and addr in (address, cfg.address):  # an explicit head:port
+                addr = factory.through_local_node(addr, temp_dir)
         if mode == "connect" and (num_cpus is not None or num_gpus is not None or resources):
             raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and "
                              "resources must not be provided: set them when the cluster starts "
@@ -126,7 +131,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             mode=mode, address=addr, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
             object_store_memory=object_store_memory, namespace=namespace, runtime_env=runtime_env,
             log_to_driver=cfg.log_to_driver if log_to_driver is None else bool(log_to_driver),
-            temp_dir=temp_dir)
+            temp_dir=temp_dir, task_events=bool(enable_task_events))
         rt = factory.create(name, request)
         rt.job_runtime_env = runtime_env
         _runtime.install(rt)
@@ -276,6 +281,27 @@ def cluster_resources() -> dict:
 
 def available_resources() -> dict:
     return require().available_resources()
+
+
+def timeline(filename: str | None = None) -> list:
+    """The tasks the cluster's task-event store keeps, as Chrome trace events (one row per
+    worker, each task a span); written as JSON to `filename` when given (load it in
+    Perfetto or chrome://tracing). Works in local mode too."""
+    import json
+    import time
+
+    from ._core.trace import trace_events
+    from ._protocol.messages import GetTaskEvents
+
+    rt = _runtime.current()
+    if rt is None:
+        raise RuntimeError("raylite.timeline() needs raylite.init() first (for a running "
+                           "cluster from the shell: `raylite timeline --output FILE`).")
+    events = trace_events(rt.task_events(GetTaskEvents(0), 30.0).records, int(time.time() * 1e6))
+    if filename is not None:
+        with open(filename, "w") as f:
+            json.dump(events, f)
+    return events
 
 
 def get_gpu_ids() -> list:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable, NamedTuple
 
+from ._resources import describe, fits, in_group
+
 _RUNTIME_ENV_KEYS = {"env_vars", "config"}
 
 
@@ -97,9 +99,80 @@ def _lifetime(name: str, v: Any) -> Any:
 
 
 def _scheduling_strategy(name: str, v: Any) -> Any:
-    if v in (None, "DEFAULT", "SPREAD"):
+    if v is None or isinstance(v, str) and v in ("DEFAULT", "SPREAD") or placement(v) is not None:
         return v
-    raise ValueError(f"scheduling_strategy must be None, 'DEFAULT' or 'SPREAD' in raylite, got {v!r}.")
+    if callable(getattr(v, "_wire", None)):  # raylite.util.scheduling_strategies' classes
+        v._wire()  # checks it once
+        return v
+    raise ValueError(f"scheduling_strategy must be None, 'DEFAULT', 'SPREAD' or a strategy from "
+                     f"raylite.util.scheduling_strategies (NodeAffinitySchedulingStrategy, "
+                     f"PlacementGroupSchedulingStrategy), got {v!r}.")
+
+
+def strategy_wire(v: Any) -> tuple:
+    """A validated scheduling_strategy in the form lease requests and actor specs carry:
+    () for the default and for a placement group (its bundle is named by the demand, renamed
+    into the bundle's resources: only the nodes holding it have them), ("SPREAD",), or what
+    the strategy object's _wire() says."""
+    if v is None or v == "DEFAULT" or placement(v) is not None:
+        return ()
+    if v == "SPREAD":
+        return ("SPREAD",)
+    return v._wire()
+
+
+def placement(strategy: Any) -> tuple | None:
+    """(group id, bundle index, capture child tasks) of a PlacementGroupSchedulingStrategy
+    (util/scheduling_strategies.py; read by its `_placement`), else None."""
+    return getattr(strategy, "_placement", None) if strategy is not None and \
+        not isinstance(strategy, str) else None
+
+
+class Captured(NamedTuple):
+    """The strategy of a task or actor created, without one of its own, by a task or actor
+    whose placement group captures child tasks: any bundle of the same group (and it
+    captures its own children in turn)."""
+    group: bytes
+
+    @property
+    def _placement(self) -> tuple:
+        return (self.group, -1, True)
+
+
+_captured: dict = {}   # (id(options), group) -> (options, the same in the group)
+
+
+def captured(options: Any, current: tuple | None) -> Any:
+    """`options` (which name no strategy) as they run when created inside `current`, the
+    creator's (group id, bundle index, capture): in that group when it captures children."""
+    if current is None or not current[2]:
+        return options
+    key = (id(options), current[0])
+    hit = _captured.get(key)
+    if hit is None or hit[0] is not options:
+        if len(_captured) >= 1024:
+            _captured.clear()
+        hit = _captured[key] = (options, options._replace(scheduling_strategy=Captured(current[0])))
+    return hit[1]
+
+
+def _placed(demand: dict, strategy: Any) -> dict:
+    """`demand` renamed into its placement group's bundle, when the strategy names one;
+    ValueError when the group's bundles are known and it fits none of them (the bundle
+    named, or any bundle for index -1): it could never run."""
+    p = placement(strategy)
+    if p is None:
+        return demand
+    bundles = getattr(strategy, "_bundles", None)
+    if bundles is not None:
+        some = [bundles[p[1]]] if 0 <= p[1] < len(bundles) else bundles
+        if not any(fits(demand, b) for b in some):
+            which = f"bundle {p[1]}" if p[1] >= 0 else "any bundle"
+            raise ValueError(f"The demand {describe(demand)} cannot fit into {which} of placement "
+                             f"group {p[0].hex()} (bundles: "
+                             f"{', '.join(describe(b) for b in bundles)}); it could never run. "
+                             "Ask for less, or make a group with bigger bundles.")
+    return in_group(demand, p[0].hex(), p[1])
 
 
 def _concurrency_groups(name: str, v: Any) -> Any:
@@ -141,6 +214,7 @@ OPTIONS: dict[str, _Opt] = {
     "get_if_exists": _Opt(_bool, actor=True),
     "concurrency_groups": _Opt(_concurrency_groups, actor=True),
     "concurrency_group": _Opt(_opt_str, method=True),
+    "enable_task_events": _Opt(_bool, task=True, method=True),
 }
 
 
@@ -174,11 +248,13 @@ class TaskOptions(NamedTuple):
     max_retries: int = 3
     retry_exceptions: Any = False
     max_calls: int = 0
+    enable_task_events: bool = True
 
     def demand(self) -> dict[str, float]:
-        """The resources one run holds, as {name: amount} without zeros."""
-        return _demand(self.num_cpus, self.num_gpus, self.memory, self.resources,
-                       self.accelerator_type)
+        """The resources one run holds, as {name: amount} without zeros (renamed into its
+        placement group's bundle when it runs in one: _resources.in_group)."""
+        return _placed(_demand(self.num_cpus, self.num_gpus, self.memory, self.resources,
+                               self.accelerator_type), self.scheduling_strategy)
 
 
 class ActorOptions(NamedTuple):
@@ -200,12 +276,16 @@ class ActorOptions(NamedTuple):
     concurrency_groups: dict | None = None
 
     def demand(self) -> dict[str, float]:
-        """The resources the actor holds while alive."""
-        return _demand(self.num_cpus or 0, self.num_gpus, self.memory, self.resources,
-                       self.accelerator_type)
+        """The resources the actor holds while alive (renamed into its placement group's
+        bundle when it runs in one)."""
+        return _placed(_demand(self.num_cpus or 0, self.num_gpus, self.memory, self.resources,
+                               self.accelerator_type), self.scheduling_strategy)
 
     def placement_demand(self) -> dict[str, float]:
-        """What a node must have to host it (at least 1 CPU when num_cpus is unset)."""
+        """What a node must have to host it (at least 1 CPU when num_cpus is unset; in a
+        placement group, what it holds: the bundle is what was reserved for it)."""
+        if placement(self.scheduling_strategy) is not None:
+            return self.demand()
         return _demand(1 if self.num_cpus is None else self.num_cpus, self.num_gpus,
                        self.memory, self.resources, self.accelerator_type)
 
@@ -216,6 +296,7 @@ class MethodOptions(NamedTuple):
     retry_exceptions: Any = False
     max_task_retries: int | None = None
     concurrency_group: str | None = None
+    enable_task_events: bool = True
 
 
 def _demand(cpus: float, gpus: float, memory: float, resources: dict,

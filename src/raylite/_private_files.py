@@ -154,3 +154,19 @@ def write_text(path: str, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def rotate(path: str, backup_count: int) -> int:
+    """Shifts `path` to `path.1` (.1 to .2, ..., the oldest .N replaced; with no backups the
+    file is removed) and returns a descriptor of a fresh private `path`, open for appending."""
+    if backup_count == 0:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    for i in range(backup_count, 0, -1):
+        try:
+            os.replace(f"{path}.{i - 1}" if i > 1 else path, f"{path}.{i}")
+        except FileNotFoundError:
+            pass
+    return open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)

@@ -70,3 +70,45 @@ def add(pool: dict[str, float], demand: dict[str, float]) -> None:
 
 def describe(demand: dict[str, float]) -> str:
     return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(demand.items())) + "}"
+
+
+# -- placement groups: a bundle's resources under their own names --------------------------
+# A committed bundle (index i of group g, g in hex) adds to its node each of its resources
+# twice, as Ray names them: "CPU_group_i_g" (that bundle) and "CPU_group_g" (any bundle of
+# the group on that node, the sum of its bundles there), plus "bundle_group_i_g" and
+# "bundle_group_g" (BUNDLE_UNITS each), so even a task needing nothing is pinned to the
+# bundle. The node's own "CPU" went down by the bundle's amount when it was reserved.
+# A task in the group asks for the renamed resources (`in_group`) and the node's scheduler
+# grants them as any other resource: the accounting is the scheduler's, exact.
+BUNDLE_UNITS = 1000.0
+BUNDLE_MARK = 0.001          # what a task in a group takes of "bundle_group_*"
+
+
+def bundle_resources(group: str, index: int, bundle: dict[str, float]) -> dict[str, float]:
+    """What committing bundle `index` of group `group` (hex id) adds to its node."""
+    out = {f"bundle_group_{index}_{group}": BUNDLE_UNITS, f"bundle_group_{group}": BUNDLE_UNITS}
+    for k, v in bundle.items():
+        out[f"{k}_group_{index}_{group}"] = v
+        out[f"{k}_group_{group}"] = v
+    return out
+
+
+def in_group(demand: dict[str, float], group: str, index: int) -> dict[str, float]:
+    """`demand` renamed into bundle `index` of group `group` (-1: any bundle of it): an
+    indexed task takes both the bundle's and the group's names, so that both stay exact."""
+    out = {f"bundle_group_{group}": BUNDLE_MARK}
+    if index >= 0:
+        out[f"bundle_group_{index}_{group}"] = BUNDLE_MARK
+    for k, v in demand.items():
+        out[f"{k}_group_{group}"] = v
+        if index >= 0:
+            out[f"{k}_group_{index}_{group}"] = v
+    return out
+
+
+def group_of(demand: dict[str, float]) -> str | None:
+    """The group (hex id) a demand made by `in_group` is in, or None."""
+    for k in demand:
+        if k.startswith("bundle_group_"):
+            return k.rpartition("_")[2]
+    return None

@@ -5,6 +5,12 @@ Every node daemon writes, in its session dir <temp>/session_<time>_<pid>:
     token       the cluster token (hex, mode 0600)
     node.json   {"address", "pid", "zygote_pid", "node_id"}, and for a head started with
                 a Ray client port, "client_address" (or "client_error": why it has none)
+    logs/       workers' output (worker-<id>-<pid>.out/.err), submitted jobs' output
+
+A daemon that stops cleanly ends its session (end()): everything goes but logs/, kept
+when it holds a file, so the logs of a stopped cluster stay readable (`raylite logs`,
+util.state.get_log); a session that is only logs/ is "ended". The next head started
+with this temp dir removes the ended sessions (remove_ended), as does deleting them.
 
     token_for(address, temp): RAYLITE_CLUSTER_TOKEN if set, else the token beside the
               node.json that names `address` (as its address or its client address); the
@@ -53,3 +59,56 @@ def token_for(address: str, temp_dir: str | None) -> bytes:
     raise ConnectionError(f"No token for the raylite cluster at {address}: no session on this "
                           "machine has that address. On another machine, set RAYLITE_CLUSTER_TOKEN "
                           "to the token `raylite start --head` printed.")
+
+
+def end(session_dir: str) -> None:
+    """A clean stop: removes the session dir, except logs/ when it holds a file."""
+    import shutil
+
+    logs = os.path.join(session_dir, "logs")
+    try:
+        keep = private.check_dir(logs) and bool(os.listdir(logs))
+    except OSError:
+        keep = False
+    if not keep:
+        shutil.rmtree(session_dir, ignore_errors=True)
+        return
+    try:
+        names = os.listdir(session_dir)
+    except OSError:
+        return
+    for name in names:
+        if name != "logs":
+            path = os.path.join(session_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
+def is_ended(session_dir: str) -> bool:
+    """Only logs/ is left: its daemon stopped cleanly (end())."""
+    try:
+        return os.listdir(session_dir) == ["logs"]
+    except OSError:
+        return False
+
+
+def ended_sessions(temp_dir: str) -> list[str]:
+    """The ended sessions in `temp_dir` (ours alone), newest first."""
+    if not private.check_dir(temp_dir):
+        return []
+    found = [s for s in glob.glob(os.path.join(glob.escape(temp_dir), "session_*"))
+             if is_ended(s) and private.check_dir(s)]
+    return sorted(found, key=os.path.getmtime, reverse=True)
+
+
+def remove_ended(temp_dir: str) -> None:
+    """Removes the logs of the clusters that stopped before (a head's start)."""
+    import shutil
+
+    for session in ended_sessions(temp_dir):
+        shutil.rmtree(session, ignore_errors=True)

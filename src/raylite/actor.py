@@ -14,7 +14,7 @@ from . import _options
 from ._runtime import require
 from ._runtime.base import ActorMeta
 from ._runtime.execution import BUILTIN_METHODS, TERMINATE, ActorExit, is_async_class
-from .remote_function import unpack_refs
+from .remote_function import _in_parents_group, unpack_refs
 
 _METHOD_ATTR = "__raylite_method_options__"
 
@@ -102,6 +102,8 @@ class _BoundActorClass:
 
 
 def _create(cls: ActorClass, args: tuple, kwargs: dict, options: _options.ActorOptions) -> "ActorHandle":
+    if options.scheduling_strategy is None:
+        options = _in_parents_group(options)
     actor_id, meta = require().create_actor(cls, args, kwargs, options)
     return ActorHandle(actor_id, meta)
 

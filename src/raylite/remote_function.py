@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _options
-from ._runtime import require
+from ._runtime import context, require
 from ._runtime.object_ref import ObjectRef
 
 
@@ -19,6 +19,13 @@ def unpack_refs(refs: list[ObjectRef], num_returns: int) -> Any:
     if num_returns == 1:
         return refs[0]
     return refs if num_returns else None
+
+
+def _in_parents_group(options: Any) -> Any:
+    """Ray's placement_group_capture_child_tasks: created inside a task or actor whose
+    placement group captures its children, a task without a strategy runs in that group."""
+    s = context.current()
+    return options if s is None or s.placement is None else _options.captured(options, s.placement)
 
 
 class RemoteFunction:
@@ -40,6 +47,8 @@ class RemoteFunction:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         opts = self._options
+        if opts.scheduling_strategy is None:
+            opts = _in_parents_group(opts)
         return unpack_refs(require().submit_task(self, args, kwargs, opts), opts.num_returns)
 
     def options(self, **options: Any) -> "_BoundRemoteFunction":
@@ -63,8 +72,11 @@ class _BoundRemoteFunction:
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        refs = require().submit_task(self._fn, args, kwargs, self._options)
-        return unpack_refs(refs, self._options.num_returns)
+        opts = self._options
+        if opts.scheduling_strategy is None:
+            opts = _in_parents_group(opts)
+        refs = require().submit_task(self._fn, args, kwargs, opts)
+        return unpack_refs(refs, opts.num_returns)
 
     def options(self, **options: Any) -> "_BoundRemoteFunction":
         return _BoundRemoteFunction(self._fn, _options.merge(self._options, "task", options))

@@ -13,8 +13,8 @@ import warnings
 from typing import Any
 
 from . import _config
-from ._ids import ActorID, JobID, NodeID, TaskID
-from ._runtime import require
+from ._ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID
+from ._runtime import context, require
 
 
 class RuntimeContext:
@@ -45,13 +45,25 @@ class RuntimeContext:
         return self._info().actor_name
 
     def get_placement_group_id(self) -> str | None:
-        """Always None: raylite has no placement groups yet."""
-        return None
+        """The id (hex) of the placement group the calling task or actor runs in; None in a
+        driver or outside any group."""
+        s = context.current()
+        return s.placement[0].hex() if s is not None and s.placement is not None else None
 
     @property
     def current_placement_group_id(self) -> Any:
-        """Always None: raylite has no placement groups yet."""
-        return None
+        """The same as a PlacementGroupID (Ray's older property), or None."""
+        hex_id = self.get_placement_group_id()
+        return PlacementGroupID.from_hex(hex_id) if hex_id is not None else None
+
+    @property
+    def should_capture_child_tasks_in_placement_group(self) -> bool:
+        """Whether the tasks this one creates run in its placement group (True in a driver,
+        as Ray says)."""
+        s = context.current()
+        if s is None or (s.task_id is None and s.actor_id is None):
+            return True
+        return bool(s.placement is not None and s.placement[2])
 
     @property
     def job_id(self) -> JobID:

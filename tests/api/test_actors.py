@@ -191,10 +191,18 @@ def test_pending_calls_finish_when_last_handle_goes(ray):
             time.sleep(0.2)
             return "done"
 
-    h = Slow.remote()
-    ref = h.work.remote()
-    del h
-    assert ray.get(ref, timeout=10) == "done"
+    @ray.remote
+    class SlowAsync:
+        async def work(self):
+            await asyncio.sleep(0.2)
+            return "done"
+
+    for cls in (Slow, SlowAsync, Slow.options(max_concurrency=4)):
+        h = cls.remote()
+        refs = [h.work.remote() for _ in range(3)]
+        del h  # __ray_terminate__ follows the calls: a concurrent actor still ends after them
+        assert ray.get(refs, timeout=10) == ["done"] * 3
+        assert ray.get(cls.remote().work.remote(), timeout=10) == "done"  # a temporary handle
 
 
 @pytest.mark.raylite_only("asserts raylite's one-line message for an actor that called exit_actor() (Ray's spans lines)")

@@ -56,22 +56,6 @@ def test_objects_filter_then_limit_and_say_what_was_left_out(ray):
 
 
 @NOT_ON_RAY
-def test_a_task_sees_itself_running(ray):
-    @ray.remote
-    def me():
-        from raylite.util.state import list_tasks
-
-        return [dict(t) for t in list_tasks(filters=[("name", "=", "me")], detail=True)]
-
-    [t] = ray.get(me.remote())
-    assert t["state"] == "RUNNING" and t["type"] == "NORMAL_TASK" and t["attempt_number"] == 0
-    assert state.list_tasks(filters=[("name", "=", "me")]) == []  # finished: not kept yet
-    assert state.get_task(t["task_id"]) == []
-    summary = state.summarize_tasks()["cluster"]
-    assert summary["summary_by"] == "func_name" and "me" not in summary["summary"]
-
-
-@NOT_ON_RAY
 def test_nodes_jobs_workers_and_placement_groups(ray):
     [n] = state.list_nodes(detail=True)
     assert n.state == "ALIVE" and n.is_head_node and n.resources_total["CPU"] == 4
@@ -81,6 +65,26 @@ def test_nodes_jobs_workers_and_placement_groups(ray):
     assert all(w.worker_type == "WORKER" for w in state.list_workers())
     assert state.get_worker("00" * 16) is None
     assert state.list_placement_groups() == [] and state.get_placement_group("ab") is None
+
+
+def test_placement_groups_listed_and_got(ray):
+    from raylite.util.placement_group import placement_group, remove_placement_group
+
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], name="pair", strategy="SPREAD")
+    assert pg.wait(30)
+    stuck = placement_group([{"CPU": 64}])
+    [row] = state.list_placement_groups(filters=[("name", "=", "pair")])
+    assert (row.placement_group_id, row.state) == (pg.id.hex(), "CREATED")
+    assert row.creator_job_id == raylite.get_runtime_context().get_job_id()
+    got = state.get_placement_group(pg.id.hex())
+    node = state.list_nodes()[0].node_id
+    assert got.bundles == [{"node_id": node, "unit_resources": {"CPU": 1.0}}] * 2
+    assert not got.is_detached and got.strategy == "SPREAD"
+    assert [r.placement_group_id for r in state.list_placement_groups(
+        filters=[("state", "=", "PENDING")])] == [stuck.id.hex()]
+    remove_placement_group(pg)
+    remove_placement_group(stuck)
+    assert {r.state for r in state.list_placement_groups()} == {"REMOVED"}
 
 
 def test_bad_filters_are_errors(ray):

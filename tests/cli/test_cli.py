@@ -69,7 +69,7 @@ def _records(temp):
         _, pid, session = rec.read_text().split()
         out.append(("head", int(pid), session))
     for p in sorted((temp / "raylite_nodes").glob("*")):
-        _, pid, session = p.read_text().split()
+        _, pid, session, _head = p.read_text().split()
         out.append(("node", int(pid), session))
     return out
 
@@ -129,11 +129,12 @@ def test_help_imports_no_command():
     assert out.stdout.strip() == "['raylite.cli.main']", out.stdout + out.stderr
 
 
-def test_start_help_says_joined_nodes_run_nothing_yet():
+def test_start_help_says_what_runs_on_joined_nodes():
     out = subprocess.run([sys.executable, "-m", "raylite", "start", "--help"], capture_output=True,
                          text=True)
     text = " ".join(out.stdout.split())
-    assert "not supported yet" in text and "--block" in text
+    assert "spill" not in text and "or ask for it (SPREAD, node affinity), run there" in text
+    assert "--node-ip-address" in text and "--labels" in text and "--block" in text
 
 
 # -- start --head, status, a driver, stop ---------------------------------------------------
@@ -231,7 +232,7 @@ def test_node_joins_head_and_stop_stops_both(head):
     temp, address = head
     out = raylite("start", "--address", address, "--num-cpus", "1", "--resources", '{"disk": 2}',
                   temp=temp)
-    assert f"joined {address}" in out.stdout and "not supported yet" in out.stdout
+    assert f"joined {address}" in out.stdout and "Tasks run there when" in out.stdout
     out = _driver(temp, """
         import raylite
         raylite.init(address="auto")

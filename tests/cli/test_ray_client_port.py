@@ -138,7 +138,8 @@ def test_the_daemon_command_asks_for_the_client_port_only_on_a_head():
     args = cli_start.argparse.Namespace(head=True, address=None, host="127.0.0.1", port=0,
                                         block=False, num_cpus=None, num_gpus=None,
                                         object_store_memory=None, resources=None,
-                                        ray_client_server_port=None)
+                                        ray_client_server_port=None, node_ip_address=None,
+                                        labels=None)
     cmd = cli_start._daemon_cmd(args, "/t", "/t/log")
     assert cmd[cmd.index("--client-port") + 1] == "10001" and "--client-port-required" not in cmd
     args.ray_client_server_port = 12345

@@ -83,7 +83,8 @@ def test_list_every_kind_as_a_table(cluster):
     assert "WORKER" in rl(cluster, "list", "workers").stdout
     assert "DRIVER" in rl(cluster, "list", "jobs").stdout
     out = rl(cluster, "list", "placement-groups")
-    assert out.stdout.split() == ["PLACEMENT_GROUP_ID", "NAME", "STATE"] and not out.stderr
+    assert out.stdout.split() == ["PLACEMENT_GROUP_ID", "NAME", "CREATOR_JOB_ID", "STATE"] \
+        and not out.stderr
 
 
 def test_actor_rows_have_rays_fields_and_its_workers_pid(cluster):
@@ -95,7 +96,7 @@ def test_actor_rows_have_rays_fields_and_its_workers_pid(cluster):
 
 
 def test_filter_applies_before_the_limit(cluster):
-    every = rows(cluster, "tasks", "--limit", "-1")
+    every = rows(cluster, "tasks", "--limit", "-1", "--filter", "name=slow")
     running = [t for t in every if t["state"] == "RUNNING"]
     assert len(running) == 2 and len(every) == 3  # one waits for a CPU
     # the waiting task is listed first or last; a filter must still find both running ones
@@ -104,8 +105,30 @@ def test_filter_applies_before_the_limit(cluster):
     assert sorted(t["task_id"] for t in json.loads(out.stdout)) == \
         sorted(t["task_id"] for t in running)
     assert out.stderr == ""  # nothing was left out
-    assert [t["state"] for t in rows(cluster, "tasks", "--filter", "state!=RUNNING")] == \
-        ["PENDING_NODE_ASSIGNMENT"]
+    assert [t["state"] for t in rows(cluster, "tasks", "--filter", "state!=RUNNING",
+                                     "--filter", "name=slow")] == ["PENDING_NODE_ASSIGNMENT"]
+
+
+def test_finished_tasks_are_listed_with_rays_fields_and_got_by_id(cluster):
+    [ping] = rows(cluster, "tasks", "--filter", "state=FINISHED", "--detail")
+    assert (ping["name"], ping["type"], ping["error_type"]) == ("Counter.ping", "ACTOR_TASK", None)
+    assert ping["start_time_ms"] <= ping["end_time_ms"] and ping["worker_pid"] > 0
+    out = rl(cluster, "list", "tasks", "--filter", "state=FINISHED").stdout
+    assert out.splitlines()[0].split()[:4] == ["TASK_ID", "ATTEMPT_NUMBER", "NAME", "STATE"]
+    got = json.loads(rl(cluster, "get", "tasks", ping["task_id"], "--format", "json").stdout)
+    assert got["task_id"] == ping["task_id"] and got["events"][-1]["state"] == "FINISHED"
+
+
+def test_timeline_writes_a_chrome_trace(cluster, tmp_path):
+    path = tmp_path / "trace.json"
+    out = rl(cluster, "timeline", "--output", str(path))
+    assert "Trace of 3 task(s) written to" in out.stdout  # the call and two running tasks
+    events = json.loads(path.read_text())
+    spans = sorted(e["name"] for e in events if e["ph"] == "X")
+    assert spans == ["Counter.ping", "slow", "slow"]
+    assert json.loads(rl(cluster, "timeline", "--output", "-").stdout)[0]["ph"] == "M"
+    out = rl(cluster, "timeline", "--output", str(tmp_path / "no" / "such.json"), check=False)
+    assert out.returncode == 1 and "cannot write" in out.stderr
 
 
 def test_limit_says_how_many_were_left_out(cluster):
@@ -125,7 +148,7 @@ def test_get_prints_every_field_and_fails_on_an_unknown_id(cluster):
 
 def test_summaries(cluster):
     out = rl(cluster, "summary", "tasks").stdout
-    assert "Tasks in flight: 3" in out and "RUNNING: 2" in out
+    assert "Tasks: 4 (1 actor tasks)" in out and "RUNNING: 2" in out
     assert "Counter" in rl(cluster, "summary", "actors").stdout
     data = json.loads(rl(cluster, "summary", "objects", "--format", "json").stdout)
     shm = data["cluster"]["summary"]["SHARED_MEMORY"]
@@ -154,7 +177,9 @@ def test_logs_lists_and_reads_the_head_log(cluster):
     out = rl(cluster, "logs", "../raylite_current_cluster", check=False)
     assert out.returncode == 1 and "no log file" in out.stderr
     out = rl(cluster, "logs", "--actor-id", "ab" * 16, check=False)
-    assert out.returncode == 1 and "not kept yet" in out.stderr
+    assert out.returncode == 1 and "no live actor" in out.stderr
+    out = rl(cluster, "logs", "--task-id", "ab" * 16, check=False)
+    assert out.returncode == 1 and "not available yet" in out.stderr
 
 
 def test_no_cluster_says_how_to_start_one(tmp_path):

@@ -27,6 +27,37 @@ def test_init_starts_daemon_and_shutdown_leaves_no_process():
     assert alive == []
 
 
+def test_idle_workers_beyond_the_cpu_count_are_stopped_and_work_goes_on(monkeypatch):
+    import psutil
+
+    monkeypatch.setenv("RAYLITE_IDLE_WORKER_KILL_MS", "300")
+    raylite.init(num_cpus=1)
+    try:
+        @raylite.remote
+        def inner():
+            return os.getpid()
+
+        @raylite.remote
+        def outer():  # blocked in get(): its CPU is lent, so inner() needs a second worker
+            return os.getpid(), raylite.get(inner.remote())
+
+        a, b = raylite.get(outer.remote())
+        assert a != b
+        daemon = psutil.Process(raylite._runtime.current()._proc.pid)
+
+        def workers():
+            return [p for z in daemon.children() for p in z.children()]
+
+        assert len(workers()) >= 2
+        deadline = time.monotonic() + 10
+        while len(workers()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers()) == 1  # one per CPU is kept
+        assert raylite.get(outer.remote())[1] > 0  # and a new one starts when needed
+    finally:
+        raylite.shutdown()
+
+
 def test_wrong_token_is_refused_and_daemon_carries_on(cluster):
     address = raylite._runtime.current().daemon_address
     with pytest.raises(AuthenticationError):
@@ -192,6 +223,38 @@ def test_driver_exit_kills_its_non_detached_actors(cluster):
             return
         time.sleep(0.05)
     pytest.fail("the actor outlived its driver")
+
+
+def test_a_driver_s_placement_groups_end_with_it_unless_detached(cluster):
+    address = raylite._runtime.current().daemon_address
+    out = _driver("""
+        import sys
+        from raylite.util.placement_group import placement_group
+        raylite.init(address=sys.argv[1], namespace="groups")
+        kept = placement_group([{"CPU": 1}], name="kept", lifetime="detached")
+        temp = placement_group([{"CPU": 1}], name="temp")
+        print(kept.wait(30), temp.wait(30))
+    """, address)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]
+    rt = raylite._runtime.current()
+    deadline = time.time() + 5
+    while rt.placement_groups(None, None) and time.time() < deadline:
+        states = {r.name: r.state for r in rt.placement_groups(None, None)}
+        if states == {"kept": "CREATED", "temp": "REMOVED"}:
+            break
+        time.sleep(0.05)
+    assert {r.name: r.state for r in rt.placement_groups(None, None)} == \
+        {"kept": "CREATED", "temp": "REMOVED"}
+    assert raylite.available_resources()["CPU"] == 1           # only the detached one holds
+    out = _driver("""
+        import sys
+        from raylite.util.placement_group import get_placement_group, remove_placement_group
+        raylite.init(address=sys.argv[1], namespace="groups")
+        remove_placement_group(get_placement_group("kept"))  # found by name from a new driver
+    """, address)
+    assert out.returncode == 0, out.stderr
+    assert raylite.available_resources()["CPU"] == 2
 
 
 def test_joining_with_num_cpus_raises(cluster):

@@ -199,3 +199,50 @@ def test_a_crashed_actor_worker_is_reported_through_its_node_and_restarted(clust
     assert again.state == "ALIVE" and again.address != first.address
     assert "exited with code 11" in str(pickle.loads(again.death))
     driver.close()
+
+
+def test_a_placement_group_spread_over_two_nodes(cluster):
+    """Two phases across nodes: each node holds its bundle, both commit, an actor in bundle 1
+    goes to bundle 1's node; removal gives both nodes their resources back."""
+    from raylite import _resources as res
+
+    hub, gcs, nodes = cluster
+    driver = hub.connect("inproc://other")
+    driver.send(m.RegisterClient(1, "driver", os.getpid(), "127.0.0.1:99", "ns", None, None))
+    job = _reply(driver, m.ClientRegistered)
+    gid = b"p" * 16
+    group = m.PlacementGroupSpec(gid, ({"CPU": 1.0}, {"CPU": 1.0}), "STRICT_SPREAD", "pair", "ns",
+                                 False, job.job_id)
+    driver.send(m.CreatePlacementGroup(2, group))
+    assert _reply(driver, m.PlacementGroupCreated) == m.PlacementGroupCreated(2, None, None)
+    assert _until(lambda: gcs.tables.groups.groups[gid].state == "CREATED")
+    head, other = nodes["head"].sched, nodes["other"].sched
+    assert _until(lambda: f"CPU_group_1_{gid.hex()}" in other.available)
+    assert head.available["CPU"] == 0 and other.available["CPU"] == 0
+    assert head.available[f"CPU_group_0_{gid.hex()}"] == 1
+    assert f"CPU_group_1_{gid.hex()}" not in head.total
+
+    demand = res.in_group({"CPU": 1.0}, gid.hex(), 1)
+    spec = _spec(b"a" * 16, job.job_id, name=None)._replace(
+        demand=demand, placement=demand, placement_group=(gid, 1, False))
+    driver.send(m.CreateActor(3, spec, False))
+    _reply(driver, m.ActorCreated)
+    driver.send(m.GetActorInfo(4, spec.actor_id, None, None, True))
+    assert _reply(driver, m.ActorInfo).state == "ALIVE"
+    assert gcs.tables.actors[spec.actor_id].node_id == OTHER    # not the head: its bundle's node
+
+    three = group._replace(group_id=b"q" * 16, bundles=({"CPU": 1.0},) * 3, name="")
+    driver.send(m.CreatePlacementGroup(5, three))               # two nodes: it cannot be placed
+    assert "cannot be placed" in _reply(driver, m.PlacementGroupCreated).warning
+    driver.send(m.GetPlacementGroup(6, None, "pair", "ns"))
+    [record] = _reply(driver, m.PlacementGroupInfo).records
+    assert record.bundle_nodes == (HEAD.hex(), OTHER.hex()) and record.state == "CREATED"
+
+    driver.send(m.RemovePlacementGroup(7, gid))
+    assert _reply(driver, m.Ack).error is None
+    assert _until(lambda: head.available.get("CPU") == 1 and other.available.get("CPU") == 1)
+    assert not [k for k in list(head.total) + list(other.total) if gid.hex() in k]
+    assert gcs.tables.actors[spec.actor_id].state == "DEAD"
+    driver.send(m.RequestLease(8, demand, "f"))                  # a task sent to it afterwards
+    assert _reply(driver, m.LeaseGranted).refused is not None
+    driver.close()

@@ -94,7 +94,7 @@ def test_login_see_the_actor_filter_tasks_follow_a_log(cluster, fresh_login, pag
 
     page.click("nav >> text=Tasks")
     rows = page.locator("#tasks-table tbody tr")
-    expect(rows).to_have_count(5)
+    expect(rows).to_have_count(6)  # the finished actor call, 2 running and 3 queued tasks
     page.select_option("#filter-state", "RUNNING")
     page.click("#filter-apply")
     page.wait_for_url("**/tasks?state=RUNNING*")

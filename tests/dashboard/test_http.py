@@ -95,22 +95,26 @@ def _task_rows(body):
 
 
 def test_tasks_page_filters_and_pages(cluster, cookie):
-    def all_five():
-        body = cluster.request("GET", "/tasks", cookie=cookie)[2]
-        return body if _task_rows(body) == 5 else None
-    body = cluster.wait_for(all_five)
-    assert body, "the 2 running and 3 queued tasks did not all show"
-    assert "no history of finished tasks" in body
+    def all_six():
+        body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)[2]
+        return cluster.request("GET", "/tasks", cookie=cookie)[2] \
+            if _task_rows(body) == 2 else None
+    body = cluster.wait_for(all_six)
+    assert body, "the 2 running tasks did not show"
+    assert _task_rows(body) == 6  # the finished actor call, 2 running and 3 queued tasks
+    assert "oldest finished first out" in body and "DashCounter.add" in body
     _, _, body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)
     assert _task_rows(body) == 2 and "sleeper" in body and "queued_work" not in body
+    _, _, body = cluster.request("GET", "/tasks?state=FINISHED", cookie=cookie)
+    assert _task_rows(body) == 1 and "DashCounter.add" in body
     _, _, body = cluster.request("GET", "/tasks?name=queued", cookie=cookie)
     assert _task_rows(body) == 3 and "sleeper" not in body
     _, _, body = cluster.request("GET", "/tasks?per=2&page=3", cookie=cookie)
-    assert _task_rows(body) == 1 and "page 3 of 3" in body and "5&ndash;5 of 5" in body
+    assert _task_rows(body) == 2 and "page 3 of 3" in body and "5&ndash;6 of 6" in body
     _, _, body = cluster.request("GET", "/tasks?per=2&page=1&name=queued", cookie=cookie)
     assert "page=2" in body and "name=queued" in body  # the next page keeps the filter
     _, _, body = cluster.request("GET", "/tasks?page=abc&per=-4", cookie=cookie)
-    assert _task_rows(body) == 5  # bad paging input falls back to the defaults
+    assert _task_rows(body) == 6  # bad paging input falls back to the defaults
 
 
 def test_objects_page_shows_where_bytes_are(cluster, cookie):
@@ -258,3 +262,61 @@ def test_the_dashboard_ends_once_its_head_is_gone(tmp_path):
         assert not os.path.exists(record)
     finally:
         raylite("stop", "--force", temp=temp)
+
+
+def test_metrics_on_the_dashboard_port_need_a_login_or_the_token(cluster, cookie):
+    status, headers, body = cluster.request("GET", "/metrics")
+    assert status == 401 and headers["www-authenticate"].startswith("Bearer")
+    assert "raylite_nodes" not in body
+    assert cluster.request("GET", "/metrics", headers={"Authorization": "Bearer nope"})[0] == 401
+    for how in (dict(cookie=cookie), dict(headers={"Authorization": f"Bearer {cluster.token}"})):
+        status, headers, body = cluster.request("GET", "/metrics", **how)
+        assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert 'raylite_nodes{state="ALIVE"} 1' in body.splitlines()
+        assert 'raylite_actors{state="ALIVE"} 1' in body.splitlines()   # the driver's actor
+    # a bearer token makes no session: the session table stays as it was
+    assert cluster.request("GET", "/", headers={"Authorization": f"Bearer {cluster.token}"})[0] == 303
+
+
+def test_one_process_serves_the_dashboard_and_the_metrics_port(tmp_path):
+    import http.client
+
+    temp = str(tmp_path / "t")
+    out = raylite("start", "--head", "--port", "0", "--num-cpus", "1", "--dashboard-port", "0",
+                  "--metrics-export-port", "0", temp=temp)
+    try:
+        assert out.returncode == 0, out.stderr
+        metrics = re.search(r"Prometheus metrics: +(\S+)", out.stdout).group(1)
+        assert "log in once with" in out.stdout
+        session = open(os.path.join(temp, "raylite_current_cluster")).read().split()[2]
+        token = open(os.path.join(session, "token")).read().strip()
+        u = urllib.parse.urlsplit(metrics)
+
+        def get(path, headers=None):
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+            try:
+                conn.request("GET", path, headers=headers or {})
+                r = conn.getresponse()
+                return r.status, r.read().decode()
+            finally:
+                conn.close()
+
+        assert get("/metrics")[0] == 401
+        status, body = get("/metrics", {"Authorization": f"Bearer {token}"})
+        assert status == 200 and "raylite_node_cpu_total" in body
+        assert get("/", {"Authorization": f"Bearer {token}"})[0] == 404   # no pages there
+        pid = int(open(os.path.join(temp, "raylite_dashboard")).read().split()[1])
+        out = raylite("stop", temp=temp)
+        assert "stopped the dashboard" in out.stdout
+        deadline = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(pid)
+    finally:
+        raylite("stop", "--force", temp=temp)
+
+
+def test_metrics_export_port_needs_head(tmp_path):
+    out = raylite("start", "--address", "127.0.0.1:1", "--metrics-export-port", "0",
+                  temp=str(tmp_path / "t"))
+    assert out.returncode == 2 and "--metrics-export-port goes with --head" in out.stderr

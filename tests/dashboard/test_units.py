@@ -99,6 +99,8 @@ def test_only_listed_logs_are_served(tmp_path):
     (session / "logs" / "job-driver-1.log").write_text("hello\n")
     (temp / "raylite_head.log").write_text("daemon\n")
     (session / "token").write_text("secret")
+    for d in (temp, session, session / "logs"):
+        d.chmod(0o700)  # as raylite makes them: the listing reads only private dirs
     found = logs.sources(str(session / "logs"))
     assert sorted(found) == ["job-driver-1.log", "raylite_head.log"]
     assert logs.tail(str(session / "logs"), {"name": "../token"})[0] == 404

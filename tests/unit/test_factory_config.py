@@ -160,3 +160,25 @@ def test_config_flags_and_defaults():
         _config.from_env({"RAYLITE_LOCAL_MODE": "2"})
     assert _config.from_env({}).runtime is None
     assert _config.from_env({"RAYLITE_RUNTIME": " fake "}).runtime == "fake"
+
+
+def test_a_node_here_that_joined_a_head_elsewhere_is_where_drivers_join(tmp_path):
+    import os
+
+    from raylite import _private_files as private
+    from raylite._runtime import factory
+
+    temp = tmp_path / "t"
+    private.make_dir(str(temp))
+    private.make_dir(str(temp / "raylite_nodes"))
+    me = os.getpid()
+    # a node of a head on another machine, and one of a head on this machine (cluster_utils)
+    private.write_text(str(temp / "raylite_nodes" / "1"), f"198.18.0.2:7 {me} /s 198.18.0.9:6380\n")
+    private.write_text(str(temp / "raylite_nodes" / "2"), f"127.0.0.1:8 {me} /s 127.0.0.1:6380\n")
+    assert factory.joined_node(str(temp)) == "198.18.0.2:7"
+    assert factory.joined_node(str(temp), "127.0.0.1:6380") == "127.0.0.1:8"
+    assert factory.through_local_node("198.18.0.9:6380", str(temp)) == "198.18.0.2:7"
+    assert factory.through_local_node("198.18.0.8:6380", str(temp)) == "198.18.0.8:6380"
+    assert factory.through_local_node("127.0.0.1:6380", str(temp)) == "127.0.0.1:6380"
+    os.unlink(temp / "raylite_nodes" / "1")
+    assert factory.joined_node(str(temp)) is None

@@ -38,6 +38,7 @@ class FakeNode:
         self.mine, self.theirs = inproc.pipe(f"node {address}", "gcs")
         gcs.attach(self.theirs)
         self.resources = resources
+        self.views = []  # the ClusterViews it was sent, kept apart from the other messages
 
     def register(self):
         assert self.call(m.RegisterNode(1, self.node_id, self.address, self.resources, "h")) == \
@@ -52,7 +53,10 @@ class FakeNode:
         return self.got()
 
     def got(self):
-        return self.mine.recv_ready()
+        out = []
+        for msg in self.mine.recv_ready():
+            (self.views if type(msg) is m.ClusterView else out).append(msg)
+        return out
 
     def start(self, spec, worker, restarts=0, error=None):
         """This node ran the actor's __init__ on `worker` (address w:<worker[0]>)."""
@@ -97,17 +101,19 @@ def test_named_actors_are_unique_per_namespace(gcs, head):
     assert info.actor_id == first.actor_id and info.state == "PENDING"
 
 
-def test_placement_is_the_head_while_it_is_alive_else_a_node_that_fits(gcs, head):
+def test_placement_is_the_head_when_it_fits_else_a_node_that_fits(gcs, head):
     other = FakeNode(gcs, OTHER, {"CPU": 1.0, "disk": 1.0}, "127.0.0.1:2").register()
     usual, disky = _spec(b"a" * 16), _spec(b"b" * 16, placement={"disk": 1.0})
     assert head.call(m.CreateActor(1, usual, False))[1] == m.PlaceActor(usual, 0)
-    assert head.call(m.CreateActor(2, disky, False))[1] == m.PlaceActor(disky, 0)  # waits there
-    assert other.got() == []
+    assert head.call(m.CreateActor(2, disky, False)) == [m.ActorCreated(2, disky.actor_id,
+                                                                        disky.meta, None)]
+    assert other.got() == [m.PlaceActor(disky, 0)]               # only that node has a disk
     nodes = [NodeInfo(b"1" * 16, "a:1", {"CPU": 1}, "a", True),
-             NodeInfo(b"2" * 16, "b:1", {"GPU": 1}, "b", False)]
-    assert pick_node(nodes, {"GPU": 1}, b"1" * 16) == b"1" * 16   # the head, fitting or not
-    assert pick_node(nodes, {"GPU": 1}, None) == b"2" * 16        # no head: a node that fits
-    assert pick_node(nodes, {"TPU": 1}, None) == b"1" * 16        # nothing fits: the first
+             NodeInfo(b"2" * 16, "b:1", {"CPU": 1, "GPU": 1}, "b", False)]
+    assert pick_node(nodes, {"CPU": 1}, b"2" * 16) == b"2" * 16   # the head, when it fits
+    assert pick_node(nodes, {"GPU": 1}, b"1" * 16) == b"2" * 16   # else a node that fits
+    assert pick_node(nodes, {"TPU": 1}, b"2" * 16) == b"2" * 16   # nothing fits: the head
+    assert pick_node(nodes, {"TPU": 1}, None) == b"1" * 16        # no head: the first
     nodes[0].alive = False
     assert pick_node(nodes, {"CPU": 1}, b"1" * 16) == b"2" * 16   # the head is gone
     nodes[1].alive = False
@@ -283,3 +289,32 @@ def test_every_message_of_the_gcs_protocol_has_a_check_for_every_field():
     assert validate.problem(m.ActorPlaced(b"a" * 16, -1, b"w" * 16, "x:1")).startswith(
         "ActorPlaced.restarts must be an integer from 0")
     assert validate.problem(m.JobFinished(b"job")) == "JobFinished.job_id must be a 4-byte id, not bytes b'job'"
+
+
+def test_nodes_report_what_is_free_and_every_node_hears_each_change(gcs, head):
+    other = FakeNode(gcs, OTHER, {"CPU": 2.0}, "127.0.0.1:2").register()
+    head.got(), other.got()
+    assert len(head.views) == 1  # the second node's registration: now there are others
+    head.views.clear(), other.views.clear()
+    other.send(m.NodeResources({"CPU": 0.5}, 3))
+    head.got(), other.got()
+    [view] = head.views
+    assert other.views == [view]
+    assert (OTHER.hex(), "127.0.0.1:2", {"CPU": 2.0}, {"CPU": 0.5},
+            {"ray.io/node_id": OTHER.hex()}) in view.nodes
+    other.send(m.NodeResources({"CPU": 0.5}, 0))  # nothing changed: nobody is told
+    assert head.got() == [] and len(head.views) == 1
+    [rec] = [n for n in gcs.tables.state().nodes if n.node_id == OTHER.hex()]
+    assert rec.resources_available == {"CPU": 0.5}
+
+
+def test_an_actor_with_hard_affinity_to_no_live_node_dies_unschedulable(gcs, head):
+    from raylite.exceptions import ActorUnschedulableError
+
+    spec = _spec(b"a" * 16)._replace(strategy=("NODE", "dd" * 16, False))
+    assert head.call(m.CreateActor(1, spec, False)) == [m.ActorCreated(1, spec.actor_id, spec.meta,
+                                                                       None)]
+    entry = gcs.tables.actors[spec.actor_id]
+    assert entry.state == "DEAD"
+    error = pickle.loads(entry.death)
+    assert isinstance(error, ActorUnschedulableError) and "dd" * 16 in str(error)

@@ -48,6 +48,34 @@ def test_scheduler_queues_when_full_and_lends_blocked_cpu():
     assert s.available["CPU"] == 0
 
 
+def test_scheduler_reaps_idle_workers_beyond_the_cpu_count_the_longest_idle_first():
+    s = _sched(cpus=1)
+    for w in (b"w1", b"w2", b"w3"):
+        s.worker_registered(w)
+    assert s.reap_idle(10.0, keep=1, after_s=1.0) == []  # first seen idle at 10.0
+    assert s.reap_idle(10.9, keep=1, after_s=1.0) == []
+    g = s.request_lease("a", 1, {"CPU": 1}, "f")[0]     # w1 leased: never reaped
+    assert g.worker_id == b"w1"
+    assert s.reap_idle(11.0, keep=1, after_s=1.0) == [sch.Kill(b"w2"), sch.Kill(b"w3")]
+    assert set(s.workers) == {b"w1"} and not s.idle
+    s.return_lease(g.lease_id)                          # idle again, but it is the one we keep
+    assert s.reap_idle(20.0, keep=1, after_s=1.0) == []
+
+
+def test_scheduler_idle_period_restarts_when_a_worker_is_leased_in_between():
+    s = _sched(cpus=1)
+    s.worker_registered(b"w1")
+    s.worker_registered(b"w2")
+    assert s.reap_idle(0.0, keep=1, after_s=1.0) == []
+    g = s.request_lease("a", 1, {"CPU": 1}, "f")[0]     # w1 busy between two ticks...
+    s.return_lease(g.lease_id)                          # ...and idle again: a new period
+    assert s.reap_idle(1.0, keep=1, after_s=1.0) == [sch.Kill(b"w2")]
+    s.worker_registered(b"w3")
+    assert s.reap_idle(1.5, keep=1, after_s=1.0) == []  # w1's period began at the 1.0 tick
+    assert s.reap_idle(2.0, keep=1, after_s=1.0) == [sch.Kill(b"w1")]
+    assert s.workers == {b"w3": None}
+
+
 def test_scheduler_infeasible_and_gpus_and_owner_gone():
     s = _sched(cpus=2, gpus=2)
     out = s.request_lease("a", 1, {"CPU": 8}, "big")

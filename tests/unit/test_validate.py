@@ -59,7 +59,7 @@ def test_good_messages_pass(msg):
                                   False, {}, {}, 0, None, None, 0), False),
      "CreateActor.spec: ActorSpec.meta.class_name must be a string"),
     (m.CreateActor(1, {"actor_id": ID}, False), "CreateActor.spec must be a ActorSpec, not dict"),
-    (tuple.__new__(m.RegisterNode, (1, ID)), "RegisterNode has 2 fields, not 5"),
+    (tuple.__new__(m.RegisterNode, (1, ID)), "RegisterNode has 2 fields, not 6"),
     (m.GetState(1, ("nodes", "secrets")), "GetState.kinds[1] must be one of"),
     (m.GetState(1, ["nodes"]), "GetState.kinds must be a tuple"),
     (m.StateReply(1, {"tasks": ()}), "StateReply.snapshot must be a StateSnapshot, not dict"),

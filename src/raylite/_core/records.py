@@ -7,7 +7,8 @@ insides: `raylite status`, `raylite memory`, the state API and the dashboard
 read only these. Ids are hex strings so the records print, compare and travel
 (pickle) as plain data; resources are plain dicts copied at snapshot time.
 
-    core.state() ──► StateSnapshot(source, nodes, workers, leases, actors, tasks, objects, jobs)
+    core.state() ──► StateSnapshot(source, nodes, jobs, workers, leases, actors, tasks, objects,
+                                   placement_groups)
                        │ each field a tuple of the records below (empty when the core
                        │ knows nothing of that kind)
                        ├──► merge(snapshots) for a cluster-wide view
@@ -33,6 +34,7 @@ class NodeRecord(NamedTuple):
     is_head: bool
     resources_total: dict
     resources_available: dict
+    labels: dict | None = None  # the GCS's to say (None: not known to this record's source)
 
 
 class JobRecord(NamedTuple):
@@ -92,7 +94,20 @@ class ObjectRecord(NamedTuple):
     borrowers: int             # other processes borrowing it (known to its owner)
 
 
-KINDS = _KINDS = ("nodes", "jobs", "workers", "leases", "actors", "tasks", "objects")
+class PlacementGroupRecord(NamedTuple):
+    placement_group_id: str
+    name: str
+    namespace: str
+    state: str                 # PENDING | CREATED | REMOVED
+    strategy: str              # PACK | SPREAD | STRICT_PACK | STRICT_SPREAD
+    bundles: tuple             # of dicts {resource: amount}, in bundle order
+    bundle_nodes: tuple        # the node id (hex) holding each bundle; () while unplaced
+    detached: bool
+    job_id: str                # the job that created it
+
+
+KINDS = _KINDS = ("nodes", "jobs", "workers", "leases", "actors", "tasks", "objects",
+                  "placement_groups")
 
 
 class StateSnapshot(NamedTuple):
@@ -104,6 +119,7 @@ class StateSnapshot(NamedTuple):
     actors: tuple = ()
     tasks: tuple = ()
     objects: tuple = ()
+    placement_groups: tuple = ()
 
 
 def merge(snapshots: "list[StateSnapshot]", source: str = "cluster") -> StateSnapshot:
@@ -130,3 +146,29 @@ def located(objects: tuple, stored: tuple) -> tuple:
     store's records of objects no owner reported (its owner did not answer) are kept."""
     owned = tuple(r for r in objects if r.state != "BORROWED")
     return overlay(owned, stored) + tuple(r for r in objects if r.state == "BORROWED")
+
+
+class TaskEventRecord(NamedTuple):
+    """One attempt of a task as the task-event store knows it (task_events.py): Ray's TaskState
+    field names; times in ms since the epoch (None: not reached or not known)."""
+    task_id: str
+    attempt_number: int
+    name: str
+    state: str                 # PENDING_* | RUNNING | FINISHED | FAILED
+    job_id: str | None
+    actor_id: str | None
+    type: str                  # NORMAL_TASK | ACTOR_TASK
+    func_or_class_name: str
+    node_id: str | None
+    worker_id: str | None
+    worker_pid: int | None
+    error_type: str | None     # TASK_EXECUTION_EXCEPTION, WORKER_DIED, ACTOR_DIED, TASK_CANCELLED...
+    error_message: str | None
+    creation_time_ms: int | None
+    start_time_ms: int | None  # when its worker began running it
+    end_time_ms: int | None    # when its worker was done with it (else when its owner heard)
+    owner_address: str | None
+    worker_address: str | None
+    events: tuple              # ((state, ms), ...) in the order they happened
+    start_time_us: int | None = None  # start and end in µs (raylite's own: for the timeline)
+    end_time_us: int | None = None

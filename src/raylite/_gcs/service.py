@@ -11,18 +11,26 @@
 Who talks to it: only node daemons. Each daemon registers (RegisterNode) on one
 connection and forwards its own clients' GCS requests over it: drivers' jobs
 (RegisterJob, JobFinished), CreateActor, GetActorInfo, KillActor, KV, cluster state;
-and its workers' actor lifecycle (ActorPlaced, ActorReady, WorkerDied). The GCS
+its workers' actor lifecycle (ActorPlaced, ActorReady, WorkerDied); and every process's
+metric reports (ReportMetrics, one-way), kept in the pure MetricsTable (metrics.py) and
+read by GetMetrics. The GCS
 answers each request on the connection it came from, paired by the request's id
 (rpc.py); the node relays the answer to its client.
 
 Actor placement is the GCS's: a new actor (and each restart) is given to a node
-(placement.pick_node: the head when it fits, else a node whose totals fit) by
+(placement.pick_node: by its scheduling strategy; by default the head when it fits,
+else a node whose totals fit) by
 PlaceActor(spec, incarnation); that daemon's scheduler queues it until a worker
 and resources are free, starts it and reports ActorPlaced, then ActorReady once
 __init__ ran. A death (KillActor, the worker's exit, the owner's exit, the node
 leaving) is recorded, and the node is told ReleaseActor (stop placing it, end
 its worker); a restart is placed again. Reports about an older incarnation are
 ignored (tables.py).
+
+Placement groups: the tables' `groups` (groups.py, pure) decide, this service carries
+out: PrepareBundles, CommitBundles and ReturnBundles to the nodes chosen, BundlesPrepared
+back; an actor in a group is placed on its bundle's node once the group is CREATED (it
+waits until then) and ends when the group lets go of its bundles.
 
 Fate sharing: an actor's non-detached children die with the process that created
 them (WorkerDied names its address; a dying actor's worker counts at once), a
@@ -65,14 +73,18 @@ from typing import Any
 
 from .. import _ids
 from .._core.records import KINDS
+from .._core.task_events import MAX_PER_JOB, TaskEventTable
 from .._actor_ends import ended_error, owner_exited
 from .._protocol import messages as m
 from .._protocol import validate
 from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
-from ..exceptions import ActorDiedError
-from .placement import pick_node
+from ..exceptions import ActorDiedError, ActorUnschedulableError
+from .group_service import GroupHandlers
+from .metrics import MetricsTable
+from .placement import Unplaceable, pick_node
 from .storage import MemoryStorage, Storage
+from .store_service import StoreHandlers
 from .tables import GcsTables
 
 log = logging.getLogger("raylite.gcs")
@@ -93,9 +105,12 @@ class _Node:
         self.dirty = False
 
 
-class GcsService:
-    def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None):
+class GcsService(GroupHandlers, StoreHandlers):
+    def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None,
+                 task_events_per_job: int = MAX_PER_JOB):
         self.tables = GcsTables(storage if storage is not None else MemoryStorage())
+        self.metrics = MetricsTable()
+        self.task_events = TaskEventTable(task_events_per_job)  # not stored: history, bounded
         self.head_node_id = head_node_id
         self._lock = threading.Lock()
         self._dirty: list[_Node] = []
@@ -103,6 +118,9 @@ class GcsService:
         self._by_id: dict[bytes, _Node] = {}        # registered node id -> its node
         self._waiters: dict[bytes, list] = {}       # actor id -> [(conn, GetActorInfo)]
         self._unplaced: list[bytes] = []            # actors waiting for any node to be alive
+        self._viewed = False                        # a ClusterView went out since 2 nodes lived
+        self._spread = 0                            # SPREAD actors: the round-robin position
+        self._in_group: dict[bytes, list] = {}      # group id -> actors waiting for it
         self._listeners: list = []
         self.stopped = False
         self.ep = Endpoint(send=self._queue, validator=validate.problem, log=log)
@@ -233,11 +251,27 @@ class GcsService:
         node.node_id = msg.node_id
         self._by_id[msg.node_id] = node
         self.tables.add_node(msg.node_id, msg.address, msg.resources, msg.hostname,
-                             is_head=msg.node_id == self.head_node_id)
+                             is_head=msg.node_id == self.head_node_id, labels=msg.labels)
         self.ep.reply(node.conn, msg, m.NodeRegistered(msg.req, True))
+        self._broadcast_view()
         waiting, self._unplaced = self._unplaced, []
         for actor_id in waiting:
             self._place(actor_id)
+        self._groups_do(self.tables.groups.retry(self.tables.nodes.values()))
+
+    def _on_node_resources(self, node: _Node, msg: m.NodeResources) -> None:
+        if self.tables.node_available(node.node_id, msg.available):
+            self._broadcast_view()
+
+    def _broadcast_view(self) -> None:
+        """Every node hears what is free on every live node (each reports at a bounded
+        rate, so this is bounded too); a lone node needs no view of others."""
+        if len(self._by_id) < 2 and not self._viewed:
+            return
+        self._viewed = len(self._by_id) > 1
+        view = m.ClusterView(self.tables.cluster_view())
+        for n in self._by_id.values():
+            self._queue(n.conn, view)
 
     def _on_register_job(self, node: _Node, msg: m.RegisterJob) -> None:
         job_id = _ids.random_id(4)
@@ -254,6 +288,7 @@ class GcsService:
             return
         for actor_id in self.tables.finish_job(msg.job_id):
             self._kill(actor_id, True, "its driver exited")
+        self._groups_do(self.tables.groups.job_finished(msg.job_id, self._alive_nodes()))
 
     def _on_get_state(self, node: _Node, msg: m.GetState) -> None:
         """The GCS's records (nodes, jobs, actors) of the kinds asked; nobody else's."""
@@ -276,11 +311,16 @@ class GcsService:
         del self._by_id[node_id]
         address = self.tables.nodes[node_id].address
         self.tables.remove_node(node_id)
+        self._broadcast_view()
         for job_id in self.tables.jobs_on_node(node_id):
             for actor_id in self.tables.finish_job(job_id):
                 self._kill(actor_id, True, f"its driver's node ({address}) left the cluster")
         for actor_id in self.tables.actors_on_node(node_id):
             self._died(actor_id, f"its node ({address}) left the cluster")
+        groups = self.tables.groups
+        for job_id in self.tables.jobs_on_node(node_id):
+            self._groups_do(groups.job_finished(job_id, self._alive_nodes()))
+        self._groups_do(groups.node_lost(node_id, self._alive_nodes()))
 
     # -- actors --------------------------------------------------------------------
     def _on_create_actor(self, node: _Node, msg: m.CreateActor) -> None:
@@ -294,7 +334,20 @@ class GcsService:
         entry = self.tables.actors.get(actor_id)
         if entry is None or entry.state == "DEAD":
             return
-        node_id = pick_node(self.tables.nodes.values(), entry.spec.placement, self.head_node_id)
+        if entry.spec.placement_group is not None:
+            self._place_in_group(actor_id, entry)
+            return
+        strategy = entry.spec.strategy
+        if strategy == ("SPREAD",):
+            self._spread += 1
+        node_id = pick_node(self.tables.nodes.values(), entry.spec.placement, self.head_node_id,
+                            strategy, self._spread)
+        if type(node_id) is Unplaceable:
+            death = dumps_error(ActorUnschedulableError(
+                f"The actor {entry.spec.meta.class_name} cannot be placed: {node_id.why}."))
+            self.tables.actor_died(actor_id, death, may_restart=False, reason=node_id.why)
+            self._notify(actor_id)
+            return
         if node_id is None or node_id not in self._by_id:
             self._unplaced.append(actor_id)  # placed once a node registers
             return
@@ -377,26 +430,11 @@ class GcsService:
         for conn, request in self._waiters.pop(actor_id, []):
             self.ep.reply(conn, request, _actor_info(request.req, entry))
 
-    # -- KV --------------------------------------------------------------------------
-    def _on_kv_get(self, node: _Node, msg: m.KvGet) -> None:
-        value = self.tables.kv_get(msg.key)
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, value is not None, value))
-
-    def _on_kv_put(self, node: _Node, msg: m.KvPut) -> None:
-        ok = self.tables.kv_put(msg.key, msg.value, msg.overwrite)
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, ok))
-
-    def _on_kv_delete(self, node: _Node, msg: m.KvDelete) -> None:
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, self.tables.kv_delete(msg.key)))
-
-    def _on_kv_keys(self, node: _Node, msg: m.KvKeys) -> None:
-        keys = tuple(self.tables.kv_keys(msg.prefix))
-        self.ep.reply(node.conn, msg, m.KvReply(msg.req, True, None, keys))
-
     def statistics(self) -> dict:
         with self._lock:
             return dict(self.tables.statistics(), storage=self.tables.storage.statistics(),
-                        unplaced=len(self._unplaced),
+                        unplaced=len(self._unplaced), metrics=self.metrics.statistics(),
+                        task_events=self.task_events.statistics(),
                         waiters=sum(len(w) for w in self._waiters.values()))
 
 
@@ -414,16 +452,25 @@ def _actor_info(req: int, entry: Any) -> m.ActorInfo:
 _HANDLERS = {
     m.RegisterNode: GcsService._on_register_node,
     m.RegisterJob: GcsService._on_register_job,
+    m.NodeResources: GcsService._on_node_resources,
     m.JobFinished: GcsService._on_job_finished,
     m.GetState: GcsService._on_get_state,
+    m.TaskEvents: GcsService._on_task_events,
+    m.GetTaskEvents: GcsService._on_get_task_events,
     m.CreateActor: GcsService._on_create_actor,
     m.ActorPlaced: GcsService._on_actor_placed,
     m.ActorReady: GcsService._on_actor_ready,
     m.GetActorInfo: GcsService._on_get_actor_info,
     m.KillActor: GcsService._on_kill_actor,
     m.WorkerDied: GcsService._on_worker_died,
+    m.CreatePlacementGroup: GroupHandlers._on_create_group,
+    m.RemovePlacementGroup: GroupHandlers._on_remove_group,
+    m.GetPlacementGroup: GroupHandlers._on_get_group,
+    m.BundlesPrepared: GroupHandlers._on_bundles_prepared,
     m.KvGet: GcsService._on_kv_get,
     m.KvPut: GcsService._on_kv_put,
     m.KvDelete: GcsService._on_kv_delete,
     m.KvKeys: GcsService._on_kv_keys,
+    m.ReportMetrics: GcsService._on_report_metrics,
+    m.GetMetrics: GcsService._on_get_metrics,
 }

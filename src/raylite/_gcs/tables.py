@@ -23,13 +23,17 @@ objects, not pickled errors) nothing is written but the KV, kept in memory:
 
     table         key        value (pickled)
     jobs          job id     (namespace, pid, alive, node id)
-    nodes         node id    (address, resources, hostname, alive, is_head)
+    nodes         node id    (address, resources, hostname, alive, is_head; labels and what
+                             is free as it last reported, not stored)
     actor_specs   actor id   the ActorSpec (written once)
     actors        actor id   (state, address, worker id, restarts, death, reason, node id,
                              worker address)
     kv            key        the value, as given
+    placement_groups  group id   (spec, state, nodes), written by groups.py
 
-`state()` answers a state request with records of every node, job and actor;
+Placement groups are `groups` (groups.py, pure), written through to the same storage
+(table placement_groups). `state()` answers a state request with records of every node, job, actor and
+placement group;
 `statistics()` gives the counts; `log` keeps the latest events for debugging.
 """
 from __future__ import annotations
@@ -39,6 +43,7 @@ from collections import deque
 from typing import Any
 
 from .._core.records import ActorRecord, JobRecord, NodeRecord, StateSnapshot
+from .groups import Groups
 from .storage import MemoryStorage, Storage
 
 LOG_SIZE = 256
@@ -53,11 +58,15 @@ class JobInfo:
 
 
 class NodeInfo:
-    __slots__ = ("node_id", "address", "resources", "hostname", "alive", "is_head")
+    __slots__ = ("node_id", "address", "resources", "hostname", "alive", "is_head", "labels",
+                 "available")
 
-    def __init__(self, node_id: bytes, address: str, resources: dict, hostname: str, is_head: bool):
+    def __init__(self, node_id: bytes, address: str, resources: dict, hostname: str, is_head: bool,
+                 labels: dict | None = None):
         self.node_id, self.address, self.resources = node_id, address, dict(resources)
         self.hostname, self.alive, self.is_head = hostname, True, is_head
+        self.labels = {"ray.io/node_id": node_id.hex(), **(labels or {})}
+        self.available = dict(resources)   # as the node last reported (NodeResources)
 
 
 class ActorEntry:
@@ -84,6 +93,7 @@ class GcsTables:
         self.nodes: dict[bytes, NodeInfo] = {}
         self.actors: dict[bytes, ActorEntry] = {}
         self.names: dict[tuple[str, str], bytes] = {}
+        self.groups = Groups(self.storage if self.persist else None)  # placement groups
         self.log: deque = deque(maxlen=LOG_SIZE)
 
     # -- jobs and nodes ------------------------------------------------------
@@ -103,8 +113,8 @@ class GcsTables:
                 if e.spec.job_id == job_id and not e.spec.detached and e.state != "DEAD"]
 
     def add_node(self, node_id: bytes, address: str, resources: dict, hostname: str,
-                 is_head: bool = False) -> None:
-        self.nodes[node_id] = NodeInfo(node_id, address, resources, hostname, is_head)
+                 is_head: bool = False, labels: dict | None = None) -> None:
+        self.nodes[node_id] = NodeInfo(node_id, address, resources, hostname, is_head, labels)
         self._save_node(self.nodes[node_id])
         self.log.append(("node", node_id, address))
 
@@ -114,6 +124,19 @@ class GcsTables:
             node.alive = False
             self._save_node(node)
             self.log.append(("node gone", node_id))
+
+    def node_available(self, node_id: bytes, available: dict) -> bool:
+        """A live node's report of what is free on it; False when it changed nothing."""
+        node = self.nodes.get(node_id)
+        if node is None or not node.alive or node.available == available:
+            return False
+        node.available = dict(available)
+        return True
+
+    def cluster_view(self) -> tuple:
+        """Every live node as (id hex, address, total, available, labels): ClusterView's."""
+        return tuple((n.node_id.hex(), n.address, dict(n.resources), dict(n.available),
+                      dict(n.labels)) for n in self.nodes.values() if n.alive)
 
     def jobs_on_node(self, node_id: bytes) -> list[bytes]:
         return [j for j, info in self.jobs.items() if info.alive and info.node_id == node_id]
@@ -261,6 +284,7 @@ class GcsTables:
         t = cls.__new__(cls)
         t.storage, t.persist, t.log = storage, True, deque(maxlen=LOG_SIZE)
         t.jobs, t.nodes, t.actors, t.names = {}, {}, {}, {}
+        t.groups = Groups.load(storage)
         for job_id, value in storage.scan("jobs"):
             namespace, pid, alive, node_id = pickle.loads(value)
             job = t.jobs[job_id] = JobInfo(job_id, namespace, pid, node_id)
@@ -280,18 +304,19 @@ class GcsTables:
         return t
 
     def state(self) -> StateSnapshot:
-        """Every node (the GCS hears no usage reports: a live node's record says all of its
-        resources are available; the node's own scheduler record, overlaid, says what is),
-        every job and every actor."""
+        """Every node (what is free on it as it last reported; the asking node's own
+        scheduler record, overlaid, says what is free there now), every job and every actor."""
         nodes = tuple(NodeRecord(n.node_id.hex(), n.address, n.hostname, n.alive, n.is_head,
-                                 dict(n.resources), dict(n.resources) if n.alive else {})
+                                 dict(n.resources), dict(n.available) if n.alive else {},
+                                 dict(n.labels))
                       for n in self.nodes.values())
         jobs = tuple(JobRecord(j.job_id.hex(), j.namespace, j.pid, j.alive)
                      for j in self.jobs.values())
         actors = tuple(ActorRecord(a.hex(), e.spec.meta.class_name, e.spec.name, e.spec.namespace,
                                    e.state, e.address, e.restarts, e.spec.detached, e.reason)
                        for a, e in self.actors.items())
-        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors)
+        return StateSnapshot("gcs", nodes=nodes, jobs=jobs, actors=actors,
+                             placement_groups=self.groups.state())
 
     def statistics(self) -> dict:
         states: dict[str, int] = {}
@@ -300,4 +325,4 @@ class GcsTables:
         return {"jobs": sum(1 for j in self.jobs.values() if j.alive),
                 "nodes": sum(1 for n in self.nodes.values() if n.alive),
                 "actors": states, "named_actors": len(self.names),
-                "kv_keys": len(self.storage.scan("kv"))}
+                "kv_keys": len(self.storage.scan("kv")), **self.groups.statistics()}

@@ -3,12 +3,19 @@
     drivers, workers ──CreateActor, GetActorInfo, KillActor, Kv*──► this daemon ──forwarded──┐
     a driver's RegisterClient ──► RegisterJob ─► GCS ─► JobRegistered ─► ClientRegistered  │
     GetState (nodes, jobs, actors) ──► the GCS's records, merged in reports.py ────────────┤
+    GetTaskEvents ──► the GCS's task-event store (filtered there) ─────────────────────────┤
+    TaskEvents (a batch, one-way) ──► the GCS, with the sender's address, worker id, pid ──┤
                               ◄── the GCS's reply, relayed to the client with its own req ◄┘
     GCS ──PlaceActor(spec, incarnation)──► scheduler.place_actor ──StartActor──► a worker
         ◄──ActorPlaced(worker)── once started; ActorReady ◄── the worker's ActorStarted
     GCS ──ReleaseActor──► stop placing it, end its worker (the lease returned with a kill)
+    GCS ──PrepareBundles──► scheduler.prepare_bundles ──Prepared──► BundlesPrepared ──► GCS
+        ──CommitBundles / ReturnBundles──► scheduler.commit_bundles / return_bundles
     a worker's connection closed ──► WorkerDied(worker, address, how, on purpose?) ──► GCS
     a driver's connection closed ──► JobFinished ──► GCS (its non-detached actors end)
+    what is free here changed ──► the report thread, at most every REPORT_INTERVAL_S ──►
+        NodeResources(available, pending) ──► GCS ──ClusterView(every live node)──► every
+        node's scheduler (update_cluster: where lease requests may spill, spillback.py)
 
 The daemon holds no GCS tables: the GCS (_gcs/service.py) is the one authority on
 jobs, nodes and actors. On the head it runs in this daemon's process and the link
@@ -44,6 +51,7 @@ from .outbox import send as _send
 log = logging.getLogger("raylite.node")
 
 REGISTER_TIMEOUT_S = 10.0
+REPORT_INTERVAL_S = 0.05   # at most this often the GCS hears what is free on this node
 
 
 class GcsLink:
@@ -61,10 +69,19 @@ class GcsLink:
         self.gcs_ep = Endpoint(send=_send, validator=validate.problem, log=log)
         self.gcs_ep.on(m.PlaceActor, self._on_place_actor)
         self.gcs_ep.on(m.ReleaseActor, self._on_release_actor)
+        self.gcs_ep.on(m.PrepareBundles, lambda conn, msg: self._execute(
+            self.sched.prepare_bundles(msg.group_id, msg.bundles)))
+        self.gcs_ep.on(m.CommitBundles, lambda conn, msg: self._execute(
+            self.sched.commit_bundles(msg.group_id)))
+        self.gcs_ep.on(m.ReturnBundles, lambda conn, msg: self._execute(
+            self.sched.return_bundles(msg.group_id, msg.removed)))
         self._placing: dict[bytes, tuple] = {}    # actor id -> (spec, incarnation), not yet started
         self._hosting: dict[bytes, tuple] = {}    # worker id -> (actor id, incarnation)
+        self.gcs_ep.on(m.ClusterView, self._on_cluster_view)
+        self._reported: dict = {}                 # what the GCS last heard is free here
+        self._report_due = threading.Event()
 
-    def attach_gcs(self, conn: Any, address: str, total: dict) -> None:
+    def attach_gcs(self, conn: Any, address: str, total: dict, labels: dict | None = None) -> None:
         """Registers this node with the GCS on `conn` and reads the link from now on;
         RuntimeError when the GCS refuses, ConnectionError when it does not answer."""
         conn.outbox = Outbox(conn, self._lock)
@@ -72,7 +89,7 @@ class GcsLink:
         if hasattr(conn, "handle_with"):  # the head's in-process GCS: no reader thread
             conn.handle_with(self._link_deliver, self._link_lost)
         call = self.gcs_ep.call(conn, m.RegisterNode(0, self.node_id, address, total,
-                                                     os.uname().nodename))
+                                                     os.uname().nodename, labels or {}))
         if not hasattr(conn, "handle_with"):
             threading.Thread(target=self._gcs_loop, args=(conn,), daemon=True,
                              name="raylite-gcs-link").start()
@@ -83,6 +100,31 @@ class GcsLink:
                                   f"registration: {e}") from None
         if not reply.ok:
             raise RuntimeError(f"the GCS at {conn.peer} refused this node: {reply.error}")
+        self._reported = dict(total)
+        threading.Thread(target=self._report_loop, daemon=True, name="raylite-report").start()
+
+    # -- what is free here, and on the other nodes --------------------------------------
+    def _resources_changed(self) -> None:
+        """After each scheduler event (lock held): the report thread wakes when what is
+        free here is no longer what the GCS last heard."""
+        if self.sched.available != self._reported and not self._report_due.is_set():
+            self._report_due.set()
+
+    def _report_loop(self) -> None:
+        while True:
+            self._report_due.wait()
+            if self.stopped.is_set():
+                return
+            with self._lock:
+                self._report_due.clear()
+                self._reported = dict(self.sched.available)
+                free = {k: max(v, 0.0) for k, v in self._reported.items()}
+                self._to_gcs(m.NodeResources(free, len(self.sched.queue)))
+            if self.stopped.wait(REPORT_INTERVAL_S):
+                return
+
+    def _on_cluster_view(self, conn: Any, msg: m.ClusterView) -> None:
+        self._execute(self.sched.update_cluster(msg.nodes))
 
     def _gcs_loop(self, conn: Any) -> None:
         try:
@@ -130,6 +172,14 @@ class GcsLink:
 
     def _on_kill_actor(self, c: Any, msg: m.KillActor) -> None:
         self._to_gcs(msg)
+
+    def _on_report_metrics(self, c: Any, msg: m.ReportMetrics) -> None:
+        self._to_gcs(msg)
+    def _on_task_events(self, c: Any, msg: m.TaskEvents) -> None:
+        """A client's batch of task events, to the GCS's store with who sent it (sent after
+        this daemon's lock is released, as every message on the link)."""
+        self._to_gcs(msg._replace(address=c.address or None, worker_id=c.worker_id,
+                                  pid=c.pid or 0))
 
     def _register_driver(self, c: Any, msg: m.RegisterClient) -> None:
         conn = c.conn

@@ -54,23 +54,8 @@ class RotatingStderr(logging.Handler):
 
     def rotate(self) -> None:
         """Shifts the old files up by one and starts a fresh file on our fd."""
-        if self.backup_count == 0:
-            _unlink(self.path)
-        for i in range(self.backup_count, 0, -1):
-            older = f"{self.path}.{i - 1}" if i > 1 else self.path
-            try:
-                os.replace(older, f"{self.path}.{i}")
-            except FileNotFoundError:
-                pass
-        fd = private.open_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = private.rotate(self.path, self.backup_count)
         try:
             os.dup2(fd, self.fd)
         finally:
             os.close(fd)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

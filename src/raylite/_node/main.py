@@ -1,7 +1,10 @@
 """The node daemon process: `python -m raylite._node.main [--record | --address HEAD] ...`.
 
-    main ─► token ─► Listener (127.0.0.1 unless --host) ─► session dir
-         ─► Zygote (forked while still single-threaded) ─► NodeServer
+    main ─► imports (what workers need, then the server and GCS) ─► gc.freeze
+         ─► Zygote (forked while still single-threaded; it waits for its settings)
+         ─► token ─► Listener (--host; default 127.0.0.1, or, joining a head on another
+                     machine, this machine's address on the route to it) ─► session dir
+         ─► Zygote.configure ─► NodeServer
          ─► the head (no --address): the cluster's GCS lives in this process
                 GcsService (_gcs/service.py) ◄─ inproc.direct_pipe ─► NodeServer.attach_gcs:
                 RegisterNode ◄─ NodeRegistered; node daemons that join reach the GCS
@@ -10,7 +13,7 @@
                 ray://host:P drivers): the same handshake and token; node.json says
                 where ("client_address") or why not ("client_error")
             --record:  <temp>/raylite_current_cluster = "address pid session_dir"
-            --address: <temp>/raylite_nodes/<pid> = "address pid session_dir", then join:
+            --address: <temp>/raylite_nodes/<pid> = "address pid session_dir head", then join:
                 connect(HEAD, token, channel b"s") ─► NodeServer.attach_gcs: RegisterNode
                 (req, node_id, address, resources, hostname) ◄─ NodeRegistered(req, ok, error)
                 the link stays open; when the head goes away this node stops
@@ -24,9 +27,15 @@ RAYLITE_CLUSTER_TOKEN (hex), else, for a joining node, from this machine's
 session of the head (token_for), else it is created here; it is written to
 <session dir>/token, readable only by its owner. <session dir>/node.json holds
 the address, pid, zygote pid and node id (`raylite stop` uses the id to remove
-the shm segments of a daemon that was killed). A joined node's resources count
-in the cluster totals; the GCS places an actor there only when the head cannot
-fit it, and tasks run on the node whose daemon their driver connected to.
+the shm segments of a daemon that was killed).
+
+The node's address (READY, node.json, what it registers with the GCS, where its
+workers listen) is the one other nodes reach it at: --node-ip-address, else the
+--host address, else (listening on 0.0.0.0) this machine's address on the route
+to the head; never a wildcard. A joined node's record also names the head it
+joined (for init(address="auto") and init(address=HEAD) on that machine). Tasks
+run on the driver's node when they fit there and spill to other nodes when they
+do not (_node/spillback.py); the GCS places actors (_gcs/placement.py).
 
 This is the one module where the node daemon and the GCS meet: it composes them
 in the head's process; they talk only through messages on an in-process link.
@@ -47,16 +56,20 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import NoReturn
 
 from .. import _private_files as private
 
 
-def make_session_dir(temp_dir: str) -> str:
-    """<temp>/session_<time>_<pid>, and the temp dir itself if missing, both 0700 and ours."""
-    import time
+def make_session_dir(temp_dir: str, head: bool = False) -> str:
+    """<temp>/session_<time>_<pid>, and the temp dir itself if missing, both 0700 and ours.
+    A head first removes the logs kept by the clusters that stopped before (_session.py)."""
+    from .._session import remove_ended
 
     private.make_dir(temp_dir)
+    if head:
+        remove_ended(temp_dir)
     path = os.path.join(temp_dir, f"session_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}")
     private.make_dir(path)
     return path
@@ -64,7 +77,13 @@ def make_session_dir(temp_dir: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="raylite-node")
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default=None,
+                    help="interface to listen on (default: 127.0.0.1, or, joining a head on "
+                         "another machine, this machine's address on the route to it)")
+    ap.add_argument("--node-ip-address", default=None,
+                    help="the address other nodes and drivers reach this node at (default: "
+                         "the --host address; for 0.0.0.0, the address on the route to the head)")
+    ap.add_argument("--labels", default="{}", help="node labels as a JSON object of str -> str")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--num-cpus", type=float, default=None)
     ap.add_argument("--num-gpus", type=float, default=None)
@@ -86,15 +105,19 @@ def main(argv: list[str] | None = None) -> None:
     cfg = _read_config()
     args.temp_dir = args.temp_dir or cfg.temp_dir
 
-    from .._protocol.transport import Listener
-    from .server import NodeServer
-    if not args.address:  # the head's GCS, imported before the fork server: pages it shares
-        from .._gcs import service  # noqa: F401
     from .worker_pool import Zygote, preload
 
     preload()  # everything a worker needs, imported once: forked workers share it, start fast
+    from .._protocol.transport import Listener
+    from .server import NodeServer
+    if not args.address:  # the head's GCS
+        from .._gcs import service  # noqa: F401
+    import gc
 
-    token, total, ip = _token_and_resources(args)
+    gc.freeze()  # what is imported is never traversed by the collector, here or in the zygote
+    zygote = Zygote.fork()  # and its workers: the pages they share stay shared
+
+    token, total, ip, labels = _token_and_resources(args)
     try:
         listener = Listener(args.host, args.port, token)
     except OSError as e:
@@ -103,20 +126,22 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}{hint}")
     client = _listen_for_clients(listener, args)
     try:
-        session_dir = make_session_dir(args.temp_dir)
+        session_dir = make_session_dir(args.temp_dir, head=not args.address)
     except private.NotPrivateError as e:
         _fail(str(e))
     except OSError as e:
         _fail(f"cannot make a session dir in the temp dir {args.temp_dir}: {e}")
     private.write_text(os.path.join(session_dir, "token"), token.hex())
-    address = listener.address
-    advertised = f"{ip}:{address.rpartition(':')[2]}" if args.host in _WILDCARD else address
+    # The address others reach this node at: its workers listen on that IP too, so that
+    # owners on other nodes can push tasks to them.
+    advertised = f"{ip}:{listener.address.rpartition(':')[2]}"
+    address = advertised
     node_id = (cfg.node_id_prefix + os.urandom(16))[:16]
 
-
-    zygote = Zygote.fork((address, token, session_dir, node_id), listener.close_inherited)
+    zygote.configure((address, token, session_dir, node_id))
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
-                        owner_pid=args.owner_pid, node_id=node_id)
+                        owner_pid=args.owner_pid, node_id=node_id,
+                        idle_kill_s=cfg.idle_worker_kill_ms / 1000)
     if args.log_file:  # after the zygote fork: workers keep the plain stderr handling
         from .log_file import RotatingStderr
 
@@ -130,9 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.address:  # a worker node: record our pid for `raylite stop`, then join the head
         recorded = os.path.join(args.temp_dir, "raylite_nodes", str(os.getpid()))
         private.make_dir(os.path.dirname(recorded))
-        private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
+        private.write_text(recorded, f"{address} {os.getpid()} {session_dir} {args.address}\n")
         try:
-            _join(args.address, token, node_id, advertised, total, server)
+            _join(args.address, token, node_id, advertised, total, server, labels)
         except (ConnectionError, RuntimeError, OSError, EOFError) as e:
             print(f"raylite node daemon: {e}", file=sys.stderr, flush=True)
             print(f"ERROR {e}", flush=True)
@@ -140,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
             _forget(recorded, session_dir)
             os._exit(1)
     else:  # the head: the GCS serves in this process
-        gcs = _start_gcs(server, advertised, total, node_id)
+        gcs = _start_gcs(server, advertised, total, node_id, labels, cfg.task_events_max_per_job)
         if args.record:
             recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
             private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
@@ -149,8 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # whoever read READY may close the pipe
     os.close(devnull)
-    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler: the kernel may
-        pass                              # deliver the signal to another thread than this one
+    while not server.stopped.wait(0.5):  # wakes to run a SIGTERM handler (the kernel may
+        server.tick(time.monotonic())     # deliver it to another thread) and to stop idle workers
     server.stop()  # no-op when a Shutdown message or SIGTERM already began it
     server.finished.wait()
     if gcs is not None:
@@ -161,15 +186,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _forget(recorded: str | None, session_dir: str) -> None:
-    """Removes this daemon's record (if it is still ours) and its session dir."""
-    import shutil
+    """Removes this daemon's record (if it is still ours) and ends its session dir (all of
+    it but the logs: _session.end)."""
+    from .._session import end
 
     try:
         if recorded and (private.read_text(recorded) or "").split()[1:2] == [str(os.getpid())]:
             os.unlink(recorded)
     except (OSError, private.NotPrivateError):
         pass
-    shutil.rmtree(session_dir, ignore_errors=True)
+    end(session_dir)
 
 
 _WILDCARD = ("0.0.0.0", "::", "")
@@ -212,8 +238,9 @@ def _read_config():
         _fail(str(e))
 
 
-def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str]:
-    """The cluster token, this node's total resources, and the IP other nodes reach it at."""
+def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str, dict]:
+    """The cluster token, this node's total resources, the IP other nodes reach it at (and
+    args.host filled in: what to listen on), and its labels."""
     token_hex = os.environ.pop("RAYLITE_CLUSTER_TOKEN", "")
     if not token_hex and args.address:
         from .._session import token_for
@@ -232,50 +259,51 @@ def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str]:
             raise ValueError("expected a JSON object")
     except ValueError as e:
         _fail(f"--resources is not a JSON object of name -> amount ({e})")
-    ip = args.host
-    if args.host in _WILDCARD:
-        ip = _route_ip(args.address.rpartition(":")[0].strip("[]")) if args.address else "127.0.0.1"
+    try:
+        labels = json.loads(args.labels)
+        if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in labels.items()):
+            raise ValueError("expected a JSON object of string -> string")
+    except ValueError as e:
+        _fail(f"--labels is not a JSON object of name -> value ({e})")
+    from .._protocol.transport import source_ip
+
+    # A head listening on every interface: its address on the way to a private network.
+    route = source_ip(args.address.rpartition(":")[0] if args.address else "10.255.255.255")
+    if args.host is None:  # joining a head on another machine: listen where it reaches us
+        args.host = route if args.address else "127.0.0.1"
+    ip = args.node_ip_address or (route if args.host in _WILDCARD else args.host)
     from .._resources import node_total
 
     return token, node_total(args.num_cpus, args.num_gpus, resources, args.object_store_memory,
-                             ip), ip
+                             ip), ip, labels
 
 
-def _route_ip(head_host: str) -> str:
-    """This machine's IP on the route to the head (a UDP connect sends nothing)."""
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect((head_host, 9))
-            return s.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
-
-
-def _start_gcs(server, address: str, total: dict, node_id: bytes):
+def _start_gcs(server, address: str, total: dict, node_id: bytes, labels: dict,
+               task_events_per_job: int):
     """The head: the cluster's GCS in this process, this daemon its first node."""
     from .._gcs.service import GcsService
     from .._protocol import inproc
 
-    gcs = GcsService(head_node_id=node_id)
+    gcs = GcsService(head_node_id=node_id, task_events_per_job=task_events_per_job)
     server.gcs_accept = gcs.adopt  # nodes joining through our listener
     node_end, gcs_end = inproc.direct_pipe("head node", GCS_ADDRESS, b"s")
     gcs.adopt(gcs_end)
     try:
-        server.attach_gcs(node_end, address, total)
+        server.attach_gcs(node_end, address, total, labels)
     except (ConnectionError, RuntimeError) as e:
         _fail(f"the GCS in this process did not take this node: {e}")
     return gcs
 
 
-def _join(head: str, token: bytes, node_id: bytes, address: str, total: dict, server) -> None:
+def _join(head: str, token: bytes, node_id: bytes, address: str, total: dict, server,
+          labels: dict) -> None:
     """Registers this node with the head's GCS; this node stops when the head goes away."""
     from .._protocol.transport import connect
 
     conn = connect(head, token, timeout=JOIN_TIMEOUT_S, channel=b"s")
     try:
-        server.attach_gcs(conn, address, total)
+        server.attach_gcs(conn, address, total, labels)
     except (ConnectionError, RuntimeError) as e:
         conn.close()
         raise type(e)(str(e).replace("the GCS at", "the head at")) from None

@@ -9,6 +9,11 @@ NodeServer: these handlers run under its lock and read its cores and clients.
     ─► this node's cores, each state(): scheduler, worker table, store; the GCS's records
     ─► StateReply(merged snapshot, the owners (and the GCS) that did not answer)
 
+The state API, the CLI and the dashboard read tasks from the GCS's task-event store
+(GetTaskEvents, forwarded by gcs_link.py) instead: no owner is asked for them and no
+OWNER_WAIT_S applies. A GetState for tasks still gets each owner's own view of its tasks in
+flight (the runtimes' state()).
+
 Merging (records.py): a node's record is the GCS's with its scheduler's overlaid (what is
 free); a worker's the scheduler's with the worker table's overlaid (its pid; STARTING and
 DEAD are the table's to say); an object its owner's with the store's overlaid (shared
@@ -31,7 +36,7 @@ log = logging.getLogger("raylite.node")
 
 OWNER_WAIT_S = 1.0      # how long a state request waits for the owners' (and GCS's) answers
 _OWNED = ("tasks", "objects")
-_GCS_KINDS = ("nodes", "jobs", "actors")
+_GCS_KINDS = ("nodes", "jobs", "actors", "placement_groups")
 _EMPTY = StateSnapshot("")
 
 
@@ -123,7 +128,7 @@ class Reports:
         owned = merge(replies)
         snap = StateSnapshot(f"node {me}", overlay(gcs.nodes, sched.nodes), gcs.jobs,
                              overlay(sched.workers, procs.workers), sched.leases, gcs.actors,
-                             owned.tasks, located(owned.objects, stored))
+                             owned.tasks, located(owned.objects, stored), gcs.placement_groups)
         return snap._replace(**{k: () for k in KINDS if k not in want})
 
     def _warn_infeasible(self, ins: sch.Infeasible) -> None:

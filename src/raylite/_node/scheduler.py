@@ -6,9 +6,32 @@ I/O shell (server.py) to carry out:
     request_lease / place_actor ─┐                   ┌─► Grant(owner, req, lease, worker, gpus)
     worker_registered            ├─► _schedule() ───┼─► StartActor(actor, lease, worker, gpus)
     return_lease / worker_died   │                   ├─► Spawn(n)          fork n more workers
-    set_blocked / owner_gone     ┘                   ├─► Kill(worker)
-                                                     ├─► Infeasible(owner, name, demand)
-                                                     └─► RevokeIdle()      ask owners for idle leases
+    set_blocked / owner_gone     │                   ├─► Kill(worker)
+    update_cluster               │                   ├─► Infeasible(owner, name, demand)
+    prepare / commit /           │                   ├─► RevokeIdle()      ask owners for idle leases
+      return_bundles             ┘                   ├─► Spill(owner, req, address)  ask that node
+    reap_idle(now) ─────────────────────────────────►├─► Kill(worker)    idle beyond the CPU count
+                                                     ├─► Prepared(group)   its bundles are held here
+                                                     └─► Refuse(owner, req, why)  never grantable
+
+Across nodes (spillback.py): a lease request first goes through the cluster view,
+which says whether it runs here, on another node (Spill: the owner asks that node's
+daemon, marked spilled, and that node grants or queues it), or nowhere (Refuse). A
+request queued here because what is free here does not fit is spilled later when a
+broadcast of the view shows a node where it fits now (default strategy only).
+
+Placement groups (the GCS decides which node holds which bundle; _gcs/groups.py): the
+GCS asks `prepare_bundles(group, bundles)`; the reservation queues like a lease request
+(needing no worker) until the sum of those bundles is free here, then that much leaves
+`available` at once (all of this node's bundles or none) and Prepared tells the GCS.
+`commit_bundles` adds the bundles' renamed resources (_resources.bundle_resources) to
+`total` and `available`, so leases asking for them (a task in the group asks for its
+demand renamed, _resources.in_group) are granted by the same rule as any other.
+A bundle's GPU ids are set aside when it is held; a lease in it is given ids from
+its bundle (any of the group's here, for index -1), and they go back to that bundle.
+`return_bundles` undoes either phase: a committed group's leases are returned with their
+workers killed, queued requests for it refused, its names dropped and the bundles'
+resources given back; requests naming a removed group are refused from then on.
 
 State it owns: total / available resources, free GPU ids, every worker
 (idle, leased, hosting an actor), every lease, and the queue of requests
@@ -24,6 +47,7 @@ from typing import Any, NamedTuple
 
 from .. import _resources as res
 from .._core.records import LeaseRecord, NodeRecord, StateSnapshot, WorkerRecord
+from .spillback import HERE, ClusterView, Refusal
 
 
 class Grant(NamedTuple):
@@ -59,12 +83,40 @@ class RevokeIdle(NamedTuple):
     pass
 
 
+class Spill(NamedTuple):
+    owner: Any
+    req: int
+    address: str          # the daemon of the node to ask instead
+class Prepared(NamedTuple):
+    group: bytes
+
+
+class Refuse(NamedTuple):
+    owner: Any
+    req: int
+    why: str
+    group_removed: bool = False  # its placement group was removed (else: no node ever can)
+
+
 class _Request(NamedTuple):
     owner: Any            # the owner's connection key, or None for an actor placement
     req: int
     demand: dict
     name: str
     actor_id: bytes | None
+    movable: bool = False  # default strategy, not spilled here: may go to another node later
+    bundles: Any = None   # a group's reservation: (group id, {index: bundle}); needs no worker
+
+
+class _Group:
+    __slots__ = ("bundles", "held", "committed", "gpus", "gpu_home")
+
+    def __init__(self, bundles: dict, held: dict):
+        self.bundles = bundles          # index -> the bundle's resources, as the user gave them
+        self.held = held                # their sum: what left `available` when prepared
+        self.committed: dict = {}       # the renamed resources committing added
+        self.gpus: dict = {}            # index -> the GPU ids the bundle holds, free in it
+        self.gpu_home: dict = {}        # GPU id -> the bundle index it belongs to
 
 
 class _Lease:
@@ -82,7 +134,8 @@ LOG_SIZE = 256  # events kept in NodeScheduler.log
 
 
 class NodeScheduler:
-    def __init__(self, total: dict, new_id: Any, max_starting: int = 4):
+    def __init__(self, total: dict, new_id: Any, max_starting: int = 4, node_id: str = ""):
+        self.view = ClusterView(node_id)
         self.total = dict(total)
         self.available = dict(total)
         self.free_gpus = list(range(int(total.get("GPU", 0))))
@@ -94,14 +147,35 @@ class NodeScheduler:
         self.queue: deque[_Request] = deque()
         self.starting = 0
         self.warned: set = set()
+        self.groups: dict[bytes, _Group] = {}   # placement groups holding bundles here
+        self.removed: set[str] = set()           # hex ids of groups removed here
+        self.committed: set[str] = set()         # hex ids of groups committed here
         self.log: deque = deque(maxlen=LOG_SIZE)  # recent events, newest last, for debugging
+        self._idle_periods = 0                       # numbers each time a worker becomes idle
+        self._idle_period: dict[bytes, int] = {}     # idle worker -> the number of its period
+        self._idle_seen: dict[bytes, tuple] = {}     # idle worker -> (period, first tick seeing it)
 
     # -- events --------------------------------------------------------------
-    def request_lease(self, owner: Any, req: int, demand: dict, name: str) -> list:
+    def request_lease(self, owner: Any, req: int, demand: dict, name: str, strategy: tuple = (),
+                      spilled: bool = False) -> list:
         self.log.append(("request", name, req))
+        group = res.group_of(demand)
+        if group is not None and group in self.removed:
+            return [Refuse(owner, req, _removed(group), True)]
+        where = self.view.choose(demand, strategy, spilled, self.total, self.available)
+        if type(where) is Refusal:
+            return [Refuse(owner, req, where.why)]
+        if where is not HERE:
+            self.log.append(("spill", req, where.node_id))
+            return [Spill(owner, req, where.address)]
         out = self._check_feasible(owner, name, demand)
-        self.queue.append(_Request(owner, req, demand, name, None))
+        self.queue.append(_Request(owner, req, demand, name, None, not strategy and not spilled))
         return out + self._schedule()
+
+    def update_cluster(self, nodes: tuple) -> list:
+        """The GCS's view of every live node: queued requests may go where they fit now."""
+        self.view.update(nodes)
+        return self._schedule() if self.queue else []
 
     def place_actor(self, actor_id: bytes, demand: dict, placement: dict, name: str) -> list:
         self.log.append(("place actor", actor_id, name))
@@ -116,7 +190,7 @@ class NodeScheduler:
         self.log.append(("registered", worker_id))
         self.starting = max(0, self.starting - 1)
         self.workers[worker_id] = None
-        self.idle.append(worker_id)
+        self._to_idle(worker_id)
         return self._schedule()
 
     def worker_failed_to_start(self) -> list:
@@ -136,7 +210,7 @@ class NodeScheduler:
             out.append(Kill(lease.worker_id))
         else:
             self.workers[lease.worker_id] = None
-            self.idle.append(lease.worker_id)
+            self._to_idle(lease.worker_id)
         return out + self._schedule()
 
     def worker_died(self, worker_id: bytes) -> list:
@@ -146,6 +220,7 @@ class NodeScheduler:
             self.idle.remove(worker_id)
         except ValueError:
             pass
+        self._idle_period.pop(worker_id, None)
         lease = self.leases.pop(lease_id, None) if lease_id else None
         if lease is not None:
             self._release(lease)
@@ -172,6 +247,38 @@ class NodeScheduler:
             out += self.return_lease(lease.lease_id, kill_worker=True)
         return out + self._schedule()
 
+    def reap_idle(self, now: float, keep: int, after_s: float) -> list:
+        """Kill(worker) for the idle workers beyond `keep` (the node's CPU count: Ray's soft
+        limit) that have been idle for `after_s` seconds, the longest idle first. `now` comes
+        from the shell's clock at each tick; an idle period counts from the first tick that
+        sees it, so a worker goes between `after_s` and `after_s` plus one tick after it
+        became idle. A worker leased in between starts a new period."""
+        seen = {}
+        for w in self.idle:
+            period, first = self._idle_seen.get(w, (None, now))
+            seen[w] = (period, first) if period == self._idle_period.get(w) else \
+                (self._idle_period.get(w), now)
+        self._idle_seen = seen
+        surplus = len(self.workers) - keep
+        out: list = []
+        for w in list(self.idle):  # in the order they became idle
+            if surplus <= 0:
+                break
+            if now - seen[w][1] >= after_s:
+                self.log.append(("reap idle", w))
+                self.idle.remove(w)
+                del self.workers[w]
+                self._idle_period.pop(w, None)
+                del seen[w]
+                out.append(Kill(w))
+                surplus -= 1
+        return out
+
+    def _to_idle(self, worker_id: bytes) -> None:
+        self.idle.append(worker_id)
+        self._idle_periods += 1
+        self._idle_period[worker_id] = self._idle_periods
+
     def cancel_actor_placement(self, actor_id: bytes) -> None:
         self.queue = deque(r for r in self.queue if r.actor_id != actor_id)
 
@@ -181,10 +288,72 @@ class NodeScheduler:
                 return lease.lease_id
         return None
 
+    # -- placement groups --------------------------------------------------------
+    def prepare_bundles(self, group: bytes, bundles: dict) -> list:
+        """Hold `bundles` ({index: resources}) of `group` here once they all fit (queued
+        until then); Prepared(group) says they are held. Asking again changes nothing."""
+        self.log.append(("prepare", group, tuple(bundles)))
+        if group in self.groups:
+            return [Prepared(group)]
+        if any(r.bundles is not None and r.bundles[0] == group for r in self.queue):
+            return []
+        held: dict = {}
+        for b in bundles.values():
+            res.add(held, b)
+        self.queue.append(_Request(None, 0, held, f"placement group {group.hex()}", None,
+                                   bundles=(group, dict(bundles))))
+        return self._schedule()
+
+    def commit_bundles(self, group: bytes) -> list:
+        """The held bundles become resources of their own names (nothing when not prepared)."""
+        g = self.groups.get(group)
+        if g is None or g.committed:
+            return []
+        self.log.append(("commit", group))
+        for index, bundle in g.bundles.items():
+            res.add(g.committed, res.bundle_resources(group.hex(), index, bundle))
+        res.add(self.total, g.committed)
+        res.add(self.available, g.committed)
+        self.committed.add(group.hex())
+        return self._schedule()
+
+    def return_bundles(self, group: bytes, removed: bool = True) -> list:
+        """Undoes prepare and commit: the group's leases end (workers killed), its resources
+        go back to the node; when it was `removed` (not only placed again elsewhere), its
+        queued requests are refused, as are later ones."""
+        self.log.append(("return bundles", group, removed))
+        hex_id = group.hex()
+        if removed:
+            self.removed.add(hex_id)
+        self.committed.discard(hex_id)
+        out: list = []
+        keep: deque[_Request] = deque()
+        for r in self.queue:
+            if r.bundles is not None and r.bundles[0] == group:
+                continue
+            if removed and r.bundles is None and res.group_of(r.demand) == hex_id:
+                if r.actor_id is None:
+                    out.append(Refuse(r.owner, r.req, _removed(hex_id), True))
+                continue
+            keep.append(r)
+        self.queue = keep
+        for lease in [x for x in self.leases.values() if res.group_of(x.demand) == hex_id]:
+            out += self.return_lease(lease.lease_id, kill_worker=True)
+        g = self.groups.pop(group, None)
+        if g is not None:
+            for ids in g.gpus.values():
+                self.free_gpus.extend(ids)
+            self.free_gpus.sort()
+            for k in g.committed:
+                self.total.pop(k, None)
+                self.available.pop(k, None)
+            res.add(self.available, g.held)
+        return out + self._schedule()
+
     # -- the decision --------------------------------------------------------
     def _check_feasible(self, owner: Any, name: str, demand: dict) -> list:
-        if res.fits(demand, self.total):
-            return []
+        if res.group_of(demand) is not None or self.view.feasible_anywhere(demand, self.total):
+            return []  # a group's resources appear once it is committed on its node
         return [Infeasible(owner, name, demand)]
 
     def _schedule(self) -> list:
@@ -195,18 +364,39 @@ class NodeScheduler:
         while self.queue:
             r = self.queue.popleft()
             if not res.fits(r.demand, self.available):
+                peer = self.view.free_peer(r.demand) if r.movable and self.view.peers else None
+                if peer is not None:
+                    self.view.take(peer, r.demand)
+                    self.log.append(("spill", r.req, peer.node_id))
+                    out.append(Spill(r.owner, r.req, peer.address))
+                    continue
                 waiting.append(r)
-                blocked_on_resources = True
+                group = res.group_of(r.demand)  # a group not committed here: leases cannot help
+                blocked_on_resources |= group is None or group in self.committed
+                continue
+            if r.bundles is not None:  # a placement group's reservation: no worker
+                res.subtract(self.available, r.demand)
+                g = self.groups[r.bundles[0]] = _Group(r.bundles[1], dict(r.demand))
+                for index, bundle in r.bundles[1].items():
+                    n = int(bundle.get("GPU", 0))
+                    g.gpus[index] = self.free_gpus[:n]
+                    del self.free_gpus[:n]
+                    g.gpu_home.update(dict.fromkeys(g.gpus[index], index))
+                out.append(Prepared(r.bundles[0]))
                 continue
             if not self.idle:
                 waiting.append(r)
                 need_workers += 1
                 continue
             worker_id = self.idle.popleft()
+            del self._idle_period[worker_id]
             lease_id = self._new_id()
             n_gpus = int(r.demand.get("GPU", 0))
-            gpus = tuple(self.free_gpus[:n_gpus])
-            del self.free_gpus[:n_gpus]
+            if n_gpus:
+                gpus = tuple(self.free_gpus[:n_gpus])
+                del self.free_gpus[:n_gpus]
+            else:
+                gpus = self._bundle_gpus(r.demand) if self.groups else ()
             res.subtract(self.available, r.demand)
             self.leases[lease_id] = _Lease(lease_id, worker_id, r.owner, r.demand, gpus, r.actor_id,
                                            r.name)
@@ -230,15 +420,41 @@ class NodeScheduler:
         if lease.blocked and "CPU" in demand:
             demand.pop("CPU")
         res.add(self.available, demand)
+        if not lease.gpu_ids:
+            return
+        group = res.group_of(lease.demand)
+        g = self.groups.get(bytes.fromhex(group)) if group is not None else None
+        if g is not None:  # back to the bundles they belong to
+            for i in lease.gpu_ids:
+                g.gpus[g.gpu_home[i]].append(i)
+            return
         self.free_gpus.extend(lease.gpu_ids)
         self.free_gpus.sort()
+
+    def _bundle_gpus(self, demand: dict) -> tuple:
+        """GPU ids for a lease in a placement group: from its bundle (else any of the group's
+        bundles here, for a task asking for any bundle)."""
+        group = res.group_of(demand)
+        n = int(demand.get(f"GPU_group_{group}", 0)) if group is not None else 0
+        g = self.groups.get(bytes.fromhex(group)) if n else None
+        if g is None:
+            return ()
+        mine = [i for i in g.gpus if f"GPU_group_{i}_{group}" in demand]
+        taken: list = []
+        for index in mine + [i for i in g.gpus if i not in mine]:
+            ids = g.gpus[index]
+            k = min(n - len(taken), len(ids))
+            taken += ids[:k]
+            del ids[:k]
+        return tuple(taken)
 
     def statistics(self) -> dict:
         return {"total": dict(self.total), "available": dict(self.available),
                 "workers": len(self.workers), "idle_workers": len(self.idle),
                 "starting_workers": self.starting, "leases": len(self.leases),
                 "actor_workers": sum(1 for lease in self.leases.values() if lease.actor_id),
-                "pending_requests": len(self.queue),
+                "pending_requests": len(self.queue), "peers": len(self.view.peers),
+                "placement_groups": len(self.groups),
                 "pending_demands": [r.demand for r in self.queue]}
 
     def state(self, node_id: str, owners: dict) -> StateSnapshot:
@@ -260,3 +476,8 @@ class NodeScheduler:
                                "PENDING") for r in self.queue]
         return StateSnapshot(f"node {node_id}", nodes=(node,), workers=tuple(workers),
                              leases=tuple(leases))
+
+
+def _removed(group: str) -> str:
+    return (f"its placement group {group} was removed. Create a new placement group and "
+            "schedule into that one.")

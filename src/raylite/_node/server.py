@@ -82,7 +82,8 @@ class _Client:
 
 class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
-                 warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None):
+                 warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None,
+                 idle_kill_s: float = 1.0):
         self.store = StoreAccounting(int(total.get("object_store_memory", 0)))
         self.spill_dir = shm.spill_dir(session_dir)
         private.make_dir(self.spill_dir)  # 0700 and ours, or NotPrivateError
@@ -91,10 +92,11 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         self.session_dir = session_dir
         self.node_id = node_id or _ids.random_id()
         self.owner_pid = owner_pid
-        self.sched = sch.NodeScheduler(total, _ids.new_id)
+        self.sched = sch.NodeScheduler(total, _ids.new_id, node_id=self.node_id.hex())
         self.total = total
         self.gcs_accept: Any = None  # the head: where node connections to the GCS go
         self.warm_workers = warm_workers
+        self.idle_kill_s = idle_kill_s   # idle workers beyond warm_workers go after this (0: never)
         self._lock = StateLock()
         self._clients: dict[Connection, _Client] = {}
         self._workers: dict[bytes, _Client] = {}       # worker id -> its connection
@@ -119,11 +121,21 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         self._start_zygote_thread()
         threading.Thread(target=self._accept_loop, name="raylite-accept", daemon=True).start()
 
+    def tick(self, now: float) -> None:
+        """Called by the daemon's main thread every half second: stops the idle workers beyond
+        warm_workers that have been idle for idle_kill_s (NodeScheduler.reap_idle)."""
+        if not self.idle_kill_s:
+            return
+        with self._lock:
+            if not self.stopped.is_set():
+                self._execute(self.sched.reap_idle(now, self.warm_workers, self.idle_kill_s))
+
     def stop(self) -> None:
         with self._lock:
             if self.stopped.is_set():
                 return
             self.stopped.set()
+            self._report_due.set()  # the report thread sees stopped, and ends
             zygote, self.zygote = self.zygote, None
         try:
             self._stop(zygote)
@@ -205,7 +217,8 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         _send(c.conn, m.ClientRegistered(msg.req, b"", self.node_id, "", self.session_dir))
 
     def _on_request_lease(self, c: _Client, msg: m.RequestLease) -> None:
-        self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name))
+        self._execute(self.sched.request_lease(c.conn, msg.req, msg.demand, msg.name,
+                                               msg.strategy, msg.spilled))
 
     def _on_return_lease(self, c: _Client, msg: m.ReturnLease) -> None:
         if msg.kill_worker:
@@ -218,7 +231,8 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
         if c.worker_id is not None:
             self._execute(self.sched.set_blocked(c.worker_id, msg.blocked))
 
-    def _on_log_lines(self, c: _Client, msg: m.LogLines) -> None:
+    def _on_log_lines(self, c: _Client, msg: m.LogLines | m.ProgressUpdate) -> None:
+        """Worker output and progress bars: to the driver of their job, on this node."""
         for x in self._clients.values():
             if x.kind == "driver" and x.job_id == msg.job_id:
                 _send(x.conn, msg)
@@ -272,8 +286,15 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
             elif t is sch.Kill:
                 self._killed.add(ins.worker_id)
                 self._kill_worker(ins.worker_id)
+            elif t is sch.Spill:
+                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), ins.address))
+            elif t is sch.Refuse:
+                _send(ins.owner, m.LeaseGranted(ins.req, b"", b"", "", (), "",
+                                                *((None, ins.why) if ins.group_removed else (ins.why,))))
             elif t is sch.Infeasible:
                 self._warn_infeasible(ins)
+            elif t is sch.Prepared:
+                self._to_gcs(m.BundlesPrepared(ins.group))
             elif t is sch.RevokeIdle:
                 now = time.monotonic()
                 if now - self._last_revoke > 0.02:
@@ -281,6 +302,7 @@ class NodeServer(GcsLink, WorkerProcesses, Reports, ObjectStoreHandlers):
                     owners = {lease.owner for lease in self.sched.leases.values() if lease.owner}
                     for conn in owners:
                         _send(conn, m.ReturnIdleLeases())
+        self._resources_changed()
 
 
 
@@ -295,12 +317,20 @@ _HANDLERS = {
     m.ActorStarted: NodeServer._on_actor_started,
     m.GetActorInfo: NodeServer._forward,
     m.KillActor: NodeServer._on_kill_actor,
+    m.CreatePlacementGroup: NodeServer._forward,
+    m.RemovePlacementGroup: NodeServer._forward,
+    m.GetPlacementGroup: NodeServer._forward,
     m.KvGet: NodeServer._forward,
     m.KvPut: NodeServer._forward,
     m.KvDelete: NodeServer._forward,
     m.KvKeys: NodeServer._forward,
     m.GetState: NodeServer._on_get_state,
+    m.TaskEvents: NodeServer._on_task_events,
+    m.GetTaskEvents: NodeServer._forward,
     m.LogLines: NodeServer._on_log_lines,
+    m.ProgressUpdate: NodeServer._on_log_lines,
+    m.ReportMetrics: NodeServer._on_report_metrics,
+    m.GetMetrics: NodeServer._forward,
     m.Shutdown: NodeServer._on_shutdown,
     m.AllocObject: NodeServer._on_alloc_object,
     m.FreeObjects: NodeServer._on_free_objects,

@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable
 
 STOP_TIMEOUT_S = 3.0
 
@@ -42,10 +41,13 @@ class Zygote:
         self._buf = b""
 
     @classmethod
-    def fork(cls, worker_args: tuple, close_inherited: Callable[[], None]) -> "Zygote":
-        """The first zygote: forked while the daemon is still single-threaded.
-        `close_inherited` runs in the zygote: it closes what the zygote must not hold (the
-        daemon's listening sockets)."""
+    def fork(cls) -> "Zygote":
+        """The first zygote: forked while the daemon is still single-threaded, once it has
+        imported everything and frozen the collector's view of it (gc.freeze: the objects
+        are never traversed, so the zygote and its workers do not copy the pages they share
+        with the daemon). It is forked before the listener exists, so it holds none of the
+        daemon's sockets, and waits for its settings (`configure`) on its request pipe, as
+        a replacement zygote does."""
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         pid = os.fork()
@@ -53,8 +55,7 @@ class Zygote:
             try:
                 os.close(req_w)
                 os.close(rep_r)
-                close_inherited()
-                _serve(req_r, rep_w, worker_args)
+                _serve_configured(req_r, rep_w)
             finally:
                 os._exit(0)
         os.close(req_r)
@@ -77,12 +78,17 @@ class Zygote:
         finally:
             os.close(req_r)
             os.close(rep_w)
+        z = cls(proc.pid, req_w, rep_r, proc)
+        z.configure(worker_args)
+        return z
+
+    def configure(self, worker_args: tuple) -> bool:
+        """Sends the zygote its settings (the cluster token among them: never on a command
+        line); it serves requests once it has them."""
         address, token, session_dir, node_id = worker_args
         config = {"address": address, "token": token.hex(), "session_dir": session_dir,
                   "node_id": node_id.hex(), "parent": os.getpid()}
-        z = cls(proc.pid, req_w, rep_r, proc)
-        z._write(json.dumps(config) + "\n")
-        return z
+        return self._write(json.dumps(config) + "\n")
 
     # -- requests (any thread; they never block) -------------------------------------
     def spawn(self, worker_id: bytes) -> bool:
@@ -338,9 +344,9 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _main(argv: list[str]) -> None:
-    """A replacement zygote: `python -m raylite._node.worker_pool REQ_FD REP_FD`."""
-    req_fd, rep_fd = int(argv[0]), int(argv[1])
+def _serve_configured(req_fd: int, rep_fd: int) -> None:
+    """Reads the settings line (Zygote.configure), then serves; returns at once when the
+    daemon closes the pipe first or is not our parent any more."""
     die_with_parent()
     line = b""
     while not line.endswith(b"\n"):
@@ -351,10 +357,18 @@ def _main(argv: list[str]) -> None:
     config = json.loads(line)
     if os.getppid() != config["parent"]:
         return  # the daemon died before we could tie our life to it
-    preload()
     worker_args = (config["address"], bytes.fromhex(config["token"]), config["session_dir"],
                    bytes.fromhex(config["node_id"]))
+    import gc
+
+    gc.freeze()  # what the workers inherit is never traversed by their collector: pages stay shared
     _serve(req_fd, rep_fd, worker_args)
+
+
+def _main(argv: list[str]) -> None:
+    """A replacement zygote: `python -m raylite._node.worker_pool REQ_FD REP_FD`."""
+    preload()
+    _serve_configured(int(argv[0]), int(argv[1]))
 
 
 if __name__ == "__main__":

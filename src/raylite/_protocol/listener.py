@@ -267,9 +267,3 @@ class Listener:
                 os.unlink(self.unix_path)
             except FileNotFoundError:
                 pass
-
-    def close_inherited(self) -> None:
-        """In a forked child: closes our copies of the listening sockets without shutting
-        them down (that would stop the parent's listener too)."""
-        for s in self._listening:
-            s.close()

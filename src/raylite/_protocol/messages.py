@@ -8,6 +8,8 @@ field and not a wrapper). Every other message is one-way and carries no id.
 
     driver/worker ──RegisterClient──► node daemon ◄──RegisterWorker── worker
     owner ──RequestLease──► daemon ──LeaseGranted──► owner ──PushTask──► worker
+          (LeaseGranted(retry_at): ask that node's daemon, RequestLease(spilled=True))
+    daemon ──NodeResources──► GCS ──ClusterView──► every daemon (where requests may spill)
     worker ──TaskDone──► owner          (the daemon is not on the data path)
     borrower ──GetObject──► owner ──ObjectValue──► borrower
     daemon ──CreateActor, GetActorInfo, RegisterJob...──► GCS ──PlaceActor──► daemon
@@ -19,6 +21,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .._core.records import KINDS
+from .messages_observe import (  # noqa: F401  (task events and metrics: part of it too)
+    TaskEvents, GetTaskEvents, TaskEventsReply, ReportMetrics, GetMetrics, MetricsReply)
+from .messages_groups import (  # noqa: F401  (placement groups: part of this vocabulary)
+    PlacementGroupSpec, CreatePlacementGroup, PlacementGroupCreated, RemovePlacementGroup,
+    GetPlacementGroup, PlacementGroupInfo, PrepareBundles, BundlesPrepared, CommitBundles,
+    ReturnBundles)
 
 
 # -- registration ------------------------------------------------------------
@@ -53,9 +61,10 @@ class RegisterNode(NamedTuple):
     """A node daemon joins the head (the multi-node join protocol)."""
     req: int
     node_id: bytes
-    address: str
+    address: str               # where the other nodes and drivers reach its daemon
     resources: dict
     hostname: str
+    labels: dict = {}  # never mutated
 
 
 class NodeRegistered(NamedTuple):
@@ -69,14 +78,21 @@ class RequestLease(NamedTuple):
     req: int
     demand: dict
     name: str                  # for infeasibility warnings
+    strategy: tuple = ()       # () default | ("SPREAD",) | ("NODE", node id, soft) (scheduler.py)
+    spilled: bool = False      # another node sent the owner here: grant here or queue, never spill
 
 
 class LeaseGranted(NamedTuple):
+    """A lease on a worker of this node; or, with `retry_at`, no lease: ask the daemon at
+    that address instead (spillback); or, with `error`, no node can ever run it."""
     req: int
     lease_id: bytes
     worker_id: bytes
     address: str
     gpu_ids: tuple
+    retry_at: str = ""
+    error: str | None = None
+    refused: str | None = None  # never grantable, and why (its placement group was removed)
 
 
 class ReturnLease(NamedTuple):
@@ -121,6 +137,9 @@ class PushTask(NamedTuple):
     owner: str
     max_calls: int = 0         # the worker exits after this many runs of the function (0: never)
     sys_path: tuple = ()       # sent with the function: where its modules are importable
+    placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
+    attempt: int = 0           # 0 for the first try, +1 per retry
+    task_events: bool = False  # the worker records when it runs it (enable_task_events)
 
 
 class PushActorTask(NamedTuple):
@@ -132,6 +151,8 @@ class PushActorTask(NamedTuple):
     return_ids: tuple
     owner: str
     group: str | None = None   # the method's concurrency group
+    attempt: int = 0
+    task_events: bool = False
 
 
 class TaskDone(NamedTuple):
@@ -179,6 +200,8 @@ class ActorSpec(NamedTuple):
     max_task_retries: int
     concurrency_groups: dict | None = None
     sys_path: tuple = ()
+    strategy: tuple = ()       # as RequestLease.strategy: where the GCS may place it
+    placement_group: tuple | None = None  # (group id, bundle index, capture child tasks)
 
 
 class CreateActor(NamedTuple):
@@ -289,6 +312,18 @@ class WorkerDied(NamedTuple):
     on_purpose: bool           # the daemon ended it (a lease returned with kill, a release)
 
 
+class NodeResources(NamedTuple):
+    """Node -> GCS: what is free on this node now (sent on change, at a bounded rate)."""
+    available: dict
+    pending: int               # lease requests queued here
+
+
+class ClusterView(NamedTuple):
+    """GCS -> every node: each live node as (node id, address, total, available, labels),
+    for spilling lease requests to a node that fits (scheduler.py)."""
+    nodes: tuple
+
+
 class KvGet(NamedTuple):
     req: int
     key: bytes
@@ -341,6 +376,20 @@ class LogLines(NamedTuple):
     prefix: str
     lines: tuple
     stderr: bool
+
+
+class ProgressUpdate(NamedTuple):
+    """A progress bar's state (raylite.experimental.tqdm_ray), from the process that updates
+    it to its job's driver, which draws it: on the LogLines path (worker ─► node daemon ─►
+    driver), so bars and worker output reach the driver's terminal through one writer."""
+    job_id: bytes
+    bar_id: str                # "<pid>-<n>": unique in the job
+    desc: str
+    n: int
+    total: int | None          # None: unknown
+    position: int | None       # the bar's line among the job's bars, if asked for
+    pid: int
+    closed: bool
 
 
 class Warning(NamedTuple):
@@ -398,6 +447,8 @@ REPLIES: dict[type, type] = {
     CreateActor: ActorCreated,
     GetActorInfo: ActorInfo,
     GetState: StateReply,
+    GetMetrics: MetricsReply,
+    GetTaskEvents: TaskEventsReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
     RegisterJob: JobRegistered,
@@ -405,4 +456,7 @@ REPLIES: dict[type, type] = {
     KvPut: KvReply,
     KvDelete: KvReply,
     KvKeys: KvReply,
+    CreatePlacementGroup: PlacementGroupCreated,
+    RemovePlacementGroup: Ack,
+    GetPlacementGroup: PlacementGroupInfo,
 }

@@ -30,6 +30,24 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def source_ip(host: str) -> str:
+    """This machine's address on its route to `host`: what a process there reaches us on
+    (a UDP connect sends nothing). Loopback for a loopback host, or when there is no route."""
+    host = host.strip("[]")
+    if host in LOOPBACK or host.startswith("127."):
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            ip = s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    return "127.0.0.1" if ip == "0.0.0.0" else ip
+
+
 def connect(address: str, token: bytes, timeout: float = 10.0, channel: bytes = b"g",
             max_frame: int = MAX_FRAME) -> Connection:
     """Opens a connection and runs the handshake, all within `timeout` seconds;

@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .._core import metrics
 from .._core import records as rec
+from .._core import task_events as tev
 from . import messages as m
 
 Check = Callable[[Any], "str | None"]
@@ -159,7 +161,7 @@ def shaped(cls: type) -> Check:
 
 _RECORDS = {"nodes": rec.NodeRecord, "jobs": rec.JobRecord, "workers": rec.WorkerRecord,
             "leases": rec.LeaseRecord, "actors": rec.ActorRecord, "tasks": rec.TaskRecord,
-            "objects": rec.ObjectRecord}
+            "objects": rec.ObjectRecord, "placement_groups": rec.PlacementGroupRecord}
 
 
 def snapshot(v: Any) -> str | None:
@@ -179,6 +181,58 @@ def snapshot(v: Any) -> str | None:
     return None
 
 
+MAX_EVENTS = 2**20       # events in one TaskEvents batch
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _event_info(state: str, info: Any) -> bool:
+    t = type(info)
+    if state in (tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR):
+        return info is None or (t is tuple and len(info) == 3 and type(info[0]) is bytes
+                                and len(info[0]) <= ID and type(info[1]) is str
+                                and len(info[1]) <= MAX_TEXT
+                                and (info[2] is None or type(info[2]) is bytes and len(info[2]) == ID))
+    if state == tev.RUNNING or state == tev.RAN or state == tev.FINISHED:
+        return t is tuple and len(info) == (2 if state == tev.RUNNING else 3) \
+            and type(info[0]) is bytes and len(info[0]) <= ID \
+            and type(info[1]) is str and len(info[1]) <= MAX_TEXT \
+            and (state == tev.RUNNING or type(info[2]) is float and math.isfinite(info[2]))
+    if state == tev.FAILED:
+        return t is tuple and len(info) == 2 and all(type(x) is str and len(x) <= MAX_TEXT
+                                                     for x in info)
+    return info is None
+
+
+def task_events(v: Any) -> str | None:
+    """A batch of task events: (task id, attempt, state, time, info) each, info as the state
+    wants (_core/task_events.py)."""
+    if type(v) is not tuple or len(v) > MAX_EVENTS:
+        return f"must be a tuple of at most {MAX_EVENTS} events, not {_show(v)}"
+    states, isfinite = _STATES, math.isfinite
+    seen = set()   # ids of info tuples checked already: an owner shares one per function
+    for i, e in enumerate(v):
+        if not (type(e) is tuple and len(e) == 5 and type(e[0]) is bytes and len(e[0]) == ID
+                and type(e[1]) is int and 0 <= e[1] <= MAX_INT and type(e[2]) is str
+                and e[2] in states and type(e[3]) is float and isfinite(e[3])
+                and (id(e[4]) in seen or _event_info(e[2], e[4]))):
+            return f"[{i}] must be a task event (id, attempt, state, time, info), not {_show(e)}"
+        if type(e[4]) is tuple and e[2] in _SHARED:
+            seen.add(id(e[4]))
+    return None
+
+
+_STATES = frozenset(tev.STATES)
+_SHARED = frozenset((tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR))  # same info shape
+
+
+def state_filter(v: Any) -> str | None:
+    if type(v) is tuple and len(v) == 3 and type(v[0]) is str and len(v[0]) <= 256 \
+            and v[1] in ("=", "!=", "~") and type(v[2]) in _SCALARS \
+            and (type(v[2]) is not str or len(v[2]) <= MAX_TEXT):
+        return None
+    return f"must be a filter (key, \"=\", \"!=\" or \"~\", value), not {_show(v)}"
+
+
 def has_fields(**checks: Check) -> Check:
     """An object the daemon reads a few attributes of (ActorMeta lives above this layer)."""
     def check(v: Any) -> str | None:
@@ -188,6 +242,22 @@ def has_fields(**checks: Check) -> Check:
                 return _at(f".{name}", why)
         return None
     return check
+
+
+def strategy(v: Any) -> str | None:
+    """A scheduling strategy on the wire: () | ("SPREAD",) | ("NODE", node id hex, soft)."""
+    if type(v) is tuple and (v == () or v == ("SPREAD",)):
+        return None
+    if type(v) is tuple and len(v) == 3 and v[0] == "NODE" and type(v[1]) is str \
+            and len(v[1]) <= 64 and type(v[2]) is bool:
+        return None
+    return f"must be (), (\"SPREAD\",) or (\"NODE\", node id, soft), not {_show(v)}"
+def placement(v: Any) -> str | None:
+    """(group id, bundle index, capture child tasks)."""
+    if type(v) is tuple and len(v) == 3 and ident()(v[0]) is None and \
+            integer(-1, MAX_ITEMS)(v[1]) is None and type(v[2]) is bool:
+        return None
+    return f"must be (group id, bundle index >= -1, capture flag), not {_show(v)}"
 
 
 REQ = integer()
@@ -207,8 +277,8 @@ SPECS: dict[type, dict[str, Check]] = {
                            worker_id=optional(ident()), env_vars=ENV_VARS),
     m.RegisterWorker: dict(worker_id=ident(), pid=PID, address=address),
     m.RegisterNode: dict(req=REQ, node_id=ident(), address=address, resources=RESOURCES,
-                         hostname=NAME),
-    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME),
+                         hostname=NAME, labels=mapping(text(256, empty=False), text())),
+    m.RequestLease: dict(req=REQ, demand=RESOURCES, name=NAME, strategy=strategy, spilled=flag),
     m.ReturnLease: dict(lease_id=ident(), kill_worker=flag),
     m.WorkerBlocked: dict(blocked=flag),
     m.ActorSpec: dict(
@@ -217,7 +287,8 @@ SPECS: dict[type, dict[str, Check]] = {
         args=anything, inlined=mapping(ident(), anything), owner=address, job_id=JOB_ID, namespace=NAME, name=optional(NAME), detached=flag,
         demand=RESOURCES, placement=RESOURCES, max_restarts=integer(-1), max_concurrency=optional(integer(1)),
         env_vars=ENV_VARS, max_task_retries=integer(-1),
-        concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH),
+        concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH,
+        strategy=strategy, placement_group=optional(placement)),
     m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
     m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),
@@ -227,7 +298,16 @@ SPECS: dict[type, dict[str, Check]] = {
                      owners=flag),
     m.StateReply: dict(req=REQ, snapshot=snapshot, missing=sequence(text(), types=(tuple,))),
     m.GetWorkerExit: dict(req=REQ, address=address),
+    m.TaskEvents: dict(events=task_events, lost=integer(), address=optional(address),
+                       worker_id=optional(ident()), pid=integer()),
+    m.GetTaskEvents: dict(req=REQ, filters=sequence(state_filter, 64, (tuple,)),
+                          limit=integer(-1), offset=integer(), summary=flag),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),
+    m.ProgressUpdate: dict(job_id=JOB_ID, bar_id=text(64, empty=False), desc=text(), n=integer(),
+                           total=optional(integer()), position=optional(integer()), pid=PID,
+                           closed=flag),
+    m.ReportMetrics: dict(series=sequence(metrics.problem, types=(tuple,)), dropped=integer()),
+    m.GetMetrics: dict(req=REQ),
     m.Shutdown: dict(req=REQ),
     m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),
     m.FreeObjects: dict(object_ids=IDS, recyclable=IDS),
@@ -240,7 +320,20 @@ SPECS: dict[type, dict[str, Check]] = {
     m.ActorReady: dict(actor_id=ident(), restarts=integer(), worker_id=ident(), address=address,
                        error=optional(blob)),
     m.ReleaseActor: dict(actor_id=ident()),
+    m.NodeResources: dict(available=RESOURCES, pending=integer()),
+    m.ClusterView: dict(nodes=sequence(anything)),
     m.WorkerDied: dict(worker_id=ident(), address=address, how=text(), on_purpose=flag),
+    m.PlacementGroupSpec: dict(group_id=ident(), bundles=sequence(RESOURCES, MAX_ITEMS, (tuple,)),
+                               strategy=one_of("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
+                               name=NAME, namespace=NAME, detached=flag, job_id=JOB_ID),
+    m.CreatePlacementGroup: dict(req=REQ, spec=shaped(m.PlacementGroupSpec)),
+    m.RemovePlacementGroup: dict(req=REQ, group_id=ident()),
+    m.GetPlacementGroup: dict(req=REQ, group_id=optional(ident()), name=optional(NAME),
+                              namespace=optional(NAME)),
+    m.BundlesPrepared: dict(group_id=ident()),
+    m.PrepareBundles: dict(group_id=ident(), bundles=mapping(integer(0, MAX_ITEMS), RESOURCES)),
+    m.CommitBundles: dict(group_id=ident()),
+    m.ReturnBundles: dict(group_id=ident(), removed=flag),
     m.KvGet: dict(req=REQ, key=KEY),
     m.KvPut: dict(req=REQ, key=KEY, value=blob, overwrite=flag),
     m.KvDelete: dict(req=REQ, key=KEY),

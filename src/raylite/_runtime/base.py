@@ -122,6 +122,27 @@ class Runtime(abc.ABC):
     def handle_escaped(self, actor_id: bytes) -> None:
         """A handle was pickled: another process may use the actor from now on."""
 
+    # -- placement groups (raylite.util.placement_group) ----------------------------
+    def create_placement_group(self, group_id: bytes, bundles: list, strategy: str, name: str,
+                               detached: bool) -> None:
+        """Asks for a group (bundles and strategy checked by the caller); returns at once.
+        ValueError when the name is taken in this namespace. A group that cannot be placed
+        stays pending, and a warning is printed once."""
+        raise NotImplementedError(f"placement groups are not supported by the {self.name} runtime")
+
+    def remove_placement_group(self, group_id: bytes) -> None:
+        raise NotImplementedError(f"placement groups are not supported by the {self.name} runtime")
+
+    def placement_groups(self, group_id: bytes | None, name: str | None) -> tuple:
+        """PlacementGroupRecords: the group of that id, or of that name in this namespace,
+        or (neither given) every group."""
+        raise NotImplementedError(f"placement groups are not supported by the {self.name} runtime")
+
+    def placement_group_ready(self, group_id: bytes, value: Any) -> ObjectRef | None:
+        """An ObjectRef resolved to `value` once the group is reserved; None when the runtime
+        has nothing better than a task in the group (which runs once it is reserved)."""
+        return None
+
     # -- cluster state -------------------------------------------------------
     @abc.abstractmethod
     def nodes(self) -> list[dict]: ...
@@ -139,7 +160,19 @@ class Runtime(abc.ABC):
         """Whether cancel() was called on the task `task_id` while this process runs it."""
         return False
 
+    def task_events(self, request: Any, timeout: float) -> Any:
+        """The task-event store's answer (messages.TaskEventsReply) to `request` (a
+        messages.GetTaskEvents): this process's own pending events are in it."""
+        raise NotImplementedError(f"the {self.name} runtime keeps no task events")
+
     @abc.abstractmethod
     def state(self) -> Any:
         """Everything the runtime knows, as one _core.records.StateSnapshot: nodes, jobs,
         workers, leases, actors, the tasks in flight and the objects held."""
+
+    def progress(self, state: Any) -> None:
+        """A progress bar's new state (progress.BarState) from this process: drawn here (local
+        mode, a driver); a cluster worker sends it to its job's driver instead."""
+        from .progress import display
+
+        display().update(state)

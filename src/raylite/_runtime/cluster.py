@@ -48,7 +48,7 @@ never leaves a call booked but unsent or a reply read but unhandled.
 The I/O around the core is split by topic: task submission and leases in
 cluster_tasks.py; encoding, mapping, fetching and waiting for objects in
 cluster_objects.py; actor calls in cluster_actors.py; starting a head for a
-driver in cluster_start.py.
+driver in cluster_start.py; metrics, progress bars and worker output in cluster_reports.py.
 """
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from .. import _ids
@@ -65,14 +66,16 @@ from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol import rpc
 from .._protocol.read_turn import shield, shielding
-from .._protocol.transport import Connection, Listener, connect
+from .._protocol.transport import Connection, Listener, connect, source_ip
 from .._serialization import dumps_error, loads
 from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls
+from .cluster_groups import PlacementGroups
 from .cluster_objects import ObjectPlane
-from .cluster_start import join_token, start_head, stop_head
+from .cluster_reports import Reports
+from .cluster_start import HeadStart, join_token, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
 from .cluster_tasks import TaskSubmission, driver_sys_path
 from .factory import InitRequest
@@ -80,14 +83,16 @@ from .factory import InitRequest
 
 _SWEEP_S = 0.05  # once the daemon is gone: how often calls queued since are failed
 # The owner core's requests to the daemon, as wire messages.
-_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x), LeaseReturn: lambda x: m.ReturnLease(*x),
+_WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5]),
+         LeaseReturn: lambda x: m.ReturnLease(x.lease_id, x.kill_worker),
          ActorLookup: lambda x: m.GetActorInfo(x.req, x.actor_id, None, None, True)}
 
 
-class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
+class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Reports, PlacementGroups, Runtime):
     name = "cluster"
 
-    def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None):
+    def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None,
+                 head: HeadStart | None = None):
         shield.reset()
         self._lock = threading.RLock()
         self._core: Owner | None = None                 # the owner's state (made in _connect)
@@ -97,6 +102,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
         self._connect_lock = threading.Lock()
+        self._events_lock = threading.Lock()            # one sender of task events at a time
         self.endpoint = rpc.Endpoint()
         self._req = self.endpoint.ids    # the owner's own request ids never meet _call's
         self._threads: list[threading.Thread] = []
@@ -107,6 +113,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self.executor: Any = None
         self.actor_id: bytes | None = None
         self.log_to_driver = True
+        self._events_on = True                          # enable_task_events (init's keyword)
         self._env_vars: dict = {}
         if _worker is not None:
             daemon_address, token, self.worker_id, self.session_dir, self.node_id = _worker
@@ -117,9 +124,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             return
         self.worker_id = _ids.random_id()
         self.log_to_driver = request.log_to_driver
+        self._events_on = request.task_events
         self._env_vars = dict((request.runtime_env or {}).get("env_vars") or {})
-        if request.mode == "start":
-            self._proc, daemon_address, self._token = start_head(request)
+        if request.mode == "start":  # `head`: cluster_boot spawned it before importing us
+            self._proc, daemon_address, self._token = (head or HeadStart(request)).wait_ready()
         else:
             daemon_address = request.address
             self._token = join_token(daemon_address, request.temp_dir)
@@ -131,6 +139,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             self.shutdown()
             raise
         self.job_id, self.node_id = reply.job_id, reply.node_id
+        self._core.events.job_id = reply.job_id
         self.node_tag = self.node_id.hex()[:12]
         self.namespace, self.session_dir = reply.namespace, reply.session_dir
         self.daemon_address = daemon_address
@@ -154,11 +163,14 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._threads.append(t)
 
     def _connect(self, daemon_address: str) -> None:
-        host = daemon_address.rpartition(":")[0] or "127.0.0.1"
+        # Our listener: on the address the daemon's node reaches us at (its own IP when the
+        # daemon is on this machine, this machine's IP on the route to it when it is not).
+        host = source_ip(daemon_address.rpartition(":")[0] or "127.0.0.1")
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
-        self._core = Owner(self.address, self.endpoint.ids, driver_sys_path, dumps_error, loads)
+        self._core = Owner(self.address, self.endpoint.ids, driver_sys_path, dumps_error, loads,
+                           time.time)
         self._objects = self._core.objects  # its object table, used on every get and put
         on = self.endpoint.on
         on(m.TaskDone, self._task_done)
@@ -170,6 +182,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         on(m.ActorInfo, self._on_actor_info)      # and actor lookups
         on(m.ReturnIdleLeases, lambda conn, msg: self._return_idle(0.0))
         on(m.LogLines, self._on_log_lines)
+        on(m.ProgressUpdate, self._on_progress_update)
         on(m.Warning, lambda conn, msg: print(f"raylite warning: {msg.text}", file=sys.stderr,
                                               flush=True))
         on(m.GetState, self._on_get_state)
@@ -201,6 +214,13 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 peers[address] = conn
                 self._spawn(self._peer_loop, "raylite-peer", conn, address, peers)
         return conn
+
+    def _daemon_at(self, address: str) -> Connection:
+        """Our connection to another node's daemon (leases spilled there); our own node's
+        daemon for its own address."""
+        if address == self.daemon_address:
+            return self._daemon
+        return self._peer(address)
 
     def register_inbound(self, owner: str, conn: Connection) -> None:
         """Borrow notices to `owner` go on its task connection to us, so they arrive
@@ -245,11 +265,17 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 continue
             try:
                 if target is DAEMON:
-                    self._daemon.send(_WIRE[type(x)](x))
+                    at = getattr(x, "daemon", "")
+                    (self._daemon_at(at) if at else self._daemon).send(_WIRE[type(x)](x))
                 else:
                     target.send(x)
-            except OSError:
-                pass
+            except (OSError, ConnectionError):
+                if target is DAEMON and type(x) is LeaseRequest and x.daemon and \
+                        x.daemon != self.daemon_address:
+                    # that node's daemon cannot be reached: ours takes the request (spilled:
+                    # it grants or queues it here, and never sends it on)
+                    self._lease_granted(m.LeaseGranted(x.req, b"", b"", "", (),
+                                                       self.daemon_address))
 
     def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         """A request to the node daemon, answered within `timeout` seconds, or RaySystemError."""
@@ -310,12 +336,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         if msg.req in self._core.actors.reqs:
             self._actor_resolved(msg)
 
-    def _on_log_lines(self, conn: Any, msg: m.LogLines) -> None:
-        if self.log_to_driver:
-            out = sys.stderr if msg.stderr else sys.stdout
-            out.write("".join(f"{msg.prefix} {line}\n" for line in msg.lines))
-            out.flush()
-
     def _on_get_state(self, conn: Any, msg: m.GetState) -> None:
         self.endpoint.reply(conn, msg, m.StateReply(msg.req, owner_state(self)))
 
@@ -368,6 +388,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def set_job(self, job_id: bytes, namespace: str) -> None:
         """A worker serves this job now (its namespace applies to get_actor and names)."""
         self.job_id, self.namespace = job_id, namespace
+        self._core.events.job_id = job_id
 
     def state(self, kinds: tuple = m.KINDS, owners: bool = True) -> Any:
         """The cluster's records (a StateSnapshot) of `kinds`; with `owners`, the tasks and
@@ -377,6 +398,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def named_actors(self) -> list[tuple[str, str]]:
         return [(a.namespace, a.name) for a in self.state(("actors",), False).actors
                 if a.name and a.state != "DEAD"]
+
+    def task_events(self, request: Any, timeout: float) -> Any:
+        self.send_task_events()  # first, on the connection the request takes: ours are in it
+        return self._call(request, timeout)
 
     def nodes(self) -> list[dict]:
         return ray_nodes(self.state(("nodes",), False))
@@ -410,6 +435,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def shutdown(self) -> None:
         if self._closing.is_set():
             return
+        if self._gone is None and getattr(self, "_daemon", None) is not None:
+            self.flush_reports()
+        if self._core is not None and getattr(self, "_daemon", None) is not None:
+            self.send_task_events()  # the last ones: a short script's tasks are listed too
         if self._proc is not None and getattr(self, "_daemon", None) is not None:
             self._stopping = True  # its goodbye is no loss
             try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.owner import Task, named_actor_missing
+from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from ..exceptions import ActorAlreadyExistsError
 from .base import ActorMeta
@@ -43,7 +44,9 @@ class ActorCalls:
             placement=options.placement_demand(), max_restarts=options.max_restarts,
             max_concurrency=options.max_concurrency, env_vars=env,
             max_task_retries=options.max_task_retries,
-            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path())
+            concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
+            strategy=strategy_wire(options.scheduling_strategy),
+            placement_group=placement(options.scheduling_strategy))
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)
@@ -59,9 +62,11 @@ class ActorCalls:
         data, inlined, _, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = tuple(_ids.new_id() for _ in range(options.num_returns))
+        events = options.enable_task_events and self._events_on
         msg = m.PushActorTask(task_id, actor_id, method, data, inlined, return_ids, self.address,
-                              options.concurrency_group)
-        task = Task(task_id, msg, return_ids, method, None, options.retry_exceptions, hold, actor_id)
+                              options.concurrency_group, 0, events)
+        task = Task(task_id, msg, return_ids, method, None, options.retry_exceptions, hold, actor_id,
+                    None, events)
         with self._lock:
             out = self._core.actors.submit(task, options.max_task_retries)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]

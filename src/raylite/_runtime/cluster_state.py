@@ -22,10 +22,15 @@ def owner_state(rt: Any) -> StateSnapshot:
 # -- reading a snapshot ------------------------------------------------------------
 def ray_nodes(snapshot: StateSnapshot) -> list[dict]:
     """The nodes as ray.nodes() describes them."""
-    return [{"NodeID": n.node_id, "Alive": n.alive, "alive": n.alive,
-             "NodeManagerAddress": (n.address or "").rpartition(":")[0],
-             "NodeManagerHostname": n.hostname, "Resources": dict(n.resources_total),
-             "IsHead": bool(n.is_head)} for n in snapshot.nodes]
+    out = []
+    for n in snapshot.nodes:
+        host, _, port = (n.address or "").rpartition(":")
+        out.append({"NodeID": n.node_id, "Alive": n.alive, "alive": n.alive,
+                    "NodeManagerAddress": host.strip("[]"),
+                    "NodeManagerPort": int(port) if port.isdigit() else None,
+                    "NodeManagerHostname": n.hostname, "Resources": dict(n.resources_total),
+                    "Labels": dict(n.labels or {}), "IsHead": bool(n.is_head)})
+    return out
 
 
 def resource_sum(snapshot: StateSnapshot, field: str) -> dict:

@@ -3,10 +3,14 @@
     submit_task ─► encode args, PushTask ─► core.tasks.submit ─► (daemon, RequestLease) or
                                                                  (worker, PushTask) to send
     LeaseGranted ─► connect the task channel to the worker ─► core.tasks.lease_granted ─► PushTask
+      (retry_at: our daemon spilled the request: core.tasks.lease_spilled asks that node's
+       daemon, on a connection of ours to it (_daemon_at); error: core.lease_refused fails them)
     TaskDone     ─► core.task_done ─► next task on that lease, results stored, waiters woken
     worker gone  ─► core.peer_lost ─► retries; crashed tasks fail with the daemon's word on how
     every IDLE_LEASE_S / 4 (maintenance thread): idle leases returned, frees flushed,
-                                                  unreferenced actors terminated
+                                                  unreferenced actors terminated, metrics
+                                                  and progress bars reported (cluster_reports.py);
+                                                  every other time, task events sent
 
 The rules (scheduling keys, one task in flight per lease, lease requests
 outstanding, retries, dependencies) live in raylite._core.owner.tasks; this
@@ -20,6 +24,7 @@ from typing import Any
 
 from .. import _ids
 from .._core.owner import Task
+from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from .._protocol.transport import Connection
 from .._serialization import dumps
@@ -38,6 +43,7 @@ def driver_sys_path() -> tuple:
 
 
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
+EVENTS_EVERY = 2            # task events are sent every this many IDLE_LEASE_S / 4 (100 ms)
 
 
 class TaskSubmission:
@@ -80,23 +86,27 @@ class TaskSubmission:
             fid, _ = self._function_blob(function, function._function)
             env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
             demand = options.demand()
+            strategy = strategy_wire(options.scheduling_strategy)
             t = (options, function, fid, options.name or function._name, env, demand,
-                 tuple(sorted(demand.items())))
+                 (tuple(sorted(demand.items())), strategy), strategy,
+                 placement(options.scheduling_strategy))
             if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
                 self._templates.clear()
             self._templates[id(options)] = t
         return t
 
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        _, _, fid, name, env, demand, key = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
             tuple(_ids.new_id() for _ in range(options.num_returns))
+        events = options.enable_task_events and self._events_on
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
-                         self.namespace, env, (), demand, self.address, options.max_calls)
+                         self.namespace, env, (), demand, self.address, options.max_calls,
+                         (), group, 0, events)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
-                    hold, None, key)
+                    hold, None, key, strategy, events)
         with self._lock:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -104,6 +114,13 @@ class TaskSubmission:
         return refs
 
     def _lease_granted(self, msg: m.LeaseGranted) -> None:
+        if msg.retry_at or msg.error is not None or msg.refused is not None:
+            with self._lock:  # spillback, no node can run it, or its placement group was removed
+                out = self._core.tasks.lease_spilled(msg.req, msg.retry_at, self._closing.is_set()) \
+                    if msg.retry_at else self._core.lease_refused(msg.req, msg.error or msg.refused,
+                                                                  msg.refused is not None)
+            self._send_all(out)
+            return
         try:
             conn = self._peer(msg.address, b"t")
         except (ConnectionError, OSError):
@@ -124,16 +141,21 @@ class TaskSubmission:
             out, crashed = self._core.peer_lost(conn)
         self._send_all(out)
         if crashed:  # a WorkerCrashedError saying how, once the daemon has told us
-            how = self._worker_exit(conn.peer)
+            lease = crashed[0].lease
+            how = self._worker_exit(conn.peer, lease.daemon if lease is not None else "")
             with self._lock:
                 out = self._core.fail_crashed(crashed, how)
             self._send_all(out)
 
-    def _worker_exit(self, address: str) -> str:
+    def _worker_exit(self, address: str, daemon: str = "") -> str:
         """How the worker at `address` died ("killed by SIGKILL", "exited with code 3"), as its
-        node daemon saw it; "" when it cannot tell within a few seconds."""
+        node daemon (ours, or the one at `daemon` that leased it) saw it; "" when it cannot
+        tell within a few seconds."""
         try:
-            return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+            if not daemon:
+                return self._call(m.GetWorkerExit(0, address), timeout=5.0).reason
+            return self.endpoint.call(self._daemon_at(daemon), m.GetWorkerExit(0, address)) \
+                .result(5.0).reason
         except Exception:  # the daemon is gone or slow: the error says less, but comes
             return ""
 
@@ -143,11 +165,34 @@ class TaskSubmission:
         self._send_all(out)
 
     def _maintain(self) -> None:
+        tick = 0
         while not self._closing.wait(IDLE_LEASE_S / 4):
+            tick += 1
+            if tick % EVENTS_EVERY == 0:
+                self.send_task_events()
             self._return_idle(IDLE_LEASE_S)
+            self._report(time.monotonic())
             self._flush_frees()
             if self._core.actors.terminates:
                 self._terminate_unreferenced()
+
+    def send_task_events(self) -> None:
+        """Sends the task events this process has made since the last call (the owner core's,
+        and the executor's runs of tasks, in a worker) to its daemon, for the GCS's store."""
+        core, ex = self._core, self.executor
+        with self._events_lock:  # batches leave in the order they were taken
+            if core.events.buffer or core.events.dropped:
+                with self._lock:
+                    events, lost = core.events.take()
+            else:
+                events, lost = [], 0
+            if ex is not None and (ex.ran or ex.started):
+                events += ex.take_events()
+            if events or lost:
+                try:
+                    self._daemon.send(m.TaskEvents(tuple(events), lost))
+                except OSError:
+                    pass  # the daemon is gone: so is the store these were for
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ class TaskScope(NamedTuple):
     name: str | None = None        # the task's name: options name, "f" or "Actor.method"
     function: Any = None           # the function or method run: names it module.qualname
     env_vars: dict | None = None   # the runtime_env env_vars it runs with (never mutated)
+    placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
 
 
 # An actor's identity is per process in a worker: methods called from its

@@ -13,12 +13,13 @@ the address rule, pure and unit-tested:
     local_mode=True                       -> ("local", None)
     address or RAYLITE_ADDRESS:
       "local"                             -> start a new cluster on this machine
-      "auto"                              -> the cluster `raylite start` recorded,
+      "auto"                              -> the cluster `raylite start` recorded (the
+                                             head, else a node here that joined one),
                                              else ConnectionError
-      "host:port"                         -> join that cluster
-      "ray://host:port"                   -> join the cluster whose head listens there
-                                             (Ray's client port: `raylite start --head`
-                                             listens on 10001 too)
+      "host:port"                         -> join that cluster (through this machine's
+                                             node when one here joined that head: _api)
+      "ray://host:port"                   -> the same, at the head's Ray client port
+                                             (`raylite start --head` listens on 10001 too)
     neither                               -> the recorded cluster if it is alive,
                                              else start a new one
 
@@ -36,7 +37,7 @@ from .base import Runtime
 # name -> "module:callable" (imported on first use) or a callable
 _REGISTRY: dict[str, "str | Callable[[InitRequest], Runtime]"] = {
     "local": "raylite._runtime.local:LocalRuntime",
-    "cluster": "raylite._runtime.cluster:ClusterRuntime",
+    "cluster": "raylite._runtime.cluster_boot:create",
     "ray": "raylite._runtime.ray_runtime:RayRuntime",  # the optional extra raylite[ray]
 }
 
@@ -56,6 +57,7 @@ class InitRequest(NamedTuple):
     runtime_env: dict | None = None
     log_to_driver: bool = True
     temp_dir: str | None = None    # None: _config.default_temp_dir()
+    task_events: bool = True       # enable_task_events: record this driver's tasks' events
 
 
 def register(name: str, factory: "str | Callable[[InitRequest], Runtime]") -> None:
@@ -81,6 +83,42 @@ def recorded_address(temp_dir: str) -> str | None:
     except (OSError, ValueError):
         return None
     return address
+
+
+def joined_node(temp_dir: str, head: str | None = None) -> str | None:
+    """The address of a live node daemon on this machine that joined a head (`head`, or,
+    when None, any head on another machine: nodes of a head on this one, as
+    cluster_utils starts them, are that head's business), from its record
+    <temp>/raylite_nodes/<pid> ("address pid session head")."""
+    from .. import _private_files as private
+
+    d = os.path.join(temp_dir, "raylite_nodes")
+    if not (private.check_dir(temp_dir) and private.check_dir(d)):
+        return None
+    for name in sorted(os.listdir(d)):
+        try:
+            address, pid, _, joined = (private.read_text(os.path.join(d, name)) or "").split()[:4]
+            if joined == head or head is None and not _on_this_machine(joined):
+                os.kill(int(pid), 0)
+                return address
+        except (OSError, ValueError, private.NotPrivateError):
+            continue
+    return None
+
+
+def _on_this_machine(address: str) -> bool:
+    from .._protocol.transport import LOOPBACK, source_ip
+
+    host = address.rpartition(":")[0].strip("[]")
+    return host in LOOPBACK or host.startswith("127.") or source_ip(host) == host
+
+
+def through_local_node(address: str, temp_dir: str) -> str:
+    """`address` (a head's host:port), or, when the head is on another machine and a node
+    of this machine joined it, that node's address: drivers join through their own node."""
+    if _on_this_machine(address):
+        return address
+    return joined_node(temp_dir, address) or address
 
 
 def resolve(local_mode: bool, address: str | None, env_address: str | None,

@@ -4,46 +4,40 @@
               ──► run the body now, on the calling thread ──► store serialized results
     get()     ──► deserialize a fresh copy (or raise the stored error)
 
-No daemons, no sockets, no threads (except one event loop per async actor):
-a breakpoint or profiler inside a task or actor method just works, and the
-stack trace runs straight from the caller into the body. Semantics match the
-cluster: values are copied, refs nested in arguments stay refs, errors are
-RayTaskError with the remote traceback, named actors live in namespaces,
-an actor's non-detached actors end with it, and a demand larger than the
-node raises at once instead of hanging.
+No daemons, no sockets, no threads (except one event loop per async actor): a
+breakpoint or profiler in a task just works. Semantics match the cluster: values
+are copied, refs in arguments stay refs, errors are RayTaskError with the remote
+traceback, named actors live in namespaces, a demand too large raises at once.
 
 The rules are the cluster's own, from the same pure cores (one place per rule):
 
-    _core  Owner (raylite._core.owner), as in every cluster process: object entries
-           and reference counts (an entry is freed with its last ObjectRef), retries
-           (Task.retry_error), the caller side of actors (handle lifetimes: an unnamed
-           actor ends with its creator's last handle; max_task_retries)
-    _gcs   GcsTables (raylite._gcs.tables), as on a cluster's head: actor entries and
-           their states, names per namespace, restarts, owners (fate sharing)
+    _core  Owner (raylite._core.owner), as in every cluster process: object entries and
+           reference counts, retries (Task.retry_error), the caller side of actors (handle
+           lifetimes, max_task_retries); TaskEventTable, as in the GCS (local_events.py)
+    _gcs   GcsTables (raylite._gcs.tables), as on a cluster's head: actors, names, restarts
 
 This shell owns only what runs here (all under `_lock`): `_hosts` (actor id ->
-_Host: the live instance, its event loop, its call lock, its GPUs) and this
-process's resources (`_available`, `_free_gpus`). Errors are stored as the
-exceptions themselves (the core's encode/decode are the identity here). `state()`
-answers with the cores' records (the owner's tasks running now and objects, the
-GCS tables' actors) and this node's and job's, as a cluster's daemons and owners do.
+_Host: instance, event loop, call lock, GPUs), this process's resources and its
+task events. Errors are stored as the exceptions themselves.
+`state()` answers with the cores' records and this node's and job's.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import inspect
 import os
 import threading
+import time
 from typing import Any, Sequence
 
-from .. import _ids
+from .. import _config, _ids
 from .. import _resources as resources
 from .._actor_ends import ended_error
 from .._core.owner import WAKE, Owner, Task, named_actor_missing
 from .._core.records import JobRecord, NodeRecord, StateSnapshot
 from .._gcs.tables import GcsTables
+from .._options import placement
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
@@ -51,47 +45,21 @@ from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedu
 from . import context, execution
 from .base import ActorMeta, ContextInfo, InitInfo, Runtime
 from .factory import InitRequest
+from .local_groups import LocalGroups
+from .local_host import _Host
+from .local_events import LocalTaskEvents
 from .object_ref import ObjectRef
 
 
 LOCAL = "local"  # this runtime's address: the owner of every ref it makes
 
 
-class _Host:
-    """What runs an actor here: its instance, event loop (async actors) and call lock."""
-
-    def __init__(self, actor_id: bytes, cls: type, meta: ActorMeta, options: Any,
-                 namespace: str, args: tuple, kwargs: dict):
-        self.id = actor_id
-        self.cls = cls
-        self.meta = meta
-        self.options = options
-        self.namespace = namespace
-        self.args, self.kwargs = args, kwargs
-        self.instance: Any = None
-        self.gpu_ids: tuple = ()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.loop_thread: threading.Thread | None = None
-        # A plain actor runs one call at a time, as on a cluster, even when several threads call it.
-        serial = not meta.is_async and (options.max_concurrency or 1) == 1 \
-            and not options.concurrency_groups
-        self.call_lock = threading.RLock() if serial else contextlib.nullcontext()
-
-    def stop_loop(self) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            if self.loop_thread is not threading.current_thread():
-                self.loop_thread.join()
-                self.loop.close()
-            self.loop = self.loop_thread = None
-
-
-class LocalRuntime(Runtime):
+class LocalRuntime(LocalGroups, Runtime):
     name = "local"
 
     def __init__(self, request: InitRequest):
         self._lock = threading.RLock()
-        self._core = Owner(LOCAL)
+        self._core = Owner(LOCAL, clock=time.time)
         self._gcs = GcsTables()
         self._hosts: dict[bytes, _Host] = {}
         self._total = resources.node_total(request.num_cpus, request.num_gpus, request.resources,
@@ -103,6 +71,10 @@ class LocalRuntime(Runtime):
         self._namespace = request.namespace or f"anonymous-{_ids.random_id(8).hex()}"
         self._job_env = (request.runtime_env or {}).get("env_vars") or {}
         self._closed = False
+        self._init_groups()
+        self._events_on = request.task_events  # the task-event store: local_events.py
+        self._events = LocalTaskEvents(self._core.events, self._node_id, self._job_id,
+                                       _config.from_env().task_events_max_per_job)
 
     # -- lifecycle -----------------------------------------------------------
     def info(self) -> InitInfo:
@@ -154,6 +126,8 @@ class LocalRuntime(Runtime):
             out = self._core.complete(ref._id, data, error)
             if contained:
                 self._core.objects.keep(ref._id, contained)
+            if self._awaiting:
+                self._resolved.notify_all()
         for target, wake in out:  # nothing waits in local mode, but the contract is the same
             if target is WAKE:
                 wake()
@@ -177,11 +151,15 @@ class LocalRuntime(Runtime):
         return ObjectRef(id, LOCAL, self)
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
+        self._await_refs(refs, len(refs), timeout, True)
         return [self._value(r) for r in refs]
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
              fetch_local: bool) -> tuple[list, list]:
-        return list(refs[:num_returns]), list(refs[num_returns:])
+        done = self._await_refs(refs, num_returns, timeout, False)
+        ready = [r for r in refs if id(r) in done][:num_returns]
+        chosen = {id(r) for r in ready}
+        return ready, [r for r in refs if id(r) not in chosen]
 
     def future(self, ref: ObjectRef) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -210,19 +188,20 @@ class LocalRuntime(Runtime):
 
     def _run(self, refs: list[ObjectRef], name: str, body: Any, args: tuple, kwargs: dict,
              scope: context.TaskScope, env: dict | None, retry_exceptions: Any = False,
-             max_retries: int = 0, actor: _Host | None = None) -> None:
-        # A task of the owner core: it is known running here while it runs, and the retry rule
-        # is the cluster's (Task.retry_error: retries count down, < 0 is forever).
+             max_retries: int = 0, actor: _Host | None = None, events: bool = False) -> None:
+        # A task of the owner core: known running here while it runs; the cluster's retry rule.
         task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None,
-                    actor.id if actor is not None else None)
+                    actor.id if actor is not None else None, None, events)
         core = self._core
         with self._lock:
             core.tasks.running_here(task, LOCAL)
         try:
+            body = self._events.traced(task, body) if events else body
             self._attempts(task, refs, name, body, args, kwargs, scope, env, actor)
         finally:
             with self._lock:
                 core.tasks.drop(task.task_id)
+                self._events.drain()
 
     def _attempts(self, task: Task, refs: list[ObjectRef], name: str, body: Any, args: tuple,
                   kwargs: dict, scope: context.TaskScope, env: dict | None,
@@ -260,6 +239,7 @@ class LocalRuntime(Runtime):
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
         name = options.name or function._name
         demand = options.demand()
+        self._check_group(options.scheduling_strategy, "Task", name, TaskUnschedulableError)
         self._check_feasible(demand, "Task", name, TaskUnschedulableError)
         refs = self._new_refs(options.num_returns)
         with self._lock:
@@ -268,10 +248,12 @@ class LocalRuntime(Runtime):
         env = (options.runtime_env or {}).get("env_vars")
         scope = context.TaskScope(task_id=refs[0]._id if refs else _ids.new_id(), resources=demand,
                                   gpu_ids=gpus, job_id=self._job_id, name=name,
-                                  function=function._function, env_vars=self._env(env))
+                                  function=function._function, env_vars=self._env(env),
+                                  placement=placement(options.scheduling_strategy))
         try:
             self._run(refs, name, function._function, args, kwargs, scope, env,
-                      options.retry_exceptions, options.max_retries)
+                      options.retry_exceptions, options.max_retries, None,
+                      options.enable_task_events and self._events_on)
         finally:
             with self._lock:
                 resources.add(self._available, demand)
@@ -299,6 +281,7 @@ class LocalRuntime(Runtime):
     def create_actor(self, actor_class: Any, args: tuple, kwargs: dict, options: Any) -> tuple[bytes, ActorMeta]:
         ns = options.namespace or self._namespace
         meta = actor_class._meta
+        self._check_group(options.scheduling_strategy, "Actor", meta.class_name, ActorUnschedulableError)
         self._check_feasible(options.placement_demand(), "Actor", meta.class_name, ActorUnschedulableError)
         creator = context.current()
         detached = options.lifetime == "detached"
@@ -340,7 +323,8 @@ class LocalRuntime(Runtime):
                                  job_id=self._job_id,
                                  name=f"{actor.meta.class_name}.{method}" if method else None,
                                  function=getattr(actor.cls, method, None) if method else None,
-                                 env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")))
+                                 env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")),
+                                 placement=placement(actor.options.scheduling_strategy))
 
     def _env(self, env: dict | None) -> dict | None:
         """The env_vars a task runs with: the job's, then its own."""
@@ -391,6 +375,8 @@ class LocalRuntime(Runtime):
         why = execution.owner_exited(f"the actor {actor.meta.class_name}")
         for child in owned:
             self._mark_dead(child, _ended(child, why))
+        if self._preparing:  # what it held may complete a placement group's reservation
+            self._groups_retry()
         return state
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
@@ -419,7 +405,8 @@ class LocalRuntime(Runtime):
                       execution.actor_method(instance, method), args,
                       kwargs, self._scope(actor, method), (actor.options.runtime_env or {}).get("env_vars"),
                       options.retry_exceptions,
-                      self._core.actors.retries_for(st, options.max_task_retries), actor=actor)
+                      self._core.actors.retries_for(st, options.max_task_retries), actor,
+                      options.enable_task_events and self._events_on)
         return refs
 
     def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]:
@@ -480,17 +467,20 @@ class LocalRuntime(Runtime):
     def context(self) -> ContextInfo:
         return context.info(self._job_id, self._node_id, self._node_id, self._namespace)
 
+    def task_events(self, request: Any, timeout: float) -> Any:
+        with self._lock:
+            return self._events.answer(request)
+
     def state(self) -> StateSnapshot:
-        """Records of what this runtime holds: its one node, its job, the actors (the GCS
-        tables'), the tasks running now (each on the caller's thread: "local") and the
-        objects (the owner core's)."""
+        """Its node, job, actors (GCS tables'), tasks running now and objects (owner core's)."""
         with self._lock:
             node = NodeRecord(self._node_id.hex(), LOCAL, os.uname().nodename, True, True,
                               dict(self._total), dict(self._available))
             owned = self._core.state(("tasks", "objects"))
             actors = self._gcs.state().actors
         job = JobRecord(self._job_id.hex(), self._namespace, os.getpid(), not self._closed)
-        return StateSnapshot("local", (node,), (job,), (), (), actors, owned.tasks, owned.objects)
+        return StateSnapshot("local", (node,), (job,), (), (), actors, owned.tasks, owned.objects,
+                             self.placement_groups(None, None))
 
 
 def _ended(actor: _Host, why: str) -> ActorDiedError:

@@ -58,6 +58,15 @@ _METHOD_DEFAULTS = _options.MethodOptions()._asdict()
 _NOT_FOR_RAY = {"max_calls", "concurrency_groups"}  # the latter goes to ray.remote()
 
 
+def _ray_strategy(wire: tuple) -> Any:
+    """Ray's own strategy object for a raylite.util.scheduling_strategies one (its wire form)."""
+    if wire[0] == "NODE":
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(wire[1], wire[2])
+    raise ValueError(f"scheduling_strategy {wire!r} has no Ray equivalent here.")
+
+
 def _ray_options(opts: Any, defaults: dict) -> dict:
     """The options that differ from raylite's defaults, as Ray's keyword arguments."""
     return {k: v for k, v in opts._asdict().items() if v != defaults[k] and k not in _NOT_FOR_RAY}
@@ -251,6 +260,9 @@ class RayRuntime(Runtime):
         if len(self._opts) > 1024:
             self._opts.clear()
         out = _ray_options(opts, defaults)
+        strategy = out.get("scheduling_strategy")
+        if strategy is not None and not isinstance(strategy, str):
+            out["scheduling_strategy"] = _ray_strategy(_options.strategy_wire(strategy))
         self._opts[id(opts)] = (opts, out)
         return out
 

@@ -22,7 +22,6 @@ from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
 from ..exceptions import TaskCancelledError
-from .reply import send_reply
 
 if TYPE_CHECKING:  # the executor hands itself in; this module never imports it
     from .task_executor import Executor
@@ -38,8 +37,10 @@ class ActorHost:
         self.name = spec.meta.class_name
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: Any = None
-        self.futures: dict[bytes, Any] = {}
-        self.ended = False
+        self.futures: dict[bytes, Any] = {}             # async calls in flight, by task id
+        self.inflight: set = set()                       # thread-pool calls in flight
+        self.ended = False      # KillActor sent: calls not started yet never run
+        self.closing = False    # __ray_terminate__ came: later calls are refused, earlier ones run
         groups = dict(spec.concurrency_groups or {})
         self.groups: dict = {}
         if spec.meta.is_async:
@@ -78,13 +79,43 @@ class ActorHost:
             self.ex.rt.send_daemon(m.KillActor(self.spec.actor_id, True, reason))
 
     def _ending(self, t: m.PushActorTask) -> bool:
-        """True when this call is not run: the actor has ended, or the call ends it."""
+        """True when this call is not run: the actor has ended, or the call ends it. On a
+        concurrent actor, __ray_terminate__ (sent too when the last handle went away) ends it
+        once the calls submitted before it have finished, as on a sequential one."""
         if self.ended:
             return True
         if t.method == execution.TERMINATE:
-            self.end(self._terminate_reason(t))
+            if self.concurrent:
+                self.closing = True
+                self._end_after_pending(self._terminate_reason(t))
+            else:
+                self.end(self._terminate_reason(t))
             return True
         return False
+
+    def _end_after_pending(self, reason: str) -> None:
+        if self.loop is not None:  # after the loop has started every call submitted before
+            self.loop.call_soon_threadsafe(self._end_when_async_calls_done, reason)
+            return
+        pending = set(self.inflight)
+
+        def wait_then_end() -> None:
+            from concurrent.futures import wait
+
+            wait(pending)
+            self.end(reason)
+
+        threading.Thread(target=wait_then_end, name="raylite-actor-ending", daemon=True).start()
+
+    def _end_when_async_calls_done(self, reason: str) -> None:
+        pending = list(self.futures.values())
+
+        async def wait_then_end() -> None:
+            if pending:
+                await asyncio.wait(pending)
+            self.end(reason)
+
+        self.loop.create_task(wait_then_end())
 
     def _terminate_reason(self, t: m.PushActorTask) -> str:
         """__ray_terminate__ called by the user, or sent (with UNREFERENCED) when the
@@ -96,10 +127,12 @@ class ActorHost:
         return execution.UNREFERENCED if args == (execution.UNREFERENCED,) else execution.TERMINATED
 
     def submit(self, conn: Any, t: m.PushActorTask) -> None:
-        if self._ending(t):
+        if self.closing or self._ending(t):
             return
         if self.pool is not None:
-            self._group(t).submit(self.run_inline, conn, t)
+            fut = self._group(t).submit(self.run_inline, conn, t)
+            self.inflight.add(fut)
+            fut.add_done_callback(self.inflight.discard)
         else:
             self.loop.call_soon_threadsafe(self._start_async, conn, t)
 
@@ -113,7 +146,7 @@ class ActorHost:
         s = self.scope
         return context.TaskScope(t.task_id, s.actor_id, s.actor_name, s.resources, s.gpu_ids,
                                  s.was_restarted, s.job_id, name,
-                                 getattr(self.cls, t.method, None), s.env_vars)
+                                 getattr(self.cls, t.method, None), s.env_vars, s.placement)
 
     def _prepare(self, t: m.PushActorTask) -> tuple[Any, tuple, dict]:
         method = execution.actor_method(self.instance, t.method)
@@ -124,6 +157,8 @@ class ActorHost:
         if self._ending(t):
             return
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -133,8 +168,10 @@ class ActorHost:
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
+        if t.task_events:
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
-            send_reply(conn, reply)
+            self.ex.reply(conn, reply)
 
     def _failed(self, t: m.PushActorTask, exc: BaseException, name: str) -> m.TaskDone | None:
         """The reply for a call that raised; None when the actor ends instead."""
@@ -151,6 +188,8 @@ class ActorHost:
 
     async def _run_async(self, conn: Any, t: m.PushActorTask) -> None:
         name = f"{self.name}.{t.method}"
+        if t.task_events:
+            self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
         try:
             async with self._group(t):
                 with context.scope(self._call_scope(t, name)):
@@ -167,8 +206,10 @@ class ActorHost:
             reply = self._failed(t, exc, name)
         finally:
             self.futures.pop(t.task_id, None)
+        if t.task_events:
+            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
-            send_reply(conn, reply)
+            self.ex.reply(conn, reply)
 
 
 def _has_refs(t: m.PushActorTask) -> bool:
@@ -188,7 +229,7 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
     os.environ.update(env)  # the process belongs to this actor for life
     scope = context.TaskScope(actor_id=spec.actor_id, actor_name=spec.name, resources=spec.demand,
                               gpu_ids=msg.gpu_ids, was_restarted=msg.restarts > 0, job_id=spec.job_id,
-                              env_vars=spec.env_vars)
+                              env_vars=spec.env_vars, placement=spec.placement_group)
     context.process_actor = scope
     ex.rt.actor_id = spec.actor_id
     try:

@@ -2,7 +2,8 @@
 
     zygote fork ─► run() ─► connect to the daemon (on failure: why, on stderr, which is the
                             node's log, and exit code 1; the daemon starts another)
-                        ─► stdout/stderr piped to a forwarder thread (LogLines to the daemon)
+                        ─► stdout/stderr piped to a forwarder thread (output.py: the
+                           worker's log files, and LogLines to the daemon)
                         ─► ClusterRuntime (core worker: serves owners, owns nested refs)
                         ─► Executor.run_forever() on the main thread, until the daemon goes away
 
@@ -13,23 +14,23 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
 
-from .._protocol import messages as m
 
 
 def preload() -> None:
     """Imports everything run() needs. The node's fork server calls it once, so the workers
     it forks share these modules and start without importing them."""
+    from .. import _ray_alias  # noqa: F401
     from .._runtime import cluster  # noqa: F401
-    from . import actor_host, task_executor  # noqa: F401
+    from . import actor_host, output, task_executor  # noqa: F401
 
 
 def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
         node_id: bytes) -> None:
     from .._runtime import install
     from .._runtime.cluster import ClusterRuntime
+    from .output import forward_output
     from .task_executor import Executor
 
     os.environ["RAYLITE_WORKER"] = "1"
@@ -49,39 +50,9 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
     rt.executor = executor
     signal.signal(signal.SIGINT, executor.interrupt)  # cancel()'s signal, for a running task only
     install(rt)
-    _forward_output(rt, executor)
+    forward_output(rt, executor, session_dir, worker_id)
     rt.register_worker()
     try:
         executor.run_forever()
     finally:
         rt.close_connections()
-
-
-def _forward_output(rt, executor) -> None:
-    """Points fd 1 and 2 at pipes whose lines go to the job's driver, prefixed as Ray does."""
-    for fd, is_err in ((1, False), (2, True)):
-        r, w = os.pipe()
-        os.dup2(w, fd)
-        os.close(w)
-        threading.Thread(target=_pump, args=(rt, executor, r, is_err), daemon=True,
-                         name="raylite-log").start()
-    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-
-
-def _pump(rt, executor, fd: int, is_err: bool) -> None:
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        pending = b""
-        while True:
-            chunk = f.read(65536)
-            if not chunk:
-                return
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            if lines and executor.job_id:
-                prefix = f"({executor.current_name} pid={os.getpid()})"
-                text = tuple(x.decode("utf-8", "replace") for x in lines)
-                try:
-                    rt.send_daemon(m.LogLines(executor.job_id, prefix, text, is_err))
-                except OSError:
-                    return

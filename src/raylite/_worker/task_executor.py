@@ -16,6 +16,11 @@ handlers of the first three are registered on the endpoint here; one delivered
 on another thread (StartActor, read by the daemon connection's reader) posts
 itself to the main thread, which delivers it again.
 
+Task events (a task or call pushed with task_events set): the thread running it notes its
+start in `started` and, when it ends, a FINISHED (or, when it raised, RAN) event in `ran`; the runtime's maintenance thread
+sends them (take_events), with a RUNNING event for each run still going that it has not told
+of yet. A short task costs one event here.
+
 Arguments: values the owner inlined go into the local store first; other
 top-level refs are fetched (the worker tells the daemon it is blocked
 meanwhile). Results are serialized here; errors travel as RayTaskError with
@@ -25,12 +30,14 @@ from __future__ import annotations
 
 import os
 import queue
+from collections import deque
 import selectors
 import signal
 import threading
 import time
 from typing import Any
 
+from .._core.task_events import FINISHED, RAN, RUNNING
 from .._protocol import messages as m
 from .._protocol.transport import SPIN
 from .._runtime import context, execution
@@ -55,6 +62,9 @@ class Executor:
         self.current_name = "worker"
         self.running: bytes | None = None
         self.cancelled: set[bytes] = set()
+        self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
+        self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
+        self._told: set = set()        # ... of those, the ones sent as RUNNING already
         self.main_ident = threading.main_thread().ident
         self.loop_ident = self.main_ident  # the thread in run_forever(): the main one, in a worker
         self._wake_r, self._wake_w = os.pipe()
@@ -211,12 +221,19 @@ class Executor:
             raise fn.error
         return fn
 
+    def reply(self, conn: Any, msg: m.TaskDone) -> None:
+        """A task's or actor call's reply, after what it recorded (metrics, bars) is sent."""
+        self.rt.task_ended()
+        send_reply(conn, msg)
+
     def run_task(self, conn: Any, t: m.PushTask) -> None:
         self.job_id, self.current_name = t.job_id, t.name
         self.rt.set_job(t.job_id, t.namespace)
         env = dict(t.env_vars or {})
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
+        if t.task_events:
+            self.run_started(t.task_id, t.attempt, t.job_id, t.name)
         try:
             self.running = t.task_id
             if t.task_id in self.cancelled:
@@ -224,7 +241,8 @@ class Executor:
             with execution.env_vars(env):
                 fn = self._function(t)  # a function that cannot be loaded fails its task
                 with context.scope(context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids,
-                                                     False, t.job_id, t.name, fn, t.env_vars)):
+                                                     False, t.job_id, t.name, fn, t.env_vars,
+                                                     t.placement)):
                     args, kwargs = self.resolve_args(t.args, t.inlined)
                     value = fn(*args, **kwargs)
             self.running = None  # from here on a cancel comes too late to interrupt
@@ -236,12 +254,41 @@ class Executor:
         finally:
             self.running = None
             self.cancelled.discard(t.task_id)
-        send_reply(conn, reply)
+        if t.task_events:
+            self.run_ended(t.task_id, t.attempt, reply.error is None)
+        self.reply(conn, reply)
         if t.max_calls:
             n = self.calls[t.function_id] = self.calls.get(t.function_id, 0) + 1
             if n >= t.max_calls:  # Ray's max_calls: this worker retires, the daemon replaces it
+                self.rt.send_task_events()  # this run's end, before the worker is gone
                 self.rt.close_connections()
                 os._exit(0)
+
+    # -- task events ---------------------------------------------------------------
+    def run_started(self, task_id: bytes, attempt: int, job_id: bytes | None, name: str) -> None:
+        self.started[(task_id, attempt)] = (time.time(), job_id or b"", name)
+
+    def run_ended(self, task_id: bytes, attempt: int, ok: bool) -> None:
+        """The run is over: FINISHED when its results are stored (`ok`), else RAN."""
+        start, job_id, name = self.started.pop((task_id, attempt))
+        self.ran.append((task_id, attempt, FINISHED if ok else RAN, time.time(),
+                         (job_id, name, start)))
+
+    def take_events(self) -> list:
+        """The RAN events since the last call, and a RUNNING event for each run going on that
+        was not told of yet (called by one thread at a time: the runtime's sender)."""
+        ran, pop = self.ran, self.ran.popleft
+        out = [pop() for _ in range(len(ran))]
+        told = self._told
+        if self.started or told:
+            going = list(self.started.items())
+            for key, (start, job_id, name) in going:
+                if key not in told:
+                    told.add(key)
+                    out.append((key[0], key[1], RUNNING, start, (job_id, name)))
+            if len(told) > len(going):
+                told.intersection_update(k for k, _ in going)
+        return out
 
     def results(self, task_id: bytes, value: Any, return_ids: tuple, owner: str, name: str,
                 actor_repr: str | None = None) -> m.TaskDone:

@@ -1,7 +1,8 @@
 """What `raylite start` leaves on disk, and how to find its processes again, by pid only.
 
     <temp>/raylite_current_cluster   "address pid session_dir"   the head (written by its daemon)
-    <temp>/raylite_nodes/<pid>       "address pid session_dir"   each node that joined a head
+    <temp>/raylite_nodes/<pid>       "address pid session_dir head"   each node that joined
+                                                                      a head (at address head)
     <session_dir>/token              the cluster token (hex, mode 0600)
     <session_dir>/node.json          {"address", "pid", "zygote_pid", "node_id"}
 

@@ -19,12 +19,18 @@ class _Banner:
 
     def write(self, text: str) -> None:
         if text.startswith("READY "):
-            url = text.split()[1]
-            base = url.partition("/login")[0]
-            text = (f"raylite dashboard at {base}\n"
-                    f"  Log in (this link works once):  {url}\n"
-                    f"  Later logins: {base}/login with the cluster token\n"
-                    "  Stop it: Ctrl-C\n")
+            urls = text.split()[1:]
+            lines = []
+            for url in urls:
+                if "/login" in url:
+                    base = url.partition("/login")[0]
+                    lines += [f"raylite dashboard at {base}",
+                              f"  Log in (this link works once):  {url}",
+                              f"  Later logins: {base}/login with the cluster token"]
+                else:
+                    lines += [f"raylite metrics at {url}",
+                              "  Scrape with the header  Authorization: Bearer <cluster token>"]
+            text = "\n".join(lines + ["  Stop it: Ctrl-C", ""])
         sys.stdout.write(text)
 
     def flush(self) -> None:
@@ -43,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"raylite dashboard: {why}", file=sys.stderr)
         return 2
     try:
-        return serve(args.address, rec.temp_dir(args.temp_dir), args.host, args.port,
-                     args.interval, None, False, out=_Banner())
+        return serve(args.address, rec.temp_dir(args.temp_dir), args.host,
+                     None if args.metrics_only else args.port, args.interval, None, False,
+                     out=_Banner(), metrics_port=args.metrics_port)
     except ClusterUnavailable as e:
         print(f"raylite dashboard: {e}", file=sys.stderr)
         return 1

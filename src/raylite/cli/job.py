@@ -66,6 +66,19 @@ def _follow(client, sid: str) -> None:
         sys.stdout.flush()
 
 
+def _wait_to_run(client, sid: str) -> None:
+    """While the job is PENDING (its supervisor starting, resources not free): a waiting line."""
+    from ._progress import Waiting
+
+    waiting = Waiting(f"Job {sid!r} is pending: waiting for it to start")
+    try:
+        while client.get_job_info(sid).status == "PENDING":
+            waiting.tick()
+            time.sleep(0.25)
+    finally:
+        waiting.done()
+
+
 def _ended(client, sid: str) -> int:
     info = client.get_job_info(sid)
     print(f"Job {sid!r} {str(info.status).lower()}" + (
@@ -99,6 +112,7 @@ def _submit(args: argparse.Namespace) -> int:
         print(f"Job {sid!r} submitted; its log follows (Ctrl-C stops following, not the job).",
               file=sys.stderr)
         try:
+            _wait_to_run(client, sid)
             _follow(client, sid)
         except KeyboardInterrupt:
             print(f"\nStopped following. The job keeps running: raylite job stop {sid}",

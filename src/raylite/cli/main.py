@@ -8,6 +8,7 @@
     raylite dashboard [--port 8265]                        a read-only web UI of the cluster
     raylite job submit|status|logs|stop|delete|list        Jobs: run a command on the head
     raylite list|get|summary KIND ... , raylite logs       the state API (raylite.util.state)
+    raylite timeline [--output FILE]                       tasks as a Chrome trace (Perfetto)
     raylite run script.py [args]                           a Ray program, `import ray` -> raylite
     raylite microbenchmark                                 raylite's core microbenchmarks
 
@@ -38,16 +39,20 @@ def _start_parser(sub) -> None:
         "start", help="start a head, or a node that joins one",
         description="Start a raylite node daemon that keeps running after this command exits "
                     "(unless --block). --head starts a cluster's head; --address HOST:PORT starts "
-                    "a node that joins that head: its resources count in nodes() and "
-                    "cluster_resources(), but scheduling tasks and actors onto joined nodes is "
-                    "not supported yet (a later issue), so work still runs on the head node.")
+                    "a node that joins that head: tasks that do not fit on their driver's node, "
+                    "or ask for it (SPREAD, node affinity), run there.")
     role = st.add_mutually_exclusive_group()
     role.add_argument("--head", action="store_true", help="start the head (GCS + this node)")
     role.add_argument("--address", metavar="HOST:PORT",
                       help="join the head at HOST:PORT as a node (token: $RAYLITE_CLUSTER_TOKEN, "
                            "or this machine's session of that head)")
-    st.add_argument("--host", default="127.0.0.1",
-                    help="interface to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    st.add_argument("--host", default=None,
+                    help="interface to listen on (default 127.0.0.1; joining a head on another "
+                         "machine, this machine's address on the route to it; 0.0.0.0 for all)")
+    st.add_argument("--node-ip-address", metavar="IP",
+                    help="the address other nodes reach this one at (default: detected from "
+                         "the route to the head)")
+    st.add_argument("--labels", metavar="JSON", help='node labels, e.g. \'{"zone": "a"}\'')
     st.add_argument("--port", type=int, default=None,
                     help="port to listen on (head default 6380, node default any; 0 = any free)")
     st.add_argument("--num-cpus", type=float, help="CPUs to offer (default: all)")
@@ -64,6 +69,9 @@ def _start_parser(sub) -> None:
                     help="with --head: also listen on P, Ray's client port, so drivers given "
                          "ray://HOST:P join (default 10001, skipped with a warning when taken; "
                          "0 = any free port); same interface (--host) and token as --port")
+    st.add_argument("--metrics-export-port", type=int, metavar="P",
+                    help="with --head: also serve Prometheus metrics at 127.0.0.1:P/metrics "
+                         "(the cluster token as a bearer token); off by default")
     st.add_argument("--block", action="store_true",
                     help="stay in the foreground until Ctrl-C or SIGTERM, then stop the daemon")
     st.set_defaults(run="raylite.cli.start:run")
@@ -155,16 +163,28 @@ def _state_parsers(sub) -> None:
     common(sm)
     sm.set_defaults(run="raylite.cli.state:run_summary")
     lg = sub.add_parser("logs", help="the cluster's log files on this machine, or one of them",
-                        description="Without a file: list the log files (daemon logs, submitted "
-                                    "jobs' logs). With one: print its last lines.")
+                        description="Without a file: list the log files (daemon logs, workers' "
+                                    "output, submitted jobs' logs). With one: print its last "
+                                    "lines. With no cluster running: the last stopped one's.")
     lg.add_argument("filename", nargs="?", help="a file `raylite logs` listed")
     lg.add_argument("--job-id", help="a submitted job's log (its submission id)")
-    lg.add_argument("--actor-id", help="an actor's log (not kept yet: says so)")
-    lg.add_argument("--task-id", help="a task's log (not kept yet: says so)")
+    lg.add_argument("--actor-id", help="the output of the worker hosting this actor")
+    lg.add_argument("--pid", type=int, help="the output of the worker with this pid")
+    lg.add_argument("--err", action="store_true", help="with --pid/--actor-id: its stderr")
+    lg.add_argument("--task-id", help="a task's log (not available yet: says so)")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     lg.add_argument("--tail", type=int, default=1000, help="last N lines (default 1000; -1: all)")
     common(lg, fmt=False)
     lg.set_defaults(run="raylite.cli.state:run_logs")
+    tl = sub.add_parser("timeline", help="the cluster's tasks as a Chrome trace (Perfetto)",
+                        description="Write every task the cluster's task-event store keeps as "
+                                    "Chrome trace JSON: one row per worker, each task a span. "
+                                    "Open it in https://ui.perfetto.dev or chrome://tracing.")
+    tl.add_argument("--output", metavar="FILE",
+                    help="where to write it (default: raylite-timeline-<time>.json in the "
+                         "current directory); '-' writes to stdout")
+    common(tl, fmt=False)
+    tl.set_defaults(run="raylite.cli.state:run_timeline")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", metavar="HOST:PORT",
                        help="the cluster's head (default: the one `raylite start` recorded here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
+        if name == "status":
+            p.add_argument("--metrics", action="store_true",
+                           help="also print the user metrics (raylite.util.metrics) the GCS holds")
         p.set_defaults(run=target)
 
     from raylite.dashboard.__main__ import parser as dashboard_parser

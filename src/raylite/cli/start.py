@@ -25,9 +25,13 @@ beside the head in its own session (`python -m raylite.dashboard --record --head
 PID`, stderr appended to <temp>/raylite_dashboard.log); its first stdout line
 "READY <one-time login URL>" is printed in the banner. It records itself in
 <temp>/raylite_dashboard for `raylite stop`, and ends by itself once the head is gone.
+With --metrics-export-port M the same process also serves Prometheus metrics on
+127.0.0.1:M/metrics (only that, without --dashboard-port), for the cluster token as a
+bearer token (raylite.dashboard.metrics).
 
-A joined node's resources count in cluster_resources() and nodes(); placing
-tasks and actors on it is a later issue (they run on the head node).
+A joined node runs the tasks its drivers submit while they fit there, the tasks other
+nodes spill to it (busy, or it has what they need) or send by strategy, and the
+actors the GCS places there (_node/spillback.py, _gcs/placement.py).
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 
 from raylite import _private_files as private
 
@@ -82,12 +87,15 @@ def _check_flags(args: argparse.Namespace) -> None:
                          "join the head).")
         if not 0 <= client_port <= 65535:
             raise _Usage(f"--ray-client-server-port must be 0..65535, got {client_port}.")
-    if getattr(args, "dashboard_port", None) is not None:
+    for flag, port in (("--dashboard-port", getattr(args, "dashboard_port", None)),
+                       ("--metrics-export-port", getattr(args, "metrics_export_port", None))):
+        if port is None:
+            continue
         if not args.head:
-            raise _Usage("--dashboard-port goes with --head (the dashboard runs beside the head); "
-                         "for a running cluster use `raylite dashboard`.")
-        if not 0 <= args.dashboard_port <= 65535:
-            raise _Usage(f"--dashboard-port must be 0..65535, got {args.dashboard_port}.")
+            raise _Usage(f"{flag} goes with --head (it is served beside the head); for a "
+                         "running cluster use `raylite dashboard`.")
+        if not 0 <= port <= 65535:
+            raise _Usage(f"{flag} must be 0..65535, got {port}.")
 
 
 def _check_resources(text: str) -> None:
@@ -125,11 +133,12 @@ def _join_token(address: str, temp: str) -> str:
 
 
 def _daemon_cmd(args: argparse.Namespace, temp: str, log_path: str) -> list[str]:
-    cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp, "--host", args.host,
+    cmd = [sys.executable, "-m", "raylite._node.main", "--temp-dir", temp,
            "--port", str(args.port)] + ([] if args.block else ["--log-file", log_path])
     for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus),
                         ("--object-store-memory", args.object_store_memory),
-                        ("--resources", args.resources)):
+                        ("--resources", args.resources), ("--host", args.host),
+                        ("--node-ip-address", args.node_ip_address), ("--labels", args.labels)):
         if value is not None:
             cmd += [flag, str(value)]
     if not args.head:
@@ -139,13 +148,23 @@ def _daemon_cmd(args: argparse.Namespace, temp: str, log_path: str) -> list[str]
     return cmd + (["--client-port-required"] if given is not None else [])
 
 
-def _launch(cmd: list[str], env: dict, log_path: str, block: bool) -> tuple[subprocess.Popen, str]:
-    """Starts the daemon; returns it and its first stdout line ('' if none in time)."""
+def _launch(cmd: list[str], env: dict, log_path: str, block: bool,
+            what: str) -> tuple[subprocess.Popen, str]:
+    """Starts the daemon; returns it and its first stdout line ('' if none in time). After a
+    second, a waiting line on stderr says what it waits for (`what`)."""
     fd = private.open_file(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 stderr=None if block else log, env=env, start_new_session=True)
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+    from ._progress import Waiting
+
+    waiting = Waiting(f"raylite start: waiting for {what} (up to {START_TIMEOUT_S:g} s)")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    ready: list = []
+    while not ready and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], min(0.25, deadline - time.monotonic()))
+        waiting.tick()
+    waiting.done()
     line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
     proc.stdout.close()
     return proc, line
@@ -194,7 +213,8 @@ def _start(args: argparse.Namespace, temp: str) -> tuple[subprocess.Popen, str, 
                            f"{running.pid}). Stop it first with `raylite stop` (temp dir {temp}), "
                            "or connect to it with raylite.init(address=\"auto\").")
         log_from = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-        proc, line = _launch(_daemon_cmd(args, temp, log_path), env, log_path, args.block)
+        what = "the head daemon" if args.head else f"the node daemon to join {args.address}"
+        proc, line = _launch(_daemon_cmd(args, temp, log_path), env, log_path, args.block, what)
     if not line.startswith("READY "):
         raise _Refused("the daemon did not start: " + _failure(proc, line, log_path, log_from,
                                                                  args.block))
@@ -231,12 +251,12 @@ def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, toke
         f" --temp-dir {args.temp_dir}" if args.temp_dir else "")
     if not args.head:
         return (f"raylite node started at {address} (pid {proc.pid}) and joined {args.address}.\n"
-                "  Its resources count in raylite.nodes() and cluster_resources(); placing tasks\n"
-                "  and actors on it is not supported yet (a later issue): they run on the head.\n"
+                "  Tasks run there when their driver's node is busy or lacks what they need, or\n"
+                "  by scheduling strategy; actors when the GCS places them there.\n"
                 f"  Stop it:  {stop}  (stops every raylite process started here)")
     host, _, port = address.rpartition(":")
-    if host in _WILDCARD:
-        remote = f"{_routable_ip()}:{port}"
+    if args.host in _WILDCARD:  # the daemon names its address on the way to other machines
+        remote = address if host not in ("127.0.0.1", *_WILDCARD) else f"{_routable_ip()}:{port}"
         other = (f"RAYLITE_CLUSTER_TOKEN={token} raylite start --address {remote}")
     else:
         other = (f"listens on {host} only; to accept other machines start it with "
@@ -252,14 +272,24 @@ def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, toke
             f"  Stop it:                    {stop}")
 
 
-def _start_dashboard(args: argparse.Namespace, temp: str, address: str, head_pid: int) -> str:
-    """Launches the dashboard beside the head; its one-time login URL, or _Refused."""
+def _start_dashboard(args: argparse.Namespace, temp: str, address: str,
+                     head_pid: int) -> list[str]:
+    """Launches the dashboard (and/or the metrics endpoint) beside the head, in one process;
+    its URLs (the one-time login URL, the metrics URL), or _Refused."""
     log_path = os.path.join(temp, "raylite_dashboard.log")
     cmd = [sys.executable, "-m", "raylite.dashboard", "--address", address, "--temp-dir", temp,
-           "--port", str(args.dashboard_port), "--head-pid", str(head_pid), "--record"]
-    proc, line = _launch(cmd, dict(os.environ), log_path, block=False)
+           "--head-pid", str(head_pid), "--record"]
+    if args.dashboard_port is not None:
+        cmd += ["--port", str(args.dashboard_port)]
+    if args.metrics_export_port is not None:
+        cmd += ["--metrics-port", str(args.metrics_export_port)]
+        if args.dashboard_port is None:
+            cmd.append("--metrics-only")
+    proc, line = _launch(cmd, dict(os.environ), log_path, block=False,
+                         what="the dashboard" if args.dashboard_port is not None else
+                         "the metrics endpoint")
     if line.startswith("READY "):
-        return line.split()[1]
+        return line.split()[1:]
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -318,15 +348,21 @@ def run(args: argparse.Namespace) -> int:
         token = ""
     token = token or "<see " + os.path.join(session_dir, "token") + ">"
     print(_banner(args, proc, address, token, session_dir), flush=True)
-    if args.dashboard_port is not None:
+    if args.dashboard_port is not None or args.metrics_export_port is not None:
         try:
-            url = _start_dashboard(args, temp, address, proc.pid)
+            urls = _start_dashboard(args, temp, address, proc.pid)
         except _Refused as e:
             print(f"raylite start: {e}", file=sys.stderr)
             return 1
-        print(f"  Dashboard:                  {url.partition('/login')[0]}\n"
-              f"    log in once with          {url}\n"
-              f"    (later: the cluster token at {url.partition('?')[0]})", flush=True)
+        for url in urls:
+            if "/login" in url:
+                print(f"  Dashboard:                  {url.partition('/login')[0]}\n"
+                      f"    log in once with          {url}\n"
+                      f"    (later: the cluster token at {url.partition('?')[0]})", flush=True)
+            else:
+                print(f"  Prometheus metrics:         {url}\n"
+                      "    scrape with the header    Authorization: Bearer <cluster token>",
+                      flush=True)
     if args.block:
         return _block(proc, address, session_dir, "head" if args.head else "node", temp)
     return 0

@@ -3,7 +3,8 @@
     raylite list KIND [--filter KEY=VALUE ...] [--limit N] [--detail] [--format table|json|yaml]
     raylite get KIND ID                                   one id's rows, every field
     raylite summary tasks|actors|objects                  counts by name, class or where
-    raylite logs [FILE] [--job-id ID] [--follow] [--tail N]   the cluster's log files here
+    raylite logs [FILE] [--job-id ID | --pid P | --actor-id A [--err]] [--follow] [--tail N]
+    raylite timeline [--output FILE]                      the tasks as Chrome trace JSON
 
 Each command asks the cluster at --address, or the head `raylite start` recorded under the temp
 dir, over one connection it closes (no init(), nothing left behind). A partial list (left out
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 KINDS = ("actors", "tasks", "objects", "nodes", "workers", "jobs", "placement-groups")
@@ -88,9 +90,7 @@ def run_get(args: argparse.Namespace) -> int:
         rows = api.query(kind, args.address, [(schema.ID[kind], "=", args.id)], None,
                          args.timeout, True, False, args.temp_dir, warn=False)
         if not rows:
-            raise common.RayStateApiException(f"no {args.kind[:-1]} with id {args.id!r}"
-                                              + ("" if kind != "tasks" else
-                                                 " in flight (finished tasks are not kept yet)"))
+            raise common.RayStateApiException(f"no {args.kind[:-1]} with id {args.id!r}")
         data = [dict(r) for r in rows]
         text = format_rows(data if len(data) > 1 else data[0],
                            "yaml" if args.format == "table" and _has_yaml() else
@@ -112,7 +112,7 @@ def format_summary(kind: str, data: dict) -> str:
     if kind == "tasks":
         rows = [{"func_or_class_name": n, "type": s["type"], "state_counts": s["state_counts"]}
                 for n, s in c["summary"].items()]
-        head = f"Tasks in flight: {c['total_tasks']} ({c['total_actor_tasks']} actor tasks)"
+        head = f"Tasks: {c['total_tasks']} ({c['total_actor_tasks']} actor tasks)"
     elif kind == "actors":
         rows = [{"class_name": n, "state_counts": s["state_counts"]} for n, s in c["summary"].items()]
         head = f"Actors: {c['total_actors']}"
@@ -139,6 +139,9 @@ def run_summary(args: argparse.Namespace) -> int:
     if data.get("missing"):
         print(f"raylite summary {args.kind}: no answer in time from {', '.join(data['missing'])}: "
               "what they own is not counted", file=sys.stderr)
+    if data.get("dropped"):
+        print(f"raylite summary {args.kind}: {data['dropped']} older task record(s) were dropped "
+              "by the cluster's bound per job and are not counted", file=sys.stderr)
     return 0
 
 
@@ -147,7 +150,7 @@ def run_logs(args: argparse.Namespace) -> int:
 
     try:
         if args.filename is None and args.job_id is None and args.actor_id is None and \
-                args.task_id is None:
+                args.task_id is None and args.pid is None:
             files = logs.list_logs(args.address, _temp_dir=args.temp_dir)
             for cat, names in files.items():
                 print(f"{cat}:" + ("" if names else " (none)"))
@@ -155,7 +158,8 @@ def run_logs(args: argparse.Namespace) -> int:
                     print(f"  {n}")
             return 0
         lines = logs.get_log(args.address, filename=args.filename, actor_id=args.actor_id,
-                             task_id=args.task_id, submission_id=args.job_id,
+                             task_id=args.task_id, submission_id=args.job_id, pid=args.pid,
+                             suffix="err" if args.err else "out",
                              follow=args.follow, tail=args.tail, _temp_dir=args.temp_dir)
         for line in lines:
             sys.stdout.write(line)
@@ -165,4 +169,31 @@ def run_logs(args: argparse.Namespace) -> int:
         return _fail("logs", e)
     except KeyboardInterrupt:
         return 0
+    return 0
+
+
+def run_timeline(args: argparse.Namespace) -> int:
+    import time
+
+    from raylite.util.state import common
+    from raylite.util.state.timeline import timeline
+
+    try:
+        events = timeline(None, args.address, args.timeout, _temp_dir=args.temp_dir)
+    except common.RayStateApiException as e:
+        return _fail("timeline", e)
+    if args.output == "-":
+        json.dump(events, sys.stdout)
+        print()
+        return 0
+    path = args.output or time.strftime("raylite-timeline-%Y-%m-%d_%H-%M-%S.json")
+    try:
+        with open(path, "w") as f:
+            json.dump(events, f)
+    except OSError as e:
+        print(f"raylite timeline: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    spans = sum(1 for e in events if e["ph"] == "X")
+    print(f"Trace of {spans} task(s) written to {os.path.abspath(path)}: open it in https://ui.perfetto.dev "
+          "or chrome://tracing")
     return 0

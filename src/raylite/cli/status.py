@@ -1,13 +1,14 @@
 """`raylite status` and `raylite memory`: ask a running cluster what it holds.
 
-    recorded head (or --address) + its token ─► connect ─► GetState(req, kinds, owners)
+    recorded head (else a node here that joined one, or --address) + its token ─► connect ─► GetState(req, kinds, owners)
                                                        ◄─ StateReply(req, snapshot, missing)
 
 Every number printed here is read from the snapshot's frozen records (_core/records.py),
 which the daemon's cores and the owners produce; this module only counts and formats
 them. `status` asks the daemon's cores only (quick: no owner is asked); `memory` also
 asks every driver and worker for the objects it owns, and names those that did not
-answer in time. Exit code 1 when no cluster answers.
+answer in time. `status --metrics` also asks for the user metrics the GCS holds
+(GetMetrics). Exit code 1 when no cluster answers.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def _ask(args: argparse.Namespace, msg) -> tuple[object, str]:
     temp = rec.temp_dir(args.temp_dir)
     address = args.address
     if address is None:
-        head = rec.live_head(temp)
+        head = rec.live_head(temp) or next(
+            (n for n in rec.nodes(temp) if rec.is_daemon(n.pid)), None)  # a node that joined one
         if head is None:
             raise _NoCluster(f"no running raylite cluster here (temp dir {temp}): start one with "
                              "`raylite start --head`, or pass --address HOST:PORT.")
@@ -153,7 +155,38 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"raylite status: {e}", file=sys.stderr)
         return 1
     print(format_status(reply.snapshot, address))
+    if getattr(args, "metrics", False):
+        try:
+            metrics, _ = _ask(args, m.GetMetrics(1))
+        except _NoCluster as e:
+            print(f"raylite status: {e}", file=sys.stderr)
+            return 1
+        print(format_metrics(metrics.series, metrics.dropped))
     return 0
+
+
+def format_metrics(series: tuple, dropped: int) -> str:
+    """The user metrics: one line per series (a histogram: its count, sum and mean)."""
+    lines = [f"metrics ({len(series)} series)"]
+    if not series:
+        lines.append("  none reported yet (raylite.util.metrics: Counter, Gauge, Histogram)")
+    rows = [("NAME", "KIND", "TAGS", "VALUE")]
+    for s in series:
+        tags = ",".join(f"{k}={v}" for k, v in s.tags) or "-"
+        if s.kind == "histogram":
+            mean = f", mean {s.value / s.count:g}" if s.count else ""
+            value = f"count {s.count}, sum {s.value:g}{mean}"
+        else:
+            value = f"{s.value:g}"
+        rows.append((s.name, s.kind, tags, value))
+    if series:
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3]
+                  for r in rows]
+    if dropped:
+        lines.append(f"  {dropped} reports were dropped (more than 10,000 series, or a name "
+                     "used with two kinds or two sets of boundaries)")
+    return "\n".join(lines)
 
 
 def run_memory(args: argparse.Namespace) -> int:

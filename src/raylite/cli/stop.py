@@ -12,7 +12,9 @@ up after the daemons that died.
            daemon process left in the process group that pid led: killed -9 by someone
            else before this command, or a driver-started head whose driver died too)
            gets the same cleanup: the segments /dev/shm/raylite_<node id[:12]>_* its
-           node.json names, its unix socket, its session dir
+           node.json names, its unix socket, its session dir. An ended session (only
+           logs/ left by a daemon that stopped cleanly: _session.py) stays, its logs
+           readable, until the next head starts here.
 
 The dashboard `start --head --dashboard-port` launched is stopped first, by the pid in
 <temp>/raylite_dashboard, and only while that pid still runs raylite.dashboard.
@@ -33,6 +35,7 @@ import signal
 import time
 
 from raylite import _private_files as private
+from raylite._session import is_ended
 
 from . import _records as rec
 
@@ -128,8 +131,8 @@ def sweep(temp: str) -> list[tuple[str, int, int]]:
         return done
     for session in sorted(glob.glob(os.path.join(glob.escape(temp), "session_*"))):
         pid = _session_pid(session)
-        if pid is None or _daemon_left(pid):
-            continue
+        if pid is None or is_ended(session) or _daemon_left(pid):
+            continue  # ended: a cluster that stopped cleanly; its logs stay (_session.py)
         try:
             done.append((session, pid, clean_session(session)))
         except private.NotPrivateError as e:

@@ -1,7 +1,8 @@
 """python -m raylite.dashboard: the dashboard process (`raylite start --head --dashboard-port`
 launches it; `raylite dashboard` runs the same in the foreground).
 
-Prints "READY <one-time login URL>" on stdout once it serves, or "ERROR <why>" and exits 1
+Prints "READY <one-time login URL> [<metrics URL>]" on stdout once it serves (with
+--metrics-only: "READY <metrics URL>"), or "ERROR <why>" and exits 1
 (no cluster, a port in use, a non-loopback --host without --allow-remote).
 """
 from __future__ import annotations
@@ -22,6 +23,11 @@ def parser(prog: str = "python -m raylite.dashboard") -> argparse.ArgumentParser
     ap.add_argument("--port", type=int, default=8265, help="port to listen on (default 8265; 0 = any)")
     ap.add_argument("--allow-remote", action="store_true",
                     help="allow a --host other machines can reach (the token is still required)")
+    ap.add_argument("--metrics-port", type=int, metavar="M",
+                    help="also serve Prometheus metrics at http://HOST:M/metrics (the cluster "
+                         "token as a bearer token)")
+    ap.add_argument("--metrics-only", action="store_true",
+                    help="serve only the metrics port (no pages); needs --metrics-port")
     ap.add_argument("--interval", type=float, default=5.0,
                     help="seconds between the overview's samples (default 5)")
     ap.add_argument("--head-pid", type=int, help=argparse.SUPPRESS)   # end once it is gone
@@ -39,6 +45,10 @@ def check(args: argparse.Namespace) -> str | None:
                 "127.0.0.1.")
     if not 0 <= args.port <= 65535:
         return f"--port must be 0..65535, got {args.port}."
+    if getattr(args, "metrics_port", None) is not None and not 0 <= args.metrics_port <= 65535:
+        return f"--metrics-port must be 0..65535, got {args.metrics_port}."
+    if getattr(args, "metrics_only", False) and getattr(args, "metrics_port", None) is None:
+        return "--metrics-only needs --metrics-port M (the port to serve /metrics on)."
     if not args.interval > 0:
         return f"--interval must be > 0 seconds, got {args.interval}."
     return None
@@ -54,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     why = check(args)
     if why is None:
         try:
-            return run(args.address, rec.temp_dir(args.temp_dir), args.host, args.port,
-                       args.interval, args.head_pid, args.record)
+            return run(args.address, rec.temp_dir(args.temp_dir), args.host,
+                       None if args.metrics_only else args.port, args.interval, args.head_pid,
+                       args.record, metrics_port=args.metrics_port)
         except ClusterUnavailable as e:
             why = str(e)
         except OSError as e:

@@ -5,6 +5,8 @@
         POST /login token=T ─► check_token(T): equal (constant time) to the cluster token? ─► new session
     new session ─► Set-Cookie: raylite_dashboard=<32 random bytes>; HttpOnly; SameSite=Strict; Path=/
     every other request ─► session_ok(cookie) or 401 / a redirect to the login form
+    GET /metrics ─► token_ok(the "Authorization: Bearer <token>" header) or session_ok(cookie),
+                    else 401 (a Prometheus scraper sends the token on every request)
 
 The one-time code is random (not the token), works once and expires after CODE_TTL_S;
 after that the login form takes the cluster token (`raylite start` prints it). Sessions
@@ -50,9 +52,14 @@ class Auth:
 
     def check_token(self, token: str, now: float) -> str | None:
         """A new session cookie for the cluster token (hex, any case), else None."""
-        if not hmac.compare_digest(_digest(token.strip().lower()), self._token):
+        if not self.token_ok(token):
             return None
         return self._new_session(now)
+
+    def token_ok(self, token: str) -> bool:
+        """Whether `token` is the cluster token (hex, any case), compared in constant time.
+        No session is made: a scraper (Authorization: Bearer) proves it on every request."""
+        return hmac.compare_digest(_digest(token.strip().lower()), self._token)
 
     def session_ok(self, cookie: str | None, now: float) -> bool:
         if not cookie:

@@ -23,27 +23,20 @@ from .html import esc, layout, table
 
 TAIL_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
-_DAEMON_LOGS = ("raylite_head.log", "raylite_node.log")
 
 
 def sources(log_dir: str | None) -> dict[str, str]:
-    """name -> path of every log the page may show (session logs/ first, then the daemons')."""
-    out: dict[str, str] = {}
+    """name -> path of every log the page may show: util.state.logs.log_files, the listing
+    `raylite logs` gives (the session's logs/ first, then the daemons')."""
+    from raylite.util.state.logs import log_files
+
     if not log_dir:
-        return out
+        return {}
     try:
-        names = sorted(os.listdir(log_dir))
-    except OSError:
-        names = []
-    for name in names:
-        out[name] = os.path.join(log_dir, name)
-    temp = os.path.dirname(os.path.dirname(log_dir))
-    for base in _DAEMON_LOGS:
-        for suffix in ("", ".1", ".2"):
-            name = base + suffix
-            if name not in out and os.path.isfile(os.path.join(temp, name)):
-                out[name] = os.path.join(temp, name)
-    return out
+        files = log_files(os.path.dirname(os.path.dirname(log_dir)), os.path.dirname(log_dir))
+    except private.NotPrivateError:
+        return {}  # not ours alone: nothing in it is shown
+    return {**files["job"], **files["worker"], **files["node"]}
 
 
 def _open(path: str):

@@ -4,14 +4,14 @@
                store, and three plots of the last hour (History, sampled by server.py)
     /jobs      drivers connected to the cluster (JobRecord)
     /actors    actors, filtered by state / class / name, paged
-    /tasks     tasks in flight (their owners' records), filtered by state / name / actor, paged
+    /tasks     tasks from the GCS's task-event store (in flight and ended, oldest first),
+               filtered by state / name / actor and paged there: only the page travels
     /objects   objects their owners hold and where their bytes are, filtered by state, paged
     /logs      the files of <session>/logs; /logs/view?name=F tails one, with follow (logs.py)
 
 Every page reads only the state records through the Reader (the state request of
 `raylite status`); filters apply to every record before paging, so page 3 of a
-filtered table is page 3 of the matches. Finished tasks are not listed: the cluster
-keeps no task history yet, and the tasks page says so.
+filtered table is page 3 of the matches.
 """
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from . import history as hist
 from .html import amount, esc, filter_form, layout, mib, pager, paging, short, table
 from .reader import ClusterUnavailable
 
-TASK_STATES = ("WAITING_FOR_ARGS", "WAITING_FOR_LEASE", "QUEUED", "RUNNING")
+TASK_STATES = ("PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT",
+               "PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY", "RUNNING", "FINISHED", "FAILED")
 ACTOR_STATES = ("PENDING", "ALIVE", "RESTARTING", "DEAD")
 OBJECT_STATES = ("PENDING", "INLINE", "SHARED_MEMORY", "SPILLED", "ERROR")
-TASKS_NOTE = ("Tasks in flight only (waiting, queued or running): the cluster keeps no history "
-              "of finished tasks yet, so they leave this table when they end.")
+TASKS_NOTE = ("Every attempt of every task the cluster keeps (a bounded number per job, oldest "
+              "finished first out), oldest first; changes arrive within about 100 ms.")
 
 
 def unavailable(title: str, active: str, err: ClusterUnavailable) -> tuple[int, str]:
@@ -143,26 +144,33 @@ def actors(reader, history, query: dict, now: float) -> tuple[int, str]:
 
 
 def tasks(reader, history, query: dict, now: float) -> tuple[int, str]:
+    state, name, actor = query.get("state", ""), query.get("name", ""), query.get("actor", "")
+    filters = [f for f in (("state", "=", state), ("name", "~", name), ("actor_id", "~", actor))
+               if f[2]]
+    page, per = paging(query)
     try:
-        snap, missing = reader.state(("tasks",), True)
+        got = reader.tasks(filters, per, (page - 1) * per)
     except ClusterUnavailable as e:
         return unavailable("Tasks", "/tasks", e)
-    state, name, actor = query.get("state", ""), query.get("name", ""), query.get("actor", "")
-    match = [t for t in snap.tasks if (not state or t.state == state)
-             and _contains(t.name, name) and _contains(t.actor_id, actor)]
-    page, per = paging(query)
-    shown = page_of(match, lambda t: (t.name, t.task_id), page, per)
     rows = [[short(t.task_id, 32), esc(t.name),
              f'<span class="state state-{esc(t.state)}">{esc(t.state)}</span>',
-             esc(t.owner), esc(t.worker or "-"), esc(t.attempt), short(t.actor_id)]
-            for t in shown]
-    body = (_missing(missing)
+             esc(t.attempt_number), esc(t.worker_pid or "-"), _took(t), esc(t.error_type or ""),
+             short(t.actor_id)] for t in got.records]
+    dropped = (f'<p class=note>{got.dropped} older task records were dropped (the cluster '
+               f'keeps {got.max_per_job} per job).</p>' if got.dropped else "")
+    body = (dropped
             + filter_form("/tasks", [("state", "state", TASK_STATES), ("name", "name", None),
                                      ("actor", "actor id", None)], query)
-            + table(["task", "name", "state", "owner", "worker", "attempt", "actor"], rows,
-                    "tasks-table", "no tasks in flight match")
-            + pager("/tasks", len(match), page, per, query))
+            + table(["task", "name", "state", "attempt", "worker pid", "ran (ms)", "error",
+                     "actor"], rows, "tasks-table", "no tasks match")
+            + pager("/tasks", got.total, page, per, query))
     return 200, layout("Tasks", "/tasks", body, note=TASKS_NOTE)
+
+
+def _took(t) -> str:
+    if t.start_time_us is None or t.end_time_us is None:
+        return "-"
+    return f"{(t.end_time_us - t.start_time_us) / 1000:.1f}"
 
 
 def objects(reader, history, query: dict, now: float) -> tuple[int, str]:

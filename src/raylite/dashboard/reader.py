@@ -4,6 +4,9 @@
     resolve(address, temp) ─► util.state.fetch.resolve ─► Target(address, token, session dir)
     Reader.state(kinds, owners) ─► util.state.fetch.ask ─► GetState(kinds, owners)
                                 ◄─ (StateSnapshot of frozen records, missing owners)
+    Reader.metrics()            ─► util.state.fetch.ask_metrics ─► GetMetrics ─► (series, dropped)
+    Reader.tasks(filters, limit, offset) ─► util.state.fetch.ask_tasks ─► GetTaskEvents
+                                ◄─ one page of the GCS's task records, and how many matched
     Reader.log_dir()            ─► <session_dir>/logs (the files the logs page lists)
 
 A new connection per request, as the state API makes: nothing is held open between page
@@ -11,8 +14,9 @@ views, so a daemon restart or a dropped socket costs one failed page, never a st
 dashboard. The pages work on the frozen records (_core/records.py) rather than the state
 API's list_* rows because a page needs every match (its count, and page N of it) before
 it shows 50, and list_* stops at its limit. `owners=False` asks the daemon's cores only
-(quick); `owners=True` also asks every driver and worker for the tasks and objects it owns
-(tasks in flight are known only to their owners), naming those that did not answer.
+(quick); `owners=True` also asks every driver and worker for the objects it owns, naming those
+that did not answer. Tasks come from the GCS's task-event store, which filters and pages them
+itself (Reader.tasks): only the page shown travels.
 """
 from __future__ import annotations
 
@@ -39,6 +43,27 @@ class Reader:
 
         try:
             return ask(self._target, tuple(kinds), owners, REPLY_TIMEOUT_S)
+        except RayStateApiException as e:
+            raise ClusterUnavailable(str(e)) from None
+
+    def metrics(self) -> tuple[tuple, int]:
+        """(series, dropped): the user metrics the GCS holds; ClusterUnavailable when no answer."""
+        from raylite.util.state import RayStateApiException
+        from raylite.util.state.fetch import ask_metrics
+
+        try:
+            return ask_metrics(self._target, REPLY_TIMEOUT_S)
+        except RayStateApiException as e:
+            raise ClusterUnavailable(str(e)) from None
+
+    def tasks(self, filters: list, limit: int, offset: int):
+        """A page of the task-event store's records (a TaskEventsReply: records, total,
+        dropped), filtered, limited and offset in the GCS; ClusterUnavailable when no answer."""
+        from raylite.util.state import RayStateApiException
+        from raylite.util.state.fetch import ask_tasks
+
+        try:
+            return ask_tasks(self._target, filters, limit, offset, False, REPLY_TIMEOUT_S)
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 

@@ -6,7 +6,14 @@
         ─► sampler thread: every --interval s a quick state request (nodes and the store's
            objects) ─► History (a bounded ring: the last hour) ─► the overview's plots;
            with --head-pid, the dashboard ends itself once that head daemon is gone
-        ─► prints "READY <login URL>" (the one-time code: auth.py) and serves until SIGTERM/Ctrl-C
+        ─► with --metrics-port M: a second server on M, of /metrics alone (metrics.py);
+           with --metrics-only, that server alone (no pages, no logins)
+        ─► prints "READY <login URL> [<metrics URL>]" (the one-time code: auth.py) and serves
+           until SIGTERM/Ctrl-C
+
+    GET /metrics (on either port): Prometheus' text format of the user's metrics and the
+        cluster's own, for "Authorization: Bearer <cluster token>" (compared in constant
+        time by auth.Auth.token_ok) or a logged-in session; else 401
 
     request ─► /static/* and /login: open to all;  anything else needs the session cookie:
                no cookie: a page is redirected to /login, anything else gets 401
@@ -38,6 +45,7 @@ from .history import History, sample_of
 from .reader import ClusterUnavailable, Reader
 
 MAX_BODY = 4096
+METRICS_KINDS = ("nodes", "jobs", "workers", "actors", "tasks", "objects")
 MAX_VALUE = 200
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -101,6 +109,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
     dash: Dashboard  # set on the subclass made by serve()
+    metrics_only = False  # ... and this: True on a metrics-only port (/metrics, nothing else)
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's name
         pass  # no per-request log lines: the dashboard's log holds only its own errors
@@ -148,6 +157,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             return self._send(400, "too many query fields", "text/plain; charset=utf-8")
         path = url.path
+        if path == "/metrics":
+            return self._metrics()
+        if self.metrics_only:
+            return self._send(404, "only /metrics is served here", "text/plain; charset=utf-8")
         if path == "/static/app.css":
             return self._send(200, h.CSS, "text/css; charset=utf-8")
         if path == "/static/app.js":
@@ -172,6 +185,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status, body = 404, h.layout("Not found", "", f"<p>No page {h.esc(path)}.</p>",
                                          refresh=False)
         self._send(status, body)
+
+    def _metrics(self) -> None:
+        """Prometheus' text: for the cluster token as a bearer token, or a logged-in session."""
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        with self.dash.auth_lock:
+            ok = scheme.lower() == "bearer" and self.dash.auth.token_ok(token) or \
+                self.dash.auth.session_ok(self._cookie(), time.time())
+        if not ok:
+            return self._send(401, "send the cluster token: Authorization: Bearer <token>",
+                              "text/plain; charset=utf-8",
+                              (("WWW-Authenticate", 'Bearer realm="raylite"'),))
+        from .metrics import CONTENT_TYPE, exposition
+
+        try:
+            series, dropped = self.dash.reader.metrics()
+            snap, missing = self.dash.reader.state(METRICS_KINDS, True)
+        except ClusterUnavailable as e:
+            return self._send(503, f"the cluster did not answer: {e}", "text/plain; charset=utf-8")
+        self._send(200, exposition(series, dropped, snap, missing), CONTENT_TYPE)
 
     def _login_get(self, query: dict) -> None:
         code = query.get("code")
@@ -203,6 +235,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             form = self._query(self.rfile.read(length).decode("utf-8", "replace"))
         except ValueError:
             return self._send(400, "too many form fields", "text/plain; charset=utf-8")
+        if self.metrics_only:
+            return self._send(404, "only /metrics is served here", "text/plain; charset=utf-8")
         if path == "/login":
             with self.dash.auth_lock:
                 cookie = self.dash.auth.check_token(form.get("token", ""), time.time())
@@ -216,11 +250,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(404 if self._logged_in() else 401, "no such action", "text/plain; charset=utf-8")
 
 
-def serve(dash: Dashboard, host: str, port: int) -> http.server.ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"dash": dash})
+def serve(dash: Dashboard, host: str, port: int,
+          metrics_only: bool = False) -> http.server.ThreadingHTTPServer:
+    """A server of `dash` on host:port (with metrics_only, of /metrics alone)."""
+    handler = type("BoundHandler", (Handler,), {"dash": dash, "metrics_only": metrics_only})
     server = http.server.ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
-    dash.server = server
+    if dash.server is None:
+        dash.server = server
     return server
 
 
@@ -229,32 +266,55 @@ def url_of(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def run(address: str | None, temp: str, host: str, port: int, interval: float,
-        head_pid: int | None, record: bool, out=sys.stdout) -> int:
-    """Serves until SIGTERM, SIGINT or (with head_pid) the head's end. Prints READY first."""
+def run(address: str | None, temp: str, host: str, port: int | None, interval: float,
+        head_pid: int | None, record: bool, out=sys.stdout,
+        metrics_port: int | None = None) -> int:
+    """Serves until SIGTERM, SIGINT or (with head_pid) the head's end. Prints READY first:
+    "READY <login URL>", then " <metrics URL>" with metrics_port; with port None only the
+    metrics server runs ("READY <metrics URL>")."""
     from . import record as dashboard_record
     from .reader import resolve
 
     reader = resolve(address, temp)
     dash = Dashboard(reader, reader.token.hex(), interval, head_pid)
-    server = serve(dash, host, port)
-    base = url_of(host, server.server_address[1])
+    servers = []
+    try:
+        if port is not None:
+            servers.append(serve(dash, host, port))
+        if metrics_port is not None:
+            servers.append(serve(dash, host, metrics_port, metrics_only=True))
+    except OSError:
+        for server in servers:
+            server.server_close()
+        raise
+    main, others = servers[0], servers[1:]
+    urls = []
+    if port is not None:
+        urls.append(f"{url_of(host, main.server_address[1])}/login?code={dash.auth.code}")
+    if metrics_port is not None:
+        urls.append(f"{url_of(host, servers[-1].server_address[1])}/metrics")
     if record:
-        dashboard_record.write(temp, base, os.getpid())
+        dashboard_record.write(temp, urls[0].partition("?")[0], os.getpid())
 
     def stop(*_):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
-    sampler = threading.Thread(target=dash.sample_forever, name="dashboard-sampler", daemon=True)
-    sampler.start()
-    print(f"READY {base}/login?code={dash.auth.code}", file=out, flush=True)
+    threads = [threading.Thread(target=dash.sample_forever, name="dashboard-sampler", daemon=True)]
+    threads += [threading.Thread(target=s.serve_forever, args=(0.5,), daemon=True,
+                                 name="dashboard-metrics") for s in others]
+    for t in threads:
+        t.start()
+    print("READY " + " ".join(urls), file=out, flush=True)
     try:
-        server.serve_forever(poll_interval=0.5)
+        main.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
         pass
     finally:
         dash.stopping.set()
-        server.server_close()
+        for server in others:
+            server.shutdown()
+        for server in servers:
+            server.server_close()
         if record:
             dashboard_record.remove_if_mine(temp, os.getpid())
     return 0

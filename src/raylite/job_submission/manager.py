@@ -16,8 +16,11 @@ submission order), `_supervisors` and `_refs` for jobs not yet terminal; all und
 `_lock`. A record only moves forward: once terminal it keeps its status. Paths are
 the manager's: the job's log is <session>/logs/job-driver-<id>.log (kept after
 delete_job, as Ray keeps it), its files are in <session>/jobs/<id>/ (removed by
-delete_job). The manager and the supervisors run on the head node, where every
-actor runs today, so the manager reads the logs its supervisors' jobs write. The
+delete_job). The manager (no CPU: it fits the head, where the GCS puts an actor that
+fits) and the supervisors (soft node affinity to the manager's node) run on the head
+node, so the manager reads the logs its supervisors' jobs write. A job whose entrypoint
+resources only another node has is placed there (docs/jobs.md: it runs only when that
+node shares this one's filesystem). The
 records live in the manager's memory: they last as long as the cluster does.
 """
 from __future__ import annotations
@@ -100,10 +103,15 @@ class JobManager:
             record = new_record(sid, spec["entrypoint"], spec.get("runtime_env"),
                                 spec.get("metadata"), resources, int(time.time() * 1000))
             self._records[sid] = record
+        from raylite.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # on this node when it could run it (its job's logs are read here), else where the
+        # GCS places it (it waits on the head when no node could run it: PENDING)
+        here = NodeAffinitySchedulingStrategy(raylite.get_runtime_context().get_node_id(), True)
         try:
             sup = self._supervisor_class.options(
                 name=f"_raylite_job_supervisor_{sid}", namespace=NAMESPACE, lifetime="detached",
-                num_cpus=resources.get("num_cpus", 0), max_concurrency=4,
+                num_cpus=resources.get("num_cpus", 0), max_concurrency=4, scheduling_strategy=here,
                 **{k: v for k, v in resources.items() if k != "num_cpus"}).remote(sid, self._grace)
         except (ValueError, TypeError) as e:
             with self._lock:

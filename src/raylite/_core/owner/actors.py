@@ -29,6 +29,7 @@ from collections import deque
 from typing import Any
 
 from ...exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
+from ..task_events import FAILED, PENDING_ACTOR
 from .instructions import DAEMON, ActorLookup
 from .objects import Obj
 
@@ -70,6 +71,7 @@ class ActorTable:
         self.objects = owner.objects
         self.tasks = owner.tasks
         self.log = owner.log
+        self.events = owner.events
         self.actors: dict[bytes, ActorState] = {}
         self.reqs: dict[int, bytes] = {}           # GetActorInfo request -> actor id
         self.terminates: list[bytes] = []          # actors whose last handle went
@@ -137,7 +139,11 @@ class ActorTable:
         entries = self.objects.entries
         for rid in task.return_ids:
             entries[rid] = Obj(True, None, None, tid)
+        if task.events:
+            self.events.new(task, PENDING_ACTOR, st.class_name)
         if st.state == "DEAD":
+            if task.events and st.death is not None:
+                self.events.ended(task, st.death)
             for rid in task.return_ids:
                 o = entries[rid]
                 o.error, o.ready = st.death, True
@@ -165,7 +171,10 @@ class ActorTable:
         if s is None:
             s = inflight[conn] = set()
         s.add(task.task_id)
-        st.outbox.append((conn, task.msg))
+        msg = task.msg
+        if task.attempt:
+            msg = msg._replace(attempt=task.attempt)
+        st.outbox.append((conn, msg))
 
     def resolve(self, st: ActorState, out: list) -> None:
         """Asks the daemon where the actor lives, once."""
@@ -209,6 +218,8 @@ class ActorTable:
             for t, err in failed:
                 if t.task_id in tasks.tasks:  # not cancelled meanwhile
                     tasks.drop(t.task_id)
+                    if t.events and err is not None:
+                        self.events.ended(t, err)
                     for rid in t.return_ids:
                         complete(rid, None, err, True, out)
         return out
@@ -218,6 +229,8 @@ class ActorTable:
         (a process's task ids grow with it), and asks where the actor is."""
         for t in tasks:
             t.lease = t.conn = t.worker = None
+            if t.events:
+                self.events.new(t, PENDING_ACTOR, st.class_name)
         if not st.queue or tasks[-1].task_id < st.queue[0].task_id:
             st.queue.extendleft(reversed(tasks))
         else:  # calls retried at different times: merge
@@ -244,6 +257,9 @@ class ActorTable:
                     if t.retries > 0:
                         t.retries -= 1
                     t.attempt += 1
+                    if t.events:
+                        self.events.add(t.task_id, t.attempt - 1, FAILED, (
+                            "ACTOR_DIED", "The actor's process went away; the call is retried."))
                     retry.append(t)
                 else:
                     t.lease = t.conn = t.worker = None

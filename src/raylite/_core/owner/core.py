@@ -22,7 +22,12 @@ local mode), `decode_error` reads one back (to match retry_exceptions or say
 why an actor died).
 
 Every event of note lands in `log` (a bounded deque) for debugging; `state()`
-answers a state request with frozen records (raylite._core.records).
+answers a state request with frozen records (raylite._core.records). What the
+owner sees of a task's life (a new attempt, pending on arguments or a worker,
+failed, retried, cancelled) also goes to `events` (events.py), for tasks that
+record them; a success is the worker's to tell. The shell sends them to the
+GCS's task-event store in batches. Their
+time comes from `clock`, a function the shell hands in (as sys_path).
 """
 from __future__ import annotations
 
@@ -30,9 +35,12 @@ import itertools
 from collections import deque
 from typing import Any
 
-from ...exceptions import TaskCancelledError, WorkerCrashedError
+from ...exceptions import (TaskCancelledError, TaskPlacementGroupRemoved, TaskUnschedulableError,
+                           WorkerCrashedError)
 from ..records import ActorRecord, ObjectRecord, StateSnapshot, TaskRecord
+from ..task_events import FAILED
 from .actors import ActorTable
+from .events import TaskEvents, _no_clock
 from .instructions import WAKE
 from .objects import LOG_SIZE, ObjectTable, Waiter, located
 from .tasks import TaskTable
@@ -47,12 +55,13 @@ class Owner:
     cross them; `address` is the process's own (who owns what it makes)."""
 
     def __init__(self, address: str, reqs: Any = None, sys_path: Any = tuple,
-                 encode_error: Any = _same, decode_error: Any = _same):
+                 encode_error: Any = _same, decode_error: Any = _same, clock: Any = None):
         self.address = address
         self.reqs = reqs if reqs is not None else itertools.count(1)
         self.encode_error = encode_error
         self.decode_error = decode_error
         self.log: deque = deque(maxlen=LOG_SIZE)
+        self.events = TaskEvents(clock or _no_clock, decode_error)
         self.objects = ObjectTable(address, encode_error, self.log)
         self.tasks = TaskTable(self, sys_path)
         self.actors = ActorTable(self)
@@ -84,10 +93,28 @@ class Owner:
         return self.complete(id, None, objects.unreachable_error(id, owner), False)
 
     def fail(self, task: Any, error: Any, out: list) -> None:
+        if task.events and error is not None:
+            self.events.ended(task, error)
         for rid in task.return_ids:
             self.complete(rid, None, error, True, out)
 
     # -- task events -----------------------------------------------------------
+    def lease_refused(self, req: int, why: str, group_removed: bool = False) -> list:
+        """The daemon will never grant lease request `req`: every task queued on its key fails,
+        with TaskUnschedulableError when no node can ever run them (e.g. hard node affinity
+        to a node that is not alive), or TaskPlacementGroupRemoved when their placement group
+        was removed."""
+        out: list = []
+        failed = self.tasks.lease_refused(req)
+        if failed:
+            name = failed[0].name
+            error = self.encode_error(
+                TaskPlacementGroupRemoved(f"The task {name} cannot run: {why}") if group_removed
+                else TaskUnschedulableError(f"The task {name} cannot be scheduled: {why}."))
+            for task in failed:
+                self.fail(task, error, out)
+        return out
+
     def task_done(self, conn: Any, task_id: bytes, results: tuple, error: Any, retryable: bool,
                   now: float) -> list:
         """A worker's TaskDone for a task or an actor call."""
@@ -109,9 +136,13 @@ class Owner:
                 cause = getattr(self.decode_error(error), "cause", None)
                 if cause is not None and task.retry_error(cause):
                     self.log.append(("retry", task_id))
+                    if task.events:
+                        self.events.ended(task, error, task.attempt - 1)
                     self.resubmit(task, out)
                     return out
         tasks.drop(task_id)
+        if task.events and error is not None:
+            self.events.ended(task, error)
         complete = self.complete
         if error is not None:
             for rid in task.return_ids:
@@ -149,6 +180,9 @@ class Owner:
             elif task.retries != 0:
                 task.retries -= 1
                 task.attempt += 1
+                if task.events:
+                    self.events.add(task_id, task.attempt - 1, FAILED, (
+                        "WORKER_DIED", f"The worker running {task.name} died; it is retried."))
                 self.resubmit(task, out)
             else:
                 tasks.drop(task_id)

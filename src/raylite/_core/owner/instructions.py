@@ -6,7 +6,9 @@ in order by the shell after it lets go of its lock:
     (WAKE, token)          call token(): wake a thread waiting in get()/wait(), answer a
                            borrower's GetObject, complete a future
     (DAEMON, request)      tell the node daemon: LeaseRequest, LeaseReturn, ActorLookup
-                           (the shell turns each into its wire message)
+                           (the shell turns each into its wire message); a lease request or
+                           return with a `daemon` address goes to that node's daemon (a
+                           request spilled there, a lease it granted), else to our own
     (connection, message)  send a message the shell built (a task's PushTask or an actor
                            call's PushActorTask, as the core completed it) to a worker
 
@@ -37,11 +39,15 @@ class LeaseRequest(NamedTuple):
     req: int
     demand: dict
     name: str
+    strategy: tuple = ()       # the key's scheduling strategy, in its wire form
+    spilled: bool = False      # the node at `daemon` was named by ours: it must not spill again
+    daemon: str = ""           # "" our node's daemon, else the address of another node's
 
 
 class LeaseReturn(NamedTuple):
     lease_id: bytes
     kill_worker: bool = False  # the worker could not be reached
+    daemon: str = ""           # the daemon that granted it ("" our own)
 
 
 class ActorLookup(NamedTuple):

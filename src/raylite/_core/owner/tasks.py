@@ -5,11 +5,15 @@
                        └──────────────────────────────────────────────────────────────┴─► its key's queue
     dispatch(key): idle lease? ─► (worker, PushTask) : (DAEMON, LeaseRequest) (≤ MAX_LEASE_REQUESTS a key)
     lease_granted(req, conn)   ─► push the key's next task, or (DAEMON, LeaseReturn)
+    lease_spilled(req, at)     ─► the same request, to the daemon at `at` (marked spilled)
+    lease_refused(req, error)  ─► the key's queued tasks fail with `error` (no node can run them)
     finished(task)             ─► its lease runs the key's next task, or idles (since `now`)
     return_idle(now, age)      ─► (DAEMON, LeaseReturn) for every lease idle that long
 
 A scheduling key is what every call of one (function, options) shares (its
-demand): tasks of a key queue together and take that key's leases. One task in
+demand and scheduling strategy): tasks of a key queue together and take that key's
+leases. Leases come from our node's daemon, or from another node's when ours sent
+the request there (spillback): a lease remembers its daemon, and goes back to it. One task in
 flight per lease, as Ray: a task blocked in get() never holds another task
 hostage behind it on the same worker. The first push of a function on a
 connection carries its pickled bytes (and the caller's import path); later ones
@@ -36,6 +40,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from ..task_events import PENDING_ARGS, PENDING_NODE
 from .instructions import DAEMON, LeaseRequest, LeaseReturn
 from .objects import Obj, located
 
@@ -54,10 +59,12 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
                  "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
-                 "attempt")
+                 "attempt", "strategy", "events")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
-                 retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None):
+                 retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None,
+                 strategy: tuple = (), events: bool = False):
+        self.strategy = strategy     # the wire form of its scheduling strategy (part of its key)
         self.task_id, self.msg, self.return_ids, self.name = task_id, msg, return_ids, name
         self.retries, self.retry_exceptions, self.hold = retries, retry_exceptions, hold
         self.actor_id = actor_id
@@ -69,6 +76,7 @@ class Task:
         self.deps = 0                # dependencies still pending
         self.arg_ids: Any = None     # ids of the refs in its arguments (when it has deps)
         self.attempt = 0             # +1 per retry
+        self.events = events         # its state changes go to the owner's TaskEvents
 
     def retry_error(self, cause: BaseException) -> bool:
         """Consumes a retry when the body's exception `cause` is one to retry."""
@@ -80,20 +88,22 @@ class Task:
 
 
 class Lease:
-    __slots__ = ("lease_id", "conn", "gpu_ids", "key", "task", "idle_since", "address")
+    __slots__ = ("lease_id", "conn", "gpu_ids", "key", "task", "idle_since", "address", "daemon")
 
-    def __init__(self, lease_id: bytes, conn: Any, gpu_ids: tuple, key: Any, address: str):
+    def __init__(self, lease_id: bytes, conn: Any, gpu_ids: tuple, key: Any, address: str,
+                 daemon: str = ""):
         self.lease_id, self.conn, self.gpu_ids, self.key = lease_id, conn, gpu_ids, key
         self.address = address
+        self.daemon = daemon         # the daemon that granted it ("" our own)
         self.task: Task | None = None
         self.idle_since = 0.0
 
 
 class Key:
-    __slots__ = ("demand", "name", "queue", "idle", "requests")
+    __slots__ = ("demand", "name", "queue", "idle", "requests", "strategy")
 
-    def __init__(self, demand: dict, name: str):
-        self.demand, self.name = demand, name
+    def __init__(self, demand: dict, name: str, strategy: tuple = ()):
+        self.demand, self.name, self.strategy = demand, name, strategy
         self.queue: deque[Task] = deque()
         self.idle: list[Lease] = []
         self.requests = 0            # lease requests outstanding
@@ -106,10 +116,11 @@ class TaskTable:
         self.owner = owner
         self.objects = owner.objects
         self.log = owner.log
+        self.events = owner.events
         self.sys_path = sys_path                   # () -> the caller's import path, at push time
         self.tasks: dict[bytes, Task] = {}
         self.keys: dict[Any, Key] = {}
-        self.lease_reqs: dict[int, Key] = {}       # request -> the key it asks a lease for
+        self.lease_reqs: dict[int, tuple] = {}     # request -> (its key, the daemon asked)
         self.inflight: dict[Any, set] = {}         # connection -> ids of the tasks pushed on it
         self.sent_functions: dict[Any, set] = {}   # connection -> function ids it has the bytes of
         self.functions: dict[bytes, bytes] = {}    # function id -> pickled function
@@ -129,11 +140,15 @@ class TaskTable:
         self.tasks[tid] = task
         self.log.append(("submit", tid))
         if not deps:
+            if task.events:
+                self.events.new(task, PENDING_NODE)
             out: list = []
             self.enqueue(task, out)
             return out
         task.arg_ids = arg_ids if arg_ids is not None else deps
         pending = [o for o in map(entries.__getitem__, deps) if not o.ready]
+        if task.events:
+            self.events.new(task, PENDING_ARGS)  # dep_ready says when they are
         if not pending:  # all finished since the shell looked: inline them and go
             task.deps = 1
             out = []
@@ -160,12 +175,14 @@ class TaskTable:
                 inlined[id] = (o.data, o.error)
                 o.shared = True
         task.msg = task.msg._replace(inlined=inlined)
+        if task.events and task.arg_ids is not None:
+            self.events.add(task.task_id, task.attempt, PENDING_NODE)
         self.enqueue(task, out)
 
     def enqueue(self, task: Task, out: list) -> None:
         k = self.keys.get(task.key)
         if k is None:
-            k = self.keys[task.key] = Key(task.msg.resources, task.name)
+            k = self.keys[task.key] = Key(task.msg.resources, task.name, task.strategy)
         k.queue.append(task)
         self.dispatch(k, out)
 
@@ -177,9 +194,9 @@ class TaskTable:
             owner = self.owner
             for _ in range(want):
                 req = next(owner.reqs)
-                self.lease_reqs[req] = k
+                self.lease_reqs[req] = (k, "")
                 k.requests += 1
-                out.append((DAEMON, LeaseRequest(req, k.demand, k.name)))
+                out.append((DAEMON, LeaseRequest(req, k.demand, k.name, k.strategy)))
 
     def push(self, lease: Lease, task: Task) -> tuple:
         conn = lease.conn
@@ -189,6 +206,8 @@ class TaskTable:
             s = self.inflight[conn] = set()
         s.add(task.task_id)
         msg = task.msg
+        if task.attempt:
+            msg = msg._replace(attempt=task.attempt)
         if lease.gpu_ids:
             msg = msg._replace(gpu_ids=lease.gpu_ids)
         sent = self.sent_functions.get(conn)
@@ -204,19 +223,46 @@ class TaskTable:
                       closing: bool) -> list:
         """The daemon granted a lease on the worker at `address`; `conn` is the shell's task
         connection to it (None when it could not connect)."""
-        k = self.lease_reqs.pop(req, None)
+        k, daemon = self.lease_reqs.pop(req, (None, ""))
         if k is not None:
             k.requests -= 1
         self.log.append(("lease", lease_id, address))
         if k is None or conn is None or closing:
-            out = [(DAEMON, LeaseReturn(lease_id, conn is None))]
+            out = [(DAEMON, LeaseReturn(lease_id, conn is None, daemon))]
             if k is not None:
                 self.dispatch(k, out)
             return out
-        lease = Lease(lease_id, conn, gpu_ids, k, address)
+        lease = Lease(lease_id, conn, gpu_ids, k, address, daemon)
         if k.queue:
             return [self.push(lease, k.queue.popleft())]
-        return [(DAEMON, LeaseReturn(lease_id))]
+        return [(DAEMON, LeaseReturn(lease_id, False, daemon))]
+
+    def lease_spilled(self, req: int, at: str, closing: bool) -> list:
+        """Our daemon sent the request on to the daemon at `at` (another node's): ask it
+        there, marked spilled (it grants or queues, never sends it on again)."""
+        k, _ = self.lease_reqs.pop(req, (None, ""))
+        if k is None:
+            return []
+        self.log.append(("spilled", req, at))
+        if closing or not k.queue:
+            k.requests -= 1
+            return []
+        again = next(self.owner.reqs)
+        self.lease_reqs[again] = (k, at)
+        return [(DAEMON, LeaseRequest(again, k.demand, k.name, k.strategy, True, at))]
+
+    def lease_refused(self, req: int) -> list:
+        """No node can ever run the key's tasks: returns its queued tasks, now dropped (the
+        owner fails them)."""
+        k, _ = self.lease_reqs.pop(req, (None, ""))
+        if k is None:
+            return []
+        k.requests -= 1
+        failed = list(k.queue)
+        k.queue.clear()
+        for t in failed:
+            self.drop(t.task_id)
+        return failed
 
     def release(self, task: Task, now: float, out: list) -> None:
         """The task left its worker: the lease runs the key's next task, or idles."""
@@ -239,7 +285,7 @@ class TaskTable:
             keep = []
             for lease in k.idle:
                 if now - lease.idle_since >= older_than:
-                    out.append((DAEMON, LeaseReturn(lease.lease_id)))
+                    out.append((DAEMON, LeaseReturn(lease.lease_id, False, lease.daemon)))
                 else:
                     keep.append(lease)
             k.idle = keep
@@ -263,6 +309,8 @@ class TaskTable:
     def requeue(self, task: Task, out: list) -> None:
         """A task (not an actor call) to run again: back in its key's queue."""
         task.lease = task.conn = task.worker = None
+        if task.events:
+            self.events.new(task, PENDING_NODE)
         self.enqueue(task, out)
 
     def conn_lost(self, conn: Any) -> tuple[list, set]:

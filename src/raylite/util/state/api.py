@@ -9,8 +9,8 @@
 
 Only the record kinds a call needs are asked for, and owners (every driver and worker) only
 for tasks and objects, so list_nodes/actors/workers/jobs are one round trip to a daemon.
-Tasks are those in flight today; when a task-event store reports finished ones, they come
-as more TaskRecords and every function here lists them as they are.
+Tasks come from the GCS's task-event store instead (fetch.ask_tasks): filters, limit and
+summary counts are applied there, where the records are, and no owner is asked.
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def query(kind: str, address=None, filters=None, limit: int | None = DEFAULT_LIM
     if kind not in schema.COLUMNS:
         raise RayStateApiException(f"unknown kind {kind!r}: one of {', '.join(schema.COLUMNS)}")
     checked = common.check_filters(filters, schema.columns(kind, True))
+    if kind == "tasks":
+        result = _tasks(address, checked, limit, timeout, detail, temp_dir)
+        return result if not warn else common.report(result, raise_on_missing_output, "list_tasks")
     kinds, owners = schema.NEEDS[kind]
     if kinds:
         snap, missing = fetch.ask(fetch.resolve(address, temp_dir), kinds, owners, timeout)
@@ -46,6 +49,17 @@ def query(kind: str, address=None, filters=None, limit: int | None = DEFAULT_LIM
     return common.report(result, raise_on_missing_output, f"list_{kind}")
 
 
+def _tasks(address, checked, limit, timeout, detail, temp_dir) -> StateList:
+    """Tasks from the GCS's task-event store: filtered and limited there."""
+    if limit is not None and limit < 0:
+        raise RayStateApiException(f"limit must be a positive number or None, not {limit}")
+    reply = fetch.ask_tasks(fetch.resolve(address, temp_dir), checked, limit, 0, False, timeout)
+    keep = schema.columns("tasks", detail)
+    rows = [{k: r[k] for k in keep} for r in schema.task_rows(reply.records)]
+    return StateList(map(StateRecord, rows), reply.total, (), limit, reply.dropped,
+                     reply.max_per_job)
+
+
 def list_actors(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOUT, detail=False,
                 raise_on_missing_output=True) -> list:
     """Actors in the cluster (ActorState fields; pid and node_id of those alive)."""
@@ -54,8 +68,10 @@ def list_actors(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOU
 
 def list_tasks(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOUT, detail=False,
                raise_on_missing_output=True) -> list:
-    """Tasks in flight: waiting for arguments or a worker, queued on an actor, running (TaskState
-    fields). Finished tasks are not kept yet (task events are a later addition)."""
+    """Every attempt of every task the cluster's task-event store keeps: pending, running,
+    FINISHED and FAILED (TaskState fields), oldest first. Filters apply where the records
+    are, before the limit. Events arrive in batches (about every 100 ms), so a task that just
+    changed may show its previous state for that long."""
     return query("tasks", address, filters, limit, timeout, detail, raise_on_missing_output)
 
 
@@ -84,7 +100,7 @@ def list_jobs(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOUT,
 
 def list_placement_groups(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOUT,
                           detail=False, raise_on_missing_output=True) -> list:
-    """Placement groups: raylite has none yet, so always an empty list."""
+    """Placement groups (the GCS's table: PENDING, CREATED, REMOVED)."""
     return query("placement_groups", address, filters, limit, timeout, detail,
                  raise_on_missing_output)
 
@@ -103,7 +119,7 @@ def get_actor(id: str, address=None, timeout=_TIMEOUT) -> StateRecord | None:
 
 
 def get_task(id: str, address=None, timeout=_TIMEOUT) -> list:
-    """The attempts of the task with this id that are in flight ([] if none), as Ray's
+    """Every attempt of the task with this id that the store keeps ([] if none), as Ray's
     get_task gives a list of attempts."""
     return list(_get("tasks", id, address, timeout))
 
@@ -124,9 +140,9 @@ def get_job(id: str, address=None, timeout=_TIMEOUT) -> StateRecord | None:
 
 
 def get_placement_group(id: str, address=None, timeout=_TIMEOUT) -> StateRecord | None:
-    """None: raylite has no placement groups yet."""
-    _get("placement_groups", id, address, timeout)
-    return None
+    """The placement group with this id (every field), or None."""
+    found = _get("placement_groups", id, address, timeout)
+    return found[0] if found else None
 
 
 def get_objects(id: str, address=None, timeout=_TIMEOUT) -> list:
@@ -137,18 +153,21 @@ def get_objects(id: str, address=None, timeout=_TIMEOUT) -> list:
 # -- summaries ----------------------------------------------------------------
 def summarize_tasks(address=None, timeout=_TIMEOUT, raise_on_missing_output=True,
                     _temp_dir=None) -> dict:
-    """Tasks in flight by function name: {"cluster": {"summary": {name: {"func_or_class_name",
-    "type", "state_counts"}}, "total_tasks", "total_actor_tasks", "summary_by"}}."""
-    rows = query("tasks", address, None, None, timeout, False, raise_on_missing_output,
-                 _temp_dir, warn=False)
+    """Tasks by function name, counted where the records are (the GCS's task-event store):
+    {"cluster": {"summary": {name: {"func_or_class_name", "type", "state_counts"}},
+    "total_tasks", "total_actor_tasks", "summary_by"}, "dropped"}."""
+    reply = fetch.ask_tasks(fetch.resolve(address, _temp_dir), [], None, 0, True, timeout)
     summary: dict = {}
-    for r in rows:
-        s = summary.setdefault(r["func_or_class_name"], {
-            "func_or_class_name": r["func_or_class_name"], "type": r["type"], "state_counts": {}})
-        s["state_counts"][r["state"]] = s["state_counts"].get(r["state"], 0) + 1
-    return {"cluster": {"summary": summary, "total_tasks": len(rows),
-                        "total_actor_tasks": sum(1 for r in rows if r["type"] == "ACTOR_TASK"),
-                        "summary_by": "func_name"}, "missing": rows.missing}
+    total = actor_tasks = 0
+    for name, kind, state, n in reply.records:
+        s = summary.setdefault(name, {"func_or_class_name": name, "type": kind,
+                                      "state_counts": {}})
+        s["state_counts"][state] = s["state_counts"].get(state, 0) + n
+        total += n
+        actor_tasks += n if kind == "ACTOR_TASK" else 0
+    return {"cluster": {"summary": summary, "total_tasks": total,
+                        "total_actor_tasks": actor_tasks, "summary_by": "func_name"},
+            "missing": (), "dropped": reply.dropped}
 
 
 def summarize_actors(address=None, timeout=_TIMEOUT, raise_on_missing_output=True,

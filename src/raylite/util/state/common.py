@@ -9,16 +9,18 @@ Pure logic (no I/O), unit-tested in tests/unit/test_state_common.py:
       ─► StateList(rows, total, missing)         `total` matched; `missing` owners did not answer;
                                                  `partial` says why the list is not everything
 
-Filter values compare as Ray's do: a string value matches a string field case-insensitively,
-and a field of another type (bool, int, float, None) by its text ("true", "3", "none"), so
-`--filter is_alive=True` and `filters=[("pid", "=", 1234)]` both work.
+Filter values compare as Ray's do (raylite._core.filters, the one rule the task-event table
+applies too): a string value matches a string field case-insensitively, and a field of another
+type (bool, int, float, None) by its text ("true", "3", "none"), so `--filter is_alive=True`
+and `filters=[("pid", "=", 1234)]` both work.
 """
 from __future__ import annotations
 
 import warnings
 
+from raylite._core.filters import PREDICATES, matches
+
 DEFAULT_LIMIT = 100            # as Ray's list_* (and `ray list`)
-PREDICATES = ("=", "!=")
 
 
 class RayStateApiException(Exception):
@@ -47,12 +49,15 @@ class StateList(list):
     total     rows that matched the filters, before the limit
     missing   addresses of the owners that did not answer in time (their tasks and objects
               are not in the list)
+    dropped   task records the store dropped (bounded per job), `kept` its bound per job
     partial   one line per reason the list is not everything that matched (empty: complete)
     """
 
-    def __init__(self, rows=(), total: int = 0, missing: tuple = (), limit: int | None = None):
+    def __init__(self, rows=(), total: int = 0, missing: tuple = (), limit: int | None = None,
+                 dropped: int = 0, kept: int = 0):
         super().__init__(rows)
         self.total, self.missing, self.limit = total, tuple(missing), limit
+        self.dropped, self.kept = dropped, kept
 
     @property
     def partial(self) -> list[str]:
@@ -63,6 +68,10 @@ class StateList(list):
         if self.missing:
             out.append(f"no answer in time from {len(self.missing)} owner(s) "
                        f"({', '.join(self.missing)}): what they own is not listed")
+        if self.dropped:
+            out.append(f"{self.dropped} older task record(s) were dropped: the cluster keeps "
+                       f"{self.kept or 'a bounded number of'} per job, oldest finished first out "
+                       "(set RAYLITE_TASK_EVENTS_MAX_PER_JOB on the head to keep more)")
         return out
 
 
@@ -95,22 +104,6 @@ def check_filters(filters, columns) -> list[tuple[str, str, object]]:
                                        f"{', '.join(sorted(columns))}")
         out.append((key, pred, value))
     return out
-
-
-def _text(v) -> str:
-    return str(v).casefold()
-
-
-def matches(row: dict, filters) -> bool:
-    for key, pred, want in filters:
-        have = row.get(key)
-        if isinstance(want, str) or isinstance(have, str) or type(have) is not type(want):
-            same = _text(have) == _text(want)
-        else:
-            same = have == want
-        if same != (pred == "="):
-            return False
-    return True
 
 
 def select(rows, filters, limit: int | None, missing: tuple = (), keep=None,

@@ -10,6 +10,11 @@ Every ask opens one connection to a node daemon and closes it before returning, 
 leaves nothing behind (as `raylite status` does), and the reply carries the names of the
 owners that did not answer in time (`missing`), which the state API reports. The process's
 own runtime, if any, answers the daemon's owner request on its own I/O thread meanwhile.
+
+Tasks come from elsewhere: the GCS's task-event store, asked with GetTaskEvents (filters,
+limit and offset applied there, so only what is shown travels). No owner is asked. A driver
+asking about its own cluster sends its pending task events first, on the connection the
+question then takes, so its own finished tasks are listed (ask_tasks).
 """
 from __future__ import annotations
 
@@ -85,6 +90,49 @@ def ask(target: Target, kinds: tuple, owners: bool, timeout: float | None):
             raise RayStateApiException("raylite was shut down while asking for its state")
         return rt.state(), ()
     from raylite._protocol import messages as m
+
+    reply = _ask_once(target, m.GetState(1, tuple(kinds), owners), timeout)
+    return reply.snapshot, tuple(reply.missing)
+
+
+def ask_tasks(target: Target, filters: list, limit: int | None, offset: int, summary: bool,
+              timeout: float | None):
+    """The GCS's answer (a TaskEventsReply) to GetTaskEvents: task records that pass
+    `filters`, at most `limit` from the `offset`-th, or with `summary` counts by function."""
+    from raylite import _runtime
+    from raylite._protocol import messages as m
+
+    for key, _, value in filters:
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            raise RayStateApiException(f"the value of the filter on {key!r} must be a string or a "
+                                       f"number, not {type(value).__name__}")
+    msg = m.GetTaskEvents(1, tuple((k, p, v) for k, p, v in filters),
+                          -1 if limit is None else limit, offset, summary)
+    rt = _runtime.current()
+    if target.address is None or (rt is not None and rt.info().address == target.address):
+        if rt is None:
+            raise RayStateApiException("raylite was shut down while asking for its state")
+        try:
+            return rt.task_events(msg, DEFAULT_TIMEOUT_S if timeout is None else timeout)
+        except Exception as e:  # the cluster went away or did not answer
+            raise RayStateApiException(f"cannot ask for task records: {e}") from None
+    return _ask_once(target, msg, timeout)
+
+
+def ask_metrics(target: Target, timeout: float | None) -> tuple[tuple, int]:
+    """(series, dropped): the user metrics (raylite.util.metrics) the cluster's GCS holds; in
+    local mode this process's own."""
+    if target.address is None:
+        from raylite._runtime.metrics import pending
+
+        return pending().snapshot(), pending().dropped
+    from raylite._protocol import messages as m
+
+    reply = _ask_once(target, m.GetMetrics(1), timeout)
+    return tuple(reply.series), reply.dropped
+
+
+def _ask_once(target: Target, msg, timeout: float | None):
     from raylite._protocol.transport import connect
 
     try:
@@ -94,11 +142,10 @@ def ask(target: Target, kinds: tuple, owners: bool, timeout: float | None):
                                    "is it running (`raylite status`)?") from None
     try:
         conn.sock.settimeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
-        conn.send(m.GetState(1, tuple(kinds), owners))
-        reply = conn.recv()
+        conn.send(msg)
+        return conn.recv()
     except (EOFError, OSError) as e:
         raise RayStateApiException(f"the cluster at {target.address} did not answer within "
                                    f"{timeout}s: {e}") from None
     finally:
         conn.close()
-    return reply.snapshot, tuple(reply.missing)

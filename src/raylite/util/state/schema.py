@@ -7,14 +7,16 @@ docs/observability.md); they are left out, never filled with made-up values.
 
     kind      Ray's schema   keyed by       from the records
     actors    ActorState     actor_id       ActorRecord, with the hosting worker's pid and node
-    tasks     TaskState      task_id        TaskRecord (the tasks in flight, reported by owners)
+    tasks     TaskState      task_id        TaskEventRecord (the GCS's task-event store: every
+                                            attempt of every task it kept, finished or not)
     objects   ObjectState    object_id      ObjectRecord (owners' and the store's, overlaid)
     nodes     NodeState      node_id        NodeRecord
     workers   WorkerState    worker_id      WorkerRecord, with its node's ip
     jobs      JobState       job_id         JobRecord (drivers)
+    placement_groups  PlacementGroupState  placement_group_id  PlacementGroupRecord (the GCS's)
 
-A later task-event store adds TaskRecords of finished tasks (FINISHED, FAILED): rows() maps
-them like any other, so nothing here changes.
+Tasks do not come from a snapshot: api.py asks the task-event store (fetch.ask_tasks), which
+filters and limits where the records are, and task_rows() maps what comes back.
 """
 from __future__ import annotations
 
@@ -27,9 +29,10 @@ OBJECT_TASK_STATUS = {"PENDING": "PENDING", "ERROR": "FAILED"}      # a stored v
 COLUMNS = {
     "actors": (("actor_id", "class_name", "state", "name", "ray_namespace", "pid", "node_id"),
                ("num_restarts", "is_detached", "death_cause", "address", "repr_name")),
-    "tasks": (("task_id", "attempt_number", "name", "state", "type", "actor_id",
-               "func_or_class_name"),
-              ("owner_address", "worker_address")),
+    "tasks": (("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type",
+               "func_or_class_name", "node_id", "worker_id", "worker_pid", "error_type"),
+              ("error_message", "creation_time_ms", "start_time_ms", "end_time_ms",
+               "owner_address", "worker_address", "events")),
     "objects": (("object_id", "object_size", "task_status", "reference_type", "ip"),
                 ("state", "owner_address", "local_refs", "borrowers")),
     "nodes": (("node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"),
@@ -38,29 +41,31 @@ COLUMNS = {
                 ("state", "lease_id", "actor_id")),
     "jobs": (("job_id", "submission_id", "type", "status", "driver_info"),
              ("ray_namespace", "entrypoint")),
-    "placement_groups": (("placement_group_id", "name", "state"), ()),
+    "placement_groups": (("placement_group_id", "name", "creator_job_id", "state"),
+                         ("bundles", "is_detached", "strategy", "ray_namespace")),
 }
-SOURCE = {k: k for k in ("actors", "tasks", "objects", "nodes", "workers", "jobs")}  # record field
+SOURCE = {k: k for k in ("actors", "tasks", "objects", "nodes", "workers", "jobs",
+                         "placement_groups")}  # record field
 ID = {"actors": "actor_id", "tasks": "task_id", "objects": "object_id", "nodes": "node_id",
       "workers": "worker_id", "jobs": "job_id", "placement_groups": "placement_group_id"}
 LACKING = {
     "actors": "job_id, serialized_runtime_env, required_resources, placement_group_id, call_site, "
               "label_selector, num_restarts_due_to_*",
-    "tasks": "job_id, parent_task_id, node_id, worker_id, worker_pid, error_type, error_message, "
-             "required_resources, runtime_env_info, placement_group_id, events, profiling_data, "
-             "creation/start/end_time_ms, task_log_info (no task events yet)",
+    "tasks": "parent_task_id, language, required_resources, runtime_env_info, "
+             "placement_group_id, profiling_data, task_log_info, call_site, label_selector",
     "objects": "call_site, type (DRIVER/WORKER), pid",
     "nodes": "state_message, labels, start_time_ms, end_time_ms",
     "workers": "exit_type, exit_detail, worker_launch_time_ms, worker_launched_time_ms, "
                "start_time_ms, end_time_ms, debugger_port, num_paused_threads",
     "jobs": "message, error_type, start_time, end_time, metadata, runtime_env, driver_exit_code "
             "(drivers only: submitted jobs are `raylite job list`)",
+    "placement_groups": "stats, bundles[].bundle_id, bundles[].label_selector",
 }
 # Which record kinds a list of each kind needs, and whether owners must be asked.
-NEEDS = {"actors": (("actors", "workers"), False), "tasks": (("tasks",), True),
+NEEDS = {"actors": (("actors", "workers"), False), "tasks": ((), False),  # the GCS's task events
          "objects": (("nodes", "objects"), True), "nodes": (("nodes",), False),
          "workers": (("nodes", "workers"), False), "jobs": (("jobs",), False),
-         "placement_groups": ((), False)}
+         "placement_groups": (("placement_groups",), False)}
 
 
 def columns(kind: str, detail: bool) -> tuple:
@@ -105,11 +110,26 @@ def _actors(snap) -> list[dict]:
 
 
 def _tasks(snap) -> list[dict]:
-    return [{"task_id": t.task_id, "attempt_number": t.attempt, "name": t.name,
+    """Tasks in flight as their owners report them (StateSnapshot.tasks: an owner's own view,
+    without the times, worker ids and errors only the task-event store has)."""
+    blank = dict.fromkeys(columns("tasks", True))
+    return [{**blank, "task_id": t.task_id, "attempt_number": t.attempt, "name": t.name,
              "state": TASK_STATE.get(t.state, t.state),
              "type": "ACTOR_TASK" if t.actor_id else "NORMAL_TASK", "actor_id": t.actor_id,
-             "func_or_class_name": t.name, "owner_address": t.owner, "worker_address": t.worker}
+             "func_or_class_name": t.name, "owner_address": t.owner, "worker_address": t.worker,
+             "events": []}
             for t in snap.tasks]
+
+
+def task_rows(records) -> list[dict]:
+    """The task-event store's records (TaskEventRecord: Ray's field names already) as rows;
+    events as Ray gives them: [{"state": ..., "created_ms": ...}, ...]."""
+    out = []
+    for r in records:
+        row = r._asdict()
+        row["events"] = [{"state": s, "created_ms": ms} for s, ms in r.events]
+        out.append(row)
+    return out
 
 
 def _objects(snap) -> list[dict]:
@@ -141,5 +161,14 @@ def _jobs(snap) -> list[dict]:
              "ray_namespace": j.namespace, "entrypoint": ""} for j in snap.jobs]
 
 
+def _placement_groups(snap) -> list[dict]:
+    return [{"placement_group_id": g.placement_group_id, "name": g.name,
+             "creator_job_id": g.job_id, "state": g.state,
+             "bundles": [{"node_id": g.bundle_nodes[i] if g.bundle_nodes else None,
+                          "unit_resources": dict(b)} for i, b in enumerate(g.bundles)],
+             "is_detached": g.detached, "strategy": g.strategy, "ray_namespace": g.namespace}
+            for g in snap.placement_groups]
+
+
 _ROWS = {"actors": _actors, "tasks": _tasks, "objects": _objects, "nodes": _nodes,
-         "workers": _workers, "jobs": _jobs, "placement_groups": lambda snap: []}
+         "workers": _workers, "jobs": _jobs, "placement_groups": _placement_groups}

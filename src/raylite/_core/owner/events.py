@@ -1,0 +1,80 @@
+"""The owner's task events: what it saw happen to its tasks, buffered until the shell sends
+them (pure; the vocabulary is raylite._core.task_events).
+
+    core event (submit, arguments ready, a failure, cancel, retry) ─► TaskEvents.add
+         only for a task whose `events` flag is set (enable_task_events, per task and per init)
+    the shell, every ~100 ms (its maintenance thread) ─► take() ─► one TaskEvents message
+
+Time comes from `clock`, the function the shell hands in (time.time in a cluster; the core
+itself never reads a clock). The buffer is bounded: past `limit` events an event is counted
+in `dropped` instead, and the count travels with the next batch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..task_events import FAILED, error_info
+
+LIMIT = 200_000              # events buffered between two sends
+
+
+def _no_clock() -> float:
+    return 0.0
+
+
+class TaskEvents:
+    __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos")
+
+    def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT):
+        self.clock = clock
+        self.decode_error = decode_error
+        self.buffer: list = []
+        self.limit = limit
+        self.dropped = 0
+        self._job_id: bytes = b""
+        self._infos: dict = {}        # (name, actor id, class) -> the one info tuple for them
+
+    @property
+    def job_id(self) -> bytes:
+        """The job this process works for now (the shell sets it)."""
+        return self._job_id
+
+    @job_id.setter
+    def job_id(self, job_id: bytes) -> None:
+        if job_id != self._job_id:
+            self._job_id, self._infos = job_id, {}
+
+    def add(self, task_id: bytes, attempt: int, state: str, info: Any = None) -> None:
+        b = self.buffer
+        if len(b) < self.limit:
+            b.append((task_id, attempt, state, self.clock(), info))
+        else:
+            self.dropped += 1
+
+    def new(self, task: Any, state: str, class_name: str = "") -> None:
+        """A new attempt of `task` (or a new call of an actor of `class_name`), in `state`."""
+        key = (task.name, task.actor_id, class_name)
+        info = self._infos.get(key)
+        if info is None:  # one tuple per function: it pickles once per batch
+            if len(self._infos) > 4096:
+                self._infos.clear()
+            name = f"{class_name}.{task.name}" if class_name else task.name
+            info = self._infos[key] = (self._job_id, name, task.actor_id)
+        self.add(task.task_id, task.attempt, state, info)
+
+    def ended(self, task: Any, error: Any, attempt: int | None = None) -> None:
+        """The attempt failed with `error` (as the runtime stores it: the core's decode_error
+        reads it). A success is its worker's to tell (FINISHED, with when it ran)."""
+        a = task.attempt if attempt is None else attempt
+        try:
+            exc = self.decode_error(error) if self.decode_error is not None else error
+            info = error_info(exc)
+        except Exception:  # an error that does not unpickle here still ended the task
+            info = ("TASK_EXECUTION_EXCEPTION", "")
+        self.add(task.task_id, a, FAILED, info)
+
+    def take(self) -> tuple[list, int]:
+        """(events since the last take, how many were dropped since)."""
+        out, self.buffer = self.buffer, []
+        dropped, self.dropped = self.dropped, 0
+        return out, dropped

@@ -1,0 +1,182 @@
+"""A real cluster from `raylite start --head --metrics-export-port 0` (loopback, a private temp
+dir): `raylite status --metrics`, the Prometheus endpoint and its token check, workers' log
+files (readable after their task ended and after the cluster stopped, until the next head
+starts), and a driver's progress bars. Every head is stopped by `raylite stop` (by pid)."""
+import http.client
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.parse
+
+import pytest
+
+DRIVER = """
+    import time
+    import raylite
+    from raylite.experimental.tqdm_ray import tqdm
+    from raylite.util.metrics import Counter, Gauge, Histogram
+    raylite.init(address="auto")
+
+    @raylite.remote
+    def work(i):
+        Counter("served", "requests served", ("route",)).inc(tags={"route": "/a"})
+        Histogram("latency_s", "request time", [0.1, 1.0]).observe(0.2 * i)
+        for _ in tqdm(range(3), desc=f"bar{i}"):
+            pass
+        print(f"out-line-{i}")
+        print(f"err-line-{i}", file=__import__("sys").stderr)
+        return __import__("os").getpid()
+
+    @raylite.remote
+    class Depth:
+        def set(self, n):
+            Gauge("queue_depth", "items waiting").set(n)
+            return n
+
+    pids = raylite.get([work.remote(i) for i in range(3)])
+    d = Depth.remote()
+    raylite.get(d.set.remote(7))
+    Counter("served", "requests served", ("route",)).inc(5, tags={"route": "/b"})
+    print("PIDS", *sorted(set(pids)), flush=True)
+"""
+
+
+def rl(temp, *args, check=True, env=None):
+    out = subprocess.run([sys.executable, "-m", "raylite", *args, "--temp-dir", str(temp)],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, **(env or {})))
+    if check:
+        assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def _get(url: str, headers=None) -> tuple[int, str, dict]:
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request("GET", u.path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read().decode(), {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """(temp, metrics URL, token, driver output, session dir) after the driver above ran."""
+    temp = tmp_path_factory.mktemp("metrics") / "t"
+    out = rl(temp, "start", "--head", "--port", "0", "--num-cpus", "2",
+             "--metrics-export-port", "0", check=False)
+    try:
+        assert out.returncode == 0, out.stdout + out.stderr
+        url = re.search(r"Prometheus metrics: +(\S+)", out.stdout).group(1)
+        token = re.search(r"RAYLITE_CLUSTER_TOKEN=([0-9a-f]+)", out.stdout).group(1)
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
+        driver = subprocess.run([sys.executable, "-c", textwrap.dedent(DRIVER)], text=True,
+                                capture_output=True, timeout=120,
+                                env=dict(os.environ, RAYLITE_TEMP_DIR=str(temp)))
+        assert driver.returncode == 0, driver.stderr
+        [session] = [p for p in temp.iterdir() if p.name.startswith("session_")]
+        yield temp, url, token, driver, session
+    finally:
+        rl(temp, "stop", check=False)
+
+
+def _status_metrics(temp) -> str:
+    deadline = time.monotonic() + 30   # the workers report every 0.5 s
+    text = ""
+    while time.monotonic() < deadline:
+        text = rl(temp, "status", "--metrics").stdout
+        if "queue_depth" in text and "route=/a  3" in text:
+            break
+        time.sleep(0.2)
+    return text
+
+
+def test_status_metrics_sums_every_process(head):
+    temp = head[0]
+    text = _status_metrics(temp)
+    assert "metrics (4 series)" in text, text
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    assert "latency_s histogram - count 3, sum 0.6, mean 0.2" in lines, text
+    assert "queue_depth gauge - 7" in lines
+    assert "served counter route=/a 3" in lines and "served counter route=/b 5" in lines
+
+
+def test_the_metrics_endpoint_needs_the_token(head):
+    _, url, token, _, _ = head
+    status, body, headers = _get(url)
+    assert status == 401 and "Bearer" in headers["www-authenticate"] and "served" not in body
+    for bad in ("Bearer " + "0" * 64, "Bearer ", "Basic " + token, token):
+        assert _get(url, {"Authorization": bad})[0] == 401, bad
+    assert _get(url, {"Cookie": "raylite_dashboard=forged"})[0] == 401
+    base = url.rpartition("/metrics")[0]
+    assert _get(base + "/", {"Authorization": f"Bearer {token}"})[0] == 404   # metrics only
+    assert _get(base + "/login")[0] == 404
+
+
+def test_the_metrics_endpoint_exports_user_and_cluster_metrics(head):
+    temp, url, token, _, _ = head
+    _status_metrics(temp)
+    status, body, headers = _get(url, {"Authorization": f"Bearer {token.upper()}"})
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = body.splitlines()
+    for line in ('served{route="/a"} 3', 'served{route="/b"} 5', "queue_depth 7",
+                 'latency_s_bucket{le="0.1"} 1', 'latency_s_bucket{le="1"} 3',
+                 'latency_s_bucket{le="+Inf"} 3', "latency_s_count 3",
+                 "# TYPE served counter", "# TYPE latency_s histogram",
+                 'raylite_nodes{state="ALIVE"} 1', 'raylite_actors{state="DEAD"} 1',
+                 "raylite_metrics_dropped_total 0"):
+        assert line in lines, (line, body)
+    assert any(re.fullmatch(r'raylite_node_cpu_total\{node_id="[0-9a-f]{32}"\} 2', x) for x in lines)
+    assert any(x.startswith("raylite_workers{") for x in lines)
+
+
+def test_the_driver_draws_the_bars_and_prints_worker_output_whole(head):
+    driver = head[3]
+    for i in range(3):
+        assert re.search(rf"^\(work pid=\d+\) out-line-{i}$", driver.stdout, re.M), driver.stdout
+        assert re.search(rf"^\(work pid=\d+\) err-line-{i}$", driver.stderr, re.M), driver.stderr
+    # (the driver may exit before a bar's last state arrives; its first line always has)
+    assert re.search(r"^bar0: \(pid=\d+\) +\d+%\|", driver.stderr, re.M), driver.stderr
+
+
+def test_worker_output_is_kept_in_files_after_the_task(head):
+    temp, _, _, driver, session = head
+    pids = driver.stdout.split("PIDS", 1)[1].split()
+    listing = rl(temp, "logs").stdout
+    assert "worker:" in listing
+    for pid in pids:
+        assert re.search(rf"worker-[0-9a-f]{{32}}-{pid}\.out", listing), listing
+        out = rl(temp, "logs", "--pid", pid).stdout
+        err = rl(temp, "logs", "--pid", pid, "--err").stdout
+        assert "out-line-" in out and "err-line-" not in out
+        assert "err-line-" in err
+    lines = "".join(rl(temp, "logs", "--pid", p, "--tail", "-1").stdout for p in pids)
+    assert sorted(x for x in lines.splitlines() if x.startswith("out-line-")) == \
+        ["out-line-0", "out-line-1", "out-line-2"]
+    out = rl(temp, "logs", "--pid", "1", check=False)
+    assert out.returncode == 1 and "no out log of a worker with pid 1" in out.stderr
+    assert oct(os.stat(session / "logs").st_mode & 0o777) == "0o700"
+
+
+def test_logs_stay_after_stop_until_the_next_head(head, tmp_path):
+    temp, _, _, driver, session = head
+    pid = driver.stdout.split("PIDS", 1)[1].split()[0]
+    out = rl(temp, "stop")
+    assert "stopped head" in out.stdout
+    assert sorted(os.listdir(session)) == ["logs"]          # token, node.json, spill dir gone
+    assert "out-line-" in rl(temp, "logs", "--pid", pid).stdout   # read after the stop
+    assert "no running raylite cluster" in rl(temp, "stop").stdout
+    assert session.exists()                                  # a second stop leaves it
+    rl(temp, "start", "--head", "--port", "0", "--num-cpus", "1")
+    try:
+        assert not session.exists()                          # the next head removes it
+        listing = rl(temp, "logs").stdout
+        assert f"-{pid}.out" not in listing
+    finally:
+        rl(temp, "stop")
+    assert not [p for p in temp.iterdir() if p.name.startswith("session_")]  # nothing printed
