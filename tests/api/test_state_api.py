@@ -67,6 +67,7 @@ def test_nodes_jobs_workers_and_placement_groups(ray):
     assert state.list_placement_groups() == [] and state.get_placement_group("ab") is None
 
 
+@NOT_ON_RAY
 def test_placement_groups_listed_and_got(ray):
     from raylite.util.placement_group import placement_group, remove_placement_group
 
