@@ -131,8 +131,9 @@ def owner() -> Owner:
 
 def task(n: int, retries: int = 0, events: bool = True) -> Task:
     msg = m.PushTask(tid(n), b"f", None, b"a", {}, (tid(n)[:15] + b"r",), "f", JOB, "ns", None,
-                     (), {"CPU": 1}, "me:1", 0, (), 0, events)
-    return Task(tid(n), msg, msg.return_ids, "f", retries, True, [], None, (("CPU", 1),), events)
+                     (), {"CPU": 1}, "me:1", 0, (), attempt=0, task_events=events)
+    return Task(tid(n), msg, msg.return_ids, "f", retries, True, [], None, (("CPU", 1),),
+                events=events)
 
 
 def push(o: Owner, out: list, worker: str = "w:1"):

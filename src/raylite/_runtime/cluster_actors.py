@@ -66,7 +66,7 @@ class ActorCalls:
         msg = m.PushActorTask(task_id, actor_id, method, data, inlined, return_ids, self.address,
                               options.concurrency_group, 0, events)
         task = Task(task_id, msg, return_ids, method, None, options.retry_exceptions, hold, actor_id,
-                    None, events)
+                    events=events)
         with self._lock:
             out = self._core.actors.submit(task, options.max_task_retries)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]

@@ -191,7 +191,7 @@ class LocalRuntime(LocalGroups, Runtime):
              max_retries: int = 0, actor: _Host | None = None, events: bool = False) -> None:
         # A task of the owner core: known running here while it runs; the cluster's retry rule.
         task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None,
-                    actor.id if actor is not None else None, None, events)
+                    actor.id if actor is not None else None, events=events)
         core = self._core
         with self._lock:
             core.tasks.running_here(task, LOCAL)
