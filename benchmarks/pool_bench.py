@@ -7,6 +7,8 @@ Each side runs in its own process, one after the other, `--rounds` times in
 turn (so drift in the machine's speed hits every side), in one sitting:
 
     tiny   Pool.map(inc, range(10_000))          default chunksize; items per second
+    cpu    CPU time of every process of the side (the driver, its daemons, its workers)
+           per tiny map: the work done, which the machine's load does not change much
     sleepy Pool.map(sleep_10ms, range(100))      default chunksize; seconds (ideal: 100 * 10 ms / processes)
     start  Pool(processes) until its first map returns
 
@@ -25,6 +27,7 @@ import tempfile
 import time
 
 TINY_ITEMS, SLEEPY_ITEMS, SLEEP = 10_000, 100, 0.01
+CPU_MAPS = 200
 
 
 def inc(x):
@@ -70,12 +73,31 @@ def run_side(side: str, processes: int, reps: int) -> dict:
         out = pool.map(inc, range(TINY_ITEMS))
         tiny.append(TINY_ITEMS / (time.perf_counter() - t))
         assert out[-1] == TINY_ITEMS
+    cpu = _cpu_seconds()  # over CPU_MAPS maps: the clock ticks every 10 ms per process
+    for _ in range(CPU_MAPS):
+        pool.map(inc, range(TINY_ITEMS))
+    cpu = (_cpu_seconds() - cpu) / CPU_MAPS
     for _ in range(max(reps // 2, 2)):
         t = time.perf_counter()
         assert pool.map(sleep_10ms, range(SLEEPY_ITEMS)) == list(range(SLEEPY_ITEMS))
         sleepy.append(time.perf_counter() - t)
     pool.terminate()
-    return {"tiny": statistics.median(tiny), "sleepy": statistics.median(sleepy), "start": start}
+    return {"tiny": statistics.median(tiny), "cpu": cpu, "sleepy": statistics.median(sleepy),
+            "start": start}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and every process under it."""
+    import psutil
+
+    total = 0.0
+    for p in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def child(side: str, processes: int, reps: int, python: str) -> dict:
@@ -102,7 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     sides = {"stdlib": sys.executable, "raylite": sys.executable}
     if args.ray:
-        sides["ray"] = args.ray
+        sides["ray"] = os.path.abspath(args.ray)  # each side runs in a temp dir
     got: dict = {s: [] for s in sides}
     for _ in range(args.rounds):
         for side, python in sides.items():
@@ -110,6 +132,7 @@ def main() -> None:
             print(f"  {side}: {got[side][-1]}", file=sys.stderr, flush=True)
     med = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in got.items()}
     rows = [("tiny", f"Pool.map of {TINY_ITEMS:,} tiny items", "{:,.0f} items/s", True),
+            ("cpu", "CPU time per 10,000-item map, all processes", "{:.4f} s", False),
             ("sleepy", f"Pool.map of {SLEEPY_ITEMS} items of 10 ms", "{:.3f} s", False),
             ("start", "Pool() until its first map returns", "{:.3f} s", False)]
     head = ["workload", "multiprocessing.Pool", "raylite"] + (["Ray 2.60"] if args.ray else [])

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs raylite with its test tools into .venv (Ray is not installed here: the API tests run
-# on Ray too when it is, see README), then runs the whole test suite.
+# Installs raylite with its test tools and the optional Ray extra (Ray 2.60.0, pinned in
+# pyproject.toml) into .venv, then runs the whole test suite: the API tests run on local mode,
+# a raylite cluster and Ray itself (one Ray for the session, tests/api/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ray]'
 # Debian's Chromium for the dashboard's browser tests: installed when missing, only as root on
 # Debian (apt-get, non-interactive); elsewhere those tests skip and say why.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] \

@@ -46,9 +46,9 @@ def _threads() -> set:
 
 
 def _ray_processes() -> set:
-    """The processes of the Ray instance that tests/api/conftest.py keeps up for one test module
-    (RAYLITE_RUNTIME=ray): Ray's daemons and the workers under them. That fixture stops them at
-    the module's end and fails if any outlives ray.shutdown(). Empty unless Ray runs here."""
+    """The processes of the Ray instance that tests/api/conftest.py keeps up for the API tests
+    (RAYLITE_RUNTIME=ray): Ray's daemons and the workers under them. It stops them after the
+    last API test and fails if any outlives ray.shutdown(). Empty unless Ray runs here."""
     import sys
 
     ray = sys.modules.get("ray")

@@ -3,7 +3,8 @@
 Every node daemon writes, in its session dir <temp>/session_<time>_<pid>:
 
     token       the cluster token (hex, mode 0600)
-    node.json   {"address", "pid", "zygote_pid", "node_id"}
+    node.json   {"address", "pid", "zygote_pid", "node_id"}, and for a head started with
+                a Ray client port, "client_address" (or "client_error": why it has none)
     logs/       workers' output (worker-<id>-<pid>.out/.err), submitted jobs' output
 
 A daemon that stops cleanly ends its session (end()): everything goes but logs/, kept
@@ -12,8 +13,9 @@ util.state.get_log); a session that is only logs/ is "ended". The next head star
 with this temp dir removes the ended sessions (remove_ended), as does deleting them.
 
     token_for(address, temp): RAYLITE_CLUSTER_TOKEN if set, else the token beside the
-              node.json that names `address`; the temp dir, session dirs and files must
-              be this user's alone (_private_files), else NotPrivateError names the path.
+              node.json that names `address` (as its address or its client address); the
+              temp dir, session dirs and files must be this user's alone (_private_files),
+              else NotPrivateError names the path.
 
 The driver (joining a cluster), a joining node daemon and the CLI read it; none
 of them needs the others' code for that.
@@ -45,8 +47,8 @@ def token_for(address: str, temp_dir: str | None) -> bytes:
         if not private.check_dir(session):
             continue  # removed since the listing
         try:
-            if json.loads(private.read_text(os.path.join(session, "node.json")) or "{}") \
-                    .get("address") != address:
+            node = json.loads(private.read_text(os.path.join(session, "node.json")) or "{}")
+            if address not in (node.get("address"), node.get("client_address")):
                 continue
             token = bytes.fromhex(private.read_text(os.path.join(session, "token"), secret=True)
                                   or "")

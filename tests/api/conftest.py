@@ -10,11 +10,12 @@ thread, so nothing is ever still running) is marked `@pytest.mark.cluster_only(w
 A behaviour of raylite's own runtimes that Ray does differently (raylite's exact
 messages, its limits, its options) is marked `@pytest.mark.raylite_only(why)`.
 
-Ray takes seconds to start and idles at hundreds of MB, so one Ray instance serves a
-whole test module (started by its first "ray" test, with the resources below, in a
-temp dir of its own); raylite.init() on the "ray" runtime joins it and shutdown()
-leaves it up (the actors the test created are killed). At the module's end Ray is
-shut down, its processes must be gone, and its temp dir is removed.
+Ray takes seconds to start and idles at hundreds of MB, so one Ray instance serves all
+the API tests of a session (started by the first "ray" test, with the resources below,
+in a temp dir of its own); raylite.init() on the "ray" runtime joins it and shutdown()
+leaves it up (the actors the test created are killed). After the last test of this
+directory (or at the session's end) Ray is shut down, its processes must be gone, and
+its temp dir is removed.
 """
 import importlib.util
 import os
@@ -46,29 +47,66 @@ def _ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    """One Ray for the test module (started on first use); stopped and checked at its end."""
-    import ray
+class _SharedRay:
+    """The one Ray of the API tests: started by the first test that asks, stopped (and its
+    processes checked gone) after the last test of this directory, or at the session's end."""
 
-    temp = tempfile.mkdtemp(prefix="rl-ray-")
-    # Ray's workers import the tests' modules (functions pickled by reference) as raylite's do
+    def __init__(self):
+        self.ray = self.temp = None
+        self.pids: set = set()
+
+    def start(self):
+        if self.ray is None:
+            import ray
+
+            self.temp = tempfile.mkdtemp(prefix="rl-ray-")
+            # Ray's workers import the tests' modules (functions pickled by reference) as raylite's do
+            here = os.path.dirname(os.path.abspath(__file__))
+            path = os.pathsep.join([here, os.path.dirname(here), *sys.path])
+            ray.init(include_dashboard=False, _temp_dir=self.temp, _node_ip_address="127.0.0.1",
+                     log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
+                     **RUNTIMES["ray"])
+            self.ray = ray
+            self.pids = {p.pid for p in psutil.Process().children(recursive=True)}
+        return self.ray
+
+    def stop(self):
+        if self.ray is None:
+            return
+        ray, self.ray = self.ray, None
+        ray.shutdown()
+        deadline = time.monotonic() + 10
+        left = self.pids
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = {p for p in self.pids if psutil.pid_exists(p)
+                    and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+        shutil.rmtree(self.temp, ignore_errors=True)
+        assert not left, f"Ray's processes outlived ray.shutdown(): {sorted(left)}"
+
+
+_SHARED = _SharedRay()
+
+
+@pytest.fixture(scope="session")
+def _shared_ray():
+    yield _SHARED
+    _SHARED.stop()  # a run that ends inside this directory
+
+
+@pytest.fixture
+def ray_instance(_shared_ray):
+    """The API tests' one Ray (started on first use, kept up between tests)."""
+    return _shared_ray.start()
+
+
+@pytest.hookimpl(trylast=True)  # after the test's fixtures (its raylite.shutdown()) are torn down
+def pytest_runtest_teardown(item, nextitem):
+    """Stops the shared Ray after the last test of this directory: the rest of the suite runs
+    without Ray's processes (some tests count every child process)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.pathsep.join([here, os.path.dirname(here), *sys.path])
-    ray.init(include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
-             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
-             **RUNTIMES["ray"])
-    pids = {p.pid for p in psutil.Process().children(recursive=True)}
-    yield ray
-    ray.shutdown()
-    deadline = time.monotonic() + 10
-    left = pids
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
-        left = {p for p in pids if psutil.pid_exists(p)
-                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
-    shutil.rmtree(temp, ignore_errors=True)
-    assert not left, f"Ray's processes outlived ray.shutdown(): {sorted(left)}"
+    if nextitem is None or os.path.dirname(str(nextitem.path)) != here:
+        _SHARED.stop()
 
 
 @pytest.fixture(params=sorted(RUNTIMES))

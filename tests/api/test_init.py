@@ -228,7 +228,8 @@ def test_auto_address_without_cluster(tmp_path, monkeypatch):
     assert not raylite.is_initialized()
 
 
-@pytest.mark.parametrize("address,error", [("ray://head:10001", ValueError),
+@pytest.mark.parametrize("address,error", [("raylite://head:10001", ValueError),
+                                           ("ray://no-port", ValueError),
                                            ("no-port", ValueError), (5, TypeError)])
 def test_bad_addresses(address, error):
     with pytest.raises(error):

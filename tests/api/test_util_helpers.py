@@ -6,10 +6,10 @@ import pytest
 from raylite.util import as_completed, get_node_ip_address, map_unordered
 
 
-def _sleepy(ray):
+def _sleepy(ray, per_unit=0.1):
     @ray.remote
     def f(x):
-        time.sleep(x / 10)
+        time.sleep(x * per_unit)
         return x
     return f
 
@@ -56,7 +56,8 @@ def test_as_completed_raises_a_tasks_error_and_checks_arguments(ray):
 def test_map_unordered_runs_a_remote_function_over_items(ray):
     f = _sleepy(ray)
     assert sorted(map_unordered(f, [3, 0, 2, 1], chunk_size=1)) == [0, 1, 2, 3]
-    assert sorted(map_unordered(f, iter(range(25)), backpressure_size=4, chunk_size=3)) == \
+    quick = _sleepy(ray, 0.001)  # 25 items: 0.3 s in all even one at a time (local mode)
+    assert sorted(map_unordered(quick, iter(range(25)), backpressure_size=4, chunk_size=3)) == \
         list(range(25))
     assert sorted(map_unordered(f, range(5), backpressure_size=None)) == list(range(5))
     refs = list(map_unordered(f, [1, 2], yield_obj_refs=True))
@@ -115,3 +116,33 @@ def test_get_node_ip_address(ray):
 
 def test_get_node_ip_address_before_init():
     assert get_node_ip_address() == "127.0.0.1"
+
+
+def test_list_named_actors_in_this_namespace_or_all(runtime_kwargs):
+    import raylite
+    from raylite.util import list_named_actors
+
+    raylite.init(namespace="names-a", **runtime_kwargs)
+
+    @raylite.remote
+    class Named:
+        def ping(self):
+            return 1
+
+    alpha = Named.options(name="alpha").remote()
+    beta = Named.options(name="beta", namespace="names-b").remote()
+    anonymous = Named.remote()
+    assert raylite.get([a.ping.remote() for a in (alpha, beta, anonymous)]) == [1] * 3
+    assert list_named_actors() == ["alpha"]
+    everywhere = list_named_actors(all_namespaces=True)
+    assert {"name": "alpha", "namespace": "names-a"} in everywhere
+    assert {"name": "beta", "namespace": "names-b"} in everywhere
+    assert all(set(entry) == {"name", "namespace"} for entry in everywhere)
+    assert not [e for e in everywhere if e["namespace"] in ("names-a", "names-b")
+                and e["name"] not in ("alpha", "beta")]
+    raylite.kill(alpha)
+    deadline = time.monotonic() + 30  # Ray ends a killed actor asynchronously
+    while "alpha" in list_named_actors() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list_named_actors() == []
+    assert {"name": "beta", "namespace": "names-b"} in list_named_actors(all_namespaces=True)

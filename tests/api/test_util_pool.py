@@ -194,6 +194,23 @@ def test_maxtasksperchild_gives_a_fresh_worker_after_that_many_chunks(ray, token
     p.join()
 
 
+def fails_from_three(x):
+    if x >= 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+@pytest.mark.cluster_only("local mode's workers share one process, so one token")
+def test_a_map_gives_each_worker_its_share_of_chunks_in_one_call(ray, token_attr):
+    with Pool(processes=2, initializer=_set_token, initargs=("w",)) as p:
+        tokens = p.map(_token, range(8), chunksize=1)
+        assert tokens[:4] == [tokens[0]] * 4 and tokens[4:] == [tokens[4]] * 4
+        assert tokens[0] != tokens[4]  # contiguous shares, two workers, results in order
+        with pytest.raises(ValueError, match="bad item 3"):  # the first failure in order
+            p.map(fails_from_three, range(8), chunksize=1)
+        assert p.map(square, range(9), chunksize=2) == [x * x for x in range(9)]
+
+
 def test_close_join_and_the_context_manager(ray):
     p = Pool(processes=2)
     with pytest.raises(ValueError, match="still running"):

@@ -24,6 +24,8 @@ def test_resolve_rules():
     assert factory.resolve(False, "h:1", None, none) == ("connect", "h:1")
     assert factory.resolve(False, None, "env:2", none) == ("connect", "env:2")
     assert factory.resolve(False, "arg:3", "env:2", none) == ("connect", "arg:3")
+    assert factory.resolve(False, "ray://h:10001", None, found) == ("connect", "h:10001")
+    assert factory.resolve(False, None, "ray://env:4", none) == ("connect", "env:4")
 
 
 def test_resolve_errors():
@@ -31,8 +33,9 @@ def test_resolve_errors():
         factory.resolve(False, "auto", None, none)
     with pytest.raises(ValueError, match="host:port"):
         factory.resolve(False, "nohost", None, none)
-    with pytest.raises(ValueError, match="Client-mode"):
-        factory.resolve(False, "ray://x:1", None, none)
+    for bad in ("raylite://x:1", "ray://x", "ray://", "http://x:1"):
+        with pytest.raises(ValueError, match="ray://host:port"):
+            factory.resolve(False, bad, None, none)
     with pytest.raises(TypeError):
         factory.resolve(False, 5, None, none)
 

@@ -9,6 +9,9 @@
                 GcsService (_gcs/service.py) ◄─ inproc.direct_pipe ─► NodeServer.attach_gcs:
                 RegisterNode ◄─ NodeRegistered; node daemons that join reach the GCS
                 through this daemon's listener (channel b"s", handed over)
+            --client-port P: the listener listens on P too (Ray's client port, for
+                ray://host:P drivers): the same handshake and token; node.json says
+                where ("client_address") or why not ("client_error")
             --record:  <temp>/raylite_current_cluster = "address pid session_dir"
             --address: <temp>/raylite_nodes/<pid> = "address pid session_dir head", then join:
                 connect(HEAD, token, channel b"s") ─► NodeServer.attach_gcs: RegisterNode
@@ -91,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--owner-pid", type=int, default=None)
     ap.add_argument("--record", action="store_true", help="record this cluster for address='auto'")
     ap.add_argument("--address", default=None, help="join the head at HOST:PORT as a worker node")
+    ap.add_argument("--client-port", type=int, default=None,
+                    help="the head: also listen on this port (Ray's client port; 0 = any free)")
+    ap.add_argument("--client-port-required", action="store_true",
+                    help="fail to start when --client-port cannot be bound (else: a warning)")
     ap.add_argument("--log-file", default=None,
                     help="the file stderr is appended to (by `raylite start`): keep it under "
                          "RAYLITE_ROTATION_MAX_BYTES by rotating it")
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         hint = (" (another process already uses that port: pick another with --port, or stop it)"
                 if e.errno == errno.EADDRINUSE else "")
         _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}{hint}")
+    client = _listen_for_clients(listener, args)
     try:
         session_dir = make_session_dir(args.temp_dir, head=not args.address)
     except private.NotPrivateError as e:
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         RotatingStderr.install(args.log_file, cfg.rotation_max_bytes, cfg.rotation_backup_count)
     private.write_text(os.path.join(session_dir, "node.json"),
                   json.dumps({"address": address, "pid": os.getpid(), "zygote_pid": zygote.pid,
-                               "node_id": node_id.hex()}))
+                               "node_id": node_id.hex(), **client}))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.stop).start())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     recorded = gcs = None
@@ -200,6 +208,25 @@ def _fail(text: str) -> NoReturn:
     print(f"raylite node daemon: {text}", file=sys.stderr, flush=True)
     print(f"ERROR {text}", flush=True)
     sys.exit(1)
+
+
+def _listen_for_clients(listener, args: argparse.Namespace) -> dict:
+    """The head's Ray client port (--client-port): {"client_address": host:port}, or
+    {"client_error": why} when it cannot be bound and was not required (then logged)."""
+    if args.client_port is None or args.address:
+        return {}
+    try:
+        return {"client_address": listener.listen_also(args.host, args.client_port)}
+    except OSError as e:
+        hint = " (another process uses it)" if e.errno == errno.EADDRINUSE else ""
+        why = (f"cannot listen on Ray's client port {args.host}:{args.client_port}: "
+               f"{e.strerror or e}{hint}")
+        if args.client_port_required:
+            listener.close()
+            _fail(f"{why}; pick another with --ray-client-server-port")
+        print(f"raylite node daemon: {why}; ray:// addresses will not reach this cluster",
+              file=sys.stderr, flush=True)
+        return {"client_error": why}
 
 
 def _read_config():

@@ -16,6 +16,9 @@ opens another loses its oldest one; when MAX_PENDING are pending in all, the old
 of the peer with the most goes. An honest client completes its handshake within a
 round trip, so only a peer opening connections faster than that can push it out.
 
+More TCP ports (listen_also: the head's Ray client port) are more doors to the same
+room: their connections go through the same handshakes, caps and token.
+
 The Unix socket's name may be taken: on Linux any user can bind any abstract name.
 The listener then serves TCP only (and says so in the log); clients reach it there,
 since they refuse a Unix peer that is not their own user (handshake.dial_unix).
@@ -63,6 +66,7 @@ class Listener:
         self.address = f"{h}:{p}"
         self.unix_path = unix_path(self.address)
         self.usock = self._bind_unix()
+        self.also: list[socket.socket] = []  # more TCP ports (listen_also)
         self.closed = False
         self.refusals = 0            # handshakes refused so far (failed, late or evicted)
         self.refused_log = RateLimitedLog(log)
@@ -97,9 +101,21 @@ class Listener:
         usock.setblocking(False)
         return usock
 
+    def listen_also(self, host: str, port: int) -> str:
+        """Listens on one more TCP port (0: any free one) and returns its "host:port"; called
+        before the first accept(). Its connections are this listener's: the same handshake,
+        caps and token. OSError if it cannot bind."""
+        if self._poll is not None or self.closed:
+            raise RuntimeError("listen_also() comes before the listener's first accept()")
+        sock = socket.create_server((host, port), backlog=512)
+        sock.setblocking(False)
+        self.also.append(sock)
+        h, p = sock.getsockname()[:2]
+        return f"{h}:{p}"
+
     @property
     def _listening(self) -> list[socket.socket]:
-        return [s for s in (self.sock, self.usock) if s is not None]
+        return [s for s in (self.sock, self.usock, *self.also) if s is not None]
 
     # -- accepting -------------------------------------------------------------
     def accept(self) -> Connection:

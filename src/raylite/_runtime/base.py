@@ -77,6 +77,11 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]: ...
 
+    def named_actors(self) -> list[tuple[str, str]]:
+        """(namespace, name) of every named actor that is not dead, in every namespace."""
+        return [(a.namespace, a.name) for a in self.state().actors
+                if a.name and a.state != "DEAD"]
+
     @abc.abstractmethod
     def actor_meta(self, actor_id: bytes) -> ActorMeta:
         """The method table of a live actor (for get_runtime_context().current_actor)."""

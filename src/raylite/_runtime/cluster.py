@@ -69,7 +69,6 @@ from .._protocol import rpc
 from .._protocol.read_turn import shield, shielding
 from .._protocol.transport import Connection, Listener, connect, source_ip
 from .._serialization import dumps_error, loads
-from .._session import token_for
 from ..exceptions import RaySystemError
 from . import context
 from .base import ContextInfo, InitInfo, Runtime
@@ -77,7 +76,7 @@ from .cluster_actors import ActorCalls
 from .cluster_groups import PlacementGroups
 from .cluster_objects import ObjectPlane
 from .cluster_reports import Reports
-from .cluster_start import HeadStart, stop_head
+from .cluster_start import HeadStart, join_token, stop_head
 from .cluster_state import owner_state, ray_nodes, resource_sum
 from .cluster_streams import ClusterStreams
 from .cluster_tasks import TaskSubmission, driver_sys_path
@@ -137,7 +136,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
             self._proc, daemon_address, self._token = (head or HeadStart(request)).wait_ready()
         else:
             daemon_address = request.address
-            self._token = token_for(daemon_address, request.temp_dir)
+            self._token = join_token(daemon_address, request.temp_dir)
         try:
             self._connect(daemon_address)
             reply = self._call(m.RegisterClient(0, "driver", os.getpid(), self.address,
@@ -404,6 +403,10 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         """The cluster's records (a StateSnapshot) of `kinds`; with `owners`, the tasks and
         objects of every driver and worker that answers its node daemon in time."""
         return self._call(m.GetState(0, kinds, owners)).snapshot
+
+    def named_actors(self) -> list[tuple[str, str]]:
+        return [(a.namespace, a.name) for a in self.state(("actors",), False).actors
+                if a.name and a.state != "DEAD"]
 
     def task_events(self, request: Any, timeout: float) -> Any:
         self.send_task_events()  # first, on the connection the request takes: ours are in it

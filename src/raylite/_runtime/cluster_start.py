@@ -1,4 +1,4 @@
-"""Starting a head on this machine for a driver.
+"""Starting a head on this machine for a driver, or finding the token to join one.
 
     init() ─► HeadStart(): python -m raylite._node.main --owner-pid <driver pid>
               (token handed over in the environment, never on the command line)
@@ -6,7 +6,8 @@
            ◄─ wait_ready(): "READY <address> <session dir>" (or "ERROR <why>") on the
               daemon's stdout
 
-Joining a running cluster instead finds its token with _session.token_for.
+Joining a running cluster instead finds its token with join_token (_session.token_for);
+when there is none because nothing listens at the address, the error says so.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import subprocess
 import sys
 
 from .. import _config
+from .._session import token_for
 from ..exceptions import RaySystemError
 
 START_TIMEOUT_S = 30.0
@@ -90,3 +92,30 @@ def stop_head(proc: subprocess.Popen) -> None:
         proc.kill()
         proc.wait()
 
+
+
+def join_token(address: str, temp_dir: str | None) -> bytes:
+    """The token of the cluster at `address` (_session.token_for); ConnectionError naming
+    the cause when there is none: nothing listens there, or no session of it is ours."""
+    try:
+        return token_for(address, temp_dir)
+    except ConnectionError:
+        why = _unreachable(address)
+        if why is None:
+            raise
+        raise ConnectionError(
+            f"Nothing listens at {address} ({why}): no raylite cluster runs there. Start one "
+            "with `raylite start --head` (drivers join it at host:6380, or at ray://host:10001, "
+            "Ray's client port), or check the address.") from None
+
+
+def _unreachable(address: str) -> str | None:
+    """Why a TCP connection to `address` fails, or None when something accepts it."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0):
+            return None
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__

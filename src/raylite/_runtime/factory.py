@@ -18,6 +18,8 @@ the address rule, pure and unit-tested:
                                              else ConnectionError
       "host:port"                         -> join that cluster (through this machine's
                                              node when one here joined that head: _api)
+      "ray://host:port"                   -> the same, at the head's Ray client port
+                                             (`raylite start --head` listens on 10001 too)
     neither                               -> the recorded cluster if it is alive,
                                              else start a new one
 
@@ -38,6 +40,9 @@ _REGISTRY: dict[str, "str | Callable[[InitRequest], Runtime]"] = {
     "cluster": "raylite._runtime.cluster_boot:create",
     "ray": "raylite._runtime.ray_runtime:RayRuntime",  # the optional extra raylite[ray]
 }
+
+
+RAY_CLIENT_SCHEME = "ray://"  # Ray Client's address form: joins the head on its client port
 
 
 class InitRequest(NamedTuple):
@@ -136,13 +141,12 @@ def resolve(local_mode: bool, address: str | None, env_address: str | None,
                                   "Start one with `raylite start --head`, or call init() without "
                                   "an address to start a local cluster.")
         return "connect", found
-    if addr.startswith(("ray://", "raylite://")):
-        raise ValueError(f"Client-mode addresses ({addr!r}) are not supported by raylite; "
-                         "pass the cluster's host:port instead.")
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"Bad address {addr!r}: expected 'host:port', 'auto' or 'local'.")
-    return "connect", addr
+    hostport = addr[len(RAY_CLIENT_SCHEME):] if addr.startswith(RAY_CLIENT_SCHEME) else addr
+    host, sep, port = hostport.rpartition(":")
+    if "://" in host or not sep or not host or not port.isdigit():
+        raise ValueError(f"Bad address {addr!r}: expected 'host:port', 'ray://host:port', "
+                         "'auto' or 'local'.")
+    return "connect", hostport
 
 
 def choose(local_mode: bool, name: str | None) -> str:

@@ -55,7 +55,7 @@ _TASK_DEFAULTS = _options.TaskOptions()._asdict()
 _ACTOR_DEFAULTS = _options.ActorOptions()._asdict()
 _METHOD_DEFAULTS = _options.MethodOptions()._asdict()
 # raylite keeps these to itself; Ray has no equivalent option (or refuses it in .options()).
-_NOT_FOR_RAY = {"max_calls"}
+_NOT_FOR_RAY = {"max_calls", "concurrency_groups"}  # the latter goes to ray.remote()
 
 
 def _ray_strategy(wire: tuple) -> Any:
@@ -289,7 +289,9 @@ class RayRuntime(Runtime):
         rc = self._classes.get(actor_class)
         if rc is None:
             body = _actor_body(actor_class._cls, actor_class._meta)
-            rc = self._classes[actor_class] = self._ray.remote(body)
+            groups = options.concurrency_groups  # Ray takes them in @remote only, as raylite
+            decorate = self._ray.remote(concurrency_groups=groups) if groups else self._ray.remote
+            rc = self._classes[actor_class] = decorate(body)
         ropts = self._options_for(options, _ACTOR_DEFAULTS)
         if self._namespace is not None and options.name and not options.namespace:
             ropts = {**ropts, "namespace": self._namespace}
@@ -341,6 +343,10 @@ class RayRuntime(Runtime):
         h = _translated(self._ray.get_actor)(name, namespace=namespace or self._namespace)
         actor_id = h._actor_id.binary()
         return actor_id, self._adopt(actor_id, h, None)
+
+    def named_actors(self) -> list[tuple[str, str]]:
+        listed = _translated(self._ray.util.list_named_actors)(all_namespaces=True)
+        return [(a["namespace"], a["name"]) for a in listed]
 
     def actor_meta(self, actor_id: bytes) -> ActorMeta:
         meta = self._metas.get(actor_id)
@@ -432,7 +438,9 @@ class RayRuntime(Runtime):
                            actor_name=c.get_actor_name() if actor_id else None,
                            assigned_resources=c.get_assigned_resources() if in_task else {},
                            gpu_ids=tuple(ray.get_gpu_ids()) if in_task else (),
-                           was_restarted=self._restarted if actor_id else False)
+                           was_restarted=self._restarted if actor_id else False,
+                           task_name=c.get_task_name() if in_task else None,
+                           task_function_name=c.get_task_function_name() if in_task else None)
 
     def state(self) -> Any:
         """Ray's nodes and this job; Ray's own tools (`ray status`, its state API) show

@@ -65,6 +65,10 @@ def _start_parser(sub) -> None:
     st.add_argument("--dashboard-port", type=int, metavar="P",
                     help="with --head: also serve the web dashboard on 127.0.0.1:P (0 = any "
                          "free port); it prints a one-time login URL, `raylite stop` stops it")
+    st.add_argument("--ray-client-server-port", type=int, metavar="P",
+                    help="with --head: also listen on P, Ray's client port, so drivers given "
+                         "ray://HOST:P join (default 10001, skipped with a warning when taken; "
+                         "0 = any free port); same interface (--host) and token as --port")
     st.add_argument("--metrics-export-port", type=int, metavar="P",
                     help="with --head: also serve Prometheus metrics at 127.0.0.1:P/metrics "
                          "(the cluster token as a bearer token); off by default")

@@ -14,6 +14,12 @@
        ─► print how to connect and stop; --block: wait in the foreground until
           Ctrl-C or SIGTERM, then stop the daemon as `raylite stop` would.
 
+A head also listens on Ray's client port (--ray-client-server-port, default 10001, on
+the same interface as --port), so a driver given "ray://HOST:10001" joins it: the same
+daemon, handshake and token, one more port. Given explicitly, a port that cannot be
+bound fails the start; the default one, when taken, is skipped with a warning in the
+banner (node.json's "client_error").
+
 With --head --dashboard-port P, the web dashboard (raylite.dashboard) is launched
 beside the head in its own session (`python -m raylite.dashboard --record --head-pid
 PID`, stderr appended to <temp>/raylite_dashboard.log); its first stdout line
@@ -44,6 +50,7 @@ from raylite import _private_files as private
 from . import _records as rec
 
 START_TIMEOUT_S = 30.0
+RAY_CLIENT_PORT = 10001  # Ray's default --ray-client-server-port
 _WILDCARD = ("0.0.0.0", "::", "")
 
 
@@ -73,6 +80,13 @@ def _check_flags(args: argparse.Namespace) -> None:
                          f"printed it), got {args.address!r}.")
     if args.resources is not None:
         _check_resources(args.resources)
+    client_port = getattr(args, "ray_client_server_port", None)
+    if client_port is not None:
+        if not args.head:
+            raise _Usage("--ray-client-server-port goes with --head (drivers given ray://HOST:P "
+                         "join the head).")
+        if not 0 <= client_port <= 65535:
+            raise _Usage(f"--ray-client-server-port must be 0..65535, got {client_port}.")
     for flag, port in (("--dashboard-port", getattr(args, "dashboard_port", None)),
                        ("--metrics-export-port", getattr(args, "metrics_export_port", None))):
         if port is None:
@@ -127,7 +141,11 @@ def _daemon_cmd(args: argparse.Namespace, temp: str, log_path: str) -> list[str]
                         ("--node-ip-address", args.node_ip_address), ("--labels", args.labels)):
         if value is not None:
             cmd += [flag, str(value)]
-    return cmd + (["--record"] if args.head else ["--address", args.address])
+    if not args.head:
+        return cmd + ["--address", args.address]
+    given = getattr(args, "ray_client_server_port", None)
+    cmd += ["--record", "--client-port", str(RAY_CLIENT_PORT if given is None else given)]
+    return cmd + (["--client-port-required"] if given is not None else [])
 
 
 def _launch(cmd: list[str], env: dict, log_path: str, block: bool,
@@ -216,7 +234,19 @@ def _routable_ip() -> str:
         return "<this machine's IP>"
 
 
-def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, token: str) -> str:
+def _client_line(session_dir: str) -> str:
+    """The banner's line on Ray's client port, from the head's node.json."""
+    try:
+        node = json.loads(private.read_text(os.path.join(session_dir, "node.json")) or "{}")
+    except (OSError, ValueError):
+        node = {}
+    if node.get("client_address"):
+        return f"raylite.init(address=\"ray://{node['client_address']}\")"
+    return f"none: {node.get('client_error', 'not recorded')}"
+
+
+def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, token: str,
+            session_dir: str) -> str:
     stop = "Ctrl-C (or SIGTERM to pid {})".format(os.getpid()) if args.block else "raylite stop" + (
         f" --temp-dir {args.temp_dir}" if args.temp_dir else "")
     if not args.head:
@@ -234,6 +264,7 @@ def _banner(args: argparse.Namespace, proc: subprocess.Popen, address: str, toke
     return (f"raylite head started at {address} (pid {proc.pid}).\n"
             f"  Connect from this machine:  raylite.init(address=\"auto\")  or  "
             f"raylite.init(address=\"{address}\")\n"
+            f"  Ray client address:         {_client_line(session_dir)}\n"
             f"  Add a node here:            raylite start --address {address}\n"
             f"  From another machine:       {other}\n"
             f"  Cluster token:              RAYLITE_CLUSTER_TOKEN={token}\n"
@@ -316,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError:
         token = ""
     token = token or "<see " + os.path.join(session_dir, "token") + ">"
-    print(_banner(args, proc, address, token), flush=True)
+    print(_banner(args, proc, address, token, session_dir), flush=True)
     if args.dashboard_port is not None or args.metrics_export_port is not None:
         try:
             urls = _start_dashboard(args, temp, address, proc.pid)

@@ -3,6 +3,7 @@
     ActorPool                      spread calls over a fixed set of actors
     as_completed, map_unordered    results as tasks finish (helpers.py)
     get_node_ip_address            this process's node address
+    list_named_actors              the live named actors (this namespace, or all)
     inspect_serializability        names the part of an object that cannot be pickled
     placement_group, remove_placement_group, get_placement_group, placement_group_table,
     get_current_placement_group, PlacementGroup    placement groups (placement_group.py)
@@ -19,6 +20,7 @@ from .actor_pool import ActorPool
 
 # name -> the submodule defining it, imported on first use (keeps `import raylite` cheap)
 _LAZY = {"as_completed": "helpers", "get_node_ip_address": "helpers", "map_unordered": "helpers",
+         "list_named_actors": "helpers",
          "inspect_serializability": "check_serialize", "register_serializer": "serialization",
          "deregister_serializer": "serialization", "placement_group": "placement_group",
          "placement_group_table": "placement_group", "remove_placement_group": "placement_group",
@@ -27,8 +29,8 @@ _LAZY = {"as_completed": "helpers", "get_node_ip_address": "helpers", "map_unord
 
 __all__ = ["ActorPool", "PlacementGroup", "as_completed", "deregister_serializer",
            "get_current_placement_group", "get_node_ip_address", "get_placement_group",
-           "inspect_serializability", "map_unordered", "placement_group", "placement_group_table",
-           "register_serializer", "remove_placement_group"]
+           "inspect_serializability", "list_named_actors", "map_unordered", "placement_group",
+           "placement_group_table", "register_serializer", "remove_placement_group"]
 
 
 def __getattr__(name: str):

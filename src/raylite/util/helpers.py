@@ -1,4 +1,4 @@
-"""as_completed, map_unordered and get_node_ip_address (Ray's ray.util helpers).
+"""as_completed, map_unordered, get_node_ip_address and list_named_actors (Ray's ray.util helpers).
 
     for value in as_completed(refs, chunk_size=2):      # values as their tasks finish
         ...
@@ -77,6 +77,19 @@ def _map_unordered(fn: Any, items: Iterable[Any], backpressure_size: int | None,
             if ready:
                 yield from (ready if yield_obj_refs else _api.get(ready))
     yield from _drain(pending, chunk_size, yield_obj_refs, kwargs)
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The named actors that are not dead: their names in the current namespace, or
+    with `all_namespaces=True` a dict {"name", "namespace"} for each in every namespace."""
+    from .._runtime import require
+
+    rt = require()
+    named = rt.named_actors()
+    if all_namespaces:
+        return [{"name": name, "namespace": ns} for ns, name in named]
+    here = rt.context().namespace
+    return [name for ns, name in named if ns == here]
 
 
 def get_node_ip_address(address: str | None = None) -> str:

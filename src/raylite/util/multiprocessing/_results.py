@@ -25,13 +25,15 @@ from ... import _api
 from ._worker import _Failure
 
 
-def unpack(chunks: list) -> list:
-    """The items of a list of chunk results, raising the first failure in order."""
+def unpack(calls: list) -> list:
+    """The items of the calls' results (each a list of chunk results, the calls and their
+    chunks in the input's order), raising the first failure in order."""
     out: list = []
-    for c in chunks:
-        if type(c) is _Failure:
-            c.reraise()
-        out.extend(c)
+    for chunks in calls:
+        for c in chunks:
+            if type(c) is _Failure:
+                c.reraise()
+            out.extend(c)
     return out
 
 

@@ -1,12 +1,15 @@
 """The actor behind each Pool process, and how a chunk's failure travels back.
 
-A chunk is one actor call: run(key, fn, mode, items) applies the function to
-every item and returns the list of results. For map, imap and starmap the
+One actor call carries one or more chunks: run(key, fn, mode, chunks) applies
+the function to every item of each chunk and returns one result per chunk (the
+list of its results, or a _Failure). map and starmap send each worker all its
+chunks of a call in one actor call; imap and apply_async send one. For map, imap and starmap the
 function travels pickled (`fn` is its bytes) only in the first chunk an actor
 gets for it; the actor keeps it under `key` (the last _KEEP functions), so
 later chunks carry just the key (`fn` is None). apply_async passes the
 function itself with no key: it is used once and not kept.
-An exception in the function ends the chunk and comes back as a _Failure
+An exception in the function ends its chunk (the next chunks still run, as
+separate calls would) and comes back as a _Failure
 (the exception and its remote traceback text), so the caller re-raises the
 very exception the function raised, as the standard library's Pool does.
 """
@@ -57,17 +60,10 @@ class PoolWorker:
         if initializer is not None:
             initializer(*initargs)
 
-    def run(self, key: bytes | None, fn: Any, mode: int, items: list) -> Any:
+    def run(self, key: bytes | None, fn: Any, mode: int, chunks: list) -> list:
         if key is not None:
             fn = self._function(key, fn)
-        try:
-            if mode == MAP:
-                return list(map(fn, items))
-            if mode == STAR:
-                return [fn(*a) for a in items]
-            return [fn(*a, **k) for a, k in items]
-        except Exception as e:
-            return _failure(e)
+        return [_run_chunk(fn, mode, items) for items in chunks]
 
     def _function(self, key: bytes, blob: bytes | None) -> Any:
         fn = self.functions.get(key)
@@ -80,6 +76,17 @@ class PoolWorker:
                 del self.functions[next(iter(self.functions))]
             self.functions[key] = fn
         return fn
+
+
+def _run_chunk(fn: Any, mode: int, items: list) -> Any:
+    try:
+        if mode == MAP:
+            return list(map(fn, items))
+        if mode == STAR:
+            return [fn(*a) for a in items]
+        return [fn(*a, **k) for a, k in items]
+    except Exception as e:
+        return _failure(e)
 
 
 def _failure(e: Exception) -> _Failure:

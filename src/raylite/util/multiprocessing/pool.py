@@ -4,14 +4,19 @@
         pool.map(f, range(10_000))           # [f(0), f(1), ...]
 
     Pool ──chunks──► PoolWorker actors (one per process, num_cpus=1 each)
-     │   map/starmap:      every chunk submitted at once, get() them all
-     │   imap/imap_unordered: at most `window` chunks in flight, topped up as taken
-     │                        (close() submits the rest, so join() waits for it all)
+     │   map/starmap:      every chunk submitted at once, each worker's share in one
+     │                     actor call; get() them all
+     │   imap/imap_unordered: one chunk per call, at most `window` in flight, topped
+     │                        up as taken (close() submits the rest, so join() waits)
      │   *_async:          AsyncResult, completed by the refs' futures
      └─ slots: actor, functions it holds, chunks in flight (the least loaded gets the next)
 
-Items are batched into chunks (map's default: len / (4 * processes), as in the
-standard library), so the cost per item is a share of one actor call. The
+Items are cut into chunks (map's default: len / (4 * processes), as in the
+standard library). A map deals its chunks out as the standard library's
+workers would share them (each to the least loaded worker) and sends each
+worker its share, contiguous chunks, in one actor call: the calls, not the
+items, are what a map of tiny items pays for (docs/performance.md). With
+maxtasksperchild, which counts chunks, each chunk is a call of its own. The
 function is pickled once per call of map and sent to each actor once.
 Results and errors are the standard library's: results in order, an exception
 raised by the function is re-raised as itself (its remote traceback as the
@@ -126,18 +131,21 @@ class Pool:
             raise ValueError("Pool not running")
 
     # -- submission ---------------------------------------------------------------
-    def _submit(self, key: bytes | None, fn: Any, mode: int, items: list) -> Any:
-        """Sends one chunk to the least loaded actor; the caller holds _submit_lock."""
+    def _submit(self, key: bytes | None, fn: Any, mode: int, chunks: list,
+                slot: _Slot | None = None) -> Any:
+        """Sends chunks in one call to `slot` (default: the least loaded actor); the caller
+        holds _submit_lock."""
         with self._load_lock:
-            slot = min(self._slots, key=lambda s: s.load)
-            slot.load += 1
+            if slot is None:
+                slot = min(self._slots, key=lambda s: s.load)
+            slot.load += len(chunks)
         if key is not None:
             fn = None if key in slot.sent else fn
             slot.sent.add(key)
-        ref = slot.actor.run.remote(key, fn, mode, items)
+        ref = slot.actor.run.remote(key, fn, mode, chunks)
         with self._load_lock:
-            self._ref_slot[ref] = slot
-        slot.chunks += 1
+            self._ref_slot[ref] = (slot, len(chunks))
+        slot.chunks += len(chunks)
         if self._maxtasks is not None and slot.chunks >= self._maxtasks:
             end = slot.actor.__ray_terminate__.remote()  # runs after its queued chunks
             self._retired.append((slot.actor, end))
@@ -147,9 +155,9 @@ class Pool:
     def _taken(self, refs: Iterable) -> None:
         with self._load_lock:
             for r in refs:
-                slot = self._ref_slot.pop(r, None)
+                slot, n = self._ref_slot.pop(r, (None, 0))
                 if slot is not None:
-                    slot.load -= 1
+                    slot.load -= n
 
     def _result_done(self, result: AsyncResult) -> None:
         self._taken(result._refs)
@@ -175,9 +183,25 @@ class Pool:
         items = iterable if isinstance(iterable, list) else list(iterable)
         key, blob = self._pickled(func)
         size = self._chunksize(len(items), chunksize)
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
         with self._submit_lock:
-            return [self._submit(key, blob, mode, items[i:i + size])
-                    for i in range(0, len(items), size)]
+            if self._maxtasks is not None:
+                return [self._submit(key, blob, mode, [c]) for c in chunks]
+            refs, start = [], 0
+            for slot, n in self._shares(len(chunks)):
+                refs.append(self._submit(key, blob, mode, chunks[start:start + n], slot))
+                start += n
+            return refs
+
+    def _shares(self, n: int) -> list:
+        """(slot, how many chunks) for n chunks, each dealt to the least loaded slot."""
+        with self._load_lock:
+            loads = [s.load for s in self._slots]
+        counts = [0] * len(loads)
+        for _ in range(n):
+            i = min(range(len(loads)), key=lambda j: loads[j] + counts[j])
+            counts[i] += 1
+        return [(slot, k) for slot, k in zip(self._slots, counts) if k]
 
     def _async(self, refs: list, single: bool, callback: Callable | None,
                error_callback: Callable | None) -> AsyncResult:
@@ -203,7 +227,7 @@ class Pool:
             raise TypeError(f"apply_async() takes a callable, got {type(func).__name__}.")
         call = (tuple(args or ()), dict(kwds or kwargs or {}))
         with self._submit_lock:
-            ref = self._submit(None, func, APPLY, [call])
+            ref = self._submit(None, func, APPLY, [[call]])
         return self._async([ref], True, callback, error_callback)
 
     def map(self, func: Callable, iterable: Iterable, chunksize: int | None = None) -> list:
@@ -252,7 +276,7 @@ class Pool:
             if self._state == TERMINATE:
                 raise ValueError("Pool not running")
             with self._submit_lock:
-                return self._submit(key, blob, MAP, chunk)
+                return self._submit(key, blob, MAP, [chunk])
 
         it = IMapIterator(submit, _chunks(iter(iterable), size), 8 * self._processes,
                           ordered, lambda ref: self._taken((ref,)))
