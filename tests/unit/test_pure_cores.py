@@ -48,6 +48,13 @@ def test_scheduler_queues_when_full_and_lends_blocked_cpu():
     assert s.available["CPU"] == 0
 
 
+def test_scheduler_starts_only_the_workers_that_could_run_at_once():
+    s = _sched(cpus=2)
+    out = [i for n in range(10) for i in s.request_lease("o", n, {"CPU": 1}, "f")]
+    assert sum(i.count for i in out if isinstance(i, sch.Spawn)) == 2  # not one per request
+    assert [i for i in s.request_lease("o", 10, {}, "g") if isinstance(i, sch.Spawn)]  # 0 CPU fits
+
+
 def test_scheduler_reaps_idle_workers_beyond_the_cpu_count_the_longest_idle_first():
     s = _sched(cpus=1)
     for w in (b"w1", b"w2", b"w3"):

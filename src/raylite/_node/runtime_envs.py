@@ -27,7 +27,6 @@ from typing import Any
 
 from .. import _private_files as private
 from .._protocol import messages as m
-from .._runtime_env import node_cache
 from .._runtime_env.resolve import kv_key
 from .._runtime_env.validate import env_key
 
@@ -88,6 +87,8 @@ class RuntimeEnvs:
             def line(text: str) -> None:
                 out.write(text + "\n")
                 out.flush()
+            from .._runtime_env import node_cache  # packing, pip: only when an env is set up
+
             spec = node_cache.prepare(env, self.session_dir, self._fetch_package, line,
                                       self.stopped)
         if spec["error"]:

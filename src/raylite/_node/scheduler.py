@@ -47,6 +47,8 @@ from typing import Any, NamedTuple
 
 from .. import _resources as res
 from .._core.records import LeaseRecord, NodeRecord, StateSnapshot, WorkerRecord
+from .bundles import Group as _Group
+from .bundles import removed as _removed
 from .spillback import HERE, ClusterView, Refusal
 from .env_workers import EnvWorkers
 
@@ -109,17 +111,6 @@ class _Request(NamedTuple):
     movable: bool = False  # default strategy, not spilled here: may go to another node later
     bundles: Any = None   # a group's reservation: (group id, {index: bundle}); needs no worker
     env: Any = None       # the runtime_env key of the worker it needs
-
-
-class _Group:
-    __slots__ = ("bundles", "held", "committed", "gpus", "gpu_home")
-
-    def __init__(self, bundles: dict, held: dict):
-        self.bundles = bundles          # index -> the bundle's resources, as the user gave them
-        self.held = held                # their sum: what left `available` when prepared
-        self.committed: dict = {}       # the renamed resources committing added
-        self.gpus: dict = {}            # index -> the GPU ids the bundle holds, free in it
-        self.gpu_home: dict = {}        # GPU id -> the bundle index it belongs to
 
 
 class _Lease:
@@ -373,6 +364,7 @@ class NodeScheduler:
         out: list = []
         waiting: deque[_Request] = deque()
         need: dict[Any, int] = {}      # runtime_env key -> requests that fit but lack a worker
+        room: dict | None = None       # what is left once those requests would run
         blocked_on_resources = False
         while self.queue:
             r = self.queue.popleft()
@@ -400,7 +392,11 @@ class NodeScheduler:
             worker_id = self.envs.take(self.idle, r.env)
             if worker_id is None:
                 waiting.append(r)
-                need[r.env] = need.get(r.env, 0) + 1
+                if room is None:
+                    room = dict(self.available)
+                if res.fits(r.demand, room):  # only workers that could run at once are started
+                    res.subtract(room, r.demand)
+                    need[r.env] = need.get(r.env, 0) + 1
                 continue
             del self._idle_period[worker_id]
             lease_id = self._new_id()
@@ -493,8 +489,3 @@ class NodeScheduler:
                                "PENDING") for r in self.queue]
         return StateSnapshot(f"node {node_id}", nodes=(node,), workers=tuple(workers),
                              leases=tuple(leases))
-
-
-def _removed(group: str) -> str:
-    return (f"its placement group {group} was removed. Create a new placement group and "
-            "schedule into that one.")

@@ -14,7 +14,6 @@ nothing); local mode runs the generator's body one step on the caller's thread
 """
 from __future__ import annotations
 
-import concurrent.futures
 from typing import Any
 
 from .._core.owner import ITEM, WAIT
@@ -69,8 +68,10 @@ class StreamConsumer:
             _, id = self._core.streams.next(task_id)
             return ObjectRef(id, self._core.address, self)
 
-    def stream_future(self, task_id: bytes) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+    def stream_future(self, task_id: bytes) -> Any:
+        import concurrent.futures  # only for a stream awaited in asyncio
+
+        fut = concurrent.futures.Future()
         self._stream_poke(task_id)
         with self._lock:
             kind, id = self._core.streams.next(task_id)

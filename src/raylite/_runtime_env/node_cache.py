@@ -27,7 +27,6 @@ from typing import Any, Callable
 from .. import _ids
 from .. import _private_files as private
 from ..exceptions import RuntimeEnvSetupError
-from . import packing, pip_env
 from .validate import env_key
 
 
@@ -59,6 +58,8 @@ def prepare(env: dict, session_dir: str, fetch: Callable[[str], bytes | None],
         for sha in env.get("py_modules", ()):
             spec["paths"].append(ensure_package(sha, d["pkgs"], fetch))
         if env.get("pip"):
+            from . import pip_env  # subprocess, sysconfig: only for a pip env
+
             spec["python"] = pip_env.ensure(env["pip"], d["pip"], log, stopped)
     except RuntimeEnvSetupError as e:
         spec["error"] = str(e)
@@ -89,6 +90,8 @@ def ensure_package(sha: str, pkgs: str, fetch: Callable[[str], bytes | None]) ->
     tmp = os.path.join(pkgs, f".tmp-{sha[:16]}-{os.getpid()}-{_ids.random_id(4).hex()}")
     private.make_dir(tmp)
     try:
+        from . import packing
+
         packing.unpack(data, tmp)
         try:
             os.rename(tmp, target)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import packing
 from .validate import PROCESS_KEYS, refuse_unsupported
 
 KV_PREFIX = b"raylite/runtime_env/pkg/"
@@ -56,6 +55,8 @@ class Resolver:
         sha = self._packed.get(key)
         if sha is not None:
             return sha
+        from . import packing  # zipfile and friends: only for a runtime_env that packs
+
         if what == "py_modules" and os.path.isfile(path):
             if not path.endswith(".whl"):
                 raise ValueError(f"runtime_env['py_modules'] {path!r} is a file but not a .whl: "

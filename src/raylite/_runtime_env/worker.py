@@ -18,12 +18,13 @@ import traceback
 from typing import Any
 
 from ..exceptions import RuntimeEnvSetupError
-from . import node_cache
 
 
 def load(session_dir: str, key: str) -> dict:
     """The spec of env `key`; one whose error says why when it cannot be read."""
     try:
+        from . import node_cache
+
         return node_cache.load_spec(session_dir, key)
     except Exception as e:  # unreadable, planted, missing: every task says so
         return {"env": None, "cwd": None, "paths": [], "python": None,
