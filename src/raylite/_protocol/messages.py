@@ -372,11 +372,58 @@ class AllocReply(NamedTuple):
     reuse: bool              # the segment exists already (recycled): write into it, then truncate
     to_disk: bool = False    # larger than shared memory: write it to the spill directory
     out_of_disk: bool = False  # the error is OutOfDiskError (else ObjectStoreFullError)
+    at: str = ""             # this node daemon's address: where other nodes pull the object from
 
 
 class FreeObjects(NamedTuple):
     object_ids: tuple
     recyclable: tuple = ()   # ids no process can still be reading: their segments may be reused
+
+
+class PullObject(NamedTuple):
+    """A reader -> its node daemon: bring an object another node holds into this node's
+    shared memory (_node/transfer.py); answered once it is there (or cannot be)."""
+    req: int
+    object_id: bytes
+    size: int                # bytes of its file
+    owner: str               # its owner's address ("" unknown): the copy is accounted to it
+    source: str              # the address of a node daemon that holds a copy
+
+
+class ObjectPulled(NamedTuple):
+    req: int
+    error: str | None
+    node: str                # this node's tag: the copy is at shm.segment_path(node, id)
+    at: str                  # this node daemon's address, for the owner's directory
+
+
+class ReadObject(NamedTuple):
+    """Node daemon -> node daemon, on a connection of its own: send me this object's file.
+    Answered by ObjectChunk frames, each followed on the wire by `length` raw bytes."""
+    req: int
+    object_id: bytes
+    size: int
+
+
+class ObjectChunk(NamedTuple):
+    req: int
+    offset: int
+    length: int              # raw bytes that follow this frame (Connection.send_raw)
+    error: str | None = None  # set (length 0): the object is not served, nothing follows
+
+
+class ObjectCopied(NamedTuple):
+    """A reader -> the object's owner: a copy now lives on node `node` (daemon at `at`)."""
+    object_id: bytes
+    node: str
+    at: str
+
+
+class DropCopies(NamedTuple):
+    """An owner -> its node daemon: tell the daemon at `at` to free these objects' copies
+    (forwarded as FreeObjects)."""
+    at: str
+    object_ids: tuple
 
 
 class AddBorrower(NamedTuple):
@@ -400,6 +447,8 @@ REPLIES: dict[type, type] = {
     GetState: StateReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
+    PullObject: ObjectPulled,
+    ReadObject: ObjectChunk,
     RegisterJob: JobRegistered,
     KvGet: KvReply,
     KvPut: KvReply,

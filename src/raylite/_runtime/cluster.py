@@ -167,6 +167,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         on(m.GetObject, self._serve_get)
         on(m.AddBorrower, self._borrower)
         on(m.RemoveBorrower, self._borrower)
+        on(m.ObjectCopied, self._object_copied)
         on(m.ObjectValue, self._object_value)     # replies to requests booked in the owner core:
         on(m.LeaseGranted, lambda conn, msg: self._lease_granted(msg))  # its fetches, lease requests
         on(m.ActorInfo, self._on_actor_info)      # and actor lookups
