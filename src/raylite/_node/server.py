@@ -322,5 +322,6 @@ _HANDLERS = {
     m.PullObject: NodeServer._on_pull_object,
     m.ReadObject: NodeServer._on_read_object,
     m.DropCopies: NodeServer._on_drop_copies,
+    m.GetTransferStats: NodeServer._on_get_transfer_stats,
     m.StateReply: NodeServer._on_state_reply,
 }

@@ -178,6 +178,10 @@ class ObjectTransfers:
         except FileNotFoundError:  # spilled meanwhile
             return shm.map_object(shm.spill_path(self.spill_dir, oid), oid, size)
 
+    def _on_get_transfer_stats(self, c: Any, msg: m.GetTransferStats) -> None:
+        stats = {**self.transfer_stats, **self.pulls.statistics()}
+        _send(c.conn, m.TransferStats(msg.req, tuple(sorted(stats.items()))))
+
     # -- freeing copies elsewhere -------------------------------------------------
     def _on_drop_copies(self, c: Any, msg: m.DropCopies) -> None:
         """Forwards the free to the daemon at msg.at, off the lock (it may need dialing)."""

@@ -412,6 +412,16 @@ class ObjectChunk(NamedTuple):
     error: str | None = None  # set (length 0): the object is not served, nothing follows
 
 
+class GetTransferStats(NamedTuple):
+    """Anyone -> a node daemon: its counts of objects pulled in and served out."""
+    req: int
+
+
+class TransferStats(NamedTuple):
+    req: int
+    stats: tuple             # (name, count) pairs
+
+
 class ObjectCopied(NamedTuple):
     """A reader -> the object's owner: a copy now lives on node `node` (daemon at `at`)."""
     object_id: bytes
@@ -449,6 +459,7 @@ REPLIES: dict[type, type] = {
     AllocObject: AllocReply,
     PullObject: ObjectPulled,
     ReadObject: ObjectChunk,
+    GetTransferStats: TransferStats,
     RegisterJob: JobRegistered,
     KvGet: KvReply,
     KvPut: KvReply,

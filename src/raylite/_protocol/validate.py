@@ -239,6 +239,7 @@ SPECS: dict[type, dict[str, Check]] = {
                        source=address),
     m.ReadObject: dict(req=REQ, object_id=ident(), size=integer(1)),
     m.DropCopies: dict(at=address, object_ids=IDS),
+    m.GetTransferStats: dict(req=REQ),
     # the GCS's own messages with the node daemons (_gcs/service.py, _node/gcs_link.py)
     m.RegisterJob: dict(req=REQ, namespace=optional(NAME), pid=PID, address=address),
     m.JobRegistered: dict(req=REQ, job_id=JOB_ID, namespace=NAME),
