@@ -103,6 +103,17 @@ def test_a_result_made_on_the_other_node_is_read_by_the_driver(two_nodes):  # no
     assert _gone(other, rec[0].object_id)
 
 
+def test_copies_on_other_nodes_go_when_their_owner_leaves(two_nodes):  # noqa: F811
+    rt, actor, other = _join(two_nodes)
+    ref = raylite.put(np.ones(8 * MiB, dtype=np.uint8))
+    assert raylite.get(actor.check_ref.remote([ref]))[0] == 8 * MiB
+    mine, hex_id = rt.node_tag, ref.hex()
+    assert _segments(other, hex_id)
+    raylite.shutdown()   # the ref is still held: nothing was freed by the owner
+    assert _gone(mine, hex_id) and _gone(other, hex_id), \
+        "the other node's daemon watches the owner and frees its copies when it goes"
+
+
 def test_two_concurrent_reads_on_one_node_share_one_pull(two_nodes):  # noqa: F811
     rt, actor, other = _join(two_nodes)
     arr = np.ones(48 * MiB, dtype=np.uint8)

@@ -17,7 +17,9 @@ and freeing copies on other nodes for their owners.
 
 A copy is accounted in this node's store to the object's owner, like an object
 written here, so freeing (FreeObjects from the owner's daemon), spilling and a
-local owner leaving treat it the same way. Bytes from another node are checked
+local owner leaving treat it the same way; for an owner on another node, a
+thread holds a connection to it and frees its copies here once it closes
+(_watch_owner: the owner exited, crashed or shut down). Bytes from another node are checked
 as a local file is: every chunk's offset and length must be the next ones, the
 header must name the object, and the file is ours (0600, O_EXCL) before the
 first byte lands; a bad frame ends that transfer (and its connection), not the
@@ -61,9 +63,12 @@ class ObjectTransfers:
     listener: Any
     spill_dir: str
     at: str
+    stopped: Any
+    _clients: dict
     _spilling: int
 
     def _init_transfers(self) -> None:
+        self._watched: set = set()               # remote owners whose copies are here
         self.pulls = PullQueue(MAX_TRANSFERS)
         self._serves = threading.BoundedSemaphore(MAX_SERVES)
         self.transfer_stats = {"pulled": 0, "pulled_bytes": 0, "served": 0, "failed": 0}
@@ -92,6 +97,7 @@ class ObjectTransfers:
             shm.unlink(self._pool_path(alloc.reuse))
         victims = [(v, self.store.objects[v].size) for v in alloc.spill]
         self._spilling += sum(size for _, size in victims)
+        self._watch_owner(msg.owner)
         self._start(self.pulls.request(oid, (c, msg.req), _Job(msg, alloc, victims)))
 
     def _pulled(self, c: Any, req: int, error: str | None) -> None:
@@ -139,6 +145,37 @@ class ObjectTransfers:
             for c, req in waiters:
                 self._pulled(c, req, error)
             self._start(jobs)
+
+    # -- owners on other nodes ---------------------------------------------------
+    def _watch_owner(self, owner: str) -> None:
+        """Copies are accounted to their owner; one connected to this daemon frees them when
+        it leaves (owner_gone on disconnect). For an owner elsewhere, a thread holds a
+        connection to it (it never sends on it) and frees them when that closes: the owner
+        exited or shut down. One thread per such owner (lock held)."""
+        if not owner or owner in self._watched or \
+                any(x.address == owner for x in self._clients.values()):
+            return
+        self._watched.add(owner)
+        threading.Thread(target=self._watch, args=(owner,), daemon=True,
+                         name="raylite-owner-watch").start()
+
+    def _watch(self, owner: str) -> None:
+        try:
+            conn = connect(owner, self.listener.token, timeout=CONNECT_S)
+        except (ConnectionError, OSError):
+            conn = None   # gone already
+        if conn is not None:
+            try:
+                while True:
+                    conn.recv()   # nothing comes: returns (raises) once the owner hangs up
+            except Exception:
+                pass
+            finally:
+                conn.close()
+        with self._lock:
+            self._watched.discard(owner)
+            if not self.stopped.is_set():
+                self._delete_objects(self.store.owner_gone(owner))
 
     # -- the sending side ---------------------------------------------------------
     def _on_read_object(self, c: Any, msg: m.ReadObject) -> None:

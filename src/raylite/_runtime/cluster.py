@@ -98,6 +98,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
         self._peers: dict[str, Connection] = {}        # connections this process dialed
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
+        self._accepted: set = set()                     # connections others made to us (b"g")
         self._connect_lock = threading.Lock()
         self.endpoint = rpc.Endpoint()
         self._req = self.endpoint.ids    # the owner's own request ids never meet _call's
@@ -188,7 +189,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
             if conn.channel == b"t" and self.executor is not None:
                 self.executor.add_connection(conn)  # read by the thread that runs the tasks
             else:
-                self._spawn(self._peer_loop, "raylite-peer", conn, None, None)
+                self._accepted.add(conn)  # closed by shutdown: a peer may be waiting for that
+                self._spawn(self._peer_loop, "raylite-peer", conn, None, self._accepted)
 
     def _peer(self, address: str, channel: bytes = b"g") -> Connection:
         """Our connection to a peer: channel b"t" carries task pushes (read by the worker's
@@ -322,9 +324,11 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def _on_get_state(self, conn: Any, msg: m.GetState) -> None:
         self.endpoint.reply(conn, msg, m.StateReply(msg.req, owner_state(self)))
 
-    def _peer_loop(self, conn: Connection, address: str | None, registry: dict | None) -> None:
+    def _peer_loop(self, conn: Connection, address: str | None, registry: Any) -> None:
         self.endpoint.serve(conn)  # until it closes; its pending calls have failed then
-        if registry is not None:
+        if type(registry) is set:
+            registry.discard(conn)
+        elif registry is not None:
             with self._connect_lock:
                 if registry.get(address) is conn:
                     del registry[address]
@@ -402,7 +406,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
     def close_connections(self) -> None:
         self._closing.set()
         for c in [getattr(self, "_daemon", None), getattr(self, "_listener", None),
-                  *list(self._peers.values()), *list(self._task_peers.values())]:
+                  *list(self._peers.values()), *list(self._task_peers.values()),
+                  *self._accepted.copy()]:
             if c is not None:
                 c.close()
 
