@@ -254,7 +254,7 @@ def receive(source: str, token: bytes, oid: bytes, size: int, path: str) -> None
         raise OSError(f"{path} exists already; another process may have created it") from None
     try:
         os.ftruncate(fd, size)
-        mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
+        mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
     finally:
         os.close(fd)
     try:
