@@ -13,10 +13,10 @@ resources are free there. So the choice is about what fits at all:
     2. else the first candidate: the actor waits there, and that daemon warns its
        drivers that nothing can run it.
 
-Today every actor runs on the head while there is one, as `raylite start` promises:
-objects cannot move between nodes yet (_runtime/cluster_objects.py), so an actor on
-a joined node could not read its callers' large arguments. Spreading actors over
-nodes is a later issue; it widens the candidates here and changes nothing else.
+Today every actor runs on the head while there is one, as `raylite start` promises
+(a large object another node holds is pulled to the reader's node: _node/transfer.py).
+Spreading actors over nodes is a later issue; it widens the candidates here and
+changes nothing else.
 """
 from __future__ import annotations
 
