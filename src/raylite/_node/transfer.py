@@ -31,6 +31,7 @@ import logging
 import mmap
 import os
 import threading
+import time
 from typing import Any
 
 from .._object_store import shm
@@ -45,6 +46,7 @@ CHUNK = 8 * 2**20        # bytes per ObjectChunk
 MAX_TRANSFERS = 4        # pulls into this node running at once; the rest queue
 MAX_SERVES = 8           # copies this node sends out at once; the rest wait their turn
 CONNECT_S = 10.0         # to reach the source daemon and pass the handshake
+DIAL_TRIES = 3           # connection attempts before a peer counts as unreachable
 
 
 class _Job:
@@ -160,10 +162,7 @@ class ObjectTransfers:
                          name="raylite-owner-watch").start()
 
     def _watch(self, owner: str) -> None:
-        try:
-            conn = connect(owner, self.listener.token, timeout=CONNECT_S)
-        except (ConnectionError, OSError):
-            conn = None   # gone already
+        conn = _dial(owner, self.listener.token)   # None: not reachable, after a few tries
         if conn is not None:
             try:
                 while True:
@@ -241,12 +240,26 @@ class ObjectTransfers:
             conn.close()
 
 
+def _dial(address: str, token: bytes) -> Any:
+    """A connection to `address`, trying DIAL_TRIES times (a loaded peer may miss a
+    handshake's deadline); None when every try failed."""
+    for attempt in range(DIAL_TRIES):
+        try:
+            return connect(address, token, timeout=CONNECT_S)
+        except (ConnectionError, OSError):
+            if attempt + 1 < DIAL_TRIES:
+                time.sleep(0.5 * 2**attempt)
+    return None
+
+
 def receive(source: str, token: bytes, oid: bytes, size: int, path: str) -> None:
     """Pulls object `oid` (`size` bytes) from the node daemon at `source` into a new file at
     `path`: every chunk lands in the file's map at its offset, the header last. Raises
     (ConnectionError, EOFError, OSError, ValueError) naming what went wrong; the caller
     removes the file."""
-    conn = connect(source, token, timeout=CONNECT_S)
+    conn = _dial(source, token)
+    if conn is None:
+        raise ConnectionError(f"cannot reach the node daemon at {source} ({DIAL_TRIES} tries)")
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
     except FileExistsError:

@@ -100,11 +100,14 @@ class ObjectPlane:
         if loc.node == self.node_tag:
             raise ObjectLostError(h, f"Object {h} is no longer in the object store "
                                   "(freed by its owner).")
-        owner = self._pull(loc)
-        mm = self._map_here(loc)
-        if mm is None:
-            raise ObjectLostError(h, f"Object {h} was copied to this node and freed by its "
-                                  "owner before it could be read.")
+        for _ in range(2):  # a copy freed between the pull and the map is pulled again
+            owner = self._pull(loc)
+            mm = self._map_here(loc)
+            if mm is not None:
+                break
+        else:
+            raise ObjectLostError(h, f"Object {h} was copied to this node twice and freed "
+                                  "each time before it could be read (its owner freed it).")
         if not owner:  # a task's argument blob, read once: the map keeps its pages
             self._daemon.send(m.FreeObjects((loc.object_id,)))
         return mm
