@@ -27,6 +27,7 @@ import argparse
 import mmap
 import os
 import select
+import shutil
 import socket
 import statistics
 import subprocess
@@ -120,6 +121,7 @@ def raylite_rounds(size: int, rounds: int, tcp: bool, raw_round) -> dict:
         if r.is_initialized():
             r.shutdown()
         stop(procs)
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
