@@ -80,6 +80,9 @@ class ObjectTransfers:
         from ..exceptions import ObjectStoreFullError, OutOfDiskError
 
         oid = msg.object_id
+        if self.stopped.is_set():
+            self._pulled(c, msg.req, "this node daemon is stopping")
+            return
         if oid in self.pulls:
             self.pulls.request(oid, (c, msg.req), None)
             return
@@ -115,6 +118,8 @@ class ObjectTransfers:
         kept: list = []
         path = ""
         try:
+            if self.stopped.is_set():  # stop() has deleted this node's files: write no more
+                raise OSError("this node daemon is stopping")
             if job.victims:
                 kept, spill_error = self._spill(job.victims)
                 if spill_error is not None:
