@@ -15,7 +15,7 @@ import raylite
 from raylite._protocol import messages as m
 from raylite._protocol.transport import Listener, connect
 from raylite.cli.status import format_memory
-from two_nodes import two_nodes  # noqa: F401 (a fixture)
+from two_nodes import TwoNodes, two_nodes  # noqa: F401 (a fixture)
 
 np = pytest.importorskip("numpy")
 MiB = 2**20
@@ -123,6 +123,20 @@ def test_two_concurrent_reads_on_one_node_share_one_pull(two_nodes):  # noqa: F8
     assert len(_segments(other, ref)) == 1
     stats = _daemon_state(two_nodes.a.address)
     assert stats["pulled"] == 1, stats   # one transfer (PullQueue: the second waited on it)
+
+
+def test_an_object_spilled_on_its_node_is_pulled_from_the_spill_file(tmp_path, monkeypatch):
+    nodes = TwoNodes(tmp_path, "--object-store-memory", str(100 * MiB))
+    monkeypatch.setenv("RAYLITE_CLUSTER_TOKEN", nodes.token)
+    try:
+        rt, actor, other = _join(nodes)
+        refs = [raylite.put(np.full(40 * MiB, i, dtype=np.uint8)) for i in range(1, 4)]
+        assert not _segments(rt.node_tag, refs[0]), "the oldest should have been spilled"
+        nbytes, total, _ = raylite.get(actor.check_ref.remote([refs[0]]))
+        assert (nbytes, total) == (40 * MiB, 40 * MiB // 4096)
+        assert _segments(other, refs[0])                   # a shared-memory copy on a
+    finally:
+        nodes.stop()
 
 
 def _daemon_state(address: str) -> dict:

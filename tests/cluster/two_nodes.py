@@ -47,12 +47,12 @@ class Daemon:
 class TwoNodes:
     """Head `a` and node `b` joined to it, 1 CPU each (b also has custom resource "b": 2)."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, *b_args: str):
         self.token = os.urandom(32).hex()
         self.a = Daemon(tmp_path, "a", self.token, "--num-cpus", "1")
         try:
             self.b = Daemon(tmp_path, "b", self.token, "--num-cpus", "1",
-                            "--resources", '{"b": 2}', "--address", self.a.address)
+                            "--resources", '{"b": 2}', "--address", self.a.address, *b_args)
         except BaseException:
             self.a.stop()
             raise
