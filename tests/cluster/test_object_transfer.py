@@ -59,6 +59,17 @@ def _objects():
     return rt._call(m.GetState(0, ("nodes", "objects"), True)).snapshot
 
 
+def _record(ref, nodes: tuple, seconds: float = 10.0) -> list:
+    """The owner's record of ref, once it lists `nodes` (ObjectCopied is one-way: it may
+    still be on its way when the reader's task has answered), or as it is after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rec = [o for o in _objects().objects if o.object_id == ref.hex()]
+        if (rec and rec[0].nodes == nodes) or time.monotonic() > deadline:
+            return rec
+        time.sleep(0.05)
+
+
 def _join(two_nodes):  # noqa: F811
     """The driver on node b; (its runtime, an actor on node a, a's node tag)."""
     raylite.init(address=two_nodes.b.address)
@@ -77,7 +88,7 @@ def test_an_array_put_on_the_drivers_node_is_read_by_a_task_on_the_other(two_nod
     assert _segments(rt.node_tag, ref) and not _segments(other, ref)
     assert raylite.get(actor.check_ref.remote([ref])) == expect   # pulled to a, read zero-copy there
     assert _segments(other, ref)
-    rec = [o for o in _objects().objects if o.object_id == ref.hex()]
+    rec = _record(ref, (rt.node_tag, other))
     assert rec and rec[0].nodes == (rt.node_tag, other)        # the owner's directory
     assert f"nodes={rt.node_tag},{other}" in format_memory(_objects(), ())
     assert raylite.get(actor.check.remote(ref)) == expect          # a ref argument: the copy is there
@@ -96,7 +107,7 @@ def test_a_result_made_on_the_other_node_is_read_by_the_driver(two_nodes):  # no
     assert out.nbytes == 32 * MiB and int(out[::4096].sum()) == 7 * (32 * MiB // 4096)
     assert not out.flags.writeable                              # zero-copy from our node's copy
     assert _segments(other, ref) and _segments(rt.node_tag, ref)
-    rec = [o for o in _objects().objects if o.object_id == ref.hex()]
+    rec = _record(ref, (other, rt.node_tag))
     assert rec[0].nodes == (other, rt.node_tag)
     del out, ref
     assert _gone(rt.node_tag, rec[0].object_id)
