@@ -190,6 +190,9 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, Runtime):
                 self.executor.add_connection(conn)  # read by the thread that runs the tasks
             else:
                 self._accepted.add(conn)  # closed by shutdown: a peer may be waiting for that
+                if self._closing.is_set():  # shutdown's close_connections may have missed it
+                    conn.close()
+                    return
                 self._spawn(self._peer_loop, "raylite-peer", conn, None, self._accepted)
 
     def _peer(self, address: str, channel: bytes = b"g") -> Connection:

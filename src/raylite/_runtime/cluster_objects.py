@@ -91,15 +91,18 @@ class ObjectPlane:
 
     def _map(self, loc: shm.ShmObject) -> Any:
         """Maps the object's file on this node (its segment, or its spill file); an object
-        another node holds is first pulled here by this node's daemon (_pull). A file there
-        that is not the object we wrote (shm.map_object checks) is never unpickled."""
-        mm = self._map_here(loc)
-        if mm is not None:
-            return mm
+        another node made is first pulled here by this node's daemon (_pull; at once when a
+        copy is here already). A file there that is not the object we wrote
+        (shm.map_object checks) is never unpickled."""
         h = loc.object_id.hex()
         if loc.node == self.node_tag:
-            raise ObjectLostError(h, f"Object {h} is no longer in the object store "
-                                  "(freed by its owner).")
+            mm = self._map_here(loc)
+            if mm is None:
+                raise ObjectLostError(h, f"Object {h} is no longer in the object store "
+                                      "(freed by its owner).")
+            return mm
+        # Another node's object: this node's daemon says when a copy is complete here (a
+        # file being pulled exists before it is sealed), so it is asked first, every time.
         for _ in range(2):  # a copy freed between the pull and the map is pulled again
             owner = self._pull(loc)
             mm = self._map_here(loc)
