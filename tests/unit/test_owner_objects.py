@@ -31,7 +31,7 @@ def test_an_owned_object_is_freed_with_its_last_ref():
     assert b"x" in o.objects.entries
     o.objects.ref_deleted(b"x")
     assert b"x" not in o.objects.entries
-    assert o.objects.take_frees() == ([(b"x", False, None)], [])  # never shared: recyclable
+    assert o.objects.take_frees() == ([(b"x", False, None, (("n", ""),))], [])  # never shared: recyclable
     assert o.objects.take_frees() == ([], [])
 
 
@@ -56,7 +56,7 @@ def test_borrowers_keep_an_object_until_the_last_one_goes():
     o.objects.borrower(b"x", -1)          # the last RemoveBorrower
     assert b"x" not in o.objects.entries
     frees, _ = o.objects.take_frees()
-    assert frees == [(b"x", True, None)]  # another process saw it: not recycled
+    assert frees == [(b"x", True, None, (("n", ""),))]  # another process saw it: not recycled
 
 
 def test_pinned_objects_survive_their_refs():
@@ -85,7 +85,7 @@ def test_a_late_value_is_freed_only_by_its_owner():
     assert o.complete(b"gone", Loc(b"gone", 5, "n"), None, owned=False) == []
     assert o.objects.take_frees() == ([], [])             # a borrower's late fetch reply
     o.complete(b"r", Loc(b"r", 5, "n"), None, owned=True)  # a result nobody holds any more
-    assert o.objects.take_frees() == ([(b"r", False, None)], [])
+    assert o.objects.take_frees() == ([(b"r", False, None, (("n", ""),))], [])
 
 
 def test_out_of_band_refs_with_no_known_owner_fail_and_keep_nothing():
@@ -185,3 +185,41 @@ def test_the_owner_core_is_pure():
         names = {n.split(".")[0] for n in re.findall(r"^\s*(?:import|from)\s+([\w.]+)", text, re.M)}
         assert not names & banned, f"{f.name} imports {names & banned}"
         assert len(text.splitlines()) < 500, f.name
+
+
+class Here(NamedTuple):  # a location that names its node daemon's address (shm.ShmObject)
+    object_id: bytes
+    size: int
+    node: str
+    at: str
+
+
+def test_the_directory_lists_every_copy_and_frees_hand_them_all_back():
+    o = owner()
+    o.objects.put(b"x", Here(b"x", 10, "nodeA", "a:1"), None)
+    o.objects.ref_created(b"x", ME)
+    assert o.objects.copy_added(b"x", "nodeB", "b:2")
+    assert o.objects.copy_added(b"x", "nodeA", "a:1")     # its first copy: nothing new
+    assert o.objects.copy_added(b"x", "nodeB", "b:2")     # twice: listed once
+    assert [r.nodes for r in o.state().objects] == [("nodeA", "nodeB")]
+    o.objects.ref_deleted(b"x")
+    frees, _ = o.objects.take_frees()
+    # shared: another node read it, so never recycled; both copies to delete
+    assert frees == [(b"x", True, None, (("nodeA", "a:1"), ("nodeB", "b:2")))]
+
+
+def test_a_copy_of_an_object_that_is_gone_or_inline_is_to_be_dropped():
+    o = owner()
+    assert not o.objects.copy_added(b"gone", "nodeB", "b:2")    # freed (or never ours)
+    o.objects.put(b"small", b"inline", None)
+    assert not o.objects.copy_added(b"small", "nodeB", "b:2")
+    o.objects.add_inlined(b"theirs")                            # another owner's
+    o.complete(b"theirs", Here(b"theirs", 10, "nodeA", "a:1"), None, owned=False)
+    assert not o.objects.copy_added(b"theirs", "nodeB", "b:2")
+    assert o.objects.take_frees() == ([], [])
+
+
+def test_a_result_nobody_holds_is_freed_where_it_was_made():
+    o = owner()
+    o.complete(b"r", Here(b"r", 5, "nodeB", "b:2"), None, owned=True)
+    assert o.objects.take_frees() == ([(b"r", False, None, (("nodeB", "b:2"),))], [])

@@ -159,7 +159,7 @@ def test_shared_memory_arguments_are_freed_with_their_task():
     t = task(1, args=Loc())
     grant(o, o.tasks.submit(t), "w1")
     o.task_done("w1", t.task_id, (b"r",), None, False, now=1.0)
-    assert o.objects.take_frees()[0] == [(b"args", True, None)]  # the worker mapped it
+    assert o.objects.take_frees()[0] == [(b"args", True, None, ())]  # the worker mapped it
 
 
 def test_state_reports_tasks_where_they_are():

@@ -215,7 +215,7 @@ def test_owner_state_reports_tasks_by_stage_and_objects_by_kind():
         rec.ObjectRecord((b"p" * 16).hex(), me, "PENDING", None, 0, 0),
         rec.ObjectRecord((b"e" * 16).hex(), me, "ERROR", None, 0, 0),
         rec.ObjectRecord((b"s" * 16).hex(), me, "INLINE", 3, 2, 0),
-        rec.ObjectRecord((b"b" * 16).hex(), me, "SHARED_MEMORY", 5 * MiB, 0, 2),
+        rec.ObjectRecord((b"b" * 16).hex(), me, "SHARED_MEMORY", 5 * MiB, 0, 2, ("node",)),
         rec.ObjectRecord((b"l" * 16).hex(), "127.0.0.1:6", "BORROWED", 5, 1, 0),
         rec.ObjectRecord((b"r" * 16).hex(), "127.0.0.1:6", "BORROWED", None, 1, 0))
     assert pickle.loads(pickle.dumps(snap)) == snap   # travels as plain data

@@ -92,6 +92,7 @@ class ObjectRecord(NamedTuple):
     size: int | None           # bytes, when known
     local_refs: int            # references held in the reporting process
     borrowers: int             # other processes borrowing it (known to its owner)
+    nodes: tuple | None = None  # tags of the nodes holding a copy (its owner's directory)
 
 
 class PlacementGroupRecord(NamedTuple):

@@ -20,9 +20,9 @@ resources are free there. So the choice is about what fits at all. By strategy
     ("NODE", id hex, soft)  that node while it is alive and its totals fit; else soft falls
                             back to the default and hard is Unplaceable
 
-Objects larger than the inline limit do not move between nodes yet
-(_runtime/cluster_objects.py): an actor on another node than its caller's receives
-only small arguments by value.
+Objects larger than the inline limit that another node holds are pulled to the reader's
+node (_node/transfer.py), so an actor on another node than its caller's receives large
+arguments too.
 """
 from __future__ import annotations
 

@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     server = NodeServer(listener, zygote, total, session_dir, warm_workers=int(total["CPU"]),
                         owner_pid=args.owner_pid, node_id=node_id,
                         idle_kill_s=cfg.idle_worker_kill_ms / 1000)
+    server.at = advertised  # where other nodes pull this node's objects from
     if args.log_file:  # after the zygote fork: workers keep the plain stderr handling
         from .log_file import RotatingStderr
 

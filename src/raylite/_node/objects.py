@@ -31,6 +31,7 @@ class ObjectStoreHandlers:
     store: Any
     spill_dir: str
     node_id: bytes
+    at: str
     _spilling: int
 
     @property
@@ -87,7 +88,7 @@ class ObjectStoreHandlers:
     def _allocated(self, c: Any, msg: m.AllocObject, alloc: Any, kept: list) -> None:
         self.store.unspill(kept)
         reuse = alloc.reuse is not None and self._take_pool(alloc.reuse, msg.object_id)
-        _send(c.conn, m.AllocReply(msg.req, None, reuse, alloc.to_disk))
+        _send(c.conn, m.AllocReply(msg.req, None, reuse, alloc.to_disk, at=self.at))
 
     def _spill(self, victims: list) -> tuple[list, Exception | None]:
         """Moves the victims' segments to disk (no lock held); returns the ones that stay in

@@ -16,7 +16,8 @@ itself: its outbox grows to a bound, then it is dropped. Mixed in here: worker
 processes (spawn, registration, exits, the fork server) from worker_procs.py;
 the link to the GCS (jobs, actors, named actors, KV) from gcs_link.py;
 what the node reports (its state as records, warnings) from reports.py;
-the object store's handlers (allocation, spilling, freeing) from objects.py.
+the object store's handlers (allocation, spilling, freeing) from objects.py;
+objects between nodes (pulls, serving copies, freeing copies elsewhere) from transfer.py.
 
 Handlers run under the lock and stay quick; one whose work is slow leaves
 it in `client.after`, which the reader thread runs once the lock is
@@ -52,6 +53,7 @@ from .gcs_link import GcsLink
 from .outbox import Outbox, StateLock
 from .outbox import send as _send
 from .objects import ObjectStoreHandlers
+from .transfer import ObjectTransfers
 from .reports import Reports
 from .runtime_envs import RuntimeEnvs
 from .worker_pool import Zygote
@@ -81,7 +83,8 @@ class _Client:
         return self.conn.peer
 
 
-class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHandlers):
+class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHandlers,
+                 ObjectTransfers):
     def __init__(self, listener: Listener, zygote: Zygote, total: dict, session_dir: str,
                  warm_workers: int, owner_pid: int | None = None, node_id: bytes | None = None,
                  idle_kill_s: float = 1.0):
@@ -90,6 +93,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         private.make_dir(self.spill_dir)  # 0700 and ours, or NotPrivateError
         self._spilling = 0   # bytes being copied to the spill dir right now
         self.listener = listener
+        self.at = listener.address   # where other nodes reach us (main.py sets the advertised one)
         self.session_dir = session_dir
         self.node_id = node_id or _ids.random_id()
         self.owner_pid = owner_pid
@@ -114,6 +118,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         self._init_workers(zygote)
         self._init_envs()
         self._init_link()
+        self._init_transfers()
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -340,5 +345,9 @@ _HANDLERS = {
     m.Shutdown: NodeServer._on_shutdown,
     m.AllocObject: NodeServer._on_alloc_object,
     m.FreeObjects: NodeServer._on_free_objects,
+    m.PullObject: NodeServer._on_pull_object,
+    m.ReadObject: NodeServer._on_read_object,
+    m.DropCopies: NodeServer._on_drop_copies,
+    m.GetTransferStats: NodeServer._on_get_transfer_stats,
     m.StateReply: NodeServer._on_state_reply,
 }

@@ -52,10 +52,12 @@ _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 class ShmObject(NamedTuple):
-    """Where a large object lives: in the shared memory of node `node`; size: bytes of its file."""
+    """Where a large object lives: in the shared memory of node `node` (its tag), whose
+    daemon other nodes pull it from at `at` ("" when unknown); size: bytes of its file."""
     object_id: bytes
     size: int
     node: str
+    at: str = ""
 
 
 class BadObjectFile(Exception):

@@ -134,6 +134,27 @@ class Connection:
         with self._send_lock:
             self.sock.sendall(payload)
 
+    def send_raw(self, msg: Any, payload: Any) -> None:
+        """A message followed by `payload`'s bytes, unframed, sent straight from its buffer
+        (an object's mapped file: no copy in this process). Only a peer that reads the
+        connection itself and knows from `msg` how many bytes follow may receive this
+        (recv_into); object transfers between node daemons do (_node/transfer.py)."""
+        data = pickle.dumps(msg, 5)
+        with self._send_lock:
+            self.sock.sendall(_LEN.pack(len(data)) + data)
+            self.sock.sendall(payload)
+
+    def recv_into(self, view: Any) -> None:
+        """Reads exactly len(view) raw bytes (after a send_raw message) into `view`, e.g. a
+        writable map of an object's file; EOFError when the peer goes first."""
+        view = memoryview(view).cast("B")
+        got, n = 0, len(view)
+        while got < n:
+            k = self._reader.readinto(view[got:])
+            if not k:
+                raise EOFError(f"connection to {self.peer} closed mid-transfer")
+            got += k
+
     def recv(self) -> Any:
         """The next message; EOFError once the peer is gone or close() was called."""
         try:

@@ -25,6 +25,9 @@ from typing import Any, NamedTuple
 from .._core.records import KINDS
 from .messages_observe import (  # noqa: F401  (task events and metrics: part of it too)
     TaskEvents, GetTaskEvents, TaskEventsReply, ReportMetrics, GetMetrics, MetricsReply)
+from .messages_transfer import (  # noqa: F401  (objects between nodes: part of it too)
+    PullObject, ObjectPulled, ReadObject, ObjectChunk, GetTransferStats,
+    TransferStats, ObjectCopied, DropCopies)
 from .messages_groups import (  # noqa: F401  (placement groups: part of this vocabulary)
     PlacementGroupSpec, CreatePlacementGroup, PlacementGroupCreated, RemovePlacementGroup,
     GetPlacementGroup, PlacementGroupInfo, PrepareBundles, BundlesPrepared, CommitBundles,
@@ -427,6 +430,7 @@ class AllocReply(NamedTuple):
     reuse: bool              # the segment exists already (recycled): write into it, then truncate
     to_disk: bool = False    # larger than shared memory: write it to the spill directory
     out_of_disk: bool = False  # the error is OutOfDiskError (else ObjectStoreFullError)
+    at: str = ""             # this node daemon's address: where other nodes pull the object from
 
 
 class FreeObjects(NamedTuple):
@@ -457,6 +461,9 @@ REPLIES: dict[type, type] = {
     GetTaskEvents: TaskEventsReply,
     Shutdown: Ack,
     AllocObject: AllocReply,
+    PullObject: ObjectPulled,
+    ReadObject: ObjectChunk,
+    GetTransferStats: TransferStats,
     RegisterJob: JobRegistered,
     KvGet: KvReply,
     KvPut: KvReply,

@@ -103,6 +103,10 @@ def address(v: Any) -> str | None:
     return f"must be a \"host:port\" address, not {_show(v)}"
 
 
+def optional_address(v: Any) -> str | None:
+    return None if v == "" and type(v) is str else address(v)
+
+
 def flag(v: Any) -> str | None:
     return None if type(v) is bool else f"must be True or False, not {_show(v)}"
 
@@ -320,6 +324,11 @@ SPECS: dict[type, dict[str, Check]] = {
     m.Shutdown: dict(req=REQ),
     m.AllocObject: dict(req=REQ, object_id=ident(), size=integer(), owner=address),
     m.FreeObjects: dict(object_ids=IDS, recyclable=IDS),
+    m.PullObject: dict(req=REQ, object_id=ident(), size=integer(1), owner=optional_address,
+                       source=address),
+    m.ReadObject: dict(req=REQ, object_id=ident(), size=integer(1)),
+    m.DropCopies: dict(at=address, object_ids=IDS),
+    m.GetTransferStats: dict(req=REQ),
     # the GCS's own messages with the node daemons (_gcs/service.py, _node/gcs_link.py)
     m.RegisterJob: dict(req=REQ, namespace=optional(NAME), pid=PID, address=address),
     m.JobRegistered: dict(req=REQ, job_id=JOB_ID, namespace=NAME),

@@ -104,6 +104,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         self._peers: dict[str, Connection] = {}        # connections this process dialed
         self._task_peers: dict[str, Connection] = {}   # ... for pushing tasks to workers
         self._inbound: dict[str, Connection] = {}      # owner address -> its connection to us
+        self._accepted: set = set()                     # connections others made to us (b"g")
         self._connect_lock = threading.Lock()
         self._events_lock = threading.Lock()            # one sender of task events at a time
         self.endpoint = rpc.Endpoint()
@@ -185,6 +186,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         on(m.GetObject, self._serve_get)
         on(m.AddBorrower, self._borrower)
         on(m.RemoveBorrower, self._borrower)
+        on(m.ObjectCopied, self._object_copied)
         on(m.ObjectValue, self._object_value)     # replies to requests booked in the owner core:
         on(m.LeaseGranted, lambda conn, msg: self._lease_granted(msg))  # its fetches, lease requests
         on(m.ActorInfo, self._on_actor_info)      # and actor lookups
@@ -207,7 +209,11 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
             if conn.channel == b"t" and self.executor is not None:
                 self.executor.add_connection(conn)  # read by the thread that runs the tasks
             else:
-                self._spawn(self._peer_loop, "raylite-peer", conn, None, None)
+                self._accepted.add(conn)  # closed by shutdown: a peer may be waiting for that
+                if self._closing.is_set():  # shutdown's close_connections may have missed it
+                    conn.close()
+                    return
+                self._spawn(self._peer_loop, "raylite-peer", conn, None, self._accepted)
 
     def _peer(self, address: str, channel: bytes = b"g") -> Connection:
         """Our connection to a peer: channel b"t" carries task pushes (read by the worker's
@@ -348,9 +354,11 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
     def _on_get_state(self, conn: Any, msg: m.GetState) -> None:
         self.endpoint.reply(conn, msg, m.StateReply(msg.req, owner_state(self)))
 
-    def _peer_loop(self, conn: Connection, address: str | None, registry: dict | None) -> None:
+    def _peer_loop(self, conn: Connection, address: str | None, registry: Any) -> None:
         self.endpoint.serve(conn)  # until it closes; its pending calls have failed then
-        if registry is not None:
+        if type(registry) is set:
+            registry.discard(conn)
+        elif registry is not None:
             with self._connect_lock:
                 if registry.get(address) is conn:
                     del registry[address]
@@ -437,7 +445,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
     def close_connections(self) -> None:
         self._closing.set()
         for c in [getattr(self, "_daemon", None), getattr(self, "_listener", None),
-                  *list(self._peers.values()), *list(self._task_peers.values())]:
+                  *list(self._peers.values()), *list(self._task_peers.values()),
+                  *self._accepted.copy()]:
             if c is not None:
                 c.close()
 

@@ -4,7 +4,9 @@
                                    > 100 KB: AllocObject ─► write /dev/shm segment ─► ShmObject
     get ──► core entry ready? ──► decode (shm: mmap once, numpy views are zero-copy, read-only)
        │                    └─► no: a Waiter in the core, a lock this thread sleeps on
-       └─► borrowed and not here: GetObject to the owner (_fetch), reply ObjectValue
+       ├─► borrowed and not here: GetObject to the owner (_fetch), reply ObjectValue
+       └─► in another node's shared memory: PullObject to this node's daemon (_pull), which
+           copies it here (_node/transfer.py); the owner hears of the copy (ObjectCopied)
 
 Who owns what. The owner core (raylite._core.owner.objects) holds every
 entry, the reference counts, borrowers, waiters and the queue of frees and
@@ -42,6 +44,8 @@ from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError
                           RaySystemError, RayTaskError)
 from .object_ref import ObjectRef
 
+PULL_RATE_FLOOR = 10 * 2**20  # bytes/s: a pull slower than this fails (its bound, with 60 s more)
+
 
 class ObjectPlane:
     """Methods of ClusterRuntime that store, move, count and free objects."""
@@ -69,7 +73,7 @@ class ObjectPlane:
             if err is e:
                 raise
             raise err from e
-        return shm.ShmObject(object_id, lay.size, self.node_tag), refs
+        return shm.ShmObject(object_id, lay.size, self.node_tag, reply.at), refs
 
     def decode_blob(self, blob: Any) -> Any:
         """A task's arguments: bytes, or a shared-memory object (mapped, never copied)."""
@@ -86,14 +90,37 @@ class ObjectPlane:
         return shm.decode(o.mapped)
 
     def _map(self, loc: shm.ShmObject) -> Any:
-        """Maps the object's segment, or its spill file; a file there that is not the object
-        we wrote (shm.map_object checks) is never unpickled."""
+        """Maps the object's file on this node (its segment, or its spill file); an object
+        another node made is first pulled here by this node's daemon (_pull; at once when a
+        copy is here already). A file there that is not the object we wrote
+        (shm.map_object checks) is never unpickled."""
         h = loc.object_id.hex()
-        if loc.node != self.node_tag:
-            raise ObjectLostError(h, f"Object {h} lives on another node; moving objects "
-                                  "between nodes is not supported yet.")
+        if loc.node == self.node_tag:
+            mm = self._map_here(loc)
+            if mm is None:
+                raise ObjectLostError(h, f"Object {h} is no longer in the object store "
+                                      "(freed by its owner).")
+            return mm
+        # Another node's object: this node's daemon says when a copy is complete here (a
+        # file being pulled exists before it is sealed), so it is asked first, every time.
+        for _ in range(2):  # a copy freed between the pull and the map is pulled again
+            owner = self._pull(loc)
+            mm = self._map_here(loc)
+            if mm is not None:
+                break
+        else:
+            raise ObjectLostError(h, f"Object {h} was copied to this node twice and freed "
+                                  "each time before it could be read (its owner freed it).")
+        if not owner:  # a task's argument blob, read once: the map keeps its pages
+            self._daemon.send(m.FreeObjects((loc.object_id,)))
+        return mm
+
+    def _map_here(self, loc: shm.ShmObject) -> Any:
+        """A read-only map of the object's file on this node; None when there is none."""
+        h = loc.object_id.hex()
         try:
-            return shm.map_object(shm.segment_path(loc.node, loc.object_id), loc.object_id, loc.size)
+            return shm.map_object(shm.segment_path(self.node_tag, loc.object_id), loc.object_id,
+                                  loc.size)
         except FileNotFoundError:
             bad = None
         except shm.BadObjectFile as e:  # another user's file at a name spilling set free
@@ -103,13 +130,49 @@ class ObjectPlane:
             return shm.map_object(path, loc.object_id, loc.size)
         except FileNotFoundError:
             if bad is None:
-                raise ObjectLostError(h, f"Object {h} is no longer in the object store "
-                                      "(freed by its owner).") from None
+                return None
         except shm.BadObjectFile as e:
             bad = e
         raise ObjectLostError(h, f"Object {h} cannot be read safely: {bad}. Nothing of it was "
                               "unpickled; another user of this machine may be tampering with "
                               "raylite's files: check who created that path.") from None
+
+    def _pull(self, loc: shm.ShmObject) -> str:
+        """Has this node's daemon copy the object from the node holding it (several readers
+        of one object on one node share one transfer), then tells its owner where the new
+        copy is; returns the owner ("" when unknown: a task's argument blob)."""
+        id, h = loc.object_id, loc.object_id.hex()
+        if not loc.at:
+            raise ObjectLostError(h, f"Object {h} lives on node {loc.node}, whose daemon's "
+                                  "address was not recorded with it, so it cannot be copied here.")
+        owner = self._objects.owner_of(id) or ""
+        timeout = 60.0 + loc.size / PULL_RATE_FLOOR
+        reply = self._call(m.PullObject(0, id, loc.size, owner, loc.at), timeout=timeout)
+        if reply.error:
+            raise ObjectLostError(h, f"Object {h} lives on node {loc.node} and could not be "
+                                  f"copied to this node: {reply.error}")
+        if owner == self.address:
+            with self._lock:
+                known = self._objects.copy_added(id, reply.node, reply.at)
+            if not known:
+                self._daemon.send(m.FreeObjects((id,)))
+        elif owner:
+            self._notify(owner, m.ObjectCopied(id, reply.node, reply.at))
+        return owner
+
+    def _object_copied(self, conn: Any, msg: m.ObjectCopied) -> None:
+        """A reader on another node copied an object we own there: the directory lists it;
+        an object freed meanwhile has that copy dropped at once."""
+        if type(msg.object_id) is not bytes or type(msg.node) is not str or \
+                type(msg.at) is not str:
+            return
+        with self._lock:
+            known = self._objects.copy_added(msg.object_id, msg.node, msg.at)
+        if not known:
+            try:
+                self._daemon.send(m.DropCopies(msg.at, (msg.object_id,)))
+            except OSError:
+                pass
 
     # -- references ------------------------------------------------------------
     def ref_created(self, ref: ObjectRef) -> bool:
@@ -138,9 +201,16 @@ class ObjectPlane:
         with self._lock:
             frees, notices = self._objects.take_frees()
         if frees:
-            recycle = tuple(i for i, shared, mapped in frees if not shared and _closed(mapped))
+            recycle = tuple(i for i, shared, mapped, _ in frees if not shared and _closed(mapped))
+            elsewhere: dict = {}   # daemon address -> ids: copies on other nodes
+            for i, _, _, copies in frees:
+                for node, at in copies:
+                    if node != self.node_tag and at:
+                        elsewhere.setdefault(at, []).append(i)
             try:
-                self._daemon.send(m.FreeObjects(tuple(i for i, _, _ in frees), recycle))
+                self._daemon.send(m.FreeObjects(tuple(i for i, _, _, _ in frees), recycle))
+                for at, ids in elsewhere.items():
+                    self._daemon.send(m.DropCopies(at, tuple(ids)))
             except OSError:
                 pass
         for owner, id in notices:

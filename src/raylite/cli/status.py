@@ -112,8 +112,9 @@ def format_memory(snap, missing: tuple) -> str:
         refs = "unknown (its owner did not answer)" if o.local_refs is None else \
             f"local={o.local_refs}" + (f" borrowers={o.borrowers}" if o.borrowers else "")
         size = "-" if o.size is None else f"{o.size:,d}"
+        nodes = f" nodes={','.join(o.nodes)}" if o.nodes else ""  # every copy (owner's directory)
         lines.append(f"{o.object_id:<34s} {size:>12s} {WHERE.get(o.state, o.state):<8s} "
-                     f"{o.owner or '?':<22s} {refs}")
+                     f"{o.owner or '?':<22s} {refs}{nodes}")
         held += o.size or 0
     shm, spilled = _stored(snap, "SHARED_MEMORY"), _stored(snap, "SPILLED")
     capacity = _sum([n for n in snap.nodes if n.alive], "resources_total").get("object_store_memory", 0)

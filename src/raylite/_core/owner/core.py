@@ -44,7 +44,7 @@ from ..task_events import FAILED
 from .actors import ActorTable
 from .events import TaskEvents, _no_clock
 from .instructions import WAKE
-from .objects import LOG_SIZE, ObjectTable, Waiter, located
+from .objects import LOG_SIZE, ObjectTable, Waiter, copies_of, located
 from .streams import Stream, StreamTable
 from .tasks import TaskTable
 
@@ -300,7 +300,9 @@ class Owner:
                 state, size = "ERROR", None
             else:
                 state = "SHARED_MEMORY" if located(data) else "INLINE"
-            out.append(ObjectRecord(id.hex(), me, state, size, counts.get(id, 0), o.borrowers))
+            nodes = tuple(n for n, _ in copies_of(o)) if state == "SHARED_MEMORY" else None
+            out.append(ObjectRecord(id.hex(), me, state, size, counts.get(id, 0), o.borrowers,
+                                    nodes))
         out += [ObjectRecord(id.hex(), owner, "BORROWED", None, counts.get(id, 0), 0)
                 for id, owner in lenders.items() if id not in objs.entries]  # not fetched here
         return tuple(out)

@@ -7,6 +7,13 @@
                                             an owned one with no borrowers, not pinned ─► freed
     borrower(id, ±1)    ─► entry.borrowers (AddBorrower / RemoveBorrower from other processes)
     freed, in shared memory ─► frees (taken by the shell and sent as FreeObjects)
+    copy_added(id, node, at) ─► the directory: another node holds a copy (False: freed, drop it)
+
+The object directory. A large object's data names the node that made it and that
+node daemon's address (shm.ShmObject node, at); a reader on another node has its
+own daemon pull a copy, and the owner hears of it (copy_added). Every copy is
+handed back with the free (`frees`: id, shared, mapped, copies), so the shell
+deletes the object on every node that holds it; the state records list them.
 
 Ownership (Ray's model). The creator owns an object. Each live ObjectRef
 instance in a process counts one local reference. A process that holds a ref to
@@ -48,7 +55,7 @@ def located(data: Any) -> bool:
 
 class Obj:
     __slots__ = ("data", "error", "ready", "waiters", "owned", "pinned", "contained",
-                 "borrowers", "mapped", "shared", "task_id")
+                 "borrowers", "mapped", "shared", "task_id", "copies")
 
     def __init__(self, owned: bool, data: Any = None, contained: Any = None,
                  task_id: bytes | None = None):
@@ -63,6 +70,14 @@ class Obj:
         self.mapped: Any = None            # the shell's mapping of its segment
         self.shared = False                # another process may have mapped its segment
         self.task_id = task_id             # the task that makes it, while this process runs it
+        self.copies: dict | None = None    # node tag -> daemon address: copies beyond data's own
+
+
+def copies_of(o: Obj) -> tuple:
+    """((node tag, daemon address), ...) of every copy of a located entry, its first one first."""
+    data = o.data
+    first = ((data.node, getattr(data, "at", "")),) if hasattr(data, "node") else ()
+    return first + tuple(o.copies.items()) if o.copies else first
 
 
 class Waiter:
@@ -83,7 +98,7 @@ class ObjectTable:
         self.entries: dict[bytes, Obj] = {}
         self.counts: dict[bytes, int] = {}            # id -> live ObjectRef instances here
         self.borrowed_from: dict[bytes, str] = {}     # borrowed id -> its owner's address
-        self.frees: list[tuple] = []                  # (id, shared, mapped) to hand back
+        self.frees: list[tuple] = []                  # (id, shared, mapped, copies) to hand back
         self.notices: list[tuple] = []                # (owner, id): RemoveBorrower to send
         self.fetches: dict[int, tuple] = {}           # request -> (id, connection asked)
         self.log = deque(maxlen=LOG_SIZE) if log is None else log
@@ -155,7 +170,7 @@ class ObjectTable:
         del self.entries[id]
         data = o.data
         if data is not None and type(data) is not bytes:  # located(), inlined: put's hot path
-            self.frees.append((id, o.shared, o.mapped))
+            self.frees.append((id, o.shared, o.mapped, copies_of(o)))
             self.log.append(("free", id))
 
     def borrower(self, id: bytes, delta: int) -> None:
@@ -181,6 +196,20 @@ class ObjectTable:
             return self.address
         return self.borrowed_from.get(id)
 
+    def copy_added(self, id: bytes, node: str, at: str) -> bool:
+        """A copy of an owned object now lives on node `node` (its daemon at `at`); False when
+        the object is not (any more) an owned one in shared memory: that copy is to be dropped."""
+        o = self.entries.get(id)
+        if o is None or not o.owned or not located(o.data):
+            return False
+        if node != o.data.node:
+            if o.copies is None:
+                o.copies = {}
+            o.copies[node] = at
+            o.shared = True
+            self.log.append(("copy", id, node))
+        return True
+
     def take_frees(self) -> tuple[list, list]:
         """(frees, notices) queued since the last call."""
         frees, self.frees = self.frees, []
@@ -194,7 +223,7 @@ class ObjectTable:
         o = self.entries.get(id)
         if o is None or o.ready:
             if o is None and owned and located(data) and data.object_id == id:
-                self.frees.append((id, False, None))  # a result nobody holds any more
+                self.frees.append((id, False, None, copies_of(Obj(True, data))))  # nobody holds it
             return None
         o.data, o.error, o.ready = data, error, True
         waiters, o.waiters = o.waiters, None

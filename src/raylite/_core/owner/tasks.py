@@ -299,7 +299,7 @@ class TaskTable:
         if task is not None and task.msg is not None:
             args = task.msg.args
             if located(args):
-                self.objects.frees.append((args.object_id, True, None))
+                self.objects.frees.append((args.object_id, True, None, ()))  # on this node
         return task
 
     def running_here(self, task: Task, where: str) -> None:

@@ -1,0 +1,314 @@
+"""Objects between nodes, mixed into NodeServer: pulling a copy in, serving copies out,
+and freeing copies on other nodes for their owners.
+
+    reader (a task's argument, a get()) ──PullObject(id, size, owner, source)──► this daemon
+       here already ─────────────────────────────────────────► ObjectPulled at once
+       being pulled ─► waits on that pull (one transfer per object and node)
+       else ─► StoreAccounting.allocate (room, spilling older objects) ─► queued; at most
+               MAX_TRANSFERS run at once, each on a thread of its own:
+         connect(source) ──ReadObject(id, size)──► source daemon (_on_read_object, its reader
+                                                   thread, after the lock: MAX_SERVES at once)
+           mmap of the new file ◄── ObjectChunk(offset, n) + n raw bytes, CHUNK at a time,
+           recv_into straight at the offset   (sent from the source's map: send_raw)
+         header written last (the file is then sealed, as a local writer's) ──► every
+         waiting reader gets ObjectPulled(node tag, this daemon's address); the reader tells
+         the owner (ObjectCopied), whose directory (_core/owner/objects.py) now lists it
+    owner ──DropCopies(at, ids)──► its daemon ──FreeObjects(ids)──► the daemon at `at`
+
+A copy is accounted in this node's store to the object's owner, like an object
+written here, so freeing (FreeObjects from the owner's daemon), spilling and a
+local owner leaving treat it the same way; for an owner on another node, a
+thread holds a connection to it and frees its copies here once it closes
+(_watch_owner: the owner exited, crashed or shut down). Bytes from another node are checked
+as a local file is: every chunk's offset and length must be the next ones, the
+header must name the object, and the file is ours (0600, O_EXCL) before the
+first byte lands; a bad frame ends that transfer (and its connection), not the
+daemon. Nothing received is unpickled here.
+"""
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import threading
+import time
+from typing import Any
+
+from .._object_store import shm
+from .._object_store.pulls import PullQueue
+from .._protocol import messages as m
+from .._protocol.transport import connect
+from .outbox import send as _send
+
+log = logging.getLogger("raylite.node")
+
+CHUNK = 8 * 2**20        # bytes per ObjectChunk
+MAX_TRANSFERS = 4        # pulls into this node running at once; the rest queue
+MAX_SERVES = 8           # copies this node sends out at once; the rest wait their turn
+CONNECT_S = 10.0         # to reach the source daemon and pass the handshake
+DIAL_TRIES = 3           # connection attempts before a peer counts as unreachable
+
+
+class _Job:
+    """One transfer: what to fetch, from where, and the room allocate() made for it."""
+    __slots__ = ("object_id", "size", "source", "alloc", "victims")
+
+    def __init__(self, msg: m.PullObject, alloc: Any, victims: list):
+        self.object_id, self.size, self.source = msg.object_id, msg.size, msg.source
+        self.alloc = alloc
+        self.victims = victims      # (id, size) to spill first, as allocate() chose
+
+
+class ObjectTransfers:
+    _lock: Any
+    store: Any
+    listener: Any
+    spill_dir: str
+    at: str
+    stopped: Any
+    _clients: dict
+    _spilling: int
+
+    def _init_transfers(self) -> None:
+        self._watched: set = set()               # remote owners whose copies are here
+        self.pulls = PullQueue(MAX_TRANSFERS)
+        self._serves = threading.BoundedSemaphore(MAX_SERVES)
+        self.transfer_stats = {"pulled": 0, "pulled_bytes": 0, "served": 0, "failed": 0}
+
+    # -- the receiving side ------------------------------------------------------
+    def _on_pull_object(self, c: Any, msg: m.PullObject) -> None:
+        from ..exceptions import ObjectStoreFullError, OutOfDiskError
+
+        oid = msg.object_id
+        if self.stopped.is_set():
+            self._pulled(c, msg.req, "this node daemon is stopping")
+            return
+        if oid in self.pulls:
+            self.pulls.request(oid, (c, msg.req), None)
+            return
+        e = self.store.objects.get(oid)
+        if e is not None:  # here already (pulled before, or written here)
+            self._pulled(c, msg.req, None if e.size == msg.size else
+                         f"this node holds object {oid.hex()} with {e.size} bytes, not {msg.size}")
+            return
+        try:
+            alloc = self.store.allocate(oid, msg.size, msg.owner, self._disk_free())
+        except (ObjectStoreFullError, OutOfDiskError) as err:
+            self._pulled(c, msg.req, f"no room for a copy on this node: {err}")
+            return
+        for pid in alloc.drop:
+            shm.unlink(self._pool_path(pid))
+        if alloc.reuse is not None:  # a fresh file is written: the pooled one goes
+            shm.unlink(self._pool_path(alloc.reuse))
+        victims = [(v, self.store.objects[v].size) for v in alloc.spill]
+        self._spilling += sum(size for _, size in victims)
+        self._watch_owner(msg.owner)
+        self._start(self.pulls.request(oid, (c, msg.req), _Job(msg, alloc, victims)))
+
+    def _pulled(self, c: Any, req: int, error: str | None) -> None:
+        _send(c.conn, m.ObjectPulled(req, error, self.node_tag, self.at))
+
+    def _start(self, jobs: list) -> None:
+        for job in jobs:
+            threading.Thread(target=self._run_pull, args=(job,), daemon=True,
+                             name="raylite-pull").start()
+
+    def _run_pull(self, job: _Job) -> None:
+        error = None
+        kept: list = []
+        path = ""
+        try:
+            if self.stopped.is_set():  # stop() has deleted this node's files: write no more
+                raise OSError("this node daemon is stopping")
+            if job.victims:
+                kept, spill_error = self._spill(job.victims)
+                if spill_error is not None:
+                    raise OSError(f"spilling older objects to make room failed: {spill_error}")
+            path = shm.spill_path(self.spill_dir, job.object_id) if job.alloc.to_disk else \
+                shm.segment_path(self.node_tag, job.object_id)
+            receive(job.source, self.listener.token, job.object_id, job.size, path)
+        except Exception as e:  # the source, the wire, the disk: this pull fails, not the daemon
+            error = (f"pulling object {job.object_id.hex()} ({job.size / 2**20:.1f} MiB) from "
+                     f"the node daemon at {job.source} failed: {e}")
+            log.warning("%s", error)
+        with self._lock:
+            self._spilling -= sum(size for _, size in job.victims)
+            for oid, _ in job.victims:
+                if oid not in self.store.objects:  # freed while it was being copied
+                    shm.unlink(shm.spill_path(self.spill_dir, oid))
+            self.store.unspill(kept)
+            stats = self.transfer_stats
+            if error is not None:
+                stats["failed"] += 1
+                if path:
+                    shm.unlink(path)
+                self.store.abort(job.object_id)
+            elif job.object_id not in self.store.objects:  # freed while it travelled
+                shm.unlink(path)
+            else:
+                stats["pulled"] += 1
+                stats["pulled_bytes"] += job.size
+            waiters, jobs = self.pulls.finished(job.object_id)
+            for c, req in waiters:
+                self._pulled(c, req, error)
+            self._start(jobs)
+
+    # -- owners on other nodes ---------------------------------------------------
+    def _watch_owner(self, owner: str) -> None:
+        """Copies are accounted to their owner; one connected to this daemon frees them when
+        it leaves (owner_gone on disconnect). For an owner elsewhere, a thread holds a
+        connection to it (it never sends on it) and frees them when that closes: the owner
+        exited or shut down. One thread per such owner (lock held)."""
+        if not owner or owner in self._watched or \
+                any(x.address == owner for x in self._clients.values()):
+            return
+        self._watched.add(owner)
+        threading.Thread(target=self._watch, args=(owner,), daemon=True,
+                         name="raylite-owner-watch").start()
+
+    def _watch(self, owner: str) -> None:
+        conn = _dial(owner, self.listener.token)   # None: not reachable, after a few tries
+        if conn is not None:
+            try:
+                while True:
+                    conn.recv()   # nothing comes: returns (raises) once the owner hangs up
+            except Exception:
+                pass
+            finally:
+                conn.close()
+        with self._lock:
+            self._watched.discard(owner)
+            if not self.stopped.is_set():
+                self._delete_objects(self.store.owner_gone(owner))
+
+    # -- the sending side ---------------------------------------------------------
+    def _on_read_object(self, c: Any, msg: m.ReadObject) -> None:
+        e = self.store.objects.get(msg.object_id)
+        if e is None or e.size != msg.size:
+            why = "this node does not hold it" if e is None else \
+                f"this node's copy has {e.size} bytes, not {msg.size}"
+            _send(c.conn, m.ObjectChunk(msg.req, 0, 0, f"object {msg.object_id.hex()}: {why}"))
+            return
+        c.after = lambda: self._serve_object(c, msg)  # the copy: never under the lock
+
+    def _serve_object(self, c: Any, msg: m.ReadObject) -> None:
+        """Streams the object's file on c's connection, straight from a read-only map of it
+        (its segment, else its spill file: checked as any reader checks)."""
+        oid = msg.object_id
+        with self._serves:
+            try:
+                mm = self._map_own(oid, msg.size)
+            except Exception as e:
+                c.conn.send(m.ObjectChunk(msg.req, 0, 0, f"object {oid.hex()} cannot be read "
+                                                       f"here: {e}"))
+                return
+            try:
+                view = memoryview(mm)
+                for off in range(0, msg.size, CHUNK):
+                    n = min(CHUNK, msg.size - off)
+                    c.conn.send_raw(m.ObjectChunk(msg.req, off, n), view[off:off + n])
+                view.release()
+            finally:
+                mm.close()
+        with self._lock:
+            self.transfer_stats["served"] += 1
+
+    def _map_own(self, oid: bytes, size: int) -> mmap.mmap:
+        try:
+            return shm.map_object(shm.segment_path(self.node_tag, oid), oid, size)
+        except FileNotFoundError:  # spilled meanwhile
+            return shm.map_object(shm.spill_path(self.spill_dir, oid), oid, size)
+
+    def _on_get_transfer_stats(self, c: Any, msg: m.GetTransferStats) -> None:
+        stats = {**self.transfer_stats, **self.pulls.statistics()}
+        _send(c.conn, m.TransferStats(msg.req, tuple(sorted(stats.items()))))
+
+    # -- freeing copies elsewhere -------------------------------------------------
+    def _on_drop_copies(self, c: Any, msg: m.DropCopies) -> None:
+        """Forwards the free to the daemon at msg.at, off the lock (it may need dialing)."""
+        if msg.at == self.at:
+            self._delete_objects(self.store.free(msg.object_ids))
+            return
+        c.after = lambda: self._forward_free(msg.at, msg.object_ids)
+
+    def _forward_free(self, at: str, ids: tuple) -> None:
+        try:
+            conn = connect(at, self.listener.token, timeout=CONNECT_S)
+        except (ConnectionError, OSError) as e:  # that node is gone: its copies went with it
+            log.info("cannot free %d object copies on %s: %s", len(ids), at, e)
+            return
+        try:
+            conn.send(m.FreeObjects(tuple(ids)))
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def _dial(address: str, token: bytes) -> Any:
+    """A connection to `address`, trying DIAL_TRIES times (a loaded peer may miss a
+    handshake's deadline); None when every try failed."""
+    for attempt in range(DIAL_TRIES):
+        try:
+            return connect(address, token, timeout=CONNECT_S)
+        except (ConnectionError, OSError):
+            if attempt + 1 < DIAL_TRIES:
+                time.sleep(0.5 * 2**attempt)
+    return None
+
+
+def receive(source: str, token: bytes, oid: bytes, size: int, path: str) -> None:
+    """Pulls object `oid` (`size` bytes) from the node daemon at `source` into a new file at
+    `path`: every chunk lands in the file's map at its offset, the header last. Raises
+    (ConnectionError, EOFError, OSError, ValueError) naming what went wrong; the caller
+    removes the file."""
+    conn = _dial(source, token)
+    if conn is None:
+        raise ConnectionError(f"cannot reach the node daemon at {source} ({DIAL_TRIES} tries)")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        conn.close()
+        raise OSError(f"{path} exists already; another process may have created it") from None
+    try:
+        os.ftruncate(fd, size)
+        mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+    finally:
+        os.close(fd)
+    try:
+        conn.send(m.ReadObject(1, oid, size))
+        head = bytearray(shm.HEAD_SIZE)
+        view = memoryview(mm)
+        try:
+            _receive_chunks(conn, view, head, size)
+        finally:
+            view.release()
+        why = shm.check_head(head, oid)
+        if why:
+            raise ValueError(f"the bytes received are not that object: {why}")
+        mm[:shm.HEAD_SIZE] = head  # sealed: readers may map it from now on
+    finally:
+        mm.close()
+        conn.close()
+
+
+def _receive_chunks(conn: Any, view: memoryview, head: bytearray, size: int) -> None:
+    off = 0
+    while off < size:
+        msg = conn.recv()
+        if type(msg) is not m.ObjectChunk or msg.req != 1:
+            raise ValueError(f"expected an ObjectChunk, got {type(msg).__name__}")
+        if msg.error is not None:
+            raise ValueError(f"the source refused: {msg.error}")
+        n = msg.length
+        if msg.offset != off or type(n) is not int or not 0 < n <= min(CHUNK, size - off):
+            raise ValueError(f"chunk at {msg.offset!r} of {n!r} bytes; expected offset {off}, "
+                             f"at most {min(CHUNK, size - off)} bytes")
+        if off < shm.HEAD_SIZE:  # the header is kept aside and written last
+            k = min(n, shm.HEAD_SIZE - off)
+            conn.recv_into(memoryview(head)[off:off + k])
+            if n > k:
+                conn.recv_into(view[off + k:off + n])
+        else:
+            conn.recv_into(view[off:off + n])
+        off += n
