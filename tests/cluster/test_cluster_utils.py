@@ -1,5 +1,5 @@
-"""raylite.cluster_utils.Cluster: a head and nodes on one machine (loopback), Ray's API.
-Values stay small (objects over the inline limit do not move between nodes yet)."""
+"""raylite.cluster_utils.Cluster: a head and nodes on one machine (loopback), Ray's API;
+large objects follow a task that spills to another node, and come back."""
 import time
 
 import pytest
@@ -76,3 +76,26 @@ def test_remove_node_and_bad_arguments(cluster):
     raylite.init(address=cluster.address)
     alive = [n["NodeID"] for n in raylite.nodes() if n["Alive"]]
     assert alive == [cluster.head_node.node_id]
+
+
+def test_a_task_spilled_to_another_node_takes_and_returns_large_objects(cluster):
+    np = pytest.importorskip("numpy")
+    cluster.add_node(num_cpus=1, resources={"b": 1})
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    try:
+        arr = np.arange(2_000_000, dtype=np.int64)  # 16 MB: in shared memory, on the head
+
+        @raylite.remote(resources={"b": 1})  # only the other node has "b"
+        def total(a):
+            return int(a.sum()), raylite.get_runtime_context().get_node_id()
+
+        @raylite.remote(resources={"b": 1})
+        def ones():
+            return np.ones(1_000_000)
+
+        s, node = raylite.get(total.remote(raylite.put(arr)))
+        assert s == int(arr.sum()) and node != raylite.get_runtime_context().get_node_id()
+        assert raylite.get(ones.remote()).sum() == 1_000_000  # made there, read here
+    finally:
+        raylite.shutdown()
