@@ -290,32 +290,22 @@ def _fork_worker(worker_id: bytes, env: str | None, worker_args: tuple, fds: tup
         children.add(pid)
         _report(rep_fd, f"forked {worker_id.hex()} {pid}")
         return
-    code = 0
-    try:
+    try:  # in the forked child: whatever happens, it never returns to the fork server's loop
+        from .._worker import main as worker_main
+    except BaseException:
+        os._exit(1)
+
+    def body() -> None:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in fds:
             os.close(fd)
         die_with_parent()
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        from .._worker import main as worker_main
-
         address, token, session_dir, node_id = worker_args
         worker_main.run(address, token, worker_id, session_dir, node_id, env)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException:
-        import traceback
 
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:
-            pass
-        os._exit(code)
+    worker_main.run_to_exit(body)
 
 
 def _reap(children: set, rep_fd: int, block: bool = False) -> None:

@@ -11,6 +11,8 @@ The main thread runs tasks so that cancel() can interrupt them with SIGINT.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import signal
 import sys
@@ -79,12 +81,22 @@ def exec_main() -> None:
     its settings come through the pipe named in argv."""
     import json
 
-    code = 0
-    try:  # the fork server's death signal (PR_SET_PDEATHSIG) is kept across exec
+    def body() -> None:  # the fork server's death signal (PR_SET_PDEATHSIG) is kept across exec
         with os.fdopen(int(sys.argv[1]), "rb") as f:
             s = json.loads(f.read())
         run(s["address"], bytes.fromhex(s["token"]), bytes.fromhex(s["worker_id"]),
             s["session_dir"], bytes.fromhex(s["node_id"]), s["env"], execd=True)
+
+    run_to_exit(body)
+
+
+def run_to_exit(body: Any) -> None:
+    """Runs a worker process's `body`, then ends the process with its exit code through
+    os._exit (a forked worker must not run the fork server's atexit handlers), after
+    flushing its output; an uncaught exception is printed and exits 1."""
+    code = 0
+    try:
+        body()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:
