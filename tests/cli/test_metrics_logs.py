@@ -12,6 +12,7 @@ import time
 import urllib.parse
 
 import pytest
+from test_cli import raylite
 
 DRIVER = """
     import time
@@ -45,12 +46,7 @@ DRIVER = """
 
 
 def rl(temp, *args, check=True, env=None):
-    out = subprocess.run([sys.executable, "-m", "raylite", *args, "--temp-dir", str(temp)],
-                         capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, **(env or {})))
-    if check:
-        assert out.returncode == 0, out.stdout + out.stderr
-    return out
+    return raylite(*args, temp=temp, check=check, timeout=60, env=env)
 
 
 def _get(url: str, headers=None) -> tuple[int, str, dict]:

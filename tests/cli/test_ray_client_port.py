@@ -5,6 +5,7 @@ client port (--ray-client-server-port, default 10001), and a driver given ray://
 Heads here take port 0 for both ports (the machine may run other heads on 6380 and 10001);
 each temp dir is stopped with `raylite stop --force` at the end (the `temps` fixture).
 """
+import functools
 import glob
 import json
 import os
@@ -17,28 +18,10 @@ import pytest
 
 import raylite
 from raylite.cli import start as cli_start
+from test_cli import raylite as _cli, temps  # noqa: F401 (a fixture: stops every temp dir)
 
 
-def raylite_cli(*args, temp, check=True, env=None):
-    out = subprocess.run([sys.executable, "-m", "raylite", *args, "--temp-dir", str(temp)],
-                         capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, **(env or {})))
-    if check:
-        assert out.returncode == 0, out.stdout + out.stderr
-    return out
-
-
-@pytest.fixture
-def temps(tmp_path):
-    made = []
-
-    def make(name="t"):
-        made.append(tmp_path / name)
-        return tmp_path / name
-
-    yield make
-    for d in made:
-        raylite_cli("stop", "--force", temp=d, check=False)
+raylite_cli = functools.partial(_cli, timeout=60)  # test_cli's runner of `python -m raylite`
 
 
 def _node_json(temp):
