@@ -21,10 +21,10 @@ first use and made again in a forked child (it never reports its parent's values
 """
 from __future__ import annotations
 
-import os
 import threading
 
 from .._core.metrics import MetricSeries, observe
+from .per_process import PerProcess
 
 REPORT_S = 0.5          # how often pending series are sent, at most
 MAX_SERIES = 10_000
@@ -64,28 +64,19 @@ class Pending:
         return bool(self._series) or bool(self.dropped)
 
 
-_pending: tuple[int, Pending] | None = None
-_make_lock = threading.Lock()
+_pending = PerProcess(Pending)
 
 
 def pending() -> Pending:
-    global _pending
-    slot = _pending
-    if slot is None or slot[0] != os.getpid():
-        with _make_lock:
-            slot = _pending
-            if slot is None or slot[0] != os.getpid():
-                slot = _pending = (os.getpid(), Pending())
-    return slot[1]
+    return _pending.get()
 
 
 def has_pending() -> bool:
     """Whether series wait to be sent from this process (a global read when none do)."""
-    slot = _pending
-    return slot is not None and bool(slot[1]) and slot[0] == os.getpid()
+    p = _pending.if_any()
+    return p is not None and bool(p)
 
 
 def pending_if_any() -> Pending | None:
     """This process's Pending when one was made here (the maintenance thread's quick look)."""
-    slot = _pending
-    return slot[1] if slot is not None and slot[0] == os.getpid() else None
+    return _pending.if_any()

@@ -16,11 +16,12 @@ last states travel behind the results), so a script that exits at once still sho
 """
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 from typing import Any, NamedTuple
+
+from .per_process import PerProcess
 
 SEND_S = 0.2     # a worker sends a bar's state at most this often
 DRAW_S = 0.1     # a terminal's bars are redrawn at most this often
@@ -189,22 +190,13 @@ class Display:
             pass
 
 
-_display: tuple[int, Display] | None = None
-_make_lock = threading.Lock()
+_display = PerProcess(Display)
 
 
 def display_if_any() -> Display | None:
-    slot = _display
-    return slot[1] if slot is not None and slot[0] == os.getpid() else None
+    return _display.if_any()
 
 
 def display() -> Display:
     """This process's Display (made again in a forked child)."""
-    global _display
-    slot = _display
-    if slot is None or slot[0] != os.getpid():
-        with _make_lock:
-            slot = _display
-            if slot is None or slot[0] != os.getpid():
-                slot = _display = (os.getpid(), Display())
-    return slot[1]
+    return _display.get()
