@@ -49,6 +49,20 @@ def test_submit_lease_push_done_then_idle_and_returned():
     assert o.tasks.return_idle(now=11.3, older_than=0.2) == [(D, LeaseReturn(b"L"))]
 
 
+def test_quiet_only_with_no_task_no_lease_and_no_request():
+    """What lets the maintenance thread wake less often (cluster_tasks._maintain)."""
+    o = owner()
+    assert o.tasks.quiet()
+    t = task(1)
+    out = o.tasks.submit(t)
+    assert not o.tasks.quiet()                      # a lease asked for
+    grant(o, out, "w1")
+    o.task_done("w1", t.task_id, (b"result",), None, False, now=10.0)
+    assert not o.tasks.quiet()                      # the idle lease is still held
+    o.tasks.return_idle(now=11.0, older_than=0.2)
+    assert o.tasks.quiet()
+
+
 def test_lease_requests_per_key_are_bounded_and_unused_grants_go_back():
     o = owner()
     out = []

@@ -147,12 +147,15 @@ class GcsService(GroupHandlers, StoreHandlers):
         with self._lock:
             self._nodes[conn] = _Node(conn)
 
-    def adopt(self, conn: Any) -> None:
+    def adopt(self, conn: Any, checked: bool = False) -> None:
         """Serves a node connection: books it and reads it on a thread of its own, or, for
-        a direct in-process one, handles each message on its sender's thread."""
+        a direct in-process one, handles each message on its sender's thread (`checked`:
+        the head daemon's own link, whose messages that daemon validated or built: they
+        are not checked twice)."""
         self.attach(conn)
         if hasattr(conn, "handle_with"):
-            conn.handle_with(self.ep.deliver, self.lost)
+            conn.handle_with(self.ep.deliver_checked if checked else self.ep.deliver,
+                             self.lost)
             return
         threading.Thread(target=self._read_loop, args=(conn,), daemon=True,
                          name="raylite-gcs-node").start()

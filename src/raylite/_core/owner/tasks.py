@@ -292,6 +292,11 @@ class TaskTable:
             k.idle = keep
         return out
 
+    def quiet(self) -> bool:
+        """No task in flight, no lease held (busy or idle), none asked for."""
+        return not self.tasks and not self.lease_reqs \
+            and not any(k.idle or k.requests for k in self.keys.values())
+
     def drop(self, task_id: bytes) -> Task | None:
         """Forgets a finished task; its arguments in shared memory are freed (never recycled:
         the worker mapped them)."""
