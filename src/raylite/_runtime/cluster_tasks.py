@@ -77,8 +77,6 @@ class TaskSubmission:
         Large arguments go to shared memory as an object this process owns and
         frees once the task is done; the blob is then a ShmObject.
         """
-        from .. import _ids
-
         if not kwargs and all(type(a) in _FAST for a in args):  # the common case, no refs inside
             return pickle.dumps((args, kwargs), 5), {}, [], []
         data, refs = self.encode((args, kwargs), _ids.new_id(), self.address)
