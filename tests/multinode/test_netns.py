@@ -2,7 +2,6 @@
 node addresses, drivers on any node, tasks placed by resource, SPREAD, node affinity and
 spillback when busy, and an actor on one node called from drivers on two nodes (large
 objects and placement groups: test_netns_objects_groups.py)."""
-import json
 
 PRELUDE = """
 import json, sys, time
