@@ -44,6 +44,8 @@ def test_two_nodes_tasks_spill_and_follow_resources_strategies_and_affinity(clus
     spread = raylite.get([where.options(scheduling_strategy="SPREAD").remote(0.2)
                           for _ in range(2)])
     assert set(spread) == {head, b.node_id}
+    one_by_one = where.options(scheduling_strategy="SPREAD")  # each leases anew: goes round too
+    assert {raylite.get(one_by_one.remote()) for _ in range(4)} == {head, b.node_id}
     on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=False)
     assert raylite.get([where.options(scheduling_strategy=on_b).remote() for _ in range(3)]) == \
         [b.node_id] * 3

@@ -288,7 +288,9 @@ class TaskTable:
         return failed
 
     def release(self, task: Task, now: float, out: list) -> None:
-        """The task left its worker: the lease runs the key's next task, or idles."""
+        """The task left its worker: the lease runs the key's next task, or idles; a SPREAD
+        key's goes back at once (as Ray's: each new task leases anew, so tasks submitted one
+        at a time go round the nodes too, not all to the first one's idle lease)."""
         lease = task.lease
         if lease is None:
             return
@@ -296,6 +298,8 @@ class TaskTable:
         k = lease.key
         if k.queue:
             out.append(self.push(lease, k.queue.popleft()))
+        elif k.strategy[:1] == ("SPREAD",):
+            out.append((DAEMON, LeaseReturn(lease.lease_id, False, lease.daemon)))
         else:
             lease.idle_since = now
             k.idle.append(lease)
