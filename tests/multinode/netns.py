@@ -162,11 +162,11 @@ class NetNode:
             return ""
 
     def run(self, code: str, *args: str, check: bool = True, python: str = sys.executable,
-            timeout: float = DRIVER_TIMEOUT_S) -> subprocess.CompletedProcess:
-        """Runs `code` with `python` in this node's namespaces (a driver); its last stdout
-        line is JSON (parsed into .result when check)."""
+            timeout: float = DRIVER_TIMEOUT_S, env: dict | None = None) -> subprocess.CompletedProcess:
+        """Runs `code` with `python` in this node's namespaces (a driver; `env`: variables
+        to add); its last stdout line is JSON (parsed into .result when check)."""
         r = subprocess.run(self.enter() + [python, "-c", textwrap.dedent(code), *args],
-                           capture_output=True, text=True, env=self.env(),
+                           capture_output=True, text=True, env={**self.env(), **(env or {})},
                            timeout=timeout, stdin=subprocess.DEVNULL)
         if check:
             assert r.returncode == 0, f"driver on {self.ns} failed:\n{r.stdout}\n{r.stderr}"
