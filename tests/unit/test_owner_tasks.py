@@ -196,3 +196,20 @@ def test_retry_rule_counts_down_or_forever(retries):
     t = task(1, retries=retries, retry_exceptions=True)
     results = [t.retry_error(ValueError()) for _ in range(3)]
     assert results == ([False] * 3 if retries == 0 else [True] * 3)
+
+
+def test_a_spread_keys_lease_goes_back_when_its_queue_is_empty_so_the_next_task_leases_anew():
+    o = owner()
+    t1, t2, t3 = (task(i) for i in (1, 2, 3))
+    for t in (t1, t2, t3):
+        t.strategy, t.key = ("SPREAD",), (KEY, ("SPREAD",))
+    out = grant(o, o.tasks.submit(t1), "w1")
+    assert [msg.task_id for _, msg in out] == [t1.task_id]
+    out = o.task_done("w1", t1.task_id, (b"r",), None, False, now=1.0)
+    assert (D, LeaseReturn(b"L")) in out                   # nothing queued: returned, not idle
+    [(_, req)] = o.tasks.submit(t2)
+    assert type(req) is LeaseRequest and req.strategy == ("SPREAD",)
+    out = o.tasks.lease_granted(req.req, b"L2", (), "w2", "w2", False)
+    o.tasks.submit(t3)                                     # queued while t2 runs
+    out = o.task_done("w2", t2.task_id, (b"r",), None, False, now=2.0)
+    assert [msg.task_id for conn, msg in out if conn == "w2"] == [t3.task_id]  # reused

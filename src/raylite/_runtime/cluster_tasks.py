@@ -144,7 +144,8 @@ class TaskSubmission:
                          self.namespace, env, (), demand, self.address, options.max_calls,
                          (), group, 0, events)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
-                    hold, None, key, strategy, events=events, env=renv)
+                    hold, None, key, strategy, events=events, env=renv,
+                    locality=not strategy and group is None)
         with self._lock:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
