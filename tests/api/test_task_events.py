@@ -91,6 +91,30 @@ def test_actor_calls_are_actor_tasks_and_enable_task_events_false_hides_a_task(r
     assert state.list_tasks(filters=[("name", "=", "hidden")]) == []
 
 
+def test_a_nested_task_and_actor_call_name_the_task_that_submitted_them(ray):
+    @ray.remote
+    class Echo:
+        def ping(self):
+            return raylite.get_runtime_context().get_task_id()
+
+    @ray.remote
+    def child():
+        return raylite.get_runtime_context().get_task_id()
+
+    @ray.remote
+    def parent(echo):
+        me = raylite.get_runtime_context().get_task_id()
+        return me, raylite.get(child.remote()), raylite.get(echo.ping.remote())
+
+    me, kid, call = ray.get(parent.remote(Echo.remote()))
+    rows = until(lambda: {t.task_id: t for t in state.list_tasks(detail=True)},
+                 lambda rows: {me, kid, call} <= set(rows))
+    assert rows[me].parent_task_id is None                  # the driver made it
+    assert rows[kid].parent_task_id == me and rows[call].parent_task_id == me
+    assert [t.task_id for t in state.list_tasks(filters=[("parent_task_id", "=", me)])] \
+        in ([kid, call], [call, kid])
+
+
 def test_init_can_turn_task_events_off(runtime_kwargs):
     raylite.init(enable_task_events=False, **runtime_kwargs)
     try:

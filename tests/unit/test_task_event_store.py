@@ -19,8 +19,8 @@ def tid(n: int) -> bytes:
     return bytes([n]) * 16
 
 
-def made(n: int, at: float, name: str = "f", job: bytes = JOB, actor=None) -> tuple:
-    return (tid(n), 0, te.PENDING_NODE, at, (job, name, actor))
+def made(n: int, at: float, name: str = "f", job: bytes = JOB, actor=None, parent=None) -> tuple:
+    return (tid(n), 0, te.PENDING_NODE, at, (job, name, actor, parent))
 
 
 def ran(table: TaskEventTable, n: int, at: float, failed=None, job: bytes = JOB) -> None:
@@ -50,6 +50,17 @@ def test_owner_and_worker_events_in_any_order_make_one_record():
     assert (r.creation_time_ms, r.start_time_ms, r.end_time_ms) == (10000, 11000, 12500)
     assert (r.start_time_us, r.end_time_us) == (11_000_000, 12_500_000)
     assert r.events == ((te.PENDING_NODE, 10000), (te.RUNNING, 11000), (te.FINISHED, 12500))
+
+
+def test_a_record_names_the_task_that_submitted_it():
+    t = TaskEventTable()
+    t.add([made(1, 1.0), made(2, 2.0, parent=tid(1))], "o:1")  # 2 was made inside task 1
+    t.add([(tid(3), 0, te.FINISHED, 4.0, (JOB, "f", 3.5))], "w:1", "n", "w", 7)
+    t.add([made(3, 3.0, parent=tid(2))], "o:2")                 # its owner's event comes last
+    rows = {r.task_id: r.parent_task_id for r in t.query()[0]}
+    assert rows == {tid(1).hex(): None, tid(2).hex(): tid(1).hex(), tid(3).hex(): tid(2).hex()}
+    [r], total = t.query((("parent_task_id", "=", tid(1).hex()),))
+    assert total == 1 and r.task_id == tid(2).hex()
 
 
 def test_failures_keep_their_error_and_actor_calls_their_actor():
@@ -150,7 +161,7 @@ def test_the_owner_core_records_a_new_attempt_with_the_clock_it_was_given():
     o.task_done("w:1", t.task_id, (b"r",), None, False, now=0.0)  # a success is the worker's
     events, lost = o.events.take()
     assert lost == 0 and o.events.take() == ([], 0)
-    assert events == [(t.task_id, 0, te.PENDING_NODE, 101.0, (JOB, "f", None))]
+    assert events == [(t.task_id, 0, te.PENDING_NODE, 101.0, (JOB, "f", None, None))]
 
 
 def test_a_retry_fails_one_attempt_and_starts_the_next_and_off_means_nothing():
@@ -223,7 +234,8 @@ BAD_EVENTS = [(tid(1), 0, "BOGUS", 1.0, None), (tid(1), -1, te.FINISHED, 1.0, (J
               (tid(1), 0, te.FINISHED, float("inf"), (JOB, "f", 1.0)), (b"x" * 15, 0, te.RAN, 1.0, None),
               (tid(1), 0, te.FINISHED, 1.0, (JOB, "f", float("nan"))), (tid(1), 0, te.RAN, 1.0, (JOB, "f")),
               (tid(1), 0, te.FINISHED, 1.0, (JOB * 5, "f", 1.0)), (tid(1), 0, te.FINISHED, 1.0, (JOB, b"f", 1.0)),
-              (tid(1), 0, te.PENDING_NODE, 1.0, (JOB, "f", b"short")), (tid(1), 0, te.PENDING_ARGS, 1.0, ("j", "f", None)),
+              (tid(1), 0, te.PENDING_NODE, 1.0, (JOB, "f", b"short", None)), (tid(1), 0, te.PENDING_ARGS, 1.0, ("j", "f", None, None)),
+              (tid(1), 0, te.PENDING_ACTOR, 1.0, (JOB, "f", tid(2), b"short")), (tid(1), 0, te.PENDING_NODE, 1.0, (JOB, "f", None)),
               (tid(1), 0, te.FAILED, 1.0, ("a",)), (tid(1), 0, te.RUNNING, 1.0, (JOB, "f", 1.0)),
               (tid(1), 0, [te.FINISHED], 1.0, None), [tid(1), 0, te.RAN, 1.0, None], (tid(1), 0, te.RAN, 1.0)]
 
@@ -232,7 +244,7 @@ BAD_EVENTS = [(tid(1), 0, "BOGUS", 1.0, None), (tid(1), -1, te.FINISHED, 1.0, (J
 def test_a_batch_is_checked_a_column_at_a_time_and_a_bad_event_anywhere_is_named(kind):
     """The column checks (validate._batch_ok) pass every good batch of the shapes processes
     send, and any one bad event makes the event-at-a-time check name it."""
-    owner = [made(n, float(n), name=f"f{n % 3}") for n in range(200)]
+    owner = [made(n, float(n), name=f"f{n % 3}", parent=tid(9) if n % 2 else None) for n in range(200)]
     worker = [(tid(n), 0, te.FINISHED if n % 5 else te.RAN, n + 2.0, (JOB, "f", n + 1.0))
               for n in range(200)]
     batch = {"owner": owner, "worker": worker,

@@ -173,3 +173,4 @@ class TaskEventRecord(NamedTuple):
     events: tuple              # ((state, ms), ...) in the order they happened
     start_time_us: int | None = None  # start and end in µs (raylite's own: for the timeline)
     end_time_us: int | None = None
+    parent_task_id: str | None = None  # the task or actor call that submitted it (None: a driver)

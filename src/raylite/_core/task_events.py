@@ -12,9 +12,11 @@ An event is a plain tuple, cheap to make and to pickle:
     (task_id: bytes, attempt: int, state: str, time: float (s since the epoch), info)
 
     state                         made by   info
-    PENDING_ARGS_AVAIL            owner     (job_id, name, actor_id or None): a new attempt
+    PENDING_ARGS_AVAIL            owner     (job_id, name, actor_id or None, parent task id
+                                            or None): a new attempt
     PENDING_NODE_ASSIGNMENT       owner     the same, or None once its arguments are ready
-    PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY  owner  (job_id, name, actor_id): a new call
+    PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY  owner  (job_id, name, actor_id, parent): a
+                                            new call
     RUNNING                       worker    (job_id, name): still running when the worker
                                             sent its last batch (time: when it started)
     FINISHED                      worker    (job_id, name, start): the body returned and its
@@ -88,15 +90,15 @@ def error_info(error: BaseException) -> tuple[str, str]:
 
 # A row is a list (no object per record, no hex id or ms time kept twice):
 (KEY, NAME, STATE, JOB, ACTOR, TYPE, NODE, WORKER, PID, ERR_TYPE, ERR_MSG, CREATED, START_US,
- END_US, OWNER, WORKER_ADDR, RANK_, RAN_, T_ARGS, T_PENDING, T_ENDED) = range(21)
-_BLANK: list = [None] * 21
+ END_US, OWNER, WORKER_ADDR, RANK_, RAN_, T_ARGS, T_PENDING, T_ENDED, PARENT) = range(22)
+_BLANK: list = [None] * 22
 _BLANK[NAME], _BLANK[STATE], _BLANK[TYPE], _BLANK[RANK_], _BLANK[RAN_] = \
     "", PENDING_NODE, "NORMAL_TASK", 0, False
 _INDEX = {"name": NAME, "func_or_class_name": NAME, "state": STATE, "job_id": JOB,
           "actor_id": ACTOR, "type": TYPE, "node_id": NODE, "worker_id": WORKER,
           "worker_pid": PID, "error_type": ERR_TYPE, "error_message": ERR_MSG,
           "creation_time_ms": CREATED, "owner_address": OWNER, "worker_address": WORKER_ADDR,
-          "start_time_us": START_US, "end_time_us": END_US}
+          "start_time_us": START_US, "end_time_us": END_US, "parent_task_id": PARENT}
 
 
 def _ms(us: int | None) -> int | None:
@@ -138,7 +140,7 @@ def _record(row: list) -> TaskEventRecord:
      end, owner, worker_addr) = row[:WORKER_ADDR + 1]
     return TaskEventRecord(key[0].hex(), key[1], name, state, job, actor, kind, name, node,
                            worker, pid, err_type, err_msg, created, _ms(start), _ms(end), owner,
-                           worker_addr, tuple(_events(row)), start, end)
+                           worker_addr, tuple(_events(row)), start, end, row[PARENT])
 
 
 _OPENING = frozenset((PENDING_ARGS, PENDING_NODE, PENDING_ACTOR))
@@ -197,10 +199,12 @@ class TaskEventTable:
                     job = self._job_hex.get(info[0]) or _hex_job(info[0], self._job_hex)
                     actor = info[2]
                     ms = int(at * 1000)
+                    parent = info[3]
                     tasks[key] = [key, info[1], state, job, actor and actor.hex(),
                                   "ACTOR_TASK" if actor else "NORMAL_TASK", None, None, None,
                                   None, None, ms, None, None, address, None, 1, False,
-                                  ms if state == PENDING_ARGS else None, None, None]
+                                  ms if state == PENDING_ARGS else None, None, None,
+                                  parent and parent.hex()]
                     j = jobs.get(job) or self._job(job)
                     j.count += 1
                     if attempt > self.max_attempt:
@@ -243,6 +247,7 @@ class TaskEventTable:
                     if info[2] is not None:
                         t[ACTOR], t[TYPE] = info[2].hex(), "ACTOR_TASK"
                     t[OWNER], t[CREATED] = address, ms
+                    t[PARENT] = info[3] and info[3].hex()
                     if state == PENDING_ARGS:
                         t[T_ARGS] = ms
                 elif state != PENDING_ARGS:

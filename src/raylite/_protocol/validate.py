@@ -195,10 +195,11 @@ _SCALARS = (str, int, float, bool, type(None))
 def _event_info(state: str, info: Any) -> bool:
     t = type(info)
     if state in (tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR):
-        return info is None or (t is tuple and len(info) == 3 and type(info[0]) is bytes
+        return info is None or (t is tuple and len(info) == 4 and type(info[0]) is bytes
                                 and len(info[0]) <= ID and type(info[1]) is str
                                 and len(info[1]) <= MAX_TEXT
-                                and (info[2] is None or type(info[2]) is bytes and len(info[2]) == ID))
+                                and (info[2] is None or type(info[2]) is bytes and len(info[2]) == ID)
+                                and (info[3] is None or type(info[3]) is bytes and len(info[3]) == ID))
     if state == tev.RUNNING or state == tev.RAN or state == tev.FINISHED:
         return t is tuple and len(info) == (2 if state == tev.RUNNING else 3) \
             and type(info[0]) is bytes and len(info[0]) <= ID \

@@ -44,6 +44,13 @@ def current() -> TaskScope | None:
     return _scope.get() or process_actor
 
 
+def task_id() -> bytes | None:
+    """The id of the task or actor call running on this thread (None: a driver, or an
+    actor's thread outside a call): the parent of the tasks it submits."""
+    s = _scope.get()
+    return None if s is None else s.task_id
+
+
 def function_name(fn: Any) -> str | None:
     """`module.qualname` of a task's function or an actor's method (Ray's function name)."""
     fn = getattr(fn, "__func__", fn)

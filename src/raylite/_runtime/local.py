@@ -61,7 +61,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
 
     def __init__(self, request: InitRequest):
         self._lock = threading.RLock()
-        self._core = Owner(LOCAL, clock=time.time)
+        self._core = Owner(LOCAL, clock=time.time, parent_of=context.task_id)
         self._gcs = GcsTables()
         self._hosts: dict[bytes, _Host] = {}
         self._bodies: dict = {}
@@ -195,6 +195,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         # A task of the owner core: known running here while it runs; the cluster's retry rule.
         task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None,
                     actor.id if actor is not None else None, events=events)
+        task.parent = context.task_id()  # the caller's task (the body runs in its own scope)
         core = self._core
         with self._lock:
             core.tasks.running_here(task, LOCAL)

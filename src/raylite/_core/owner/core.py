@@ -58,13 +58,14 @@ class Owner:
     cross them; `address` is the process's own (who owns what it makes)."""
 
     def __init__(self, address: str, reqs: Any = None, sys_path: Any = tuple,
-                 encode_error: Any = _same, decode_error: Any = _same, clock: Any = None):
+                 encode_error: Any = _same, decode_error: Any = _same, clock: Any = None,
+                 parent_of: Any = None):
         self.address = address
         self.reqs = reqs if reqs is not None else itertools.count(1)
         self.encode_error = encode_error
         self.decode_error = decode_error
         self.log: deque = deque(maxlen=LOG_SIZE)
-        self.events = TaskEvents(clock or _no_clock, decode_error)
+        self.events = TaskEvents(clock or _no_clock, decode_error, parent_of=parent_of)
         self.objects = ObjectTable(address, encode_error, self.log)
         self.tasks = TaskTable(self, sys_path)
         self.actors = ActorTable(self)

@@ -6,7 +6,8 @@ them (pure; the vocabulary is raylite._core.task_events).
     the shell, every ~100 ms (its maintenance thread) ─► take() ─► one TaskEvents message
 
 Time comes from `clock`, the function the shell hands in (time.time in a cluster; the core
-itself never reads a clock). The buffer is bounded: past `limit` events an event is counted
+itself never reads a clock), and a task's parent (the task or actor call that submitted it)
+from `parent_of`, read once per task, when its first attempt is recorded. The buffer is bounded: past `limit` events an event is counted
 in `dropped` instead, and the count travels with the next batch.
 """
 from __future__ import annotations
@@ -22,17 +23,24 @@ def _no_clock() -> float:
     return 0.0
 
 
-class TaskEvents:
-    __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos")
+def _no_parent() -> None:
+    return None
 
-    def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT):
+
+class TaskEvents:
+    __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
+                 "parent_of")
+
+    def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
+                 parent_of: Any = None):
         self.clock = clock
+        self.parent_of = parent_of or _no_parent
         self.decode_error = decode_error
         self.buffer: list = []
         self.limit = limit
         self.dropped = 0
         self._job_id: bytes = b""
-        self._infos: dict = {}        # (name, actor id, class) -> the one info tuple for them
+        self._infos: dict = {}        # (name, actor id, class, parent) -> the one info tuple
 
     @property
     def job_id(self) -> bytes:
@@ -53,13 +61,16 @@ class TaskEvents:
 
     def new(self, task: Any, state: str, class_name: str = "") -> None:
         """A new attempt of `task` (or a new call of an actor of `class_name`), in `state`."""
-        key = (task.name, task.actor_id, class_name)
+        parent = task.parent
+        if parent is False:  # its first attempt: the task running where it was submitted
+            parent = task.parent = self.parent_of()
+        key = (task.name, task.actor_id, class_name, parent)
         info = self._infos.get(key)
-        if info is None:  # one tuple per function: it pickles once per batch
+        if info is None:  # one tuple per function (and parent): it pickles once per batch
             if len(self._infos) > 4096:
                 self._infos.clear()
             name = f"{class_name}.{task.name}" if class_name else task.name
-            info = self._infos[key] = (self._job_id, name, task.actor_id)
+            info = self._infos[key] = (self._job_id, name, task.actor_id, parent)
         self.add(task.task_id, task.attempt, state, info)
 
     def ended(self, task: Any, error: Any, attempt: int | None = None) -> None:

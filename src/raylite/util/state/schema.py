@@ -32,7 +32,7 @@ COLUMNS = {
     "tasks": (("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type",
                "func_or_class_name", "node_id", "worker_id", "worker_pid", "error_type"),
               ("error_message", "creation_time_ms", "start_time_ms", "end_time_ms",
-               "owner_address", "worker_address", "events")),
+               "owner_address", "worker_address", "events", "parent_task_id")),
     "objects": (("object_id", "object_size", "task_status", "reference_type", "ip"),
                 ("state", "owner_address", "local_refs", "borrowers")),
     "nodes": (("node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"),
@@ -51,7 +51,7 @@ ID = {"actors": "actor_id", "tasks": "task_id", "objects": "object_id", "nodes":
 LACKING = {
     "actors": "job_id, serialized_runtime_env, required_resources, placement_group_id, call_site, "
               "label_selector, num_restarts_due_to_*",
-    "tasks": "parent_task_id, language, required_resources, runtime_env_info, "
+    "tasks": "language, required_resources, runtime_env_info, "
              "placement_group_id, profiling_data, task_log_info, call_site, label_selector",
     "objects": "call_site, type (DRIVER/WORKER), pid",
     "nodes": "state_message, labels, start_time_ms, end_time_ms",
