@@ -1,6 +1,6 @@
 """A real cluster for the dashboard tests: a head started with `raylite start --head
---dashboard-port 0` in a temp dir (loopback), a driver holding an actor, tasks in flight
-and objects, and a log file in the session's logs/. Stopped by `raylite stop` (by pid)
+--dashboard-port 0` in a temp dir (loopback), a driver holding an actor, tasks in flight,
+objects and a counter (util.metrics), and a log file in the session's logs/. Stopped by `raylite stop` (by pid)
 at the end of the module, pass or fail.
 """
 import http.client
@@ -37,6 +37,10 @@ DRIVER = textwrap.dedent("""
     @ray.remote
     def queued_work(i):
         return i
+
+    from raylite.util.metrics import Counter
+    served = Counter("dash_requests", description="requests served", tag_keys=("route",))
+    served.inc(3, tags={"route": "/a"})
 
     c = DashCounter.options(name="dash-counter").remote()
     assert ray.get(c.add.remote()) == 1

@@ -16,7 +16,7 @@ filtered table is page 3 of the matches.
 from __future__ import annotations
 
 from . import history as hist
-from .html import amount, esc, filter_form, layout, mib, pager, paging, short, table
+from .html import amount, esc, filter_form, layout, mib, pager, paging, short, table, tabs
 from .reader import ClusterUnavailable
 
 TASK_STATES = ("PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT",
@@ -144,9 +144,26 @@ def actors(reader, history, query: dict, now: float) -> tuple[int, str]:
 
 
 def tasks(reader, history, query: dict, now: float) -> tuple[int, str]:
+    import urllib.parse
+
     state, name, actor = query.get("state", ""), query.get("name", ""), query.get("actor", "")
     filters = [f for f in (("state", "=", state), ("name", "~", name), ("actor_id", "~", actor))
                if f[2]]
+    view = "timeline" if query.get("view") == "timeline" else "table"
+    kept = {k: v for k, v in query.items() if k in ("state", "name", "actor")}
+    views = tabs([("/tasks?" + urllib.parse.urlencode(kept), "table", "table"),
+                  ("/tasks?" + urllib.parse.urlencode(dict(kept, view="timeline")), "timeline",
+                   "timeline")], view)
+    form = filter_form("/tasks", [("state", "state", TASK_STATES), ("name", "name", None),
+                                  ("actor", "actor id", None)], query, hidden=("view", "window"))
+    if view == "timeline":
+        from . import timeline
+
+        try:
+            body = timeline.body(reader, query, filters, now)
+        except ClusterUnavailable as e:
+            return unavailable("Tasks", "/tasks", e)
+        return 200, layout("Tasks", "/tasks", views + form + body, note=timeline.NOTE)
     page, per = paging(query)
     try:
         got = reader.tasks(filters, per, (page - 1) * per)
@@ -158,9 +175,7 @@ def tasks(reader, history, query: dict, now: float) -> tuple[int, str]:
              short(t.actor_id)] for t in got.records]
     dropped = (f'<p class=note>{got.dropped} older task records were dropped (the cluster '
                f'keeps {got.max_per_job} per job).</p>' if got.dropped else "")
-    body = (dropped
-            + filter_form("/tasks", [("state", "state", TASK_STATES), ("name", "name", None),
-                                     ("actor", "actor id", None)], query)
+    body = (views + dropped + form
             + table(["task", "name", "state", "attempt", "worker pid", "ran (ms)", "error",
                      "actor"], rows, "tasks-table", "no tasks match")
             + pager("/tasks", got.total, page, per, query))

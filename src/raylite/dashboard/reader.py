@@ -7,6 +7,7 @@
     Reader.metrics()            ─► util.state.fetch.ask_metrics ─► GetMetrics ─► (series, dropped)
     Reader.tasks(filters, limit, offset) ─► util.state.fetch.ask_tasks ─► GetTaskEvents
                                 ◄─ one page of the GCS's task records, and how many matched
+    Reader.task_summary()       ─► GetTaskEvents(summary) ─► counts by function, type and state
     Reader.log_dir()            ─► <session_dir>/logs (the files the logs page lists)
 
 A new connection per request, as the state API makes: nothing is held open between page
@@ -64,6 +65,17 @@ class Reader:
 
         try:
             return ask_tasks(self._target, filters, limit, offset, False, REPLY_TIMEOUT_S)
+        except RayStateApiException as e:
+            raise ClusterUnavailable(str(e)) from None
+
+    def task_summary(self) -> tuple:
+        """((func_or_class_name, type, state, count), ...) over every task record the GCS
+        keeps; ClusterUnavailable when no answer."""
+        from raylite.util.state import RayStateApiException
+        from raylite.util.state.fetch import ask_tasks
+
+        try:
+            return ask_tasks(self._target, [], -1, 0, True, REPLY_TIMEOUT_S).records
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 
