@@ -143,6 +143,14 @@ def test_spilling_and_transparent_restore(small_store):
     refs = [small_store.put(np.full(60 * MiB, i, dtype=np.uint8)) for i in range(8)]  # 480 MiB
     st = _store_stats()
     assert st["spilled"] > 0 and st["used"] <= st["capacity"]
+    from raylite.cli.status import format_status
+    snap = raylite._runtime.current().state(("nodes", "objects"), False)
+    progress = snap.nodes[0].spill  # the daemon's spilling: every copy done, each counted
+    assert progress.spilling_objects == progress.copied_objects == 0
+    assert progress.spilled_objects == st["spilled"] and progress.failed == 0
+    assert progress.spilled_bytes == st["spilled_bytes"] > 0
+    assert (f"spilled since start: {st['spilled']} objects, {st['spilled_bytes'] / MiB:.1f} MiB"
+            in format_status(snap, "here"))
     for i, ref in enumerate(refs):
         arr = small_store.get(ref)
         assert arr[0] == i and arr[-1] == i

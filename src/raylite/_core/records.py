@@ -35,6 +35,18 @@ class NodeRecord(NamedTuple):
     resources_total: dict
     resources_available: dict
     labels: dict | None = None  # the GCS's to say (None: not known to this record's source)
+    spill: "SpillRecord | None" = None  # the node daemon's to say (its object store)
+
+
+class SpillRecord(NamedTuple):
+    """A node's spilling: the copies to disk under way, and all it spilled since it started."""
+    spilling_objects: int      # chosen to make room and being copied to disk now
+    spilling_bytes: int
+    copied_objects: int        # of those, copied already
+    copied_bytes: int
+    spilled_objects: int       # copied to disk since the node started (freed ones included)
+    spilled_bytes: int
+    failed: int = 0            # copies that failed (a full disk, an I/O error)
 
 
 class JobRecord(NamedTuple):

@@ -100,7 +100,27 @@ def format_status(snap, address: str) -> str:
     lines.append(f"object store: {_mib(sum(shm))} / {_mib(total.get('object_store_memory', 0))} "
                  f"MiB in shared memory, {_mib(sum(spilled))} MiB spilled, "
                  f"{len(shm) + len(spilled)} objects")
+    lines += format_spilling(snap.nodes)
     return "\n".join(lines)
+
+
+def format_spilling(nodes) -> list[str]:
+    """The spilling the nodes' daemons report (NodeRecord.spill): copies under way, with
+    how far they are, and what was spilled since each started."""
+    records = [n.spill for n in nodes if n.alive and n.spill is not None]
+    if not records:
+        return []
+    now, nbytes, done, copied, total, total_bytes, failed = (
+        sum(r[i] for r in records) for i in range(7))
+    out = []
+    if now:
+        pct = 100 * copied / nbytes if nbytes else 100
+        out.append(f"spilling to disk now: {done} of {now} objects, {_mib(copied)} of "
+                   f"{_mib(nbytes)} MiB copied ({pct:.0f} %)")
+    if total or failed:
+        out.append(f"spilled since start: {total} objects, {_mib(total_bytes)} MiB"
+                   + (f"; {failed} spill copies failed (see the daemon's log)" if failed else ""))
+    return out
 
 
 def format_memory(snap, missing: tuple) -> str:
