@@ -51,9 +51,13 @@ def test_status_shows_the_copies_under_way_and_the_totals():
     node = NodeRecord("n", "a", "h", True, True, {}, {})
     assert format_spilling([node]) == []
     busy = node._replace(spill=SpillRecord(4, 400 * MiB, 1, 100 * MiB, 7, 700 * MiB))
+    one = node._replace(spill=SpillRecord(1, MiB, 0, 0, 1, MiB))
+    assert format_spilling([one]) == [
+        "spilling to disk now: 0 of 1 object, 0.0 of 1.0 MiB copied (0 %)",
+        "spilled since start: 1 object, 1.0 MiB"]
     assert format_spilling([busy]) == [
         "spilling to disk now: 1 of 4 objects, 100.0 of 400.0 MiB copied (25 %)",
         "spilled since start: 7 objects, 700.0 MiB"]
     failed = node._replace(spill=SpillRecord(0, 0, 0, 0, 2, 3 * MiB, 1))
     assert format_spilling([failed, node._replace(alive=False, spill=busy.spill)]) == [
-        "spilled since start: 2 objects, 3.0 MiB; 1 spill copies failed (see the daemon's log)"]
+        "spilled since start: 2 objects, 3.0 MiB; 1 spill copy failed (see the daemon's log)"]

@@ -115,11 +115,12 @@ def format_spilling(nodes) -> list[str]:
     out = []
     if now:
         pct = 100 * copied / nbytes if nbytes else 100
-        out.append(f"spilling to disk now: {done} of {now} objects, {_mib(copied)} of "
+        out.append(f"spilling to disk now: {done} of {_n(now, 'object')}, {_mib(copied)} of "
                    f"{_mib(nbytes)} MiB copied ({pct:.0f} %)")
     if total or failed:
-        out.append(f"spilled since start: {total} objects, {_mib(total_bytes)} MiB"
-                   + (f"; {failed} spill copies failed (see the daemon's log)" if failed else ""))
+        out.append(f"spilled since start: {_n(total, 'object')}, {_mib(total_bytes)} MiB"
+                   + (f"; {_n(failed, 'spill copy', 'spill copies')} failed (see the daemon's "
+                      "log)" if failed else ""))
     return out
 
 
@@ -157,6 +158,10 @@ def _sum(nodes, field: str) -> dict:
 def _stored(snap, state: str) -> list:
     """Sizes of the objects in `state` (the store's word, overlaid on their owners')."""
     return [o.size or 0 for o in snap.objects if o.state == state]
+
+
+def _n(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _mib(n: float) -> str:
