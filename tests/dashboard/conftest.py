@@ -28,10 +28,12 @@ DRIVER = textwrap.dedent("""
             self.n = 0
         def add(self):
             self.n += 1
+            print("adding", self.n, "<b>")
             return self.n
 
     @ray.remote
     def sleeper(i):
+        print(f"sleeper {i} starts", flush=True)
         time.sleep(600)
 
     @ray.remote
@@ -109,7 +111,10 @@ def cluster():
         driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True,
                                   env=dict(os.environ, RAYLITE_TEMP_DIR=temp))
-        assert driver.stdout.readline().strip() == "READY"
+        seen = [driver.stdout.readline() for _ in range(1)]
+        while seen[-1] and seen[-1].strip() != "READY" and len(seen) < 20:  # workers' lines too
+            seen.append(driver.stdout.readline())
+        assert seen[-1].strip() == "READY", seen
         c = Cluster(temp, address, url, code, token, session, log_file)
         c.wait_for = _wait_for
         yield c

@@ -144,6 +144,11 @@ def test_timeline_span_details_and_metrics_page(cluster, fresh_login, page):
     page.click("#window-600")
     page.wait_for_url("**window=600*")
     expect(spans).to_have_count(3)
+    page.locator('#timeline rect.span[data-name="DashCounter.add"]').click()
+    page.click("#span-log")  # the detail's link: what that call printed
+    page.wait_for_url("**/tasks/log?task_id=*")
+    expect(page.locator("#task-log")).to_have_text("adding 1 <b>\n")
+    _shot(page, "task-log.png")
 
     page.click("nav >> text=Metrics")
     page.wait_for_url(base + "/metrics/view")

@@ -137,6 +137,29 @@ def test_tasks_timeline_draws_a_span_per_attempt_that_ran(cluster, cookie):
     assert "no task ran in this window" in body
 
 
+def test_a_tasks_output_from_the_tasks_page(cluster, cookie):
+    def linked():
+        body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)[2]
+        return body if _task_rows(body) == 2 else None
+    body = cluster.wait_for(linked)
+    sleepers = re.findall(r'href="(/tasks/log\?task_id=[0-9a-f]{32}&amp;attempt=0)"', body)
+    assert len(sleepers) == 2
+    outputs = {cluster.request("GET", u.replace("&amp;", "&"), cookie=cookie)[2]
+               .split("<pre id=task-log>")[1].split("</pre>")[0] for u in sleepers}
+    assert outputs == {"sleeper 0 starts\n", "sleeper 1 starts\n"}  # each its own lines
+    body = cluster.request("GET", "/tasks?state=FINISHED", cookie=cookie)[2]
+    [add] = re.findall(r'href="/tasks/log\?task_id=([0-9a-f]{32})', body)
+    status, _, body = cluster.request("GET", f"/tasks/log?task_id={add}", cookie=cookie)
+    assert status == 200 and "DashCounter.add" in body
+    assert "<pre id=task-log>adding 1 &lt;b&gt;\n</pre>" in body  # escaped
+    status, _, body = cluster.request("GET", f"/tasks/log?task_id={add}&err=1", cookie=cookie)
+    assert status == 404 and "printed nothing" in body  # its worker has no stderr file
+    status, _, body = cluster.request("GET", "/tasks/log?task_id=" + "ab" * 16, cookie=cookie)
+    assert status == 404 and "no task" in body
+    status, headers, _ = cluster.request("GET", f"/tasks/log?task_id={add}")
+    assert status == 303 and headers["location"] == "/login"  # a login first, as everywhere
+
+
 def test_metrics_page_shows_the_cluster_and_the_users_metrics(cluster, cookie):
     def counted():
         body = cluster.request("GET", "/metrics/view", cookie=cookie)[2]

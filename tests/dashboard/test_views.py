@@ -91,3 +91,10 @@ def test_cluster_and_user_values_of_a_sample():
     user = series.user_values((MetricSeries("counter", "req", "", (("route", "/a"),), 5.0),
                                MetricSeries("histogram", "lat", "", (), 2.5, count=3)))
     assert user == {"user:req{route=/a}": 5.0, "user:lat": 3.0}
+
+
+def test_log_views_leave_the_task_markers_out():
+    from raylite.dashboard.logs import unmarked
+
+    text = f"a\n:raylite_task_begin:{'ab' * 16}:0\nb\n:raylite_task_end:{'ab' * 16}:0\nc"
+    assert unmarked(text) == "a\nb\nc" and unmarked("plain\n") == "plain\n"

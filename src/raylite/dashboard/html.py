@@ -129,7 +129,7 @@ th{background:#eef1f5}.id{font-family:monospace}.note{color:#6b4f00;background:#
 .card h2{font-size:14px;margin:0 0 .3em}.plot-bg{fill:#f0f4f8}.plot-line{stroke:#1d6fd6;stroke-width:2}.plot-area{fill:#1d6fd6;fill-opacity:.15}
 .plot-empty{fill:#888;font-size:11px}.filters{display:flex;gap:1em;align-items:end;margin:.5em 0}
 .filters input{width:12em}.pager{margin:.5em 0}.pager a{margin:0 .5em}
-pre#log{background:#111;color:#ddd;padding:.6em;max-height:70vh;overflow:auto;font-size:12px;white-space:pre-wrap}
+pre#log,pre#task-log{background:#111;color:#ddd;padding:.6em;max-height:70vh;overflow:auto;font-size:12px;white-space:pre-wrap}
 .error{color:#a00}.empty{color:#666}.login{max-width:26em;margin:4em auto;background:#fff;padding:1.5em;border:1px solid #ddd}
 .login input{width:100%;margin:.5em 0}
 .tabs{margin:.3em 0 .6em}.tabs a{padding:.2em .7em;border:1px solid #cdd3da;background:#fff;color:#1d3557;text-decoration:none}
@@ -165,7 +165,9 @@ JS = """
       if(!kv[1])return;var p=document.createElement('div');var b=document.createElement('b');
       b.textContent=kv[0]+': ';p.appendChild(b);p.appendChild(document.createTextNode(kv[1]));box.appendChild(p);
     });
-    box.hidden=false;
+    var a=document.createElement('a');a.id='span-log';a.textContent='its output';
+    a.href='/tasks/log?task_id='+encodeURIComponent(r.dataset.task)+'&attempt='+encodeURIComponent(r.dataset.attempt);
+    box.appendChild(a);box.hidden=false;
   }
   function reselect(){
     if(!chosen)return;

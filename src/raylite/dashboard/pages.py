@@ -169,7 +169,7 @@ def tasks(reader, history, query: dict, now: float) -> tuple[int, str]:
         got = reader.tasks(filters, per, (page - 1) * per)
     except ClusterUnavailable as e:
         return unavailable("Tasks", "/tasks", e)
-    rows = [[short(t.task_id, 32), esc(t.name),
+    rows = [[_task_link(t), esc(t.name),
              f'<span class="state state-{esc(t.state)}">{esc(t.state)}</span>',
              esc(t.attempt_number), esc(t.worker_pid or "-"), _took(t), esc(t.error_type or ""),
              short(t.actor_id)] for t in got.records]
@@ -180,6 +180,12 @@ def tasks(reader, history, query: dict, now: float) -> tuple[int, str]:
                      "actor"], rows, "tasks-table", "no tasks match")
             + pager("/tasks", got.total, page, per, query))
     return 200, layout("Tasks", "/tasks", body, note=TASKS_NOTE)
+
+
+def _task_link(t) -> str:
+    """The task's id, linking to what its attempt printed (/tasks/log)."""
+    return (f'<a href="/tasks/log?task_id={esc(t.task_id)}&amp;attempt={esc(t.attempt_number)}" '
+            f'class="id task-log-link" title="its output">{esc(t.task_id[:32])}</a>')
 
 
 def _took(t) -> str:

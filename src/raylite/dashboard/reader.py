@@ -32,7 +32,7 @@ class ClusterUnavailable(Exception):
 
 class Reader:
     def __init__(self, target):
-        self._target = target
+        self.target = target  # the state API's Target (task_logs reads a task's lines with it)
         self.address = target.address
         self.session_dir = target.session_dir
         self.token = target.token  # the cluster token: the login form compares with it
@@ -43,7 +43,7 @@ class Reader:
         from raylite.util.state.fetch import ask
 
         try:
-            return ask(self._target, tuple(kinds), owners, REPLY_TIMEOUT_S)
+            return ask(self.target, tuple(kinds), owners, REPLY_TIMEOUT_S)
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 
@@ -53,7 +53,7 @@ class Reader:
         from raylite.util.state.fetch import ask_metrics
 
         try:
-            return ask_metrics(self._target, REPLY_TIMEOUT_S)
+            return ask_metrics(self.target, REPLY_TIMEOUT_S)
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 
@@ -64,7 +64,7 @@ class Reader:
         from raylite.util.state.fetch import ask_tasks
 
         try:
-            return ask_tasks(self._target, filters, limit, offset, False, REPLY_TIMEOUT_S)
+            return ask_tasks(self.target, filters, limit, offset, False, REPLY_TIMEOUT_S)
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 
@@ -75,7 +75,7 @@ class Reader:
         from raylite.util.state.fetch import ask_tasks
 
         try:
-            return ask_tasks(self._target, [], -1, 0, True, REPLY_TIMEOUT_S).records
+            return ask_tasks(self.target, [], -1, 0, True, REPLY_TIMEOUT_S).records
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 

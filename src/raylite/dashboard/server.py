@@ -49,6 +49,7 @@ from .series import SeriesHistory, cluster_values, user_values
 from .reader import ClusterUnavailable, Reader
 
 MAX_BODY = 4096
+PAGES_ELSEWHERE = ("/logs", "/logs/view", "/metrics/view", "/tasks/log")  # beside pages.PAGES
 METRICS_KINDS = ("nodes", "jobs", "workers", "actors", "tasks", "objects")
 MAX_VALUE = 200
 SECURITY_HEADERS = (
@@ -182,7 +183,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/login":
             return self._login_get(query)
         if not self._logged_in():
-            if path in pages.PAGES or path in ("/logs", "/logs/view", "/metrics/view"):
+            if path in pages.PAGES or path in PAGES_ELSEWHERE:
                 return self._redirect("/login")
             return self._send(401, "log in first: /login", "text/plain; charset=utf-8")
         d = self.dash
@@ -192,6 +193,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             from . import metrics_page
 
             status, body = metrics_page.page(d.reader, d.series, query, time.time())
+        elif path == "/tasks/log":
+            status, body = logs.task_page(d.reader, query)
         elif path == "/logs":
             status, body = logs.list_page(d.reader.log_dir())
         elif path == "/logs/view":
