@@ -24,34 +24,36 @@ def _drain(s, r) -> str:
         return f.read().decode()
 
 
+def _run(body) -> str:
+    """What `body(stdout, marks)` leaves in a worker's stdout (its stderr must stay empty)."""
+    (out, r), (err, r2) = _stream(), _stream()
+    body(out, TaskMarks((out, err)))
+    assert _drain(err, r2) == ""                   # nothing printed there: no marker either
+    return _drain(out, r)
+
+
 def test_a_task_that_prints_gets_markers_and_a_quiet_one_none():
-    s, r = _stream()
-    err, r2 = _stream()
-    marks = TaskMarks((s, err))
-    s.write("before any task\n")
-    marks.begin(bytes.fromhex(TID), 0)
-    marks.end()                                    # printed nothing: no marker
-    marks.begin(bytes.fromhex(TID), 1)
-    print("one", file=s)
-    print("two", end="", file=s)                   # the end marker starts a line of its own
-    marks.end()
-    s.write("after\n")
-    assert _drain(err, r2) == ""                   # nothing on stderr: no marker there
-    assert _drain(s, r) == (f"before any task\n:raylite_task_begin:{TID}:1\none\ntwo\n"
-                            f":raylite_task_end:{TID}:1\nafter\n")
+    def body(s, marks):
+        s.write("before any task\n")
+        marks.begin(bytes.fromhex(TID), 0)
+        marks.end()                                # printed nothing: no marker
+        marks.begin(bytes.fromhex(TID), 1)
+        print("one", file=s)
+        print("two", end="", file=s)               # the end marker starts a line of its own
+        marks.end()
+        s.write("after\n")
+    assert _run(body) == (f"before any task\n:raylite_task_begin:{TID}:1\none\ntwo\n"
+                          f":raylite_task_end:{TID}:1\nafter\n")
 
 
 def test_a_line_left_open_before_a_task_is_ended_before_its_marker():
-    s, r = _stream()
-    err, r2 = _stream()
-    marks = TaskMarks((err, s))
-    s.write("no newline")
-    marks.begin(bytes.fromhex(TID), 0)
-    s.write("x\n")
-    marks.end()
-    assert _drain(err, r2) == ""
-    assert _drain(s, r) == (f"no newline\n:raylite_task_begin:{TID}:0\nx\n"
-                            f":raylite_task_end:{TID}:0\n")
+    def body(s, marks):
+        s.write("no newline")
+        marks.begin(bytes.fromhex(TID), 0)
+        s.write("x\n")
+        marks.end()
+    assert _run(body) == (f"no newline\n:raylite_task_begin:{TID}:0\nx\n"
+                          f":raylite_task_end:{TID}:0\n")
 
 
 class _Rec:
