@@ -154,6 +154,9 @@ def test_the_metrics_endpoint_exports_user_and_cluster_metrics(head):
         assert line in lines, (line, body)
     assert any(re.fullmatch(r'raylite_node_cpu_total\{node_id="[0-9a-f]{32}"\} 2', x) for x in lines)
     assert any(x.startswith("raylite_workers{") for x in lines)
+    assert any(re.fullmatch(r'raylite_node_spilled_bytes_total\{node_id="[0-9a-f]{32}"\} 0', x)
+               for x in lines)  # nothing spilled here; the count is there
+    assert "# TYPE raylite_node_spill_failures_total counter" in lines
 
 
 def test_the_driver_draws_the_bars_and_prints_worker_output_whole(head):

@@ -98,3 +98,26 @@ def test_log_views_leave_the_task_markers_out():
 
     text = f"a\n:raylite_task_begin:{'ab' * 16}:0\nb\n:raylite_task_end:{'ab' * 16}:0\nc"
     assert unmarked(text) == "a\nb\nc" and unmarked("plain\n") == "plain\n"
+
+
+def test_overview_and_metrics_endpoint_show_the_stores_spilling():
+    from raylite._core.records import SpillRecord
+    from raylite.dashboard import metrics, pages
+    from raylite.dashboard.history import History
+
+    node = NodeRecord("n" * 32, "127.0.0.1:1", "h", True, True,
+                      {"CPU": 2.0, "object_store_memory": 300.0 * 2**20}, {"CPU": 2.0},
+                      spill=SpillRecord(4, 280 * 2**20, 1, 70 * 2**20, 1, 70 * 2**20))
+
+    class Reader:
+        address = "127.0.0.1:1"
+
+        def state(self, kinds, owners=False):
+            return StateSnapshot("t", nodes=(node,)), ()
+    status, body = pages.overview(Reader(), History(5.0), {}, 100.0)
+    assert status == 200
+    assert ("<li class=spilling>spilling to disk now: 1 of 4 objects, 70.0 of 280.0 MiB copied "
+            "(25 %)</li>") in body
+    text = metrics.cluster_metrics(StateSnapshot("t", nodes=(node,)), (), 0)
+    assert f'raylite_node_spilling_bytes{{node_id="{"n" * 32}"}} {280 * 2**20}' in text
+    assert f'raylite_node_spilled_objects_total{{node_id="{"n" * 32}"}} 1' in text

@@ -87,10 +87,17 @@ def overview(reader, history, query: dict, now: float) -> tuple[int, str]:
                f'<li>pending lease requests: {pending}</li>'
                f'<li>object store: {mib(sum(o.size or 0 for o in shm))} in shared memory '
                f'({len(shm)} objects), {mib(sum(o.size or 0 for o in spilled))} spilled '
-               f'({len(spilled)} objects)</li></ul>')
+               f'({len(spilled)} objects)</li>{_spilling(snap.nodes)}</ul>')
     body = (f'<p>Cluster at <code>{esc(reader.address)}</code></p>'
             f'<div class=cards id=plots>{"".join(cards)}</div>{nodes}{summary}')
     return 200, layout("Cluster", "/", body)
+
+
+def _spilling(nodes) -> str:
+    """The object store's spilling, as `raylite status` says it (copies under way, totals)."""
+    from raylite.cli.status import format_spilling
+
+    return "".join(f"<li class=spilling>{esc(line)}</li>" for line in format_spilling(nodes))
 
 
 def jobs(reader, history, query: dict, now: float) -> tuple[int, str]:
