@@ -165,6 +165,22 @@ def test_spilling_and_transparent_restore(small_store):
     assert _store_stats()["spilled_bytes"] == 0
 
 
+def test_a_put_waiting_for_spills_says_so_on_stderr(small_store, capfd, monkeypatch):
+    from raylite._runtime import spill_wait
+
+    held = [small_store.put(np.full(60 * MiB, i, dtype=np.uint8)) for i in range(4)]  # 240 MiB
+    capfd.readouterr()
+    monkeypatch.setattr(spill_wait, "AFTER_S", 0.0)   # every late answer: a line at once
+    monkeypatch.setattr(spill_wait, "TICK_S", 0.01)
+    big = small_store.put(np.full(200 * MiB, 9, dtype=np.uint8))     # 140+ MiB copied first
+    err = capfd.readouterr().err
+    assert ("raylite: put() of 200.0 MiB is waiting for room in the object store (0 s)"
+            in err), err
+    assert small_store.get(big)[-1] == 9 and small_store.get(held[0])[0] == 0
+    lines = [x for x in err.splitlines() if "spilling to disk now" in x]
+    assert all(" of 4 objects" in x or " of 3 objects" in x for x in lines), lines
+
+
 def test_object_larger_than_store_goes_to_disk(small_store):
     ref = small_store.put(np.full(400 * MiB, 7, dtype=np.uint8))
     st = _store_stats()

@@ -294,3 +294,16 @@ def test_an_interrupted_wait_forgets_the_call(pair):
         call.result(1.0)
     timer.join()
     assert ep.pending() == 0
+
+
+def test_waiting_for_a_call_keeps_it_booked_until_its_reply(pair):
+    a, b = pair
+    caller, server = Endpoint(), Endpoint()
+    asked = []
+    server.on(m.GetObject, lambda conn, msg: asked.append(msg))
+    call = caller.call(a, m.GetObject(0, b"x"))
+    pump(server, b)
+    assert call.wait(0.01) is False and caller.pending() == 1  # not given up, unlike result()
+    server.reply(b, asked[0], m.ObjectValue(0, b"X", None))
+    pump(caller, a)
+    assert call.wait(0.01) is True and call.result(0).data == b"X"

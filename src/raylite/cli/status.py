@@ -105,23 +105,9 @@ def format_status(snap, address: str) -> str:
 
 
 def format_spilling(nodes) -> list[str]:
-    """The spilling the nodes' daemons report (NodeRecord.spill): copies under way, with
-    how far they are, and what was spilled since each started."""
-    records = [n.spill for n in nodes if n.alive and n.spill is not None]
-    if not records:
-        return []
-    now, nbytes, done, copied, total, total_bytes, failed = (
-        sum(r[i] for r in records) for i in range(7))
-    out = []
-    if now:
-        pct = 100 * copied / nbytes if nbytes else 100
-        out.append(f"spilling to disk now: {done} of {_n(now, 'object')}, {_mib(copied)} of "
-                   f"{_mib(nbytes)} MiB copied ({pct:.0f} %)")
-    if total or failed:
-        out.append(f"spilled since start: {_n(total, 'object')}, {_mib(total_bytes)} MiB"
-                   + (f"; {_n(failed, 'spill copy', 'spill copies')} failed (see the daemon's "
-                      "log)" if failed else ""))
-    return out
+    from raylite._core.records import spill_lines
+
+    return spill_lines(nodes)
 
 
 def format_memory(snap, missing: tuple) -> str:
@@ -158,10 +144,6 @@ def _sum(nodes, field: str) -> dict:
 def _stored(snap, state: str) -> list:
     """Sizes of the objects in `state` (the store's word, overlaid on their owners')."""
     return [o.size or 0 for o in snap.objects if o.state == state]
-
-
-def _n(n: int, one: str, many: str = "") -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _mib(n: float) -> str:
