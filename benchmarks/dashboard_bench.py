@@ -183,6 +183,11 @@ def main() -> int:
             t = time.perf_counter()
             got = reader.tasks([], 50, 0)
             direct.append((time.perf_counter() - t) * 1000)
+        summary = []
+        for _ in range(3):
+            t = time.perf_counter()
+            reader.task_summary()
+            summary.append((time.perf_counter() - t) * 1000)
         _, cookie, _ = get(parts.hostname, parts.port, f"{parts.path}?{parts.query}")
         cookie = cookie.split(";")[0].split("=", 1)[1]
         times = {p: [] for p in PAGES}
@@ -215,6 +220,8 @@ def main() -> int:
               f"peak {peak_rss(pid) / mib:.1f} MiB")
         print(f"the task-event request alone (a page of 50 of {got.total:,d}): "
               f"{statistics.median(direct):.0f} ms median")
+        print(f"the task store's counts by state (what the sampler asks every 5 s): "
+              f"{statistics.median(summary):.0f} ms median")
         print(f"render {args.tasks:,d} tasks and objects as received (no cluster): "
               f"{render_only(args.tasks)}")
         print(f"history: a day of 5 s samples (17,280) leaves {len(h)} in the ring")
