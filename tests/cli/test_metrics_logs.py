@@ -209,6 +209,66 @@ def test_logs_of_one_task_by_its_id(head):
         assert ":raylite_task_" not in rl(temp, "logs", "--pid", pid, "--tail", "-1").stdout
 
 
+TICKER = """
+    import sys, time
+    import raylite
+    raylite.init(address="auto")
+
+    @raylite.remote
+    def ticker(go):
+        for i in range(4):
+            print(f"tick {i}", flush=True)
+            while not __import__("os").path.exists(go + str(i)):  # the test says when
+                time.sleep(0.05)
+        return 1
+
+    print(raylite.get(ticker.remote(sys.argv[1])), flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_following_a_running_tasks_log_ends_with_the_task(head, tmp_path):
+    import json
+
+    temp = head[0]
+    go = str(tmp_path / "go")
+    driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent(TICKER), go],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                              env=dict(os.environ, RAYLITE_TEMP_DIR=str(temp)))
+    follow = None
+    try:
+        deadline, running = time.monotonic() + 60, []
+        while not running and time.monotonic() < deadline:
+            rows = json.loads(rl(temp, "list", "tasks", "--filter", "name=ticker",
+                                 "--format", "json").stdout)
+            running = [r for r in rows if r["state"] == "RUNNING"]
+            time.sleep(0.1)
+        assert running, "the ticker task did not start"
+        follow = subprocess.Popen([sys.executable, "-m", "raylite", "logs", "--task-id",
+                                   running[0]["task_id"], "--follow", "--temp-dir", str(temp)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = [follow.stdout.readline()]
+        for i in range(4):
+            open(go + str(i), "w").close()            # the task goes on: tick i+1, or returns
+            if i < 3:
+                seen.append(follow.stdout.readline())  # each line while the task still runs
+        out, err = follow.communicate(timeout=60)      # it ends once the task has ended
+        assert follow.returncode == 0, err
+        assert seen + out.splitlines(keepends=True) == [f"tick {i}\n" for i in range(4)]
+    finally:
+        if follow is not None and follow.poll() is None:
+            follow.kill()
+            follow.wait()
+        for i in range(4):   # let the task end, and the driver with it
+            open(go + str(i), "w").close()
+        driver.stdin.close()
+        try:
+            driver.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+            driver.wait()
+
+
 def test_logs_stay_after_stop_until_the_next_head(head, tmp_path):
     temp, _, _, driver, session = head
     pid = driver.stdout.split("PIDS", 1)[1].split()[0]
