@@ -261,12 +261,12 @@ def test_following_a_running_tasks_log_ends_with_the_task(head, tmp_path):
             follow.wait()
         for i in range(4):   # let the task end, and the driver with it
             open(go + str(i), "w").close()
-        driver.stdin.close()
         try:
-            driver.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            driver.kill()
-            driver.wait()
+            driver.communicate(timeout=30)   # (closes its stdin: it ends)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
 
 
 def test_logs_stay_after_stop_until_the_next_head(head, tmp_path):
