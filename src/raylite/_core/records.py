@@ -161,6 +161,30 @@ def located(objects: tuple, stored: tuple) -> tuple:
     return overlay(owned, stored) + tuple(r for r in objects if r.state == "BORROWED")
 
 
+def spill_lines(nodes) -> list[str]:
+    """What `raylite status` (and a driver waiting for room) says of the alive nodes'
+    spilling (NodeRecord.spill): the copies under way, how far they are, and the totals."""
+    records = [n.spill for n in nodes if n.alive and n.spill is not None]
+    if not records:
+        return []
+    now, nbytes, done, copied, total, total_bytes, failed = (
+        sum(r[i] for r in records) for i in range(7))
+    out = []
+    if now:
+        pct = 100 * copied / nbytes if nbytes else 100
+        out.append(f"spilling to disk now: {done} of {_n(now, 'object')}, {copied / 2**20:.1f} "
+                   f"of {nbytes / 2**20:.1f} MiB copied ({pct:.0f} %)")
+    if total or failed:
+        out.append(f"spilled since start: {_n(total, 'object')}, {total_bytes / 2**20:.1f} MiB"
+                   + (f"; {_n(failed, 'spill copy', 'spill copies')} failed (see the daemon's "
+                      "log)" if failed else ""))
+    return out
+
+
+def _n(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 class TaskEventRecord(NamedTuple):
     """One attempt of a task as the task-event store knows it (task_events.py): Ray's TaskState
     field names; times in ms since the epoch (None: not reached or not known)."""
@@ -185,27 +209,3 @@ class TaskEventRecord(NamedTuple):
     events: tuple              # ((state, ms), ...) in the order they happened
     start_time_us: int | None = None  # start and end in µs (raylite's own: for the timeline)
     end_time_us: int | None = None
-
-
-def spill_lines(nodes) -> list[str]:
-    """What `raylite status` (and a driver waiting for room) says of the alive nodes'
-    spilling (NodeRecord.spill): the copies under way, how far they are, and the totals."""
-    records = [n.spill for n in nodes if n.alive and n.spill is not None]
-    if not records:
-        return []
-    now, nbytes, done, copied, total, total_bytes, failed = (
-        sum(r[i] for r in records) for i in range(7))
-    out = []
-    if now:
-        pct = 100 * copied / nbytes if nbytes else 100
-        out.append(f"spilling to disk now: {done} of {_n(now, 'object')}, {copied / 2**20:.1f} "
-                   f"of {nbytes / 2**20:.1f} MiB copied ({pct:.0f} %)")
-    if total or failed:
-        out.append(f"spilled since start: {_n(total, 'object')}, {total_bytes / 2**20:.1f} MiB"
-                   + (f"; {_n(failed, 'spill copy', 'spill copies')} failed (see the daemon's "
-                      "log)" if failed else ""))
-    return out
-
-
-def _n(n: int, one: str, many: str = "") -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
