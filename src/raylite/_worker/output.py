@@ -145,6 +145,7 @@ def forward_output(rt, executor, session_dir: str, worker_id: bytes) -> None:
                          name="raylite-log").start()
     sys.stdout, sys.stderr = (MarkedText(io.BufferedWriter(io.FileIO(fd, "w", closefd=False)),
                                          line_buffering=True) for fd in (1, 2))
+    sys.stdout.mode = sys.stderr.mode = "w"  # as os.fdopen(fd, "w", buffering=1) had it
     executor.marks = TaskMarks((sys.stdout, sys.stderr))
 
 
