@@ -13,7 +13,8 @@ in with the cluster token over keep-alive-free HTTP (a new connection per page, 
 browser's first view):
 
     latency   each page (overview, jobs, actors, tasks, tasks filtered, tasks page 1000,
-              objects, logs) fetched --rounds times: median and max in ms
+              the tasks' timeline, objects, metrics, logs) fetched --rounds times: median
+              and max in ms
     RSS       the dashboard process's RSS (psutil) before the first page, after every
               page round, and its peak (VmHWM)
     render    the dashboard's own part, without the cluster's: a process importing what the
@@ -69,7 +70,8 @@ DRIVER = textwrap.dedent("""
 """)
 
 PAGES = ("/", "/jobs", "/actors", "/tasks", "/tasks?name=waits&state=PENDING_ARGS_AVAIL",
-         "/tasks?page=1000&per=50", "/objects", "/objects?state=SHARED_MEMORY", "/logs")
+         "/tasks?page=1000&per=50", "/tasks?view=timeline", "/objects",
+         "/objects?state=SHARED_MEMORY", "/metrics/view", "/logs")
 
 
 def cli(*args, temp):
@@ -181,6 +183,11 @@ def main() -> int:
             t = time.perf_counter()
             got = reader.tasks([], 50, 0)
             direct.append((time.perf_counter() - t) * 1000)
+        summary = []
+        for _ in range(3):
+            t = time.perf_counter()
+            reader.task_summary()
+            summary.append((time.perf_counter() - t) * 1000)
         _, cookie, _ = get(parts.hostname, parts.port, f"{parts.path}?{parts.query}")
         cookie = cookie.split(";")[0].split("=", 1)[1]
         times = {p: [] for p in PAGES}
@@ -213,9 +220,18 @@ def main() -> int:
               f"peak {peak_rss(pid) / mib:.1f} MiB")
         print(f"the task-event request alone (a page of 50 of {got.total:,d}): "
               f"{statistics.median(direct):.0f} ms median")
+        print(f"the task store's counts by state (what the sampler asks every 5 s): "
+              f"{statistics.median(summary):.0f} ms median")
         print(f"render {args.tasks:,d} tasks and objects as received (no cluster): "
               f"{render_only(args.tasks)}")
         print(f"history: a day of 5 s samples (17,280) leaves {len(h)} in the ring")
+        from raylite.dashboard.series import SeriesHistory
+        sh = SeriesHistory(5.0)
+        for i in range(17_280):
+            sh.add(i * 5.0, {f"s{k}": float(i) for k in range(20)})
+        print(f"metrics page's series: a day of 5 s samples of 20 series leaves "
+              f"{len(sh.points('s0', 17_279 * 5.0))} points each "
+              f"({sh.cap * 8 / 2**10:.1f} KiB a series, at most {sh.max_series} series)")
         return 0
     finally:
         if driver is not None:

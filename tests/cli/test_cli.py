@@ -194,6 +194,26 @@ def test_status_counts_actors_and_pending_demands(head):
     assert "pending lease requests: 1: {CPU: 64}" in out.stdout
 
 
+def test_status_says_what_the_object_store_spilled(temps):
+    temp = temps()
+    raylite("start", "--head", "--port", "0", "--num-cpus", "1", "--object-store-memory",
+            str(100 * 2**20), temp=temp)
+    code = """
+        import subprocess, sys, os
+        import numpy as np
+        import raylite
+        raylite.init(address="auto")
+        held = [raylite.put(np.zeros(40 * 2**20, dtype=np.uint8)) for _ in range(3)]  # 120 MiB
+        print(subprocess.run([sys.executable, "-m", "raylite", "status", "--temp-dir",
+                              os.environ["RAYLITE_TEMP_DIR"]], capture_output=True, text=True).stdout)
+    """
+    out = _driver(temp, code)
+    assert out.returncode == 0, out.stderr
+    assert "80.0 / 100.0 MiB in shared memory, 40.0 MiB spilled, 3 objects" in out.stdout
+    assert "spilled since start: 1 object, 40.0 MiB" in out.stdout, out.stdout
+    assert "spilling to disk now" not in out.stdout  # the put returned: its copy is done
+
+
 def test_second_head_is_refused(head):
     temp, address = head
     out = raylite("start", "--head", "--port", "0", temp=temp, check=False)

@@ -179,7 +179,7 @@ def test_logs_lists_and_reads_the_head_log(cluster):
     out = rl(cluster, "logs", "--actor-id", "ab" * 16, check=False)
     assert out.returncode == 1 and "no live actor" in out.stderr
     out = rl(cluster, "logs", "--task-id", "ab" * 16, check=False)
-    assert out.returncode == 1 and "not available yet" in out.stderr
+    assert out.returncode == 1 and "no task 'abababab" in out.stderr
 
 
 def test_no_cluster_says_how_to_start_one(tmp_path):

@@ -143,6 +143,14 @@ def test_spilling_and_transparent_restore(small_store):
     refs = [small_store.put(np.full(60 * MiB, i, dtype=np.uint8)) for i in range(8)]  # 480 MiB
     st = _store_stats()
     assert st["spilled"] > 0 and st["used"] <= st["capacity"]
+    from raylite.cli.status import format_status
+    snap = raylite._runtime.current().state(("nodes", "objects"), False)
+    progress = snap.nodes[0].spill  # the daemon's spilling: every copy done, each counted
+    assert progress.spilling_objects == progress.copied_objects == 0
+    assert progress.spilled_objects == st["spilled"] and progress.failed == 0
+    assert progress.spilled_bytes == st["spilled_bytes"] > 0
+    assert (f"spilled since start: {st['spilled']} objects, {st['spilled_bytes'] / MiB:.1f} MiB"
+            in format_status(snap, "here"))
     for i, ref in enumerate(refs):
         arr = small_store.get(ref)
         assert arr[0] == i and arr[-1] == i
@@ -155,6 +163,22 @@ def test_spilling_and_transparent_restore(small_store):
     del refs, arr
     assert _settle(lambda: os.listdir(spill_dir) == [])
     assert _store_stats()["spilled_bytes"] == 0
+
+
+def test_a_put_waiting_for_spills_says_so_on_stderr(small_store, capfd, monkeypatch):
+    from raylite._runtime import spill_wait
+
+    held = [small_store.put(np.full(60 * MiB, i, dtype=np.uint8)) for i in range(4)]  # 240 MiB
+    capfd.readouterr()
+    monkeypatch.setattr(spill_wait, "AFTER_S", 0.0)   # every late answer: a line at once
+    monkeypatch.setattr(spill_wait, "TICK_S", 0.01)
+    big = small_store.put(np.full(200 * MiB, 9, dtype=np.uint8))     # 140+ MiB copied first
+    err = capfd.readouterr().err
+    assert ("raylite: put() of 200.0 MiB is waiting for room in the object store (0 s)"
+            in err), err
+    assert small_store.get(big)[-1] == 9 and small_store.get(held[0])[0] == 0
+    lines = [x for x in err.splitlines() if "spilling to disk now" in x]
+    assert all(" of 4 objects" in x or " of 3 objects" in x for x in lines), lines
 
 
 def test_object_larger_than_store_goes_to_disk(small_store):

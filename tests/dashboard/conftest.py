@@ -1,6 +1,6 @@
 """A real cluster for the dashboard tests: a head started with `raylite start --head
---dashboard-port 0` in a temp dir (loopback), a driver holding an actor, tasks in flight
-and objects, and a log file in the session's logs/. Stopped by `raylite stop` (by pid)
+--dashboard-port 0` in a temp dir (loopback), a driver holding an actor, tasks in flight,
+objects and a counter (util.metrics), and a log file in the session's logs/. Stopped by `raylite stop` (by pid)
 at the end of the module, pass or fail.
 """
 import http.client
@@ -28,15 +28,21 @@ DRIVER = textwrap.dedent("""
             self.n = 0
         def add(self):
             self.n += 1
+            print("adding", self.n, "<b>")
             return self.n
 
     @ray.remote
     def sleeper(i):
+        print(f"sleeper {i} starts", flush=True)
         time.sleep(600)
 
     @ray.remote
     def queued_work(i):
         return i
+
+    from raylite.util.metrics import Counter
+    served = Counter("dash_requests", description="requests served", tag_keys=("route",))
+    served.inc(3, tags={"route": "/a"})
 
     c = DashCounter.options(name="dash-counter").remote()
     assert ray.get(c.add.remote()) == 1
@@ -105,7 +111,10 @@ def cluster():
         driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True,
                                   env=dict(os.environ, RAYLITE_TEMP_DIR=temp))
-        assert driver.stdout.readline().strip() == "READY"
+        seen = [driver.stdout.readline() for _ in range(1)]
+        while seen[-1] and seen[-1].strip() != "READY" and len(seen) < 20:  # workers' lines too
+            seen.append(driver.stdout.readline())
+        assert seen[-1].strip() == "READY", seen
         c = Cluster(temp, address, url, code, token, session, log_file)
         c.wait_for = _wait_for
         yield c

@@ -1,8 +1,9 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright (pointed
 at /usr/bin/chromium; Playwright never downloads a browser here). Logs in with the one-time
 URL `raylite dashboard` prints, sees the driver's actor, filters the tasks table, follows a
-log. Screenshots go to tests/dashboard/_artifacts/ (gitignored; CI keeps them); with
-DASHBOARD_DOCS_SCREENSHOT=1 the overview's is also written to docs/dashboard.png.
+log, opens a span of the tasks' timeline, filters the metrics page. Screenshots go to tests/dashboard/_artifacts/ (gitignored; CI keeps them); with
+DASHBOARD_DOCS_SCREENSHOT=1 the overview's, the timeline's and the metrics page's are also
+written to docs/ (dashboard.png, dashboard-timeline.png, dashboard-metrics.png).
 
 Skips, saying why, where Chromium or the playwright package is missing (scripts/test.sh
 installs Chromium when it runs as root on Debian).
@@ -120,6 +121,54 @@ def test_login_see_the_actor_filter_tasks_follow_a_log(cluster, fresh_login, pag
         page.click("nav >> text=Overview")
         expect(page.locator("#plots polyline")).to_have_count(3)
         page.screenshot(path=DOCS_PNG)
+
+
+def test_timeline_span_details_and_metrics_page(cluster, fresh_login, page):
+    from playwright.sync_api import expect
+
+    base = fresh_login.partition("/login")[0]
+    page.goto(fresh_login)
+    page.click("nav >> text=Tasks")
+    page.click("#view-timeline")
+    page.wait_for_url("**/tasks?view=timeline*")
+    spans = page.locator("#timeline rect.span")
+    expect(spans).to_have_count(3)  # the finished actor call and the 2 running sleepers
+    detail = page.locator("#span-detail")
+    assert detail.is_hidden()
+    page.locator('#timeline rect.span[data-name="DashCounter.add"]').click()
+    expect(detail).to_be_visible()
+    expect(detail).to_contain_text("DashCounter.add")
+    expect(detail).to_contain_text("FINISHED")
+    assert page.locator("#timeline rect.span.selected").count() == 1
+    _shot(page, "tasks-timeline.png")
+    page.click("#window-600")
+    page.wait_for_url("**window=600*")
+    expect(spans).to_have_count(3)
+    page.locator('#timeline rect.span[data-name="DashCounter.add"]').click()
+    page.click("#span-log")  # the detail's link: what that call printed
+    page.wait_for_url("**/tasks/log?task_id=*")
+    expect(page.locator("#task-log")).to_have_text("adding 1 <b>\n")
+    _shot(page, "task-log.png")
+
+    page.click("nav >> text=Metrics")
+    page.wait_for_url(base + "/metrics/view")
+    table = page.locator("#metrics-table")
+    expect(table).to_contain_text("dash_requests")
+    expect(table).to_contain_text("route=/a")
+    expect(page.locator("#cluster-metrics .metric-card")).to_have_count(10)
+    page.fill("#filter-name", "no-such-metric")
+    page.click("#filter-apply")
+    page.wait_for_url("**name=no-such-metric*")
+    expect(page.locator("#metrics-table-empty")).to_contain_text("no metrics match")
+    page.fill("#filter-name", "dash_")
+    page.click("#filter-apply")
+    expect(table).to_contain_text("dash_requests")
+    _shot(page, "metrics.png")
+    if os.environ.get("DASHBOARD_DOCS_SCREENSHOT") == "1":
+        page.screenshot(path=os.path.join(os.path.dirname(DOCS_PNG), "dashboard-metrics.png"))
+        page.goto(base + "/tasks?view=timeline")
+        page.locator('#timeline rect.span[data-name="DashCounter.add"]').click()
+        page.screenshot(path=os.path.join(os.path.dirname(DOCS_PNG), "dashboard-timeline.png"))
 
 
 def test_auto_refresh_swaps_in_new_content(cluster, fresh_login, page):

@@ -17,7 +17,8 @@ def raylite(*args, temp, timeout=60):
     return subprocess.run([sys.executable, "-m", "raylite", *args, "--temp-dir", temp],
                           capture_output=True, text=True, timeout=timeout)
 
-PAGES = ("/", "/jobs", "/actors", "/tasks", "/objects", "/logs", "/logs/view?name=dash-test.log")
+PAGES = ("/", "/jobs", "/actors", "/tasks", "/tasks?view=timeline", "/objects", "/metrics/view",
+         "/logs", "/logs/view?name=dash-test.log")
 
 
 def test_every_page_needs_a_login(cluster):
@@ -117,6 +118,65 @@ def test_tasks_page_filters_and_pages(cluster, cookie):
     assert _task_rows(body) == 6  # bad paging input falls back to the defaults
 
 
+def test_tasks_timeline_draws_a_span_per_attempt_that_ran(cluster, cookie):
+    def spans():
+        body = cluster.request("GET", "/tasks?view=timeline", cookie=cookie)[2]
+        return body if body.count('class="span ') == 3 else None
+    body = cluster.wait_for(spans)
+    assert body, "the actor call and the 2 running tasks are not 3 spans"
+    assert '<svg id=timeline' in body and 'id="view-timeline" class=active' in body
+    assert body.count('span-RUNNING') == 2 and 'data-name="DashCounter.add"' in body
+    assert "queued_work" not in body  # never ran: no span
+    assert "3 spans on 3 workers" in body and "(pid " in body
+    _, _, body = cluster.request("GET", "/tasks?view=timeline&name=sleeper&window=600",
+                                 cookie=cookie)
+    assert body.count('class="span ') == 2 and "DashCounter" not in body.split("<svg")[1]
+    assert 'name="view" value="timeline"' in body  # the filter form stays on the timeline
+    _, _, body = cluster.request("GET", "/tasks?view=timeline&state=PENDING_ARGS_AVAIL",
+                                 cookie=cookie)
+    assert "no task ran in this window" in body
+
+
+def test_a_tasks_output_from_the_tasks_page(cluster, cookie):
+    def linked():
+        body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)[2]
+        return body if _task_rows(body) == 2 else None
+    body = cluster.wait_for(linked)
+    sleepers = re.findall(r'href="(/tasks/log\?task_id=[0-9a-f]{32}&amp;attempt=0)"', body)
+    assert len(sleepers) == 2
+    outputs = {cluster.request("GET", u.replace("&amp;", "&"), cookie=cookie)[2]
+               .split("<pre id=task-log>")[1].split("</pre>")[0] for u in sleepers}
+    assert outputs == {"sleeper 0 starts\n", "sleeper 1 starts\n"}  # each its own lines
+    body = cluster.request("GET", "/tasks?state=FINISHED", cookie=cookie)[2]
+    [add] = re.findall(r'href="/tasks/log\?task_id=([0-9a-f]{32})', body)
+    status, _, body = cluster.request("GET", f"/tasks/log?task_id={add}", cookie=cookie)
+    assert status == 200 and "DashCounter.add" in body
+    assert "<pre id=task-log>adding 1 &lt;b&gt;\n</pre>" in body  # escaped
+    status, _, body = cluster.request("GET", f"/tasks/log?task_id={add}&err=1", cookie=cookie)
+    assert status == 404 and "printed nothing" in body  # its worker has no stderr file
+    status, _, body = cluster.request("GET", "/tasks/log?task_id=" + "ab" * 16, cookie=cookie)
+    assert status == 404 and "no task" in body
+    status, headers, _ = cluster.request("GET", f"/tasks/log?task_id={add}")
+    assert status == 303 and headers["location"] == "/login"  # a login first, as everywhere
+
+
+def test_metrics_page_shows_the_cluster_and_the_users_metrics(cluster, cookie):
+    def counted():
+        body = cluster.request("GET", "/metrics/view", cookie=cookie)[2]
+        ok = "dash_requests" in body and "tasks running: <span class=value>2</span>" in body
+        return body if ok else None
+    body = cluster.wait_for(counted, timeout=30)
+    assert body, "the driver's counter or a sample with the 2 running tasks did not show"
+    assert "polyline" in body.split('id="metric-tasks_running"')[1].split("</div>")[0]
+    row = [r for r in body.split("<tr>") if "dash_requests" in r][0]
+    assert "counter" in row and "route=/a" in row and "<td>3</td>" in row
+    assert "requests served" in row
+    for key in ("tasks_running", "workers", "store_bytes", "spilled_bytes"):
+        assert f'id="metric-{key}"' in body
+    _, _, body = cluster.request("GET", "/metrics/view?name=nothing-like-it", cookie=cookie)
+    assert "no metrics match" in body and "dash_requests" not in body.split("Your metrics")[1]
+
+
 def test_objects_page_shows_where_bytes_are(cluster, cookie):
     _, _, body = cluster.request("GET", "/objects", cookie=cookie)
     big = re.compile(r"<td>2,09\d,\d{3}</td><td>SHARED_MEMORY</td>")  # 2 MiB and its header
@@ -204,7 +264,8 @@ def test_raylite_dashboard_serves_in_the_foreground(cluster):
 def test_the_dashboard_stays_small(cluster, cookie):
     pid = int(open(os.path.join(cluster.temp, "raylite_dashboard")).read().split()[1])
     for _ in range(30):
-        for path in ("/", "/tasks", "/objects", "/actors"):
+        for path in ("/", "/tasks", "/objects", "/actors", "/tasks?view=timeline",
+                     "/metrics/view"):
             assert cluster.request("GET", path, cookie=cookie)[0] == 200
     rss = psutil.Process(pid).memory_info().rss
     assert rss < 40 * 2**20, f"dashboard RSS {rss / 2**20:.1f} MiB"

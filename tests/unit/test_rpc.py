@@ -46,11 +46,16 @@ def test_messages_go_to_the_handler_of_their_type(pair):
     assert seen == [("add", a, b"1"), ("remove", a, b"2"), ("add", a, b"3")]
 
 
+def _object_server():
+    """(caller, server, what the server was asked): a server that notes GetObject calls."""
+    caller, server, asked = Endpoint(), Endpoint(), []
+    server.on(m.GetObject, lambda conn, msg: asked.append(msg))
+    return caller, server, asked
+
+
 def test_replies_complete_their_own_calls_in_any_order(pair):
     a, b = pair
-    caller, server = Endpoint(), Endpoint()
-    asked = []
-    server.on(m.GetObject, lambda conn, msg: asked.append(msg))
+    caller, server, asked = _object_server()
     first = caller.call(a, m.GetObject(0, b"x"))
     second = caller.call(a, m.GetObject(0, b"y"))
     pump(server, b, 2)
@@ -294,3 +299,14 @@ def test_an_interrupted_wait_forgets_the_call(pair):
         call.result(1.0)
     timer.join()
     assert ep.pending() == 0
+
+
+def test_waiting_for_a_call_keeps_it_booked_until_its_reply(pair):
+    a, b = pair
+    caller, server, asked = _object_server()
+    call = caller.call(a, m.GetObject(0, b"x"))
+    pump(server, b)
+    assert call.wait(0.01) is False and caller.pending() == 1  # not given up, unlike result()
+    server.reply(b, asked[0], m.ObjectValue(0, b"X", None))
+    pump(caller, a)
+    assert call.wait(0.01) is True and call.result(0).data == b"X"

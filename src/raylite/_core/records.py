@@ -35,6 +35,18 @@ class NodeRecord(NamedTuple):
     resources_total: dict
     resources_available: dict
     labels: dict | None = None  # the GCS's to say (None: not known to this record's source)
+    spill: "SpillRecord | None" = None  # the node daemon's to say (its object store)
+
+
+class SpillRecord(NamedTuple):
+    """A node's spilling: the copies to disk under way, and all it spilled since it started."""
+    spilling_objects: int      # chosen to make room and being copied to disk now
+    spilling_bytes: int
+    copied_objects: int        # of those, copied already
+    copied_bytes: int
+    spilled_objects: int       # copied to disk since the node started (freed ones included)
+    spilled_bytes: int
+    failed: int = 0            # copies that failed (a full disk, an I/O error)
 
 
 class JobRecord(NamedTuple):
@@ -147,6 +159,30 @@ def located(objects: tuple, stored: tuple) -> tuple:
     store's records of objects no owner reported (its owner did not answer) are kept."""
     owned = tuple(r for r in objects if r.state != "BORROWED")
     return overlay(owned, stored) + tuple(r for r in objects if r.state == "BORROWED")
+
+
+def spill_lines(nodes) -> list[str]:
+    """What `raylite status` (and a driver waiting for room) says of the alive nodes'
+    spilling (NodeRecord.spill): the copies under way, how far they are, and the totals."""
+    records = [n.spill for n in nodes if n.alive and n.spill is not None]
+    if not records:
+        return []
+    now, nbytes, done, copied, total, total_bytes, failed = (
+        sum(r[i] for r in records) for i in range(7))
+    out = []
+    if now:
+        pct = 100 * copied / nbytes if nbytes else 100
+        out.append(f"spilling to disk now: {done} of {_n(now, 'object')}, {copied / 2**20:.1f} "
+                   f"of {nbytes / 2**20:.1f} MiB copied ({pct:.0f} %)")
+    if total or failed:
+        out.append(f"spilled since start: {_n(total, 'object')}, {total_bytes / 2**20:.1f} MiB"
+                   + (f"; {_n(failed, 'spill copy', 'spill copies')} failed (see the daemon's "
+                      "log)" if failed else ""))
+    return out
+
+
+def _n(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 class TaskEventRecord(NamedTuple):

@@ -33,6 +33,7 @@ class ObjectStoreHandlers:
     node_id: bytes
     at: str
     _spilling: int
+    spill_progress: Any
 
     @property
     def node_tag(self) -> str:
@@ -93,16 +94,26 @@ class ObjectStoreHandlers:
     def _spill(self, victims: list) -> tuple[list, Exception | None]:
         """Moves the victims' segments to disk (no lock held); returns the ones that stay in
         shared memory (not there, still being written, or not moved because of the error)
-        and the I/O error that stopped it, if any."""
-        kept = []
-        for i, (oid, size) in enumerate(victims):
-            try:
-                if not spill.spill(shm.segment_path(self.node_tag, oid),
-                                   shm.spill_path(self.spill_dir, oid), oid, size):
-                    kept.append(oid)
-            except Exception as e:  # OSError: a full disk, EIO, a short copy
-                log.warning("spilling object %s failed: %s", oid.hex(), e)
-                return kept + [oid for oid, _ in victims[i:]], e
+        and the I/O error that stopped it, if any. Progress: self.spill_progress."""
+        kept, copied, progress = [], [], self.spill_progress
+        progress.begin(victims)
+        try:
+            for i, (oid, size) in enumerate(victims):
+                try:
+                    if not spill.spill(shm.segment_path(self.node_tag, oid),
+                                       shm.spill_path(self.spill_dir, oid), oid, size):
+                        kept.append(oid)
+                        continue
+                except Exception as e:  # OSError: a full disk, EIO, a short copy
+                    log.warning("spilling object %s failed: %s", oid.hex(), e)
+                    progress.end(victims, copied, True)
+                    return kept + [oid for oid, _ in victims[i:]], e
+                copied.append((oid, size))
+                progress.copied(size)
+        except BaseException:
+            progress.end(victims, copied, True)
+            raise
+        progress.end(victims, copied, False)
         return kept, None
 
     def _take_pool(self, pool_id: int, object_id: bytes) -> bool:

@@ -15,7 +15,7 @@ OWNER_WAIT_S applies. A GetState for tasks still gets each owner's own view of i
 flight (the runtimes' state()).
 
 Merging (records.py): a node's record is the GCS's with its scheduler's overlaid (what is
-free); a worker's the scheduler's with the worker table's overlaid (its pid; STARTING and
+free, and the store's spilling: spill_progress.py); a worker's the scheduler's with the worker table's overlaid (its pid; STARTING and
 DEAD are the table's to say); an object its owner's with the store's overlaid (shared
 memory or spilled). Owners answer for tasks and objects only. Only the kinds asked for
 are built: nodes() asks for nodes alone and costs no object records.
@@ -62,6 +62,7 @@ class Reports:
     sched: Any
     procs: Any
     store: Any
+    spill_progress: Any
     node_id: bytes
 
     def _on_get_state(self, c: Any, msg: m.GetState) -> None:
@@ -126,6 +127,9 @@ class Reports:
         procs = self.procs.state(me) if "workers" in want else _EMPTY
         stored = self.store.state().objects if "objects" in want else ()
         owned = merge(replies)
+        if sched.nodes:  # the store's spilling, on this node's record
+            sched = sched._replace(nodes=tuple(n._replace(spill=self.spill_progress.record())
+                                               for n in sched.nodes))
         snap = StateSnapshot(f"node {me}", overlay(gcs.nodes, sched.nodes), gcs.jobs,
                              overlay(sched.workers, procs.workers), sched.leases, gcs.actors,
                              owned.tasks, located(owned.objects, stored), gcs.placement_groups)

@@ -56,6 +56,7 @@ from .objects import ObjectStoreHandlers
 from .transfer import ObjectTransfers
 from .reports import Reports
 from .runtime_envs import RuntimeEnvs
+from .spill_progress import SpillProgress
 from .worker_pool import Zygote
 from .worker_procs import WorkerProcesses
 
@@ -92,6 +93,7 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         self.spill_dir = shm.spill_dir(session_dir)
         private.make_dir(self.spill_dir)  # 0700 and ours, or NotPrivateError
         self._spilling = 0   # bytes being copied to the spill dir right now
+        self.spill_progress = SpillProgress()  # ... and how far those copies are (status)
         self.listener = listener
         self.at = listener.address   # where other nodes reach us (main.py sets the advertised one)
         self.session_dir = session_dir

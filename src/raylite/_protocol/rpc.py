@@ -105,6 +105,13 @@ class Call:
         self._cbs: list | None = None
         self._pending = pending
 
+    def wait(self, timeout: float) -> bool:
+        """Whether it is completed within `timeout` s; unlike result(), a call not answered
+        in time stays booked (its reply may still come)."""
+        if not self.done and self._lock.acquire(True, timeout):
+            self._lock.release()
+        return self.done
+
     def result(self, timeout: float | None = None) -> Any:
         """The reply; the failure raised; TimeoutError when none came within `timeout`."""
         if not self.done:

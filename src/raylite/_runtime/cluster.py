@@ -293,13 +293,17 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
                     self._lease_granted(m.LeaseGranted(x.req, b"", b"", "", (),
                                                        self.daemon_address))
 
-    def _call(self, msg: Any, timeout: float | None = 30.0) -> Any:
-        """A request to the node daemon, answered within `timeout` seconds, or RaySystemError."""
+    def _call(self, msg: Any, timeout: float | None = 30.0, on_wait: Any = None) -> Any:
+        """A request to the node daemon, answered within `timeout` seconds, or RaySystemError;
+        with on_wait, a waiter is shown while the answer is late (spill_wait.result_saying)."""
         call = self.endpoint.call(self._daemon, msg)
         if self._gone is not None:  # looked at after booking: _daemon_loop sets it, then fails us
             call.fail(ConnectionError(self._gone))
         try:
-            return call.result(timeout)
+            if on_wait is None or timeout is None:
+                return call.result(timeout)
+            from .spill_wait import result_saying
+            return result_saying(call, timeout, on_wait)
         except TimeoutError:
             raise RaySystemError(f"The node daemon did not answer {type(msg).__name__} within "
                                  f"{timeout}s; it may be overloaded or dead.") from None

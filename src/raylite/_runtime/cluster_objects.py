@@ -60,7 +60,9 @@ class ObjectPlane:
         if lay.size <= shm.INLINE_LIMIT:
             return shm.frame(lay), refs
         self._flush_frees()
-        reply = self._call(m.AllocObject(0, object_id, lay.size, owner))
+        reply = self._call(m.AllocObject(0, object_id, lay.size, owner),
+                           on_wait=None if self.executor is not None else
+                           lambda start: self._spill_wait(lay.size, start))
         if reply.error:
             raise (OutOfDiskError if reply.out_of_disk else ObjectStoreFullError)(reply.error)
         path = shm.spill_path(shm.spill_dir(self.session_dir), object_id) if reply.to_disk else \
@@ -74,6 +76,12 @@ class ObjectPlane:
                 raise
             raise err from e
         return shm.ShmObject(object_id, lay.size, self.node_tag, reply.at), refs
+
+    def _spill_wait(self, size: int, start: float) -> Any:
+        """A driver's put waiting for room: its progress line (spill_wait.py)."""
+        from .spill_wait import SpillWait
+
+        return SpillWait(self.daemon_address, self._token, self.node_id.hex(), size, start)
 
     def decode_blob(self, blob: Any) -> Any:
         """A task's arguments: bytes, or a shared-memory object (mapped, never copied)."""

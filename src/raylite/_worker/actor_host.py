@@ -160,6 +160,9 @@ class ActorHost:
         name = f"{self.name}.{t.method}"
         if t.task_events:
             self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
+        marks = None if self.concurrent else self.ex.marks  # one call at a time: marked
+        if marks is not None:
+            marks.begin(t.task_id, t.attempt)
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -174,6 +177,8 @@ class ActorHost:
             reply = self.ex.results(t.task_id, value, t.return_ids, t.owner, name, self.name)
         except BaseException as exc:
             reply = self._failed(t, exc, name)
+        if marks is not None:
+            marks.end()
         if t.task_events:
             self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:

@@ -64,6 +64,7 @@ class Executor:
         self.env: Any = None                       # _runtime_env.worker.WorkerEnv, if any
         self.job_id: bytes | None = None
         self.current_name = "worker"
+        self.marks: Any = None                     # output.TaskMarks: which task prints
         self.running: bytes | None = None
         self.cancelled: set[bytes] = set()
         self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
@@ -240,6 +241,9 @@ class Executor:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
         if t.task_events:
             self.run_started(t.task_id, t.attempt, t.job_id, t.name)
+        marks = self.marks
+        if marks is not None:
+            marks.begin(t.task_id, t.attempt)
         try:
             self.running = t.task_id
             if t.task_id in self.cancelled:
@@ -266,6 +270,8 @@ class Executor:
         finally:
             self.running = None
             self.cancelled.discard(t.task_id)
+            if marks is not None:
+                marks.end()
         if t.task_events:
             self.run_ended(t.task_id, t.attempt, reply.error is None)
         self.reply(conn, reply)

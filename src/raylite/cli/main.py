@@ -172,8 +172,11 @@ def _state_parsers(sub) -> None:
     lg.add_argument("--job-id", help="a submitted job's log (its submission id)")
     lg.add_argument("--actor-id", help="the output of the worker hosting this actor")
     lg.add_argument("--pid", type=int, help="the output of the worker with this pid")
-    lg.add_argument("--err", action="store_true", help="with --pid/--actor-id: its stderr")
-    lg.add_argument("--task-id", help="a task's log (not available yet: says so)")
+    lg.add_argument("--err", action="store_true", help="with --pid/--actor-id/--task-id: stderr")
+    lg.add_argument("--task-id", help="what this task printed (its latest attempt; with --err: "
+                                      "to stderr)")
+    lg.add_argument("--attempt", type=int, default=None,
+                    help="with --task-id: this attempt (0 for the first try)")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     lg.add_argument("--tail", type=int, default=1000, help="last N lines (default 1000; -1: all)")
     common(lg, fmt=False)

@@ -159,6 +159,7 @@ def run_logs(args: argparse.Namespace) -> int:
             return 0
         lines = logs.get_log(args.address, filename=args.filename, actor_id=args.actor_id,
                              task_id=args.task_id, submission_id=args.job_id, pid=args.pid,
+                             attempt_number=args.attempt,
                              suffix="err" if args.err else "out",
                              follow=args.follow, tail=args.tail, _temp_dir=args.temp_dir)
         for line in lines:

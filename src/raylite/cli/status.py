@@ -100,7 +100,14 @@ def format_status(snap, address: str) -> str:
     lines.append(f"object store: {_mib(sum(shm))} / {_mib(total.get('object_store_memory', 0))} "
                  f"MiB in shared memory, {_mib(sum(spilled))} MiB spilled, "
                  f"{len(shm) + len(spilled)} objects")
+    lines += format_spilling(snap.nodes)
     return "\n".join(lines)
+
+
+def format_spilling(nodes) -> list[str]:
+    from raylite._core.records import spill_lines
+
+    return spill_lines(nodes)
 
 
 def format_memory(snap, missing: tuple) -> str:

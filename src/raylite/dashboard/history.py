@@ -83,16 +83,25 @@ class History:
                 for s in list(self._ring) if now - s.t <= self.window]
 
 
-def span_of(points: list[tuple[float, float, float]], window: float = WINDOW_S) -> float:
-    """Seconds the x axis spans: the age of the oldest point, at least a minute, at most `window`
-    (so a young dashboard's plot fills its width instead of a sliver at the right edge)."""
-    oldest = max((age for age, _, _ in points), default=0.0)
+def span_of(points: list[tuple], window: float = WINDOW_S) -> float:
+    """Seconds the x axis spans: the age of the oldest point (each point's first item), at
+    least a minute, at most `window` (so a young dashboard's plot fills its width instead of
+    a sliver at the right edge)."""
+    oldest = max((p[0] for p in points), default=0.0)
     return min(max(oldest, 60.0), window)
 
 
 def sparkline(points: list[tuple[float, float, float]], window: float = WINDOW_S,
               width: int = 320, height: int = 60) -> str:
     """An inline SVG of used/total (y: 0..100 %) over the last span_of(points) s (right = now)."""
+    return line_svg([(age, (u / total) if total > 0 else 0.0) for age, u, total in points],
+                    window, width, height)
+
+
+def line_svg(points: list[tuple[float, float]], window: float = WINDOW_S,
+             width: int = 320, height: int = 60) -> str:
+    """An inline SVG of (age in s, fraction of the plot's height, clipped to 0..1) over the
+    last span_of(points) s (right = now)."""
     head = (f'<svg class="plot" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'role="img" xmlns="http://www.w3.org/2000/svg">'
             f'<rect x="0" y="0" width="{width}" height="{height}" class="plot-bg"/>')
@@ -100,8 +109,7 @@ def sparkline(points: list[tuple[float, float, float]], window: float = WINDOW_S
         return head + f'<text x="8" y="{height // 2}" class="plot-empty">no samples yet</text></svg>'
     span = span_of(points, window)
     coords = []
-    for age, u, total in points:
-        frac = (u / total) if total > 0 else 0.0
+    for age, frac in points:
         x = width * (1.0 - min(max(age, 0.0), span) / span)
         y = (height - 3) * (1.0 - min(max(frac, 0.0), 1.0)) + 1.5
         coords.append((x, y))

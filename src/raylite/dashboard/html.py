@@ -16,7 +16,7 @@ import html
 import urllib.parse
 
 NAV = (("/", "Overview"), ("/jobs", "Jobs"), ("/actors", "Actors"), ("/tasks", "Tasks"),
-       ("/objects", "Objects"), ("/logs", "Logs"))
+       ("/objects", "Objects"), ("/metrics/view", "Metrics"), ("/logs", "Logs"))
 PER_PAGE = 50
 MAX_PER_PAGE = 500
 
@@ -49,9 +49,11 @@ def table(headers: list[str], rows: list[list[str]], table_id: str, empty: str) 
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def filter_form(action: str, fields: list[tuple], query: dict) -> str:
-    """fields: (name, label, choices or None for free text)."""
-    parts = []
+def filter_form(action: str, fields: list[tuple], query: dict, hidden: tuple = ()) -> str:
+    """fields: (name, label, choices or None for free text); hidden: names of query values
+    the form carries along unchanged (a view, a window)."""
+    parts = [f'<input type=hidden name="{name}" value="{esc(query[name])}">'
+             for name in hidden if name in query]
     for name, label, choices in fields:
         value = query.get(name, "")
         if choices is None:
@@ -65,6 +67,13 @@ def filter_form(action: str, fields: list[tuple], query: dict) -> str:
     return (f'<form class=filters method=get action="{action}">{"".join(parts)}'
             '<button id="filter-apply">filter</button>'
             f'<a href="{action}" class=clear>clear</a></form>')
+
+
+def tabs(links: list[tuple[str, str, str]], chosen: str) -> str:
+    """A row of links (href, text, key); the one whose key is `chosen` is marked."""
+    return '<div class=tabs id=views>' + "".join(
+        f'<a href="{esc(href)}" id="view-{key}"{" class=active" if key == chosen else ""}>'
+        f'{esc(text)}</a>' for href, text, key in links) + '</div>'
 
 
 def paging(query: dict) -> tuple[int, int]:
@@ -120,9 +129,15 @@ th{background:#eef1f5}.id{font-family:monospace}.note{color:#6b4f00;background:#
 .card h2{font-size:14px;margin:0 0 .3em}.plot-bg{fill:#f0f4f8}.plot-line{stroke:#1d6fd6;stroke-width:2}.plot-area{fill:#1d6fd6;fill-opacity:.15}
 .plot-empty{fill:#888;font-size:11px}.filters{display:flex;gap:1em;align-items:end;margin:.5em 0}
 .filters input{width:12em}.pager{margin:.5em 0}.pager a{margin:0 .5em}
-pre#log{background:#111;color:#ddd;padding:.6em;max-height:70vh;overflow:auto;font-size:12px;white-space:pre-wrap}
+pre#log,pre#task-log{background:#111;color:#ddd;padding:.6em;max-height:70vh;overflow:auto;font-size:12px;white-space:pre-wrap}
 .error{color:#a00}.empty{color:#666}.login{max-width:26em;margin:4em auto;background:#fff;padding:1.5em;border:1px solid #ddd}
 .login input{width:100%;margin:.5em 0}
+.tabs{margin:.3em 0 .6em}.tabs a{padding:.2em .7em;border:1px solid #cdd3da;background:#fff;color:#1d3557;text-decoration:none}
+.tabs a.active{background:#1d3557;color:#fff}a.page.active{font-weight:700}
+.timeline{background:#fff;border:1px solid #e3e6ea}.tl-row{fill:#f4f6f9}.tl-lane{font-size:11px;fill:#333}
+.tl-grid{stroke:#e3e6ea}.tl-tick{font-size:10px;fill:#666}.span{fill:#2a9d8f;cursor:pointer}
+.span-RUNNING{fill:#1d6fd6}.span-FAILED{fill:#c0392b}.span.selected{stroke:#111;stroke-width:2}
+#span-detail{margin-top:.6em;max-width:60em}.metric-card{min-width:300px}.metric-card .value{font-size:18px;font-weight:600}
 """
 
 JS = """
@@ -135,9 +150,33 @@ JS = """
       if(r.redirected||r.status===401){location.reload();return null;}return r.text();
     }).then(function(t){
       if(!t)return;var d=new DOMParser().parseFromString(t,'text/html');
-      var m=d.getElementById('main');if(m)main.innerHTML=m.innerHTML;
+      var m=d.getElementById('main');if(m){main.innerHTML=m.innerHTML;reselect();}
     }).catch(function(){});
   }
+  var chosen=null;
+  function showSpan(r){
+    var box=document.getElementById('span-detail');if(!box)return;
+    var old=document.querySelector('rect.span.selected');if(old)old.classList.remove('selected');
+    r.classList.add('selected');chosen=[r.dataset.task,r.dataset.attempt];
+    box.textContent='';
+    [['task',r.dataset.name],['task id',r.dataset.task],['attempt',r.dataset.attempt],
+     ['state',r.dataset.state],['ran',r.dataset.ms+' ms'],['worker',r.dataset.worker],
+     ['error',r.dataset.error]].forEach(function(kv){
+      if(!kv[1])return;var p=document.createElement('div');var b=document.createElement('b');
+      b.textContent=kv[0]+': ';p.appendChild(b);p.appendChild(document.createTextNode(kv[1]));box.appendChild(p);
+    });
+    var a=document.createElement('a');a.id='span-log';a.textContent='its output';
+    a.href='/tasks/log?task_id='+encodeURIComponent(r.dataset.task)+'&attempt='+encodeURIComponent(r.dataset.attempt);
+    box.appendChild(a);box.hidden=false;
+  }
+  function reselect(){
+    if(!chosen)return;
+    var r=document.querySelector('rect.span[data-task="'+chosen[0]+'"][data-attempt="'+chosen[1]+'"]');
+    if(r)showSpan(r);
+  }
+  document.addEventListener('click',function(ev){
+    var r=ev.target.closest&&ev.target.closest('rect.span');if(r)showSpan(r);
+  });
   setInterval(refreshMain,5000);
   function follow(){
     var pre=document.getElementById('log'),box=document.getElementById('follow');

@@ -3,6 +3,8 @@ tailed, with follow.
 
     /logs                    list_logs(dirs) ─► name, size, modified, one link per file
     /logs/view?name=F        the last TAIL_BYTES of F, in <pre id=log data-offset=size>
+    /tasks/log?task_id=ID    the lines one task attempt printed (task_page: the markers its
+                             worker writes around them); the files' views leave them out
     /logs/tail?name=F&offset=N   JSON {"offset", "text", "reset"}: what F holds past N (at
                              most CHUNK_BYTES a call); reset when F shrank (rotated or
                              truncated): the page clears and starts again from its tail
@@ -22,6 +24,7 @@ from .. import _private_files as private
 from .html import esc, layout, table
 
 TAIL_BYTES = 64 * 1024
+TASK_LINES = 2000
 CHUNK_BYTES = 256 * 1024
 
 
@@ -89,7 +92,7 @@ def view_page(log_dir: str | None, query: dict) -> tuple[int, str]:
     size = got[2]
     start = max(size - TAIL_BYTES, 0)
     data, end, _ = _read(path, start, TAIL_BYTES) or (b"", start, size)
-    text = data.decode("utf-8", "replace")
+    text = unmarked(data.decode("utf-8", "replace"))
     cut = f"<p class=empty>(the last {TAIL_BYTES // 1024} KiB of {size:,d} bytes)</p>" if start else ""
     body = (f'<p><a href="/logs">&larr; all logs</a> · <label><input type=checkbox id=follow '
             f'checked> follow</label></p>{cut}'
@@ -111,5 +114,46 @@ def tail(log_dir: str | None, query: dict) -> tuple[int, str]:
     reset = size < offset
     if reset:
         data, end, _ = _read(path, max(size - TAIL_BYTES, 0), TAIL_BYTES) or (b"", 0, size)
-    return 200, json.dumps({"offset": end, "text": data.decode("utf-8", "replace"),
+    return 200, json.dumps({"offset": end, "text": unmarked(data.decode("utf-8", "replace")),
                             "reset": reset})
+
+
+def unmarked(text: str) -> str:
+    """The text without the task markers a worker writes in its files (_worker/output.py)."""
+    if ":raylite_task_" not in text:
+        return text
+    from raylite.util.state.task_logs import is_marker
+
+    return "".join(x for x in text.splitlines(keepends=True) if not is_marker(x))
+
+
+def task_page(reader, query: dict) -> tuple[int, str]:
+    """/tasks/log?task_id=ID[&attempt=N][&err=1]: the lines that task attempt printed (the
+    last TASK_LINES), found as `raylite logs --task-id` finds them (util/state/task_logs.py)."""
+    from raylite.util.state import RayStateApiException
+    from raylite.util.state.logs import log_files
+    from raylite.util.state.task_logs import attempt_of, task_lines
+
+    task_id, err = query.get("task_id", ""), query.get("err") == "1"
+    try:
+        attempt = int(query["attempt"]) if query.get("attempt", "") != "" else None
+    except ValueError:
+        attempt = None
+    title = f"Output of task {task_id[:16]}"
+    try:
+        record = attempt_of(reader.target, task_id, attempt, 10.0)
+        files = log_files(reader.target.temp_dir, reader.session_dir)["worker"]
+        lines = list(task_lines(files, record, "err" if err else "out", TASK_LINES, False, 0.25))
+    except (RayStateApiException, OSError, private.NotPrivateError) as e:
+        return 404, layout(title, "/tasks", f'<p class=error id=task-log-error>{esc(e)}</p>',
+                           refresh=False)
+    other = (f'<a href="/tasks/log?task_id={esc(task_id)}&amp;attempt={record.attempt_number}'
+             f'&amp;err={"0" if err else "1"}" id=task-log-other>'
+             f'{"stdout" if err else "stderr"}</a>')
+    body = (f'<p><a href="/tasks">&larr; tasks</a> · {esc(record.name)}, attempt '
+            f'{record.attempt_number}, {esc(record.state)}, worker pid {esc(record.worker_pid)} · '
+            f'{"stderr" if err else "stdout"} (also: {other})</p>'
+            + (f'<pre id=task-log>{esc("".join(lines))}</pre>' if lines else
+               f'<p class=empty id=task-log-empty>this attempt printed nothing to '
+               f'{"stderr" if err else "stdout"}</p>'))
+    return 200, layout(title, "/tasks", body, refresh=False)

@@ -13,6 +13,9 @@ cluster's own are prefixed `raylite_`:
     raylite_node_cpu_total / _used{node_id}      CPUs, as the scheduler accounts them
     raylite_node_memory_total_bytes / _used_bytes{node_id}   the `memory` resource, likewise
     raylite_node_object_store_total_bytes{node_id}
+    raylite_node_spilling_bytes / _spilling_copied_bytes{node_id}   spill copies under way
+    raylite_node_spilled_objects_total / _bytes_total / raylite_node_spill_failures_total
+                                                 {node_id}: spilled since the node started
     raylite_workers{node_id, state}              worker processes by state
     raylite_actors{state}, raylite_drivers       actors by state; drivers connected
     raylite_tasks{state}                         tasks by state (Ray's state names), as the
@@ -105,6 +108,17 @@ def cluster_metrics(snap, missing: tuple, dropped: int) -> list[str]:
             value = total - n.resources_available.get(resource, total) if scale else total
             samples.append(((("node_id", n.node_id),), max(value, 0.0)))
         _family(out, name, "gauge", text, samples)
+    spilling = [n for n in alive if n.spill is not None]
+    for name, kind, i, text in (
+            ("raylite_node_spilling_bytes", "gauge", 1, "Bytes being copied to disk now."),
+            ("raylite_node_spilling_copied_bytes", "gauge", 3,
+             "Of those, bytes copied already."),
+            ("raylite_node_spilled_objects_total", "counter", 4,
+             "Objects spilled to disk since the node started."),
+            ("raylite_node_spilled_bytes_total", "counter", 5,
+             "Bytes spilled to disk since the node started."),
+            ("raylite_node_spill_failures_total", "counter", 6, "Spill copies that failed.")):
+        _family(out, name, kind, text, [((("node_id", n.node_id),), n.spill[i]) for n in spilling])
     workers = _count([w for w in snap.workers if w.state != "DEAD"], lambda w: (w.node_id, w.state))
     _family(out, "raylite_workers", "gauge", "Worker processes by node and state.",
             [((("node_id", k[0]), ("state", k[1])), n) for k, n in sorted(workers.items())])

@@ -16,7 +16,7 @@ filtered table is page 3 of the matches.
 from __future__ import annotations
 
 from . import history as hist
-from .html import amount, esc, filter_form, layout, mib, pager, paging, short, table
+from .html import amount, esc, filter_form, layout, mib, pager, paging, short, table, tabs
 from .reader import ClusterUnavailable
 
 TASK_STATES = ("PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT",
@@ -87,10 +87,17 @@ def overview(reader, history, query: dict, now: float) -> tuple[int, str]:
                f'<li>pending lease requests: {pending}</li>'
                f'<li>object store: {mib(sum(o.size or 0 for o in shm))} in shared memory '
                f'({len(shm)} objects), {mib(sum(o.size or 0 for o in spilled))} spilled '
-               f'({len(spilled)} objects)</li></ul>')
+               f'({len(spilled)} objects)</li>{_spilling(snap.nodes)}</ul>')
     body = (f'<p>Cluster at <code>{esc(reader.address)}</code></p>'
             f'<div class=cards id=plots>{"".join(cards)}</div>{nodes}{summary}')
     return 200, layout("Cluster", "/", body)
+
+
+def _spilling(nodes) -> str:
+    """The object store's spilling, as `raylite status` says it (copies under way, totals)."""
+    from raylite.cli.status import format_spilling
+
+    return "".join(f"<li class=spilling>{esc(line)}</li>" for line in format_spilling(nodes))
 
 
 def jobs(reader, history, query: dict, now: float) -> tuple[int, str]:
@@ -144,27 +151,48 @@ def actors(reader, history, query: dict, now: float) -> tuple[int, str]:
 
 
 def tasks(reader, history, query: dict, now: float) -> tuple[int, str]:
+    import urllib.parse
+
     state, name, actor = query.get("state", ""), query.get("name", ""), query.get("actor", "")
     filters = [f for f in (("state", "=", state), ("name", "~", name), ("actor_id", "~", actor))
                if f[2]]
+    view = "timeline" if query.get("view") == "timeline" else "table"
+    kept = {k: v for k, v in query.items() if k in ("state", "name", "actor")}
+    views = tabs([("/tasks?" + urllib.parse.urlencode(kept), "table", "table"),
+                  ("/tasks?" + urllib.parse.urlencode(dict(kept, view="timeline")), "timeline",
+                   "timeline")], view)
+    form = filter_form("/tasks", [("state", "state", TASK_STATES), ("name", "name", None),
+                                  ("actor", "actor id", None)], query, hidden=("view", "window"))
+    if view == "timeline":
+        from . import timeline
+
+        try:
+            body = timeline.body(reader, query, filters, now)
+        except ClusterUnavailable as e:
+            return unavailable("Tasks", "/tasks", e)
+        return 200, layout("Tasks", "/tasks", views + form + body, note=timeline.NOTE)
     page, per = paging(query)
     try:
         got = reader.tasks(filters, per, (page - 1) * per)
     except ClusterUnavailable as e:
         return unavailable("Tasks", "/tasks", e)
-    rows = [[short(t.task_id, 32), esc(t.name),
+    rows = [[_task_link(t), esc(t.name),
              f'<span class="state state-{esc(t.state)}">{esc(t.state)}</span>',
              esc(t.attempt_number), esc(t.worker_pid or "-"), _took(t), esc(t.error_type or ""),
              short(t.actor_id)] for t in got.records]
     dropped = (f'<p class=note>{got.dropped} older task records were dropped (the cluster '
                f'keeps {got.max_per_job} per job).</p>' if got.dropped else "")
-    body = (dropped
-            + filter_form("/tasks", [("state", "state", TASK_STATES), ("name", "name", None),
-                                     ("actor", "actor id", None)], query)
+    body = (views + dropped + form
             + table(["task", "name", "state", "attempt", "worker pid", "ran (ms)", "error",
                      "actor"], rows, "tasks-table", "no tasks match")
             + pager("/tasks", got.total, page, per, query))
     return 200, layout("Tasks", "/tasks", body, note=TASKS_NOTE)
+
+
+def _task_link(t) -> str:
+    """The task's id, linking to what its attempt printed (/tasks/log)."""
+    return (f'<a href="/tasks/log?task_id={esc(t.task_id)}&amp;attempt={esc(t.attempt_number)}" '
+            f'class="id task-log-link" title="its output">{esc(t.task_id[:32])}</a>')
 
 
 def _took(t) -> str:

@@ -7,6 +7,7 @@
     Reader.metrics()            ─► util.state.fetch.ask_metrics ─► GetMetrics ─► (series, dropped)
     Reader.tasks(filters, limit, offset) ─► util.state.fetch.ask_tasks ─► GetTaskEvents
                                 ◄─ one page of the GCS's task records, and how many matched
+    Reader.task_summary()       ─► GetTaskEvents(summary) ─► counts by function, type and state
     Reader.log_dir()            ─► <session_dir>/logs (the files the logs page lists)
 
 A new connection per request, as the state API makes: nothing is held open between page
@@ -31,7 +32,7 @@ class ClusterUnavailable(Exception):
 
 class Reader:
     def __init__(self, target):
-        self._target = target
+        self.target = target  # the state API's Target (task_logs reads a task's lines with it)
         self.address = target.address
         self.session_dir = target.session_dir
         self.token = target.token  # the cluster token: the login form compares with it
@@ -42,7 +43,7 @@ class Reader:
         from raylite.util.state.fetch import ask
 
         try:
-            return ask(self._target, tuple(kinds), owners, REPLY_TIMEOUT_S)
+            return ask(self.target, tuple(kinds), owners, REPLY_TIMEOUT_S)
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 
@@ -52,7 +53,7 @@ class Reader:
         from raylite.util.state.fetch import ask_metrics
 
         try:
-            return ask_metrics(self._target, REPLY_TIMEOUT_S)
+            return ask_metrics(self.target, REPLY_TIMEOUT_S)
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 
@@ -63,7 +64,18 @@ class Reader:
         from raylite.util.state.fetch import ask_tasks
 
         try:
-            return ask_tasks(self._target, filters, limit, offset, False, REPLY_TIMEOUT_S)
+            return ask_tasks(self.target, filters, limit, offset, False, REPLY_TIMEOUT_S)
+        except RayStateApiException as e:
+            raise ClusterUnavailable(str(e)) from None
+
+    def task_summary(self) -> tuple:
+        """((func_or_class_name, type, state, count), ...) over every task record the GCS
+        keeps; ClusterUnavailable when no answer."""
+        from raylite.util.state import RayStateApiException
+        from raylite.util.state.fetch import ask_tasks
+
+        try:
+            return ask_tasks(self.target, [], -1, 0, True, REPLY_TIMEOUT_S).records
         except RayStateApiException as e:
             raise ClusterUnavailable(str(e)) from None
 

@@ -3,8 +3,10 @@
     raylite dashboard  |  raylite start --head --dashboard-port P   (python -m raylite.dashboard)
         ─► Reader (reader.py): the cluster's address and token, as `raylite status` finds them
         ─► ThreadingHTTPServer on --host (127.0.0.1 unless --allow-remote) : --port
-        ─► sampler thread: every --interval s a quick state request (nodes and the store's
-           objects) ─► History (a bounded ring: the last hour) ─► the overview's plots;
+        ─► sampler thread: every --interval s a quick state request (nodes, the store's
+           objects, workers, actors), the task store's counts and the user metrics
+           ─► History and SeriesHistory (bounded rings: the last hour) ─► the overview's
+           and the metrics page's plots;
            with --head-pid, the dashboard ends itself once that head daemon is gone
         ─► with --metrics-port M: a second server on M, of /metrics alone (metrics.py);
            with --metrics-only, that server alone (no pages, no logins)
@@ -17,7 +19,8 @@
 
     request ─► /static/* and /login: open to all;  anything else needs the session cookie:
                no cookie: a page is redirected to /login, anything else gets 401
-           ─► pages.py (overview, jobs, actors, tasks, objects) or logs.py, each reading the
+           ─► pages.py (overview, jobs, actors, tasks with its timeline, objects),
+              metrics_page.py or logs.py, each reading the
               cluster through the Reader only, rendered on the server
 
 Responses carry a Content-Security-Policy that allows scripts, styles and images from
@@ -42,9 +45,11 @@ from . import auth as au
 from . import html as h
 from . import logs, pages
 from .history import History, sample_of
+from .series import SeriesHistory, cluster_values, user_values
 from .reader import ClusterUnavailable, Reader
 
 MAX_BODY = 4096
+PAGES_ELSEWHERE = ("/logs", "/logs/view", "/metrics/view", "/tasks/log")  # beside pages.PAGES
 METRICS_KINDS = ("nodes", "jobs", "workers", "actors", "tasks", "objects")
 MAX_VALUE = 200
 SECURITY_HEADERS = (
@@ -82,21 +87,31 @@ class Dashboard:
     def __init__(self, reader: Reader, token_hex: str, interval: float, head_pid: int | None):
         self.reader = reader
         self.history = History(interval)
+        self.series = SeriesHistory(interval)
         self.auth = au.Auth(token_hex, time.time())
         self.auth_lock = threading.Lock()
         self.head_pid = head_pid
         self.stopping = threading.Event()
         self.server: http.server.ThreadingHTTPServer | None = None
 
+    def sample(self, now: float) -> None:
+        """One point of the overview's plots and of the metrics page's (what answered)."""
+        values: dict = {}
+        try:
+            snap, _ = self.reader.state(("nodes", "objects", "workers", "actors"), False)
+            self.history.add(sample_of(snap, now))
+            values.update(cluster_values(snap, self.reader.task_summary()))
+            values.update(user_values(self.reader.metrics()[0]))
+        except ClusterUnavailable:
+            pass
+        if values:
+            self.series.add(now, values)
+
     def sample_forever(self) -> None:
         from raylite.cli import _records as rec
 
         while not self.stopping.is_set():
-            try:
-                snap, _ = self.reader.state(("nodes", "objects"), False)
-                self.history.add(sample_of(snap, time.time()))
-            except ClusterUnavailable:
-                pass
+            self.sample(time.time())
             if self.head_pid is not None and not rec.is_daemon(self.head_pid):
                 threading.Thread(target=self.server.shutdown, daemon=True).start()
                 return
@@ -168,12 +183,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/login":
             return self._login_get(query)
         if not self._logged_in():
-            if path in pages.PAGES or path in ("/logs", "/logs/view"):
+            if path in pages.PAGES or path in PAGES_ELSEWHERE:
                 return self._redirect("/login")
             return self._send(401, "log in first: /login", "text/plain; charset=utf-8")
         d = self.dash
         if path in pages.PAGES:
             status, body = pages.PAGES[path](d.reader, d.history, query, time.time())
+        elif path == "/metrics/view":
+            from . import metrics_page
+
+            status, body = metrics_page.page(d.reader, d.series, query, time.time())
+        elif path == "/tasks/log":
+            status, body = logs.task_page(d.reader, query)
         elif path == "/logs":
             status, body = logs.list_page(d.reader.log_dir())
         elif path == "/logs/view":

@@ -14,8 +14,10 @@ of a cluster on this machine can be read. A name is looked up in that listing, n
 to a path, so no name reaches outside it.
 
 get_log by `pid` reads that worker's file (`suffix` "out" or "err"); by `actor_id`, the
-file of the worker that hosts the actor (its pid from list_actors). By `task_id` it cannot
-yet (which worker ran a task is not recorded): it says so.
+file of the worker that hosts the actor (its pid from list_actors); by `task_id`, the lines
+that attempt printed (`attempt_number`, default the latest), found in its worker's files
+between the markers the worker writes around a task's output (task_logs.py). Reading a
+worker's whole file leaves those markers out.
 
 get_log yields the file's last `tail` lines (-1: all), then, with follow=True, each line as
 it is written (a rotated file is reopened), until the caller stops iterating.
@@ -25,11 +27,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import time
 from typing import Iterator
 
 from .common import RayStateApiException
 from .fetch import resolve
+from .log_read import read_lines as _read
+from .task_logs import is_marker
 
 NODE_LOGS = ("raylite_head.log", "raylite_node.log")
 CATEGORIES = ("node", "worker", "job")
@@ -94,16 +97,18 @@ def list_logs(address=None, node_id=None, node_ip=None, glob_filter: str = "*",
 def get_log(address=None, node_id=None, node_ip=None, filename: str | None = None,
             actor_id=None, task_id=None, pid=None, follow: bool = False, tail: int = 1000,
             timeout=30, suffix: str = "out", submission_id: str | None = None,
-            _interval: float = 0.25, _temp_dir=None) -> Iterator[str]:
+            attempt_number: int | None = None, _interval: float = 0.25,
+            _temp_dir=None) -> Iterator[str]:
     """Lines of one log file (each ending in a newline): by `filename` (from list_logs), a
-    worker's by `pid` or `actor_id` (`suffix` "out" or "err"), or a submitted job's by
-    `submission_id`. The last `tail` lines (-1: all), then, with `follow`, new lines."""
-    if task_id is not None:
-        raise RayStateApiException(
-            "logs by task_id are not available yet (which worker ran a task is not recorded): "
-            "pass the worker's pid, the actor_id, or a filename from list_logs().")
+    worker's by `pid` or `actor_id` (`suffix` "out" or "err"), a task's by `task_id` (the
+    lines its attempt `attempt_number`, default the latest, printed), or a submitted job's
+    by `submission_id`. The last `tail` lines (-1: all), then, with `follow`, new lines
+    (for a task: until it ends)."""
     if suffix not in ("out", "err"):
         raise RayStateApiException(f"suffix must be 'out' or 'err', got {suffix!r}")
+    if task_id is not None:
+        return _task_log(address, task_id, attempt_number, suffix, tail, follow, timeout,
+                         _interval, _temp_dir)
     files = _files(address, _temp_dir)
     if actor_id is not None:
         pid = _actor_pid(address, actor_id, _temp_dir)
@@ -119,7 +124,25 @@ def get_log(address=None, node_id=None, node_ip=None, filename: str | None = Non
         names = [n for cat in files.values() for n in cat]
         raise RayStateApiException(f"no log file {filename!r} here; the files are: "
                                    f"{', '.join(names) or 'none'}")
+    if path in files["worker"].values():
+        return (line for line in _read(path, tail, follow, _interval) if not is_marker(line))
     return _read(path, tail, follow, _interval)
+
+
+def _task_log(address, task_id, attempt_number, suffix, tail, follow, timeout, interval,
+              temp_dir) -> Iterator[str]:
+    from .task_logs import attempt_of, still_running, task_lines
+
+    if not isinstance(task_id, str):
+        raise RayStateApiException(f"task_id must be a hex string, got {type(task_id).__name__}")
+    target = resolve(address, temp_dir)
+    if target.address is None:
+        raise RayStateApiException("in local mode a task's output is the driver's own: it is "
+                                   "printed where the driver's is, not kept in a file")
+    record = attempt_of(target, task_id, attempt_number, timeout)
+    files = log_files(target.temp_dir, target.session_dir)
+    running = still_running(target, task_id, record.attempt_number, timeout)
+    return task_lines(files["worker"], record, suffix, tail, follow, interval, running)
 
 
 def _worker_file(workers: dict, pid, suffix: str) -> str:
@@ -140,41 +163,3 @@ def _actor_pid(address, actor_id: str, temp_dir) -> int:
         raise RayStateApiException(f"no live actor {actor_id!r} with a worker here: its logs "
                                    "cannot be found by actor id (see list_logs() for the files)")
     return worker.pid
-
-
-def _open(path: str):
-    """The log file, opened without following a link and only if it is ours
-    (_private_files: NotPrivateError names the path otherwise)."""
-    from raylite import _private_files as private
-
-    return os.fdopen(private.open_file(path), "rb")
-
-
-def _read(path: str, tail: int, follow: bool, interval: float) -> Iterator[str]:
-    f = _open(path)
-    try:
-        lines = f.read().splitlines(keepends=True)
-        for line in lines if tail is None or tail < 0 else lines[-tail:] if tail else []:
-            yield line.decode("utf-8", "replace")
-        partial = b""
-        while follow:
-            chunk = f.read()
-            if chunk:
-                *done, partial = (partial + chunk).split(b"\n")
-                for line in done:
-                    yield line.decode("utf-8", "replace") + "\n"
-                continue
-            if _rotated(f, path):
-                f.close()
-                f, partial = _open(path), b""
-                continue
-            time.sleep(interval)
-    finally:
-        f.close()
-
-
-def _rotated(f, path: str) -> bool:
-    try:
-        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
-    except OSError:
-        return False
