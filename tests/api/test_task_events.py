@@ -115,6 +115,36 @@ def test_a_nested_task_and_actor_call_name_the_task_that_submitted_them(ray):
         in ([kid, call], [call, kid])
 
 
+def test_an_actors_creation_is_a_task_of_its_own_finished_or_failed(ray):
+    @ray.remote
+    class Fine:
+        def ping(self):
+            return 1
+
+    @ray.remote
+    class Broken:
+        def __init__(self):
+            raise ValueError("no good")
+
+        def ping(self):
+            return 1
+
+    fine, broken = Fine.remote(), Broken.remote()
+    assert ray.get(fine.ping.remote()) == 1
+    with pytest.raises(raylite.exceptions.RayActorError):
+        ray.get(broken.ping.remote())
+    kinds = lambda: {t.name: t for t in state.list_tasks(
+        filters=[("type", "=", "ACTOR_CREATION_TASK")], detail=True)}
+    rows = until(kinds, lambda r: r.get("Fine.__init__") and r["Fine.__init__"].state == "FINISHED"
+                 and r.get("Broken.__init__") and r["Broken.__init__"].state == "FAILED")
+    made, failed = rows["Fine.__init__"], rows["Broken.__init__"]
+    assert made.task_id == made.actor_id == fine._actor_id.hex() and made.parent_task_id is None
+    assert made.start_time_ms is not None and made.end_time_ms is not None
+    assert failed.actor_id == broken._actor_id.hex() and failed.error_type == "TASK_EXECUTION_EXCEPTION"
+    assert "no good" in failed.error_message
+    assert [t.type for t in state.list_tasks(filters=[("name", "=", "Fine.ping")])] == ["ACTOR_TASK"]
+
+
 def test_init_can_turn_task_events_off(runtime_kwargs):
     raylite.init(enable_task_events=False, **runtime_kwargs)
     try:

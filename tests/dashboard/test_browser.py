@@ -95,7 +95,8 @@ def test_login_see_the_actor_filter_tasks_follow_a_log(cluster, fresh_login, pag
 
     page.click("nav >> text=Tasks")
     rows = page.locator("#tasks-table tbody tr")
-    expect(rows).to_have_count(6)  # the finished actor call, 2 running and 3 queued tasks
+    expect(rows).to_have_count(7)  # the actor's creation, its finished call, 2 running and
+    #                                 3 queued tasks
     page.select_option("#filter-state", "RUNNING")
     page.click("#filter-apply")
     page.wait_for_url("**/tasks?state=RUNNING*")
@@ -132,7 +133,7 @@ def test_timeline_span_details_and_metrics_page(cluster, fresh_login, page):
     page.click("#view-timeline")
     page.wait_for_url("**/tasks?view=timeline*")
     spans = page.locator("#timeline rect.span")
-    expect(spans).to_have_count(3)  # the finished actor call and the 2 running sleepers
+    expect(spans).to_have_count(4)  # the actor's __init__ and call, the 2 running sleepers
     detail = page.locator("#span-detail")
     assert detail.is_hidden()
     page.locator('#timeline rect.span[data-name="DashCounter.add"]').click()
@@ -143,7 +144,7 @@ def test_timeline_span_details_and_metrics_page(cluster, fresh_login, page):
     _shot(page, "tasks-timeline.png")
     page.click("#window-600")
     page.wait_for_url("**window=600*")
-    expect(spans).to_have_count(3)
+    expect(spans).to_have_count(4)
     page.locator('#timeline rect.span[data-name="DashCounter.add"]').click()
     page.click("#span-log")  # the detail's link: what that call printed
     page.wait_for_url("**/tasks/log?task_id=*")

@@ -102,32 +102,32 @@ def test_tasks_page_filters_and_pages(cluster, cookie):
             if _task_rows(body) == 2 else None
     body = cluster.wait_for(all_six)
     assert body, "the 2 running tasks did not show"
-    assert _task_rows(body) == 6  # the finished actor call, 2 running and 3 queued tasks
+    assert _task_rows(body) == 7  # the actor's creation, its finished call, 2 running and 3 queued
     assert "oldest finished first out" in body and "DashCounter.add" in body
     _, _, body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)
     assert _task_rows(body) == 2 and "sleeper" in body and "queued_work" not in body
     _, _, body = cluster.request("GET", "/tasks?state=FINISHED", cookie=cookie)
-    assert _task_rows(body) == 1 and "DashCounter.add" in body
+    assert _task_rows(body) == 2 and "DashCounter.add" in body and "DashCounter.__init__" in body
     _, _, body = cluster.request("GET", "/tasks?name=queued", cookie=cookie)
     assert _task_rows(body) == 3 and "sleeper" not in body
     _, _, body = cluster.request("GET", "/tasks?per=2&page=3", cookie=cookie)
-    assert _task_rows(body) == 2 and "page 3 of 3" in body and "5&ndash;6 of 6" in body
+    assert _task_rows(body) == 2 and "page 3 of 4" in body and "5&ndash;6 of 7" in body
     _, _, body = cluster.request("GET", "/tasks?per=2&page=1&name=queued", cookie=cookie)
     assert "page=2" in body and "name=queued" in body  # the next page keeps the filter
     _, _, body = cluster.request("GET", "/tasks?page=abc&per=-4", cookie=cookie)
-    assert _task_rows(body) == 6  # bad paging input falls back to the defaults
+    assert _task_rows(body) == 7  # bad paging input falls back to the defaults
 
 
 def test_tasks_timeline_draws_a_span_per_attempt_that_ran(cluster, cookie):
     def spans():
         body = cluster.request("GET", "/tasks?view=timeline", cookie=cookie)[2]
-        return body if body.count('class="span ') == 3 else None
+        return body if body.count('class="span ') == 4 else None
     body = cluster.wait_for(spans)
-    assert body, "the actor call and the 2 running tasks are not 3 spans"
+    assert body, "the actor's __init__ and call and the 2 running tasks are not 4 spans"
     assert '<svg id=timeline' in body and 'id="view-timeline" class=active' in body
     assert body.count('span-RUNNING') == 2 and 'data-name="DashCounter.add"' in body
     assert "queued_work" not in body  # never ran: no span
-    assert "3 spans on 3 workers" in body and "(pid " in body
+    assert "4 spans on 3 workers" in body and "(pid " in body
     _, _, body = cluster.request("GET", "/tasks?view=timeline&name=sleeper&window=600",
                                  cookie=cookie)
     assert body.count('class="span ') == 2 and "DashCounter" not in body.split("<svg")[1]
@@ -147,7 +147,7 @@ def test_a_tasks_output_from_the_tasks_page(cluster, cookie):
     outputs = {cluster.request("GET", u.replace("&amp;", "&"), cookie=cookie)[2]
                .split("<pre id=task-log>")[1].split("</pre>")[0] for u in sleepers}
     assert outputs == {"sleeper 0 starts\n", "sleeper 1 starts\n"}  # each its own lines
-    body = cluster.request("GET", "/tasks?state=FINISHED", cookie=cookie)[2]
+    body = cluster.request("GET", "/tasks?state=FINISHED&name=DashCounter.add", cookie=cookie)[2]
     [add] = re.findall(r'href="/tasks/log\?task_id=([0-9a-f]{32})', body)
     status, _, body = cluster.request("GET", f"/tasks/log?task_id={add}", cookie=cookie)
     assert status == 200 and "DashCounter.add" in body

@@ -194,7 +194,7 @@ class TaskEventRecord(NamedTuple):
     state: str                 # PENDING_* | RUNNING | FINISHED | FAILED
     job_id: str | None
     actor_id: str | None
-    type: str                  # NORMAL_TASK | ACTOR_TASK
+    type: str                  # NORMAL_TASK | ACTOR_TASK | ACTOR_CREATION_TASK
     func_or_class_name: str
     node_id: str | None
     worker_id: str | None

@@ -16,7 +16,8 @@ An event is a plain tuple, cheap to make and to pickle:
                                             or None): a new attempt
     PENDING_NODE_ASSIGNMENT       owner     the same, or None once its arguments are ready
     PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY  owner  (job_id, name, actor_id, parent): a
-                                            new call
+                                            new call; an actor's creation (its __init__) is a
+                                            task whose id is the actor's
     RUNNING                       worker    (job_id, name): still running when the worker
                                             sent its last batch (time: when it started)
     FINISHED                      worker    (job_id, name, start): the body returned and its
@@ -146,6 +147,14 @@ def _record(row: list) -> TaskEventRecord:
 _OPENING = frozenset((PENDING_ARGS, PENDING_NODE, PENDING_ACTOR))
 
 
+def _kind(task_id: bytes, actor_id: bytes | None) -> str:
+    """A record's type: an actor's creation task has the actor's id (Ray's
+    ACTOR_CREATION_TASK, its __init__), its calls have ids of their own."""
+    if not actor_id:
+        return "NORMAL_TASK"
+    return "ACTOR_CREATION_TASK" if task_id == actor_id else "ACTOR_TASK"
+
+
 def _hex_job(job: Any, cache: dict) -> str | None:
     """A job id as the records show it (hex; None for none), remembered in `cache`."""
     if len(cache) > 4096:
@@ -201,7 +210,7 @@ class TaskEventTable:
                     ms = int(at * 1000)
                     parent = info[3]
                     tasks[key] = [key, info[1], state, job, actor and actor.hex(),
-                                  "ACTOR_TASK" if actor else "NORMAL_TASK", None, None, None,
+                                  _kind(task_id, actor), None, None, None,
                                   None, None, ms, None, None, address, None, 1, False,
                                   ms if state == PENDING_ARGS else None, None, None,
                                   parent and parent.hex()]
@@ -245,7 +254,7 @@ class TaskEventTable:
                     if t[CREATED] is None:
                         t[NAME] = info[1]
                     if info[2] is not None:
-                        t[ACTOR], t[TYPE] = info[2].hex(), "ACTOR_TASK"
+                        t[ACTOR], t[TYPE] = info[2].hex(), _kind(key[0], info[2])
                     t[OWNER], t[CREATED] = address, ms
                     t[PARENT] = info[3] and info[3].hex()
                     if state == PENDING_ARGS:

@@ -211,6 +211,7 @@ class ActorSpec(NamedTuple):
     strategy: tuple = ()       # as RequestLease.strategy: where the GCS may place it
     placement_group: tuple | None = None  # (group id, bundle index, capture child tasks)
     runtime_env: dict | None = None   # resolved (_runtime_env): the worker it needs
+    task_events: bool = False  # its worker records __init__'s run (the creation task's events)
 
 
 class CreateActor(NamedTuple):

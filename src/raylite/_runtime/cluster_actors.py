@@ -47,7 +47,7 @@ class ActorCalls:
             concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
             strategy=strategy_wire(options.scheduling_strategy),
             placement_group=placement(options.scheduling_strategy),
-            runtime_env=self._resolve_env(options.runtime_env))
+            runtime_env=self._resolve_env(options.runtime_env), task_events=self._events_on)
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)
@@ -56,6 +56,8 @@ class ActorCalls:
                                       options.max_pending_calls,
                                       not options.name and options.lifetime != "detached",
                                       reply.meta.class_name)
+            if self._events_on and reply.actor_id == spec.actor_id:  # made now, not found
+                self._core.events.actor_created(spec.actor_id, reply.meta.class_name)
         return reply.actor_id, reply.meta
 
     def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,

@@ -352,7 +352,9 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
 
         self._run([ref], f"{actor.meta.class_name}.__init__",
                   self._envs.wrap(actor.options.runtime_env, construct), actor.args, actor.kwargs,
-                  self._scope(actor, "__init__"), (actor.options.runtime_env or {}).get("env_vars"), actor=actor)
+                  self._scope(actor, "__init__")._replace(task_id=actor.id),  # the creation task's id
+                  (actor.options.runtime_env or {}).get("env_vars"), actor=actor,
+                  events=self._events_on)
         error = self._core.objects.entries[ref._id].error
         if error is None:
             with self._lock:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+from .._core.task_events import FAILED, error_info
 from .._protocol import messages as m
 from .._runtime import context, execution
 from .._serialization import dumps_error, loads
@@ -252,6 +254,8 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
         execution.extend_sys_path(spec.sys_path)
         if ex.env is not None:
             ex.env.ready()  # the runtime_env's setup hook, once; RuntimeEnvSetupError if broken
+        if spec.task_events:  # the creation task's run (its id is the actor's; events.py)
+            ex.run_started(spec.actor_id, 0, spec.job_id, f"{spec.meta.class_name}.__init__")
         cls = loads(spec.cls)
         with context.scope(scope._replace(name=f"{spec.meta.class_name}.__init__",
                                           function=getattr(cls, "__init__", None))):
@@ -259,8 +263,14 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
             instance = cls(*args, **kwargs)
     except BaseException as exc:
         err = execution.task_error(exc, f"{spec.meta.class_name}.__init__", spec.meta.class_name)
+        if spec.task_events and (spec.actor_id, 0) in ex.started:  # its owner hears of a death
+            ex.run_ended(spec.actor_id, 0, False)                   # only: the worker says why
+            ex.ran.append((spec.actor_id, 0, FAILED, time.time(), error_info(err)))
+            ex.rt.send_task_events()  # now: this worker is stopped once the daemon hears
         ex.rt.send_daemon(m.ActorStarted(spec.actor_id, dumps_error(err)))
         return None
+    if spec.task_events:
+        ex.run_ended(spec.actor_id, 0, True)
     host = ActorHost(ex, spec, instance, scope)
     ex.rt.send_daemon(m.ActorStarted(spec.actor_id, None))
     return host

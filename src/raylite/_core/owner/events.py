@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..task_events import FAILED, error_info
+from ..task_events import FAILED, PENDING_ACTOR, error_info
 
 LIMIT = 200_000              # events buffered between two sends
 
@@ -72,6 +72,12 @@ class TaskEvents:
             name = f"{class_name}.{task.name}" if class_name else task.name
             info = self._infos[key] = (self._job_id, name, task.actor_id, parent)
         self.add(task.task_id, task.attempt, state, info)
+
+    def actor_created(self, actor_id: bytes, class_name: str) -> None:
+        """An actor's creation task (Ray's ACTOR_CREATION_TASK: its __init__; its id is the
+        actor's) was submitted; its worker tells when __init__ ran."""
+        self.add(actor_id, 0, PENDING_ACTOR,
+                 (self._job_id, f"{class_name}.__init__", actor_id, self.parent_of()))
 
     def ended(self, task: Any, error: Any, attempt: int | None = None) -> None:
         """The attempt failed with `error` (as the runtime stores it: the core's decode_error
