@@ -78,9 +78,18 @@ def test_a_killed_actors_calls_raise_actor_died(ray):
     c = Counter.remote()
     assert ray.get(c.add.remote()) == 1
     ray.kill(c)
-    with pytest.raises(exceptions.ActorDiedError) as info:
-        ray.get(c.add.remote())
-    assert isinstance(info.value, exceptions.RayActorError) and "ray.kill" in str(info.value)
+    # Ray's kill is asynchronous: a call right after it may still reach the old instance,
+    # so call again (up to 10 s) until one fails
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            ray.get(c.add.remote())
+        except exceptions.ActorDiedError as e:
+            err = e
+            break
+        assert time.monotonic() < deadline, "the killed actor still answered after 10 s"
+        time.sleep(0.05)
+    assert isinstance(err, exceptions.RayActorError) and "ray.kill" in str(err)
 
 
 def test_named_actors_are_found_and_names_are_unique(ray):
