@@ -150,11 +150,13 @@ class RuntimeContext:
 
     @property
     def runtime_env(self) -> dict:
-        """The runtime_env the calling code runs with: in a task or actor its env_vars (the
-        job's and its own, merged), in the driver what init() was given."""
+        """The runtime_env the calling code runs with, as given: in a task or actor its own
+        keys over the job's (env_vars merged), in the driver what init() was given."""
+        import copy
+
         info = self._info()
         if info.task_id is not None or info.actor_id is not None:
-            return {"env_vars": dict(info.env_vars)} if info.env_vars else {}
+            return copy.deepcopy(info.runtime_env) if info.runtime_env else {}
         return dict(require().job_runtime_env or {})
 
     def get_runtime_env_string(self) -> str:

@@ -147,6 +147,7 @@ class PushTask(NamedTuple):
     attempt: int = 0           # 0 for the first try, +1 per retry
     task_events: bool = False  # the worker records when it runs it (enable_task_events)
     stream: int | None = None  # a streaming generator: its backpressure (-1: none); messages_streams.py
+    given_env: dict | None = None  # its runtime_env as given, for get_runtime_context()
 
 
 class PushActorTask(NamedTuple):
@@ -211,6 +212,7 @@ class ActorSpec(NamedTuple):
     strategy: tuple = ()       # as RequestLease.strategy: where the GCS may place it
     placement_group: tuple | None = None  # (group id, bundle index, capture child tasks)
     runtime_env: dict | None = None   # resolved (_runtime_env): the worker it needs
+    given_env: dict | None = None     # its runtime_env as given, for get_runtime_context()
 
 
 class CreateActor(NamedTuple):

@@ -37,7 +37,7 @@ class ContextInfo(NamedTuple):
     was_restarted: bool = False
     task_name: str | None = None
     task_function_name: str | None = None
-    env_vars: dict | None = None  # the running task's runtime_env env_vars
+    runtime_env: dict | None = None  # the running task's or actor's runtime_env, as given
 
 
 class InitInfo(NamedTuple):

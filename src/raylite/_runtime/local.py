@@ -42,6 +42,7 @@ from .._options import placement
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
 from .._runtime_env.local import LocalEnvs
+from .._runtime_env.validate import described
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
                           ObjectLostError, RayTaskError, TaskUnschedulableError)
 from . import context, execution
@@ -253,7 +254,8 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         env = (options.runtime_env or {}).get("env_vars")
         scope = context.TaskScope(task_id=refs[0]._id if refs else _ids.new_id(), resources=demand,
                                   gpu_ids=gpus, job_id=self._job_id, name=name,
-                                  function=function._function, env_vars=self._env(env),
+                                  function=function._function,
+                                  runtime_env=self._given(options.runtime_env),
                                   placement=placement(options.scheduling_strategy))
         try:
             self._run(refs, name, body, args, kwargs, scope, env,
@@ -328,12 +330,16 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
                                  job_id=self._job_id,
                                  name=f"{actor.meta.class_name}.{method}" if method else None,
                                  function=getattr(actor.cls, method, None) if method else None,
-                                 env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")),
+                                 runtime_env=self._given(actor.options.runtime_env),
                                  placement=placement(actor.options.scheduling_strategy))
 
     def _env(self, env: dict | None) -> dict | None:
         """The env_vars a task runs with: the job's, then its own."""
         return {**self._envs.job_env_vars, **env} if env else (self._envs.job_env_vars or None)
+
+    def _given(self, env: dict | None) -> dict | None:
+        """The runtime_env a task or actor runs with, as given: its own keys over the job's."""
+        return described(self._envs.job, env)
 
     def _death(self, actor_id: bytes) -> BaseException:
         entry = self._gcs.actors.get(actor_id)

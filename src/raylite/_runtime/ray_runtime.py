@@ -284,6 +284,11 @@ class RayRuntime(RayStreams, RayState, Runtime):
         strategy = out.get("scheduling_strategy")
         if strategy is not None and not isinstance(strategy, str):
             out["scheduling_strategy"] = _ray_strategy(_options.strategy_wire(strategy))
+        if defaults is not _METHOD_DEFAULTS:
+            env = self._ray_env(opts.runtime_env)
+            out.pop("runtime_env", None)
+            if env is not None:
+                out["runtime_env"] = env
         self._opts[id(opts)] = (opts, out)
         return out
 

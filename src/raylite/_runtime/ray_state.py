@@ -1,19 +1,47 @@
 """What the ray runtime (RAYLITE_RUNTIME=ray) reports: Ray's nodes, resources, this
 process's context and a state snapshot, as raylite's records.
 
-A mixin of RayRuntime (ray_runtime.py), which has `_ray`, `_namespace` and `_restarted`.
+A mixin of RayRuntime (ray_runtime.py), which has `_ray`, `_namespace`, `_restarted`,
+`_owns_ray` and `_in_worker`.
+
+runtime_env as given: a task or actor whose runtime_env (its own or the job's) is not empty
+runs on Ray with one more env var, GIVEN_ENV: the env as raylite reports it (its keys over
+the job's, or over the running task's in a Ray worker), JSON. Ray keeps workers apart by
+runtime_env, so a worker's os.environ says what the code it runs was given. When this
+runtime joined a Ray the program started, init()'s runtime_env is applied per task and
+actor (Ray's job env is that program's).
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+from .._runtime_env.validate import described, merge
 from .base import ContextInfo
 from .ray_errors import translated as _translated
+
+GIVEN_ENV = "RAYLITE_RUNTIME_ENV_GIVEN"
+
+
+def _running_env() -> dict | None:
+    """The runtime_env the code running in this Ray worker was given (None: none)."""
+    given = os.environ.get(GIVEN_ENV)
+    return json.loads(given) if given else None
 
 
 class RayState:
     """RayRuntime's cluster-state calls."""
+
+    def _ray_env(self, own: dict | None) -> dict | None:
+        """The runtime_env Ray gets for a task or actor whose options say `own`."""
+        job = _running_env() if self._in_worker else self.job_runtime_env
+        given = described(job, own)
+        if given is None:
+            return own
+        env = dict((own if self._owns_ray or self._in_worker else merge(job, own)) or {})
+        env["env_vars"] = {**(env.get("env_vars") or {}), GIVEN_ENV: json.dumps(given, default=repr)}
+        return env
 
     # -- cluster state -------------------------------------------------------
     def nodes(self) -> list[dict]:
@@ -41,7 +69,8 @@ class RayState:
                            gpu_ids=tuple(ray.get_gpu_ids()) if in_task else (),
                            was_restarted=self._restarted if actor_id else False,
                            task_name=c.get_task_name() if in_task else None,
-                           task_function_name=c.get_task_function_name() if in_task else None)
+                           task_function_name=c.get_task_function_name() if in_task else None,
+                           runtime_env=_running_env() if in_task else None)
 
     def state(self) -> Any:
         """Ray's nodes and this job; Ray's own tools (`ray status`, its state API) show

@@ -114,6 +114,20 @@ def merge(job: dict | None, task: dict | None) -> dict | None:
     return out
 
 
+def described(job: dict | None, own: dict | None) -> dict | None:
+    """The runtime_env a task or actor runs with, as get_runtime_context() reports it: its
+    keys over the job's as given (env_vars merged), a callable setup hook by its name."""
+    env = merge(job, own)
+    if not env:
+        return None
+    env = {k: v for k, v in env.items() if v or k not in ("env_vars", "excludes")}
+    hook = env.get("worker_process_setup_hook")
+    if hook is not None and not isinstance(hook, str):
+        env["worker_process_setup_hook"] = \
+            f"{getattr(hook, '__module__', None)}.{getattr(hook, '__qualname__', repr(hook))}"
+    return env or None
+
+
 def env_key(resolved: dict | None) -> str | None:
     """What a worker pool keys on: a hash of the resolved env (None: a plain worker)."""
     if not resolved:
