@@ -124,6 +124,15 @@ class RuntimeContext:
         return self.get_accelerator_ids()
 
     # -- the cluster -----------------------------------------------------------
+    def get_node_labels(self) -> dict:
+        """The labels of the node the calling code runs on (`raylite start --labels`, and
+        the node's id under "ray.io/node-id"), as in nodes()."""
+        node = self.get_node_id()
+        for n in require().nodes():
+            if n.get("NodeID") == node:
+                return dict(n.get("Labels") or {})
+        return {}
+
     @property
     def namespace(self) -> str:
         return self._info().namespace

@@ -262,3 +262,17 @@ def test_ray_namespace_is_read_when_raylites_is_unset(runtime_kwargs, monkeypatc
     raylite.shutdown()
     raylite.init(namespace="given", **runtime_kwargs)
     assert raylite.get_runtime_context().namespace == "given"
+
+
+def test_node_labels(ray):
+    ctx = ray.get_runtime_context()
+    labels = ctx.get_node_labels()
+    assert isinstance(labels, dict) and all(isinstance(k, str) for k in labels)
+    mine = next(n for n in ray.nodes() if n["NodeID"] == ctx.get_node_id())
+    assert labels == mine["Labels"] and labels["ray.io/node-id"] == ctx.get_node_id()
+
+    @ray.remote
+    def in_task():
+        return ray.get_runtime_context().get_node_labels()
+
+    assert ray.get(in_task.remote()) == labels  # one node: the same labels

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import raylite
-from raylite.job_submission import JobDetails, JobStatus, JobSubmissionClient
+from raylite.job_submission import JobDetails, JobErrorType, JobStatus, JobSubmissionClient
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
@@ -146,7 +146,9 @@ def test_a_failing_script_fails_with_its_exit_code_in_the_message(head, client):
     info = client.get_job_info("fails-1")
     assert info.status == JobStatus.FAILED and info.driver_exit_code == 3
     assert "exit code 3" in info.message and "about to fail" in info.message
+    assert info.error_type is JobErrorType.JOB_ENTRYPOINT_COMMAND_ERROR
     assert info.error_type == "JOB_ENTRYPOINT_COMMAND_ERROR"
+    assert info.dict()["error_type"] == "JOB_ENTRYPOINT_COMMAND_ERROR"
 
 
 def test_stop_ends_the_entrypoint_process_and_the_actors_it_made(head, client, tmp_path,

@@ -467,7 +467,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
     def nodes(self) -> list[dict]:
         return [{"NodeID": self._node_id.hex(), "Alive": True, "NodeManagerAddress": "127.0.0.1",
                  "NodeManagerHostname": os.uname().nodename, "Resources": dict(self._total),
-                 "alive": True}]
+                 "alive": True, "Labels": {"ray.io/node-id": self._node_id.hex()}}]
 
     def cluster_resources(self) -> dict:
         return dict(self._total)
