@@ -45,10 +45,12 @@ from typing import Any, Sequence
 
 from .. import _options
 from .. import exceptions as rl_exc
+from . import context
 from .base import ActorMeta, InitInfo, Runtime
 from .execution import TERMINATE
 from .object_ref import ObjectRef
 from .ray_errors import translate, translated as _translated
+from .ray_groups import RayGroups, group_scope, ray_group_strategy
 from .ray_state import RayState
 from .ray_streams import RayStreams
 
@@ -95,19 +97,28 @@ def attach() -> "RayRuntime":
 
 
 def _task_body(fn: Any) -> Any:
-    """The function Ray runs for a raylite task: attach, then the user's function (a
-    generator function for a generator: Ray streams only those)."""
+    """The function Ray runs for a raylite task: attach, then the user's function, in the
+    scope of its placement group if it runs in one (a generator function for a generator:
+    Ray streams only those)."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Any:
             attach()
-            return (yield from fn(*args, **kwargs))
+            s = group_scope()
+            if s is None:
+                return (yield from fn(*args, **kwargs))
+            with context.scope(s):
+                return (yield from fn(*args, **kwargs))
         return stream
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         attach()
-        return fn(*args, **kwargs)
+        s = group_scope()
+        if s is None:
+            return fn(*args, **kwargs)
+        with context.scope(s):
+            return fn(*args, **kwargs)
     return run
 
 
@@ -122,6 +133,7 @@ def _actor_body(cls: type, meta: ActorMeta) -> type:
         with warnings.catch_warnings():  # Ray's property reads its own deprecated actor_id
             warnings.simplefilter("ignore")
             rt._restarted = bool(c.was_current_actor_reconstructed)
+        context.process_actor = group_scope()  # the actor's process: its placement group
         cls.__init__(self, *args, **kwargs)
     if inspect.isfunction(cls.__init__):  # Ray checks calls against the user's signature
         __init__ = functools.wraps(cls.__init__)(__init__)
@@ -184,7 +196,7 @@ def _to_ray(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     return args, kwargs
 
 
-class RayRuntime(RayStreams, RayState, Runtime):
+class RayRuntime(RayStreams, RayGroups, RayState, Runtime):
     """raylite's Runtime interface on Ray. request None: inside a Ray worker."""
 
     name = "ray"
@@ -215,6 +227,7 @@ class RayRuntime(RayStreams, RayState, Runtime):
         self._mirrored: set = set()
         self.serializers_changed()
         self._stream_init()
+        self._groups_made: list = []  # Ray's placement groups this driver made, not detached
         self._dynamic_task: Any = None  # Ray's remote _dynamic_value
 
     def serializers_changed(self) -> None:
@@ -267,6 +280,7 @@ class RayRuntime(RayStreams, RayState, Runtime):
         if self._owns_ray:
             ray.shutdown()
             return
+        self._remove_groups_made()
         for h in handles:  # the Ray stays (the program started it): end this job's actors
             try:
                 ray.kill(h)
@@ -282,7 +296,10 @@ class RayRuntime(RayStreams, RayState, Runtime):
             self._opts.clear()
         out = _ray_options(opts, defaults)
         strategy = out.get("scheduling_strategy")
-        if strategy is not None and not isinstance(strategy, str):
+        if _options.placement(strategy) is not None:
+            opts.demand()  # ValueError when it fits no bundle of the group (it could never run)
+            out["scheduling_strategy"] = ray_group_strategy(_options.placement(strategy))
+        elif strategy is not None and not isinstance(strategy, str):
             out["scheduling_strategy"] = _ray_strategy(_options.strategy_wire(strategy))
         if defaults is not _METHOD_DEFAULTS:
             env = self._ray_env(opts.runtime_env)
