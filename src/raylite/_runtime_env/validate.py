@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 SUPPORTED = ("config", "env_vars", "excludes", "pip", "py_modules", "working_dir",
@@ -135,6 +136,9 @@ def env_key(resolved: dict | None) -> str | None:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:32]
 
 
+_WHEEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+!-]{0,200}\.whl")  # a file name, no path
+
+
 def _is_sha(x: Any) -> bool:
     return isinstance(x, str) and len(x) == 64 and all(c in "0123456789abcdef" for c in x)
 
@@ -143,13 +147,21 @@ def check_resolved(env: Any) -> str | None:
     """None when `env` is a resolved env a daemon may act on; else what is wrong."""
     if env is None:
         return None
-    if not isinstance(env, dict) or set(env) - {"working_dir", "py_modules", "pip", "setup_hook"}:
+    if not isinstance(env, dict) or \
+            set(env) - {"working_dir", "py_modules", "wheels", "pip", "setup_hook"}:
         return "not a resolved runtime_env"
     if "working_dir" in env and not _is_sha(env["working_dir"]):
         return "working_dir is not a package hash"
     mods = env.get("py_modules", [])
     if not isinstance(mods, list) or len(mods) > 256 or not all(_is_sha(x) for x in mods):
         return "py_modules is not a list of package hashes"
+    wheels = env.get("wheels", [])
+    if not isinstance(wheels, list) or len(wheels) > 256 or not all(
+            isinstance(w, list) and len(w) == 2 and _is_sha(w[0]) and isinstance(w[1], str)
+            and _WHEEL_NAME.fullmatch(w[1]) for w in wheels):
+        return "wheels is not a list of [package hash, wheel file name]"
+    if wheels and "pip" not in env:
+        return "wheels come with a pip spec"
     pip = env.get("pip")
     if pip is not None and not (isinstance(pip, dict) and set(pip) == {"packages", "options", "timeout"}
                                 and _str_list(pip["packages"]) and _str_list(pip["options"])
