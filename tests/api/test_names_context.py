@@ -149,6 +149,13 @@ def test_runtime_env_in_tasks_is_the_whole_env_as_given(runtime_kwargs):
     a = A.options(runtime_env={"env_vars": {"MINE": "a"}}).remote()
     assert raylite.get(a.env.remote()) == {"env_vars": {"JOB": "j", "MINE": "a"}, "config": config}
 
+    @raylite.remote
+    def set_here():  # what is reported is what is applied (on a Ray that was started
+        return os.environ.get("JOB"), os.environ.get("T")  # without it, too)
+
+    assert raylite.get(set_here.remote()) == ("j", None)
+    assert raylite.get(set_here.options(runtime_env=own).remote()) == ("j", "1")
+
 
 @pytest.mark.raylite_only("Ray takes a local working_dir or py_modules only in ray.init(), and "
                           "this tier joins one shared Ray")
