@@ -60,10 +60,11 @@ class RuntimeContext:
     def should_capture_child_tasks_in_placement_group(self) -> bool:
         """Whether the tasks this one creates run in its placement group (True in a driver,
         as Ray says)."""
-        s = context.current()
-        if s is None or (s.task_id is None and s.actor_id is None):
+        info = self._info()
+        if info.task_id is None and info.actor_id is None:
             return True
-        return bool(s.placement is not None and s.placement[2])
+        s = context.current()
+        return bool(s is not None and s.placement is not None and s.placement[2])
 
     @property
     def job_id(self) -> JobID:

@@ -227,7 +227,8 @@ def _child_group():
     def child():
         return get_current_placement_group()
 
-    return raylite.get(child.remote())
+    capture = raylite.get_runtime_context().should_capture_child_tasks_in_placement_group
+    return raylite.get(child.remote()), capture
 
 
 def test_capture_child_tasks(ray):
@@ -235,9 +236,10 @@ def test_capture_child_tasks(ray):
     assert pg.wait(30)
     parent = ray.remote(num_cpus=1)(_child_group)
     captured = parent.options(scheduling_strategy=InGroup(pg, 0, True)).remote()
-    assert ray.get(captured, timeout=60) == pg
+    assert ray.get(captured, timeout=60) == (pg, True)
     loose = parent.options(scheduling_strategy=InGroup(pg, 0)).remote()
-    assert ray.get(loose, timeout=60) is None
+    assert ray.get(loose, timeout=60) == (None, False)
+    assert ray.get_runtime_context().should_capture_child_tasks_in_placement_group  # a driver
 
     @ray.remote(num_cpus=0)
     class Spawner:
@@ -245,7 +247,7 @@ def test_capture_child_tasks(ray):
             return _child_group()
 
     s = Spawner.options(scheduling_strategy=InGroup(pg, 0, True)).remote()
-    assert ray.get(s.child_group.remote(), timeout=60) == pg
+    assert ray.get(s.child_group.remote(), timeout=60) == (pg, True)
     remove_placement_group(pg)
 
 
