@@ -279,6 +279,22 @@ def test_dynamic_gives_one_ref_to_a_dynamic_generator(ray):
     assert [ray.get(r) for r in value] == [0, 10, 20]
 
 
+def test_dynamic_on_an_actor_method(ray):
+    @ray.remote
+    class A:
+        @ray.method(num_returns="dynamic")
+        def gen(self, n):
+            for i in range(n):
+                yield i + 1
+
+    a = A.remote()
+    with pytest.warns(DeprecationWarning, match="dynamic"):
+        ref = a.gen.remote(3)
+    value = ray.get(ref)
+    assert isinstance(value, ray.DynamicObjectRefGenerator)
+    assert [ray.get(r) for r in value] == [1, 2, 3]
+
+
 @pytest.mark.raylite_only("on Ray the one ref gives the refs, and the item where the body "
                           "raised holds the error")
 def test_dynamic_of_a_failed_body_holds_its_error(ray):
