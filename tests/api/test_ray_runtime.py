@@ -155,3 +155,20 @@ def test_an_unknown_runtime_name_lists_ray(monkeypatch):
     monkeypatch.setenv("RAYLITE_RUNTIME", "nope")
     with pytest.raises(ValueError, match="registered: cluster, local, ray"):
         raylite.init()
+
+
+def test_a_joined_ray_gets_inits_runtime_env_but_its_local_dirs(request, monkeypatch, tmp_path):
+    request.getfixturevalue("ray_instance")  # a Ray this program did not start
+    monkeypatch.setenv("RAYLITE_RUNTIME", "ray")
+    with pytest.warns(UserWarning, match=r"\['working_dir'\].*not applied"):
+        raylite.init(runtime_env={"working_dir": str(tmp_path), "env_vars": {"RT_JOINED": "yes"}})
+    try:
+        @raylite.remote
+        def env():
+            import os
+
+            return os.environ.get("RT_JOINED"), raylite.get_runtime_context().runtime_env
+
+        assert raylite.get(env.remote()) == ("yes", {"env_vars": {"RT_JOINED": "yes"}})
+    finally:
+        raylite.shutdown()

@@ -51,7 +51,7 @@ from .execution import TERMINATE
 from .object_ref import ObjectRef
 from .ray_errors import translate, translated as _translated
 from .ray_groups import RayGroups, group_scope, ray_group_strategy
-from .ray_state import RayState
+from .ray_state import RayState, joined_job_env
 from .ray_streams import RayStreams
 
 _TASK_DEFAULTS = _options.TaskOptions()._asdict()
@@ -214,6 +214,8 @@ class RayRuntime(RayStreams, RayGroups, RayState, Runtime):
         # Joining a Ray the program started: its driver's namespace is fixed, so a namespace
         # given to init() becomes the default of named actors' creation and lookup instead.
         self._namespace = None if self._owns_ray or request is None else request.namespace
+        if request is not None and not self._owns_ray:
+            self._joined_env = joined_job_env(request.runtime_env)
         self._lock = threading.Lock()
         self._restarted = False                 # in an actor's process: a restart runs __init__ again
         self._handles: dict[bytes, list] = {}   # actor id -> [Ray handle, raylite handles here]

@@ -9,7 +9,8 @@ runs on Ray with one more env var, GIVEN_ENV: the env as raylite reports it (its
 the job's, or over the running task's in a Ray worker), JSON. Ray keeps workers apart by
 runtime_env, so a worker's os.environ says what the code it runs was given. When this
 runtime joined a Ray the program started, init()'s runtime_env is applied per task and
-actor (Ray's job env is that program's).
+actor (Ray's job env is that program's), but its local directories (working_dir,
+py_modules), which Ray takes only in ray.init(): a warning says so once (JOB_ONLY).
 """
 from __future__ import annotations
 
@@ -22,6 +23,23 @@ from .base import ContextInfo
 from .ray_errors import translated as _translated
 
 GIVEN_ENV = "RAYLITE_RUNTIME_ENV_GIVEN"
+JOB_ONLY = ("working_dir", "py_modules", "excludes")  # Ray takes local paths in ray.init() only
+
+
+def joined_job_env(job: dict | None) -> dict | None:
+    """What of init()'s runtime_env a Ray this runtime joined can take per task and actor
+    (a warning names what it cannot)."""
+    if not job:
+        return job
+    left = sorted(k for k in JOB_ONLY if job.get(k))
+    if left:
+        import warnings
+
+        warnings.warn(f"runtime_env {left} given to init() are not applied: this program joined "
+                      "a Ray it did not start, and Ray takes local directories only in "
+                      "ray.init(). Pass them to that ray.init(), or let raylite start Ray.",
+                      stacklevel=4)
+    return {k: v for k, v in job.items() if k not in JOB_ONLY}
 
 
 def _running_env() -> dict | None:
@@ -31,11 +49,18 @@ def _running_env() -> dict | None:
 
 
 class RayState:
-    """RayRuntime's cluster-state calls."""
+    """RayRuntime's cluster-state calls (and the runtime_env Ray gets: _ray_env)."""
+
+    _joined_env: dict | None = None  # init()'s runtime_env, as a joined Ray takes it
 
     def _ray_env(self, own: dict | None) -> dict | None:
         """The runtime_env Ray gets for a task or actor whose options say `own`."""
-        job = _running_env() if self._in_worker else self.job_runtime_env
+        if self._in_worker:
+            job = _running_env()
+        elif self._owns_ray:
+            job = self.job_runtime_env
+        else:
+            job = self._joined_env
         given = described(job, own)
         if given is None:
             return own
