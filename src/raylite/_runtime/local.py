@@ -255,7 +255,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         scope = context.TaskScope(task_id=refs[0]._id if refs else _ids.new_id(), resources=demand,
                                   gpu_ids=gpus, job_id=self._job_id, name=name,
                                   function=function._function,
-                                  runtime_env=self._given(options.runtime_env),
+                                  runtime_env=described(self._envs.job, options.runtime_env),
                                   placement=placement(options.scheduling_strategy))
         try:
             self._run(refs, name, body, args, kwargs, scope, env,
@@ -330,16 +330,12 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
                                  job_id=self._job_id,
                                  name=f"{actor.meta.class_name}.{method}" if method else None,
                                  function=getattr(actor.cls, method, None) if method else None,
-                                 runtime_env=self._given(actor.options.runtime_env),
+                                 runtime_env=described(self._envs.job, actor.options.runtime_env),
                                  placement=placement(actor.options.scheduling_strategy))
 
     def _env(self, env: dict | None) -> dict | None:
         """The env_vars a task runs with: the job's, then its own."""
         return {**self._envs.job_env_vars, **env} if env else (self._envs.job_env_vars or None)
-
-    def _given(self, env: dict | None) -> dict | None:
-        """The runtime_env a task or actor runs with, as given: its own keys over the job's."""
-        return described(self._envs.job, env)
 
     def _death(self, actor_id: bytes) -> BaseException:
         entry = self._gcs.actors.get(actor_id)
