@@ -60,10 +60,11 @@ class RuntimeContext:
     def should_capture_child_tasks_in_placement_group(self) -> bool:
         """Whether the tasks this one creates run in its placement group (True in a driver,
         as Ray says)."""
-        s = context.current()
-        if s is None or (s.task_id is None and s.actor_id is None):
+        info = self._info()
+        if info.task_id is None and info.actor_id is None:
             return True
-        return bool(s.placement is not None and s.placement[2])
+        s = context.current()
+        return bool(s is not None and s.placement is not None and s.placement[2])
 
     @property
     def job_id(self) -> JobID:
@@ -124,6 +125,15 @@ class RuntimeContext:
         return self.get_accelerator_ids()
 
     # -- the cluster -----------------------------------------------------------
+    def get_node_labels(self) -> dict:
+        """The labels of the node the calling code runs on (`raylite start --labels`, and
+        the node's id under "ray.io/node-id"), as in nodes()."""
+        node = self.get_node_id()
+        for n in require().nodes():
+            if n.get("NodeID") == node:
+                return dict(n.get("Labels") or {})
+        return {}
+
     @property
     def namespace(self) -> str:
         return self._info().namespace
@@ -150,11 +160,13 @@ class RuntimeContext:
 
     @property
     def runtime_env(self) -> dict:
-        """The runtime_env the calling code runs with: in a task or actor its env_vars (the
-        job's and its own, merged), in the driver what init() was given."""
+        """The runtime_env the calling code runs with, as given: in a task or actor its own
+        keys over the job's (env_vars merged), in the driver what init() was given."""
+        import copy
+
         info = self._info()
         if info.task_id is not None or info.actor_id is not None:
-            return {"env_vars": dict(info.env_vars)} if info.env_vars else {}
+            return copy.deepcopy(info.runtime_env) if info.runtime_env else {}
         return dict(require().job_runtime_env or {})
 
     def get_runtime_env_string(self) -> str:

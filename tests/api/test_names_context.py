@@ -107,8 +107,7 @@ def test_cluster_facts(ray):
     assert accel == {"GPU": ["0"]} and (session, temp) == (ctx.get_session_name(), ctx.get_temp_dir())
 
 
-@pytest.mark.raylite_only("the ray runtime does not report runtime_env in get_runtime_context() yet")
-def test_runtime_env_in_driver_tasks_and_actors(runtime_kwargs):
+def test_runtime_env_in_driver_tasks_and_actors(runtime_kwargs, tmp_path):
     raylite.init(runtime_env={"env_vars": {"JOB": "j"}}, **runtime_kwargs)
     ctx = raylite.get_runtime_context()
     assert ctx.runtime_env == {"env_vars": {"JOB": "j"}}
@@ -129,6 +128,50 @@ def test_runtime_env_in_driver_tasks_and_actors(runtime_kwargs):
     a = A.remote()
     assert raylite.get(a.env.remote()) == {"env_vars": {"JOB": "j", "MINE": "a"}}
 
+
+def test_runtime_env_in_tasks_is_the_whole_env_as_given(runtime_kwargs):
+    config = {"setup_timeout_seconds": 60}
+    raylite.init(runtime_env={"env_vars": {"JOB": "j"}, "config": config}, **runtime_kwargs)
+
+    @raylite.remote
+    def env():
+        return raylite.get_runtime_context().runtime_env
+
+    @raylite.remote
+    class A:
+        def env(self):
+            return raylite.get_runtime_context().runtime_env
+
+    own = {"env_vars": {"T": "1"}, "config": {"setup_timeout_seconds": 30}}
+    assert raylite.get(env.remote()) == {"env_vars": {"JOB": "j"}, "config": config}
+    assert raylite.get(env.options(runtime_env=own).remote()) == {
+        "env_vars": {"JOB": "j", "T": "1"}, "config": {"setup_timeout_seconds": 30}}
+    a = A.options(runtime_env={"env_vars": {"MINE": "a"}}).remote()
+    assert raylite.get(a.env.remote()) == {"env_vars": {"JOB": "j", "MINE": "a"}, "config": config}
+
+    @raylite.remote
+    def set_here():  # what is reported is what is applied (on a Ray that was started
+        return os.environ.get("JOB"), os.environ.get("T")  # without it, too)
+
+    assert raylite.get(set_here.remote()) == ("j", None)
+    assert raylite.get(set_here.options(runtime_env=own).remote()) == ("j", "1")
+
+
+@pytest.mark.raylite_only("Ray takes a local working_dir or py_modules only in ray.init(), and "
+                          "this tier joins one shared Ray")
+def test_runtime_env_names_working_dir_and_py_modules_as_given(runtime_kwargs, tmp_path):
+    work, mods = tmp_path / "work", tmp_path / "mods" / "rl_ctx_mod"
+    work.mkdir()
+    mods.mkdir(parents=True)
+    (mods / "__init__.py").write_text("X = 1\n")
+    raylite.init(**runtime_kwargs)
+
+    @raylite.remote
+    def env():
+        return raylite.get_runtime_context().runtime_env
+
+    own = {"working_dir": str(work), "py_modules": [str(mods)], "env_vars": {"T": "1"}}
+    assert raylite.get(env.options(runtime_env=own).remote()) == own
 
 def test_is_canceled(ray):
     with pytest.raises(RuntimeError, match="driver"):
@@ -226,3 +269,17 @@ def test_ray_namespace_is_read_when_raylites_is_unset(runtime_kwargs, monkeypatc
     raylite.shutdown()
     raylite.init(namespace="given", **runtime_kwargs)
     assert raylite.get_runtime_context().namespace == "given"
+
+
+def test_node_labels(ray):
+    ctx = ray.get_runtime_context()
+    labels = ctx.get_node_labels()
+    assert isinstance(labels, dict) and all(isinstance(k, str) for k in labels)
+    mine = next(n for n in ray.nodes() if n["NodeID"] == ctx.get_node_id())
+    assert labels == mine["Labels"] and labels["ray.io/node-id"] == ctx.get_node_id()
+
+    @ray.remote
+    def in_task():
+        return ray.get_runtime_context().get_node_labels()
+
+    assert ray.get(in_task.remote()) == labels  # one node: the same labels

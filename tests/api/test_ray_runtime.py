@@ -78,9 +78,18 @@ def test_a_killed_actors_calls_raise_actor_died(ray):
     c = Counter.remote()
     assert ray.get(c.add.remote()) == 1
     ray.kill(c)
-    with pytest.raises(exceptions.ActorDiedError) as info:
-        ray.get(c.add.remote())
-    assert isinstance(info.value, exceptions.RayActorError) and "ray.kill" in str(info.value)
+    # Ray's kill is asynchronous: a call right after it may still reach the old instance,
+    # so call again (up to 10 s) until one fails
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            ray.get(c.add.remote())
+        except exceptions.ActorDiedError as e:
+            err = e
+            break
+        assert time.monotonic() < deadline, "the killed actor still answered after 10 s"
+        time.sleep(0.05)
+    assert isinstance(err, exceptions.RayActorError) and "ray.kill" in str(err)
 
 
 def test_named_actors_are_found_and_names_are_unique(ray):
@@ -146,3 +155,20 @@ def test_an_unknown_runtime_name_lists_ray(monkeypatch):
     monkeypatch.setenv("RAYLITE_RUNTIME", "nope")
     with pytest.raises(ValueError, match="registered: cluster, local, ray"):
         raylite.init()
+
+
+def test_a_joined_ray_gets_inits_runtime_env_but_its_local_dirs(request, monkeypatch, tmp_path):
+    request.getfixturevalue("ray_instance")  # a Ray this program did not start
+    monkeypatch.setenv("RAYLITE_RUNTIME", "ray")
+    with pytest.warns(UserWarning, match=r"\['working_dir'\].*not applied"):
+        raylite.init(runtime_env={"working_dir": str(tmp_path), "env_vars": {"RT_JOINED": "yes"}})
+    try:
+        @raylite.remote
+        def env():
+            import os
+
+            return os.environ.get("RT_JOINED"), raylite.get_runtime_context().runtime_env
+
+        assert raylite.get(env.remote()) == ("yes", {"env_vars": {"RT_JOINED": "yes"}})
+    finally:
+        raylite.shutdown()

@@ -119,9 +119,15 @@ def test_py_modules_directories_and_wheels(ray, tmp_path):
         import rtenv_pkg_mod
         import rtenv_wheel_mod
 
-        return rtenv_pkg_mod.VALUE, rtenv_wheel_mod.VALUE
+        return rtenv_pkg_mod.VALUE, rtenv_wheel_mod.VALUE, rtenv_wheel_mod.__file__, sys.prefix
 
-    assert ray.get(use.remote()) == ("from a package directory", "from a wheel")
+    pkg_value, wheel_value, wheel_file, prefix = ray.get(use.remote())
+    assert (pkg_value, wheel_value) == ("from a package directory", "from a wheel")
+    if ray._runtime.current().name != "local":  # local mode imports the wheel (zipimport)
+        # pip installed it into a venv of the env's own, as Ray does
+        assert prefix.startswith(os.path.join(ray._runtime.current().session_dir,
+                                              "runtime_resources", "pip"))
+        assert wheel_file.startswith(prefix) and "site-packages" in wheel_file
 
 
 def test_a_nested_task_keeps_its_parents_env_and_adds_its_own(ray, working_dir, tmp_path):

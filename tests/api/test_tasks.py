@@ -288,7 +288,8 @@ def test_cancel_running_task(ray):
         ray.get(ref, timeout=10)
 
 
-@pytest.mark.raylite_only("init()'s runtime_env is fixed when Ray starts, and this suite keeps one Ray per test module")
+@pytest.mark.raylite_only("this suite joins one Ray started without the namespace: init()'s "
+                          "runtime_env reaches the tasks, but they report the Ray job's namespace")
 def test_job_namespace_and_runtime_env(runtime_kwargs):
     import os
 

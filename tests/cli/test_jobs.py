@@ -5,7 +5,7 @@ test here and is stopped when the module ends. Each test polls with the in-proce
 (quick) and uses the command where the command is what is tested.
 """
 import asyncio
-import os
+import json
 import subprocess
 import sys
 import textwrap
@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 import raylite
-from raylite.job_submission import JobDetails, JobStatus, JobSubmissionClient
+from raylite.job_submission import JobDetails, JobErrorType, JobStatus, JobSubmissionClient
+from wheels import make_wheel
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
@@ -146,7 +147,9 @@ def test_a_failing_script_fails_with_its_exit_code_in_the_message(head, client):
     info = client.get_job_info("fails-1")
     assert info.status == JobStatus.FAILED and info.driver_exit_code == 3
     assert "exit code 3" in info.message and "about to fail" in info.message
+    assert info.error_type is JobErrorType.JOB_ENTRYPOINT_COMMAND_ERROR
     assert info.error_type == "JOB_ENTRYPOINT_COMMAND_ERROR"
+    assert info.dict()["error_type"] == "JOB_ENTRYPOINT_COMMAND_ERROR"
 
 
 def test_stop_ends_the_entrypoint_process_and_the_actors_it_made(head, client, tmp_path,
@@ -372,3 +375,36 @@ def test_a_jobs_tasks_and_actors_run_in_its_working_dir(head, client, tmp_path):
     assert client.get_job_status("wd-tasks") == JobStatus.SUCCEEDED, out.stderr
     assert client.get_job_logs("wd-tasks").splitlines() == [
         "from the working_dir | False | True", "from the working_dir"]
+
+
+def test_py_modules_reach_the_entrypoint_and_its_tasks(head, client, tmp_path):
+    """`--runtime-env-json '{"py_modules": [...]}'`: package directories and wheels."""
+    pkg = tmp_path / "mods" / "job_pkg_mod"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("VALUE = 'from a package directory'\n")
+    wheel = make_wheel(str(tmp_path), "job_wheel_mod", "from a wheel")
+    script = tmp_path / "wd" / "use.py"
+    script.parent.mkdir()
+    script.write_text(textwrap.dedent("""
+        import raylite
+        import job_pkg_mod, job_wheel_mod
+        print("entrypoint:", job_pkg_mod.VALUE, "|", job_wheel_mod.VALUE)
+        raylite.init()
+
+        @raylite.remote
+        def task():
+            import job_pkg_mod, job_wheel_mod
+            return job_pkg_mod.VALUE, job_wheel_mod.VALUE
+
+        print("task:", " | ".join(raylite.get(task.remote())))
+    """))
+    env = json.dumps({"py_modules": [str(pkg), wheel]})
+    out = job(head, "submit", "--submission-id", "mods-1", "--working-dir", str(script.parent),
+              "--runtime-env-json", env, "--", "python", "use.py")
+    assert client.get_job_status("mods-1") == JobStatus.SUCCEEDED, out.stdout + out.stderr
+    assert client.get_job_logs("mods-1").splitlines() == [
+        "entrypoint: from a package directory | from a wheel",
+        "task: from a package directory | from a wheel"]
+    assert client.get_job_info("mods-1").runtime_env["py_modules"] == [str(pkg), wheel]
+    with pytest.raises(ValueError, match="neither a directory nor a .whl"):
+        client.submit_job(entrypoint="true", runtime_env={"py_modules": [str(tmp_path / "no")]})

@@ -66,6 +66,21 @@ def test_a_driver_joins_at_ray_address_on_the_client_port(temps):
     assert "nodes (1 alive)" in status  # one daemon: the client port is a door, not a node
 
 
+def test_the_cli_takes_ray_addresses_as_init_does(temps):
+    temp = temps()
+    raylite_cli("start", "--head", "--port", "0", "--ray-client-server-port", "0",
+                "--num-cpus", "1", temp=temp)
+    client = _node_json(temp)["client_address"]
+    assert "nodes (1 alive)" in raylite_cli("status", "--address", f"ray://{client}",
+                                            temp=temp).stdout
+    nodes = json.loads(raylite_cli("list", "nodes", "--address", f"ray://{client}", "--format",
+                                   "json", temp=temp).stdout)
+    assert len(nodes) == 1
+    raylite_cli("job", "list", "--address", f"ray://{client}", temp=temp)  # none yet: exits 0
+    bad = raylite_cli("status", "--address", "ray://nohost", temp=temp, check=False)
+    assert bad.returncode == 2 and "Bad address 'ray://nohost'" in bad.stderr
+
+
 def test_ray_address_with_nothing_listening_is_a_clear_error(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -301,7 +301,7 @@ def test_nodes_report_what_is_free_and_every_node_hears_each_change(gcs, head):
     [view] = head.views
     assert other.views == [view]
     assert (OTHER.hex(), "127.0.0.1:2", {"CPU": 2.0}, {"CPU": 0.5},
-            {"ray.io/node_id": OTHER.hex()}) in view.nodes
+            {"ray.io/node-id": OTHER.hex()}) in view.nodes
     other.send(m.NodeResources({"CPU": 0.5}, 0))  # nothing changed: nobody is told
     assert head.got() == [] and len(head.views) == 1
     [rec] = [n for n in gcs.tables.state().nodes if n.node_id == OTHER.hex()]

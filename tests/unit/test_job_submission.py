@@ -42,7 +42,9 @@ def test_runtime_env_for_a_job_is_checked(tmp_path):
     assert check_runtime_env(None) is None
     assert check_runtime_env({"working_dir": tmp_path})["working_dir"] == str(tmp_path)
     assert check_runtime_env({"pip": ["x"]})["pip"] == ["x"]
-    for bad, words in (({"py_modules": ["x"]}, "inside working_dir"), ({"conda": "env"}, "'conda'"),
+    assert check_runtime_env({"py_modules": [str(tmp_path)]})["py_modules"] == [str(tmp_path)]
+    for bad, words in (({"py_modules": ["x"]}, "neither a directory nor a .whl"),
+                       ({"conda": "env"}, "'conda'"),
                        ({"worker_process_setup_hook": print}, "module.function"),
                        ({"env_vars": {"A": 1}}, "str -> str"), ({"excludes": "*.bin"}, "list"),
                        ({"working_dir": "s3://bucket/x.zip"}, "URI"),

@@ -90,6 +90,11 @@ def test_resolved_envs_are_checked_as_a_daemon_receives_them():
     for bad in ({"working_dir": "../x"}, {"py_modules": ["x"]}, {"pip": {"packages": "x"}},
                 {"setup_hook": 3}, {"other": 1}, "text"):
         assert validate.check_resolved(bad) is not None
+    wheel = {"wheels": [[sha, "a_b-0.1-py3-none-any.whl"]], "pip": good["pip"]}
+    assert validate.check_resolved(wheel) is None
+    for name in ("../x.whl", "a/b.whl", "x.zip", ".hidden.whl"):
+        assert validate.check_resolved({**wheel, "wheels": [[sha, name]]}) is not None
+    assert validate.check_resolved({"wheels": wheel["wheels"]}) is not None  # no pip spec
     assert validate.env_key(good) == validate.env_key(dict(reversed(good.items())))
     assert validate.env_key(None) is None
 

@@ -153,9 +153,9 @@ def test_gcs_tables_report_nodes_jobs_and_actors_with_why_they_died():
     snap = t.state()
     assert snap.nodes == (
         rec.NodeRecord((b"\x0a" * 16).hex(), "10.0.0.1:6380", "head", True, True, {"CPU": 4.0}, {"CPU": 4.0},
-                       {"ray.io/node_id": (b"\x0a" * 16).hex()}),
+                       {"ray.io/node-id": (b"\x0a" * 16).hex()}),
         rec.NodeRecord((b"\x0b" * 16).hex(), "10.0.0.2:7000", "box", False, False, {"CPU": 2.0}, {},
-                       {"ray.io/node_id": (b"\x0b" * 16).hex()}))
+                       {"ray.io/node-id": (b"\x0b" * 16).hex()}))
     assert snap.jobs == (rec.JobRecord("6a6f6231", "ns", 4242, True),)
     assert snap.actors == (
         rec.ActorRecord(ACTOR.hex(), "Counter", "c", "ns", "RESTARTING", None, 1, False,

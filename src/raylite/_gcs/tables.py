@@ -65,7 +65,7 @@ class NodeInfo:
                  labels: dict | None = None):
         self.node_id, self.address, self.resources = node_id, address, dict(resources)
         self.hostname, self.alive, self.is_head = hostname, True, is_head
-        self.labels = {"ray.io/node_id": node_id.hex(), **(labels or {})}
+        self.labels = {"ray.io/node-id": node_id.hex(), **(labels or {})}
         self.available = dict(resources)   # as the node last reported (NodeResources)
 
 

@@ -147,6 +147,7 @@ class PushTask(NamedTuple):
     attempt: int = 0           # 0 for the first try, +1 per retry
     task_events: bool = False  # the worker records when it runs it (enable_task_events)
     stream: int | None = None  # a streaming generator: its backpressure (-1: none); messages_streams.py
+    given_env: dict | None = None  # its runtime_env as given, for get_runtime_context()
 
 
 class PushActorTask(NamedTuple):
@@ -212,6 +213,7 @@ class ActorSpec(NamedTuple):
     placement_group: tuple | None = None  # (group id, bundle index, capture child tasks)
     runtime_env: dict | None = None   # resolved (_runtime_env): the worker it needs
     task_events: bool = False  # its worker records __init__'s run (the creation task's events)
+    given_env: dict | None = None     # its runtime_env as given, for get_runtime_context()
 
 
 class CreateActor(NamedTuple):

@@ -357,7 +357,7 @@ SPECS: dict[type, dict[str, Check]] = {
         env_vars=ENV_VARS, max_task_retries=integer(-1),
         concurrency_groups=optional(mapping(text(), integer(1))), sys_path=SYS_PATH,
         strategy=strategy, placement_group=optional(placement), runtime_env=resolved_env,
-        task_events=flag),
+        task_events=flag, given_env=optional(mapping(text(), anything))),
     m.CreateActor: dict(req=REQ, spec=shaped(m.ActorSpec), get_if_exists=flag),
     m.ActorStarted: dict(actor_id=ident(), error=optional(blob)),
     m.GetActorInfo: dict(req=REQ, actor_id=optional(ident()), name=optional(NAME),

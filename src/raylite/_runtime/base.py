@@ -37,7 +37,7 @@ class ContextInfo(NamedTuple):
     was_restarted: bool = False
     task_name: str | None = None
     task_function_name: str | None = None
-    env_vars: dict | None = None  # the running task's runtime_env env_vars
+    runtime_env: dict | None = None  # the running task's or actor's runtime_env, as given
 
 
 class InitInfo(NamedTuple):
@@ -134,8 +134,9 @@ class Runtime(abc.ABC):
 
     # -- placement groups (raylite.util.placement_group) ----------------------------
     def create_placement_group(self, group_id: bytes, bundles: list, strategy: str, name: str,
-                               detached: bool) -> None:
-        """Asks for a group (bundles and strategy checked by the caller); returns at once.
+                               detached: bool) -> bytes | None:
+        """Asks for a group (bundles and strategy checked by the caller); returns at once,
+        None, or the id the runtime gave the group instead of `group_id` (the ray runtime's).
         ValueError when the name is taken in this namespace. A group that cannot be placed
         stays pending, and a warning is printed once."""
         raise NotImplementedError(f"placement groups are not supported by the {self.name} runtime")

@@ -47,7 +47,8 @@ class ActorCalls:
             concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
             strategy=strategy_wire(options.scheduling_strategy),
             placement_group=placement(options.scheduling_strategy),
-            runtime_env=self._resolve_env(options.runtime_env), task_events=self._events_on)
+            runtime_env=self._resolve_env(options.runtime_env), task_events=self._events_on,
+            given_env=self._given(options.runtime_env))
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)

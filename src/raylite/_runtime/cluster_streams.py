@@ -39,14 +39,14 @@ class ClusterStreams(StreamConsumer):
 
     # -- submission ----------------------------------------------------------------
     def submit_stream(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
-        _, _, fid, name, env, demand, key, strategy, group, renv = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group, renv, given = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id, done = _ids.new_id(), _ids.new_id()
         bp = options.generator_backpressure
         events = options.enable_task_events and self._events_on
         msg = m.PushTask(task_id, fid, None, data, inlined, (done,), name, self.job_id,
                          self.namespace, env, (), demand, self.address, options.max_calls,
-                         (), group, 0, events, stream=bp)
+                         (), group, 0, events, stream=bp, given_env=given)
         task = Task(task_id, msg, (done,), name, options.max_retries, options.retry_exceptions,
                     hold, None, key, strategy, events=events, env=renv,
                     locality=not strategy and group is None)

@@ -29,8 +29,9 @@ from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from .._protocol.transport import Connection
 from .._runtime_env.resolve import Resolver
-from .._runtime_env.validate import PROCESS_KEYS, env_key, merge, refuse_unsupported
+from .._runtime_env.validate import PROCESS_KEYS, described, env_key, merge, refuse_unsupported
 from .._serialization import dumps
+from . import context
 from .object_ref import ObjectRef
 
 _FAST = (int, float, str, bool, type(None))
@@ -109,6 +110,17 @@ class TaskSubmission:
             resolved = {**self.resolved_env, **(resolved or {})}
         return resolved
 
+    def _given(self, env: dict | None) -> dict | None:
+        """The runtime_env a task or actor runs with, as given (for get_runtime_context()):
+        its own keys over the job's; in a worker, over the running task's but its env_vars
+        (a nested task runs in its parent's resolved env, with only its own env_vars)."""
+        if self._job_env is None:
+            s = context.current()
+            parent = {k: v for k, v in (s.runtime_env or {}).items() if k != "env_vars"} \
+                if s is not None else None
+            return described(parent, env)
+        return described(self._job_env, env)
+
     def _packer(self) -> Resolver:
         if self._resolver is None:
             self._resolver = Resolver(_KvStore(self))
@@ -127,14 +139,14 @@ class TaskSubmission:
             t = (options, function, fid, options.name or function._name, env, demand,
                  (tuple(sorted(demand.items())), strategy) if renv is None else
                  (tuple(sorted(demand.items())), strategy, env_key(renv)), strategy,
-                 placement(options.scheduling_strategy), renv)
+                 placement(options.scheduling_strategy), renv, self._given(options.runtime_env))
             if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
                 self._templates.clear()
             self._templates[id(options)] = t
         return t
 
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        _, _, fid, name, env, demand, key, strategy, group, renv = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group, renv, given = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
@@ -142,7 +154,7 @@ class TaskSubmission:
         events = options.enable_task_events and self._events_on
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
                          self.namespace, env, (), demand, self.address, options.max_calls,
-                         (), group, 0, events)
+                         (), group, 0, events, given_env=given)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
                     hold, None, key, strategy, events=events, env=renv,
                     locality=not strategy and group is None)

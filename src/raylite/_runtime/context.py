@@ -31,7 +31,7 @@ class TaskScope(NamedTuple):
     job_id: bytes | None = None
     name: str | None = None        # the task's name: options name, "f" or "Actor.method"
     function: Any = None           # the function or method run: names it module.qualname
-    env_vars: dict | None = None   # the runtime_env env_vars it runs with (never mutated)
+    runtime_env: dict | None = None  # its runtime_env as given (_runtime_env.validate.described)
     placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
 
 
@@ -76,7 +76,7 @@ def info(job_id: bytes, node_id: bytes, worker_id: bytes, namespace: str) -> "Co
                        was_restarted=s.was_restarted if s else False,
                        task_name=s.name if s else None,
                        task_function_name=function_name(s.function) if s and s.function else None,
-                       env_vars=dict(s.env_vars) if s and s.env_vars else None)
+                       runtime_env=s.runtime_env if s else None)
 
 
 class scope:

@@ -141,12 +141,18 @@ def resolve(local_mode: bool, address: str | None, env_address: str | None,
                                   "Start one with `raylite start --head`, or call init() without "
                                   "an address to start a local cluster.")
         return "connect", found
+    return "connect", host_port(addr)
+
+
+def host_port(addr: str) -> str:
+    """The 'host:port' to connect to for a cluster address given as 'host:port' or as
+    'ray://host:port' (Ray Client's form: a head's client port). ValueError otherwise."""
     hostport = addr[len(RAY_CLIENT_SCHEME):] if addr.startswith(RAY_CLIENT_SCHEME) else addr
     host, sep, port = hostport.rpartition(":")
     if "://" in host or not sep or not host or not port.isdigit():
         raise ValueError(f"Bad address {addr!r}: expected 'host:port', 'ray://host:port', "
                          "'auto' or 'local'.")
-    return "connect", hostport
+    return hostport
 
 
 def choose(local_mode: bool, name: str | None) -> str:

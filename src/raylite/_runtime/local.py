@@ -42,6 +42,7 @@ from .._options import placement
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
 from .._runtime_env.local import LocalEnvs
+from .._runtime_env.validate import described
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
                           ObjectLostError, RayTaskError, TaskUnschedulableError)
 from . import context, execution
@@ -254,7 +255,8 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         env = (options.runtime_env or {}).get("env_vars")
         scope = context.TaskScope(task_id=refs[0]._id if refs else _ids.new_id(), resources=demand,
                                   gpu_ids=gpus, job_id=self._job_id, name=name,
-                                  function=function._function, env_vars=self._env(env),
+                                  function=function._function,
+                                  runtime_env=described(self._envs.job, options.runtime_env),
                                   placement=placement(options.scheduling_strategy))
         try:
             self._run(refs, name, body, args, kwargs, scope, env,
@@ -329,7 +331,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
                                  job_id=self._job_id,
                                  name=f"{actor.meta.class_name}.{method}" if method else None,
                                  function=getattr(actor.cls, method, None) if method else None,
-                                 env_vars=self._env((actor.options.runtime_env or {}).get("env_vars")),
+                                 runtime_env=described(self._envs.job, actor.options.runtime_env),
                                  placement=placement(actor.options.scheduling_strategy))
 
     def _env(self, env: dict | None) -> dict | None:
@@ -464,7 +466,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
     def nodes(self) -> list[dict]:
         return [{"NodeID": self._node_id.hex(), "Alive": True, "NodeManagerAddress": "127.0.0.1",
                  "NodeManagerHostname": os.uname().nodename, "Resources": dict(self._total),
-                 "alive": True}]
+                 "alive": True, "Labels": {"ray.io/node-id": self._node_id.hex()}}]
 
     def cluster_resources(self) -> dict:
         return dict(self._total)

@@ -24,6 +24,7 @@ from typing import Any
 from .. import _ids
 from .._actor_ends import ended_error
 from .._core.owner import Task
+from .._runtime_env.validate import described
 from .._serialization import dumps_with_refs
 from ..exceptions import ObjectLostError, TaskCancelledError, TaskUnschedulableError
 from . import context, execution
@@ -57,7 +58,8 @@ class LocalStreams(StreamConsumer):
         env = (options.runtime_env or {}).get("env_vars")
         task_id = _ids.new_id()
         scope = context.TaskScope(task_id=task_id, resources=options.demand(), job_id=self._job_id,
-                                  name=name, function=function._function, env_vars=self._env(env))
+                                  name=name, function=function._function,
+                                  runtime_env=described(self._envs.job, options.runtime_env))
         body = self._envs.wrap(options.runtime_env, function._function)  # ValueError: not here
         return self._start(task_id, name, body, args, kwargs, scope, env, None,
                            options.max_retries, options)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import inspect
-import os
 import threading
 import warnings
 import weakref
@@ -46,16 +45,21 @@ from typing import Any, Sequence
 
 from .. import _options
 from .. import exceptions as rl_exc
-from .base import ActorMeta, ContextInfo, InitInfo, Runtime
+from . import context
+from .base import ActorMeta, InitInfo, Runtime
 from .execution import TERMINATE
 from .object_ref import ObjectRef
 from .ray_errors import translate, translated as _translated
+from .ray_groups import RayGroups, group_scope, ray_group_strategy
+from .ray_state import RayState, joined_job_env
+from .ray_streams import RayStreams
 
 _TASK_DEFAULTS = _options.TaskOptions()._asdict()
 _ACTOR_DEFAULTS = _options.ActorOptions()._asdict()
 _METHOD_DEFAULTS = _options.MethodOptions()._asdict()
 # raylite keeps these to itself; Ray has no equivalent option (or refuses it in .options()).
 _NOT_FOR_RAY = {"max_calls", "concurrency_groups"}  # the latter goes to ray.remote()
+_RAY_NAMES = {"generator_backpressure": "_generator_backpressure_num_objects"}  # Ray's keyword
 
 
 def _ray_strategy(wire: tuple) -> Any:
@@ -69,7 +73,8 @@ def _ray_strategy(wire: tuple) -> Any:
 
 def _ray_options(opts: Any, defaults: dict) -> dict:
     """The options that differ from raylite's defaults, as Ray's keyword arguments."""
-    return {k: v for k, v in opts._asdict().items() if v != defaults[k] and k not in _NOT_FOR_RAY}
+    return {_RAY_NAMES.get(k, k): v for k, v in opts._asdict().items()
+            if v != defaults[k] and k not in _NOT_FOR_RAY}
 
 
 # -- what runs inside Ray's workers ------------------------------------------------
@@ -92,11 +97,28 @@ def attach() -> "RayRuntime":
 
 
 def _task_body(fn: Any) -> Any:
-    """The function Ray runs for a raylite task: attach, then the user's function."""
+    """The function Ray runs for a raylite task: attach, then the user's function, in the
+    scope of its placement group if it runs in one (a generator function for a generator:
+    Ray streams only those)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any) -> Any:
+            attach()
+            s = group_scope()
+            if s is None:
+                return (yield from fn(*args, **kwargs))
+            with context.scope(s):
+                return (yield from fn(*args, **kwargs))
+        return stream
+
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         attach()
-        return fn(*args, **kwargs)
+        s = group_scope()
+        if s is None:
+            return fn(*args, **kwargs)
+        with context.scope(s):
+            return fn(*args, **kwargs)
     return run
 
 
@@ -111,11 +133,20 @@ def _actor_body(cls: type, meta: ActorMeta) -> type:
         with warnings.catch_warnings():  # Ray's property reads its own deprecated actor_id
             warnings.simplefilter("ignore")
             rt._restarted = bool(c.was_current_actor_reconstructed)
+        context.process_actor = group_scope()  # the actor's process: its placement group
         cls.__init__(self, *args, **kwargs)
     if inspect.isfunction(cls.__init__):  # Ray checks calls against the user's signature
         __init__ = functools.wraps(cls.__init__)(__init__)
     return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__,
                                         "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+
+
+def _dynamic_value(value: Any) -> Any:
+    """Ray's DynamicObjectRefGenerator (a dependency: Ray resolved it) as raylite's."""
+    from .generator import DynamicObjectRefGenerator
+
+    rt = attach()
+    return DynamicObjectRefGenerator([ObjectRef(r.binary(), r, rt) for r in value])
 
 
 def _dump_handle(h: Any) -> tuple:
@@ -165,7 +196,7 @@ def _to_ray(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     return args, kwargs
 
 
-class RayRuntime(Runtime):
+class RayRuntime(RayStreams, RayGroups, RayState, Runtime):
     """raylite's Runtime interface on Ray. request None: inside a Ray worker."""
 
     name = "ray"
@@ -183,6 +214,8 @@ class RayRuntime(Runtime):
         # Joining a Ray the program started: its driver's namespace is fixed, so a namespace
         # given to init() becomes the default of named actors' creation and lookup instead.
         self._namespace = None if self._owns_ray or request is None else request.namespace
+        if request is not None and not self._owns_ray:
+            self._joined_env = joined_job_env(request.runtime_env)
         self._lock = threading.Lock()
         self._restarted = False                 # in an actor's process: a restart runs __init__ again
         self._handles: dict[bytes, list] = {}   # actor id -> [Ray handle, raylite handles here]
@@ -195,6 +228,9 @@ class RayRuntime(Runtime):
             ray.util.register_serializer(cls, serializer=_dump_handle, deserializer=_load_handle)
         self._mirrored: set = set()
         self.serializers_changed()
+        self._stream_init()
+        self._groups_made: list = []  # Ray's placement groups this driver made, not detached
+        self._dynamic_task: Any = None  # Ray's remote _dynamic_value
 
     def serializers_changed(self) -> None:
         """raylite.util.register_serializer() on Ray: Ray's pickler uses raylite's reducers
@@ -246,6 +282,7 @@ class RayRuntime(Runtime):
         if self._owns_ray:
             ray.shutdown()
             return
+        self._remove_groups_made()
         for h in handles:  # the Ray stays (the program started it): end this job's actors
             try:
                 ray.kill(h)
@@ -261,22 +298,44 @@ class RayRuntime(Runtime):
             self._opts.clear()
         out = _ray_options(opts, defaults)
         strategy = out.get("scheduling_strategy")
-        if strategy is not None and not isinstance(strategy, str):
+        if _options.placement(strategy) is not None:
+            opts.demand()  # ValueError when it fits no bundle of the group (it could never run)
+            out["scheduling_strategy"] = ray_group_strategy(_options.placement(strategy))
+        elif strategy is not None and not isinstance(strategy, str):
             out["scheduling_strategy"] = _ray_strategy(_options.strategy_wire(strategy))
+        if defaults is not _METHOD_DEFAULTS:
+            env = self._ray_env(opts.runtime_env)
+            out.pop("runtime_env", None)
+            if env is not None:
+                out["runtime_env"] = env
         self._opts[id(opts)] = (opts, out)
         return out
 
-    def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
+    def _call_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Ray's answer to the task's .remote(): a ref, refs, or Ray's ObjectRefGenerator."""
         rf = self._functions.get(function)
         if rf is None:
             rf = self._functions[function] = self._ray.remote(_task_body(function._function))
         ropts = self._options_for(options, _TASK_DEFAULTS)
         args, kwargs = _to_ray(args, kwargs)
         try:
-            out = (rf.options(**ropts) if ropts else rf).remote(*args, **kwargs)
+            return (rf.options(**ropts) if ropts else rf).remote(*args, **kwargs)
         except Exception as e:
             raise translate(e)
-        return self._refs(out)
+
+    def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
+        return self._refs(self._call_task(function, args, kwargs, options))
+
+    def _dynamic_of(self, ref: Any) -> ObjectRef:
+        """num_returns="dynamic": Ray's one ref, given to a small Ray task that makes
+        raylite's DynamicObjectRefGenerator of the refs in it (ray_streams.py)."""
+        if self._dynamic_task is None:
+            self._dynamic_task = self._ray.remote(num_cpus=0)(_dynamic_value)
+        try:
+            out = self._dynamic_task.remote(ref)
+        except Exception as e:
+            raise translate(e)
+        return ObjectRef(out.binary(), out, self)
 
     def _refs(self, out: Any) -> list[ObjectRef]:
         if out is None:
@@ -328,16 +387,19 @@ class RayRuntime(Runtime):
                                    "pass actor handles to tasks and actors as arguments, or look "
                                    "the actor up by name with get_actor().", actor_id.hex())
 
-    def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
-                          options: Any) -> list[ObjectRef]:
+    def _call_method(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
+                     options: Any) -> Any:
         m = getattr(self._ray_handle(actor_id), method)
         ropts = self._options_for(options, _METHOD_DEFAULTS)
         args, kwargs = _to_ray(args, kwargs)
         try:
-            out = (m.options(**ropts) if ropts else m).remote(*args, **kwargs)
+            return (m.options(**ropts) if ropts else m).remote(*args, **kwargs)
         except Exception as e:
             raise translate(e)
-        return self._refs(out)
+
+    def submit_actor_task(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
+                          options: Any) -> list[ObjectRef]:
+        return self._refs(self._call_method(actor_id, method, args, kwargs, options))
 
     def get_named_actor(self, name: str, namespace: str | None) -> tuple[bytes, ActorMeta]:
         h = _translated(self._ray.get_actor)(name, namespace=namespace or self._namespace)
@@ -413,47 +475,3 @@ class RayRuntime(Runtime):
                 if entry[1] <= 0:  # Ray's rule takes over: no handle left here
                     del self._handles[actor_id]
                     self._created.discard(actor_id)
-
-    # -- cluster state -------------------------------------------------------
-    def nodes(self) -> list[dict]:
-        out = _translated(self._ray.nodes)()
-        for n in out:
-            n.setdefault("alive", n.get("Alive"))
-        return out
-
-    def cluster_resources(self) -> dict:
-        return _translated(self._ray.cluster_resources)()
-
-    def available_resources(self) -> dict:
-        return _translated(self._ray.available_resources)()
-
-    def context(self) -> ContextInfo:
-        ray = self._ray
-        c = ray.get_runtime_context()
-        actor_id = c.get_actor_id()
-        in_task = ray._private.worker.global_worker.mode == ray.WORKER_MODE
-        return ContextInfo(job_id=c.get_job_id(), node_id=c.get_node_id(),
-                           worker_id=c.get_worker_id(), namespace=self._namespace or c.namespace,
-                           task_id=c.get_task_id() if in_task else None, actor_id=actor_id,
-                           actor_name=c.get_actor_name() if actor_id else None,
-                           assigned_resources=c.get_assigned_resources() if in_task else {},
-                           gpu_ids=tuple(ray.get_gpu_ids()) if in_task else (),
-                           was_restarted=self._restarted if actor_id else False,
-                           task_name=c.get_task_name() if in_task else None,
-                           task_function_name=c.get_task_function_name() if in_task else None)
-
-    def state(self) -> Any:
-        """Ray's nodes and this job; Ray's own tools (`ray status`, its state API) show
-        its tasks, workers and objects."""
-        from .._core.records import JobRecord, NodeRecord, StateSnapshot
-
-        listed = self.nodes()
-        available = self.available_resources() if len(listed) == 1 else {}  # Ray's is cluster-wide
-        nodes = tuple(NodeRecord(n["NodeID"], f"{n['NodeManagerAddress']}:{n.get('NodeManagerPort')}",
-                                 n.get("NodeManagerHostname", ""), bool(n.get("Alive")),
-                                 "node:__internal_head__" in n.get("Resources", {}),
-                                 dict(n.get("Resources", {})), dict(available))
-                      for n in listed)
-        c = self._ray.get_runtime_context()
-        job = JobRecord(c.get_job_id(), c.namespace, os.getpid(), True)
-        return StateSnapshot(source="ray", nodes=nodes, jobs=(job,))

@@ -24,7 +24,7 @@ from .worker import run_hook
 
 class LocalEnvs:
     def __init__(self, job: dict | None):
-        self._job = job
+        self._job = self.job = job  # as given to init()
         self.job_env_vars: dict = (job or {}).get("env_vars") or {}
         self._hooks: dict[Any, str | None] = {}   # hook (or its id) -> error text, once run
         self._plain = not any((job or {}).get(k) for k in PROCESS_KEYS)  # the common case

@@ -2,7 +2,9 @@
 
     <session>/runtime_resources/         0700, ours (_private_files), never a link
         pkgs/<sha>/                      a package unpacked: a working_dir, a py_module's
-                                         parent, a wheel's contents
+                                         parent
+        pkgs/<sha>.whl/<name>.whl        a py_modules wheel, as it came: pip installs it
+                                         into the env's venv
         pip/<hash>/                      a venv per requirements (pip_env.py)
         envs/<env key>.json              the spec a worker of that env reads at start:
                                          {"env", "cwd", "paths", "python", "error"}
@@ -57,10 +59,13 @@ def prepare(env: dict, session_dir: str, fetch: Callable[[str], bytes | None],
             spec["paths"].append(spec["cwd"])
         for sha in env.get("py_modules", ()):
             spec["paths"].append(ensure_package(sha, d["pkgs"], fetch))
+        wheels = [os.path.join(ensure_package(sha, d["pkgs"], fetch, name), name)
+                  for sha, name in env.get("wheels", ())]
         if env.get("pip"):
             from . import pip_env  # subprocess, sysconfig: only for a pip env
 
-            spec["python"] = pip_env.ensure(env["pip"], d["pip"], log, stopped)
+            pip = {**env["pip"], "packages": [*env["pip"]["packages"], *wheels]}
+            spec["python"] = pip_env.ensure(pip, d["pip"], log, stopped)
     except RuntimeEnvSetupError as e:
         spec["error"] = str(e)
     except Exception as e:
@@ -74,9 +79,11 @@ def prepare(env: dict, session_dir: str, fetch: Callable[[str], bytes | None],
     return spec
 
 
-def ensure_package(sha: str, pkgs: str, fetch: Callable[[str], bytes | None]) -> str:
-    """The directory package `sha` is unpacked in, fetched and unpacked if missing."""
-    target = os.path.join(pkgs, sha)
+def ensure_package(sha: str, pkgs: str, fetch: Callable[[str], bytes | None],
+                   wheel: str | None = None) -> str:
+    """The directory package `sha` is unpacked in, fetched and unpacked if missing (a
+    `wheel`: the directory it is written in as that file, not unpacked)."""
+    target = os.path.join(pkgs, sha + ".whl" if wheel else sha)
     if private.check_dir(target):
         return target
     data = fetch(sha)
@@ -92,7 +99,12 @@ def ensure_package(sha: str, pkgs: str, fetch: Callable[[str], bytes | None]) ->
     try:
         from . import packing
 
-        packing.unpack(data, tmp)
+        if wheel:
+            fd = private.open_file(os.path.join(tmp, wheel), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        else:
+            packing.unpack(data, tmp)
         try:
             os.rename(tmp, target)
         except OSError:  # another daemon of this session unpacked it first

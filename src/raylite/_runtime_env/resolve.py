@@ -2,7 +2,9 @@
 
     Resolver(store).resolve(env) ─► resolved env (validate.py) or None
         working_dir ─► packing.pack ─► store.put("pkg/<sha>") unless the store has it
-        py_modules  ─► each directory packed under its own name, each .whl as it is
+        py_modules  ─► each directory packed under its own name ("py_modules"); each .whl as
+                       it is, under "wheels" with its file name: the node pip-installs it
+                       into the env's venv (with the env's pip requirements, if any)
         pip         ─► the requirements (a list, a requirements.txt read here, or
                        {"packages", "pip_install_options"}) and the setup timeout
         worker_process_setup_hook ─► "module.func" as is, a callable pickled
@@ -40,10 +42,15 @@ class Resolver:
         excludes = tuple(env.get("excludes") or ())
         if env.get("working_dir"):
             out["working_dir"] = self._upload(env["working_dir"], excludes, "working_dir")
-        if env.get("py_modules"):
-            out["py_modules"] = [self._upload(p, excludes, "py_modules") for p in env["py_modules"]]
-        if env.get("pip"):
-            out["pip"] = pip_spec(env["pip"], (env.get("config") or {}).get("setup_timeout_seconds"))
+        for p in env.get("py_modules") or ():
+            sha = self._upload(p, excludes, "py_modules")
+            if os.path.isfile(p):  # a wheel (_upload refused any other file)
+                out.setdefault("wheels", []).append([sha, os.path.basename(p)])
+            else:
+                out.setdefault("py_modules", []).append(sha)
+        if env.get("pip") or out.get("wheels"):
+            out["pip"] = pip_spec(env.get("pip") or [],
+                                  (env.get("config") or {}).get("setup_timeout_seconds"))
         hook = env.get("worker_process_setup_hook")
         if hook is not None:
             out["setup_hook"] = hook if isinstance(hook, str) else {"pickled": self._pickle(hook)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 SUPPORTED = ("config", "env_vars", "excludes", "pip", "py_modules", "working_dir",
@@ -114,11 +115,28 @@ def merge(job: dict | None, task: dict | None) -> dict | None:
     return out
 
 
+def described(job: dict | None, own: dict | None) -> dict | None:
+    """The runtime_env a task or actor runs with, as get_runtime_context() reports it: its
+    keys over the job's as given (env_vars merged), a callable setup hook by its name."""
+    env = merge(job, own)
+    if not env:
+        return None
+    env = {k: v for k, v in env.items() if v or k not in ("env_vars", "excludes")}
+    hook = env.get("worker_process_setup_hook")
+    if hook is not None and not isinstance(hook, str):
+        env["worker_process_setup_hook"] = \
+            f"{getattr(hook, '__module__', None)}.{getattr(hook, '__qualname__', repr(hook))}"
+    return env or None
+
+
 def env_key(resolved: dict | None) -> str | None:
     """What a worker pool keys on: a hash of the resolved env (None: a plain worker)."""
     if not resolved:
         return None
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:32]
+
+
+_WHEEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+!-]{0,200}\.whl")  # a file name, no path
 
 
 def _is_sha(x: Any) -> bool:
@@ -129,13 +147,21 @@ def check_resolved(env: Any) -> str | None:
     """None when `env` is a resolved env a daemon may act on; else what is wrong."""
     if env is None:
         return None
-    if not isinstance(env, dict) or set(env) - {"working_dir", "py_modules", "pip", "setup_hook"}:
+    if not isinstance(env, dict) or \
+            set(env) - {"working_dir", "py_modules", "wheels", "pip", "setup_hook"}:
         return "not a resolved runtime_env"
     if "working_dir" in env and not _is_sha(env["working_dir"]):
         return "working_dir is not a package hash"
     mods = env.get("py_modules", [])
     if not isinstance(mods, list) or len(mods) > 256 or not all(_is_sha(x) for x in mods):
         return "py_modules is not a list of package hashes"
+    wheels = env.get("wheels", [])
+    if not isinstance(wheels, list) or len(wheels) > 256 or not all(
+            isinstance(w, list) and len(w) == 2 and _is_sha(w[0]) and isinstance(w[1], str)
+            and _WHEEL_NAME.fullmatch(w[1]) for w in wheels):
+        return "wheels is not a list of [package hash, wheel file name]"
+    if wheels and "pip" not in env:
+        return "wheels come with a pip spec"
     pip = env.get("pip")
     if pip is not None and not (isinstance(pip, dict) and set(pip) == {"packages", "options", "timeout"}
                                 and _str_list(pip["packages"]) and _str_list(pip["options"])

@@ -149,7 +149,7 @@ class ActorHost:
         s = self.scope
         return context.TaskScope(t.task_id, s.actor_id, s.actor_name, s.resources, s.gpu_ids,
                                  s.was_restarted, s.job_id, name,
-                                 getattr(self.cls, t.method, None), s.env_vars, s.placement)
+                                 getattr(self.cls, t.method, None), s.runtime_env, s.placement)
 
     def _prepare(self, t: m.PushActorTask) -> tuple[Any, tuple, dict]:
         method = execution.actor_method(self.instance, t.method)
@@ -247,7 +247,7 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
     os.environ.update(env)  # the process belongs to this actor for life
     scope = context.TaskScope(actor_id=spec.actor_id, actor_name=spec.name, resources=spec.demand,
                               gpu_ids=msg.gpu_ids, was_restarted=msg.restarts > 0, job_id=spec.job_id,
-                              env_vars=spec.env_vars, placement=spec.placement_group)
+                              runtime_env=spec.given_env, placement=spec.placement_group)
     context.process_actor = scope
     ex.rt.actor_id = spec.actor_id
     try:

@@ -253,7 +253,7 @@ class Executor:
                 if self.env is not None:
                     self.env.ready()  # the runtime_env's setup hook, once
                 scope = context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids, False,
-                                          t.job_id, t.name, fn, t.env_vars, t.placement)
+                                          t.job_id, t.name, fn, t.given_env, t.placement)
                 with context.scope(scope):
                     args, kwargs = self.resolve_args(t.args, t.inlined)
                     value = fn(*args, **kwargs)

@@ -34,6 +34,19 @@ _TEMP_HELP = ("root of session dirs, records and logs, ours alone with mode 0700
               "$RAYLITE_TEMP_DIR or /tmp/raylite_<uid>)")
 
 
+def _address(v: str) -> str:
+    """--address of the commands that talk to a cluster: 'host:port', 'ray://host:port' (the
+    head's Ray client port, as init() takes it) or 'auto'."""
+    if v == "auto":
+        return v
+    from raylite._runtime.factory import host_port
+
+    try:
+        return host_port(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _start_parser(sub) -> None:
     st = sub.add_parser(
         "start", help="start a head, or a node that joins one",
@@ -84,9 +97,10 @@ def _job_parser(sub) -> None:
     jobs = job.add_subparsers(dest="job_command", required=True, metavar="JOB_COMMAND")
 
     def common(p) -> None:
-        p.add_argument("--address", metavar="HOST:PORT",
-                       help="the cluster's head (default: $RAYLITE_ADDRESS, $RAY_ADDRESS, else the "
-                            "one `raylite start` recorded here)")
+        p.add_argument("--address", metavar="HOST:PORT", type=_address,
+                       help="the cluster's head, or ray://HOST:PORT (its Ray client port) "
+                            "(default: $RAYLITE_ADDRESS, $RAY_ADDRESS, else the one `raylite "
+                            "start` recorded here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
 
     sm = jobs.add_parser("submit", help="run ENTRYPOINT on the head; follow its log unless --no-wait",
@@ -135,9 +149,10 @@ def _state_parsers(sub) -> None:
     kinds = ("actors", "tasks", "objects", "nodes", "workers", "jobs", "placement-groups")
 
     def common(p, fmt: bool = True) -> None:
-        p.add_argument("--address", metavar="HOST:PORT",
-                       help="the cluster (default: $RAYLITE_ADDRESS, else the head `raylite "
-                            "start` recorded here)")
+        p.add_argument("--address", metavar="HOST:PORT", type=_address,
+                       help="the cluster, or ray://HOST:PORT (its head's Ray client port) "
+                            "(default: $RAYLITE_ADDRESS, else the head `raylite start` recorded "
+                            "here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
         p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
         if fmt:
@@ -209,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
             ("status", "raylite.cli.status:run_status", "nodes, resources, workers, actors, pending work"),
             ("memory", "raylite.cli.status:run_memory", "live objects and the object store")):
         p = sub.add_parser(name, help=text, description=f"Show {text} of a running cluster.")
-        p.add_argument("--address", metavar="HOST:PORT",
-                       help="the cluster's head (default: the one `raylite start` recorded here)")
+        p.add_argument("--address", metavar="HOST:PORT", type=_address,
+                       help="the cluster's head, or ray://HOST:PORT (its Ray client port) "
+                            "(default: the one `raylite start` recorded here)")
         p.add_argument("--temp-dir", help=_TEMP_HELP)
         if name == "status":
             p.add_argument("--metrics", action="store_true",

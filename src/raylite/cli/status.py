@@ -32,7 +32,7 @@ def _ask(args: argparse.Namespace, msg) -> tuple[object, str]:
 
     temp = rec.temp_dir(args.temp_dir)
     address = args.address
-    if address is None:
+    if address in (None, "auto"):
         head = rec.live_head(temp) or next(
             (n for n in rec.nodes(temp) if rec.is_daemon(n.pid)), None)  # a node that joined one
         if head is None:

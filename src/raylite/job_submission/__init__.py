@@ -13,6 +13,7 @@ _runner.py (the entrypoint's process group leader), package (working_dir packing
 models (JobStatus, JobInfo, JobDetails, ...). Built on raylite's public API only.
 """
 from .client import JobSubmissionClient
-from .models import DriverInfo, JobDetails, JobInfo, JobStatus, JobType
+from .models import DriverInfo, JobDetails, JobErrorType, JobInfo, JobStatus, JobType
 
-__all__ = ["DriverInfo", "JobDetails", "JobInfo", "JobStatus", "JobSubmissionClient", "JobType"]
+__all__ = ["DriverInfo", "JobDetails", "JobErrorType", "JobInfo", "JobStatus", "JobSubmissionClient",
+           "JobType"]

@@ -37,7 +37,7 @@ import raylite
 
 from .models import JobDetails, JobStatus
 from .._runtime_env.packing import pack
-from .package import check_runtime_env
+from .package import check_runtime_env, pack_modules
 
 LOG_CHUNK = 1 << 20
 POLL_S = 0.2
@@ -198,7 +198,8 @@ class JobSubmissionClient:
         spec = {"entrypoint": entrypoint, "submission_id": submission_id or job_id,
                 "runtime_env": runtime_env, "metadata": {**self._metadata, **(metadata or {})},
                 "num_cpus": entrypoint_num_cpus, "num_gpus": entrypoint_num_gpus,
-                "memory": entrypoint_memory, "resources": entrypoint_resources}
+                "memory": entrypoint_memory, "resources": entrypoint_resources,
+                "py_modules_data": pack_modules(runtime_env)}
         ok, answer = self._call("submit", spec, package, create=True)
         if not ok:
             raise ValueError(answer)

@@ -119,7 +119,7 @@ class JobManager:
             return False, f"The job's entrypoint resources are not valid: {e}"
         refs = (sup.start.remote(spec["entrypoint"], spec.get("runtime_env"), package,
                                  self._address, self._temp_dir, self.log_path(sid),
-                                 os.path.join(self._jobs_dir, sid)),
+                                 os.path.join(self._jobs_dir, sid), spec.get("py_modules_data")),
                 sup.wait.remote())
         with self._lock:
             self._supervisors[sid] = sup

@@ -1,5 +1,5 @@
-"""The data of Jobs, as Ray's job_submission module names it: JobStatus, JobType, DriverInfo,
-JobInfo and JobDetails.
+"""The data of Jobs, as Ray's job_submission module names it: JobStatus, JobErrorType,
+JobType, DriverInfo, JobInfo and JobDetails.
 
 A job's record travels between the job manager actor and clients as a plain dict
 (`record` below, the keys of JobDetails); clients turn it into JobDetails. Plain
@@ -33,6 +33,32 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.STOPPED, JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
+class JobErrorType(str, enum.Enum):
+    """Why a FAILED job failed (JobInfo/JobDetails.error_type); compares equal to its name.
+    raylite sets the entrypoint's and the supervisor's; the others are Ray's names for
+    failures raylite reports in `message` only."""
+
+    RUNTIME_ENV_SETUP_FAILURE = "RUNTIME_ENV_SETUP_FAILURE"
+    JOB_SUPERVISOR_ACTOR_START_TIMEOUT = "JOB_SUPERVISOR_ACTOR_START_TIMEOUT"
+    JOB_SUPERVISOR_ACTOR_START_FAILURE = "JOB_SUPERVISOR_ACTOR_START_FAILURE"  # could not start
+    JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE = "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"
+    JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE = "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE"
+    JOB_SUPERVISOR_ACTOR_DIED = "JOB_SUPERVISOR_ACTOR_DIED"        # its supervisor died
+    JOB_ENTRYPOINT_COMMAND_START_ERROR = "JOB_ENTRYPOINT_COMMAND_START_ERROR"
+    JOB_ENTRYPOINT_COMMAND_ERROR = "JOB_ENTRYPOINT_COMMAND_ERROR"  # it exited with another code
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _error_type(v: Any) -> "JobErrorType | str | None":
+    """A record's error_type as the enum (a name it does not know stays a string)."""
+    try:
+        return JobErrorType(v) if v else v
+    except ValueError:
+        return v
+
+
 class JobType(str, enum.Enum):
     """SUBMISSION: submitted through Jobs. (DRIVER, a program that called init() itself, is
     never listed by raylite: list_jobs shows submissions only.)"""
@@ -61,7 +87,7 @@ class JobInfo:
     status: JobStatus
     entrypoint: str
     message: str | None = None
-    error_type: str | None = None
+    error_type: JobErrorType | None = None
     start_time: int | None = None
     end_time: int | None = None
     metadata: dict | None = None
@@ -77,6 +103,7 @@ class JobInfo:
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
         out["status"] = str(self.status)
+        out["error_type"] = str(self.error_type) if self.error_type else None
         return out
 
     @classmethod
@@ -84,6 +111,7 @@ class JobInfo:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in json_dict.items() if k in names}
         kw["status"] = JobStatus(kw["status"])
+        kw["error_type"] = _error_type(kw.get("error_type"))
         return cls(**kw)
 
 
@@ -101,7 +129,7 @@ class JobDetails:
     job_id: str | None = None
     driver_info: DriverInfo | None = None
     message: str | None = None
-    error_type: str | None = None
+    error_type: JobErrorType | None = None
     start_time: int | None = None
     end_time: int | None = None
     metadata: dict | None = None
@@ -120,6 +148,7 @@ class JobDetails:
         kw = {k: v for k, v in record.items() if k in names}
         kw["type"] = JobType(kw.get("type", "SUBMISSION"))
         kw["status"] = JobStatus(kw["status"])
+        kw["error_type"] = _error_type(kw.get("error_type"))
         if kw.get("driver_info") is not None:
             kw["driver_info"] = DriverInfo(**kw["driver_info"])
         return cls(**kw)
@@ -128,6 +157,7 @@ class JobDetails:
         """The fields as a dict, enums as their names (as Ray's pydantic model's .dict())."""
         out = dataclasses.asdict(self)
         out["type"], out["status"] = str(self.type), str(self.status)
+        out["error_type"] = str(self.error_type) if self.error_type else None
         return out
 
 

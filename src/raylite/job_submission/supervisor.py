@@ -14,10 +14,11 @@
 
 The entrypoint runs with the cluster's address in RAYLITE_ADDRESS and RAY_ADDRESS, the
 cluster's temp dir in RAYLITE_TEMP_DIR (so init() finds the token in the session), the
-working_dir first on PYTHONPATH, this Python's directory first on PATH (so `python`
-is the Python the cluster runs), PYTHONUNBUFFERED=1 (so its log fills as it prints,
-unless set) and runtime_env's env_vars last; RAYLITE_JOB_RUNTIME_ENV carries the job's
-runtime_env (its working_dir now the unpacked one), so the job's tasks get it too. When the supervisor dies, the runner ends
+working_dir then the py_modules first on PYTHONPATH, this Python's directory first on PATH
+(so `python` is the Python the cluster runs), PYTHONUNBUFFERED=1 (so its log fills as it
+prints, unless set) and runtime_env's env_vars last; RAYLITE_JOB_RUNTIME_ENV carries the
+job's runtime_env (its working_dir and py_modules now the unpacked ones on the head), so the
+job's tasks get it too. When the supervisor dies, the runner ends
 the job (see _runner.py), and the manager reports FAILED.
 
 start(), wait() and stop() may run at once, in any order (the actor is threaded):
@@ -38,7 +39,7 @@ import raylite
 from .. import _private_files as private
 from .models import _STOPPED_MESSAGE, _SUCCEEDED_MESSAGE
 from .._runtime_env.packing import unpack
-from .package import entrypoint_runtime_env
+from .package import entrypoint_runtime_env, place_modules
 
 GRACE_S = 3.0
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runner.py")
@@ -46,7 +47,7 @@ _LOG_TAIL_CHARS = 2000
 
 
 def entrypoint_env(base: dict, address: str, temp_dir: str, cwd: str,
-                   env_vars: dict | None) -> dict:
+                   env_vars: dict | None, paths: list | None = None) -> dict:
     """The environment the entrypoint command runs in (see the module docstring)."""
     env = {k: v for k, v in base.items() if k != "RAYLITE_WORKER"}
     env.update(RAYLITE_ADDRESS=address, RAY_ADDRESS=address, RAYLITE_TEMP_DIR=temp_dir)
@@ -54,7 +55,8 @@ def entrypoint_env(base: dict, address: str, temp_dir: str, cwd: str,
     path = env.get("PATH", os.defpath)
     if path.split(os.pathsep)[0] != exe_dir:
         env["PATH"] = exe_dir + os.pathsep + path
-    env["PYTHONPATH"] = cwd + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    first = os.pathsep.join([cwd, *(paths or ())])  # the working_dir, then the py_modules
+    env["PYTHONPATH"] = first + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(env_vars or {})
     return env
@@ -120,9 +122,11 @@ class JobSupervisor:
         self._log_path = ""
 
     def start(self, entrypoint: str, runtime_env: dict | None, package: bytes | None,
-              address: str, temp_dir: str, log_path: str, job_dir: str) -> dict | None:
-        """Unpacks the working_dir and starts the entrypoint; its RUNNING fields (None when
-        the job was stopped first). Raises what kept it from starting."""
+              address: str, temp_dir: str, log_path: str, job_dir: str,
+              modules: list | None = None) -> dict | None:
+        """Unpacks the working_dir and the py_modules (`modules`: package.pack_modules), and
+        starts the entrypoint; its RUNNING fields (None when the job was stopped first).
+        Raises what kept it from starting."""
         try:
             self._log_path = log_path
             private.make_dir(job_dir)
@@ -130,10 +134,11 @@ class JobSupervisor:
             if package is not None:
                 cwd = os.path.join(job_dir, "working_dir")
                 unpack(package, cwd)
+            paths, py_modules = place_modules(modules, job_dir)
             env = entrypoint_env(dict(os.environ), address, temp_dir, cwd,
-                                 (runtime_env or {}).get("env_vars"))
+                                 (runtime_env or {}).get("env_vars"), paths)
             env["RAYLITE_JOB_RUNTIME_ENV"] = json.dumps(entrypoint_runtime_env(
-                runtime_env, cwd if package is not None else None))
+                runtime_env, cwd if package is not None else None, py_modules))
             with self._lock:
                 if self._stop_requested:
                     return None

@@ -154,8 +154,9 @@ def placement_group(bundles: list, strategy: str = "PACK", name: str = "",
     if lifetime not in (None, "detached"):
         raise ValueError("placement_group() lifetime must be None (ends with the job) or "
                          f"'detached', got {lifetime!r}.")
-    group_id = random_id(16)
-    _runtime().create_placement_group(group_id, clean, strategy, name, lifetime == "detached")
+    group_id = random_id(16)  # the ray runtime answers with Ray's id for the group
+    group_id = _runtime().create_placement_group(group_id, clean, strategy, name,
+                                                 lifetime == "detached") or group_id
     return PlacementGroup(PlacementGroupID(group_id), clean)
 
 
