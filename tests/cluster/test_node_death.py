@@ -9,7 +9,8 @@ import pytest
 
 import raylite
 from raylite.cluster_utils import Cluster
-from raylite.exceptions import ActorDiedError, ActorUnavailableError, WorkerCrashedError
+from raylite.exceptions import (ActorDiedError, ActorUnavailableError, ObjectLostError,
+                                ObjectReconstructionFailedError, WorkerCrashedError)
 from raylite.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 TIMEOUT_S = 1.0  # the head's health check timeout in these tests (default 10 s)
@@ -123,3 +124,35 @@ def test_a_killed_node_retries_its_tasks_and_drivers_elsewhere_carry_on(cluster,
     assert raylite.get(refs, timeout=60) == [cluster.head_node.node_id] * 2
     assert raylite.get([where.remote() for _ in range(4)], timeout=60) == \
         [cluster.head_node.node_id] * 4
+
+
+@raylite.remote
+def big(tag: str) -> tuple:
+    """Over 100 KB: it lives in the shared memory of the node that ran it."""
+    return raylite.get_runtime_context().get_node_id(), tag, b"x" * 300_000
+
+
+@raylite.remote
+def bigger(x: tuple) -> tuple:
+    return raylite.get_runtime_context().get_node_id(), x[1] + "+", x[2] * 2
+
+
+def test_objects_lost_with_a_node_are_rebuilt_from_lineage_or_fail_precisely(cluster):
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    head = cluster.head_node.node_id
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    x = big.options(scheduling_strategy=on_b, max_retries=1).remote("x")
+    y = bigger.options(scheduling_strategy=on_b, max_retries=1).remote(x)
+    spent = big.options(scheduling_strategy=on_b, max_retries=0).remote("spent")
+    ready, _ = raylite.wait([x, y, spent], num_returns=3, timeout=60)  # done; nothing read here
+    assert len(ready) == 3
+    cluster.remove_node(b, allow_graceful=False)  # its shared memory goes with it
+    _until(lambda: not _alive(b.node_id), "the killed node is listed dead")
+    node, tag, data = raylite.get(y, timeout=60)  # y and x (its argument) run again
+    assert (node, tag, len(data)) == (head, "x+", 600_000)
+    assert raylite.get(x, timeout=60)[:2] == (head, "x")
+    with pytest.raises(ObjectReconstructionFailedError, match="no retries left"):
+        raylite.get(spent, timeout=60)
+    assert isinstance(ObjectReconstructionFailedError(), ObjectLostError)

@@ -95,6 +95,7 @@ from .tables import GcsTables
 log = logging.getLogger("raylite.gcs")
 
 _WAITING = ("PENDING", "RESTARTING")
+_LEFT = "left the cluster"  # its link closed (the health check says "died: ..." instead)
 
 
 class _Node:
@@ -311,7 +312,7 @@ class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
         snap = snap._replace(**{k: () for k in KINDS if k not in msg.kinds})
         self.ep.reply(node.conn, msg, m.StateReply(msg.req, snap))
 
-    def _node_lost(self, node: _Node, _: Any, why: str = "left the cluster") -> None:
+    def _node_lost(self, node: _Node, _: Any, why: str = _LEFT) -> None:
         del self._nodes[node.conn]
         self.ep.lost(node.conn)
         if self.stopped:  # the GCS itself is going: nothing to move anywhere
@@ -326,7 +327,7 @@ class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
         del self._by_id[node_id]
         self.health.left(node_id)
         address = self.tables.nodes[node_id].address
-        log.warning("node %s at %s %s", node_id.hex(), address, why)
+        (log.info if why == _LEFT else log.warning)("node %s at %s %s", node_id.hex(), address, why)
         self.tables.remove_node(node_id)
         self._broadcast_view()
         died = m.NodeDied(node_id, address, why, tuple(a.address for a in map(

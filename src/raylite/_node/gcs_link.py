@@ -141,7 +141,7 @@ class GcsLink:
     def _on_node_died(self, conn: Any, msg: m.NodeDied) -> None:
         """Another node is dead: every driver and worker here hears it (their leases, actors
         and objects there are lost), and no request spills there any more."""
-        log.warning("node %s at %s %s", msg.node_id.hex(), msg.address, msg.why)
+        log.info("node %s at %s %s", msg.node_id.hex(), msg.address, msg.why)
         for c in self._clients.values():
             if c.kind in ("driver", "worker"):
                 _send(c.conn, msg)

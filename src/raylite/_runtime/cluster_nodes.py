@@ -10,6 +10,11 @@
         fail with ActorUnavailableError (they may or may not have run); the actor itself is
         looked up again (restarted elsewhere, or DEAD with the node named)
 
+    the owned objects whose every copy was there (core.lineage.lost): another copy takes
+    over, or the task that made it runs again (its lost arguments first), or it fails with
+    ObjectReconstructionFailedError / ObjectLostError; a get() whose read failed meanwhile
+    waits and reads again (_values)
+
 A node that died while its processes' connections stay open (frozen by SIGSTOP, its
 network cut) is noticed only this way, once the GCS's health check gives up on it; a
 node whose processes were killed closes its connections itself, and the same rules apply
@@ -21,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._protocol import messages as m
+from ..exceptions import ObjectLostError
 
 
 class NodeDeaths:
@@ -29,16 +35,23 @@ class NodeDeaths:
     _connect_lock: Any
     _peers: dict
     _task_peers: dict
+    _objects: Any
+    _value: Any
+    _send_all: Any
 
     def _init_node_deaths(self) -> None:
         self._dead_nodes: dict[str, str] = {}   # dead node's daemon address -> how it died
         self._dead_conns: dict[Any, str] = {}   # connection closed by us for that -> how
+        self._dead_tags: set[str] = set()       # their node tags (what object locations name)
 
     def _on_node_died(self, conn: Any, msg: m.NodeDied) -> None:
         died = f"{msg.node_id.hex()} at {msg.address} {msg.why}"
         with self._lock:
             self._dead_nodes[msg.address] = died
+            self._dead_tags.add(msg.node_id.hex()[:12])
             out, conns = self._core.node_died(msg.address)
+            lost, _ = self._core.lineage.lost(frozenset(self._dead_tags))  # after node_died:
+            out += lost                         # rebuilds never take a lease on the dead node
         with self._connect_lock:
             for address in (msg.address, *msg.actors):
                 for peers in (self._task_peers, self._peers):
@@ -49,6 +62,33 @@ class NodeDeaths:
             self._dead_conns[c] = died
             c.close()  # its reader sees the close: _peer_lost(c) with why
         self._send_all(out)
+
+    def _values(self, refs: Any) -> list | None:
+        """get()'s values; None when one of them turned out lost with a dead node and is now
+        rebuilding, or moved to another copy, or failed precisely (get() waits and reads
+        again). A read that failed for any other reason raises as it did."""
+        values = []
+        entries = self._objects.entries
+        for r in refs:
+            o = entries.get(r._id)
+            data = o.data if o is not None else None
+            try:
+                values.append(self._value(r._id))
+            except ObjectLostError:
+                if o is None or not o.owned or data is None:
+                    raise
+                with self._lock:
+                    if o.data is not data or not o.ready:  # NodeDied was handled meanwhile
+                        return None
+                    node = getattr(data, "node", None)
+                    if node not in self._dead_tags:
+                        raise
+                    out, changed = self._core.lineage.lost(frozenset(self._dead_tags), [r._id])
+                if not changed:
+                    raise
+                self._send_all(out)
+                return None
+        return values
 
     def _dead_daemon(self, address: str) -> None:
         """ConnectionError for a daemon of a node known dead (nothing is sent there)."""

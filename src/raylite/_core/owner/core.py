@@ -44,6 +44,7 @@ from ..task_events import FAILED
 from .actors import ActorTable
 from .events import TaskEvents, _no_clock
 from .instructions import WAKE
+from .lineage import Lineage, keeps_lineage
 from .objects import LOG_SIZE, ObjectTable, Waiter, copies_of, located
 from .streams import Stream, StreamTable
 from .tasks import TaskTable
@@ -69,6 +70,7 @@ class Owner:
         self.tasks = TaskTable(self, sys_path)
         self.actors = ActorTable(self)
         self.streams = StreamTable(self)
+        self.lineage = Lineage(self)
 
     # -- completions -----------------------------------------------------------
     def complete(self, id: bytes, data: Any, error: Any, owned: bool = True,
@@ -150,6 +152,12 @@ class Owner:
         if task.events and error is not None:
             self.events.ended(task, error)
         complete = self.complete
+        if error is None and keeps_lineage(task, results):  # to rebuild them (lineage.py)
+            entries = self.objects.entries
+            for rid, data in zip(task.return_ids, results):
+                o = entries.get(rid)
+                if o is not None and located(data):
+                    o.lineage = task
         if error is not None:  # results before the error (a generator's values) stay readable
             n = len(results)
             for i, rid in enumerate(task.return_ids):

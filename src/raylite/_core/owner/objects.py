@@ -55,7 +55,7 @@ def located(data: Any) -> bool:
 
 class Obj:
     __slots__ = ("data", "error", "ready", "waiters", "owned", "pinned", "contained",
-                 "borrowers", "mapped", "shared", "task_id", "copies")
+                 "borrowers", "mapped", "shared", "task_id", "copies", "lineage")
 
     def __init__(self, owned: bool, data: Any = None, contained: Any = None,
                  task_id: bytes | None = None):
@@ -71,6 +71,7 @@ class Obj:
         self.shared = False                # another process may have mapped its segment
         self.task_id = task_id             # the task that makes it, while this process runs it
         self.copies: dict | None = None    # node tag -> daemon address: copies beyond data's own
+        self.lineage: Any = None           # the task that made it, kept to make it again (lineage.py)
 
 
 def copies_of(o: Obj) -> tuple:
@@ -222,8 +223,9 @@ class ObjectTable:
         `owned` False for another owner's value (a fetch's reply, an inlined argument)."""
         o = self.entries.get(id)
         if o is None or o.ready:
-            if o is None and owned and located(data) and data.object_id == id:
-                self.frees.append((id, False, None, copies_of(Obj(True, data))))  # nobody holds it
+            if owned and located(data) and data.object_id == id and (o is None or data != o.data):
+                # nobody holds it (or a rebuild made an output that had survived: lineage.py)
+                self.frees.append((id, False, None, copies_of(Obj(True, data))))
             return None
         o.data, o.error, o.ready = data, error, True
         waiters, o.waiters = o.waiters, None
