@@ -43,15 +43,21 @@ def run(o: Owner, t: Task, node: str, worker: str = "w") -> list:
     return out
 
 
+def made_on(node: str, retries: int, n: int = 1, o: Owner | None = None) -> tuple:
+    """(the owner, task n) once the task ran and its output lives on `node`."""
+    o = o or owner()
+    t = task(n, retries)
+    o.tasks.submit(t)
+    run(o, t, node)
+    return o, t
+
+
 def entry(o: Owner, t: Task):
     return o.objects.entries[t.return_ids[0]]
 
 
 def test_a_lost_output_is_rebuilt_by_running_its_task_again():
-    o = owner()
-    t = task(1, retries=2)
-    o.tasks.submit(t)
-    run(o, t, "B")
+    o, t = made_on("B", retries=2)
     assert entry(o, t).ready and entry(o, t).lineage is t and t.task_id not in o.tasks.tasks
     out, changed = o.lineage.lost(frozenset({"B"}))
     assert changed and not entry(o, t).ready and t.task_id in o.tasks.tasks
@@ -63,10 +69,7 @@ def test_a_lost_output_is_rebuilt_by_running_its_task_again():
 
 def test_lost_arguments_are_rebuilt_first_recursively():
     """x = f() and y = g(x) both lived on B: f runs again, g waits for x, then runs again."""
-    o = owner()
-    tx = task(1, retries=1)
-    o.tasks.submit(tx)
-    run(o, tx, "B")
+    o, tx = made_on("B", retries=1)
     x = tx.return_ids[0]
     ty = task(2, retries=1, inlined={x: (entry(o, tx).data, None)})
     o.tasks.submit(ty)
@@ -82,10 +85,7 @@ def test_lost_arguments_are_rebuilt_first_recursively():
 
 
 def test_a_copy_on_a_live_node_takes_over():
-    o = owner()
-    t = task(1, retries=0)
-    o.tasks.submit(t)
-    run(o, t, "B")
+    o, t = made_on("B", retries=0)
     assert o.objects.copy_added(t.return_ids[0], "C", "C:1")
     out, changed = o.lineage.lost(frozenset({"B"}))
     assert changed and out == [] and entry(o, t).ready
@@ -93,14 +93,9 @@ def test_a_copy_on_a_live_node_takes_over():
 
 
 def test_without_retries_or_lineage_the_object_fails_precisely():
-    o = owner()
-    t = task(1, retries=0)                                   # max_retries=0: no lineage kept
-    o.tasks.submit(t)
-    run(o, t, "B")
+    o, t = made_on("B", retries=0)                           # max_retries=0: no lineage kept
     o.objects.put(b"p" * 8, at(b"p" * 8, "B"), None)         # put() there
-    keep = task(2, retries=1)                                # retries left, but spent below
-    o.tasks.submit(keep)
-    run(o, keep, "B")
+    _, keep = made_on("B", retries=1, n=2, o=o)              # retries left, but spent below
     keep.retries = 0
     out, changed = o.lineage.lost(frozenset({"B"}))
     assert changed and out == []
@@ -114,10 +109,7 @@ def test_without_retries_or_lineage_the_object_fails_precisely():
 
 
 def test_a_rebuild_that_makes_an_output_that_survived_frees_the_new_copy():
-    o = owner()
-    t = task(1, retries=1)
-    o.tasks.submit(t)
-    run(o, t, "B")
+    o, t = made_on("B", retries=1)
     rid = t.return_ids[0]
     o.objects.frees.clear()
     o.complete(rid, at(rid, "A"), None)                      # a second result for a ready entry

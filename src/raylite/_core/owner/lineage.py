@@ -115,9 +115,4 @@ class Lineage:
             return
         task.lease = task.conn = task.worker = None
         task.arg_ids = arg_ids
-        task.deps = len(pending)
-        for a in pending:
-            if a.waiters is None:
-                a.waiters = [task]
-            else:
-                a.waiters.append(task)
+        tasks.wait_for(task, pending)

@@ -155,13 +155,18 @@ class TaskTable:
             out = []
             self.dep_ready(task, out)
             return out
+        self.wait_for(task, pending)
+        return []
+
+    @staticmethod
+    def wait_for(task: Task, pending: list) -> None:
+        """`task` waits for the entries `pending` (dep_ready counts them down)."""
         task.deps = len(pending)
         for o in pending:
             if o.waiters is None:
                 o.waiters = [task]
             else:
                 o.waiters.append(task)
-        return []
 
     def dep_ready(self, task: Task, out: list) -> None:
         task.deps -= 1
