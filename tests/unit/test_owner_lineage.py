@@ -17,11 +17,11 @@ def owner() -> Owner:
     return o
 
 
-def task(n: int, retries: int, inlined=None, arg_ids=None) -> Task:
+def task(n: int, retries: int, inlined=None, arg_ids=None, key=KEY) -> Task:
     tid = bytes([n]) * 4
     msg = m.PushTask(tid, b"f", None, b"args", inlined or {}, (tid + b"r",), "f", b"j", "ns",
                      None, (), {"CPU": 1}, ME, 0)
-    t = Task(tid, msg, msg.return_ids, "f", retries, False, [], None, KEY)
+    t = Task(tid, msg, msg.return_ids, "f", retries, False, [], None, key)
     t.arg_ids = arg_ids
     return t
 
@@ -114,3 +114,24 @@ def test_a_rebuild_that_makes_an_output_that_survived_frees_the_new_copy():
     o.objects.frees.clear()
     o.complete(rid, at(rid, "A"), None)                      # a second result for a ready entry
     assert [f[0] for f in o.objects.frees] == [rid] and entry(o, t).data.node == "B"
+
+
+def test_tasks_not_pushed_yet_wait_for_a_rebuilt_argument():
+    """h(x) was queued (no worker yet) with x's location on B, and k(x, z) waited for z with
+    x inlined: once B dies both wait for x's rebuild; k for z too."""
+    o, tx = made_on("B", retries=1)
+    x = tx.return_ids[0]
+    th = task(2, retries=0, inlined={x: (entry(o, tx).data, None)})
+    o.tasks.submit(th)                                       # queued: its lease not granted
+    tz = task(3, retries=0, key=(("CPU", 2),))               # another queue: it waits there
+    o.tasks.submit(tz)
+    z = tz.return_ids[0]
+    tk = task(4, retries=0, inlined={x: (entry(o, tx).data, None)}, arg_ids=[x, z])
+    o.tasks.submit(tk, [z], [x, z])
+    assert tk.deps == 1
+    o.lineage.lost(frozenset({"B"}))
+    assert x not in th.msg.inlined and th.deps == 1 and not any(th in k.queue for k in o.tasks.keys.values())
+    assert x not in tk.msg.inlined and tk.deps == 2
+    run(o, tx, "A")                                          # x is back: h goes, with it
+    assert th.msg.inlined[x][0].node == "A" and th.deps == 0
+    assert tk.deps == 1                                      # k still waits for z

@@ -13,6 +13,8 @@
             else ─► ObjectReconstructionFailedError (a task's output: no retries left, or its
                 arguments were too large to keep), or ObjectLostError (a put() object: only
                 the task that makes an object can make it again)
+        tasks not pushed yet that were given such an object's old location ─► they wait
+            for it again (_hold_back); a task already running with it fails reading it
 
 Ray's rules (fault tolerance of objects): only owned objects are rebuilt, by their
 owner; a rebuild spends the task's retries; an object made by put() is lost with its
@@ -49,7 +51,29 @@ class Lineage:
         changed = False
         for id in list(self.objects.entries if ids is None else ids):
             changed = self._check(id, dead, out) or changed
+        if changed:
+            self._hold_back()
         return out, changed
+
+    def _hold_back(self) -> None:
+        """Tasks not pushed yet whose arguments were sent along from a copy that is gone
+        (their values inlined before the loss) wait for the rebuild, as for a dependency."""
+        tasks, entries = self.tasks, self.objects.entries
+        for t in list(tasks.tasks.values()):
+            if t.conn is not None or t.actor_id is not None or not t.msg.inlined:
+                continue
+            stale = [entries[i] for i in t.msg.inlined
+                     if i in entries and entries[i].owned and not entries[i].ready]
+            if not stale:
+                continue
+            gone = {i for i in t.msg.inlined if i in entries and entries[i] in stale}
+            t.msg = t.msg._replace(inlined={i: v for i, v in t.msg.inlined.items()
+                                            if i not in gone})
+            t.arg_ids = list(dict.fromkeys((*(t.arg_ids or ()), *gone)))
+            queued = tasks.unqueue(t)
+            deps = 0 if queued else t.deps  # waiting for others already: for these too
+            tasks.wait_for(t, stale)
+            t.deps += deps
 
     def _check(self, id: bytes, dead: frozenset, out: list) -> bool:
         o = self.objects.entries.get(id)
