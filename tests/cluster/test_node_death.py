@@ -156,3 +156,20 @@ def test_objects_lost_with_a_node_are_rebuilt_from_lineage_or_fail_precisely(clu
     with pytest.raises(ObjectReconstructionFailedError, match="no retries left"):
         raylite.get(spent, timeout=60)
     assert isinstance(ObjectReconstructionFailedError(), ObjectLostError)
+
+
+def test_a_read_from_a_node_that_froze_meanwhile_gets_the_rebuilt_object(cluster):
+    """get() starts pulling from B just as B freezes: the head's daemon fails that pull
+    once B is marked dead (no more dials to it), and get() waits for the rebuild instead."""
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(b.node_id, soft=True),
+                    max_retries=1).remote("x")
+    assert len(raylite.wait([x], timeout=60)[0]) == 1
+    os.killpg(b.pid, signal.SIGSTOP)
+    try:
+        assert raylite.get(x, timeout=60)[:2] == (cluster.head_node.node_id, "x")
+        assert not _alive(b.node_id)
+    finally:
+        cluster.remove_node(b, allow_graceful=False)

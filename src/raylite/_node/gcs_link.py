@@ -62,6 +62,8 @@ class GcsLink:
     _clients: dict
     _workers: dict
     _killed: set
+    _dead_sources: dict
+    _sources_died: Any
     sched: Any
     node_id: bytes
     session_dir: str
@@ -136,12 +138,16 @@ class GcsLink:
                 return
 
     def _on_cluster_view(self, conn: Any, msg: m.ClusterView) -> None:
+        if self._dead_sources:  # a new node at a dead one's address is a live source
+            for node in msg.nodes:
+                self._dead_sources.pop(node[1], None)
         self._execute(self.sched.update_cluster(msg.nodes))
 
     def _on_node_died(self, conn: Any, msg: m.NodeDied) -> None:
         """Another node is dead: every driver and worker here hears it (their leases, actors
-        and objects there are lost), and no request spills there any more."""
+        and objects there are lost), and pulls from it fail (transfer.py)."""
         log.info("node %s at %s %s", msg.node_id.hex(), msg.address, msg.why)
+        self._sources_died(msg.address, msg.why)
         for c in self._clients.values():
             if c.kind in ("driver", "worker"):
                 _send(c.conn, msg)
