@@ -191,7 +191,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         on(m.RemoveBorrower, self._borrower)
         on(m.ObjectCopied, self._object_copied)
         on(m.ObjectValue, self._object_value)     # replies to requests booked in the owner core:
-        on(m.LeaseGranted, lambda conn, msg: self._lease_granted(msg))  # its fetches, lease requests
+        on(m.LeaseGranted, lambda conn, msg: self._lease_reply(msg))    # its fetches, lease requests
         on(m.ActorInfo, self._on_actor_info)      # and actor lookups
         on(m.ReturnIdleLeases, lambda conn, msg: self._return_idle(0.0))
         on(m.LogLines, self._on_log_lines)

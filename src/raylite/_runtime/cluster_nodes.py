@@ -38,6 +38,7 @@ class NodeDeaths:
     _objects: Any
     _value: Any
     _send_all: Any
+    _lease_granted: Any
 
     def _init_node_deaths(self) -> None:
         self._dead_nodes: dict[str, str] = {}   # dead node's daemon address -> how it died
@@ -89,6 +90,14 @@ class NodeDeaths:
                 self._send_all(out)
                 return None
         return values
+
+    def _lease_reply(self, msg: m.LeaseGranted) -> None:
+        """Our daemon sends a request to another node only while that node is alive: a node
+        marked dead here that is named again (a daemon started again at its address) is
+        no longer dead to us."""
+        if msg.retry_at and self._dead_nodes:
+            self._dead_nodes.pop(msg.retry_at, None)
+        self._lease_granted(msg)
 
     def _dead_daemon(self, address: str) -> None:
         """ConnectionError for a daemon of a node known dead (nothing is sent there)."""
