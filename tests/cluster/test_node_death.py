@@ -55,6 +55,14 @@ class Where:
         return _first_run_waits(marker, pause)
 
 
+def _stored_on(ref) -> str:
+    """The node tag (12 hex digits of its id) where the owner (this driver) says a large
+    object lives."""
+    from raylite import _runtime
+
+    return _runtime.current()._objects.entries[ref._id].data.node
+
+
 def _started(path: str) -> None:
     _until(lambda: os.path.exists(path), f"the call writing {path} started")
 
@@ -147,7 +155,7 @@ def test_objects_lost_with_a_node_are_rebuilt_from_lineage_or_fail_precisely(clu
     y = bigger.options(scheduling_strategy=on_b, max_retries=1).remote(x)
     spent = big.options(scheduling_strategy=on_b, max_retries=0).remote("spent")
     ready, _ = raylite.wait([x, y, spent], num_returns=3, timeout=60)  # done; nothing read here
-    assert len(ready) == 3
+    assert len(ready) == 3 and {_stored_on(r) for r in ready} == {b.node_id[:12]}
     cluster.remove_node(b, allow_graceful=False)  # its shared memory goes with it
     _until(lambda: not _alive(b.node_id), "the killed node is listed dead")
     node, tag, data = raylite.get(y, timeout=60)  # y and x (its argument) run again
@@ -166,10 +174,41 @@ def test_a_read_from_a_node_that_froze_meanwhile_gets_the_rebuilt_object(cluster
     raylite.init(address=cluster.address)
     x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(b.node_id, soft=True),
                     max_retries=1).remote("x")
-    assert len(raylite.wait([x], timeout=60)[0]) == 1
+    assert len(raylite.wait([x], timeout=60)[0]) == 1 and _stored_on(x) == b.node_id[:12]
     os.killpg(b.pid, signal.SIGSTOP)
     try:
         assert raylite.get(x, timeout=60)[:2] == (cluster.head_node.node_id, "x")
         assert not _alive(b.node_id)
     finally:
         cluster.remove_node(b, allow_graceful=False)
+
+
+@raylite.remote
+class Borrower:
+    def look(self, refs: list) -> int:
+        """Learns where the object is from its owner (wait() fetches that, not the bytes),
+        and keeps the ref (so it keeps what it learnt)."""
+        self.refs = refs
+        return len(raylite.wait(refs, timeout=30)[0])
+
+    def read(self) -> tuple:
+        return raylite.get(self.refs[0], timeout=60)[:2]
+
+
+def test_a_borrower_that_knew_a_lost_objects_old_place_asks_its_owner_again(cluster):
+    """An actor on C learnt that x lives on B; B dies and x is rebuilt on the head: the
+    actor's read from B fails, and it asks x's owner (this driver) where x is now."""
+    b = cluster.add_node(num_cpus=2)
+    c = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    head = cluster.head_node.node_id
+    x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(b.node_id, soft=True),
+                    max_retries=1).remote("x")
+    borrower = Borrower.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(c.node_id, soft=False)).remote()
+    assert raylite.get(borrower.look.remote([x]), timeout=60) == 1  # it knows: on B
+    assert _stored_on(x) == b.node_id[:12]
+    cluster.remove_node(b, allow_graceful=False)
+    _until(lambda: not _alive(b.node_id), "the killed node is listed dead")
+    assert raylite.get(borrower.read.remote(), timeout=60) == (head, "x")  # rebuilt

@@ -135,3 +135,16 @@ def test_tasks_not_pushed_yet_wait_for_a_rebuilt_argument():
     run(o, tx, "A")                                          # x is back: h goes, with it
     assert th.msg.inlined[x][0].node == "A" and th.deps == 0
     assert tk.deps == 1                                      # k still waits for z
+
+
+def test_a_borrowed_object_on_a_dead_node_is_asked_of_its_owner_again():
+    o = owner()
+    rid = b"z" * 8
+    assert o.objects.ref_created(rid, "owner:1") == "owner:1"      # borrowed
+    entry_, ask = o.objects.entry(rid, "owner:1")
+    assert ask == "owner:1"
+    o.complete(rid, at(rid, "B"), None, owned=False)             # its owner said: on B
+    assert not o.objects.refetch(rid, {"C"})                     # B is alive: a real error
+    assert o.objects.refetch(rid, {"B"}) and rid not in o.objects.entries
+    assert o.objects.entry(rid, "owner:1")[1] == "owner:1"       # the next read asks again
+    assert o.objects.owner_of(rid) == "owner:1"                  # still counted as borrowed

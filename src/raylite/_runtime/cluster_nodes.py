@@ -66,8 +66,9 @@ class NodeDeaths:
 
     def _values(self, refs: Any) -> list | None:
         """get()'s values; None when one of them turned out lost with a dead node and is now
-        rebuilding, or moved to another copy, or failed precisely (get() waits and reads
-        again). A read that failed for any other reason raises as it did."""
+        rebuilding, or moved to another copy, or failed precisely, or (borrowed) is to be
+        asked of its owner again: get() waits and reads again. A read that failed for any
+        other reason raises as it did."""
         values = []
         entries = self._objects.entries
         for r in refs:
@@ -76,7 +77,13 @@ class NodeDeaths:
             try:
                 values.append(self._value(r._id))
             except ObjectLostError:
-                if o is None or not o.owned or data is None:
+                if o is not None and not o.owned:
+                    with self._lock:  # borrowed: ask its owner again (it rebuilds it)
+                        again = self._core.objects.refetch(r._id, self._dead_tags)
+                    if not again:
+                        raise
+                    return None
+                if o is None or data is None:
                     raise
                 with self._lock:
                     if o.data is not data or not o.ready:  # NodeDied was handled meanwhile

@@ -317,6 +317,16 @@ class ObjectTable:
         lost = [req for req, (_, c) in self.fetches.items() if c is conn]
         return [self.fetches.pop(req)[0] for req in lost]
 
+    def refetch(self, id: bytes, dead: Any) -> bool:
+        """A borrowed object whose location (from its owner) is on a dead node: forgotten
+        here, so the next read asks its owner again (who rebuilds it, or says why not)."""
+        o = self.entries.get(id)
+        if o is None or o.owned or getattr(o.data, "node", None) not in dead:
+            return False
+        del self.entries[id]
+        self.log.append(("refetch", id))
+        return True
+
     def owner_gone_error(self, id: bytes) -> Any:
         return self.encode_error(OwnerDiedError(
             id.hex(), f"Object {id.hex()} is lost: its owner process exited."))
