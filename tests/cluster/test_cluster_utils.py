@@ -44,6 +44,8 @@ def test_two_nodes_tasks_spill_and_follow_resources_strategies_and_affinity(clus
     spread = raylite.get([where.options(scheduling_strategy="SPREAD").remote(0.2)
                           for _ in range(2)])
     assert set(spread) == {head, b.node_id}
+    one_by_one = where.options(scheduling_strategy="SPREAD")  # each leases anew: goes round too
+    assert {raylite.get(one_by_one.remote()) for _ in range(4)} == {head, b.node_id}
     on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=False)
     assert raylite.get([where.options(scheduling_strategy=on_b).remote() for _ in range(3)]) == \
         [b.node_id] * 3
@@ -97,5 +99,37 @@ def test_a_task_spilled_to_another_node_takes_and_returns_large_objects(cluster)
         s, node = raylite.get(total.remote(raylite.put(arr)))
         assert s == int(arr.sum()) and node != raylite.get_runtime_context().get_node_id()
         assert raylite.get(ones.remote()).sum() == 1_000_000  # made there, read here
+    finally:
+        raylite.shutdown()
+
+
+def test_a_task_runs_on_the_node_that_holds_its_largest_argument(cluster):
+    """Locality (raylite._core.owner.locality): the driver's node has a free CPU, yet a task
+    whose 32 MB argument lives on node B runs on B; a 1.6 MB argument here does not pull it
+    back; a task with only small ones, or a strategy of its own, stays where that says."""
+    np = pytest.importorskip("numpy")
+    b = cluster.add_node(num_cpus=2, resources={"b": 1})
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    try:
+        head = cluster.head_node.node_id
+
+        @raylite.remote(resources={"b": 1})
+        def make():
+            return np.ones(4_000_000)
+
+        @raylite.remote
+        def consume(*arrays):
+            return raylite.get_runtime_context().get_node_id(), sum(int(a.sum()) for a in arrays)
+
+        big = make.remote()
+        raylite.wait([big], timeout=60)
+        small = raylite.put(np.ones(200_000))
+        assert [raylite.get(consume.remote(big, small)) for _ in range(3)] == \
+            [(b.node_id, 4_200_000)] * 3
+        assert raylite.get(consume.remote(small, small)) == (head, 400_000)
+        pinned = NodeAffinitySchedulingStrategy(head, soft=False)
+        assert raylite.get(consume.options(scheduling_strategy=pinned).remote(big)) == \
+            (head, 4_000_000)
     finally:
         raylite.shutdown()

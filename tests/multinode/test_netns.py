@@ -1,8 +1,7 @@
 """Several nodes, each with its own network stack, /dev/shm and PID namespace (conftest.py):
 node addresses, drivers on any node, tasks placed by resource, SPREAD, node affinity and
-spillback when busy, and an actor on one node called from drivers on two nodes. Every
-value stays small (objects over 100 KB do not move between nodes yet)."""
-import json
+spillback when busy, and an actor on one node called from drivers on two nodes (large
+objects and placement groups: test_netns_objects_groups.py)."""
 
 PRELUDE = """
 import json, sys, time

@@ -49,6 +49,20 @@ def test_submit_lease_push_done_then_idle_and_returned():
     assert o.tasks.return_idle(now=11.3, older_than=0.2) == [(D, LeaseReturn(b"L"))]
 
 
+def test_quiet_only_with_no_task_no_lease_and_no_request():
+    """What lets the maintenance thread wake less often (cluster_tasks._maintain)."""
+    o = owner()
+    assert o.tasks.quiet()
+    t = task(1)
+    out = o.tasks.submit(t)
+    assert not o.tasks.quiet()                      # a lease asked for
+    grant(o, out, "w1")
+    o.task_done("w1", t.task_id, (b"result",), None, False, now=10.0)
+    assert not o.tasks.quiet()                      # the idle lease is still held
+    o.tasks.return_idle(now=11.0, older_than=0.2)
+    assert o.tasks.quiet()
+
+
 def test_lease_requests_per_key_are_bounded_and_unused_grants_go_back():
     o = owner()
     out = []
@@ -212,3 +226,20 @@ def test_a_dead_node_gives_back_the_connections_of_its_leases_and_requests_go_ho
     o.fail_crashed(crashed, "its node n1 at B:1 died: nothing heard")
     err = o.objects.entries[t2.return_ids[0]].error
     assert isinstance(err, WorkerCrashedError) and "its node n1 at B:1 died" in str(err)
+
+
+def test_a_spread_keys_lease_goes_back_when_its_queue_is_empty_so_the_next_task_leases_anew():
+    o = owner()
+    t1, t2, t3 = (task(i) for i in (1, 2, 3))
+    for t in (t1, t2, t3):
+        t.strategy, t.key = ("SPREAD",), (KEY, ("SPREAD",))
+    out = grant(o, o.tasks.submit(t1), "w1")
+    assert [msg.task_id for _, msg in out] == [t1.task_id]
+    out = o.task_done("w1", t1.task_id, (b"r",), None, False, now=1.0)
+    assert (D, LeaseReturn(b"L")) in out                   # nothing queued: returned, not idle
+    [(_, req)] = o.tasks.submit(t2)
+    assert type(req) is LeaseRequest and req.strategy == ("SPREAD",)
+    out = o.tasks.lease_granted(req.req, b"L2", (), "w2", "w2", False)
+    o.tasks.submit(t3)                                     # queued while t2 runs
+    out = o.task_done("w2", t2.task_id, (b"r",), None, False, now=2.0)
+    assert [msg.task_id for conn, msg in out if conn == "w2"] == [t3.task_id]  # reused

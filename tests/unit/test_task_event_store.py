@@ -218,6 +218,34 @@ def test_the_daemon_checks_every_event_of_a_batch():
     assert "filters" in validate.problem(m.GetTaskEvents(1, (("state", "=", [1]),)))
 
 
+BAD_EVENTS = [(tid(1), 0, "BOGUS", 1.0, None), (tid(1), -1, te.FINISHED, 1.0, (JOB, "f", 1.0)),
+              (tid(1), 2**63, te.FINISHED, 1.0, (JOB, "f", 1.0)), (tid(1), True, te.RAN, 1.0, None),
+              (tid(1), 0, te.FINISHED, float("inf"), (JOB, "f", 1.0)), (b"x" * 15, 0, te.RAN, 1.0, None),
+              (tid(1), 0, te.FINISHED, 1.0, (JOB, "f", float("nan"))), (tid(1), 0, te.RAN, 1.0, (JOB, "f")),
+              (tid(1), 0, te.FINISHED, 1.0, (JOB * 5, "f", 1.0)), (tid(1), 0, te.FINISHED, 1.0, (JOB, b"f", 1.0)),
+              (tid(1), 0, te.PENDING_NODE, 1.0, (JOB, "f", b"short")), (tid(1), 0, te.PENDING_ARGS, 1.0, ("j", "f", None)),
+              (tid(1), 0, te.FAILED, 1.0, ("a",)), (tid(1), 0, te.RUNNING, 1.0, (JOB, "f", 1.0)),
+              (tid(1), 0, [te.FINISHED], 1.0, None), [tid(1), 0, te.RAN, 1.0, None], (tid(1), 0, te.RAN, 1.0)]
+
+
+@pytest.mark.parametrize("kind", ["owner", "worker", "mixed"])
+def test_a_batch_is_checked_a_column_at_a_time_and_a_bad_event_anywhere_is_named(kind):
+    """The column checks (validate._batch_ok) pass every good batch of the shapes processes
+    send, and any one bad event makes the event-at-a-time check name it."""
+    owner = [made(n, float(n), name=f"f{n % 3}") for n in range(200)]
+    worker = [(tid(n), 0, te.FINISHED if n % 5 else te.RAN, n + 2.0, (JOB, "f", n + 1.0))
+              for n in range(200)]
+    batch = {"owner": owner, "worker": worker,
+             "mixed": owner[:100] + worker[:100] + [(tid(7), 0, te.RUNNING, 3.0, (JOB, "f")),
+                                                    (tid(8), 0, te.FAILED, 4.0, ("E", "boom"))]}[kind]
+    assert validate._batch_ok(tuple(batch)) and validate.task_events(tuple(batch)) is None
+    for bad in BAD_EVENTS:
+        events = tuple(batch[:150] + [bad] + batch[150:])
+        assert not validate._batch_ok(events), bad
+        assert validate.task_events(events).startswith("[150] must be a task event"), bad
+    assert validate.task_events(()) is None
+
+
 def test_bad_bounds_are_refused():
     with pytest.raises(ValueError, match="max_per_job"):
         TaskEventTable(0)

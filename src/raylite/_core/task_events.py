@@ -141,6 +141,17 @@ def _record(row: list) -> TaskEventRecord:
                            worker_addr, tuple(_events(row)), start, end)
 
 
+_OPENING = frozenset((PENDING_ARGS, PENDING_NODE, PENDING_ACTOR))
+
+
+def _hex_job(job: Any, cache: dict) -> str | None:
+    """A job id as the records show it (hex; None for none), remembered in `cache`."""
+    if len(cache) > 4096:
+        cache.clear()
+    text = cache[job] = job.hex() if type(job) is bytes and job else None
+    return text
+
+
 class _Job:
     __slots__ = ("count", "finished", "dropped")
 
@@ -162,74 +173,113 @@ class TaskEventTable:
         self.lost = 0                          # events dropped by their processes, unsent
         self.ignored = 0                       # events for no known attempt (pushed out, ...)
         self.max_attempt = 0                   # the highest attempt number seen
+        self._job_hex: dict = {}               # job id -> its hex (the rows' job)
 
     # -- events ------------------------------------------------------------------
     def add(self, events: Any, address: str | None = None, node_id: str | None = None,
             worker_id: str | None = None, pid: int | None = None, lost: int = 0) -> None:
         """A batch of events from the process at `address` (a worker: `node_id`, `worker_id`
-        and `pid` say which; its RUNNING and RAN events place the attempt there)."""
+        and `pid` say which; its RUNNING and RAN events place the attempt there). The two
+        events nearly every task makes, an owner's new attempt and a worker's FINISHED
+        after it, take the short ways; the rest, the general one (_apply)."""
         self.lost += lost
-        tasks = self.tasks
-        for task_id, attempt, state, at, info in events:
+        tasks, jobs = self.tasks, self.jobs
+        get = tasks.get
+        for event in events:
+            task_id, attempt, state, at, info = event
             key = (task_id, attempt)
-            t = tasks.get(key)
+            t = get(key)
             if t is None:
-                t = self._new(key, state, info)
-                if t is None:
-                    self.ignored += 1
+                if info is None or state == FAILED:
+                    self.ignored += 1  # a later event of an attempt pushed out (or unknown)
                     continue
-            if state == FINISHED or state == RAN or state == RUNNING:  # the worker's
+                if state in _OPENING:  # an owner's new attempt: its row made whole at once
+                    job = self._job_hex.get(info[0]) or _hex_job(info[0], self._job_hex)
+                    actor = info[2]
+                    ms = int(at * 1000)
+                    tasks[key] = [key, info[1], state, job, actor and actor.hex(),
+                                  "ACTOR_TASK" if actor else "NORMAL_TASK", None, None, None,
+                                  None, None, ms, None, None, address, None, 1, False,
+                                  ms if state == PENDING_ARGS else None, None, None]
+                    j = jobs.get(job) or self._job(job)
+                    j.count += 1
+                    if attempt > self.max_attempt:
+                        self.max_attempt = attempt
+                    if j.count > self.max_per_job:
+                        self._push_out(j, job)
+                    continue
+                t = self._new(key, info)
+            elif state == FINISHED and t[RANK_] < 4:  # its worker's end, after its owner's
                 t[NAME] = info[1]
                 t[NODE], t[WORKER], t[PID], t[WORKER_ADDR] = node_id, worker_id, pid, address
-                if state == RUNNING:
-                    t[START_US] = int(at * 1e6)
-                    rank = 3
-                else:
-                    t[START_US], t[END_US], t[RAN_] = int(info[2] * 1e6), int(at * 1e6), True
-                    if state == RAN:
-                        continue
-                    rank = 4
-            else:
-                rank = RANK.get(state, 0)
-                ms = int(at * 1000)
-                if rank == 1:
-                    if info is not None:  # a new attempt (or call): who and what it is
-                        if t[CREATED] is None:
-                            t[NAME] = info[1]
-                        if info[2] is not None:
-                            t[ACTOR], t[TYPE] = info[2].hex(), "ACTOR_TASK"
-                        t[OWNER], t[CREATED] = address, ms
-                        if state == PENDING_ARGS:
-                            t[T_ARGS] = ms
-                    elif state != PENDING_ARGS:
-                        t[T_PENDING] = ms  # its arguments are ready now
-                elif rank == 4:
-                    if state == FAILED:
-                        t[ERR_TYPE], t[ERR_MSG] = info
-                    t[T_ENDED] = ms
-                    if not t[RAN_]:
-                        t[END_US] = int(at * 1e6)
-            if rank >= t[RANK_]:
-                if rank == 4 and t[RANK_] < 4:
-                    self.jobs[t[JOB]].finished.append(key)
-                t[RANK_], t[STATE] = rank, state
+                t[START_US], t[END_US], t[RAN_] = int(info[2] * 1e6), int(at * 1e6), True
+                jobs[t[JOB]].finished.append(key)
+                t[RANK_], t[STATE] = 4, FINISHED
+                continue
+            self._apply(t, key, state, at, info, address, node_id, worker_id, pid)
 
-    def _new(self, key: tuple, state: str, info: Any) -> list | None:
-        if info is None or state == FAILED:
-            return None  # a later event of an attempt pushed out (or never announced)
-        job = info[0]
-        job = job.hex() if type(job) is bytes and job else None
-        j = self.jobs.get(job)
-        if j is None:
-            j = self.jobs[job] = _Job()
+    def _apply(self, t: list, key: tuple, state: str, at: float, info: Any,
+               address: str | None, node_id: str | None, worker_id: str | None,
+               pid: int | None) -> None:
+        """One event on its attempt's row `t`."""
+        if state == FINISHED or state == RAN or state == RUNNING:  # the worker's
+            t[NAME] = info[1]
+            t[NODE], t[WORKER], t[PID], t[WORKER_ADDR] = node_id, worker_id, pid, address
+            if state == RUNNING:
+                t[START_US] = int(at * 1e6)
+                rank = 3
+            else:
+                t[START_US], t[END_US], t[RAN_] = int(info[2] * 1e6), int(at * 1e6), True
+                if state == RAN:
+                    return
+                rank = 4
+        else:
+            rank = RANK.get(state, 0)
+            ms = int(at * 1000)
+            if rank == 1:
+                if info is not None:  # a new attempt (or call): who and what it is
+                    if t[CREATED] is None:
+                        t[NAME] = info[1]
+                    if info[2] is not None:
+                        t[ACTOR], t[TYPE] = info[2].hex(), "ACTOR_TASK"
+                    t[OWNER], t[CREATED] = address, ms
+                    if state == PENDING_ARGS:
+                        t[T_ARGS] = ms
+                elif state != PENDING_ARGS:
+                    t[T_PENDING] = ms  # its arguments are ready now
+            elif rank == 4:
+                if state == FAILED:
+                    t[ERR_TYPE], t[ERR_MSG] = info
+                t[T_ENDED] = ms
+                if not t[RAN_]:
+                    t[END_US] = int(at * 1e6)
+        if rank >= t[RANK_]:
+            if rank == 4 and t[RANK_] < 4:
+                self.jobs[t[JOB]].finished.append(key)
+            t[RANK_], t[STATE] = rank, state
+
+    def _new(self, key: tuple, info: Any) -> list:
+        """A blank row for an attempt first heard of from its worker (its owner's event
+        comes later, or was pushed out)."""
+        job = self._job_hex.get(info[0]) or _hex_job(info[0], self._job_hex)
         t = self.tasks[key] = _BLANK.copy()
         t[KEY], t[JOB] = key, job
+        self._booked(key, job)
+        return t
+
+    def _job(self, job: str | None) -> _Job:
+        j = self.jobs[job] = _Job()
+        return j
+
+    def _booked(self, key: tuple, job: str | None) -> None:
+        """A new row of `job` was added: counted, and the job's oldest pushed out past the
+        bound (the owner's short way in add() does the same inline)."""
+        j = self.jobs.get(job) or self._job(job)
         if key[1] > self.max_attempt:
             self.max_attempt = key[1]
         j.count += 1
         if j.count > self.max_per_job:
             self._push_out(j, job)
-        return t
 
     def _push_out(self, j: _Job, job: str | None) -> None:
         tasks, finished = self.tasks, j.finished

@@ -85,7 +85,7 @@ from .._serialization import dumps_error
 from ..exceptions import ActorDiedError, ActorUnschedulableError
 from .group_service import GroupHandlers
 from .health import HEALTH_CHECK_TIMEOUT_S
-from .health_service import HealthHandlers
+from .health_service import LEFT as _LEFT, HealthHandlers
 from .metrics import MetricsTable
 from .placement import Unplaceable, pick_node
 from .storage import MemoryStorage, Storage
@@ -95,7 +95,6 @@ from .tables import GcsTables
 log = logging.getLogger("raylite.gcs")
 
 _WAITING = ("PENDING", "RESTARTING")
-_LEFT = "left the cluster"  # its link closed (the health check says "died: ..." instead)
 
 
 class _Node:
@@ -156,13 +155,16 @@ class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
         with self._lock:
             self._nodes[conn] = _Node(conn)
 
-    def adopt(self, conn: Any) -> None:
+    def adopt(self, conn: Any, checked: bool = False) -> None:
         """Serves a node connection: books it and reads it on a thread of its own, or, for
-        a direct in-process one, handles each message on its sender's thread."""
+        a direct in-process one, handles each message on its sender's thread (`checked`:
+        the head daemon's own link, whose messages that daemon validated or built: they
+        are not checked twice)."""
         self.attach(conn)
         self._serve_health()
         if hasattr(conn, "handle_with"):
-            conn.handle_with(self.ep.deliver, self.lost)
+            conn.handle_with(self.ep.deliver_checked if checked else self.ep.deliver,
+                             self.lost)
             return
         threading.Thread(target=self._read_loop, args=(conn,), daemon=True,
                          name="raylite-gcs-node").start()
@@ -325,24 +327,7 @@ class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
         if node_id is None or self._by_id.get(node_id) is not node:
             return
         del self._by_id[node_id]
-        self.health.left(node_id)
-        address = self.tables.nodes[node_id].address
-        (log.info if why == _LEFT else log.warning)("node %s at %s %s", node_id.hex(), address, why)
-        self.tables.remove_node(node_id)
-        self._broadcast_view()
-        died = m.NodeDied(node_id, address, why, tuple(a.address for a in map(
-            self.tables.actors.get, self.tables.actors_on_node(node_id)) if a.address))
-        for n in self._by_id.values():  # they tell their drivers and workers
-            self._queue(n.conn, died)
-        for job_id in self.tables.jobs_on_node(node_id):
-            for actor_id in self.tables.finish_job(job_id):
-                self._kill(actor_id, True, f"its driver's node ({address}) {why}")
-        for actor_id in self.tables.actors_on_node(node_id):
-            self._died(actor_id, f"its node {node_id.hex()} ({address}) {why}")
-        groups = self.tables.groups
-        for job_id in self.tables.jobs_on_node(node_id):
-            self._groups_do(groups.job_finished(job_id, self._alive_nodes()))
-        self._groups_do(groups.node_lost(node_id, self._alive_nodes()))
+        self._node_gone(node_id, why)
 
     # -- actors --------------------------------------------------------------------
     def _on_create_actor(self, node: _Node, msg: m.CreateActor) -> None:

@@ -291,7 +291,7 @@ def _start_gcs(server, address: str, total: dict, node_id: bytes, labels: dict,
                      health_timeout_s=health_timeout_s)
     server.gcs_accept = gcs.adopt  # nodes joining through our listener
     node_end, gcs_end = inproc.direct_pipe("head node", GCS_ADDRESS, b"s")
-    gcs.adopt(gcs_end)
+    gcs.adopt(gcs_end, checked=True)  # this daemon validates what it forwards
     try:
         server.attach_gcs(node_end, address, total, labels)
     except (ConnectionError, RuntimeError) as e:

@@ -131,6 +131,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
             self.job_id, self.namespace = b"", ""
             self.node_tag = self.node_id.hex()[:12]
             self._connect(daemon_address)
+            self._core.tasks.node = self.node_tag  # tasks lease where their arguments are
             return
         self.worker_id = _ids.random_id()
         self.log_to_driver = request.log_to_driver
@@ -152,7 +153,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
             raise
         self.job_id, self.node_id = reply.job_id, reply.node_id
         self._core.events.job_id = reply.job_id
-        self.node_tag = self.node_id.hex()[:12]
+        self.node_tag = self._core.tasks.node = self.node_id.hex()[:12]
         self.namespace, self.session_dir = reply.namespace, reply.session_dir
         self.daemon_address = daemon_address
         self._spawn(self._maintain, "raylite-leases")

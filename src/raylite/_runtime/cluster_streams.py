@@ -48,7 +48,8 @@ class ClusterStreams(StreamConsumer):
                          self.namespace, env, (), demand, self.address, options.max_calls,
                          (), group, 0, events, stream=bp)
         task = Task(task_id, msg, (done,), name, options.max_retries, options.retry_exceptions,
-                    hold, None, key, strategy, events=events, env=renv)
+                    hold, None, key, strategy, events=events, env=renv,
+                    locality=not strategy and group is None)
         with self._lock:  # the stream opens before the push goes: its first items may come at once
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             ref = ObjectRef(done, self.address, self)

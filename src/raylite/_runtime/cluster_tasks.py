@@ -7,10 +7,11 @@
        daemon, on a connection of ours to it (_daemon_at); error: core.lease_refused fails them)
     TaskDone     ─► core.task_done ─► next task on that lease, results stored, waiters woken
     worker gone  ─► core.peer_lost ─► retries; crashed tasks fail with the daemon's word on how
-    every IDLE_LEASE_S / 4 (maintenance thread): idle leases returned, frees flushed,
+    every TICK_S, or QUIET_TICK_S when no task or lease is held (maintenance thread): idle
+                                                  leases returned, frees flushed,
                                                   unreferenced actors terminated, metrics
-                                                  and progress bars reported (cluster_reports.py);
-                                                  every other time, task events sent
+                                                  and progress bars reported (cluster_reports.py),
+                                                  task events sent (at most every EVENTS_S)
 
 The rules (scheduling keys, one task in flight per lease, lease requests
 outstanding, retries, dependencies) live in raylite._core.owner.tasks; this
@@ -45,7 +46,10 @@ def driver_sys_path() -> tuple:
 
 
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
-EVENTS_EVERY = 2            # task events are sent every this many IDLE_LEASE_S / 4 (100 ms)
+TICK_S = IDLE_LEASE_S / 4   # the maintenance thread's wait while tasks or leases are held
+QUIET_TICK_S = 0.2          # ... and once there have been none for QUIET_AFTER ticks
+QUIET_AFTER = 4
+EVENTS_S = 0.1              # task events are sent at most this often
 UPLOAD_TIMEOUT_S = 300.0    # a runtime_env package put into the GCS's KV
 
 
@@ -73,8 +77,6 @@ class TaskSubmission:
         Large arguments go to shared memory as an object this process owns and
         frees once the task is done; the blob is then a ShmObject.
         """
-        from .. import _ids
-
         if not kwargs and all(type(a) in _FAST for a in args):  # the common case, no refs inside
             return pickle.dumps((args, kwargs), 5), {}, [], []
         data, refs = self.encode((args, kwargs), _ids.new_id(), self.address)
@@ -142,7 +144,8 @@ class TaskSubmission:
                          self.namespace, env, (), demand, self.address, options.max_calls,
                          (), group, 0, events)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
-                    hold, None, key, strategy, events=events, env=renv)
+                    hold, None, key, strategy, events=events, env=renv,
+                    locality=not strategy and group is None)
         with self._lock:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -197,19 +200,29 @@ class TaskSubmission:
         except Exception:  # the daemon is gone or slow: the error says less, but comes
             return ""
 
-    def _return_idle(self, older_than: float) -> None:
+    def _return_idle(self, older_than: float) -> bool:
+        """Returns the leases idle for `older_than` seconds; True when this process holds
+        no lease, asks for none and has no task in flight (nothing to time here)."""
         with self._lock:
             out = self._core.tasks.return_idle(time.monotonic(), older_than)
+            quiet = self._core.tasks.quiet()
         self._send_all(out)
+        return quiet
 
     def _maintain(self) -> None:
-        tick = 0
-        while not self._closing.wait(IDLE_LEASE_S / 4):
-            tick += 1
-            if tick % EVENTS_EVERY == 0:
+        """Every TICK_S while this process has tasks or leases (an idle lease goes back
+        IDLE_LEASE_S after its last task), every QUIET_TICK_S once it has had none for
+        QUIET_AFTER ticks: an idle driver or worker wakes 5 times a second, not 20. Each
+        wake sends what waits (task events at most every EVENTS_S, frees, reports)."""
+        wait, quiet_for, events_at = TICK_S, 0, 0.0
+        while not self._closing.wait(wait):
+            now = time.monotonic()
+            if now - events_at >= EVENTS_S:
+                events_at = now
                 self.send_task_events()
-            self._return_idle(IDLE_LEASE_S)
-            self._report(time.monotonic())
+            quiet_for = quiet_for + 1 if self._return_idle(IDLE_LEASE_S) else 0
+            wait = QUIET_TICK_S if quiet_for >= QUIET_AFTER else TICK_S
+            self._report(now)
             self._flush_frees()
             if self._stream_drops:
                 self._flush_stream_drops()

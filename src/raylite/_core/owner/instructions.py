@@ -41,7 +41,8 @@ class LeaseRequest(NamedTuple):
     name: str
     strategy: tuple = ()       # the key's scheduling strategy, in its wire form
     spilled: bool = False      # the node at `daemon` was named by ours: it must not spill again
-    daemon: str = ""           # "" our node's daemon, else the address of another node's
+    daemon: str = ""           # "" our node's daemon, else another node's: the one ours spilled
+                               # it to, or (not spilled) the one holding most of its arguments
     env: Any = None            # the resolved runtime_env its worker needs (None: any worker)
 
 

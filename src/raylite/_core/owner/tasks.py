@@ -13,7 +13,10 @@
 A scheduling key is what every call of one (function, options) shares (its
 demand and scheduling strategy): tasks of a key queue together and take that key's
 leases. Leases come from our node's daemon, or from another node's when ours sent
-the request there (spillback): a lease remembers its daemon, and goes back to it. One task in
+the request there (spillback): a lease remembers its daemon, and goes back to it.
+Locality (locality.py): a task of the default strategy whose arguments in shared memory
+are mostly on another node queues on its key *and that node*, whose daemon its lease
+requests go to first (it grants, or spills them as any other). One task in
 flight per lease, as Ray: a task blocked in get() never holds another task
 hostage behind it on the same worker. The first push of a function on a
 connection carries its pickled bytes (and the caller's import path); later ones
@@ -42,6 +45,7 @@ from typing import Any
 
 from ..task_events import PENDING_ARGS, PENDING_NODE
 from .instructions import DAEMON, LeaseRequest, LeaseReturn
+from .locality import arg_holders, preferred
 from .objects import Obj, located
 
 MAX_LEASE_REQUESTS = 16     # outstanding lease requests per scheduling key
@@ -59,11 +63,12 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
                  "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
-                 "attempt", "strategy", "events", "env")
+                 "attempt", "strategy", "events", "env", "locality", "prefer")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
                  retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None,
-                 strategy: tuple = (), events: bool = False, env: Any = None):
+                 strategy: tuple = (), events: bool = False, env: Any = None,
+                 locality: bool = False):
         self.strategy = strategy     # the wire form of its scheduling strategy (part of its key)
         self.task_id, self.msg, self.return_ids, self.name = task_id, msg, return_ids, name
         self.retries, self.retry_exceptions, self.hold = retries, retry_exceptions, hold
@@ -78,6 +83,8 @@ class Task:
         self.arg_ids: Any = None     # ids of the refs in its arguments (when it has deps)
         self.attempt = 0             # +1 per retry
         self.events = events         # its state changes go to the owner's TaskEvents
+        self.locality = locality     # default strategy: may lease where its arguments are
+        self.prefer = ""             # the daemon its arguments' node has (locality.py), "" ours
 
     def retry_error(self, cause: BaseException) -> bool:
         """Consumes a retry when the body's exception `cause` is one to retry."""
@@ -101,10 +108,12 @@ class Lease:
 
 
 class Key:
-    __slots__ = ("demand", "name", "queue", "idle", "requests", "strategy", "env")
+    __slots__ = ("demand", "name", "queue", "idle", "requests", "strategy", "env", "daemon")
 
-    def __init__(self, demand: dict, name: str, strategy: tuple = (), env: Any = None):
+    def __init__(self, demand: dict, name: str, strategy: tuple = (), env: Any = None,
+                 daemon: str = ""):
         self.demand, self.name, self.strategy, self.env = demand, name, strategy, env
+        self.daemon = daemon         # its lease requests go to this daemon first ("" ours)
         self.queue: deque[Task] = deque()
         self.idle: list[Lease] = []
         self.requests = 0            # lease requests outstanding
@@ -125,6 +134,7 @@ class TaskTable:
         self.inflight: dict[Any, set] = {}         # connection -> ids of the tasks pushed on it
         self.sent_functions: dict[Any, set] = {}   # connection -> function ids it has the bytes of
         self.functions: dict[bytes, bytes] = {}    # function id -> pickled function
+        self.node = ""                             # our node's tag (the shell sets it)
 
     def add_function(self, function_id: bytes, pickled: bytes) -> None:
         """A function's bytes, sent with its first push on each connection."""
@@ -186,11 +196,22 @@ class TaskTable:
         self.enqueue(task, out)
 
     def enqueue(self, task: Task, out: list) -> None:
-        k = self.keys.get(task.key)
+        if task.locality and self.node:  # the node with most of its arguments' bytes first
+            msg = task.msg
+            task.prefer = preferred(arg_holders(msg.args, msg.inlined, self.objects.entries),
+                                    self.node) if msg.inlined or located(msg.args) else ""
+        key = self.key_of(task)
+        k = self.keys.get(key)
         if k is None:
-            k = self.keys[task.key] = Key(task.msg.resources, task.name, task.strategy, task.env)
+            k = self.keys[key] = Key(task.msg.resources, task.name, task.strategy, task.env,
+                                     task.prefer)
         k.queue.append(task)
         self.dispatch(k, out)
+
+    @staticmethod
+    def key_of(task: Task) -> Any:
+        """The key it queues on: its scheduling key, and the node its arguments prefer."""
+        return (task.key, task.prefer) if task.prefer else task.key
 
     def dispatch(self, k: Key, out: list) -> None:
         while k.queue and k.idle:
@@ -200,9 +221,10 @@ class TaskTable:
             owner = self.owner
             for _ in range(want):
                 req = next(owner.reqs)
-                self.lease_reqs[req] = (k, "")
+                self.lease_reqs[req] = (k, k.daemon)
                 k.requests += 1
-                out.append((DAEMON, LeaseRequest(req, k.demand, k.name, k.strategy, env=k.env)))
+                out.append((DAEMON, LeaseRequest(req, k.demand, k.name, k.strategy,
+                                                 daemon=k.daemon, env=k.env)))
 
     def push(self, lease: Lease, task: Task) -> tuple:
         conn = lease.conn
@@ -271,7 +293,9 @@ class TaskTable:
         return failed
 
     def release(self, task: Task, now: float, out: list) -> None:
-        """The task left its worker: the lease runs the key's next task, or idles."""
+        """The task left its worker: the lease runs the key's next task, or idles; a SPREAD
+        key's goes back at once (as Ray's: each new task leases anew, so tasks submitted one
+        at a time go round the nodes too, not all to the first one's idle lease)."""
         lease = task.lease
         if lease is None:
             return
@@ -279,6 +303,8 @@ class TaskTable:
         k = lease.key
         if k.queue:
             out.append(self.push(lease, k.queue.popleft()))
+        elif k.strategy[:1] == ("SPREAD",):
+            out.append((DAEMON, LeaseReturn(lease.lease_id, False, lease.daemon)))
         else:
             lease.idle_since = now
             k.idle.append(lease)
@@ -296,6 +322,11 @@ class TaskTable:
                     keep.append(lease)
             k.idle = keep
         return out
+
+    def quiet(self) -> bool:
+        """No task in flight, no lease held (busy or idle), none asked for."""
+        return not self.tasks and not self.lease_reqs \
+            and not any(k.idle or k.requests for k in self.keys.values())
 
     def drop(self, task_id: bytes) -> Task | None:
         """Forgets a finished task; its arguments in shared memory are freed (never recycled:
@@ -364,7 +395,7 @@ class TaskTable:
         return failed
 
     def unqueue(self, task: Task) -> bool:
-        k = self.keys.get(task.key) if task.key is not None else None
+        k = self.keys.get(self.key_of(task)) if task.key is not None else None
         if k is not None and task in k.queue:
             k.queue.remove(task)
             return True
