@@ -85,7 +85,7 @@ LAZY_CYCLES: dict[tuple[str, str], str] = {}
 # Pure cores: state machines that take time as an argument and do no I/O.
 PURE = ("_core", "_node/scheduler.py", "_node/env_workers.py", "_node/spillback.py",
         "_node/bundles.py", "_node/worker_table.py", "_gcs/tables.py", "_gcs/metrics.py",
-        "_gcs/groups.py", "_object_store/store.py", "_object_store/pulls.py")
+        "_gcs/groups.py", "_gcs/health.py", "_object_store/store.py", "_object_store/pulls.py")
 PURE_IF_PRESENT = ("_gcs/placement.py", "_gcs/storage.py")
 IMPURE = frozenset({"socket", "threading", "select", "selectors", "time", "os"})
 MAX_LINES = 500

@@ -27,6 +27,8 @@ daemons' mains, so a test may set variables before calling them.
                          idle_worker_killing_time_threshold_ms; 0 keeps them all)
     RAYLITE_TASK_EVENTS_MAX_PER_JOB  task records the head keeps per job (default 100000);
                          past it the oldest finished go first, counted as dropped
+    RAYLITE_HEALTH_CHECK_TIMEOUT_S  the head marks a node dead when it has heard nothing
+                         from it for this long (default 10 s; a number > 0, e.g. 0.5 in tests)
     RAYLITE_JOB_RUNTIME_ENV  the runtime_env of the submitted job this entrypoint runs, as JSON
                          (set by the job's supervisor): init() merges its own runtime_env over it
 """
@@ -40,11 +42,12 @@ ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLIT
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
             "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
             "RAYLITE_RAY_ALIAS", "RAYLITE_IDLE_WORKER_KILL_MS", "RAYLITE_TASK_EVENTS_MAX_PER_JOB",
-            "RAYLITE_JOB_RUNTIME_ENV")
+            "RAYLITE_JOB_RUNTIME_ENV", "RAYLITE_HEALTH_CHECK_TIMEOUT_S")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 IDLE_WORKER_KILL_MS = 1000
 TASK_EVENTS_MAX_PER_JOB = 100_000
+HEALTH_CHECK_TIMEOUT_S = 10.0
 
 
 def default_temp_dir() -> str:
@@ -85,6 +88,18 @@ def _count(name: str, value: str | None, default: int, least: int) -> int:
     return n
 
 
+def _seconds(name: str, value: str | None, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        v = float(value)
+    except ValueError:
+        v = 0.0
+    if not 0 < v < float("inf"):
+        raise ValueError(f"{name}={value!r} must be a number of seconds > 0.")
+    return v
+
+
 def _json_dict(name: str, value: str | None) -> dict | None:
     if not value:
         return None
@@ -113,6 +128,7 @@ class Config(NamedTuple):
     idle_worker_kill_ms: int = IDLE_WORKER_KILL_MS
     task_events_max_per_job: int = TASK_EVENTS_MAX_PER_JOB
     job_runtime_env: dict | None = None   # RAYLITE_JOB_RUNTIME_ENV, read as JSON
+    health_check_timeout_s: float = HEALTH_CHECK_TIMEOUT_S
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -138,6 +154,9 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
                                            env.get("RAYLITE_TASK_EVENTS_MAX_PER_JOB"),
                                            TASK_EVENTS_MAX_PER_JOB, 1),
             job_runtime_env=_json_dict("RAYLITE_JOB_RUNTIME_ENV", env.get("RAYLITE_JOB_RUNTIME_ENV")),
+            health_check_timeout_s=_seconds("RAYLITE_HEALTH_CHECK_TIMEOUT_S",
+                                            env.get("RAYLITE_HEALTH_CHECK_TIMEOUT_S"),
+                                            HEALTH_CHECK_TIMEOUT_S),
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

@@ -162,6 +162,15 @@ def test_config_flags_and_defaults():
     assert _config.from_env({"RAYLITE_RUNTIME": " fake "}).runtime == "fake"
 
 
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "soon"])
+def test_the_health_check_timeout_is_seconds_above_zero(bad):
+    assert _config.from_env({}).health_check_timeout_s == 10.0
+    assert _config.from_env({"RAYLITE_HEALTH_CHECK_TIMEOUT_S": "0.5"}).health_check_timeout_s == 0.5
+    with pytest.raises(ValueError, match="RAYLITE_HEALTH_CHECK_TIMEOUT_S=.* must be a number of "
+                                         "seconds > 0"):
+        _config.from_env({"RAYLITE_HEALTH_CHECK_TIMEOUT_S": bad})
+
+
 def test_a_node_here_that_joined_a_head_elsewhere_is_where_drivers_join(tmp_path):
     import os
 

@@ -41,8 +41,9 @@ class FakeNode:
         self.views = []  # the ClusterViews it was sent, kept apart from the other messages
 
     def register(self):
+        heartbeat_s = 0.0 if self.node_id == self.gcs.head_node_id else 1.0  # head: never
         assert self.call(m.RegisterNode(1, self.node_id, self.address, self.resources, "h")) == \
-            [m.NodeRegistered(1, True)]
+            [m.NodeRegistered(1, True, None, heartbeat_s)]
         return self
 
     def send(self, msg):
@@ -130,7 +131,7 @@ def test_an_actor_restarting_with_no_node_alive_waits_for_one_to_register():
     assert gcs.tables.actors[spec.actor_id].state == "RESTARTING"
     late = FakeNode(gcs, HEAD, {"CPU": 1.0}, "127.0.0.1:1")
     late.send(m.RegisterNode(1, HEAD, "127.0.0.1:1", {"CPU": 1.0}, "h"))
-    assert late.got() == [m.NodeRegistered(1, True), m.PlaceActor(spec, 1)]
+    assert late.got() == [m.NodeRegistered(1, True, None, 1.0), m.PlaceActor(spec, 1)]
 
 
 def test_a_crash_restarts_the_actor_and_stale_reports_change_nothing(gcs, head):
@@ -214,12 +215,44 @@ def test_a_node_leaving_ends_its_jobs_and_moves_its_actors():
     first.start(roaming, b"w" * 16)
     gcs.lost(first.theirs)                                    # the first node leaves
     assert not gcs.tables.nodes[HEAD].alive
-    assert other.got() == [m.PlaceActor(drivers, 1), m.PlaceActor(roaming, 1)]  # they move
+    assert other.got() == [m.NodeDied(HEAD, "127.0.0.1:1", "left the cluster", ("127.0.0.1:119",)),
+                           m.PlaceActor(drivers, 1), m.PlaceActor(roaming, 1)]  # they move
     assert "left the cluster" in str(pickle.loads(gcs.tables.actors[roaming.actor_id].death))
     gcs.lost(other.theirs)                                    # and the driver's node leaves
     assert not gcs.tables.jobs[job.job_id].alive
     assert gcs.tables.actors[drivers.actor_id].state == "DEAD"
     assert gcs.tables.actors[roaming.actor_id].state == "RESTARTING"  # waits for a node
+
+
+def test_a_silent_node_is_marked_dead_and_its_actors_move():
+    clock = [100.0]
+    gcs = GcsService(head_node_id=HEAD, health_timeout_s=2.0, clock=lambda: clock[0])
+    head = FakeNode(gcs, HEAD, {"CPU": 0.5}, "127.0.0.1:1").register()
+    assert gcs.health.statistics()["watched"] == 0               # the head's node: never
+    quiet = FakeNode(gcs, OTHER, {"CPU": 1.0}, "127.0.0.1:2")
+    assert quiet.call(m.RegisterNode(1, OTHER, "127.0.0.1:2", {"CPU": 1.0}, "h")) == \
+        [m.NodeRegistered(1, True, None, 0.4)]                   # a fifth of the timeout
+    spec = _spec(b"a" * 16, max_restarts=1, placement={"CPU": 1.0})
+    head.call(m.CreateActor(1, spec, False))
+    assert quiet.got() == [m.PlaceActor(spec, 0)]
+    quiet.start(spec, b"w" * 16)
+    clock[0] = 101.9
+    gcs.check_health(clock[0])
+    quiet.send(m.NodeHeartbeat())                                # heard: the clock restarts
+    clock[0] = 102.5
+    gcs.check_health(clock[0])
+    assert gcs.tables.nodes[OTHER].alive
+    gcs.check_health(103.3)
+    gcs.check_health(104.0)                                      # silent for 2.1 s
+    assert not gcs.tables.nodes[OTHER].alive and gcs.health.statistics()["marked_dead"] == 1
+    got = head.got()
+    assert type(got[0]) is m.NodeDied and got[0].node_id == OTHER and "nothing heard" in got[0].why
+    assert got[0].actors == ("127.0.0.1:119",)
+    assert gcs.tables.actors[spec.actor_id].state == "RESTARTING"  # on the next node that fits
+    death = str(pickle.loads(gcs.tables.actors[spec.actor_id].death))
+    assert OTHER.hex() in death and "nothing heard from it" in death
+    assert quiet.theirs.closed                                   # it finds out if it wakes up
+    assert [n.alive for n in gcs.tables.state().nodes] == [True, False]  # listed, as dead
 
 
 def test_messages_before_registration_or_with_bad_fields_are_refused(gcs, caplog):

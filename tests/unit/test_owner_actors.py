@@ -152,3 +152,24 @@ def test_kill_makes_the_next_call_ask_where_the_actor_is():
     o.actors.killed(A)
     out = o.actors.submit(call(2), None)
     assert [type(x) for _, x in out] == [ActorLookup]
+
+
+def test_a_call_in_flight_when_the_actors_node_died_may_or_may_not_have_run():
+    """The actor's node stopped answering: a call in flight without retries fails at once with
+    ActorUnavailableError; one with retries waits for the restart; the actor is asked after."""
+    from raylite.exceptions import ActorUnavailableError
+
+    o = owner()
+    o.actors.created(A, 1, -1, True, "Counter")
+    out = o.actors.submit(call(1), 0)
+    resolve(o, out, "ALIVE", "w1")
+    c2 = call(2)
+    o.actors.submit(c2, 1)
+    sent(o)
+    out, crashed = o.peer_lost("w1", "n1 at B:1 died: nothing heard from it for 1.0s")
+    assert crashed == []
+    err = error_of(o, call(1))  # the same return ids as the call made above
+    assert isinstance(err, ActorUnavailableError) and "may or may not have run" in str(err) \
+        and "n1 at B:1 died" in str(err) and "Counter" in str(err)
+    assert resolve(o, out, "ALIVE", "w2") == []  # restarted elsewhere: the retried call goes
+    assert sent(o) == [("w2", "m2")]

@@ -198,6 +198,36 @@ def test_retry_rule_counts_down_or_forever(retries):
     assert results == ([False] * 3 if retries == 0 else [True] * 3)
 
 
+def test_a_dead_node_gives_back_the_connections_of_its_leases_and_requests_go_home():
+    """Node B (daemon at "B:1") died while the GCS could not tell its workers' sockets had
+    closed (frozen): the owner names the connections of every lease B granted, busy or idle,
+    for the shell to close; lease requests asked of B are asked of our own daemon again; a
+    task that was running there is retried, and with no retries left fails naming the node."""
+    o = owner()
+    t1, t2, t3 = task(1, retries=1), task(2), task(3)
+    out = o.tasks.submit(t1) + o.tasks.submit(t2) + o.tasks.submit(t3)
+    reqs = [msg.req for _, msg in out if type(msg) is LeaseRequest]
+    o.tasks.lease_spilled(reqs[0], "B:1", False)
+    o.tasks.lease_spilled(reqs[1], "B:1", False)
+    o.tasks.lease_spilled(reqs[2], "B:1", False)
+    asked_b = [r for r, (_, at) in o.tasks.lease_reqs.items() if at == "B:1"]
+    assert len(asked_b) == 3
+    o.tasks.lease_granted(asked_b[0], b"L1", (), "wb1", "wb1", False)   # t1 runs on B
+    o.tasks.lease_granted(asked_b[1], b"L2", (), "wb2", "wb2", False)   # t2 runs on B
+    out, conns = o.node_died("B:1")
+    assert conns == {"wb1", "wb2"}
+    # t3's request, asked of B and never answered, goes to our own daemon
+    assert [(t, msg.daemon) for t, msg in out] == [(D, "")]
+    assert not [r for r, (_, at) in o.tasks.lease_reqs.items() if at == "B:1"]
+    out, crashed = o.peer_lost("wb1", "n1 at B:1 died: nothing heard")
+    assert crashed == [] and t1.attempt == 1 and t1.task_id in o.tasks.tasks  # retried
+    out, crashed = o.peer_lost("wb2", "n1 at B:1 died: nothing heard")
+    assert crashed == [t2]
+    o.fail_crashed(crashed, "its node n1 at B:1 died: nothing heard")
+    err = o.objects.entries[t2.return_ids[0]].error
+    assert isinstance(err, WorkerCrashedError) and "its node n1 at B:1 died" in str(err)
+
+
 def test_a_spread_keys_lease_goes_back_when_its_queue_is_empty_so_the_next_task_leases_anew():
     o = owner()
     t1, t2, t3 = (task(i) for i in (1, 2, 3))

@@ -41,3 +41,16 @@ def test_a_finish_for_an_unknown_pull_changes_nothing():
 def test_no_transfer_at_all_is_refused():
     with pytest.raises(ValueError, match="at least one transfer"):
         PullQueue(0)
+
+
+def test_a_queued_pull_that_ends_before_it_starts_leaves_the_queue():
+    """Its source died (transfer.py ends every pull from it): the next one starts in its place."""
+    from raylite._object_store.pulls import PullQueue
+
+    q = PullQueue(1)
+    assert q.request(b"a", "r1", "job a") == ["job a"]
+    assert q.request(b"b", "r2", "job b") == []
+    assert q.request(b"c", "r3", "job c") == []
+    assert q.finished(b"b") == (["r2"], [])          # queued, never started
+    assert q.finished(b"a") == (["r1"], ["job c"])   # c starts, b is not looked for
+    assert b"b" not in q and q.finished(b"c") == (["r3"], [])

@@ -32,6 +32,9 @@ out: PrepareBundles, CommitBundles and ReturnBundles to the nodes chosen, Bundle
 back; an actor in a group is placed on its bundle's node once the group is CREATED (it
 waits until then) and ends when the group lets go of its bundles.
 
+Health (health_service.py, health.py): a joined node silent for the timeout is marked dead
+as if its link had closed; the other nodes hear NodeDied and tell their clients.
+
 Fate sharing: an actor's non-detached children die with the process that created
 them (WorkerDied names its address; a dying actor's worker counts at once), a
 driver's non-detached actors with its job (JobFinished, or its node leaving).
@@ -81,6 +84,8 @@ from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
 from ..exceptions import ActorDiedError, ActorUnschedulableError
 from .group_service import GroupHandlers
+from .health import HEALTH_CHECK_TIMEOUT_S
+from .health_service import LEFT as _LEFT, HealthHandlers
 from .metrics import MetricsTable
 from .placement import Unplaceable, pick_node
 from .storage import MemoryStorage, Storage
@@ -105,9 +110,10 @@ class _Node:
         self.dirty = False
 
 
-class GcsService(GroupHandlers, StoreHandlers):
+class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
     def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None,
-                 task_events_per_job: int = MAX_PER_JOB):
+                 task_events_per_job: int = MAX_PER_JOB,
+                 health_timeout_s: float = HEALTH_CHECK_TIMEOUT_S, clock: Any = None):
         self.tables = GcsTables(storage if storage is not None else MemoryStorage())
         self.metrics = MetricsTable()
         self.task_events = TaskEventTable(task_events_per_job)  # not stored: history, bounded
@@ -122,6 +128,7 @@ class GcsService(GroupHandlers, StoreHandlers):
         self._spread = 0                            # SPREAD actors: the round-robin position
         self._in_group: dict[bytes, list] = {}      # group id -> actors waiting for it
         self._listeners: list = []
+        self._init_health(health_timeout_s, clock)
         self.stopped = False
         self.ep = Endpoint(send=self._queue, validator=validate.problem, log=log)
         for msg_type, handler in _HANDLERS.items():
@@ -131,6 +138,7 @@ class GcsService(GroupHandlers, StoreHandlers):
     def serve(self, listener: Any) -> None:
         """Accepts node connections from `listener` (in-process or TCP) on a thread."""
         self._listeners.append(listener)
+        self._serve_health()
         threading.Thread(target=self._accept_loop, args=(listener,), daemon=True,
                          name="raylite-gcs-accept").start()
 
@@ -153,6 +161,7 @@ class GcsService(GroupHandlers, StoreHandlers):
         the head daemon's own link, whose messages that daemon validated or built: they
         are not checked twice)."""
         self.attach(conn)
+        self._serve_health()
         if hasattr(conn, "handle_with"):
             conn.handle_with(self.ep.deliver_checked if checked else self.ep.deliver,
                              self.lost)
@@ -182,6 +191,7 @@ class GcsService(GroupHandlers, StoreHandlers):
 
     def stop(self) -> None:
         self.stopped = True
+        self._halt.set()
         for listener in self._listeners:
             listener.close()
         with self._lock:
@@ -200,6 +210,8 @@ class GcsService(GroupHandlers, StoreHandlers):
                 elif msg is not None and node.node_id is None and type(msg) is not m.RegisterNode:
                     self.ep.refuse(conn, msg, "the node has not registered (RegisterNode first)")
                 else:
+                    if msg is not None and node.node_id is not None:
+                        self.health.heard(node.node_id, self.clock())
                     handler(self, node, msg)
             finally:
                 dirty, self._dirty = self._dirty, []
@@ -253,9 +265,12 @@ class GcsService(GroupHandlers, StoreHandlers):
             return
         node.node_id = msg.node_id
         self._by_id[msg.node_id] = node
+        is_head = msg.node_id == self.head_node_id
         self.tables.add_node(msg.node_id, msg.address, msg.resources, msg.hostname,
-                             is_head=msg.node_id == self.head_node_id, labels=msg.labels)
-        self.ep.reply(node.conn, msg, m.NodeRegistered(msg.req, True))
+                             is_head=is_head, labels=msg.labels)
+        # the head's node shares this process: nothing to watch
+        heartbeat_s = 0.0 if is_head else self._watch(msg.node_id)
+        self.ep.reply(node.conn, msg, m.NodeRegistered(msg.req, True, None, heartbeat_s))
         self._broadcast_view()
         waiting, self._unplaced = self._unplaced, []
         for actor_id in waiting:
@@ -299,7 +314,7 @@ class GcsService(GroupHandlers, StoreHandlers):
         snap = snap._replace(**{k: () for k in KINDS if k not in msg.kinds})
         self.ep.reply(node.conn, msg, m.StateReply(msg.req, snap))
 
-    def _node_lost(self, node: _Node, _: Any) -> None:
+    def _node_lost(self, node: _Node, _: Any, why: str = _LEFT) -> None:
         del self._nodes[node.conn]
         self.ep.lost(node.conn)
         if self.stopped:  # the GCS itself is going: nothing to move anywhere
@@ -312,18 +327,7 @@ class GcsService(GroupHandlers, StoreHandlers):
         if node_id is None or self._by_id.get(node_id) is not node:
             return
         del self._by_id[node_id]
-        address = self.tables.nodes[node_id].address
-        self.tables.remove_node(node_id)
-        self._broadcast_view()
-        for job_id in self.tables.jobs_on_node(node_id):
-            for actor_id in self.tables.finish_job(job_id):
-                self._kill(actor_id, True, f"its driver's node ({address}) left the cluster")
-        for actor_id in self.tables.actors_on_node(node_id):
-            self._died(actor_id, f"its node ({address}) left the cluster")
-        groups = self.tables.groups
-        for job_id in self.tables.jobs_on_node(node_id):
-            self._groups_do(groups.job_finished(job_id, self._alive_nodes()))
-        self._groups_do(groups.node_lost(node_id, self._alive_nodes()))
+        self._node_gone(node_id, why)
 
     # -- actors --------------------------------------------------------------------
     def _on_create_actor(self, node: _Node, msg: m.CreateActor) -> None:
@@ -438,6 +442,7 @@ class GcsService(GroupHandlers, StoreHandlers):
             return dict(self.tables.statistics(), storage=self.tables.storage.statistics(),
                         unplaced=len(self._unplaced), metrics=self.metrics.statistics(),
                         task_events=self.task_events.statistics(),
+                        health=self.health.statistics(),
                         waiters=sum(len(w) for w in self._waiters.values()))
 
 
@@ -456,6 +461,7 @@ _HANDLERS = {
     m.RegisterNode: GcsService._on_register_node,
     m.RegisterJob: GcsService._on_register_job,
     m.NodeResources: GcsService._on_node_resources,
+    m.NodeHeartbeat: HealthHandlers._on_node_heartbeat,
     m.JobFinished: GcsService._on_job_finished,
     m.GetState: GcsService._on_get_state,
     m.TaskEvents: GcsService._on_task_events,

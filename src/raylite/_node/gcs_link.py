@@ -16,6 +16,9 @@
     what is free here changed ──► the report thread, at most every REPORT_INTERVAL_S ──►
         NodeResources(available, pending) ──► GCS ──ClusterView(every live node)──► every
         node's scheduler (update_cluster: where lease requests may spill, spillback.py)
+    nothing sent for heartbeat_s (NodeRegistered says; the head's own node: never) ──►
+        NodeHeartbeat ──► GCS (a joined node silent for its timeout is marked dead)
+    GCS ──NodeDied(node, address, why)──► every driver and worker here
 
 The daemon holds no GCS tables: the GCS (_gcs/service.py) is the one authority on
 jobs, nodes and actors. On the head it runs in this daemon's process and the link
@@ -59,6 +62,8 @@ class GcsLink:
     _clients: dict
     _workers: dict
     _killed: set
+    _dead_sources: dict
+    _sources_died: Any
     sched: Any
     node_id: bytes
     session_dir: str
@@ -78,8 +83,10 @@ class GcsLink:
         self._placing: dict[bytes, tuple] = {}    # actor id -> (spec, incarnation), not yet started
         self._hosting: dict[bytes, tuple] = {}    # worker id -> (actor id, incarnation)
         self.gcs_ep.on(m.ClusterView, self._on_cluster_view)
+        self.gcs_ep.on(m.NodeDied, self._on_node_died)
         self._reported: dict = {}                 # what the GCS last heard is free here
         self._report_due = threading.Event()
+        self._heartbeat_s: float | None = None    # a NodeHeartbeat when silent this long
 
     def attach_gcs(self, conn: Any, address: str, total: dict, labels: dict | None = None) -> None:
         """Registers this node with the GCS on `conn` and reads the link from now on;
@@ -101,6 +108,7 @@ class GcsLink:
         if not reply.ok:
             raise RuntimeError(f"the GCS at {conn.peer} refused this node: {reply.error}")
         self._reported = dict(total)
+        self._heartbeat_s = reply.heartbeat_s or None
         threading.Thread(target=self._report_loop, daemon=True, name="raylite-report").start()
 
     # -- what is free here, and on the other nodes --------------------------------------
@@ -111,10 +119,16 @@ class GcsLink:
             self._report_due.set()
 
     def _report_loop(self) -> None:
+        """Sends what is free here when it changed; when nothing changed for a heartbeat
+        period, a NodeHeartbeat instead (the GCS marks a silent node dead: health.py)."""
         while True:
-            self._report_due.wait()
+            due = self._report_due.wait(self._heartbeat_s)
             if self.stopped.is_set():
                 return
+            if not due:
+                with self._lock:
+                    self._to_gcs(m.NodeHeartbeat())
+                continue
             with self._lock:
                 self._report_due.clear()
                 self._reported = dict(self.sched.available)
@@ -124,7 +138,19 @@ class GcsLink:
                 return
 
     def _on_cluster_view(self, conn: Any, msg: m.ClusterView) -> None:
+        if self._dead_sources:  # a new node at a dead one's address is a live source
+            for node in msg.nodes:
+                self._dead_sources.pop(node[1], None)
         self._execute(self.sched.update_cluster(msg.nodes))
+
+    def _on_node_died(self, conn: Any, msg: m.NodeDied) -> None:
+        """Another node is dead: every driver and worker here hears it (their leases, actors
+        and objects there are lost), and pulls from it fail (transfer.py)."""
+        log.info("node %s at %s %s", msg.node_id.hex(), msg.address, msg.why)
+        self._sources_died(msg.address, msg.why)
+        for c in self._clients.values():
+            if c.kind in ("driver", "worker"):
+                _send(c.conn, msg)
 
     def _gcs_loop(self, conn: Any) -> None:
         try:

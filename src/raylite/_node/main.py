@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
             _forget(recorded, session_dir)
             os._exit(1)
     else:  # the head: the GCS serves in this process
-        gcs = _start_gcs(server, advertised, total, node_id, labels, cfg.task_events_max_per_job)
+        gcs = _start_gcs(server, advertised, total, node_id, labels, cfg.task_events_max_per_job,
+                         cfg.health_check_timeout_s)
         if args.record:
             recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
             private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
@@ -281,12 +282,13 @@ def _token_and_resources(args: argparse.Namespace) -> tuple[bytes, dict, str, di
 
 
 def _start_gcs(server, address: str, total: dict, node_id: bytes, labels: dict,
-               task_events_per_job: int):
+               task_events_per_job: int, health_timeout_s: float):
     """The head: the cluster's GCS in this process, this daemon its first node."""
     from .._gcs.service import GcsService
     from .._protocol import inproc
 
-    gcs = GcsService(head_node_id=node_id, task_events_per_job=task_events_per_job)
+    gcs = GcsService(head_node_id=node_id, task_events_per_job=task_events_per_job,
+                     health_timeout_s=health_timeout_s)
     server.gcs_accept = gcs.adopt  # nodes joining through our listener
     node_end, gcs_end = inproc.direct_pipe("head node", GCS_ADDRESS, b"s")
     gcs.adopt(gcs_end, checked=True)  # this daemon validates what it forwards

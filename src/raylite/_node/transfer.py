@@ -51,12 +51,17 @@ DIAL_TRIES = 3           # connection attempts before a peer counts as unreachab
 
 class _Job:
     """One transfer: what to fetch, from where, and the room allocate() made for it."""
-    __slots__ = ("object_id", "size", "source", "alloc", "victims")
+    __slots__ = ("object_id", "size", "source", "alloc", "victims", "conn", "dead", "ended",
+                 "created")
 
     def __init__(self, msg: m.PullObject, alloc: Any, victims: list):
         self.object_id, self.size, self.source = msg.object_id, msg.size, msg.source
         self.alloc = alloc
         self.victims = victims      # (id, size) to spill first, as allocate() chose
+        self.conn: Any = None       # its connection to the source, once dialed
+        self.dead: str | None = None  # the source's node died (NodeDied): how
+        self.ended = False          # its readers were answered, its room given back
+        self.created = False        # its file exists (only it may remove it)
 
 
 class ObjectTransfers:
@@ -74,6 +79,36 @@ class ObjectTransfers:
         self.pulls = PullQueue(MAX_TRANSFERS)
         self._serves = threading.BoundedSemaphore(MAX_SERVES)
         self.transfer_stats = {"pulled": 0, "pulled_bytes": 0, "served": 0, "failed": 0}
+        self._dead_sources: dict[str, str] = {}  # daemon address of a dead node -> how it died
+
+    def _sources_died(self, address: str, why: str) -> None:
+        """A node died (lock held): pulls from it, queued or under way, end now (their
+        readers told, their room given back: a rebuilt object of the same id may be written
+        here at once); no new pull from it starts."""
+        self._dead_sources[address] = why
+        for p in list(self.pulls.pulls.values()):
+            job = p.job
+            if job.source == address:
+                job.dead = why
+                if job.conn is not None:
+                    job.conn.close()  # its thread wakes up and removes only its own file
+                self._end_pull(job, f"pulling object {job.object_id.hex()} from the node "
+                                    f"daemon at {address} failed: its node {why}")
+
+    def _end_pull(self, job: _Job, error: str | None, counted: bool = True) -> None:
+        """A pull is over (lock held): its readers hear how, the next pulls start."""
+        job.ended = True
+        stats = self.transfer_stats
+        if error is not None:
+            stats["failed"] += 1
+            self.store.abort(job.object_id)
+        elif counted:
+            stats["pulled"] += 1
+            stats["pulled_bytes"] += job.size
+        waiters, jobs = self.pulls.finished(job.object_id)
+        for c, req in waiters:
+            self._pulled(c, req, error)
+        self._start(jobs)
 
     # -- the receiving side ------------------------------------------------------
     def _on_pull_object(self, c: Any, msg: m.PullObject) -> None:
@@ -90,6 +125,9 @@ class ObjectTransfers:
         if e is not None:  # here already (pulled before, or written here)
             self._pulled(c, msg.req, None if e.size == msg.size else
                          f"this node holds object {oid.hex()} with {e.size} bytes, not {msg.size}")
+            return
+        if msg.source in self._dead_sources:
+            self._pulled(c, msg.req, f"the node at {msg.source} {self._dead_sources[msg.source]}")
             return
         try:
             alloc = self.store.allocate(oid, msg.size, msg.owner, self._disk_free())
@@ -126,10 +164,11 @@ class ObjectTransfers:
                     raise OSError(f"spilling older objects to make room failed: {spill_error}")
             path = shm.spill_path(self.spill_dir, job.object_id) if job.alloc.to_disk else \
                 shm.segment_path(self.node_tag, job.object_id)
-            receive(job.source, self.listener.token, job.object_id, job.size, path)
+            receive(job.source, self.listener.token, job.object_id, job.size, path, job)
         except Exception as e:  # the source, the wire, the disk: this pull fails, not the daemon
             error = (f"pulling object {job.object_id.hex()} ({job.size / 2**20:.1f} MiB) from "
-                     f"the node daemon at {job.source} failed: {e}")
+                     f"the node daemon at {job.source} failed: "
+                     f"{f'its node {job.dead}' if job.dead else e}")
             log.warning("%s", error)
         with self._lock:
             self._spilling -= sum(size for _, size in job.victims)
@@ -137,21 +176,14 @@ class ObjectTransfers:
                 if oid not in self.store.objects:  # freed while it was being copied
                     shm.unlink(shm.spill_path(self.spill_dir, oid))
             self.store.unspill(kept)
-            stats = self.transfer_stats
-            if error is not None:
-                stats["failed"] += 1
-                if path:
+            if job.ended:  # its source died meanwhile (_sources_died answered for it)
+                if job.created:
                     shm.unlink(path)
-                self.store.abort(job.object_id)
-            elif job.object_id not in self.store.objects:  # freed while it travelled
+                return
+            freed = error is None and job.object_id not in self.store.objects
+            if error is not None and job.created or freed:  # freed while it travelled
                 shm.unlink(path)
-            else:
-                stats["pulled"] += 1
-                stats["pulled_bytes"] += job.size
-            waiters, jobs = self.pulls.finished(job.object_id)
-            for c, req in waiters:
-                self._pulled(c, req, error)
-            self._start(jobs)
+            self._end_pull(job, error, counted=not freed)
 
     # -- owners on other nodes ---------------------------------------------------
     def _watch_owner(self, owner: str) -> None:
@@ -245,10 +277,12 @@ class ObjectTransfers:
             conn.close()
 
 
-def _dial(address: str, token: bytes) -> Any:
+def _dial(address: str, token: bytes, job: Any = None) -> Any:
     """A connection to `address`, trying DIAL_TRIES times (a loaded peer may miss a
-    handshake's deadline); None when every try failed."""
+    handshake's deadline); None when every try failed, or the source's node died."""
     for attempt in range(DIAL_TRIES):
+        if job is not None and job.dead:
+            return None
         try:
             return connect(address, token, timeout=CONNECT_S)
         except (ConnectionError, OSError):
@@ -257,19 +291,27 @@ def _dial(address: str, token: bytes) -> Any:
     return None
 
 
-def receive(source: str, token: bytes, oid: bytes, size: int, path: str) -> None:
+def receive(source: str, token: bytes, oid: bytes, size: int, path: str, job: Any = None) -> None:
     """Pulls object `oid` (`size` bytes) from the node daemon at `source` into a new file at
     `path`: every chunk lands in the file's map at its offset, the header last. Raises
     (ConnectionError, EOFError, OSError, ValueError) naming what went wrong; the caller
-    removes the file."""
-    conn = _dial(source, token)
+    removes the file. `job` (a _Job) is given the connection, so that the source's death
+    can close it, and is looked at between dials."""
+    conn = _dial(source, token, job)
     if conn is None:
         raise ConnectionError(f"cannot reach the node daemon at {source} ({DIAL_TRIES} tries)")
+    if job is not None:
+        job.conn = conn
+        if job.dead:  # died while we dialed: no file of ours at the object's name
+            conn.close()
+            raise ConnectionError(f"its node {job.dead}")
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         conn.close()
         raise OSError(f"{path} exists already; another process may have created it") from None
+    if job is not None:
+        job.created = True
     try:
         os.ftruncate(fd, size)
         mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))

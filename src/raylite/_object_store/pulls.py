@@ -56,6 +56,8 @@ class PullQueue:
             return [], []
         if p.running:
             self.running -= 1
+        else:  # ended before it started (its source died): it leaves the queue
+            self.queue.remove(object_id)
         return p.waiters, self._next()
 
     def _next(self) -> list:

@@ -32,6 +32,7 @@ from .messages_groups import (  # noqa: F401  (placement groups: part of this vo
     PlacementGroupSpec, CreatePlacementGroup, PlacementGroupCreated, RemovePlacementGroup,
     GetPlacementGroup, PlacementGroupInfo, PrepareBundles, BundlesPrepared, CommitBundles,
     ReturnBundles)
+from .messages_health import NodeHeartbeat, NodeDied  # noqa: F401  (node health: part of it too)
 
 
 # -- registration ------------------------------------------------------------
@@ -76,6 +77,7 @@ class NodeRegistered(NamedTuple):
     req: int
     ok: bool
     error: str | None = None
+    heartbeat_s: float = 0.0   # send a NodeHeartbeat when silent this long (0: never)
 
 
 # -- leases and tasks --------------------------------------------------------

@@ -49,7 +49,8 @@ The I/O around the core is split by topic: task submission and leases in
 cluster_tasks.py; encoding, mapping, fetching and waiting for objects in
 cluster_objects.py; actor calls in cluster_actors.py; streaming generator tasks
 in cluster_streams.py; starting a head for a driver in cluster_start.py; metrics,
-progress bars and worker output in cluster_reports.py.
+progress bars and worker output in cluster_reports.py; other nodes' deaths in
+cluster_nodes.py.
 """
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ from . import context
 from .base import ContextInfo, InitInfo, Runtime
 from .cluster_actors import ActorCalls
 from .cluster_groups import PlacementGroups
+from .cluster_nodes import NodeDeaths
 from .cluster_objects import ObjectPlane
 from .cluster_reports import Reports
 from .cluster_start import HeadStart, join_token, stop_head
@@ -91,7 +93,7 @@ _WIRE = {LeaseRequest: lambda x: m.RequestLease(*x[:5], x.env),
 
 
 class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Reports,
-                     PlacementGroups, Runtime):
+                     PlacementGroups, NodeDeaths, Runtime):
     name = "cluster"
 
     def __init__(self, request: InitRequest | None, *, _worker: tuple | None = None,
@@ -122,6 +124,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         self._job_env: dict | None = None               # the runtime_env init() got, as given
         self.resolved_env: dict | None = None           # ... resolved: what tasks inherit
         self._resolver: Any = None                      # packs and uploads (_runtime_env)
+        self._init_node_deaths()                        # other nodes' deaths (cluster_nodes.py)
         if _worker is not None:
             daemon_address, token, self.worker_id, self.session_dir, self.node_id = _worker
             self._token = token
@@ -189,7 +192,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         on(m.RemoveBorrower, self._borrower)
         on(m.ObjectCopied, self._object_copied)
         on(m.ObjectValue, self._object_value)     # replies to requests booked in the owner core:
-        on(m.LeaseGranted, lambda conn, msg: self._lease_granted(msg))  # its fetches, lease requests
+        on(m.LeaseGranted, lambda conn, msg: self._lease_reply(msg))    # its fetches, lease requests
         on(m.ActorInfo, self._on_actor_info)      # and actor lookups
         on(m.ReturnIdleLeases, lambda conn, msg: self._return_idle(0.0))
         on(m.LogLines, self._on_log_lines)
@@ -197,6 +200,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         on(m.Warning, lambda conn, msg: print(f"raylite warning: {msg.text}", file=sys.stderr,
                                               flush=True))
         on(m.GetState, self._on_get_state)
+        on(m.NodeDied, self._on_node_died)
         self._streams_connect()
         self._spawn(self._daemon_loop, "raylite-daemon")
         self._spawn(self._accept_loop, "raylite-accept")
@@ -236,6 +240,7 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         daemon for its own address."""
         if address == self.daemon_address:
             return self._daemon
+        self._dead_daemon(address)
         return self._peer(address)
 
     def register_inbound(self, owner: str, conn: Connection) -> None:

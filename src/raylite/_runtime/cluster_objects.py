@@ -44,6 +44,7 @@ from ..exceptions import (GetTimeoutError, ObjectLostError, ObjectStoreFullError
                           RaySystemError, RayTaskError)
 from .object_ref import ObjectRef
 
+REREADS = 100  # get() reads again at most this often when objects were lost with a node
 PULL_RATE_FLOOR = 10 * 2**20  # bytes/s: a pull slower than this fails (its bound, with 60 s more)
 
 
@@ -397,14 +398,25 @@ class ObjectPlane:
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list:
         if len(refs) == 1 and timeout is None and self.executor is None and self._read_for(refs[0]):
-            return [self._value(refs[0]._id)]
-        if not self._await(refs, len(refs), timeout):
-            entries = self._objects.entries
-            with self._lock:
-                waiting = sum(1 for r in refs if not entries[r._id].ready)
-            raise GetTimeoutError(f"get() timed out after {timeout}s waiting for {waiting} of "
-                                  f"{len(refs)} objects.")
-        return [self._value(r._id) for r in refs]
+            values = self._values(refs)
+            if values is not None:
+                return values
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for again in range(REREADS):  # again only when an object was lost with a node
+            if again:                 # (cluster_nodes.py): its owner may not know it yet
+                time.sleep(min(again, 10) * 0.01)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._await(refs, len(refs), left):
+                entries = self._objects.entries
+                with self._lock:
+                    waiting = sum(1 for r in refs if not entries[r._id].ready)
+                raise GetTimeoutError(f"get() timed out after {timeout}s waiting for {waiting} "
+                                      f"of {len(refs)} objects.")
+            values = self._values(refs)
+            if values is not None:
+                return values
+        raise ObjectLostError(refs[0].hex(), f"get() read objects lost with a dead node "
+                              f"{REREADS} times and their owners kept naming that node.")
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None,
              fetch_local: bool) -> tuple[list, list]:

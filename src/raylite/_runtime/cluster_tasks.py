@@ -188,12 +188,14 @@ class TaskSubmission:
         self._send_all(out)
 
     def _peer_lost(self, conn: Connection) -> None:
+        died = self._dead_conns.pop(conn, "")  # its node died (cluster_nodes.py)
         with self._lock:
-            out, crashed = self._core.peer_lost(conn)
+            out, crashed = self._core.peer_lost(conn, died)
         self._send_all(out)
         if crashed:  # a WorkerCrashedError saying how, once the daemon has told us
             lease = crashed[0].lease
-            how = self._worker_exit(conn.peer, lease.daemon if lease is not None else "")
+            how = f"its node {died}" if died else \
+                self._worker_exit(conn.peer, lease.daemon if lease is not None else "")
             with self._lock:
                 out = self._core.fail_crashed(crashed, how)
             self._send_all(out)

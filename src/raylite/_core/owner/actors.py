@@ -28,7 +28,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ...exceptions import ActorDiedError, PendingCallsLimitExceeded, RayTaskError
+from ...exceptions import (ActorDiedError, ActorUnavailableError, PendingCallsLimitExceeded,
+                           RayTaskError)
 from ..task_events import FAILED, PENDING_ACTOR
 from .instructions import DAEMON, ActorLookup
 from .objects import Obj
@@ -239,10 +240,12 @@ class ActorTable:
             st.queue.extend(merged)
         self.resolve(st, out)
 
-    def conn_lost(self, conn: Any, calls: list, out: list) -> None:
+    def conn_lost(self, conn: Any, calls: list, out: list, node_died: str = "") -> None:
         """`conn` dropped with these calls in flight (in submission order, none cancelled).
         Every actor it served asks the daemon what became of it; calls with retries left wait
-        in its queue, the others in its `lost` list, for that answer (resolved)."""
+        in its queue, the others in its `lost` list, for that answer (resolved). When the
+        actor's node died (`node_died` says how) those others fail at once with
+        ActorUnavailableError: nobody can tell whether they ran."""
         by_actor: dict[bytes, list] = {}
         for t in calls:
             by_actor.setdefault(t.actor_id, []).append(t)
@@ -261,6 +264,8 @@ class ActorTable:
                         self.events.add(t.task_id, t.attempt - 1, FAILED, (
                             "ACTOR_DIED", "The actor's process went away; the call is retried."))
                     retry.append(t)
+                elif node_died:
+                    self.unavailable(st, t, node_died, out)
                 else:
                     t.lease = t.conn = t.worker = None
                     st.lost.append(t)
@@ -268,6 +273,19 @@ class ActorTable:
                 self.requeue(st, retry, out)
             else:
                 self.resolve(st, out)
+
+    def unavailable(self, st: ActorState, t: Any, node_died: str, out: list) -> None:
+        owner = self.owner
+        name = st.class_name or st.actor_id.hex()
+        err = owner.encode_error(ActorUnavailableError(
+            f"The actor {name} was running {t.name} when its node {node_died}: the call may "
+            "or may not have run, and is not retried (set max_task_retries to retry calls).",
+            st.actor_id.hex()))
+        self.tasks.drop(t.task_id)
+        if t.events:
+            self.events.ended(t, err)
+        for rid in t.return_ids:
+            owner.complete(rid, None, err, True, out)
 
     def killed(self, actor_id: bytes) -> None:
         """ray.kill() was sent: the next call asks the daemon where the actor is."""

@@ -44,6 +44,7 @@ from ..task_events import FAILED
 from .actors import ActorTable
 from .events import TaskEvents, _no_clock
 from .instructions import WAKE
+from .lineage import Lineage, keeps_lineage
 from .objects import LOG_SIZE, ObjectTable, Waiter, copies_of, located
 from .streams import Stream, StreamTable
 from .tasks import TaskTable
@@ -70,6 +71,7 @@ class Owner:
         self.tasks = TaskTable(self, sys_path)
         self.actors = ActorTable(self)
         self.streams = StreamTable(self)
+        self.lineage = Lineage(self)
 
     # -- completions -----------------------------------------------------------
     def complete(self, id: bytes, data: Any, error: Any, owned: bool = True,
@@ -151,6 +153,12 @@ class Owner:
         if task.events and error is not None:
             self.events.ended(task, error)
         complete = self.complete
+        if error is None and keeps_lineage(task, results):  # to rebuild them (lineage.py)
+            entries = self.objects.entries
+            for rid, data in zip(task.return_ids, results):
+                o = entries.get(rid)
+                if o is not None and located(data):
+                    o.lineage = task
         if error is not None:  # results before the error (a generator's values) stay readable
             n = len(results)
             for i, rid in enumerate(task.return_ids):
@@ -169,10 +177,20 @@ class Owner:
         else:
             self.tasks.requeue(task, out)
 
-    def peer_lost(self, conn: Any) -> tuple[list, list]:
+    def node_died(self, daemon: str) -> tuple[list, set]:
+        """The node whose daemon is at `daemon` is dead (the GCS said so: silent past its
+        timeout, or its link closed). Returns (instructions: lease requests asked there go to
+        our own daemon; the connections to its workers that hold our leases): the shell
+        closes those, and calls peer_lost(conn, why) for each."""
+        out: list = []
+        return out, self.tasks.node_died(daemon, out)
+
+    def peer_lost(self, conn: Any, node_died: str = "") -> tuple[list, list]:
         """`conn` dropped: tasks on it are retried or fail, actor calls wait for the daemon's
         word, fetches over it are lost. Returns (instructions, crashed tasks): the shell asks
-        the daemon how their worker died, then calls fail_crashed."""
+        the daemon how their worker died, then calls fail_crashed. With `node_died` (how the
+        peer's node died), an actor call in flight with no retries left fails at once with
+        ActorUnavailableError: it may or may not have run."""
         tasks = self.tasks
         ids, lost_keys = tasks.conn_lost(conn)
         self.log.append(("peer_lost", len(ids)))
@@ -198,7 +216,7 @@ class Owner:
             else:
                 tasks.drop(task_id)
                 crashed.append(task)
-        self.actors.conn_lost(conn, calls, out)
+        self.actors.conn_lost(conn, calls, out, node_died)
         for k in lost_keys:  # leases that died with the worker: queued tasks need new ones
             tasks.dispatch(k, out)
         objects = self.objects

@@ -55,7 +55,7 @@ def located(data: Any) -> bool:
 
 class Obj:
     __slots__ = ("data", "error", "ready", "waiters", "owned", "pinned", "contained",
-                 "borrowers", "mapped", "shared", "task_id", "copies")
+                 "borrowers", "mapped", "shared", "task_id", "copies", "lineage")
 
     def __init__(self, owned: bool, data: Any = None, contained: Any = None,
                  task_id: bytes | None = None):
@@ -71,6 +71,7 @@ class Obj:
         self.shared = False                # another process may have mapped its segment
         self.task_id = task_id             # the task that makes it, while this process runs it
         self.copies: dict | None = None    # node tag -> daemon address: copies beyond data's own
+        self.lineage: Any = None           # the task that made it, kept to make it again (lineage.py)
 
 
 def copies_of(o: Obj) -> tuple:
@@ -222,8 +223,9 @@ class ObjectTable:
         `owned` False for another owner's value (a fetch's reply, an inlined argument)."""
         o = self.entries.get(id)
         if o is None or o.ready:
-            if o is None and owned and located(data) and data.object_id == id:
-                self.frees.append((id, False, None, copies_of(Obj(True, data))))  # nobody holds it
+            if owned and located(data) and data.object_id == id and (o is None or data != o.data):
+                # nobody holds it (or a rebuild made an output that had survived: lineage.py)
+                self.frees.append((id, False, None, copies_of(Obj(True, data))))
             return None
         o.data, o.error, o.ready = data, error, True
         waiters, o.waiters = o.waiters, None
@@ -314,6 +316,16 @@ class ObjectTable:
         """Ids being fetched over `conn`, which dropped; they are lost with their owner."""
         lost = [req for req, (_, c) in self.fetches.items() if c is conn]
         return [self.fetches.pop(req)[0] for req in lost]
+
+    def refetch(self, id: bytes, dead: Any) -> bool:
+        """A borrowed object whose location (from its owner) is on a dead node: forgotten
+        here, so the next read asks its owner again (who rebuilds it, or says why not)."""
+        o = self.entries.get(id)
+        if o is None or o.owned or getattr(o.data, "node", None) not in dead:
+            return False
+        del self.entries[id]
+        self.log.append(("refetch", id))
+        return True
 
     def owner_gone_error(self, id: bytes) -> Any:
         return self.encode_error(OwnerDiedError(

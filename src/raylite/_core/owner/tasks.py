@@ -167,13 +167,18 @@ class TaskTable:
             out = []
             self.dep_ready(task, out)
             return out
+        self.wait_for(task, pending)
+        return []
+
+    @staticmethod
+    def wait_for(task: Task, pending: list) -> None:
+        """`task` waits for the entries `pending` (dep_ready counts them down)."""
         task.deps = len(pending)
         for o in pending:
             if o.waiters is None:
                 o.waiters = [task]
             else:
                 o.waiters.append(task)
-        return []
 
     def dep_ready(self, task: Task, out: list) -> None:
         task.deps -= 1
@@ -357,6 +362,28 @@ class TaskTable:
         ids = sorted(self.inflight.pop(conn, ()))  # ids grow in submission order
         lost_keys = {t.lease.key for t in map(self.tasks.get, ids) if t and t.lease}
         return ids, lost_keys
+
+    def node_died(self, daemon: str, out: list) -> set:
+        """The node whose daemon is at `daemon` is dead: its idle leases are forgotten, lease
+        requests asked of it are asked of our own daemon again; returns the connections of
+        the leases it granted (the shell closes them: conn_lost follows for each)."""
+        conns = {t.lease.conn for t in self.tasks.values()
+                 if t.lease is not None and t.lease.daemon == daemon}
+        for k in self.keys.values():
+            if any(lease.daemon == daemon for lease in k.idle):
+                conns.update(lease.conn for lease in k.idle if lease.daemon == daemon)
+                k.idle = [lease for lease in k.idle if lease.daemon != daemon]
+        asked = [req for req, (_, at) in self.lease_reqs.items() if at == daemon]
+        again = []
+        for req in asked:
+            k, _ = self.lease_reqs.pop(req)
+            k.requests -= 1
+            if k not in again:
+                again.append(k)
+        for k in again:
+            self.dispatch(k, out)
+        self.log.append(("node_died", daemon, len(conns), len(asked)))
+        return conns
 
     def forget_queued(self) -> list:
         """Every task that has no worker yet leaves its queue (the daemon is gone); returns them."""

@@ -1,0 +1,214 @@
+"""A node that stops answering (frozen with SIGSTOP: its connections stay open) is marked
+dead by the head's health check; what ran there is retried, restarted or fails precisely;
+a node killed outright (its connections close) is handled the same way."""
+import os
+import signal
+import time
+
+import pytest
+
+import raylite
+from raylite.cluster_utils import Cluster
+from raylite.exceptions import (ActorDiedError, ActorUnavailableError, ObjectLostError,
+                                ObjectReconstructionFailedError, WorkerCrashedError)
+from raylite.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+TIMEOUT_S = 1.0  # the head's health check timeout in these tests (default 10 s)
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    monkeypatch.setenv("RAYLITE_HEALTH_CHECK_TIMEOUT_S", str(TIMEOUT_S))
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    yield c
+    c.shutdown()
+
+
+def _until(check, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
+def _alive(node_id: str) -> bool:
+    return {n["NodeID"]: n["Alive"] for n in raylite.nodes()}[node_id]
+
+
+def _first_run_waits(marker: str, pause: float) -> str:
+    """The first run (no marker yet) leaves the marker and waits; a retry returns at once."""
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(pause)
+    return raylite.get_runtime_context().get_node_id()
+
+
+@raylite.remote
+def where(marker: str = "", pause: float = 0.0) -> str:
+    return _first_run_waits(marker, pause)
+
+
+@raylite.remote
+class Where:
+    def node(self, marker: str = "", pause: float = 0.0) -> str:
+        return _first_run_waits(marker, pause)
+
+
+def _stored_on(ref) -> str:
+    """The node tag (12 hex digits of its id) where the owner (this driver) says a large
+    object lives."""
+    from raylite import _runtime
+
+    return _runtime.current()._objects.entries[ref._id].data.node
+
+
+def _started(path: str) -> None:
+    _until(lambda: os.path.exists(path), f"the call writing {path} started")
+
+
+def test_a_frozen_node_is_marked_dead_and_a_restarted_daemon_joins_as_a_new_node(cluster, tmp_path):
+    b = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    assert _alive(b.node_id)
+    os.killpg(b.pid, signal.SIGSTOP)  # daemon, fork server, workers: frozen, sockets open
+    try:
+        _until(lambda: not _alive(b.node_id), "the frozen node is listed dead")
+    finally:
+        os.killpg(b.pid, signal.SIGCONT)
+    # awake again, it finds its link to the head closed and stops
+    assert b.proc.wait(30) is not None
+    cluster.remove_node(b)  # gone already: the cluster stops counting it
+    assert raylite.get(where.remote()) == cluster.head_node.node_id
+    again = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    nodes = {n["NodeID"]: n["Alive"] for n in raylite.nodes()}
+    assert nodes[b.node_id] is False and nodes[again.node_id] is True and again.node_id != b.node_id
+    on_again = NodeAffinitySchedulingStrategy(again.node_id, soft=False)
+    assert raylite.get(where.options(scheduling_strategy=on_again).remote()) == again.node_id
+
+
+def test_tasks_and_actors_of_a_frozen_node_are_retried_restarted_or_fail(cluster, tmp_path):
+    b = cluster.add_node(num_cpus=3)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    head = cluster.head_node.node_id
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    retried = where.options(scheduling_strategy=on_b, max_retries=1).remote(
+        str(tmp_path / "retried"), 60)
+    spent = where.options(scheduling_strategy=on_b, max_retries=0).remote(str(tmp_path / "spent"), 60)
+    restarts = Where.options(scheduling_strategy=on_b, max_restarts=1).remote()
+    mortal = Where.options(scheduling_strategy=on_b, max_restarts=0).remote()
+    assert raylite.get([restarts.node.remote(), mortal.node.remote()]) == [b.node_id] * 2
+    in_flight = restarts.node.remote(str(tmp_path / "call"), 60)
+    for name in ("retried", "spent", "call"):
+        _started(str(tmp_path / name))
+    os.killpg(b.pid, signal.SIGSTOP)
+    try:
+        assert raylite.get(retried, timeout=60) == head          # run again on the head
+        with pytest.raises(WorkerCrashedError, match=f"its node {b.node_id}.*nothing heard"):
+            raylite.get(spent, timeout=60)
+        with pytest.raises(ActorUnavailableError, match="may or may not have run"):
+            raylite.get(in_flight, timeout=60)
+        assert raylite.get(restarts.node.remote(), timeout=60) == head  # restarted there
+        with pytest.raises(ActorDiedError, match=f"its node {b.node_id}"):
+            raylite.get(mortal.node.remote(), timeout=60)
+        assert not _alive(b.node_id)
+    finally:
+        cluster.remove_node(b, allow_graceful=False)  # SIGKILL reaches stopped processes
+
+
+def test_a_killed_node_retries_its_tasks_and_drivers_elsewhere_carry_on(cluster, tmp_path):
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    refs = [where.options(scheduling_strategy=on_b, max_retries=2).remote(
+        str(tmp_path / f"t{i}"), 60) for i in range(2)]
+    for i in range(2):
+        _started(str(tmp_path / f"t{i}"))
+    cluster.remove_node(b, allow_graceful=False)
+    assert raylite.get(refs, timeout=60) == [cluster.head_node.node_id] * 2
+    assert raylite.get([where.remote() for _ in range(4)], timeout=60) == \
+        [cluster.head_node.node_id] * 4
+
+
+@raylite.remote
+def big(tag: str) -> tuple:
+    """Over 100 KB: it lives in the shared memory of the node that ran it."""
+    return raylite.get_runtime_context().get_node_id(), tag, b"x" * 300_000
+
+
+@raylite.remote
+def bigger(x: tuple) -> tuple:
+    return raylite.get_runtime_context().get_node_id(), x[1] + "+", x[2] * 2
+
+
+def test_objects_lost_with_a_node_are_rebuilt_from_lineage_or_fail_precisely(cluster):
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    head = cluster.head_node.node_id
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    x = big.options(scheduling_strategy=on_b, max_retries=1).remote("x")
+    y = bigger.options(scheduling_strategy=on_b, max_retries=1).remote(x)
+    spent = big.options(scheduling_strategy=on_b, max_retries=0).remote("spent")
+    ready, _ = raylite.wait([x, y, spent], num_returns=3, timeout=60)  # done; nothing read here
+    assert len(ready) == 3 and {_stored_on(r) for r in ready} == {b.node_id[:12]}
+    cluster.remove_node(b, allow_graceful=False)  # its shared memory goes with it
+    _until(lambda: not _alive(b.node_id), "the killed node is listed dead")
+    node, tag, data = raylite.get(y, timeout=60)  # y and x (its argument) run again
+    assert (node, tag, len(data)) == (head, "x+", 600_000)
+    assert raylite.get(x, timeout=60)[:2] == (head, "x")
+    with pytest.raises(ObjectReconstructionFailedError, match="no retries left"):
+        raylite.get(spent, timeout=60)
+    assert isinstance(ObjectReconstructionFailedError(), ObjectLostError)
+
+
+def test_a_read_from_a_node_that_froze_meanwhile_gets_the_rebuilt_object(cluster):
+    """get() starts pulling from B just as B freezes: the head's daemon fails that pull
+    once B is marked dead (no more dials to it), and get() waits for the rebuild instead."""
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(b.node_id, soft=True),
+                    max_retries=1).remote("x")
+    assert len(raylite.wait([x], timeout=60)[0]) == 1 and _stored_on(x) == b.node_id[:12]
+    os.killpg(b.pid, signal.SIGSTOP)
+    try:
+        assert raylite.get(x, timeout=60)[:2] == (cluster.head_node.node_id, "x")
+        assert not _alive(b.node_id)
+    finally:
+        cluster.remove_node(b, allow_graceful=False)
+
+
+@raylite.remote
+class Borrower:
+    def look(self, refs: list) -> int:
+        """Learns where the object is from its owner (wait() fetches that, not the bytes),
+        and keeps the ref (so it keeps what it learnt)."""
+        self.refs = refs
+        return len(raylite.wait(refs, timeout=30)[0])
+
+    def read(self) -> tuple:
+        return raylite.get(self.refs[0], timeout=60)[:2]
+
+
+def test_a_borrower_that_knew_a_lost_objects_old_place_asks_its_owner_again(cluster):
+    """An actor on C learnt that x lives on B; B dies and x is rebuilt on the head: the
+    actor's read from B fails, and it asks x's owner (this driver) where x is now."""
+    b = cluster.add_node(num_cpus=2)
+    c = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    head = cluster.head_node.node_id
+    x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(b.node_id, soft=True),
+                    max_retries=1).remote("x")
+    borrower = Borrower.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(c.node_id, soft=False)).remote()
+    assert raylite.get(borrower.look.remote([x]), timeout=60) == 1  # it knows: on B
+    assert _stored_on(x) == b.node_id[:12]
+    cluster.remove_node(b, allow_graceful=False)
+    _until(lambda: not _alive(b.node_id), "the killed node is listed dead")
+    assert raylite.get(borrower.read.remote(), timeout=60) == (head, "x")  # rebuilt
