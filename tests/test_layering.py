@@ -39,7 +39,7 @@ import pytest
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "raylite"
 
-LEAVES = frozenset({"exceptions", "_ids", "_config", "_serialization", "_private_files",
+LEAVES = frozenset({"exceptions", "_ids", "_forks", "_config", "_serialization", "_private_files",
                     "_options", "_resources", "_session", "_actor_ends", "_ray_alias",
                     "_runtime_env"})
 PUBLIC = frozenset({"__init__", "__main__", "_api", "actor", "remote_function",

@@ -1,7 +1,7 @@
 """Ids for objects, tasks, actors, jobs, nodes and workers (a leaf module).
 
 An id is 16 bytes: an 8-byte random prefix drawn once per process (again
-after fork) and an 8-byte counter. Unique across processes and machines
+after fork: _forks.py) and an 8-byte counter. Unique across processes and machines
 without coordination, and cheap: no syscall per id.
 
 The classes at the end (JobID, TaskID, ActorID, ...) are Ray's typed ids, the
@@ -12,15 +12,17 @@ from __future__ import annotations
 import itertools
 import os
 
-_state: tuple[int, bytes, "itertools.count[int]"] | None = None
+from . import _forks
+
+_state: tuple[int, bytes, "itertools.count[int]"] | None = None  # (fork generation, ...)
 
 
 def _prefix() -> tuple[bytes, "itertools.count[int]"]:
     global _state
-    pid = os.getpid()
-    if _state is None or _state[0] != pid:
-        _state = (pid, os.urandom(8), itertools.count(1))
-    return _state[1], _state[2]
+    s = _state
+    if s is None or s[0] != _forks.generation:  # new here, or forked since (_forks.py)
+        s = _state = (_forks.current(), os.urandom(8), itertools.count(1))
+    return s[1], s[2]
 
 
 def new_id() -> bytes:

@@ -158,7 +158,7 @@ def test_name_squatted_before_the_write_fails_that_put_clearly(small_store, atta
     r = small_store
     canary = tmp_path / "canary"
     tag = raylite._runtime.current().node_tag
-    _, prefix, counter = _ids._state
+    _, prefix, counter = _ids._state  # (fork generation, prefix, counter)
     nxt = int(repr(counter)[len("count("):-1])   # the ids this process hands out next
     for n in range(nxt, nxt + 5):
         path = shm.segment_path(tag, prefix + n.to_bytes(8, "big"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .. import _serialization
+from .. import _forks, _serialization
 
 _NIL = b"\xff" * 16
 
@@ -28,14 +28,14 @@ class ObjectRef:
     def __init__(self, id: bytes, owner: Any = None, runtime: Any = None):
         self._id = id
         self._owner = owner
-        self._pid = os.getpid()
+        self._pid = _forks.generation  # its runtime's stamp: made by this process
         self._rt = None
         if runtime is not None and runtime.ref_created(self) is not False:
             self._rt = runtime  # counted: only now may __del__ uncount it
 
     def __del__(self) -> None:
         rt = self._rt
-        if rt is not None and self._pid == os.getpid():
+        if rt is not None and self._pid == _forks.generation:
             try:
                 rt.ref_deleted(self._id)
             except Exception:  # interpreter shutdown: the runtime may be half torn down
@@ -124,7 +124,7 @@ class ObjectRef:
 def _runtime_of(ref: ObjectRef) -> Any:
     from . import require
 
-    if ref._rt is not None and ref._pid == os.getpid():
+    if ref._rt is not None and ref._pid == _forks.generation:
         return ref._rt
     return require()
 
