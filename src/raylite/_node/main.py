@@ -105,17 +105,18 @@ def main(argv: list[str] | None = None) -> None:
     cfg = _read_config()
     args.temp_dir = args.temp_dir or cfg.temp_dir
 
-    from .worker_pool import Zygote, preload
+    import gc
 
-    preload()  # everything a worker needs, imported once: forked workers share it, start fast
-    from .._protocol.transport import Listener
+    from .._protocol import messages  # noqa: F401  (what both this daemon and workers use:
+    from .._protocol.transport import Listener  # imported once, its pages shared)
+    from .worker_pool import Zygote
+
+    gc.freeze()  # what is imported is never traversed by the collector, here or in the zygote
+    zygote = Zygote.fork()  # and its workers: the pages they share stay shared. The zygote
+    # imports what a worker needs (preload) on the other core while this daemon imports its own
     from .server import NodeServer
     if not args.address:  # the head's GCS
         from .._gcs import service  # noqa: F401
-    import gc
-
-    gc.freeze()  # what is imported is never traversed by the collector, here or in the zygote
-    zygote = Zygote.fork()  # and its workers: the pages they share stay shared
 
     token, total, ip, labels = _token_and_resources(args)
     try:
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             recorded = os.path.join(args.temp_dir, "raylite_current_cluster")
             private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
     server.start()
+    zygote.wait_preloaded()  # the first task finds its worker as fast as before the split
     print(f"READY {address} {session_dir}", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # whoever read READY may close the pipe

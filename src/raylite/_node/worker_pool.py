@@ -29,6 +29,7 @@ import sys
 import time
 
 STOP_TIMEOUT_S = 3.0
+PRELOAD_TIMEOUT_S = 30.0    # the daemon waits this long at most for the first zygote's imports
 
 
 class Zygote:
@@ -39,28 +40,50 @@ class Zygote:
         self.started = time.monotonic()
         os.set_blocking(req_fd, False)  # a request never blocks the daemon (it holds its lock)
         self._buf = b""
+        self._preloaded: int | None = None  # the first zygote's "imports done" pipe
+
+    def wait_preloaded(self, timeout: float = PRELOAD_TIMEOUT_S) -> None:
+        """Returns once the first zygote has imported what workers need (so the first task
+        finds a worker soon), or it died, or `timeout` passed (a dead zygote is replaced as
+        usual; a slow one serves when it is ready)."""
+        fd, self._preloaded = self._preloaded, None
+        if fd is None:
+            return
+        try:
+            if select.select([fd], [], [], timeout)[0]:
+                os.read(fd, 1)
+        finally:
+            os.close(fd)
 
     @classmethod
     def fork(cls) -> "Zygote":
-        """The first zygote: forked while the daemon is still single-threaded, once it has
-        imported everything and frozen the collector's view of it (gc.freeze: the objects
-        are never traversed, so the zygote and its workers do not copy the pages they share
-        with the daemon). It is forked before the listener exists, so it holds none of the
-        daemon's sockets, and waits for its settings (`configure`) on its request pipe, as
-        a replacement zygote does."""
+        """The first zygote: forked early, while the daemon is still single-threaded, with
+        what both need imported and the collector's view of it frozen (gc.freeze: the
+        objects are never traversed, so the zygote and its workers do not copy the pages
+        they share with the daemon). It then imports what only workers need (preload),
+        while the daemon imports its server and GCS on the other core. It is forked before
+        the listener exists, so it holds none of the daemon's sockets, and waits for its
+        settings (`configure`) on its request pipe, as a replacement zygote does."""
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
+        done_r, done_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
-                os.close(req_w)
-                os.close(rep_r)
+                for fd in (req_w, rep_r, done_r):
+                    os.close(fd)
+                die_with_parent()
+                preload()
+                os.write(done_w, b"1")
+                os.close(done_w)
                 _serve_configured(req_r, rep_w)
             finally:
                 os._exit(0)
-        os.close(req_r)
-        os.close(rep_w)
-        return cls(pid, req_w, rep_r)
+        for fd in (req_r, rep_w, done_w):
+            os.close(fd)
+        zygote = cls(pid, req_w, rep_r)
+        zygote._preloaded = done_r
+        return zygote
 
     @classmethod
     def start(cls, worker_args: tuple) -> "Zygote":
