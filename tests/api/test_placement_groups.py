@@ -42,7 +42,8 @@ def test_ready_reserves_and_tasks_run_in_bundles(ray):
     assert pg.wait(30) is True
     assert pg.bundle_specs == [{"CPU": 1.0}, {"CPU": 2.0, "custom": 1.0}]
     assert pg.bundle_count == 2
-    free = _settled(ray, lambda free: free.get("CPU") == 1)  # Ray frees a killed actor's later
+    free = _settled(ray, lambda free: free.get("CPU") == 1  # Ray frees a killed actor's later,
+                    and _group(pg, "CPU_group_1") in free)    # and reports a group's a little later
     assert free["CPU"] == 1 and free["custom"] == 1            # the bundles left the node's pool
     assert free[_group(pg, "CPU_group_1")] == 2 and free[_group(pg, "CPU_group")] == 3
     assert ray.cluster_resources()["CPU"] == 4

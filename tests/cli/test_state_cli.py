@@ -110,7 +110,8 @@ def test_filter_applies_before_the_limit(cluster):
 
 
 def test_finished_tasks_are_listed_with_rays_fields_and_got_by_id(cluster):
-    [ping] = rows(cluster, "tasks", "--filter", "state=FINISHED", "--detail")
+    [ping] = rows(cluster, "tasks", "--filter", "state=FINISHED", "--filter", "type=ACTOR_TASK",
+                  "--detail")
     assert (ping["name"], ping["type"], ping["error_type"]) == ("Counter.ping", "ACTOR_TASK", None)
     assert ping["start_time_ms"] <= ping["end_time_ms"] and ping["worker_pid"] > 0
     out = rl(cluster, "list", "tasks", "--filter", "state=FINISHED").stdout
@@ -122,10 +123,10 @@ def test_finished_tasks_are_listed_with_rays_fields_and_got_by_id(cluster):
 def test_timeline_writes_a_chrome_trace(cluster, tmp_path):
     path = tmp_path / "trace.json"
     out = rl(cluster, "timeline", "--output", str(path))
-    assert "Trace of 3 task(s) written to" in out.stdout  # the call and two running tasks
-    events = json.loads(path.read_text())
+    assert "Trace of 4 task(s) written to" in out.stdout  # the actor's creation, its call
+    events = json.loads(path.read_text())                 # and two running tasks
     spans = sorted(e["name"] for e in events if e["ph"] == "X")
-    assert spans == ["Counter.ping", "slow", "slow"]
+    assert spans == ["Counter.__init__", "Counter.ping", "slow", "slow"]
     assert json.loads(rl(cluster, "timeline", "--output", "-").stdout)[0]["ph"] == "M"
     out = rl(cluster, "timeline", "--output", str(tmp_path / "no" / "such.json"), check=False)
     assert out.returncode == 1 and "cannot write" in out.stderr
@@ -148,7 +149,7 @@ def test_get_prints_every_field_and_fails_on_an_unknown_id(cluster):
 
 def test_summaries(cluster):
     out = rl(cluster, "summary", "tasks").stdout
-    assert "Tasks: 4 (1 actor tasks)" in out and "RUNNING: 2" in out
+    assert "Tasks: 5 (1 actor tasks)" in out and "RUNNING: 2" in out  # and 1 actor creation
     assert "Counter" in rl(cluster, "summary", "actors").stdout
     data = json.loads(rl(cluster, "summary", "objects", "--format", "json").stdout)
     shm = data["cluster"]["summary"]["SHARED_MEMORY"]
