@@ -272,9 +272,12 @@ class Executor:
             self.cancelled.discard(t.task_id)
             if marks is not None:
                 marks.end()
-        if t.task_events:
-            self.run_ended(t.task_id, t.attempt, reply.error is None)
-        self.reply(conn, reply)
+        if t.task_events:  # the reply first: the run's end is noted off the caller's wait
+            end = time.time()
+            self.reply(conn, reply)
+            self.run_ended(t.task_id, t.attempt, reply.error is None, end)
+        else:
+            self.reply(conn, reply)
         if self.env is not None and self.env.error is not None:
             self.rt.close_connections()  # its env is broken: the daemon may prepare it again
             os._exit(0)
@@ -289,11 +292,12 @@ class Executor:
     def run_started(self, task_id: bytes, attempt: int, job_id: bytes | None, name: str) -> None:
         self.started[(task_id, attempt)] = (time.time(), job_id or b"", name)
 
-    def run_ended(self, task_id: bytes, attempt: int, ok: bool) -> None:
-        """The run is over: FINISHED when its results are stored (`ok`), else RAN."""
+    def run_ended(self, task_id: bytes, attempt: int, ok: bool, at: float | None = None) -> None:
+        """The run is over (at `at`, default now): FINISHED when its results are stored
+        (`ok`), else RAN."""
         start, job_id, name = self.started.pop((task_id, attempt))
-        self.ran.append((task_id, attempt, FINISHED if ok else RAN, time.time(),
-                         (job_id, name, start)))
+        self.ran.append((task_id, attempt, FINISHED if ok else RAN,
+                         time.time() if at is None else at, (job_id, name, start)))
 
     def take_events(self) -> list:
         """The RAN events since the last call, and a RUNNING event for each run going on that

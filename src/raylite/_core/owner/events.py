@@ -71,7 +71,11 @@ class TaskEvents:
                 self._infos.clear()
             name = f"{class_name}.{task.name}" if class_name else task.name
             info = self._infos[key] = (self._job_id, name, task.actor_id, parent)
-        self.add(task.task_id, task.attempt, state, info)
+        b = self.buffer  # add(), inline: this runs once per task, on the caller's way
+        if len(b) < self.limit:
+            b.append((task.task_id, task.attempt, state, self.clock(), info))
+        else:
+            self.dropped += 1
 
     def actor_created(self, actor_id: bytes, class_name: str) -> None:
         """An actor's creation task (Ray's ACTOR_CREATION_TASK: its __init__; its id is the
