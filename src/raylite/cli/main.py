@@ -114,8 +114,8 @@ def _job_parser(sub) -> None:
                     help="a local directory uploaded for the job: the cwd of its entrypoint "
                          "and of its tasks and actors, first on their import path")
     sm.add_argument("--runtime-env-json", metavar="JSON",
-                    help='runtime_env as JSON: {"working_dir", "excludes", "env_vars", "pip", '
-                         '"worker_process_setup_hook", "config"}')
+                    help='runtime_env as JSON: {"working_dir", "py_modules", "excludes", "env_vars", '
+                         '"pip", "worker_process_setup_hook", "config"}')
     sm.add_argument("--metadata-json", metavar="JSON", help="metadata kept with the job (JSON)")
     sm.add_argument("--entrypoint-num-cpus", type=float, metavar="N")
     sm.add_argument("--entrypoint-num-gpus", type=float, metavar="N")
