@@ -7,7 +7,6 @@ context object stays right as the code moves between tasks.
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from typing import Any
@@ -171,6 +170,8 @@ class RuntimeContext:
 
     def get_runtime_env_string(self) -> str:
         """runtime_env as a JSON string (a callable setup hook as its repr)."""
+        import json  # here, not at import: `import raylite` stays cheap
+
         return json.dumps(self.runtime_env, default=repr)
 
     @property

@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             private.write_text(recorded, f"{address} {os.getpid()} {session_dir}\n")
     server.start()
     zygote.wait_preloaded()  # the first task finds its worker as fast as before the split
+    server.wait_warm(WARM_WAIT_S)  # and an idle warm worker at once
     print(f"READY {address} {session_dir}", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # whoever read READY may close the pipe
@@ -204,6 +205,7 @@ def _forget(recorded: str | None, session_dir: str) -> None:
 
 _WILDCARD = ("0.0.0.0", "::", "")
 JOIN_TIMEOUT_S = 10.0
+WARM_WAIT_S = 2.0     # READY waits at most this long for the warm workers to register
 GCS_ADDRESS = "inproc://gcs"  # how the head daemon names its link to the GCS (its peer)
 
 

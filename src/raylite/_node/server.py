@@ -130,6 +130,20 @@ class NodeServer(GcsLink, WorkerProcesses, RuntimeEnvs, Reports, ObjectStoreHand
         self._start_zygote_thread()
         threading.Thread(target=self._accept_loop, name="raylite-accept", daemon=True).start()
 
+    def wait_warm(self, timeout: float) -> bool:
+        """Waits (polling, at most `timeout` seconds) until one of the warm workers asked for
+        at start has registered, so that a driver's first task finds it idle (the others go
+        on starting); True if one did. Workers that fail to start only make this wait its
+        bound."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self.sched.idle or not self.warm_workers:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+
     def tick(self, now: float) -> None:
         """Called by the daemon's main thread every half second: stops the idle workers beyond
         warm_workers that have been idle for idle_kill_s (NodeScheduler.reap_idle)."""
