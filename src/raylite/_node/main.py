@@ -205,7 +205,7 @@ def _forget(recorded: str | None, session_dir: str) -> None:
 
 _WILDCARD = ("0.0.0.0", "::", "")
 JOIN_TIMEOUT_S = 10.0
-WARM_WAIT_S = 2.0     # READY waits at most this long for the warm workers to register
+WARM_WAIT_S = 2.0     # READY waits at most this long for a warm worker to register
 GCS_ADDRESS = "inproc://gcs"  # how the head daemon names its link to the GCS (its peer)
 
 

@@ -7,8 +7,9 @@ them (pure; the vocabulary is raylite._core.task_events).
 
 Time comes from `clock`, the function the shell hands in (time.time in a cluster; the core
 itself never reads a clock), and a task's parent (the task or actor call that submitted it)
-from `parent_of`, read once per task, when its first attempt is recorded. The buffer is bounded: past `limit` events an event is counted
-in `dropped` instead, and the count travels with the next batch.
+from `parent_of`, read once per task, when its first attempt is recorded. The buffer is
+bounded: past `limit` events an event is counted in `dropped` instead, and the count
+travels with the next batch.
 """
 from __future__ import annotations
 
@@ -71,11 +72,7 @@ class TaskEvents:
                 self._infos.clear()
             name = f"{class_name}.{task.name}" if class_name else task.name
             info = self._infos[key] = (self._job_id, name, task.actor_id, parent)
-        b = self.buffer  # add(), inline: this runs once per task, on the caller's way
-        if len(b) < self.limit:
-            b.append((task.task_id, task.attempt, state, self.clock(), info))
-        else:
-            self.dropped += 1
+        self.add(task.task_id, task.attempt, state, info)
 
     def actor_created(self, actor_id: bytes, class_name: str) -> None:
         """An actor's creation task (Ray's ACTOR_CREATION_TASK: its __init__; its id is the
