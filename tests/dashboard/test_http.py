@@ -96,12 +96,13 @@ def _task_rows(body):
 
 
 def test_tasks_page_filters_and_pages(cluster, cookie):
-    def all_six():
-        body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)[2]
+    def all_seven():  # workers send their events in batches: wait (bounded) for the ends too
+        running = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)[2]
+        done = cluster.request("GET", "/tasks?state=FINISHED", cookie=cookie)[2]
         return cluster.request("GET", "/tasks", cookie=cookie)[2] \
-            if _task_rows(body) == 2 else None
-    body = cluster.wait_for(all_six)
-    assert body, "the 2 running tasks did not show"
+            if _task_rows(running) == 2 and _task_rows(done) == 2 else None
+    body = cluster.wait_for(all_seven)
+    assert body, "the 2 running tasks and the actor's 2 finished ones did not show"
     assert _task_rows(body) == 7  # the actor's creation, its finished call, 2 running and 3 queued
     assert "oldest finished first out" in body and "DashCounter.add" in body
     _, _, body = cluster.request("GET", "/tasks?state=RUNNING", cookie=cookie)
@@ -147,7 +148,12 @@ def test_a_tasks_output_from_the_tasks_page(cluster, cookie):
     outputs = {cluster.request("GET", u.replace("&amp;", "&"), cookie=cookie)[2]
                .split("<pre id=task-log>")[1].split("</pre>")[0] for u in sleepers}
     assert outputs == {"sleeper 0 starts\n", "sleeper 1 starts\n"}  # each its own lines
-    body = cluster.request("GET", "/tasks?state=FINISHED&name=DashCounter.add", cookie=cookie)[2]
+    def finished_add():  # its worker's FINISHED comes in a later batch (bounded wait)
+        body = cluster.request("GET", "/tasks?state=FINISHED&name=DashCounter.add",
+                               cookie=cookie)[2]
+        return body if _task_rows(body) == 1 else None
+    body = cluster.wait_for(finished_add)
+    assert body, "the actor call did not show as finished"
     [add] = re.findall(r'href="/tasks/log\?task_id=([0-9a-f]{32})', body)
     status, _, body = cluster.request("GET", f"/tasks/log?task_id={add}", cookie=cookie)
     assert status == 200 and "DashCounter.add" in body
