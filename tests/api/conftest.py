@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 
 import psutil
 import pytest
@@ -68,7 +69,28 @@ class _SharedRay:
                      **RUNTIMES["ray"])
             self.ray = ray
             self.pids = {p.pid for p in psutil.Process().children(recursive=True)}
+        elif not self._idle(timeout=20):
+            # An earlier test left work that holds resources (a task still running, a group
+            # not yet removed): a test asking for them would wait forever, so Ray restarts.
+            warnings.warn(f"the shared Ray still held {self._held()} 20 s after the last test "
+                          "ended: restarted it")
+            self.stop()
+            return self.start()
         return self.ray
+
+    def _held(self) -> dict:
+        total, free = self.ray.cluster_resources(), self.ray.available_resources()
+        return {k: total[k] - free.get(k, 0.0) for k in _BASE if free.get(k, 0.0) < total.get(k, 0.0)}
+
+    def _idle(self, timeout: float) -> bool:
+        """True once every CPU, GPU and custom unit of the shared Ray is free again (Ray
+        reports freed resources a little after a task or actor ends)."""
+        deadline = time.monotonic() + timeout
+        while self._held():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self):
         if self.ray is None:
@@ -85,6 +107,7 @@ class _SharedRay:
         assert not left, f"Ray's processes outlived ray.shutdown(): {sorted(left)}"
 
 
+_BASE = ("CPU", "GPU", "custom")  # the resources the shared Ray starts with (RUNTIMES["ray"])
 _SHARED = _SharedRay()
 
 
