@@ -13,6 +13,7 @@ from raylite.exceptions import (ActorDiedError, RayTaskError, TaskCancelledError
                                 WorkerCrashedError)
 
 JOB = b"jjjj"
+WHO = ("ab" * 16, "cd" * 16, 42, "w:1")   # who ran a task: node, worker, pid, address
 
 
 def tid(n: int) -> bytes:
@@ -158,9 +159,9 @@ def test_the_owner_core_records_a_new_attempt_with_the_clock_it_was_given():
     t = task(1)
     msg = push(o, o.tasks.submit(t))
     assert msg.task_events and msg.attempt == 0
-    o.task_done("w:1", t.task_id, (b"r",), None, False, now=0.0)  # a success is the worker's
-    events, lost = o.events.take()
-    assert lost == 0 and o.events.take() == ([], 0)
+    o.task_done("w:1", t.task_id, (b"r",), None, False, now=0.0)  # no run times: no end told
+    events, lost, whole = o.events.take()
+    assert lost == 0 and whole == () and o.events.take() == ([], 0, ())
     assert events == [(t.task_id, 0, te.PENDING_NODE, 101.0, (JOB, "f", None, None))]
 
 
@@ -173,12 +174,12 @@ def test_a_retry_fails_one_attempt_and_starts_the_next_and_off_means_nothing():
     assert [x.attempt for target, x in out if type(x) is m.PushTask] == [1]  # the idle lease
     o.task_done("w:1", t.task_id, (b"r",), None, False, now=1.0)
     states = [(e[1], e[2]) for e in o.events.take()[0]]
-    assert states == [(0, te.PENDING_NODE), (0, te.FAILED), (1, te.PENDING_NODE)]
+    assert states == [(0, te.PENDING_NODE), (0, te.FAILED), (1, te.PENDING_NODE)]  # no times
     quiet = task(2, events=False)
     [(_, msg)] = o.tasks.submit(quiet)  # the idle lease takes it
     assert not msg.task_events
-    o.task_done("w:1", quiet.task_id, (b"r",), None, False, now=2.0)
-    assert o.events.take() == ([], 0)
+    o.task_done("w:1", quiet.task_id, (b"r",), None, False, now=2.0, ran=(1.0, 2.0, WHO))
+    assert o.events.take() == ([], 0, ())
 
 
 def test_a_cancelled_queued_task_fails_with_its_error_type():
@@ -195,7 +196,7 @@ def test_the_buffer_is_bounded_and_counts_what_it_dropped():
     o.events.limit = 2
     for n in range(1, 4):
         o.tasks.submit(task(n))
-    events, lost = o.events.take()
+    events, lost, _ = o.events.take()
     assert len(events) == 2 and lost == 1
 
 

@@ -25,12 +25,23 @@ An event is a plain tuple, cheap to make and to pickle:
     RAN                           worker    (job_id, name, start): the body raised (not a
                                             state: the owner decides whether it is retried)
     FAILED                        owner     (error_type, error_message)
+    DONE                          owner     (start, who): the run returned (time: its end;
+                                            who: (node id hex, worker id hex, pid, address)
+                                            of the worker, from its reply, or None)
+    RUN                           owner     (start, who): the run raised (time: its end;
+                                            not a state: the owner decides, FAILED or retry)
 
-Two events make a task that ran and finished: its owner's new attempt and its worker's
-FINISHED (a failure adds the owner's FAILED; a task still running when its worker sends gets
-a RUNNING). Each costs the sender a clock read and a tuple, and the GCS a few list stores: a
-row is a list, not an object, with no hex id or ms time kept twice (made into a
-TaskEventRecord only for the rows a query returns).
+A task whose run returned before its owner sent its opening (nearly every short task)
+travels whole instead, in a batch's columns of whole tasks (ids, attempts, ends, opening
+infos, opening states, opening times, starts, who): one row from its owner, nothing from
+its worker. A task still pending when its owner sent is its opening, then a DONE. A run
+that raised is a RUN then a FAILED (or a retry) from its owner; a worker tells a RAN only
+when it has no reply to carry the times (an actor that exited in a call), and a RUNNING
+for a task still running when it sends. An event costs its sender a clock
+read and a tuple, and the GCS a few list stores: a row is a list, not an object, with no
+hex id or ms time kept twice (made into a TaskEventRecord only for the rows a query
+returns). DONE is not a state: it brings a row to FINISHED; RUN, like RAN, only places
+and times the run.
 
 Events of one attempt come from two processes (its owner and its worker), so they may
 arrive in any order: a record's state only moves forward (pending < running < finished or
@@ -58,7 +69,9 @@ RAN = "RAN"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
 RANK = {PENDING_ARGS: 1, PENDING_NODE: 1, PENDING_ACTOR: 1, RUNNING: 3, FINISHED: 4, FAILED: 4}
-STATES = (*RANK, RAN)
+DONE = "DONE"
+RUN = "RUN"
+STATES = (*RANK, RAN, DONE, RUN)
 MAX_PER_JOB = 100_000         # records kept per job (RAYLITE_TASK_EVENTS_MAX_PER_JOB)
 
 # Ray's ErrorType names, by the class name of the error a task failed with.
@@ -201,7 +214,7 @@ class TaskEventTable:
             key = (task_id, attempt)
             t = get(key)
             if t is None:
-                if info is None or state == FAILED:
+                if info is None or state == FAILED or state == DONE or state == RUN:
                     self.ignored += 1  # a later event of an attempt pushed out (or unknown)
                     continue
                 if state in _OPENING:  # an owner's new attempt: its row made whole at once
@@ -229,7 +242,62 @@ class TaskEventTable:
                 jobs[t[JOB]].finished.append(key)
                 t[RANK_], t[STATE] = 4, FINISHED
                 continue
+            elif state == DONE or state == RUN:  # the row was made by an earlier event
+                self._ran(t, key, info[0], at, info[1], state == DONE)
+                continue
             self._apply(t, key, state, at, info, address, node_id, worker_id, pid)
+
+    def add_whole(self, whole: tuple, address: str | None) -> None:
+        """An owner's whole tasks (columns: ids, attempts, ends, opening infos, opening
+        states, opening times, starts, who): each row made finished at once (an actor's
+        creation task never comes whole: its worker tells how its __init__ ran)."""
+        tasks, job_hex = self.tasks, self._job_hex
+        ids, attempts, ends, infos, states, created, starts, whos = whole
+        derived = {}  # id(opening info) -> (its job's hex, name, actor hex, type, parent hex)
+        for info in infos:
+            if id(info) not in derived:
+                job_id, name, actor, parent = info
+                derived[id(info)] = (job_hex.get(job_id) or _hex_job(job_id, job_hex), name,
+                                     actor and actor.hex(), _kind(b"", actor),
+                                     parent and parent.hex())
+        no_one = (None, None, None, None)
+        counts: dict = {}  # job -> new rows
+        for key, end, d, info, state, at, start, who in zip(
+                zip(ids, attempts), ends, map(derived.__getitem__, map(id, infos)), infos,
+                states, created, starts, whos):
+            t = tasks.get(key)
+            if t is not None:  # a worker's RUNNING came first
+                self._apply(t, key, state, at, info, address, None, None, None)
+                self._ran(t, key, start, end, who)
+                continue
+            job, name, actor, kind, parent = d
+            ms = int(at * 1000)
+            w = who or no_one
+            tasks[key] = [key, name, FINISHED, job, actor, kind, w[0], w[1], w[2], None, None,
+                          ms, int(start * 1e6), int(end * 1e6), address, w[3], 4, True,
+                          ms if state == PENDING_ARGS else None, None, None, parent]
+            fin = counts.get(job)
+            if fin is None:
+                fin = counts[job] = []
+            fin.append(key)
+        self.max_attempt = max(self.max_attempt, max(attempts))
+        for job, keys in counts.items():  # then each job's bound
+            j = self.jobs.get(job) or self._job(job)
+            j.finished.extend(keys)
+            j.count += len(keys)
+            while j.count > self.max_per_job:
+                self._push_out(j, job)
+
+    def _ran(self, t: list, key: tuple, start: float, end: float, who: tuple | None,
+             ok: bool = True) -> None:
+        """An owner's word that the attempt's run ended: returned (DONE, or a whole task whose
+        row an earlier event made: FINISHED), or raised (RUN: placed and timed only)."""
+        if who is not None:
+            t[NODE], t[WORKER], t[PID], t[WORKER_ADDR] = who
+        t[START_US], t[END_US], t[RAN_] = int(start * 1e6), int(end * 1e6), True
+        if ok and t[RANK_] < 4:
+            self.jobs[t[JOB]].finished.append(key)
+            t[RANK_], t[STATE] = 4, FINISHED
 
     def _apply(self, t: list, key: tuple, state: str, at: float, info: Any,
                address: str | None, node_id: str | None, worker_id: str | None,

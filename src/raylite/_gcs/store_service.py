@@ -5,7 +5,7 @@ _core/task_events.py: bounded per job, filtered where the rows are).
 
     KvGet / KvPut / KvDelete / KvKeys ─► tables ─► KvReply
     ReportMetrics (one-way) ─► metrics.report;   GetMetrics ─► MetricsReply
-    TaskEvents (one-way, with who sent them) ─► task_events.add
+    TaskEvents (one-way, with who sent them) ─► task_events.add_whole, add
     GetTaskEvents(filters, limit, offset, summary) ─► TaskEventsReply(records, total, dropped)
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ class StoreHandlers:
 
     # -- task events (_core/task_events.py) ------------------------------------------
     def _on_task_events(self, node: _Node, msg: m.TaskEvents) -> None:
+        if msg.whole:  # first: the batch's later events of these attempts find their rows
+            self.task_events.add_whole(msg.whole, msg.address)
         self.task_events.add(msg.events, msg.address, node.node_id.hex(),
                              msg.worker_id.hex() if msg.worker_id else None, msg.pid or None,
                              msg.lost)

@@ -171,6 +171,9 @@ class TaskDone(NamedTuple):
     results: tuple             # serialized values, one per return id
     error: bytes | None        # pickled exception when the task failed
     retryable: bool            # the error is the user's (retry_exceptions may apply)
+    ran: tuple | None = None   # with task events, the run's (start, end), and who ran it
+                               # (node id hex, worker id hex, pid, address) the first time
+                               # on a connection; its owner tells the GCS
 
 
 class CancelTask(NamedTuple):

@@ -19,6 +19,7 @@ class TaskEvents(NamedTuple):
     address: str | None = None  # filled in by the daemon: the sender's owner address,
     worker_id: bytes | None = None  # and a worker's id and pid (the GCS knows the node)
     pid: int = 0
+    whole: tuple = ()          # an owner's tasks whose runs returned, whole, as columns
 
 
 class GetTaskEvents(NamedTuple):

@@ -208,7 +208,19 @@ def _event_info(state: str, info: Any) -> bool:
     if state == tev.FAILED:
         return t is tuple and len(info) == 2 and all(type(x) is str and len(x) <= MAX_TEXT
                                                      for x in info)
+    if state == tev.DONE or state == tev.RUN:
+        return t is tuple and len(info) == 2 and type(info[0]) is float \
+            and math.isfinite(info[0]) and _who_ok(info[1])
     return info is None
+
+
+def _who_ok(who: Any) -> bool:
+    """Who ran a task, as its worker says: (node id hex, worker id hex, pid, address), or
+    None (not known)."""
+    return who is None or type(who) is tuple and len(who) == 4 and type(who[0]) is str \
+        and len(who[0]) == 2 * ID and type(who[1]) is str and len(who[1]) == 2 * ID \
+        and type(who[2]) is int and 0 < who[2] <= MAX_INT \
+        and type(who[3]) is str and len(who[3]) <= MAX_TEXT
 
 
 def task_events(v: Any) -> str | None:
@@ -234,9 +246,8 @@ def task_events(v: Any) -> str | None:
 
 _STATES = frozenset(tev.STATES)
 _SHARED = frozenset((tev.PENDING_ARGS, tev.PENDING_NODE, tev.PENDING_ACTOR))  # same info shape
-_ENDS = frozenset((tev.FINISHED, tev.RAN))  # info (job id, name, start), one per event
-_TUPLE, _BYTES, _INT, _STR, _FLOAT, _FIVE, _THREE, _ID = \
-    {tuple}, {bytes}, {int}, {str}, {float}, {5}, {3}, {ID}
+_TUPLE, _BYTES, _INT, _STR, _FLOAT, _TWO, _FIVE, _THREE, _ID = \
+    {tuple}, {bytes}, {int}, {str}, {float}, {2}, {5}, {3}, {ID}
 
 
 def _finite(floats: tuple) -> bool:
@@ -251,6 +262,50 @@ def _ends_ok(infos: tuple) -> bool:
     return set(map(type, jobs)) == _BYTES and max(map(len, jobs)) <= ID \
         and set(map(type, names)) == _STR and max(map(len, names)) <= MAX_TEXT \
         and _finite(starts)
+
+
+def _unique_ok(check: Any, values: Any) -> bool:
+    """check() of each distinct object of `values` (an owner shares one per function, or
+    per worker)."""
+    return all(map(check, dict(zip(map(id, values), values)).values()))
+
+
+def _dones_ok(infos: tuple) -> bool:
+    """The infos of DONE and RUN events, (start, who), as columns."""
+    if set(map(type, infos)) != _TUPLE or set(map(len, infos)) != _TWO:
+        return False
+    starts, whos = zip(*infos)
+    return _finite(starts) and _unique_ok(_who_ok, whos)
+
+
+def _opening_ok(info: Any) -> bool:
+    return _event_info(tev.PENDING_NODE, info)
+
+
+_COLUMNS = {tev.FINISHED: _ends_ok, tev.RAN: _ends_ok, tev.DONE: _dones_ok, tev.RUN: _dones_ok}
+# ... the kinds whose infos are one per event: checked as columns
+
+
+def whole_tasks(v: Any) -> str | None:
+    """An owner's whole tasks, as columns (_core/task_events.py): ids, attempts, ends,
+    opening infos, opening states, opening times, starts, who."""
+    if v == ():
+        return None
+    try:
+        if type(v) is tuple and len(v) == 8 and set(map(type, v)) == _TUPLE \
+                and len(set(map(len, v))) == 1 and 0 < len(v[0]) <= MAX_EVENTS:
+            ids, attempts, ends, infos, states, created, starts, whos = v
+            if set(map(type, ids)) == _BYTES and set(map(len, ids)) == _ID \
+                    and set(map(type, attempts)) == _INT and min(attempts) >= 0 \
+                    and max(attempts) <= MAX_INT and _finite(ends) and _finite(created) \
+                    and _finite(starts) and set(states) <= _SHARED \
+                    and None not in infos and _unique_ok(_opening_ok, infos) \
+                    and _unique_ok(_who_ok, whos):
+                return None
+    except (TypeError, ValueError, OverflowError):  # unhashable states, ...
+        pass
+    return f"must be columns of whole tasks (ids, attempts, ends, infos, states, opening " \
+           f"times, starts, who), each as long as the others, not {_show(v)}"
 
 
 def _batch_ok(v: tuple) -> bool:
@@ -270,15 +325,17 @@ def _batch_ok(v: tuple) -> bool:
                 or not kinds <= _STATES or not _finite(times):
             return False
         if kinds <= _SHARED:  # an owner's: its infos are one tuple per function
-            unique = dict(zip(map(id, infos), infos))
-            return all(_event_info(tev.PENDING_NODE, i) for i in unique.values())
-        if kinds <= _ENDS:
-            return _ends_ok(infos)
-        ends = list(map(_ENDS.__contains__, states))
-        done = tuple(compress(infos, ends))
-        if done and not _ends_ok(done):
-            return False
-        rest = compress(zip(states, infos), map(operator.not_, ends))
+            return _unique_ok(_opening_ok, infos)
+        if len(kinds) == 1 and states[0] in _COLUMNS:
+            return _COLUMNS[states[0]](infos)
+        columns = kinds.intersection(_COLUMNS)
+        for kind in columns:
+            if not _COLUMNS[kind](tuple(compress(infos, map(kind.__eq__, states)))):
+                return False
+        if len(columns) == len(kinds):
+            return True
+        rest = compress(zip(states, infos),
+                        map(operator.not_, map(_COLUMNS.__contains__, states)))
         unique = {(s, id(i)): (s, i) for s, i in rest}
         return all(_event_info(s, i) for s, i in unique.values())
     except (TypeError, ValueError, OverflowError):  # an unhashable state, an empty batch...
@@ -368,7 +425,7 @@ SPECS: dict[type, dict[str, Check]] = {
     m.StateReply: dict(req=REQ, snapshot=snapshot, missing=sequence(text(), types=(tuple,))),
     m.GetWorkerExit: dict(req=REQ, address=address),
     m.TaskEvents: dict(events=task_events, lost=integer(), address=optional(address),
-                       worker_id=optional(ident()), pid=integer()),
+                       worker_id=optional(ident()), pid=integer(), whole=whole_tasks),
     m.GetTaskEvents: dict(req=REQ, filters=sequence(state_filter, 64, (tuple,)),
                           limit=integer(-1), offset=integer(), summary=flag),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),

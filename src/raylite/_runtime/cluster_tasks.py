@@ -184,7 +184,7 @@ class TaskSubmission:
     def _task_done(self, conn: Connection, msg: m.TaskDone) -> None:
         with self._lock:
             out = self._core.task_done(conn, msg.task_id, msg.results, msg.error, msg.retryable,
-                                       time.monotonic())
+                                       time.monotonic(), msg.ran)
         self._send_all(out)
 
     def _peer_lost(self, conn: Connection) -> None:
@@ -248,14 +248,14 @@ class TaskSubmission:
         with self._events_lock:  # batches leave in the order they were taken
             if core.events.buffer or core.events.dropped:
                 with self._lock:
-                    events, lost = core.events.take()
+                    events, lost, whole = core.events.take()
             else:
-                events, lost = [], 0
+                events, lost, whole = [], 0, ()
             if ex is not None and (ex.ran or ex.started):
                 events += ex.take_events()
-            if events or lost:
+            if events or lost or whole:
                 try:
-                    self._daemon.send(m.TaskEvents(tuple(events), lost))
+                    self._daemon.send(m.TaskEvents(tuple(events), lost, whole=whole))
                 except OSError:
                     pass  # the daemon is gone: so is the store these were for
 

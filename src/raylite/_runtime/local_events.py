@@ -52,7 +52,7 @@ class LocalTaskEvents:
     def drain(self, force: bool = False) -> None:
         """Moves the buffered events into the table (call with the runtime's lock held)."""
         if self.events.buffer and (force or len(self.events.buffer) >= DRAIN_AT):
-            events, lost = self.events.take()
+            events, lost, _ = self.events.take()  # whole tasks come from workers' replies: none here
             self.table.add(events, "local", self.node_id, self.node_id, os.getpid(), lost)
 
     def answer(self, request: m.GetTaskEvents) -> m.TaskEventsReply:

@@ -182,8 +182,8 @@ class ActorHost:
         if marks is not None:
             marks.end()
         if t.task_events:
-            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
-        if reply is not None:
+            self.ex.reply_ran(conn, reply, t.task_id, t.attempt)
+        elif reply is not None:
             self.ex.reply(conn, reply)
 
     def _failed(self, t: m.PushActorTask, exc: BaseException, name: str) -> m.TaskDone | None:
@@ -225,8 +225,8 @@ class ActorHost:
         finally:
             self.futures.pop(t.task_id, None)
         if t.task_events:
-            self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
-        if reply is not None:
+            self.ex.reply_ran(conn, reply, t.task_id, t.attempt)
+        elif reply is not None:
             self.ex.reply(conn, reply)
 
 

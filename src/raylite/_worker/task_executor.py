@@ -18,9 +18,11 @@ on another thread (StartActor, read by the daemon connection's reader) posts
 itself to the main thread, which delivers it again.
 
 Task events (a task or call pushed with task_events set): the thread running it notes its
-start in `started` and, when it ends, a FINISHED (or, when it raised, RAN) event in `ran`; the runtime's maintenance thread
-sends them (take_events), with a RUNNING event for each run still going that it has not told
-of yet. A short task costs one event here.
+start in `started`. Its reply carries its start and end (and, once per connection, this
+worker's identity), and its owner tells the GCS (reply_ran): a task costs no event here.
+A run with no reply (its actor exited) leaves a RAN event in `ran`; the runtime's
+maintenance thread sends those (take_events), with a RUNNING event for each run still
+going that it has not told of yet.
 
 Arguments: values the owner inlined go into the local store first; other
 top-level refs are fetched (the worker tells the daemon it is blocked
@@ -70,6 +72,11 @@ class Executor:
         self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
         self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
         self._told: set = set()        # ... of those, the ones sent as RUNNING already
+        # who runs the tasks (node id, worker id, pid, address), in the first reply of a run
+        # that returned on each connection
+        self.ident = (rt.node_id.hex(), rt.worker_id.hex(), os.getpid(), rt.address) \
+            if getattr(rt, "worker_id", None) and getattr(rt, "node_id", None) else None
+        self._told_who: set = set()   # the connections whose owner was sent self.ident
         self.main_ident = threading.main_thread().ident
         self.loop_ident = self.main_ident  # the thread in run_forever(): the main one, in a worker
         self._wake_r, self._wake_w = os.pipe()
@@ -272,10 +279,8 @@ class Executor:
             self.cancelled.discard(t.task_id)
             if marks is not None:
                 marks.end()
-        if t.task_events:  # the reply first: the run's end is noted off the caller's wait
-            end = time.time()
-            self.reply(conn, reply)
-            self.run_ended(t.task_id, t.attempt, reply.error is None, end)
+        if t.task_events:
+            self.reply_ran(conn, reply, t.task_id, t.attempt)
         else:
             self.reply(conn, reply)
         if self.env is not None and self.env.error is not None:
@@ -291,6 +296,29 @@ class Executor:
     # -- task events ---------------------------------------------------------------
     def run_started(self, task_id: bytes, attempt: int, job_id: bytes | None, name: str) -> None:
         self.started[(task_id, attempt)] = (time.time(), job_id or b"", name)
+
+    def reply_ran(self, conn: Any, reply: m.TaskDone | None, task_id: bytes, attempt: int) -> None:
+        """Sends the reply of a run with task events: it takes the run's start and end, and
+        (once per connection) who ran it, and its owner tells the GCS (a short task is one
+        row, see _core/owner/events.py). A run with no reply (its actor exited) is told by
+        this worker (RAN)."""
+        end = time.time()
+        if reply is not None and self.ident is not None:
+            start = self.started.pop((task_id, attempt))[0]
+            told = self._told_who
+            if conn in told:
+                ran = (start, end)
+            else:  # who we are, once per connection: its owner remembers
+                if len(told) > 4096:
+                    told.clear()
+                told.add(conn)
+                ran = (start, end, self.ident)
+            self.reply(conn, m.TaskDone(task_id, reply.results, reply.error, reply.retryable,
+                                        ran))
+            return
+        if reply is not None:
+            self.reply(conn, reply)
+        self.run_ended(task_id, attempt, reply is not None and reply.error is None, end)
 
     def run_ended(self, task_id: bytes, attempt: int, ok: bool, at: float | None = None) -> None:
         """The run is over (at `at`, default now): FINISHED when its results are stored

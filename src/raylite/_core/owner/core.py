@@ -125,12 +125,15 @@ class Owner:
         return out
 
     def task_done(self, conn: Any, task_id: bytes, results: tuple, error: Any, retryable: bool,
-                  now: float) -> list:
-        """A worker's TaskDone for a task or an actor call."""
+                  now: float, ran: Any = None) -> list:
+        """A worker's TaskDone for a task or an actor call (`ran`: with task events, its run's
+        start and end, and the first time on `conn` who ran it)."""
         tasks = self.tasks
         task = tasks.tasks.get(task_id)
         if task is None:
             return []
+        if ran is not None and task.events:
+            self.events.finished(task, ran, conn, error is None)
         self.log.append(("done", task_id))
         out: list = []
         s = tasks.inflight.get(conn)
@@ -193,6 +196,7 @@ class Owner:
         ActorUnavailableError: it may or may not have run."""
         tasks = self.tasks
         ids, lost_keys = tasks.conn_lost(conn)
+        self.events.forget(conn)
         self.log.append(("peer_lost", len(ids)))
         out: list = []
         crashed: list = []
