@@ -39,7 +39,7 @@ def _call_until_back(call, old, timeout: float = 60.0):
 
 
 @pytest.mark.cluster_only("an actor's process to kill")
-def test_a_killed_actor_process_fails_attempt_0_and_restarts_as_attempt_1(ray):
+def test_a_killed_actor_process_fails_attempt_0_and_restarts_as_attempt_1(ray, capsys):
     @ray.remote(max_restarts=2)
     class Phoenix:
         def __init__(self):
@@ -72,6 +72,17 @@ def test_a_killed_actor_process_fails_attempt_0_and_restarts_as_attempt_1(ray):
     summary = state.summarize_tasks()["cluster"]["summary"]["Phoenix.__init__"]
     assert summary["type"] == "ACTOR_CREATION_TASK"
     assert summary["state_counts"] == {"FAILED": 1, "FINISHED": 1}
+    from raylite.cli.main import main  # `raylite list tasks`, asking this driver's cluster
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as code:
+        main(["list", "tasks", "--filter", f"task_id={actor_id}"])
+    table = capsys.readouterr().out.splitlines()
+    assert code.value.code == 0 and table[0].split()[:4] == \
+        ["TASK_ID", "ATTEMPT_NUMBER", "NAME", "STATE"]
+    assert [line.split()[:4] for line in table[1:]] == \
+        [[actor_id, "0", "Phoenix.__init__", "FAILED"], [actor_id, "1", "Phoenix.__init__",
+                                                         "FINISHED"]]
     # what each incarnation's __init__ printed is that attempt's output
     lines = lambda n: list(state.get_log(task_id=actor_id, attempt_number=n))
     assert until(lambda: lines(1), lambda got: got == [f"rising in {new_pid}\n"]) == \

@@ -61,6 +61,8 @@ class ActorHost:
                            for g, n in groups.items()}
             self.pool = self.groups[None]
         self.concurrent = self.loop is not None or self.pool is not None
+        if self.concurrent and executor.marks is not None:  # calls interleave: each write is
+            executor.marks.share()                          # its call's (output.py)
 
     def _loop_main(self, groups: dict, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
@@ -162,9 +164,12 @@ class ActorHost:
         name = f"{self.name}.{t.method}"
         if t.task_events:
             self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
-        marks = None if self.concurrent else self.ex.marks  # one call at a time: marked
+        marks = self.ex.marks  # which call prints (output.py): one at a time, or shared
         if marks is not None:
-            marks.begin(t.task_id, t.attempt)
+            if self.concurrent:
+                marks.enter_thread(t)
+            else:
+                marks.begin(t.task_id, t.attempt)
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -180,7 +185,10 @@ class ActorHost:
         except BaseException as exc:
             reply = self._failed(t, exc, name)
         if marks is not None:
-            marks.end()
+            if self.concurrent:
+                marks.leave_thread(t)
+            else:
+                marks.end()
         if t.task_events:
             self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
@@ -203,6 +211,9 @@ class ActorHost:
         name = f"{self.name}.{t.method}"
         if t.task_events:
             self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
+        marks = self.ex.marks  # this asyncio task's writes are this call's (output.py)
+        if marks is not None:
+            marks.enter_task(t)
         try:
             async with self._group(t):
                 with context.scope(self._call_scope(t, name)):
@@ -224,6 +235,8 @@ class ActorHost:
             reply = self._failed(t, exc, name)
         finally:
             self.futures.pop(t.task_id, None)
+            if marks is not None:
+                marks.leave_task(t)
         if t.task_events:
             self.ex.run_ended(t.task_id, t.attempt, reply is not None and reply.error is None)
         if reply is not None:
