@@ -69,7 +69,9 @@ def test_a_killed_actor_process_fails_attempt_0_and_restarts_as_attempt_1(ray, c
     assert [e["state"] for e in back.events] == ["PENDING_NODE_ASSIGNMENT", "RUNNING", "FINISHED"]
     assert [e["state"] for e in died.events][-1] == "FAILED"
     assert [r.attempt_number for r in state.get_task(actor_id)] == [0, 1]
-    summary = state.summarize_tasks()["cluster"]["summary"]["Phoenix.__init__"]
+    summary = state.summarize_tasks()["cluster"]
+    assert summary["total_actor_scheduled"] == 2  # Phoenix's placements: its first, a restart
+    summary = summary["summary"]["Phoenix.__init__"]
     assert summary["type"] == "ACTOR_CREATION_TASK"
     assert summary["state_counts"] == {"FAILED": 1, "FINISHED": 1}
     from raylite.cli.main import main  # `raylite list tasks`, asking this driver's cluster
