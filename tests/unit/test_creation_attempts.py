@@ -43,3 +43,17 @@ def test_the_store_keeps_one_row_per_attempt_with_the_parent_carried_over():
         (1, "PENDING_NODE_ASSIGNMENT", "ACTOR_CREATION_TASK")
     assert pending.parent_task_id == PARENT.hex() and pending.owner_address == "owner"
     assert [e[0] for e in died.events] == ["PENDING_NODE_ASSIGNMENT", "RUNNING", "FAILED"]
+
+
+def test_a_death_heard_before_the_owners_event_is_kept():
+    """An actor no node can hold dies as it is created, before its owner's event of attempt 0
+    reaches the store: the GCS opens the record, and the owner's event does not undo it."""
+    t = TaskEventTable()
+    t.add(aa.ended(A, 0, "PENDING", "DEAD", aa.UNSCHEDULABLE, "no node", True, JOB, "C", None,
+                   1.0, known=False), None)
+    t.add([(A, 0, "PENDING_NODE_ASSIGNMENT", 0.5, (JOB, "C.__init__", A, PARENT))], "owner")
+    [row], _ = t.query([("task_id", "=", A.hex())])
+    assert (row.state, row.error_type, row.type) == \
+        ("FAILED", "ACTOR_UNSCHEDULABLE_ERROR", "ACTOR_CREATION_TASK")
+    assert row.creation_time_ms == 500 and row.parent_task_id == PARENT.hex()
+    assert row.owner_address == "owner"

@@ -30,18 +30,23 @@ UNSCHEDULABLE = "ACTOR_UNSCHEDULABLE_ERROR"
 
 def ended(actor_id: bytes, attempt: int, before: str, after: str, error_type: str,
           message: str, on_purpose: bool, job_id: bytes, class_name: str, parent: Any,
-          now: float) -> list:
+          now: float, known: bool = True) -> list:
     """The events of incarnation `attempt` ending: the actor was `before` (PENDING,
     RESTARTING or ALIVE) and is now `after` (RESTARTING or DEAD); `parent` is the task that
-    created the actor (None: a driver), for the next attempt's record."""
+    created the actor (None: a driver), for the next attempt's record. `known`: the store
+    has a record of the attempt; when not (its owner's event of attempt 0 is still on its
+    way), one is opened first, so the failure is kept (the owner's event, when it comes,
+    fills in its creation time and never moves it back)."""
     if before not in ("PENDING", "RESTARTING", "ALIVE"):
         return []  # dead already: nothing ended now
     out = []
+    info = (job_id, f"{class_name}.__init__", actor_id, parent)
     if before != "ALIVE" or after == "RESTARTING" or not on_purpose:
+        if not known:
+            out.append((actor_id, attempt, PENDING_NODE, now, info))
         out.append((actor_id, attempt, FAILED, now, (error_type, message[:500])))
     if after == "RESTARTING":
-        out.append((actor_id, attempt + 1, PENDING_NODE, now,
-                    (job_id, f"{class_name}.__init__", actor_id, parent)))
+        out.append((actor_id, attempt + 1, PENDING_NODE, now, info))
     return out
 
 

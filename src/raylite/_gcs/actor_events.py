@@ -34,7 +34,8 @@ class CreationEvents:
                 f"ActorDiedError: The actor {name} died: {why}."
             events = actor_attempts.ended(
                 actor_id, attempt, before, after, error_type, message, on_purpose, spec.job_id,
-                name, actor_attempts.parent_of(self.task_events, actor_id, attempt), time.time())
+                name, actor_attempts.parent_of(self.task_events, actor_id, attempt), time.time(),
+                (actor_id, attempt) in self.task_events.tasks)
             if events:
                 self.task_events.add(events, spec.owner)
         return after
