@@ -166,8 +166,9 @@ def test_timeline_is_a_chrome_trace_with_a_span_per_run(ray, tmp_path):
 
     ray.get([work.remote(i) for i in range(4)])
     path = tmp_path / "trace.json"
-    events = until(lambda: ray.timeline(str(path)),
-                   lambda ev: sum(e["ph"] == "X" for e in ev) == 4)
+    events = until(lambda: ray.timeline(str(path)),  # a span can show RUNNING until its
+                   lambda ev: sum(e["ph"] == "X" and e["args"]["state"] == "FINISHED"  # worker's
+                                  for e in ev) == 4)                            # next batch
     spans = [e for e in events if e["ph"] == "X"]
     assert len(spans) == 4 and {s["name"] for s in spans} == {"work"}
     assert all(s["dur"] >= 10_000 and isinstance(s["ts"], int) for s in spans)  # µs

@@ -149,7 +149,7 @@ def test_get_prints_every_field_and_fails_on_an_unknown_id(cluster):
 
 def test_summaries(cluster):
     out = rl(cluster, "summary", "tasks").stdout
-    assert "Tasks: 5 (1 actor tasks)" in out and "RUNNING: 2" in out  # and 1 actor creation
+    assert "Tasks: 5 (1 actor tasks, 1 actor creations)" in out and "RUNNING: 2" in out
     assert "Counter" in rl(cluster, "summary", "actors").stdout
     data = json.loads(rl(cluster, "summary", "objects", "--format", "json").stdout)
     shm = data["cluster"]["summary"]["SHARED_MEMORY"]

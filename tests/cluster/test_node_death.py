@@ -134,6 +134,29 @@ def test_a_killed_node_retries_its_tasks_and_drivers_elsewhere_carry_on(cluster,
         [cluster.head_node.node_id] * 4
 
 
+def test_an_actor_restarted_after_its_node_died_has_a_creation_attempt_per_node(cluster):
+    from raylite.util.state import list_tasks
+
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    a = Where.options(scheduling_strategy=on_b, max_restarts=1).remote()
+    assert raylite.get(a.node.remote(), timeout=60) == b.node_id
+    attempts = lambda: sorted(list_tasks(filters=[("task_id", "=", a._actor_id.hex())],
+                                         detail=True),
+                              key=lambda r: r.attempt_number)
+    _until(lambda: [r.state for r in attempts()] == ["FINISHED"], "attempt 0 finished")
+    cluster.remove_node(b, allow_graceful=False)
+    _until(lambda: not _alive(b.node_id), "the node seen dead")
+    head = cluster.head_node.node_id
+    assert raylite.get(a.node.remote(), timeout=60) == head  # restarted there
+    _until(lambda: [r.state for r in attempts()] == ["FAILED", "FINISHED"], "attempt 1 finished")
+    [died, back] = attempts()
+    assert (died.error_type, died.node_id, back.node_id) == ("NODE_DIED", b.node_id, head)
+    assert f"its node {b.node_id}" in died.error_message
+
+
 @raylite.remote
 def big(tag: str) -> tuple:
     """Over 100 KB: it lives in the shared memory of the node that ran it."""

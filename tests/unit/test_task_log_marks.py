@@ -115,3 +115,49 @@ def test_following_a_running_task_stops_once_it_ended(tmp_path):
         return len(asked) < 3
     assert list(task_lines(files, rec, "out", -1, True, 0.01, running)) == ["so far\n", "last\n"]
     assert len(asked) == 3
+
+
+OTHER = "cd" * 16
+
+
+class _Call:
+    def __init__(self, task_id: str, attempt: int):
+        self.task_id, self.attempt = bytes.fromhex(task_id), attempt
+
+
+def test_shared_streams_mark_each_run_of_a_calls_lines_and_keep_its_partial_line():
+    import contextvars
+
+    def body(s, marks):
+        marks.share()
+        ca, cb, quiet = _Call(TID, 0), _Call(OTHER, 2), _Call(OTHER, 3)
+        a = contextvars.Context()                 # an async call's task
+        a.run(marks.enter_task, ca)
+        a.run(print, "a1", file=s)
+        a.run(s.write, "a-half")                  # waits in a's own partial line
+        s.write("no call's\n")                    # this thread runs no call
+        marks.enter_thread(cb)                    # now it runs one (a pool thread's call)
+        print("b1", file=s)
+        print("b2", file=s)
+        marks.leave_thread(cb)                    # after an end, no one's turn: no marker
+        marks.enter_thread(quiet)
+        marks.leave_thread(quiet)                 # printed nothing: no marker
+        a.run(s.write, "-rest\na2")
+        marks.leave_task(ca)                      # its rest of a line, ended
+        assert marks.wrote == set() and marks.calls == {}
+    assert _run(body) == (
+        f":raylite_task_begin:{TID}:0\na1\n:raylite_task_begin:-:-\nno call's\n"
+        f":raylite_task_begin:{OTHER}:2\nb1\nb2\n:raylite_task_end:{OTHER}:2\n"
+        f":raylite_task_begin:{TID}:0\na-half-rest\na2\n:raylite_task_end:{TID}:0\n")
+
+
+def test_a_calls_lines_are_read_from_each_of_its_runs(tmp_path):
+    base = "worker-" + "w" * 32 + "-7.out"
+    files = _files(tmp_path, {base: (
+        f":raylite_task_begin:{TID}:0\na1\n:raylite_task_begin:{OTHER}:2\nb1\n"
+        f":raylite_task_begin:-:-\nno call's\n:raylite_task_begin:{TID}:0\na2\n"
+        f":raylite_task_end:{OTHER}:2\na3\n:raylite_task_end:{TID}:0\nlater\n")})
+    assert list(task_lines(files, _Rec(), "out", -1, False, 0.01)) == ["a1\n", "a2\n", "a3\n"]
+    other = _Rec(attempt=2)
+    other.task_id = OTHER
+    assert list(task_lines(files, other, "out", -1, False, 0.01)) == ["b1\n"]

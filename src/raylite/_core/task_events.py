@@ -17,7 +17,10 @@ An event is a plain tuple, cheap to make and to pickle:
     PENDING_NODE_ASSIGNMENT       owner     the same, or None once its arguments are ready
     PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY  owner  (job_id, name, actor_id, parent): a
                                             new call; an actor's creation (its __init__) is a
-                                            task whose id is the actor's
+                                            task whose id is the actor's, pending as
+                                            PENDING_NODE_ASSIGNMENT, one attempt per
+                                            incarnation (the GCS adds the restarts' events:
+                                            actor_attempts.py)
     RUNNING                       worker    (job_id, name): still running when the worker
                                             sent its last batch (time: when it started)
     FINISHED                      worker    (job_id, name, start): the body returned and its
@@ -138,7 +141,7 @@ def _events(row: list) -> list:
     pending = row[T_PENDING] if row[T_PENDING] is not None else \
         row[CREATED] if row[T_ARGS] is None else None
     if pending is not None:
-        out.append((PENDING_ACTOR if row[ACTOR] else PENDING_NODE, pending))
+        out.append((PENDING_ACTOR if row[TYPE] == "ACTOR_TASK" else PENDING_NODE, pending))
     if row[START_US] is not None:
         out.append((RUNNING, row[START_US] // 1000))
     if row[RANK_] == 4:

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+from .._core.actor_attempts import NODE_DIED
 from .._protocol import messages as m
 from .health import Health
 
@@ -97,7 +98,7 @@ class HealthHandlers:
             for actor_id in self.tables.finish_job(job_id):
                 self._kill(actor_id, True, f"its driver's node ({address}) {why}")
         for actor_id in self.tables.actors_on_node(node_id):
-            self._died(actor_id, f"its node {node_id.hex()} ({address}) {why}")
+            self._died(actor_id, f"its node {node_id.hex()} ({address}) {why}", NODE_DIED)
         groups = self.tables.groups
         for job_id in self.tables.jobs_on_node(node_id):
             self._groups_do(groups.job_finished(job_id, self._alive_nodes()))

@@ -75,6 +75,7 @@ from collections import deque
 from typing import Any
 
 from .. import _ids
+from .._core.actor_attempts import ACTOR_DIED, UNSCHEDULABLE, WORKER_DIED
 from .._core.records import KINDS
 from .._core.task_events import MAX_PER_JOB, TaskEventTable
 from .._actor_ends import ended_error, owner_exited
@@ -83,6 +84,7 @@ from .._protocol import validate
 from .._protocol.rpc import Endpoint
 from .._serialization import dumps_error
 from ..exceptions import ActorDiedError, ActorUnschedulableError
+from .actor_events import CreationEvents
 from .group_service import GroupHandlers
 from .health import HEALTH_CHECK_TIMEOUT_S
 from .health_service import LEFT as _LEFT, HealthHandlers
@@ -110,7 +112,7 @@ class _Node:
         self.dirty = False
 
 
-class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
+class GcsService(GroupHandlers, StoreHandlers, HealthHandlers, CreationEvents):
     def __init__(self, storage: Storage | None = None, head_node_id: bytes | None = None,
                  task_events_per_job: int = MAX_PER_JOB,
                  health_timeout_s: float = HEALTH_CHECK_TIMEOUT_S, clock: Any = None):
@@ -352,7 +354,7 @@ class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
         if type(node_id) is Unplaceable:
             death = dumps_error(ActorUnschedulableError(
                 f"The actor {entry.spec.meta.class_name} cannot be placed: {node_id.why}."))
-            self.tables.actor_died(actor_id, death, may_restart=False, reason=node_id.why)
+            self._actor_died(actor_id, death, False, node_id.why, UNSCHEDULABLE, False)
             self._notify(actor_id)
             return
         if node_id is None or node_id not in self._by_id:
@@ -399,13 +401,13 @@ class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
                                    f"({msg.how or 'killed, crashed, or out of memory'})")
         self._owner_gone(msg.address, who)
 
-    def _died(self, actor_id: bytes, why: str) -> None:
+    def _died(self, actor_id: bytes, why: str, error_type: str = WORKER_DIED) -> None:
         """The actor's process is gone without anyone asking: it restarts if it may."""
         entry = self.tables.actors[actor_id]
         address = entry.worker_address
         death = dumps_error(ActorDiedError(f"The actor {entry.spec.meta.class_name} died: {why}.",
                                            actor_id.hex()))
-        if self.tables.actor_died(actor_id, death, may_restart=True, reason=why) == "RESTARTING":
+        if self._actor_died(actor_id, death, True, why, error_type, False) == "RESTARTING":
             self._place(actor_id)
         self._notify(actor_id)
         self._owner_gone(address, _name(entry))
@@ -416,7 +418,7 @@ class GcsService(GroupHandlers, StoreHandlers, HealthHandlers):
             return
         address, node_id = entry.worker_address or entry.address, entry.node_id
         death = dumps_error(ended_error(entry.spec.meta.class_name, actor_id, why))
-        state = self.tables.actor_died(actor_id, death, may_restart=not no_restart, reason=why)
+        state = self._actor_died(actor_id, death, not no_restart, why, ACTOR_DIED, True)
         if not self._tell(node_id, m.ReleaseActor(actor_id)) and actor_id in self._unplaced:
             self._unplaced.remove(actor_id)
         if state == "RESTARTING":

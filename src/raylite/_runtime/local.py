@@ -4,10 +4,10 @@
               ──► run the body now, on the calling thread ──► store serialized results
     get()     ──► deserialize a fresh copy (or raise the stored error)
 
-No daemons, no sockets, no threads (except one event loop per async actor): a
-breakpoint or profiler in a task just works. Semantics match the cluster: values
-are copied, refs in arguments stay refs, errors are RayTaskError with the remote
-traceback, named actors live in namespaces, a demand too large raises at once.
+No daemons, no sockets, no threads (except one event loop per async actor): a breakpoint or
+profiler in a task just works. Semantics match the cluster: values are copied, refs in
+arguments stay refs, errors are RayTaskError with the remote traceback, named actors live in
+namespaces, a demand too large raises at once.
 
 The rules are the cluster's own, from the same pure cores (one place per rule):
 
@@ -16,11 +16,10 @@ The rules are the cluster's own, from the same pure cores (one place per rule):
            lifetimes, max_task_retries); TaskEventTable, as in the GCS (local_events.py)
     _gcs   GcsTables (raylite._gcs.tables), as on a cluster's head: actors, names, restarts
 
-This shell owns only what runs here (all under `_lock`): `_hosts` (actor id ->
-_Host: instance, event loop, call lock, GPUs), generator bodies in progress
-(`_bodies`: local_streams.py), this process's resources and its task events.
-Errors are stored as the exceptions themselves.
-`state()` answers with the cores' records and this node's and job's.
+This shell owns only what runs here (all under `_lock`): `_hosts` (actor id -> _Host:
+instance, event loop, call lock, GPUs), generator bodies in progress (`_bodies`:
+local_streams.py), this process's resources and its task events. Errors are stored as the
+exceptions themselves. `state()` answers with the cores' records and this node's and job's.
 """
 from __future__ import annotations
 
@@ -192,10 +191,12 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
 
     def _run(self, refs: list[ObjectRef], name: str, body: Any, args: tuple, kwargs: dict,
              scope: context.TaskScope, env: dict | None, retry_exceptions: Any = False,
-             max_retries: int = 0, actor: _Host | None = None, events: bool = False) -> None:
+             max_retries: int = 0, actor: _Host | None = None, events: bool = False,
+             attempt: int = 0) -> None:
         # A task of the owner core: known running here while it runs; the cluster's retry rule.
         task = Task(scope.task_id, None, (), name, max_retries, retry_exceptions, None,
                     actor.id if actor is not None else None, events=events)
+        task.attempt = attempt  # an actor's creation: one attempt per incarnation
         task.parent = context.task_id()  # the caller's task (the body runs in its own scope)
         core = self._core
         with self._lock:
@@ -346,8 +347,8 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         return entry.death
 
     def _start_actor(self, actor: _Host) -> None:
-        ref = self._new_refs(1)[0]
-        holder: dict = {}
+        ref, holder = self._new_refs(1)[0], {}
+        restarts = self._events.restarted(self._gcs.actors[actor.id], self._events_on)
 
         def construct(*a: Any, **kw: Any) -> None:
             holder["instance"] = actor.cls(*a, **kw)
@@ -356,7 +357,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
                   self._envs.wrap(actor.options.runtime_env, construct), actor.args, actor.kwargs,
                   self._scope(actor, "__init__")._replace(task_id=actor.id),  # the creation task's id
                   (actor.options.runtime_env or {}).get("env_vars"), actor=actor,
-                  events=self._events_on)
+                  events=self._events_on, attempt=restarts)
         error = self._core.objects.entries[ref._id].error
         if error is None:
             with self._lock:

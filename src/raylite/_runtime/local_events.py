@@ -15,7 +15,8 @@ import os
 import time
 from typing import Any
 
-from .._core.task_events import (FINISHED, PENDING_ACTOR, PENDING_NODE, RAN, RUNNING,
+from .._core import actor_attempts
+from .._core.task_events import (FAILED, FINISHED, PENDING_ACTOR, PENDING_NODE, RAN, RUNNING,
                                  TaskEventTable)
 from .._protocol import messages as m
 
@@ -36,7 +37,7 @@ class LocalTaskEvents:
 
         def run(*args: Any, **kwargs: Any) -> Any:
             tid, attempt = task.task_id, task.attempt
-            events.new(task, PENDING_ACTOR if task.actor_id is not None else PENDING_NODE)
+            events.new(task, PENDING_NODE if task.actor_id in (None, tid) else PENDING_ACTOR)
             start = time.time()
             events.add(tid, attempt, RUNNING, (events.job_id, task.name))
             try:
@@ -48,6 +49,24 @@ class LocalTaskEvents:
             events.add(tid, attempt, FINISHED, (events.job_id, task.name, start))
             return value
         return run
+
+    def restarted(self, entry: Any, on: bool) -> int:
+        """The attempt of the actor's creation task that starts now (its GCS entry's restarts,
+        returned). When it is not the first, the one before was ended by
+        ray.kill(no_restart=False) (local mode has no process to die): that attempt FAILED
+        (the new one is recorded as its __init__ runs)."""
+        restarts, actor_id = entry.restarts, entry.spec.actor_id
+        class_name = entry.spec.meta.class_name
+        if not restarts or not on:
+            return restarts
+        for event in actor_attempts.ended(actor_id, restarts - 1, "ALIVE", "RESTARTING",
+                                          actor_attempts.ACTOR_DIED,
+                                          f"ActorDiedError: The actor {class_name} died: it "
+                                          "was killed (ray.kill) and restarts.", True,
+                                          self.events.job_id, class_name, None, time.time()):
+            if event[2] == FAILED:
+                self.events.add(actor_id, restarts - 1, FAILED, event[4])
+        return restarts
 
     def drain(self, force: bool = False) -> None:
         """Moves the buffered events into the table (call with the runtime's lock held)."""

@@ -61,6 +61,8 @@ class ActorHost:
                            for g, n in groups.items()}
             self.pool = self.groups[None]
         self.concurrent = self.loop is not None or self.pool is not None
+        if self.concurrent and executor.marks is not None:  # calls interleave: each write is
+            executor.marks.share()                          # its call's (output.py)
 
     def _loop_main(self, groups: dict, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
@@ -162,9 +164,12 @@ class ActorHost:
         name = f"{self.name}.{t.method}"
         if t.task_events:
             self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
-        marks = None if self.concurrent else self.ex.marks  # one call at a time: marked
+        marks = self.ex.marks  # which call prints (output.py): one at a time, or shared
         if marks is not None:
-            marks.begin(t.task_id, t.attempt)
+            if self.concurrent:
+                marks.enter_thread(t)
+            else:
+                marks.begin(t.task_id, t.attempt)
         try:
             if t.task_id in self.ex.cancelled:
                 raise KeyboardInterrupt
@@ -180,7 +185,10 @@ class ActorHost:
         except BaseException as exc:
             reply = self._failed(t, exc, name)
         if marks is not None:
-            marks.end()
+            if self.concurrent:
+                marks.leave_thread(t)
+            else:
+                marks.end()
         if t.task_events:
             self.ex.reply_ran(conn, reply, t.task_id, t.attempt)
         elif reply is not None:
@@ -203,6 +211,9 @@ class ActorHost:
         name = f"{self.name}.{t.method}"
         if t.task_events:
             self.ex.run_started(t.task_id, t.attempt, self.ex.job_id, name)
+        marks = self.ex.marks  # this asyncio task's writes are this call's (output.py)
+        if marks is not None:
+            marks.enter_task(t)
         try:
             async with self._group(t):
                 with context.scope(self._call_scope(t, name)):
@@ -224,6 +235,8 @@ class ActorHost:
             reply = self._failed(t, exc, name)
         finally:
             self.futures.pop(t.task_id, None)
+            if marks is not None:
+                marks.leave_task(t)
         if t.task_events:
             self.ex.reply_ran(conn, reply, t.task_id, t.attempt)
         elif reply is not None:
@@ -234,8 +247,21 @@ def _has_refs(t: m.PushActorTask) -> bool:
     return type(t.args) is not bytes or b"_rebuild_ref" in t.args
 
 
+def _construct(marks: Any, cls: type, args: tuple, kwargs: dict, actor_id: bytes,
+               attempt: int) -> Any:
+    """The instance; what __init__ prints is marked as the creation task's (output.py)."""
+    if marks is None:
+        return cls(*args, **kwargs)
+    marks.begin(actor_id, attempt)
+    try:
+        return cls(*args, **kwargs)
+    finally:
+        marks.end()
+
+
 def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
     spec = msg.spec
+    attempt = msg.restarts  # the creation task's attempt: one per incarnation
     ex.job_id = spec.job_id
     ex.current_name = spec.meta.class_name
     ex.rt.set_job(spec.job_id, spec.namespace)
@@ -254,23 +280,24 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
         execution.extend_sys_path(spec.sys_path)
         if ex.env is not None:
             ex.env.ready()  # the runtime_env's setup hook, once; RuntimeEnvSetupError if broken
-        if spec.task_events:  # the creation task's run (its id is the actor's; events.py)
-            ex.run_started(spec.actor_id, 0, spec.job_id, f"{spec.meta.class_name}.__init__")
+        if spec.task_events:  # the creation task's run: its id is the actor's, its attempt
+            ex.run_started(spec.actor_id, attempt, spec.job_id,  # the incarnation's number
+                           f"{spec.meta.class_name}.__init__")   # (_core/actor_attempts.py)
         cls = loads(spec.cls)
         with context.scope(scope._replace(name=f"{spec.meta.class_name}.__init__",
                                           function=getattr(cls, "__init__", None))):
             args, kwargs = ex.resolve_args(spec.args, spec.inlined)
-            instance = cls(*args, **kwargs)
+            instance = _construct(ex.marks, cls, args, kwargs, spec.actor_id, attempt)
     except BaseException as exc:
         err = execution.task_error(exc, f"{spec.meta.class_name}.__init__", spec.meta.class_name)
-        if spec.task_events and (spec.actor_id, 0) in ex.started:  # its owner hears of a death
-            ex.run_ended(spec.actor_id, 0, False)                   # only: the worker says why
-            ex.ran.append((spec.actor_id, 0, FAILED, time.time(), error_info(err)))
+        if spec.task_events and (spec.actor_id, attempt) in ex.started:  # its owner hears of
+            ex.run_ended(spec.actor_id, attempt, False)      # a death only: the worker says why
+            ex.ran.append((spec.actor_id, attempt, FAILED, time.time(), error_info(err)))
             ex.rt.send_task_events()  # now: this worker is stopped once the daemon hears
         ex.rt.send_daemon(m.ActorStarted(spec.actor_id, dumps_error(err)))
         return None
     if spec.task_events:
-        ex.run_ended(spec.actor_id, 0, True)
+        ex.run_ended(spec.actor_id, attempt, True)
     host = ActorHost(ex, spec, instance, scope)
     ex.rt.send_daemon(m.ActorStarted(spec.actor_id, None))
     return host

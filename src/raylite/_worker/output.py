@@ -27,14 +27,28 @@ end marker comes,
 a reader takes the next task's begin marker, or the end of the file once the task ended,
 as its end. The markers never reach the driver (_pump drops them). Output that bypasses
 sys.stdout (os.write(1), a child process, C code) between a task's markers counts as the
-task's; before its first Python write, as no task's. Calls of an actor that runs several
-at once (max_concurrency > 1, async) are not marked.
+task's; before its first Python write, as no task's.
+
+Calls of an actor that runs several at once (max_concurrency > 1, async) interleave, so the
+streams are shared (TaskMarks.share, once the actor is hosted) and each write is the call's
+that runs where it is made: a thread-pool call is noted by its thread's id (TaskMarks.calls),
+an async call in CALL, a contextvar set in its own asyncio task (the tasks it makes copy
+its context, so their writes are the call's too; the task's context ends with it). A
+call's text waits in its own partial line until a newline; whole lines go out, preceded
+by the begin marker of their call whenever the stream's last writer was another one (a
+call's lines may come in several runs, each after its begin marker), and the call's end
+leaves its rest of a line and its end marker. Output from no call (a thread the user
+started) is preceded by the begin marker of no task (NO_CALL). A call that prints nothing
+costs a dict store and delete (a thread's) or a contextvar set (an async call's), and a
+check (benchmarks/call_marks_bench.py; figures in docs/performance.md).
 """
 from __future__ import annotations
 
+import contextvars
 import io
 import os
 import threading
+from typing import Any
 
 from .. import _private_files as private
 from .._protocol import messages as m
@@ -65,6 +79,9 @@ class WorkerLog:
 
 
 BEGIN, END = b":raylite_task_begin:", b":raylite_task_end:"
+NO_CALL = BEGIN + b"-:-\n"   # what follows is no call's (shared streams)
+CALL: contextvars.ContextVar = contextvars.ContextVar("raylite_call", default=None)
+_ident = threading.get_ident
 
 
 class MarkedText(io.TextIOWrapper):
@@ -73,8 +90,11 @@ class MarkedText(io.TextIOWrapper):
     task: tuple | None = None  # (task id, attempt) of the task running, else None
     marked = False             # the begin marker of `task` is written
     open_line = False          # the last write did not end its line
+    shared = False             # calls run at once: each write is its CALL's (_write_shared)
 
     def write(self, s: str) -> int:
+        if self.shared:
+            return _write_shared(self, s)
         if not self.marked and self.task is not None and s:
             self.marked = True
             _marker(self, BEGIN, self.task)  # goes out with s: no pipe write of its own
@@ -87,10 +107,12 @@ class TaskMarks:
     """What the executor calls around a task it runs in its own thread (run_task, an actor's
     calls one at a time): begin() notes the task (a quiet task costs this and end()'s
     check, about a microsecond); the streams write the markers only if it prints."""
-    __slots__ = ("streams",)
+    __slots__ = ("streams", "calls", "wrote")
 
     def __init__(self, streams: tuple):
         self.streams = streams
+        self.calls: dict = {}     # shared streams: thread id -> the call it runs
+        self.wrote: set = set()   # ids of the calls running that wrote to a shared stream
 
     def begin(self, task_id: bytes, attempt: int) -> None:
         out, err = self.streams
@@ -105,13 +127,99 @@ class TaskMarks:
                     _marker(s, END, s.task)
         out.task = err.task = None
 
+    def share(self) -> None:
+        """From now on calls run at once: each write is its call's, marked per run."""
+        self.calls, self.wrote = {}, set()
+        for s in self.streams:
+            s.lock, s.partial, s.began, s.writer = threading.RLock(), {}, set(), None
+            s.marks, s.shared = self, True
+
+    def enter_thread(self, call: Any) -> None:
+        """`call` (with task_id and attempt: its PushActorTask) runs in this pool thread."""
+        self.calls[_ident()] = call
+
+    def leave_thread(self, call: Any) -> None:
+        del self.calls[_ident()]
+        if self.wrote:  # some call wrote and has not ended: this one?
+            self._ended(call)
+
+    @staticmethod
+    def enter_task(call: Any) -> None:
+        """`call` runs in this asyncio task, and in the tasks it makes (they copy its
+        context); the task's context ends with it, so nothing needs resetting."""
+        CALL.set(call)
+
+    def leave_task(self, call: Any) -> None:
+        if self.wrote:
+            self._ended(call)
+
+    def _ended(self, call: Any) -> None:
+        if id(call) in self.wrote:
+            self.wrote.discard(id(call))
+            for s in self.streams:
+                _end_shared(s, call)
+
+
+def _write_shared(s: MarkedText, text: str) -> int:
+    """A write to a shared stream: its call's whole lines go out after its marker; the
+    rest of a line waits in the call's own partial line. No call: written through."""
+    if not text:
+        return 0
+    call = CALL.get()
+    if call is None:
+        call = s.marks.calls.get(_ident())
+    with s.lock:
+        if call is None:
+            _switch(s, None)
+            s.open_line = text[-1] != "\n"
+            return io.TextIOWrapper.write(s, text)
+        key = id(call)
+        s.marks.wrote.add(key)
+        whole = s.partial.pop(key, "") + text
+        head, nl, rest = whole.rpartition("\n")
+        if rest:
+            s.partial[key] = rest
+        if nl:
+            _switch(s, call)
+            io.TextIOWrapper.write(s, head + nl)
+        return len(text)
+
+
+def _switch(s: MarkedText, call: Any) -> None:
+    """The marker of `call` (None: no call) unless it was the stream's last writer."""
+    if s.writer is not call:
+        s.writer = call
+        if call is None:
+            _put(s, NO_CALL)
+        else:
+            s.began.add(id(call))
+            _put(s, BEGIN + f"{call.task_id.hex()}:{call.attempt}\n".encode())
+
+
+def _end_shared(s: MarkedText, call: Any) -> None:
+    """The call ended: its rest of a line (ended), then its end marker."""
+    key = id(call)
+    with s.lock:
+        rest = s.partial.pop(key, None)
+        if rest is not None:
+            _switch(s, call)
+            io.TextIOWrapper.write(s, rest + "\n")
+        if key in s.began:
+            s.began.discard(key)
+            _put(s, END + f"{call.task_id.hex()}:{call.attempt}\n".encode())
+            if s.writer is call:
+                s.writer = None
+
 
 def _marker(s: MarkedText, kind: bytes, task: tuple) -> None:
-    """A marker line of `task`, left in s's byte buffer (not flushed) when s's last write
-    ended its line (line buffering flushed the text layer then, so the order holds): it
-    goes out with the stream's next write, or the flush at the worker's exit. After an
-    unfinished line: written (and flushed) through the text layer, after a newline."""
-    marker = kind + f"{task[0].hex()}:{task[1]}\n".encode()
+    _put(s, kind + f"{task[0].hex()}:{task[1]}\n".encode())
+
+
+def _put(s: MarkedText, marker: bytes) -> None:
+    """A marker line, left in s's byte buffer (not flushed) when s's last write ended its
+    line (line buffering flushed the text layer then, so the order holds): it goes out
+    with the stream's next write, or the flush at the worker's exit. After an unfinished
+    line: written (and flushed) through the text layer, after a newline."""
     try:
         if s.open_line:
             super(MarkedText, s).write("\n" + marker.decode())

@@ -112,7 +112,8 @@ def format_summary(kind: str, data: dict) -> str:
     if kind == "tasks":
         rows = [{"func_or_class_name": n, "type": s["type"], "state_counts": s["state_counts"]}
                 for n, s in c["summary"].items()]
-        head = f"Tasks: {c['total_tasks']} ({c['total_actor_tasks']} actor tasks)"
+        head = (f"Tasks: {c['total_tasks']} ({c['total_actor_tasks']} actor tasks, "
+                f"{c['total_actor_scheduled']} actor creations)")
     elif kind == "actors":
         rows = [{"class_name": n, "state_counts": s["state_counts"]} for n, s in c["summary"].items()]
         head = f"Actors: {c['total_actors']}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..task_events import DONE, FAILED, PENDING_ACTOR, RUN, error_info
+from ..task_events import DONE, FAILED, PENDING_NODE, RUN, error_info
 
 LIMIT = 200_000              # events buffered between two sends
 
@@ -110,8 +110,9 @@ class TaskEvents:
 
     def actor_created(self, actor_id: bytes, class_name: str) -> None:
         """An actor's creation task (Ray's ACTOR_CREATION_TASK: its __init__; its id is the
-        actor's) was submitted; its worker tells when __init__ ran."""
-        self.add(actor_id, 0, PENDING_ACTOR,
+        actor's) was submitted: its attempt 0, waiting for the GCS to place it (Ray's
+        PENDING_NODE_ASSIGNMENT); its worker tells when __init__ ran, the GCS of restarts."""
+        self.add(actor_id, 0, PENDING_NODE,
                  (self._job_id, f"{class_name}.__init__", actor_id, self.parent_of()))
 
     def ended(self, task: Any, error: Any, attempt: int | None = None) -> None:

@@ -155,18 +155,22 @@ def summarize_tasks(address=None, timeout=_TIMEOUT, raise_on_missing_output=True
                     _temp_dir=None) -> dict:
     """Tasks by function name, counted where the records are (the GCS's task-event store):
     {"cluster": {"summary": {name: {"func_or_class_name", "type", "state_counts"}},
-    "total_tasks", "total_actor_tasks", "summary_by"}, "dropped"}."""
+    "total_tasks", "total_actor_tasks", "total_actor_scheduled", "summary_by"}, "dropped"}:
+    total_actor_scheduled counts the attempts of actors' creation tasks (one per placement
+    of an actor: its first and each restart), as Ray's."""
     reply = fetch.ask_tasks(fetch.resolve(address, _temp_dir), [], None, 0, True, timeout)
     summary: dict = {}
-    total = actor_tasks = 0
+    total = actor_tasks = scheduled = 0
     for name, kind, state, n in reply.records:
         s = summary.setdefault(name, {"func_or_class_name": name, "type": kind,
                                       "state_counts": {}})
         s["state_counts"][state] = s["state_counts"].get(state, 0) + n
         total += n
         actor_tasks += n if kind == "ACTOR_TASK" else 0
+        scheduled += n if kind == "ACTOR_CREATION_TASK" else 0
     return {"cluster": {"summary": summary, "total_tasks": total,
-                        "total_actor_tasks": actor_tasks, "summary_by": "func_name"},
+                        "total_actor_tasks": actor_tasks, "total_actor_scheduled": scheduled,
+                        "summary_by": "func_name"},
             "missing": (), "dropped": reply.dropped}
 
 

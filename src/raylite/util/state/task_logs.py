@@ -5,7 +5,9 @@
                (oldest first), read in order
             ─► the lines between ":raylite_task_begin:<id>:<attempt>" and
                ":raylite_task_end:<id>:<attempt>" (the markers _worker/output.py writes
-               around a task's output; a task that printed nothing has none: no lines)
+               around a task's output; a task that printed nothing has none: no lines),
+               less those after another task's begin marker (a concurrent actor's calls
+               interleave: each run of a call's lines starts with its begin marker)
             ─► the last `tail` of them; with follow, new ones until its end (the end
                marker, the next task's begin marker, or its record no longer RUNNING)
 
@@ -119,20 +121,22 @@ def _lines(paths: list, seg, tail: int, follow: bool, interval: float,
 
 
 class _Segment:
-    """Picks the lines between one begin marker and its end marker."""
-    __slots__ = ("begin", "end", "seen", "done")
+    """Picks a task's lines: those after one of its begin markers, until another task's
+    begin marker (calls of a concurrent actor take turns: a call's lines come in runs, each
+    after its begin marker) or its end marker, which ends it."""
+    __slots__ = ("begin", "end", "inside", "done")
 
     def __init__(self, begin: str, end: str):
-        self.begin, self.end, self.seen, self.done = begin, end, False, False
+        self.begin, self.end, self.inside, self.done = begin, end, False, False
 
     def feed(self, line: str) -> str | None:
-        if not self.seen:
-            self.seen = line == self.begin
-            return None
-        if line == self.end or line.startswith(BEGIN):  # its end, or the next task's start
+        if line == self.end:
             self.done = True
             return None
-        return None if is_marker(line) else line
+        if line.startswith(BEGIN):  # a run of its lines starts, or another's does
+            self.inside = line == self.begin
+            return None
+        return line if self.inside and not line.startswith(END) else None
 
 
 def _flush(lines: list, tail: int) -> list:
