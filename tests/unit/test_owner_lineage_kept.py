@@ -247,3 +247,16 @@ def test_other_errors_and_other_objects_are_not_argument_losses():
     g = consumer(o, x, retries=2)
     read_failed(o, g, b"other-object-id!")                  # not one of g's arguments
     assert isinstance(error(o, g).cause, ObjectLostError) and g.retries == 2
+
+
+def test_an_inline_argument_cannot_be_lost_with_a_node():
+    o = owner()
+    x = task(1, retries=1)
+    o.tasks.submit(x)
+    push(o, x)
+    o.task_done(x.conn, x.task_id, (b"small value",), None, False, 1.0)  # inline, no node
+    g = task(2, retries=2, inlined={x.return_ids[0]: (b"small value", None)})
+    o.tasks.submit(g)                                      # on x's idle lease
+    assert g.conn == "w"
+    read_failed(o, g, x.return_ids[0])
+    assert isinstance(error(o, g).cause, ObjectLostError) and not o.lineage.parked

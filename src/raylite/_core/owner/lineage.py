@@ -34,7 +34,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...exceptions import (ObjectLostError, ObjectReconstructionFailedError, OwnerDiedError)
+from ...exceptions import (ObjectFreedError, ObjectLostError, ObjectReconstructionFailedError,
+                           OwnerDiedError, ReferenceCountingAssertionError)
+
+NOT_A_LOSS = (OwnerDiedError, ObjectReconstructionFailedError, ObjectFreedError,
+              ReferenceCountingAssertionError)  # ObjectLostErrors a rerun cannot mend
 from .lineage_book import MAX_LINEAGE_BYTES, LineageBook, Mark
 from .objects import copies_of, located
 
@@ -200,8 +204,7 @@ class Lineage:
             return False
         err = self.owner.decode_error(error)
         cause = getattr(err, "cause", err)
-        if not isinstance(cause, ObjectLostError) \
-                or isinstance(cause, (OwnerDiedError, ObjectReconstructionFailedError)):
+        if not isinstance(cause, ObjectLostError) or isinstance(cause, NOT_A_LOSS):
             return False
         try:
             aid = bytes.fromhex(cause.object_ref_hex)
@@ -209,7 +212,8 @@ class Lineage:
             return False
         a = self.objects.entries.get(aid)
         msg = task.msg
-        if a is None or not a.owned or (aid not in msg.inlined and aid not in (task.arg_ids or ())):
+        if a is None or not a.owned or (aid not in msg.inlined and aid not in (task.arg_ids or ())) \
+                or (a.ready and not located(a.data)):  # only shared memory lives on a node
             return False
         if task.retries > 0:
             task.retries -= 1
