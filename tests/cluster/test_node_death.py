@@ -243,20 +243,31 @@ class Maker:
         return raylite.get_runtime_context().get_node_id(), tag, b"a" * 300_000
 
 
-def test_a_task_with_a_large_by_value_argument_is_rebuilt_and_its_lineage_let_go(cluster):
+def test_a_task_with_a_large_by_value_argument_is_rebuilt_and_its_lineage_let_go(
+        cluster, monkeypatch):
+    """Lineage is bounded (here to one task's blob): y1's is evicted when y2's comes, so
+    y1 cannot be rebuilt and says why; y2 is, reading its kept blob; its lineage goes
+    with its output."""
+    monkeypatch.setenv("RAYLITE_MAX_LINEAGE_BYTES", "600000")
     b = cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     raylite.init(address=cluster.address)
     on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
-    y = grow.options(scheduling_strategy=on_b, max_retries=2).remote(b"arg!" * 100_000)
-    assert len(raylite.wait([y], timeout=60)[0]) == 1 and _stored_on(y) == b.node_id[:12]
-    assert len(_core().lineage.book.kept) == 1          # its spec and its blob, kept
+    y1 = grow.options(scheduling_strategy=on_b, max_retries=2).remote(b"one!" * 100_000)
+    assert len(raylite.wait([y1], timeout=60)[0]) == 1
+    y2 = grow.options(scheduling_strategy=on_b, max_retries=2).remote(b"arg!" * 100_000)
+    assert len(raylite.wait([y2], timeout=60)[0]) == 1
+    assert {_stored_on(y1), _stored_on(y2)} == {b.node_id[:12]}
+    kept = _core().lineage.book.kept
+    assert [t.return_ids[0] for t, _, _ in kept.values()] == [y2._id]  # y1 evicted
     cluster.remove_node(b, allow_graceful=False)
-    node, head, data = raylite.get(y, timeout=60)       # run again, reading the same blob
+    node, head, data = raylite.get(y2, timeout=60)      # run again, reading the same blob
     assert (node, head, len(data)) == (cluster.head_node.node_id, b"arg!", 800_000)
-    del y, data
+    with pytest.raises(ObjectReconstructionFailedError, match="evicted"):
+        raylite.get(y1, timeout=60)
+    del y2, data
     gc.collect()
-    assert _core().lineage.book.statistics()[:2] == (0, 0)  # the output went: so did its lineage
+    assert _core().lineage.book.statistics() == (0, 0, 1)  # y2's output went: its lineage too
 
 
 def test_actor_outputs_are_rebuilt_with_task_retries_else_fail_precisely(cluster):

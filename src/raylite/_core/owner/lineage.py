@@ -200,7 +200,8 @@ class Lineage:
         """`task` failed with `error`: when that is an owned argument it could not read
         (ObjectLostError naming it) and the task has retries left, it is a system failure:
         a retry is spent and the task runs again once the argument is back (True)."""
-        if task.actor_id is not None or task.retries == 0 or task.cancelled:
+        if task.actor_id is not None or task.retries == 0 or task.cancelled \
+                or not (task.msg.inlined or task.arg_ids):  # no ref arguments: not decoded
             return False
         err = self.owner.decode_error(error)
         cause = getattr(err, "cause", err)
