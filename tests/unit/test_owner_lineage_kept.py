@@ -91,6 +91,16 @@ def test_lineage_is_let_go_when_its_outputs_are_freed():
     assert o.lineage.book.kept == {} and o.lineage.book.bytes == 0
 
 
+def test_an_output_on_our_own_node_keeps_no_lineage():
+    """That node's death is ours too: nothing to rebuild it for (one node keeps none)."""
+    o = owner()
+    o.tasks.node = "H"
+    t = made(o, task(1, retries=3, args=BLOB), node="H")
+    assert entry(o, t).lineage is None and BLOB.object_id in freed(o)
+    elsewhere = made(o, task(2, retries=3, args=BLOB._replace(object_id=b"blob2" * 4)), node="B")
+    assert entry(o, elsewhere).lineage is elsewhere and freed(o) == []
+
+
 def test_without_retries_the_blob_is_freed_when_the_task_ends():
     o = owner()
     t = made(o, task(1, retries=0, args=BLOB))

@@ -50,7 +50,7 @@ class Lineage:
         self.owner = owner
         self.objects = owner.objects
         self.tasks = owner.tasks
-        self.book = LineageBook(owner.objects, owner.tasks.tasks, max_bytes)
+        self.book = LineageBook(owner.objects, owner.tasks, max_bytes)
         self.objects.released = self.book.released
         self.dead: frozenset = frozenset()   # the dead nodes' tags, as the shell last said
         self.parked: dict[bytes, tuple] = {}  # task id -> (task, argument id, the location

@@ -1,6 +1,8 @@
 """The lineage an owner keeps to rebuild lost objects, and its bound (pure; part of the owner core).
 
     task_done, a task (or actor call) with retries left whose outputs went to shared memory
+    on another node than ours (an output on our own node never needs rebuilding by us: we
+    die with that node, so a single node keeps no lineage at all)
         ─► keep(task, results): each such output's entry links the task (Obj.lineage); the
            book counts the task's bytes (its pickled arguments, or their blob in shared memory
            when they were large, and the values sent along with it) and its outputs alive;
@@ -66,9 +68,9 @@ def spec_bytes(task: Any) -> int:
 class LineageBook:
     """The tasks kept for their outputs' sake, oldest first (call with the shell's lock held)."""
 
-    def __init__(self, objects: Any, running: dict, max_bytes: int = MAX_LINEAGE_BYTES):
+    def __init__(self, objects: Any, tasks: Any, max_bytes: int = MAX_LINEAGE_BYTES):
         self.objects = objects
-        self.running = running       # task id -> task, for the tasks in flight (TaskTable.tasks)
+        self.tasks = tasks           # the TaskTable: its tasks in flight, our node's tag
         self.max_bytes = max_bytes
         self.kept: dict[bytes, list] = {}   # task id -> [task, outputs alive, bytes]
         self.bytes = 0
@@ -83,9 +85,10 @@ class LineageBook:
                 self.let_go(tid, SPENT)
                 return False
             return True
-        entries = self.objects.entries
+        entries, here = self.objects.entries, self.tasks.node
         linked = [o for rid, data in zip(task.return_ids, results)
-                  if located(data) and (o := entries.get(rid)) is not None and o.lineage is None]
+                  if located(data) and (not here or data.node != here)
+                  and (o := entries.get(rid)) is not None and o.lineage is None]
         if not linked:
             return False
         if task.retries == 0:
@@ -125,7 +128,7 @@ class LineageBook:
                 o = entries.get(rid)
                 if o is not None and o.lineage is task:
                     o.lineage = mark
-        if self.running.get(task_id) is task:
+        if self.tasks.tasks.get(task_id) is task:
             return
         args = task.msg.args
         if located(args):
