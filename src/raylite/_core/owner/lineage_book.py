@@ -86,10 +86,17 @@ class LineageBook:
                 return False
             return True
         entries, here = self.objects.entries, self.tasks.node
-        linked = [o for rid, data in zip(task.return_ids, results)
-                  if located(data) and (not here or data.node != here)
-                  and (o := entries.get(rid)) is not None and o.lineage is None]
-        if not linked:
+        linked = None
+        for rid, data in zip(task.return_ids, results):  # located, on another node than ours
+            if data is None or type(data) is bytes or getattr(data, "node", here) == here:
+                continue
+            o = entries.get(rid)
+            if o is not None and o.lineage is None:
+                if linked is None:
+                    linked = [o]
+                else:
+                    linked.append(o)
+        if linked is None:
             return False
         if task.retries == 0:
             if task.actor_id is not None:  # so that a loss says why it is not rebuilt
