@@ -292,18 +292,37 @@ def test_actor_outputs_are_rebuilt_with_task_retries_else_fail_precisely(cluster
         raylite.get(refs[2], timeout=60)
 
 
-def test_a_task_whose_argument_is_lost_while_it_reads_it_is_retried(cluster):
+@raylite.remote
+class Lender:
+    def make_on(self, node_id: str) -> list:
+        """x = big("x") owned by this actor, made on `node_id`; handed out inside a list (so
+        the caller borrows it)."""
+        self.x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node_id, soft=True), max_retries=1).remote("x")
+        raylite.wait([self.x], timeout=60)
+        return [self.x]
+
+
+@pytest.mark.parametrize("whose", ["ours", "an actor's"])
+def test_a_task_whose_argument_is_lost_while_it_reads_it_is_retried(cluster, whose):
     """g(x) runs on C and reads x from B. x's segment on B is gone first (B's daemon cannot
     serve it: the read fails while B is still alive, as when B dies mid-read before anyone
     hears of it), then B dies: g, failed with ObjectLostError, is retried within
-    max_retries once x is rebuilt, without retry_exceptions."""
+    max_retries, without retry_exceptions, once x is rebuilt: by us, or (x borrowed from
+    an actor) by the actor its worker then asks."""
     from raylite._object_store import shm
 
     b = cluster.add_node(num_cpus=1)
     c = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     raylite.init(address=cluster.address)
-    x = _made_on(b)
+    if whose == "ours":
+        x = _made_on(b)
+    else:
+        head = NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False)
+        lender = Lender.options(scheduling_strategy=head).remote()
+        [x] = raylite.get(lender.make_on.remote(b.node_id), timeout=60)
+        assert len(raylite.wait([x], timeout=60)[0]) == 1 and _stored_on(x) == b.node_id[:12]
     os.unlink(shm.segment_path(b.node_id[:12], x._id))
     on_c = NodeAffinitySchedulingStrategy(c.node_id, soft=False)
     g = bigger.options(scheduling_strategy=on_c, max_retries=1).remote(x)

@@ -230,6 +230,22 @@ def test_a_task_that_lost_its_argument_before_node_died_is_parked_until_then():
     assert g.deps == 0 and g.msg.inlined[x.return_ids[0]][0].node == "A"
 
 
+def test_a_task_that_lost_a_borrowed_argument_asks_its_owner_after_node_died():
+    """x is another owner's, on B: once B is dead g runs again without x's old place, so
+    its worker asks x's owner (who rebuilds it)."""
+    o = owner()
+    xid = b"x-of-another-own"
+    assert o.objects.ref_created(xid, "owner:2") == "owner:2"
+    o.complete(xid, at(xid, "B"), None, owned=False)          # its owner said: on B
+    g = task(2, retries=1, inlined={xid: (at(xid, "B"), None)})
+    o.tasks.submit(g)
+    push(o, g, "w3")
+    assert read_failed(o, g, xid) == [] and g.task_id in o.lineage.parked
+    out, changed = o.lineage.lost(frozenset({"B"}))
+    assert changed and not o.lineage.parked and xid not in g.msg.inlined
+    assert [msg.task_id for _, msg in out] == [g.task_id]    # on its idle lease, x left out
+
+
 def test_a_parked_task_fails_with_its_read_error_when_no_node_death_comes():
     o = owner()
     x = made(o, task(1, retries=1))

@@ -18,10 +18,11 @@
                 ObjectLostError (a put() object: only a task can make an object again)
         tasks not pushed yet that were given such an object's old location ─► they wait
             for it again (_hold_back)
-    a task failed reading an owned argument (ObjectLostError naming it: its node died while
-    the worker read it) ─► arg_lost: a system failure, as Ray's: retried within max_retries
-        (retry_exceptions or not) once the argument is back: rebuilding already ─► it waits
-        for it; on a node known dead ─► rebuilt now, and it waits; its copy moved ─► it runs
+    a task failed reading an argument in shared memory (ObjectLostError naming it: its node
+    died while the worker read it) ─► arg_lost: a system failure, as Ray's: retried within
+        max_retries (retry_exceptions or not) once the argument is back: rebuilding already
+        ─► it waits for it; on a node known dead ─► rebuilt now (a borrowed one: left out of
+        what we send, its worker asks its owner), and it waits; its copy moved ─► it runs
         again with the new one; else parked until the node is declared dead (lost() wakes
         it) or `expire` gives up on it (it fails with the read's error)
 
@@ -164,7 +165,9 @@ class Lineage:
         for aid in arg_ids:
             self._check(aid, self.dead, out)  # lost too: rebuilt first (recursively)
             a = entries.get(aid)
-            if a is None or not a.owned:
+            if a is None or not a.owned:  # borrowed, its old place dead: its worker asks
+                if getattr(inlined.get(aid, (None,))[0], "node", None) in self.dead:  # its owner
+                    inlined.pop(aid)
                 continue
             if a.ready:
                 inlined[aid] = (a.data, a.error)
@@ -197,9 +200,11 @@ class Lineage:
 
     # -- a task that could not read an argument ----------------------------------
     def arg_lost(self, task: Any, error: Any, now: float, out: list) -> bool:
-        """`task` failed with `error`: when that is an owned argument it could not read
-        (ObjectLostError naming it) and the task has retries left, it is a system failure:
-        a retry is spent and the task runs again once the argument is back (True)."""
+        """`task` failed with `error`: when that is an argument in shared memory it could not
+        read (ObjectLostError naming it) and the task has retries left, it is a system failure:
+        a retry is spent and the task runs again once the argument is back (True). An owned
+        one we rebuild; a borrowed one is left out of what we send, so that its worker asks
+        its owner, who rebuilds it."""
         if task.actor_id is not None or task.retries == 0 or task.cancelled \
                 or not (task.msg.inlined or task.arg_ids):  # no ref arguments: not decoded
             return False
@@ -213,9 +218,12 @@ class Lineage:
             return False
         a = self.objects.entries.get(aid)
         msg = task.msg
-        if a is None or not a.owned or (aid not in msg.inlined and aid not in (task.arg_ids or ())) \
-                or (a.ready and not located(a.data)):  # only shared memory lives on a node
+        if aid not in msg.inlined and aid not in (task.arg_ids or ()):
             return False
+        sent = msg.inlined.get(aid, (None, None))[0]
+        if not (located(a.data) if a is not None and a.owned and a.ready else
+                a is not None and a.owned or located(sent)):
+            return False  # only what lives in shared memory lives on a node
         if task.retries > 0:
             task.retries -= 1
         task.attempt += 1
@@ -223,21 +231,28 @@ class Lineage:
         if task.events:
             self.owner.events.ended(task, error, task.attempt - 1)
         task.lease = task.conn = task.worker = None
-        sent = msg.inlined.get(aid, (None, None))[0]
-        if a.ready and a.error is None and a.data == sent and \
-                getattr(sent, "node", None) not in self.dead:
+        if self._unchanged(aid, sent):
             self.parked[task.task_id] = (task, aid, sent, now, error)  # NodeDied will come
             return True
         self._go(task, out)
         return True
 
+    def _unchanged(self, aid: bytes, sent: Any) -> bool:
+        """Whether argument `aid` still looks as it did when its task was sent `sent`: its
+        node not known dead, and (owned) its entry still ready there; a borrowed one's owner
+        rebuilds it, we only learn that its node died."""
+        if getattr(sent, "node", None) in self.dead:
+            return False
+        a = self.objects.entries.get(aid)
+        if a is None or not a.owned:
+            return True
+        return a.ready and a.error is None and a.data == sent
+
     def _unpark(self, out: list) -> bool:
         """Parked tasks whose argument changed (rebuilding, moved, failed) go again."""
-        entries, woke = self.objects.entries, False
+        woke = False
         for tid, (task, aid, sent, _, _) in list(self.parked.items()):
-            a = entries.get(aid)
-            if a is not None and a.ready and a.error is None and a.data == sent \
-                    and getattr(sent, "node", None) not in self.dead:
+            if self._unchanged(aid, sent):
                 continue
             del self.parked[tid]
             if self.tasks.tasks.get(tid) is task:
