@@ -29,6 +29,9 @@ daemons' mains, so a test may set variables before calling them.
                          past it the oldest finished go first, counted as dropped
     RAYLITE_HEALTH_CHECK_TIMEOUT_S  the head marks a node dead when it has heard nothing
                          from it for this long (default 10 s; a number > 0, e.g. 0.5 in tests)
+    RAYLITE_MAX_LINEAGE_BYTES  the task specs and by-value arguments an owner keeps to rebuild
+                         lost objects (default 1 GiB, as Ray's RAY_max_lineage_bytes, read
+                         when this is unset); past it the oldest are let go
     RAYLITE_JOB_RUNTIME_ENV  the runtime_env of the submitted job this entrypoint runs, as JSON
                          (set by the job's supervisor): init() merges its own runtime_env over it
 """
@@ -42,12 +45,14 @@ ENV_VARS = ("RAYLITE_ADDRESS", "RAYLITE_NAMESPACE", "RAYLITE_AUTO_INIT", "RAYLIT
             "RAYLITE_TEMP_DIR", "RAYLITE_LOG_TO_DRIVER", "RAYLITE_NODE_ID_PREFIX",
             "RAYLITE_ROTATION_MAX_BYTES", "RAYLITE_ROTATION_BACKUP_COUNT", "RAYLITE_RUNTIME",
             "RAYLITE_RAY_ALIAS", "RAYLITE_IDLE_WORKER_KILL_MS", "RAYLITE_TASK_EVENTS_MAX_PER_JOB",
-            "RAYLITE_JOB_RUNTIME_ENV", "RAYLITE_HEALTH_CHECK_TIMEOUT_S")
+            "RAYLITE_JOB_RUNTIME_ENV", "RAYLITE_HEALTH_CHECK_TIMEOUT_S",
+            "RAYLITE_MAX_LINEAGE_BYTES")
 ROTATION_MAX_BYTES = 10 * 2**20
 ROTATION_BACKUP_COUNT = 2
 IDLE_WORKER_KILL_MS = 1000
 TASK_EVENTS_MAX_PER_JOB = 100_000
 HEALTH_CHECK_TIMEOUT_S = 10.0
+MAX_LINEAGE_BYTES = 1 << 30
 
 
 def default_temp_dir() -> str:
@@ -129,6 +134,7 @@ class Config(NamedTuple):
     task_events_max_per_job: int = TASK_EVENTS_MAX_PER_JOB
     job_runtime_env: dict | None = None   # RAYLITE_JOB_RUNTIME_ENV, read as JSON
     health_check_timeout_s: float = HEALTH_CHECK_TIMEOUT_S
+    max_lineage_bytes: int = MAX_LINEAGE_BYTES
 
 
 def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Config:
@@ -157,6 +163,9 @@ def from_env(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Conf
             health_check_timeout_s=_seconds("RAYLITE_HEALTH_CHECK_TIMEOUT_S",
                                             env.get("RAYLITE_HEALTH_CHECK_TIMEOUT_S"),
                                             HEALTH_CHECK_TIMEOUT_S),
+            max_lineage_bytes=_count("RAYLITE_MAX_LINEAGE_BYTES",
+                                     env.get("RAYLITE_MAX_LINEAGE_BYTES")
+                                     or env.get("RAY_max_lineage_bytes"), MAX_LINEAGE_BYTES, 0),
         )
     except ValueError as e:
         raise ValueError(f"Bad RAYLITE_* environment variable: {e}") from None

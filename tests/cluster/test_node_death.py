@@ -1,6 +1,11 @@
 """A node that stops answering (frozen with SIGSTOP: its connections stay open) is marked
 dead by the head's health check; what ran there is retried, restarted or fails precisely;
-a node killed outright (its connections close) is handled the same way."""
+a node killed outright (its connections close) is handled the same way. Lineage across a
+death, beyond plain tasks: a task whose large argument went by value to shared memory is
+rebuilt (its lineage let go with its output), an actor call's output is rebuilt only when
+the actor restarts and the method has max_task_retries, and a task whose argument vanished
+while it read it is retried (a system failure, no retry_exceptions needed)."""
+import gc
 import os
 import signal
 import time
@@ -168,6 +173,14 @@ def bigger(x: tuple) -> tuple:
     return raylite.get_runtime_context().get_node_id(), x[1] + "+", x[2] * 2
 
 
+def _made_on(node):
+    """x = big("x") with one retry, done, stored on `node` (nothing of it read here)."""
+    x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=True),
+                    max_retries=1).remote("x")
+    assert len(raylite.wait([x], timeout=60)[0]) == 1 and _stored_on(x) == node.node_id[:12]
+    return x
+
+
 def test_objects_lost_with_a_node_are_rebuilt_from_lineage_or_fail_precisely(cluster):
     b = cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
@@ -195,9 +208,7 @@ def test_a_read_from_a_node_that_froze_meanwhile_gets_the_rebuilt_object(cluster
     b = cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     raylite.init(address=cluster.address)
-    x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(b.node_id, soft=True),
-                    max_retries=1).remote("x")
-    assert len(raylite.wait([x], timeout=60)[0]) == 1 and _stored_on(x) == b.node_id[:12]
+    x = _made_on(b)
     os.killpg(b.pid, signal.SIGSTOP)
     try:
         assert raylite.get(x, timeout=60)[:2] == (cluster.head_node.node_id, "x")
@@ -235,3 +246,112 @@ def test_a_borrower_that_knew_a_lost_objects_old_place_asks_its_owner_again(clus
     cluster.remove_node(b, allow_graceful=False)
     _until(lambda: not _alive(b.node_id), "the killed node is listed dead")
     assert raylite.get(borrower.read.remote(), timeout=60) == (head, "x")  # rebuilt
+
+
+def _core():
+    from raylite import _runtime
+
+    return _runtime.current()._core
+
+
+@raylite.remote
+def grow(blob: bytes) -> tuple:
+    """Its argument is over 100 KB: it went by value to our shared memory (a blob)."""
+    return raylite.get_runtime_context().get_node_id(), blob[:4], blob * 2
+
+
+@raylite.remote
+class Maker:
+    def make(self, tag: str) -> tuple:
+        return raylite.get_runtime_context().get_node_id(), tag, b"a" * 300_000
+
+
+def test_a_task_with_a_large_by_value_argument_is_rebuilt_and_its_lineage_let_go(
+        cluster, monkeypatch):
+    """Lineage is bounded (here to one task's blob): y1's is evicted when y2's comes, so
+    y1 cannot be rebuilt and says why; y2 is, reading its kept blob; its lineage goes
+    with its output."""
+    monkeypatch.setenv("RAYLITE_MAX_LINEAGE_BYTES", "600000")
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    y1 = grow.options(scheduling_strategy=on_b, max_retries=2).remote(b"one!" * 100_000)
+    assert len(raylite.wait([y1], timeout=60)[0]) == 1
+    y2 = grow.options(scheduling_strategy=on_b, max_retries=2).remote(b"arg!" * 100_000)
+    assert len(raylite.wait([y2], timeout=60)[0]) == 1
+    assert {_stored_on(y1), _stored_on(y2)} == {b.node_id[:12]}
+    kept = _core().lineage.book.kept
+    assert [t.return_ids[0] for t, _, _ in kept.values()] == [y2._id]  # y1 evicted
+    cluster.remove_node(b, allow_graceful=False)
+    node, head, data = raylite.get(y2, timeout=60)      # run again, reading the same blob
+    assert (node, head, len(data)) == (cluster.head_node.node_id, b"arg!", 800_000)
+    with pytest.raises(ObjectReconstructionFailedError, match="evicted"):
+        raylite.get(y1, timeout=60)
+    del y2, data
+    gc.collect()
+    assert _core().lineage.book.statistics() == (0, 0, 1)  # y2's output went: its lineage too
+
+
+def test_actor_outputs_are_rebuilt_with_task_retries_else_fail_precisely(cluster):
+    b = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    retried = Maker.options(scheduling_strategy=on_b, max_restarts=1, max_task_retries=1).remote()
+    once = Maker.options(scheduling_strategy=on_b, max_restarts=1).remote()  # max_task_retries=0
+    mortal = Maker.options(scheduling_strategy=on_b, max_restarts=0,
+                           max_task_retries=1).remote()
+    refs = [retried.make.remote("r"), once.make.remote("o"), mortal.make.remote("m")]
+    assert len(raylite.wait(refs, num_returns=3, timeout=60)[0]) == 3
+    assert {_stored_on(r) for r in refs} == {b.node_id[:12]}
+    cluster.remove_node(b, allow_graceful=False)
+    _until(lambda: not _alive(b.node_id), "the killed node is listed dead")
+    node, tag, data = raylite.get(refs[0], timeout=60)  # the restarted actor made it again
+    assert (node, tag, len(data)) == (cluster.head_node.node_id, "r", 300_000)
+    with pytest.raises(ObjectReconstructionFailedError, match="max_task_retries"):
+        raylite.get(refs[1], timeout=60)
+    with pytest.raises(ObjectReconstructionFailedError, match="cannot restart"):
+        raylite.get(refs[2], timeout=60)
+
+
+@raylite.remote
+class Lender:
+    def make_on(self, node_id: str) -> list:
+        """x = big("x") owned by this actor, made on `node_id`; handed out inside a list (so
+        the caller borrows it)."""
+        self.x = big.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node_id, soft=True), max_retries=1).remote("x")
+        raylite.wait([self.x], timeout=60)
+        return [self.x]
+
+
+@pytest.mark.parametrize("whose", ["ours", "an actor's"])
+def test_a_task_whose_argument_is_lost_while_it_reads_it_is_retried(cluster, whose):
+    """g(x) runs on C and reads x from B. x's segment on B is gone first (B's daemon cannot
+    serve it: the read fails while B is still alive, as when B dies mid-read before anyone
+    hears of it), then B dies: g, failed with ObjectLostError, is retried within
+    max_retries, without retry_exceptions, once x is rebuilt: by us, or (x borrowed from
+    an actor) by the actor its worker then asks."""
+    from raylite._object_store import shm
+
+    b = cluster.add_node(num_cpus=1)
+    c = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    if whose == "ours":
+        x = _made_on(b)
+    else:
+        head = NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False)
+        lender = Lender.options(scheduling_strategy=head).remote()
+        [x] = raylite.get(lender.make_on.remote(b.node_id), timeout=60)
+        assert len(raylite.wait([x], timeout=60)[0]) == 1 and _stored_on(x) == b.node_id[:12]
+    os.unlink(shm.segment_path(b.node_id[:12], x._id))
+    on_c = NodeAffinitySchedulingStrategy(c.node_id, soft=False)
+    g = bigger.options(scheduling_strategy=on_c, max_retries=1).remote(x)
+    parked = _core().lineage.parked
+    _until(lambda: len(parked) == 1, "g failed reading x and waits to hear of B's death")
+    cluster.remove_node(b, allow_graceful=False)
+    node, tag, data = raylite.get(g, timeout=60)
+    assert (node, tag, len(data)) == (c.node_id, "x+", 600_000)
+    assert raylite.get(x, timeout=60)[1] == "x" and not parked

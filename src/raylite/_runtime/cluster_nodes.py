@@ -13,7 +13,9 @@
     the owned objects whose every copy was there (core.lineage.lost): another copy takes
     over, or the task that made it runs again (its lost arguments first), or it fails with
     ObjectReconstructionFailedError / ObjectLostError; a get() whose read failed meanwhile
-    waits and reads again (_values)
+    waits and reads again (_values); a task that failed reading such an argument before we
+    heard of the death waits for it (parked), at most _park_s (twice the health check's
+    timeout, plus PARK_SLACK_S: core.lineage.expire on the maintenance tick)
 
 A node that died while its processes' connections stay open (frozen by SIGSTOP, its
 network cut) is noticed only this way, once the GCS's health check gives up on it; a
@@ -25,8 +27,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _config
 from .._protocol import messages as m
 from ..exceptions import ObjectLostError
+
+
+PARK_SLACK_S = 5.0
 
 
 class NodeDeaths:
@@ -41,6 +47,10 @@ class NodeDeaths:
     _lease_granted: Any
 
     def _init_node_deaths(self) -> None:
+        config = _config.from_env()
+        self._lineage_bytes = config.max_lineage_bytes  # the owner core's lineage bound
+        # a task that could not read an argument waits this long for its node's death
+        self._park_s = 2 * config.health_check_timeout_s + PARK_SLACK_S
         self._dead_nodes: dict[str, str] = {}   # dead node's daemon address -> how it died
         self._dead_conns: dict[Any, str] = {}   # connection closed by us for that -> how
         self._dead_tags: set[str] = set()       # their node tags (what object locations name)

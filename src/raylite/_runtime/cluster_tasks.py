@@ -216,7 +216,10 @@ class TaskSubmission:
         """Returns the leases idle for `older_than` seconds; True when this process holds
         no lease, asks for none and has no task in flight (nothing to time here)."""
         with self._lock:
-            out = self._core.tasks.return_idle(time.monotonic(), older_than)
+            now = time.monotonic()
+            out = self._core.tasks.return_idle(now, older_than)
+            if self._core.lineage.parked:  # tasks waiting to hear their argument's node died
+                out += self._core.lineage.expire(now, self._park_s)
             quiet = self._core.tasks.quiet()
         self._send_all(out)
         return quiet

@@ -211,7 +211,8 @@ class ActorTable:
             self.resolve(st, out)
         else:
             st.state, st.death = "DEAD", self.death_error(actor_id, death)
-            failed = [(t, st.death) for t in (*st.lost, *st.queue)]
+            rebuilt = self.owner.lineage.rebuild_error  # a rebuild's outputs say so
+            failed = [(t, rebuilt(t, st.death)) for t in (*st.lost, *st.queue)]
             st.queue.clear()
         if failed:
             st.lost = []

@@ -44,7 +44,8 @@ from ..task_events import FAILED
 from .actors import ActorTable
 from .events import TaskEvents, _no_clock
 from .instructions import WAKE
-from .lineage import Lineage, keeps_lineage
+from .lineage import Lineage
+from .lineage_book import MAX_LINEAGE_BYTES
 from .objects import LOG_SIZE, ObjectTable, Waiter, copies_of, located
 from .streams import Stream, StreamTable
 from .tasks import TaskTable
@@ -60,7 +61,7 @@ class Owner:
 
     def __init__(self, address: str, reqs: Any = None, sys_path: Any = tuple,
                  encode_error: Any = _same, decode_error: Any = _same, clock: Any = None,
-                 parent_of: Any = None):
+                 parent_of: Any = None, max_lineage_bytes: int = MAX_LINEAGE_BYTES):
         self.address = address
         self.reqs = reqs if reqs is not None else itertools.count(1)
         self.encode_error = encode_error
@@ -71,7 +72,7 @@ class Owner:
         self.tasks = TaskTable(self, sys_path)
         self.actors = ActorTable(self)
         self.streams = StreamTable(self)
-        self.lineage = Lineage(self)
+        self.lineage = Lineage(self, max_lineage_bytes)
 
     # -- completions -----------------------------------------------------------
     def complete(self, id: bytes, data: Any, error: Any, owned: bool = True,
@@ -144,6 +145,8 @@ class Owner:
         if error is not None:
             if task.cancelled:
                 error = self.encode_error(TaskCancelledError(task_id.hex()))
+            elif self.lineage.arg_lost(task, error, now, out):  # a system failure (lineage.py)
+                return out
             elif retryable and task.retry_exceptions and task.retries != 0:
                 cause = getattr(self.decode_error(error), "cause", None)
                 if cause is not None and task.retry_error(cause):
@@ -152,16 +155,14 @@ class Owner:
                         self.events.ended(task, error, task.attempt - 1)
                     self.resubmit(task, out)
                     return out
+        if task.actor_id is not None and self.lineage.rebuilding:
+            self.lineage.rebuilding.discard(task_id)
+        if error is None:  # kept to rebuild its outputs (lineage_book.py), before drop
+            self.lineage.book.keep(task, results)
         tasks.drop(task_id)
         if task.events and error is not None:
             self.events.ended(task, error)
         complete = self.complete
-        if error is None and keeps_lineage(task, results):  # to rebuild them (lineage.py)
-            entries = self.objects.entries
-            for rid, data in zip(task.return_ids, results):
-                o = entries.get(rid)
-                if o is not None and located(data):
-                    o.lineage = task
         if error is not None:  # results before the error (a generator's values) stay readable
             n = len(results)
             for i, rid in enumerate(task.return_ids):

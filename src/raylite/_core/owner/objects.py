@@ -103,6 +103,8 @@ class ObjectTable:
         self.notices: list[tuple] = []                # (owner, id): RemoveBorrower to send
         self.fetches: dict[int, tuple] = {}           # request -> (id, connection asked)
         self.log = deque(maxlen=LOG_SIZE) if log is None else log
+        self.released: Any = None                     # (lineage) -> None: an output with lineage
+                                                      # was freed (lineage_book.py)
 
     # -- creation --------------------------------------------------------------
     def put(self, id: bytes, data: Any, contained: Any) -> None:
@@ -173,6 +175,8 @@ class ObjectTable:
         if data is not None and type(data) is not bytes:  # located(), inlined: put's hot path
             self.frees.append((id, o.shared, o.mapped, copies_of(o)))
             self.log.append(("free", id))
+        if o.lineage is not None and self.released is not None:
+            self.released(o.lineage)
 
     def borrower(self, id: bytes, delta: int) -> None:
         o = self.entries.get(id)

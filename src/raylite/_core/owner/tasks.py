@@ -335,11 +335,11 @@ class TaskTable:
 
     def drop(self, task_id: bytes) -> Task | None:
         """Forgets a finished task; its arguments in shared memory are freed (never recycled:
-        the worker mapped them)."""
+        the worker mapped them), unless its lineage is kept (lineage_book.py frees them)."""
         task = self.tasks.pop(task_id, None)
         if task is not None and task.msg is not None:
             args = task.msg.args
-            if located(args):
+            if located(args) and task_id not in self.owner.lineage.book.kept:
                 self.objects.frees.append((args.object_id, True, None, ()))  # on this node
         return task
 
