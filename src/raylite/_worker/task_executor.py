@@ -54,6 +54,7 @@ from .streams import Gates, run_stream
 
 _STAY = 0.002  # seconds one connection's caller may keep the main thread polling for it
 _get_ident = threading.get_ident
+_tuple_new = tuple.__new__  # a TaskDone made without its Python-level __new__ (a hot path)
 
 
 class Executor:
@@ -246,8 +247,8 @@ class Executor:
         env = dict(t.env_vars or {})
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
-        if t.task_events:
-            self.run_started(t.task_id, t.attempt, t.job_id, t.name)
+        if t.task_events:  # run_started, inline: this is every task's path
+            self.started[(t.task_id, t.attempt)] = (time.time(), t.job_id or b"", t.name)
         marks = self.marks
         if marks is not None:
             marks.begin(t.task_id, t.attempt)
@@ -313,8 +314,7 @@ class Executor:
                     told.clear()
                 told.add(conn)
                 ran = (start, end, self.ident)
-            self.reply(conn, m.TaskDone(task_id, reply.results, reply.error, reply.retryable,
-                                        ran))
+            self.reply(conn, _tuple_new(m.TaskDone, (task_id, reply[1], reply[2], reply[3], ran)))
             return
         if reply is not None:
             self.reply(conn, reply)
