@@ -21,7 +21,9 @@ group or others (we create 0600) whose size is the object's size, then the
 header must name the object. Anything else is BadObjectFile naming the path
 and the reason. The writer creates with O_EXCL, so it never writes into a
 file someone planted, and a recycled segment it writes into passes the same
-fstat check.
+fstat check (open_recycled). A freed segment is recycled only when nobody can
+read it any more: its owner says so, or (unused) it was renamed off its
+object's name and no process has it open or mapped.
 
 A spilled object has the same layout in a file in the session's spill
 directory (spill_dir(), 0700) and is mapped the same way. Unlinking a
@@ -216,6 +218,49 @@ def not_ours(st: os.stat_result) -> str | None:
     if st.st_mode & 0o077:
         return f"its mode is {st.st_mode & 0o777:#o}: group or others have access (we make 0600)"
     return None
+
+
+def unused(path: str) -> bool:
+    """True when no process has the file at `path` open or mapped, so its pages may be
+    written for another object: a write lease (fcntl F_SETLEASE) can be taken only on a
+    file nobody else holds open, and a mapping holds its file open. The lease is given
+    back at once. False when the lease is refused, the file is not ours, or it is gone.
+    Only for a file no reader opens by this name any more (renamed into the pool first):
+    an open racing the lease would block a moment and signal this process (SIGIO)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, _READ)
+    except OSError:
+        return False
+    try:
+        if not_ours(os.fstat(fd)):
+            return False
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return True
+    except OSError:   # EAGAIN: open or mapped elsewhere (or leases are off here)
+        return False
+    finally:
+        os.close(fd)
+
+
+def open_recycled(path: str, size: int) -> int:
+    """A read-write descriptor of the pooled segment at `path`, cut to `size` bytes: its
+    pages exist already. Raises BadObjectFile when it is not ours or too small (the caller
+    removes it and writes a new file instead), FileNotFoundError when it is gone."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        why = not_ours(st) or (f"it holds {st.st_size} bytes, fewer than {size}"
+                               if st.st_size < size else None)
+        if why:
+            raise BadObjectFile(f"{path} cannot be reused: {why}")
+        os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def open_object(path: str) -> int:
