@@ -4,9 +4,12 @@ against raw TCP over the same veth link, a broadcast, and tasks spread over thre
 
     sudo .venv/bin/python benchmarks/multinode.py [--ray /tmp/rayenv/bin/python] [--quick]
                                                   [--size-mib 1024] [--bcast-mib 256]
+                                                  [--transfer-only] [--huge]
+                                                  [--prefix mxb] [--subnet 198.18.0.0/24]
 
 The namespaces are the test harness's (tests/multinode/netns.py, imported, not copied):
-a switch namespace with a bridge and four nodes on veth pairs, 198.18.0.1-4, each in
+a switch namespace with a bridge and four nodes on veth pairs, the first four addresses
+of --subnet (198.18.0.1-4 by default; namespace names start with --prefix), each in
 network, mount and PID namespaces of its own with its own tmpfs on /dev/shm. For each
 system (raylite, then Ray when --ray names a python that has it; Ray 2.60.0 is the
 reference, ../shared/bench/README.md) a fresh set of namespaces is made, and:
@@ -21,7 +24,11 @@ reference, ../shared/bench/README.md) a fresh set of namespaces is made, and:
                node's object store 2.5 GB (its /dev/shm is 3 GiB)
     transfer   a task on n1 makes an array of --size-mib MiB; a task on n2 takes it as its
                argument (the whole object crosses the link before it runs) and returns
-               two of its bytes: GB/s = size / (submit → result), 10^9 B/s
+               two of its bytes: GB/s = size / (submit → result), 10^9 B/s. The first
+               round is cold (n2 has never held so large an object: its copy fills new
+               pages); in the later ones n2 may hold a freed copy of the round before
+               whose segment its store recycles (raylite's pool; Ray's plasma arena):
+               "steady", reported apart (a steady stream of objects of one size)
     broadcast  the driver puts --bcast-mib MiB (on n0); one task on each of n1, n2, n3 takes
                it at once: seconds until all three are done, and the bytes moved per second
     tasks      a no-op task with scheduling_strategy="SPREAD" returning its node id: one at a
@@ -31,8 +38,9 @@ reference, ../shared/bench/README.md) a fresh set of namespaces is made, and:
 With --huge each node's tmpfs is mounted with huge=within_size: its files take 2 MiB
 pages, so filling a new object takes a 512th of the page faults and allocations.
 
-Rounds: the median (and the best) of 3 (--quick: 2) for the transfers. Then it prints the
-table (and --json writes every figure). Everything is torn down by the harness, also after
+Rounds: the median (and the best) of 3 (--quick: 2) for the broadcast and of the steady
+transfers (after the cold one). Then it prints the table (and --json writes every figure);
+--transfer-only stops after the transfers. Everything is torn down by the harness, also after
 a failure: every process in our namespaces, then the namespaces; the Ray session dirs live
 in a temp dir of this run, removed at the end. Needs root, `ip`, `unshare` and `nsenter`.
 """
