@@ -154,8 +154,10 @@ def test_a_freed_copy_nobody_maps_is_recycled_for_the_next_pull(two_nodes):  # n
     assert raylite.get(actor.check_ref.remote([ref]))[1] == 24 * MiB // 4096
     hex_id = ref.hex()
     del ref   # the actor's value is gone too: no process maps the copy on a any more
-    assert _gone(other, hex_id)
+    assert _gone(other, hex_id) and _gone(rt.node_tag, hex_id)
     assert _pooled(other), "the freed copy should wait in a's pool, its pages kept"
+    assert not _pooled(rt.node_tag), \
+        "b sent the object with sendfile (its pages may be in flight): never recycled there"
     ref = raylite.put(np.full(24 * MiB, 2, dtype=np.uint8))
     assert raylite.get(actor.check_ref.remote([ref]))[1] == 2 * (24 * MiB // 4096)
     stats = _daemon_state(two_nodes.a.address)

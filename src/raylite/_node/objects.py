@@ -36,6 +36,7 @@ class ObjectStoreHandlers:
     _spilling: int
     spill_progress: Any
     stopped: Any
+    served_ids: set
 
     @property
     def node_tag(self) -> str:
@@ -148,17 +149,22 @@ class ObjectStoreHandlers:
 
     def _delete_objects(self, freed: tuple[list, list]) -> None:
         deleted, recycled = freed
+        served = self.served_ids   # sent out with sendfile: pages may be in flight still
         for oid, pid in recycled:
             segment = shm.segment_path(self.node_tag, oid)
             try:
+                if oid in served:
+                    raise OSError("its pages may still be in flight to another node")
                 os.rename(segment, self._pool_path(pid))
             except OSError:
                 self.store.pool_drop(pid)
                 shm.unlink(segment)
+            served.discard(oid)
         for oid, in_shm, spilled in deleted:
             segment = shm.segment_path(self.node_tag, oid)
-            if not (in_shm and not spilled and self._pool_if_unused(segment)):
+            if oid in served or not (in_shm and not spilled and self._pool_if_unused(segment)):
                 shm.unlink(segment)
+            served.discard(oid)
             if spilled:
                 shm.unlink(shm.spill_path(self.spill_dir, oid))
 

@@ -9,13 +9,12 @@ and freeing copies on other nodes for their owners.
          connect(source) ──ReadObject(id, size)──► source daemon (_on_read_object, its reader
                                                    thread, after the lock: MAX_SERVES at once)
            ObjectChunk(offset, n) + n raw bytes, CHUNK at a time (sent from the source's
-           map: send_raw), received
-             into a pooled segment (allocate() chose one: a freed segment whose pages
-               exist): recv_into straight into its map at the offset, renamed to the
-               object's name once sealed; a steady stream of pulls allocates no pages
-             else into a new file (O_EXCL): recv_into one chunk's buffer, then pwrite at
-               the offset (tmpfs fills new pages for write(2) about twice as fast as it
-               faults them into a map: one more copy, from a buffer in cache, is cheaper)
+           file by sendfile: Connection.send_file), spliced from the socket into the file
+           at the offset (Connection.recv_file: no copy through either daemon), the file
+             a pooled segment (allocate() chose one: a freed segment whose pages exist),
+               renamed to the object's name once sealed: steady pulls allocate no pages
+             else a new file (O_EXCL) (tmpfs fills new pages for a write about twice as
+               fast as it faults them into a map)
          header written last (the file is then sealed, as a local writer's) ──► every
          waiting reader gets ObjectPulled(node tag, this daemon's address); the reader tells
          the owner (ObjectCopied), whose directory (_core/owner/objects.py) now lists it
@@ -37,7 +36,6 @@ still holds never changes under it.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import threading
 import time
@@ -46,6 +44,7 @@ from typing import Any
 from .._object_store import shm
 from .._object_store.pulls import PullQueue
 from .._protocol import messages as m
+from .._protocol.connection import make_pipe
 from .._protocol.transport import connect
 from .outbox import send as _send
 
@@ -92,6 +91,7 @@ class ObjectTransfers:
         self.transfer_stats = {"pulled": 0, "pulled_bytes": 0, "pulled_recycled": 0,
                                "served": 0, "failed": 0}
         self._dead_sources: dict[str, str] = {}  # daemon address of a dead node -> how it died
+        self.served_ids: set = set()              # objects sent out: never recycled here
 
     def _sources_died(self, address: str, why: str) -> None:
         """A node died (lock held): pulls from it, queued or under way, end now (their
@@ -236,32 +236,35 @@ class ObjectTransfers:
         c.after = lambda: self._serve_object(c, msg)  # the copy: never under the lock
 
     def _serve_object(self, c: Any, msg: m.ReadObject) -> None:
-        """Streams the object's file on c's connection, straight from a read-only map of it
-        (its segment, else its spill file: checked as any reader checks)."""
+        """Streams the object's file on c's connection with sendfile(2) (its segment, else
+        its spill file: checked as any reader checks). Its id joins served_ids first: such
+        a segment is unlinked when freed, never recycled, since its pages may still be in
+        flight (or queued at the receiver) after the last sendfile returns."""
         oid = msg.object_id
         with self._serves:
+            with self._lock:
+                if oid in self.store.objects:
+                    self.served_ids.add(oid)
             try:
-                mm = self._map_own(oid, msg.size)
+                fd = self._open_own(oid, msg.size)
             except Exception as e:
                 c.conn.send(m.ObjectChunk(msg.req, 0, 0, f"object {oid.hex()} cannot be read "
                                                        f"here: {e}"))
                 return
             try:
-                view = memoryview(mm)
                 for off in range(0, msg.size, CHUNK):
                     n = min(CHUNK, msg.size - off)
-                    c.conn.send_raw(m.ObjectChunk(msg.req, off, n), view[off:off + n])
-                view.release()
+                    c.conn.send_file(m.ObjectChunk(msg.req, off, n), fd, off, n)
             finally:
-                mm.close()
+                os.close(fd)
         with self._lock:
             self.transfer_stats["served"] += 1
 
-    def _map_own(self, oid: bytes, size: int) -> mmap.mmap:
+    def _open_own(self, oid: bytes, size: int) -> int:
         try:
-            return shm.map_object(shm.segment_path(self.node_tag, oid), oid, size)
+            return shm.open_checked(shm.segment_path(self.node_tag, oid), oid, size)
         except FileNotFoundError:  # spilled meanwhile
-            return shm.map_object(shm.spill_path(self.spill_dir, oid), oid, size)
+            return shm.open_checked(shm.spill_path(self.spill_dir, oid), oid, size)
 
     def _on_get_transfer_stats(self, c: Any, msg: m.GetTransferStats) -> None:
         stats = {**self.transfer_stats, **self.pulls.statistics()}
@@ -305,10 +308,10 @@ def _dial(address: str, token: bytes, job: Any = None) -> Any:
 
 def receive(source: str, token: bytes, oid: bytes, size: int, path: str, job: Any = None) -> None:
     """Pulls object `oid` (`size` bytes) from the node daemon at `source` to `path`, the
-    header last. Into the pooled segment job.reuse when there is one (its pages exist:
-    each chunk is received straight into its map; renamed to `path` once sealed), else
-    into a new file created at `path` (O_EXCL), written with pwrite from one chunk's
-    buffer: tmpfs fills new pages for write(2) at twice the rate it faults them into a map.
+    header last, each chunk spliced from the socket into the file (no copy through this
+    process, no map: tmpfs fills new pages for a write at about twice the rate it faults
+    them into a map). Into the pooled segment job.reuse when there is one (its pages
+    exist; renamed to `path` once sealed), else into a new file created at `path` (O_EXCL).
     Raises (ConnectionError, EOFError, OSError, ValueError) naming what went wrong; the
     caller removes job.file. `job` (a _Job) is given the connection, so that the source's
     death can close it, and is looked at between dials."""
@@ -326,24 +329,18 @@ def receive(source: str, token: bytes, oid: bytes, size: int, path: str, job: An
         conn.close()
         raise
     head = bytearray(shm.HEAD_SIZE)
+    pipe: tuple = ()
     try:
+        pipe = make_pipe()
         conn.send(m.ReadObject(1, oid, size))
-        if reuse:
-            mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-            view = memoryview(mm)
-            try:
-                _receive_chunks(conn, head, size, fd, view)
-            finally:
-                view.release()
-                mm.close()
-        else:
-            _receive_chunks(conn, head, size, fd, None)
+        _receive_chunks(conn, head, size, fd, pipe)
         why = shm.check_head(head, oid)
         if why:
             raise ValueError(f"the bytes received are not that object: {why}")
         _pwrite(fd, memoryview(head), 0)  # sealed: readers may map it from now on
     finally:
-        os.close(fd)
+        for d in (fd, *pipe):
+            os.close(d)
         conn.close()
     if reuse:
         os.rename(reuse, path)
@@ -376,35 +373,27 @@ def _open_target(path: str, size: int, job: Any) -> tuple[int, str]:
     return fd, ""
 
 
-def _receive_chunks(conn: Any, head: bytearray, size: int, fd: int, view: Any) -> None:
-    """Receives the chunks in order: straight into `view` (the file's map) at their offsets,
-    or (view None) each into one buffer, written to `fd` with pwrite. The first HEAD_SIZE
-    bytes are kept aside in `head` (zeros in the file until the caller writes it last)."""
-    buf = memoryview(bytearray(min(CHUNK, size))) if view is None else None
-    off, target = 0, None
-    try:
-        while off < size:
-            msg = conn.recv()
-            if type(msg) is not m.ObjectChunk or msg.req != 1:
-                raise ValueError(f"expected an ObjectChunk, got {type(msg).__name__}")
-            if msg.error is not None:
-                raise ValueError(f"the source refused: {msg.error}")
-            n = msg.length
-            if msg.offset != off or type(n) is not int or not 0 < n <= min(CHUNK, size - off):
-                raise ValueError(f"chunk at {msg.offset!r} of {n!r} bytes; expected offset "
-                                 f"{off}, at most {min(CHUNK, size - off)} bytes")
-            target = buf[:n] if view is None else view[off:off + n]
-            conn.recv_into(target)
-            k = max(0, min(n, shm.HEAD_SIZE - off))   # header bytes in this chunk
-            if k:
-                head[off:off + k] = target[:k]
-                if view is not None:
-                    target[:k] = bytes(k)
-            if view is None and n > k:
-                _pwrite(fd, target[k:], off + k)
-            off += n
-    finally:
-        target = None   # a traceback keeps this frame: no slice may pin the caller's map
+def _receive_chunks(conn: Any, head: bytearray, size: int, fd: int, pipe: tuple) -> None:
+    """Receives the chunks in order into `fd` at their offsets (Connection.recv_file:
+    spliced from the socket, no copy through this process). The first HEAD_SIZE bytes are
+    kept aside in `head` (the file has zeros or a pooled segment's old bytes there until
+    the caller writes it last)."""
+    off = 0
+    while off < size:
+        msg = conn.recv()
+        if type(msg) is not m.ObjectChunk or msg.req != 1:
+            raise ValueError(f"expected an ObjectChunk, got {type(msg).__name__}")
+        if msg.error is not None:
+            raise ValueError(f"the source refused: {msg.error}")
+        n = msg.length
+        if msg.offset != off or type(n) is not int or not 0 < n <= min(CHUNK, size - off):
+            raise ValueError(f"chunk at {msg.offset!r} of {n!r} bytes; expected offset {off}, "
+                             f"at most {min(CHUNK, size - off)} bytes")
+        k = max(0, min(n, shm.HEAD_SIZE - off))   # header bytes in this chunk
+        if k:
+            conn.recv_into(memoryview(head)[off:off + k])
+        conn.recv_file(fd, off + k, n - k, pipe)
+        off += n
 
 
 def _pwrite(fd: int, data: memoryview, off: int) -> None:

@@ -290,14 +290,8 @@ def check_head(buf: Any, object_id: bytes) -> str | None:
 def map_object(path: str, object_id: bytes, size: int) -> mmap.mmap:
     """Maps an object file read-only after checking it is ours and that object
     (one open, fstat, mmap); FileNotFoundError when it is not there."""
-    fd = open_object(path)
+    fd = _open_ours(path, size)
     try:
-        st = os.fstat(fd)
-        why = not_ours(st)
-        if why is None and st.st_size != size:
-            why = f"it holds {st.st_size} bytes where the object has {size}"
-        if why:
-            raise BadObjectFile(f"{path}: {why}")
         mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
@@ -306,6 +300,35 @@ def map_object(path: str, object_id: bytes, size: int) -> mmap.mmap:
         mm.close()
         raise BadObjectFile(f"{path}: {why}")
     return mm
+
+
+def open_checked(path: str, object_id: bytes, size: int) -> int:
+    """A read-only descriptor of an object file, checked as map_object checks (its header
+    read with pread), for a sender that hands the file to the kernel (sendfile)."""
+    fd = _open_ours(path, size)
+    try:
+        why = check_head(os.pread(fd, _HEAD.size, 0), object_id)
+        if why:
+            raise BadObjectFile(f"{path}: {why}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_ours(path: str, size: int) -> int:
+    fd = open_object(path)
+    try:
+        st = os.fstat(fd)
+        why = not_ours(st)
+        if why is None and st.st_size != size:
+            why = f"it holds {st.st_size} bytes where the object has {size}"
+        if why:
+            raise BadObjectFile(f"{path}: {why}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def decode(buf: Any) -> Any:
