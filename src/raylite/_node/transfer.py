@@ -44,7 +44,7 @@ from typing import Any
 from .._object_store import shm
 from .._object_store.pulls import PullQueue
 from .._protocol import messages as m
-from .._protocol.connection import make_pipe
+from .._protocol.connection import make_pipe, pwrite_all
 from .._protocol.transport import connect
 from .outbox import send as _send
 
@@ -337,7 +337,7 @@ def receive(source: str, token: bytes, oid: bytes, size: int, path: str, job: An
         why = shm.check_head(head, oid)
         if why:
             raise ValueError(f"the bytes received are not that object: {why}")
-        _pwrite(fd, memoryview(head), 0)  # sealed: readers may map it from now on
+        pwrite_all(fd, memoryview(head), 0)  # sealed: readers may map it from now on
     finally:
         for d in (fd, *pipe):
             os.close(d)
@@ -394,11 +394,3 @@ def _receive_chunks(conn: Any, head: bytearray, size: int, fd: int, pipe: tuple)
             conn.recv_into(memoryview(head)[off:off + k])
         conn.recv_file(fd, off + k, n - k, pipe)
         off += n
-
-
-def _pwrite(fd: int, data: memoryview, off: int) -> None:
-    while data:
-        n = os.pwrite(fd, data, off)
-        if n <= 0:
-            raise OSError(f"writing a pulled object's file wrote {n} bytes")
-        data, off = data[n:], off + n

@@ -305,24 +305,20 @@ def map_object(path: str, object_id: bytes, size: int) -> mmap.mmap:
 def open_checked(path: str, object_id: bytes, size: int) -> int:
     """A read-only descriptor of an object file, checked as map_object checks (its header
     read with pread), for a sender that hands the file to the kernel (sendfile)."""
-    fd = _open_ours(path, size)
-    try:
-        why = check_head(os.pread(fd, _HEAD.size, 0), object_id)
-        if why:
-            raise BadObjectFile(f"{path}: {why}")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _open_ours(path, size, object_id)
 
 
-def _open_ours(path: str, size: int) -> int:
+def _open_ours(path: str, size: int, object_id: bytes | None = None) -> int:
+    """open_object, then fstat: ours, a regular file of `size` bytes; and, given
+    `object_id`, a header naming it (else map_object checks the header on its map)."""
     fd = open_object(path)
     try:
         st = os.fstat(fd)
         why = not_ours(st)
         if why is None and st.st_size != size:
             why = f"it holds {st.st_size} bytes where the object has {size}"
+        if why is None and object_id is not None:
+            why = check_head(os.pread(fd, _HEAD.size, 0), object_id)
         if why:
             raise BadObjectFile(f"{path}: {why}")
     except BaseException:

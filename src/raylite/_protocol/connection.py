@@ -58,7 +58,8 @@ def make_pipe() -> tuple:
     return r, w
 
 
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """Writes all of `data` to the file `fd` at `offset`, however short each write."""
     while data:
         n = os.pwrite(fd, data, offset)
         if n <= 0:
@@ -195,14 +196,14 @@ class Connection:
         if not buffered:
             raise EOFError(f"connection to {self.peer} closed mid-transfer")
         self._reader.read(len(buffered))
-        _pwrite_all(fd, memoryview(buffered), offset)
+        pwrite_all(fd, memoryview(buffered), offset)
         offset, count = offset + len(buffered), count - len(buffered)
         if not hasattr(os, "splice"):   # not Linux: through one buffer
             buf = memoryview(bytearray(min(count, PIPE_SIZE)))
             while count:
                 k = min(count, len(buf))
                 self.recv_into(buf[:k])
-                _pwrite_all(fd, buf[:k], offset)
+                pwrite_all(fd, buf[:k], offset)
                 offset, count = offset + k, count - k
             return
         src, (r, w) = self.sock.fileno(), pipe
