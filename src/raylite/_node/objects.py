@@ -26,6 +26,8 @@ from .outbox import send as _send
 
 log = logging.getLogger("raylite.node")
 
+POOL_MIN = 2**20   # smaller freed segments are unlinked: few pages to fault, many to scan
+
 
 class ObjectStoreHandlers:
     _lock: Any
@@ -172,14 +174,15 @@ class ObjectStoreHandlers:
         """A freed segment its owner could not vouch for (a copy pulled here, an object
         other processes mapped) joins the pool all the same when, renamed off its
         object's name, no process has it open or mapped (shm.unused): a later copy
-        pulled here or put lands in pages that exist. False: unlink it as before."""
+        pulled here or put lands in pages that exist (segments of POOL_MIN bytes or more:
+        the pool is scanned on every allocation). False: unlink it as before."""
         if self.stopped.is_set():
             return False
         try:
             st = os.lstat(segment)
         except OSError:
             return False
-        if shm.not_ours(st):
+        if st.st_size < POOL_MIN or shm.not_ours(st):
             return False
         pid = self.store.pool_add(st.st_size)
         if pid is None:
