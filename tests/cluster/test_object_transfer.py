@@ -148,13 +148,15 @@ def _pooled(tag: str) -> list:
     return glob.glob(f"/dev/shm/raylite_{tag}_{b'pool'.hex()}*")
 
 
-def _leases_work(tmp_path) -> bool:
-    """Whether this kernel grants file leases (shm.unused proves a segment unused by one);
+def _leases_work() -> bool:
+    """Whether /dev/shm grants file leases (shm.unused proves a segment unused by one);
     where it does not, freed copies are unlinked as before and nothing is recycled."""
     import fcntl
     import os
 
-    fd = os.open(tmp_path / "lease-probe", os.O_CREAT | os.O_RDONLY, 0o600)
+    path = f"/dev/shm/raylite-test-lease-{os.getpid()}"
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDONLY, 0o600)
+    os.unlink(path)
     try:
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
@@ -165,8 +167,8 @@ def _leases_work(tmp_path) -> bool:
         os.close(fd)
 
 
-def test_a_freed_copy_nobody_maps_is_recycled_for_the_next_pull(two_nodes, tmp_path):  # noqa: F811
-    if not _leases_work(tmp_path):
+def test_a_freed_copy_nobody_maps_is_recycled_for_the_next_pull(two_nodes):  # noqa: F811
+    if not _leases_work():
         pytest.skip("this kernel grants no file leases: freed copies are never recycled")
     rt, actor, other = _join(two_nodes)
     ref = raylite.put(np.full(24 * MiB, 1, dtype=np.uint8))
