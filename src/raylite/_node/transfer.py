@@ -13,8 +13,8 @@ and freeing copies on other nodes for their owners.
            at the offset (Connection.recv_file: no copy through either daemon), the file
              a pooled segment (allocate() chose one: a freed segment whose pages exist),
                renamed to the object's name once sealed: steady pulls allocate no pages
-             else a new file (O_EXCL) (tmpfs fills new pages for a write about twice as
-               fast as it faults them into a map)
+             else a new file (O_EXCL) (tmpfs fills new pages for a write 1.5-2x as fast
+               as it faults them into a map: benchmarks/transfer_paths.py)
          header written last (the file is then sealed, as a local writer's) ──► every
          waiting reader gets ObjectPulled(node tag, this daemon's address); the reader tells
          the owner (ObjectCopied), whose directory (_core/owner/objects.py) now lists it
@@ -309,8 +309,8 @@ def _dial(address: str, token: bytes, job: Any = None) -> Any:
 def receive(source: str, token: bytes, oid: bytes, size: int, path: str, job: Any = None) -> None:
     """Pulls object `oid` (`size` bytes) from the node daemon at `source` to `path`, the
     header last, each chunk spliced from the socket into the file (no copy through this
-    process, no map: tmpfs fills new pages for a write at about twice the rate it faults
-    them into a map). Into the pooled segment job.reuse when there is one (its pages
+    process, no map: tmpfs fills new pages for a write 1.5-2x as fast as it faults them
+    into a map). Into the pooled segment job.reuse when there is one (its pages
     exist; renamed to `path` once sealed), else into a new file created at `path` (O_EXCL).
     Raises (ConnectionError, EOFError, OSError, ValueError) naming what went wrong; the
     caller removes job.file. `job` (a _Job) is given the connection, so that the source's
