@@ -5,6 +5,7 @@ sender and receiver system calls are fastest for a file in /dev/shm (tmpfs).
     python benchmarks/transfer_paths.py [--size-mib 1024] [--rounds 3]
                                         [--senders anon,map,sendfile]
                                         [--receivers anon,map,pwrite,splice,mapfresh,...]
+                                        [--sockbufs 0,4194304]
 
 One process, TCP over 127.0.0.1: a sender thread moves --size-mib MiB to the receiver,
 8 MiB at a time (each a system call or a short loop of them), and the time from the
@@ -130,7 +131,7 @@ def receive(kind: str, f: Files, sock: socket.socket) -> None:
         mm.close()
 
 
-def one(sender: str, receiver: str, f: Files) -> float:
+def one(sender: str, receiver: str, f: Files, sockbuf: int = 0) -> float:
     if receiver.endswith("fresh"):
         f.fresh_dst()
         receiver = receiver[:-len("fresh")]
@@ -140,6 +141,9 @@ def one(sender: str, receiver: str, f: Files) -> float:
     out = socket.create_connection(listener.getsockname())
     into, _ = listener.accept()
     listener.close()
+    if sockbuf:   # fixed buffers (the kernel's autotuning is off for a socket given one)
+        out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sockbuf)
+        into.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sockbuf)
     t0 = time.perf_counter()
     th = threading.Thread(target=send, args=(sender, f, out))
     th.start()
@@ -158,21 +162,25 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--senders", default="anon,map,sendfile")
     p.add_argument("--receivers", default="anon,map,splice,mapfresh,pwritefresh,splicefresh")
+    p.add_argument("--sockbufs", default="0",
+                   help="SO_SNDBUF/SO_RCVBUF sizes to try, comma-separated bytes (0: autotuning)")
     a = p.parse_args()
-    pairs = [(s, r) for s in a.senders.split(",") for r in a.receivers.split(",")]
+    pairs = [(s, r, int(b)) for s in a.senders.split(",") for r in a.receivers.split(",")
+             for b in a.sockbufs.split(",")]
     f = Files(a.size_mib * 2**20)
     rates: dict = {pair: [] for pair in pairs}
     load = os.getloadavg()[0]
     try:
         for _ in range(a.rounds):
             for pair in pairs:
-                rates[pair].append(one(*pair, f))
+                rates[pair].append(one(pair[0], pair[1], f, pair[2]))
     finally:
         f.remove()
     print(f"{a.size_mib} MiB over TCP loopback, {a.rounds} rounds; load average {load:.1f} "
           f"before, {os.getloadavg()[0]:.1f} after (GB/s = 10^9 B/s)")
-    for (s, r), xs in rates.items():
-        print(f"{s:>9} -> {r:<12} median {statistics.median(xs):5.2f}   "
+    for (s, r, b), xs in rates.items():
+        print(f"{s:>9} -> {r:<12} {f'buffers {b}' if b else '':>16} median "
+              f"{statistics.median(xs):5.2f}   "
               + " ".join(f"{x:.2f}" for x in xs))
 
 
