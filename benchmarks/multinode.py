@@ -4,9 +4,12 @@ against raw TCP over the same veth link, a broadcast, and tasks spread over thre
 
     sudo .venv/bin/python benchmarks/multinode.py [--ray /tmp/rayenv/bin/python] [--quick]
                                                   [--size-mib 1024] [--bcast-mib 256]
+                                                  [--transfer-only] [--huge]
+                                                  [--prefix mxb] [--subnet 198.18.0.0/24]
 
 The namespaces are the test harness's (tests/multinode/netns.py, imported, not copied):
-a switch namespace with a bridge and four nodes on veth pairs, 198.18.0.1-4, each in
+a switch namespace with a bridge and four nodes on veth pairs, the first four addresses
+of --subnet (198.18.0.1-4 by default; namespace names start with --prefix), each in
 network, mount and PID namespaces of its own with its own tmpfs on /dev/shm. For each
 system (raylite, then Ray when --ray names a python that has it; Ray 2.60.0 is the
 reference, ../shared/bench/README.md) a fresh set of namespaces is made, and:
@@ -21,7 +24,11 @@ reference, ../shared/bench/README.md) a fresh set of namespaces is made, and:
                node's object store 2.5 GB (its /dev/shm is 3 GiB)
     transfer   a task on n1 makes an array of --size-mib MiB; a task on n2 takes it as its
                argument (the whole object crosses the link before it runs) and returns
-               two of its bytes: GB/s = size / (submit → result), 10^9 B/s
+               two of its bytes: GB/s = size / (submit → result), 10^9 B/s. The first
+               round is cold (n2 has never held so large an object: its copy fills new
+               pages); in the later ones n2 may hold a freed copy of the round before
+               whose segment its store recycles (raylite's pool; Ray's plasma arena):
+               "steady", reported apart (a steady stream of objects of one size)
     broadcast  the driver puts --bcast-mib MiB (on n0); one task on each of n1, n2, n3 takes
                it at once: seconds until all three are done, and the bytes moved per second
     tasks      a no-op task with scheduling_strategy="SPREAD" returning its node id: one at a
@@ -31,8 +38,9 @@ reference, ../shared/bench/README.md) a fresh set of namespaces is made, and:
 With --huge each node's tmpfs is mounted with huge=within_size: its files take 2 MiB
 pages, so filling a new object takes a 512th of the page faults and allocations.
 
-Rounds: the median (and the best) of 3 (--quick: 2) for the transfers. Then it prints the
-table (and --json writes every figure). Everything is torn down by the harness, also after
+Rounds: the median (and the best) of 3 (--quick: 2) for the broadcast and of the steady
+transfers (after the cold one). Then it prints the table (and --json writes every figure);
+--transfer-only stops after the transfers. Everything is torn down by the harness, also after
 a failure: every process in our namespaces, then the namespaces; the Ray session dirs live
 in a temp dir of this run, removed at the end. Needs root, `ip`, `unshare` and `nsenter`.
 """
@@ -121,7 +129,7 @@ import json, sys, time
 import numpy as np
 import {module} as ray
 
-address, size, bsize, rounds, n_one, n_batch = sys.argv[1], *map(int, sys.argv[2:7])
+address, size, bsize, rounds, n_one, n_batch, only_transfer = sys.argv[1], *map(int, sys.argv[2:8])
 ray.init(address=address)
 NODES = {nodes!r}
 
@@ -145,7 +153,7 @@ def settle():
 
 ray.get([node.options(**on(n)).remote() for n in NODES for _ in range(2)])  # warm workers
 out = {{"transfer": [], "broadcast_s": []}}
-for _ in range(rounds):
+for _ in range(1 + rounds):   # the first is cold: n2 has never held an object this large
     ref = make.options(**on("n1")).remote(size)
     ray.wait([ref], timeout=600)
     t0 = time.perf_counter()
@@ -153,6 +161,9 @@ for _ in range(rounds):
     out["transfer"].append(size / (time.perf_counter() - t0) / 1e9)
     del ref
     settle()
+if only_transfer:
+    print(json.dumps(out))
+    raise SystemExit
 for _ in range(rounds):
     ref = ray.put(np.ones(bsize, dtype=np.uint8))
     ray.get([touch.options(**on(n)).remote(np.ones(2, np.uint8)) for n in NODES])  # warm
@@ -232,7 +243,7 @@ def start_ray(net: Net, python: str, tmp: str) -> str:
 
 def sitting(system: str, python: str, tmp: str, a: argparse.Namespace) -> dict:
     net = Net(os.path.join(tmp, system), 4, shm=SHM + (",huge=within_size" if a.huge else ""),
-              prefix="mxb")
+              prefix=a.prefix, subnet=a.subnet)
     os.makedirs(net.tmp)
     try:
         net.make()
@@ -240,7 +251,8 @@ def sitting(system: str, python: str, tmp: str, a: argparse.Namespace) -> dict:
         address = start_raylite(net) if system == "raylite" else start_ray(net, python, net.tmp)
         code = DRIVER.format(module=system, nodes=WORKERS)
         r = net.nodes[0].run(code, address, str(a.size_mib * 2**20), str(a.bcast_mib * 2**20),
-                             str(a.rounds), str(a.one), str(a.batch), python=python,
+                             str(a.rounds), str(a.one), str(a.batch),
+                             str(int(a.transfer_only)), python=python,
                              timeout=DRIVER_TIMEOUT_S,
                              env=ray_env(net.tmp) if system == "ray" else None)
         return {"raw_tcp": raw, **r.result}
@@ -264,10 +276,17 @@ def table(results: dict, a: argparse.Namespace) -> str:
         lambda r: _med(r["raw_tcp"]["memory"]))
     row(f"raw TCP n1 → n2, {a.size_mib} MiB into a new /dev/shm file (GB/s)",
         lambda r: _med(r["raw_tcp"]["shm"]))
-    row(f"{gib:g} GiB made on n1, taken by a task on n2 (GB/s)", lambda r: _med(r["transfer"]))
-    row("... as a share of raw TCP into memory / into a new /dev/shm file (medians)",
-        lambda r: " / ".join(f"{statistics.median(r['transfer']) / statistics.median(raw):.0%}"
-                             for raw in (r["raw_tcp"]["memory"], r["raw_tcp"]["shm"])))
+    row(f"{gib:g} GiB made on n1, taken by a task on n2, cold: the first round (GB/s)",
+        lambda r: f"{r['transfer'][0]:.2f}")
+    row(f"... steady: rounds 2-{len(next(iter(results.values()))['transfer'])} (GB/s)",
+        lambda r: _med(r["transfer"][1:]))
+    for label, pick in (("cold", lambda r: r["transfer"][0]),
+                        ("steady", lambda r: statistics.median(r["transfer"][1:]))):
+        row(f"... {label}, as a share of raw TCP into memory / into a new /dev/shm file",
+            lambda r, pick=pick: " / ".join(f"{pick(r) / statistics.median(raw):.0%}" for raw in
+                                           (r["raw_tcp"]["memory"], r["raw_tcp"]["shm"])))
+    if "one_at_a_time" not in next(iter(results.values())):
+        return "\n".join(rows)
     mb = a.bcast_mib * 2**20 * 3 / 1e9
     row(f"{a.bcast_mib} MiB put on n0, taken by a task on each of n1-n3 (s; GB/s moved)",
         lambda r: f"{statistics.median(r['broadcast_s']):.2f} s; "
@@ -279,8 +298,9 @@ def table(results: dict, a: argparse.Namespace) -> str:
     if len(systems) == 2:
         x, y = (results[s] for s in systems)
         rows.append("")
-        rows.append(f"{systems[0]} / {systems[1]}: transfer "
-                    f"{statistics.median(x['transfer']) / statistics.median(y['transfer']):.1f}×, "
+        rows.append(f"{systems[0]} / {systems[1]}: transfer cold "
+                    f"{x['transfer'][0] / y['transfer'][0]:.1f}×, steady "
+                    f"{statistics.median(x['transfer'][1:]) / statistics.median(y['transfer'][1:]):.1f}×, "
                     f"broadcast {statistics.median(y['broadcast_s']) / statistics.median(x['broadcast_s']):.1f}×, "
                     f"one at a time {x['one_at_a_time'][0] / y['one_at_a_time'][0]:.1f}×, "
                     f"batched {x['batched'][0] / y['batched'][0]:.1f}×")
@@ -297,9 +317,14 @@ def main() -> None:
     p.add_argument("--huge", action="store_true",
                    help="mount each node's /dev/shm with huge=within_size (2 MiB pages)")
     p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument("--transfer-only", action="store_true",
+                   help="raw TCP and the transfer rounds only (no broadcast, no tasks)")
+    p.add_argument("--prefix", default="mxb", help="what our namespaces' names start with")
+    p.add_argument("--subnet", default=os.environ.get("RAYLITE_NETNS_SUBNET", "198.18.0.0/24"),
+                   help="the nodes' addresses: a subnet inside 198.18.0.0/24 (first hosts)")
     a = p.parse_args()
     a.rounds, a.one, a.batch = (2, 200, 1000) if a.quick else (3, 500, 3000)
-    why = why_skip()
+    why = why_skip(a.prefix)
     if why:
         raise SystemExit(f"cannot run: {why}")
     systems = {"raylite": sys.executable}

@@ -11,8 +11,10 @@ tries the Unix socket: the path between machines, here over loopback). A driver 
 and puts a numpy array of --size-mib MiB (in b's shared memory). Each round then:
 
     raylite     a's daemon is asked to pull it (PullObject): connect, handshake, room in
-                a's store, the chunks written into the map of a new /dev/shm file, sealed:
-                the time from the request to the reply; the copy is freed after
+                a's store, the chunks written into a new /dev/shm file (the first round)
+                or the recycled segment of the copy freed the round before (later ones:
+                a's pool), sealed: the time from the request to the reply; the copy is
+                freed after
     raw         one process sends the same number of bytes from a map of a /dev/shm file
                 (sendall, 8 MiB at a time), another receives them into the map of a new
                 /dev/shm file (recv_into): no framing, no handshake, no accounting

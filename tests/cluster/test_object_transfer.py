@@ -35,6 +35,13 @@ class OnA:
     def make(self, n):
         return np.full(n, 7, dtype=np.uint8)
 
+    def keep(self, refs):
+        self.kept = raylite.get(refs[0])   # the value outlives its ref: its map stays
+        return int(self.kept[::4096].sum())
+
+    def kept_sum(self):
+        return int(self.kept[::4096].sum())
+
 
 def _tag(node_id_hex: str) -> str:
     return node_id_hex[:12]
@@ -135,6 +142,63 @@ def test_two_concurrent_reads_on_one_node_share_one_pull(two_nodes):  # noqa: F8
     assert len(_segments(other, ref)) == 1
     stats = _daemon_state(two_nodes.a.address)
     assert stats["pulled"] == 1, stats   # one transfer (PullQueue: the second waited on it)
+
+
+def _pooled(tag: str) -> list:
+    return glob.glob(f"/dev/shm/raylite_{tag}_{b'pool'.hex()}*")
+
+
+def _leases_work() -> bool:
+    """Whether /dev/shm grants file leases (shm.unused proves a segment unused by one);
+    where it does not, freed copies are unlinked as before and nothing is recycled."""
+    import fcntl
+    import os
+
+    path = f"/dev/shm/raylite-test-lease-{os.getpid()}"
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDONLY, 0o600)
+    os.unlink(path)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_a_freed_copy_nobody_maps_is_recycled_for_the_next_pull(two_nodes):  # noqa: F811
+    if not _leases_work():
+        pytest.skip("this kernel grants no file leases: freed copies are never recycled")
+    rt, actor, other = _join(two_nodes)
+    ref = raylite.put(np.full(24 * MiB, 1, dtype=np.uint8))
+    assert raylite.get(actor.check_ref.remote([ref]))[1] == 24 * MiB // 4096
+    hex_id = ref.hex()
+    del ref   # the actor's value is gone too: no process maps the copy on a any more
+    assert _gone(other, hex_id) and _gone(rt.node_tag, hex_id)
+    assert _pooled(other), "the freed copy should wait in a's pool, its pages kept"
+    assert not _pooled(rt.node_tag), \
+        "b sent the object with sendfile (its pages may be in flight): never recycled there"
+    ref = raylite.put(np.full(24 * MiB, 2, dtype=np.uint8))
+    assert raylite.get(actor.check_ref.remote([ref]))[1] == 2 * (24 * MiB // 4096)
+    stats = _daemon_state(two_nodes.a.address)
+    assert stats["pulled"] == 2 and stats["pulled_recycled"] == 1, stats
+
+
+def test_a_freed_copy_still_mapped_is_never_recycled(two_nodes):  # noqa: F811
+    """A value from get() outlives its ref (Ray keeps it readable): the copy its actor
+    still maps is not handed to the next pull, whose bytes would change the value."""
+    rt, actor, other = _join(two_nodes)
+    ref = raylite.put(np.full(24 * MiB, 1, dtype=np.uint8))
+    assert raylite.get(actor.keep.remote([ref])) == 24 * MiB // 4096
+    hex_id = ref.hex()
+    del ref
+    assert _gone(other, hex_id)
+    assert not _pooled(other), "a segment another process maps must not be pooled"
+    ref = raylite.put(np.full(24 * MiB, 3, dtype=np.uint8))
+    assert raylite.get(actor.check_ref.remote([ref]))[1] == 3 * (24 * MiB // 4096)
+    assert raylite.get(actor.kept_sum.remote()) == 24 * MiB // 4096   # the old bytes
+    assert _daemon_state(two_nodes.a.address)["pulled_recycled"] == 0
 
 
 def test_an_object_spilled_on_its_node_is_pulled_from_the_spill_file(tmp_path, monkeypatch):

@@ -2,15 +2,17 @@
 harness of tests/multinode, whose conftest.py makes the `net` fixture of it, and of
 benchmarks/multinode.py, which starts raylite and Ray in it).
 
-    switch netns <P>sw: bridge br0 ── veth v0 ─ eth0 198.18.0.1  netns <P>n0 (the head)
-                                  ── veth v1 ─ eth0 198.18.0.2  netns <P>n1
-                                  ── veth v2 ─ eth0 198.18.0.3  netns <P>n2
+    switch netns <P>sw: bridge br0 ── veth v0 ─ eth0 <S>.1  netns <P>n0 (the head)
+                                  ── veth v1 ─ eth0 <S>.2  netns <P>n1
+                                  ── veth v2 ─ eth0 <S>.3  netns <P>n2
 
 Every name starts with a prefix unique to this run (<P>: $RAYLITE_NETNS_PREFIX, else
 "rlt", then the pid and random hex), the bridge and the host
 ends of the veth pairs live in the switch namespace (nothing is added to the
 machine's own network namespace), and the addresses are in 198.18.0.0/24 only
-(reserved for benchmarks). Each node is a holder process (`sleep infinity`) started
+(reserved for benchmarks): the hosts of <S>, the subnet given to Net ($RAYLITE_NETNS_SUBNET,
+else 198.18.0.0/24; a slice such as 198.18.0.64/27 keeps runs side by side apart), from
+its first address on. Each node is a holder process (`sleep infinity`) started
 by `ip netns exec <ns> setsid -f unshare -m -p -f --mount-proc`, which mounts a tmpfs
 of its own on /dev/shm: its own mount and PID namespaces. The node's daemon and the
 test's drivers run in those namespaces through `nsenter -t <holder> -m -p -n`. The
@@ -29,6 +31,7 @@ on separate machines (test_netns_objects_groups.py moves 64 MiB ones).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -38,13 +41,14 @@ import sys
 import textwrap
 import time
 
-SUBNET = "198.18.0"
+SUBNET = "198.18.0.0/24"     # the default; every subnet must lie inside it
 START_TIMEOUT_S = 30.0
 DRIVER_TIMEOUT_S = 60.0
 
 
-def why_skip() -> str | None:
-    """Why namespaces cannot be made here (None: they can)."""
+def why_skip(prefix: str = "") -> str | None:
+    """Why namespaces cannot be made here (None: they can); the probe namespace's name
+    starts with `prefix` (else $RAYLITE_NETNS_PREFIX, else "rlt")."""
     if sys.platform != "linux":
         return "network namespaces need Linux"
     if os.geteuid() != 0:
@@ -52,7 +56,7 @@ def why_skip() -> str | None:
     for tool in ("ip", "unshare", "nsenter", "setsid"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed"
-    probe = f"rltprobe{os.getpid()}"
+    probe = f"{prefix or os.environ.get('RAYLITE_NETNS_PREFIX', 'rlt')}probe{os.getpid()}"
     r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if r.returncode != 0:
         return f"`ip netns add` fails here: {r.stderr.strip()}"
@@ -71,13 +75,28 @@ def _pids(ns: str) -> list[int]:
     return [int(p) for p in r.stdout.split()] if r.returncode == 0 else []
 
 
+def _subnet(text: str, size: int) -> ipaddress.IPv4Network:
+    """The subnet the nodes' addresses come from: inside 198.18.0.0/24, room for `size`."""
+    try:
+        net = ipaddress.IPv4Network(text)
+    except ValueError as e:
+        raise ValueError(f"network namespace subnet {text!r}: {e} (e.g. 198.18.0.64/27)") from None
+    if not net.subnet_of(ipaddress.IPv4Network(SUBNET)):
+        raise ValueError(f"network namespace subnet {text}: it must lie inside {SUBNET}, the "
+                         "range reserved for benchmarks")
+    if net.num_addresses - 2 < size:
+        raise ValueError(f"network namespace subnet {text} has {net.num_addresses - 2} host "
+                         f"addresses; {size} nodes need as many")
+    return net
+
+
 class NetNode:
     """One node: its namespace, address, holder pid, temp dir; its daemon once started."""
 
     def __init__(self, net: "Net", index: int):
         self.net, self.index = net, index
         self.ns = f"{net.prefix}n{index}"
-        self.ip = f"{SUBNET}.{index + 1}"
+        self.ip = str(net.subnet.network_address + index + 1)
         self.temp = os.path.join(net.tmp, f"node{index}")
         self.holder = 0
         self.address = ""
@@ -89,7 +108,7 @@ class NetNode:
         _ip("-n", net.switch, "link", "add", f"v{self.index}", "type", "veth", "peer", "name",
             "eth0", "netns", self.ns)
         _ip("-n", net.switch, "link", "set", f"v{self.index}", "master", "br0", "up")
-        _ip("-n", self.ns, "addr", "add", f"{self.ip}/24", "dev", "eth0")
+        _ip("-n", self.ns, "addr", "add", f"{self.ip}/{net.subnet.prefixlen}", "dev", "eth0")
         _ip("-n", self.ns, "link", "set", "eth0", "up")
         _ip("-n", self.ns, "link", "set", "lo", "up")
         subprocess.run(["ip", "netns", "exec", self.ns, "setsid", "-f", "unshare", "-m", "-p", "-f",
@@ -178,8 +197,10 @@ class Net:
     """`size` nodes (NetNode) on one bridge, each with a tmpfs of `shm` (a mount size) on
     /dev/shm; `make()` builds them, `teardown()` removes every trace."""
 
-    def __init__(self, tmp: str, size: int, shm: str = "256m", prefix: str = ""):
+    def __init__(self, tmp: str, size: int, shm: str = "256m", prefix: str = "",
+                 subnet: str = ""):
         prefix = prefix or os.environ.get("RAYLITE_NETNS_PREFIX", "rlt")
+        self.subnet = _subnet(subnet or os.environ.get("RAYLITE_NETNS_SUBNET", SUBNET), size)
         self.prefix = f"{prefix}{os.getpid() % 100000}{os.urandom(2).hex()}"
         self.switch = f"{self.prefix}sw"
         self.tmp = tmp

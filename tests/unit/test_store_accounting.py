@@ -39,3 +39,18 @@ def test_a_victim_that_was_not_moved_counts_as_in_memory_again():
     assert st.objects[b"a"].in_shm and not st.objects[b"a"].spilled
     st.free([b"a", b"b", b"c"])
     assert st.statistics()["used"] == 0
+
+
+def test_a_segment_found_unused_joins_the_pool_while_there_is_room():
+    st = StoreAccounting(100)            # pool: at most 50 bytes
+    st.allocate(b"a", 40, "o")
+    deleted, recycled = st.free([b"a"])  # its owner did not vouch for it
+    assert deleted == [(b"a", True, False)] and not recycled and st.used == 0
+    pid = st.pool_add(40)                # the shell found no process mapping it
+    assert pid is not None and st.pool_bytes == 40
+    assert st.pool_add(20) is None       # 60 > 50: unlinked instead
+    alloc = st.allocate(b"b", 30, "o")   # a later object (a pull, a put) takes it over
+    assert alloc.reuse == pid and st.pool_bytes == 0 and st.used == 30
+    other = st.pool_add(10)
+    st.pool_drop(other)                  # the shell could not keep it after all
+    assert st.pool_bytes == 0 and not st.pool

@@ -7,7 +7,8 @@ spilling older ones to disk, freeing and recycling segments.
            released): spill.spill() copies each (loop, size check, fsync, rename), then
            under the lock the books and the AllocReply (OutOfDiskError text on ENOSPC)
     FreeObjects ─► StoreAccounting.free ─► unlink segments and spill files, or rename
-                   recyclable segments into the pool
+                   recyclable segments into the pool (also those no process has open
+                   or mapped any more: _pool_if_unused)
 
 The handlers run under NodeServer's lock, except the spill copies, which never do.
 """
@@ -25,6 +26,8 @@ from .outbox import send as _send
 
 log = logging.getLogger("raylite.node")
 
+POOL_MIN = 2**20   # smaller freed segments are unlinked: few pages to fault, many to scan
+
 
 class ObjectStoreHandlers:
     _lock: Any
@@ -34,6 +37,8 @@ class ObjectStoreHandlers:
     at: str
     _spilling: int
     spill_progress: Any
+    stopped: Any
+    served_ids: set
 
     @property
     def node_tag(self) -> str:
@@ -146,14 +151,49 @@ class ObjectStoreHandlers:
 
     def _delete_objects(self, freed: tuple[list, list]) -> None:
         deleted, recycled = freed
+        served = self.served_ids   # sent out with sendfile: pages may be in flight still
         for oid, pid in recycled:
             segment = shm.segment_path(self.node_tag, oid)
             try:
+                if oid in served:
+                    raise OSError("its pages may still be in flight to another node")
                 os.rename(segment, self._pool_path(pid))
             except OSError:
-                self.store.pool_bytes -= self.store.pool.pop(pid, 0)
+                self.store.pool_drop(pid)
                 shm.unlink(segment)
+            served.discard(oid)
         for oid, in_shm, spilled in deleted:
-            shm.unlink(shm.segment_path(self.node_tag, oid))
+            segment = shm.segment_path(self.node_tag, oid)
+            if oid in served or not (in_shm and not spilled and self._pool_if_unused(segment)):
+                shm.unlink(segment)
+            served.discard(oid)
             if spilled:
                 shm.unlink(shm.spill_path(self.spill_dir, oid))
+
+    def _pool_if_unused(self, segment: str) -> bool:
+        """A freed segment its owner could not vouch for (a copy pulled here, an object
+        other processes mapped) joins the pool all the same when, renamed off its
+        object's name, no process has it open or mapped (shm.unused): a later copy
+        pulled here or put lands in pages that exist (segments of POOL_MIN bytes or more:
+        the pool is scanned on every allocation). False: unlink it as before."""
+        if self.stopped.is_set():
+            return False
+        try:
+            st = os.lstat(segment)
+        except OSError:
+            return False
+        if st.st_size < POOL_MIN or shm.not_ours(st):
+            return False
+        pid = self.store.pool_add(st.st_size)
+        if pid is None:
+            return False
+        pooled = self._pool_path(pid)
+        try:
+            os.rename(segment, pooled)
+        except OSError:
+            self.store.pool_drop(pid)
+            return False
+        if not shm.unused(pooled):
+            self.store.pool_drop(pid)
+            shm.unlink(pooled)
+        return True

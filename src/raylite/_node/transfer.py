@@ -8,8 +8,13 @@ and freeing copies on other nodes for their owners.
                MAX_TRANSFERS run at once, each on a thread of its own:
          connect(source) ──ReadObject(id, size)──► source daemon (_on_read_object, its reader
                                                    thread, after the lock: MAX_SERVES at once)
-           mmap of the new file ◄── ObjectChunk(offset, n) + n raw bytes, CHUNK at a time,
-           recv_into straight at the offset   (sent from the source's map: send_raw)
+           ObjectChunk(offset, n) + n raw bytes, CHUNK at a time (sent from the source's
+           file by sendfile: Connection.send_file), spliced from the socket into the file
+           at the offset (Connection.recv_file: no copy through either daemon), the file
+             a pooled segment (allocate() chose one: a freed segment whose pages exist),
+               renamed to the object's name once sealed: steady pulls allocate no pages
+             else a new file (O_EXCL) (tmpfs fills new pages for a write 1.5-2x as fast
+               as it faults them into a map: benchmarks/transfer_paths.py)
          header written last (the file is then sealed, as a local writer's) ──► every
          waiting reader gets ObjectPulled(node tag, this daemon's address); the reader tells
          the owner (ObjectCopied), whose directory (_core/owner/objects.py) now lists it
@@ -21,14 +26,16 @@ local owner leaving treat it the same way; for an owner on another node, a
 thread holds a connection to it and frees its copies here once it closes
 (_watch_owner: the owner exited, crashed or shut down). Bytes from another node are checked
 as a local file is: every chunk's offset and length must be the next ones, the
-header must name the object, and the file is ours (0600, O_EXCL) before the
-first byte lands; a bad frame ends that transfer (and its connection), not the
-daemon. Nothing received is unpickled here.
+header must name the object, and the file is ours (0600, O_EXCL; a pooled
+segment passes the same fstat checks, shm.open_recycled) before the first byte
+lands; a bad frame ends that transfer (and its connection), not the daemon.
+Nothing received is unpickled here. A freed copy joins the pool only when no
+process has it open or mapped (objects.py, _pool_if_unused): a value a reader
+still holds never changes under it.
 """
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import threading
 import time
@@ -37,6 +44,7 @@ from typing import Any
 from .._object_store import shm
 from .._object_store.pulls import PullQueue
 from .._protocol import messages as m
+from .._protocol.connection import make_pipe, pwrite_all
 from .._protocol.transport import connect
 from .outbox import send as _send
 
@@ -52,16 +60,18 @@ DIAL_TRIES = 3           # connection attempts before a peer counts as unreachab
 class _Job:
     """One transfer: what to fetch, from where, and the room allocate() made for it."""
     __slots__ = ("object_id", "size", "source", "alloc", "victims", "conn", "dead", "ended",
-                 "created")
+                 "reuse", "file", "recycled")
 
-    def __init__(self, msg: m.PullObject, alloc: Any, victims: list):
+    def __init__(self, msg: m.PullObject, alloc: Any, victims: list, reuse: str = ""):
         self.object_id, self.size, self.source = msg.object_id, msg.size, msg.source
         self.alloc = alloc
         self.victims = victims      # (id, size) to spill first, as allocate() chose
         self.conn: Any = None       # its connection to the source, once dialed
         self.dead: str | None = None  # the source's node died (NodeDied): how
         self.ended = False          # its readers were answered, its room given back
-        self.created = False        # its file exists (only it may remove it)
+        self.reuse = reuse          # a pooled segment to land in ("": a new file)
+        self.file = reuse           # the path of the file that is its own ("": none yet)
+        self.recycled = False       # it landed in the pooled segment
 
 
 class ObjectTransfers:
@@ -78,8 +88,10 @@ class ObjectTransfers:
         self._watched: set = set()               # remote owners whose copies are here
         self.pulls = PullQueue(MAX_TRANSFERS)
         self._serves = threading.BoundedSemaphore(MAX_SERVES)
-        self.transfer_stats = {"pulled": 0, "pulled_bytes": 0, "served": 0, "failed": 0}
+        self.transfer_stats = {"pulled": 0, "pulled_bytes": 0, "pulled_recycled": 0,
+                               "served": 0, "failed": 0}
         self._dead_sources: dict[str, str] = {}  # daemon address of a dead node -> how it died
+        self.served_ids: set = set()              # objects sent out: never recycled here
 
     def _sources_died(self, address: str, why: str) -> None:
         """A node died (lock held): pulls from it, queued or under way, end now (their
@@ -105,6 +117,7 @@ class ObjectTransfers:
         elif counted:
             stats["pulled"] += 1
             stats["pulled_bytes"] += job.size
+            stats["pulled_recycled"] += job.recycled
         waiters, jobs = self.pulls.finished(job.object_id)
         for c, req in waiters:
             self._pulled(c, req, error)
@@ -136,12 +149,11 @@ class ObjectTransfers:
             return
         for pid in alloc.drop:
             shm.unlink(self._pool_path(pid))
-        if alloc.reuse is not None:  # a fresh file is written: the pooled one goes
-            shm.unlink(self._pool_path(alloc.reuse))
+        reuse = "" if alloc.reuse is None else self._pool_path(alloc.reuse)
         victims = [(v, self.store.objects[v].size) for v in alloc.spill]
         self._spilling += sum(size for _, size in victims)
         self._watch_owner(msg.owner)
-        self._start(self.pulls.request(oid, (c, msg.req), _Job(msg, alloc, victims)))
+        self._start(self.pulls.request(oid, (c, msg.req), _Job(msg, alloc, victims, reuse)))
 
     def _pulled(self, c: Any, req: int, error: str | None) -> None:
         _send(c.conn, m.ObjectPulled(req, error, self.node_tag, self.at))
@@ -177,12 +189,12 @@ class ObjectTransfers:
                     shm.unlink(shm.spill_path(self.spill_dir, oid))
             self.store.unspill(kept)
             if job.ended:  # its source died meanwhile (_sources_died answered for it)
-                if job.created:
-                    shm.unlink(path)
+                if job.file:
+                    shm.unlink(job.file)
                 return
             freed = error is None and job.object_id not in self.store.objects
-            if error is not None and job.created or freed:  # freed while it travelled
-                shm.unlink(path)
+            if error is not None and job.file or freed:  # freed while it travelled
+                shm.unlink(job.file)
             self._end_pull(job, error, counted=not freed)
 
     # -- owners on other nodes ---------------------------------------------------
@@ -224,32 +236,35 @@ class ObjectTransfers:
         c.after = lambda: self._serve_object(c, msg)  # the copy: never under the lock
 
     def _serve_object(self, c: Any, msg: m.ReadObject) -> None:
-        """Streams the object's file on c's connection, straight from a read-only map of it
-        (its segment, else its spill file: checked as any reader checks)."""
+        """Streams the object's file on c's connection with sendfile(2) (its segment, else
+        its spill file: checked as any reader checks). Its id joins served_ids first: such
+        a segment is unlinked when freed, never recycled, since its pages may still be in
+        flight (or queued at the receiver) after the last sendfile returns."""
         oid = msg.object_id
         with self._serves:
+            with self._lock:
+                if oid in self.store.objects:
+                    self.served_ids.add(oid)
             try:
-                mm = self._map_own(oid, msg.size)
+                fd = self._open_own(oid, msg.size)
             except Exception as e:
                 c.conn.send(m.ObjectChunk(msg.req, 0, 0, f"object {oid.hex()} cannot be read "
                                                        f"here: {e}"))
                 return
             try:
-                view = memoryview(mm)
                 for off in range(0, msg.size, CHUNK):
                     n = min(CHUNK, msg.size - off)
-                    c.conn.send_raw(m.ObjectChunk(msg.req, off, n), view[off:off + n])
-                view.release()
+                    c.conn.send_file(m.ObjectChunk(msg.req, off, n), fd, off, n)
             finally:
-                mm.close()
+                os.close(fd)
         with self._lock:
             self.transfer_stats["served"] += 1
 
-    def _map_own(self, oid: bytes, size: int) -> mmap.mmap:
+    def _open_own(self, oid: bytes, size: int) -> int:
         try:
-            return shm.map_object(shm.segment_path(self.node_tag, oid), oid, size)
+            return shm.open_checked(shm.segment_path(self.node_tag, oid), oid, size)
         except FileNotFoundError:  # spilled meanwhile
-            return shm.map_object(shm.spill_path(self.spill_dir, oid), oid, size)
+            return shm.open_checked(shm.spill_path(self.spill_dir, oid), oid, size)
 
     def _on_get_transfer_stats(self, c: Any, msg: m.GetTransferStats) -> None:
         stats = {**self.transfer_stats, **self.pulls.statistics()}
@@ -292,11 +307,14 @@ def _dial(address: str, token: bytes, job: Any = None) -> Any:
 
 
 def receive(source: str, token: bytes, oid: bytes, size: int, path: str, job: Any = None) -> None:
-    """Pulls object `oid` (`size` bytes) from the node daemon at `source` into a new file at
-    `path`: every chunk lands in the file's map at its offset, the header last. Raises
-    (ConnectionError, EOFError, OSError, ValueError) naming what went wrong; the caller
-    removes the file. `job` (a _Job) is given the connection, so that the source's death
-    can close it, and is looked at between dials."""
+    """Pulls object `oid` (`size` bytes) from the node daemon at `source` to `path`, the
+    header last, each chunk spliced from the socket into the file (no copy through this
+    process, no map: tmpfs fills new pages for a write 1.5-2x as fast as it faults them
+    into a map). Into the pooled segment job.reuse when there is one (its pages
+    exist; renamed to `path` once sealed), else into a new file created at `path` (O_EXCL).
+    Raises (ConnectionError, EOFError, OSError, ValueError) naming what went wrong; the
+    caller removes job.file. `job` (a _Job) is given the connection, so that the source's
+    death can close it, and is looked at between dials."""
     conn = _dial(source, token, job)
     if conn is None:
         raise ConnectionError(f"cannot reach the node daemon at {source} ({DIAL_TRIES} tries)")
@@ -306,35 +324,60 @@ def receive(source: str, token: bytes, oid: bytes, size: int, path: str, job: An
             conn.close()
             raise ConnectionError(f"its node {job.dead}")
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
+        fd, reuse = _open_target(path, size, job)
+    except BaseException:
         conn.close()
-        raise OSError(f"{path} exists already; another process may have created it") from None
-    if job is not None:
-        job.created = True
+        raise
+    head = bytearray(shm.HEAD_SIZE)
+    pipe: tuple = ()
     try:
-        os.ftruncate(fd, size)
-        mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-    finally:
-        os.close(fd)
-    try:
+        pipe = make_pipe()
         conn.send(m.ReadObject(1, oid, size))
-        head = bytearray(shm.HEAD_SIZE)
-        view = memoryview(mm)
-        try:
-            _receive_chunks(conn, view, head, size)
-        finally:
-            view.release()
+        _receive_chunks(conn, head, size, fd, pipe)
         why = shm.check_head(head, oid)
         if why:
             raise ValueError(f"the bytes received are not that object: {why}")
-        mm[:shm.HEAD_SIZE] = head  # sealed: readers may map it from now on
+        pwrite_all(fd, memoryview(head), 0)  # sealed: readers may map it from now on
     finally:
-        mm.close()
+        for d in (fd, *pipe):
+            os.close(d)
         conn.close()
+    if reuse:
+        os.rename(reuse, path)
+        if job is not None:
+            job.file, job.recycled = path, True
 
 
-def _receive_chunks(conn: Any, view: memoryview, head: bytearray, size: int) -> None:
+def _open_target(path: str, size: int, job: Any) -> tuple[int, str]:
+    """A read-write descriptor of the file the pull writes, `size` bytes, and the pooled
+    segment's path when it is one ("" for a new file at `path`); job.file names it."""
+    reuse = job.reuse if job is not None else ""
+    if reuse:
+        try:
+            return shm.open_recycled(reuse, size), reuse
+        except (OSError, shm.BadObjectFile) as e:
+            log.warning("not reusing %s for a pulled copy: %s", reuse, e)
+            shm.unlink(reuse)
+            job.file = ""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise OSError(f"{path} exists already; another process may have created it") from None
+    if job is not None:
+        job.file = path
+    try:
+        os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, ""
+
+
+def _receive_chunks(conn: Any, head: bytearray, size: int, fd: int, pipe: tuple) -> None:
+    """Receives the chunks in order into `fd` at their offsets (Connection.recv_file:
+    spliced from the socket, no copy through this process). The first HEAD_SIZE bytes are
+    kept aside in `head` (the file has zeros or a pooled segment's old bytes there until
+    the caller writes it last)."""
     off = 0
     while off < size:
         msg = conn.recv()
@@ -346,11 +389,8 @@ def _receive_chunks(conn: Any, view: memoryview, head: bytearray, size: int) -> 
         if msg.offset != off or type(n) is not int or not 0 < n <= min(CHUNK, size - off):
             raise ValueError(f"chunk at {msg.offset!r} of {n!r} bytes; expected offset {off}, "
                              f"at most {min(CHUNK, size - off)} bytes")
-        if off < shm.HEAD_SIZE:  # the header is kept aside and written last
-            k = min(n, shm.HEAD_SIZE - off)
+        k = max(0, min(n, shm.HEAD_SIZE - off))   # header bytes in this chunk
+        if k:
             conn.recv_into(memoryview(head)[off:off + k])
-            if n > k:
-                conn.recv_into(view[off + k:off + n])
-        else:
-            conn.recv_into(view[off:off + n])
+        conn.recv_file(fd, off + k, n - k, pipe)
         off += n

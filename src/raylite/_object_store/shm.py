@@ -21,7 +21,9 @@ group or others (we create 0600) whose size is the object's size, then the
 header must name the object. Anything else is BadObjectFile naming the path
 and the reason. The writer creates with O_EXCL, so it never writes into a
 file someone planted, and a recycled segment it writes into passes the same
-fstat check.
+fstat check (open_recycled). A freed segment is recycled only when nobody can
+read it any more: its owner says so, or (unused) it was renamed off its
+object's name and no process has it open or mapped.
 
 A spilled object has the same layout in a file in the session's spill
 directory (spill_dir(), 0700) and is mapped the same way. Unlinking a
@@ -218,6 +220,49 @@ def not_ours(st: os.stat_result) -> str | None:
     return None
 
 
+def unused(path: str) -> bool:
+    """True when no process has the file at `path` open or mapped, so its pages may be
+    written for another object: a write lease (fcntl F_SETLEASE) can be taken only on a
+    file nobody else holds open, and a mapping holds its file open. The lease is given
+    back at once. False when the lease is refused, the file is not ours, or it is gone.
+    Only for a file no reader opens by this name any more (renamed into the pool first):
+    an open racing the lease would block a moment and signal this process (SIGIO)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, _READ)
+    except OSError:
+        return False
+    try:
+        if not_ours(os.fstat(fd)):
+            return False
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return True
+    except OSError:   # EAGAIN: open or mapped elsewhere (or leases are off here)
+        return False
+    finally:
+        os.close(fd)
+
+
+def open_recycled(path: str, size: int) -> int:
+    """A read-write descriptor of the pooled segment at `path`, cut to `size` bytes: its
+    pages exist already. Raises BadObjectFile when it is not ours or too small (the caller
+    removes it and writes a new file instead), FileNotFoundError when it is gone."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        why = not_ours(st) or (f"it holds {st.st_size} bytes, fewer than {size}"
+                               if st.st_size < size else None)
+        if why:
+            raise BadObjectFile(f"{path} cannot be reused: {why}")
+        os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_object(path: str) -> int:
     """A file descriptor for reading an object file: FileNotFoundError when it is not
     there, BadObjectFile when it is a symbolic link or cannot be opened."""
@@ -245,14 +290,8 @@ def check_head(buf: Any, object_id: bytes) -> str | None:
 def map_object(path: str, object_id: bytes, size: int) -> mmap.mmap:
     """Maps an object file read-only after checking it is ours and that object
     (one open, fstat, mmap); FileNotFoundError when it is not there."""
-    fd = open_object(path)
+    fd = _open_ours(path, size)
     try:
-        st = os.fstat(fd)
-        why = not_ours(st)
-        if why is None and st.st_size != size:
-            why = f"it holds {st.st_size} bytes where the object has {size}"
-        if why:
-            raise BadObjectFile(f"{path}: {why}")
         mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
@@ -261,6 +300,31 @@ def map_object(path: str, object_id: bytes, size: int) -> mmap.mmap:
         mm.close()
         raise BadObjectFile(f"{path}: {why}")
     return mm
+
+
+def open_checked(path: str, object_id: bytes, size: int) -> int:
+    """A read-only descriptor of an object file, checked as map_object checks (its header
+    read with pread), for a sender that hands the file to the kernel (sendfile)."""
+    return _open_ours(path, size, object_id)
+
+
+def _open_ours(path: str, size: int, object_id: bytes | None = None) -> int:
+    """open_object, then fstat: ours, a regular file of `size` bytes; and, given
+    `object_id`, a header naming it (else map_object checks the header on its map)."""
+    fd = open_object(path)
+    try:
+        st = os.fstat(fd)
+        why = not_ours(st)
+        if why is None and st.st_size != size:
+            why = f"it holds {st.st_size} bytes where the object has {size}"
+        if why is None and object_id is not None:
+            why = check_head(os.pread(fd, _HEAD.size, 0), object_id)
+        if why:
+            raise BadObjectFile(f"{path}: {why}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def decode(buf: Any) -> Any:

@@ -6,13 +6,16 @@
                                   | to spill (or the object itself) need more disk than is free
     unspill(ids)              ──► victims the shell could not move stay in shared memory
     free(ids, recyclable)     ──► (deleted [(id, in_shm, spilled)], recycled [(id, pool id)])
+    pool_add(size)            ──► pool id | None: a deleted segment the shell found unused
     owner_gone(owner)         ──► the same, for every object that owner had
 
 Recycling: a freed segment that no process can still be reading (its owner
-says so) is kept in a small pool instead of being unlinked; the next
-allocation that fits takes it over, and writing into pages that already
-exist runs at memory-copy speed instead of page-fault speed. Pool bytes
-count against capacity and are dropped first when room is needed.
+says so, or the shell finds no process has it open or mapped: pool_add) is
+kept in a small pool instead of being unlinked; the next allocation that
+fits (a put, or a copy pulled from another node) takes it over, and writing
+into pages that already exist runs at memory-copy speed instead of
+page-fault speed. Pool bytes count against capacity and are dropped first
+when room is needed.
 
 Capacity counts bytes in shared memory. When an allocation does not fit,
 the least recently created objects in shared memory are chosen for spilling
@@ -177,6 +180,20 @@ class StoreAccounting:
 
     def owner_gone(self, owner: Any) -> tuple[list, list]:
         return self.free([oid for oid, e in self.objects.items() if e.owner == owner])
+
+    def pool_add(self, size: int) -> int | None:
+        """A freed segment of `size` bytes the shell found unused (no process has it open or
+        mapped) joins the pool when there is room: its pool id, else None (unlink it)."""
+        if self.pool_bytes + size > self.pool_cap:
+            return None
+        self._pool_ids += 1
+        self.pool[self._pool_ids] = size
+        self.pool_bytes += size
+        return self._pool_ids
+
+    def pool_drop(self, pool_id: int) -> None:
+        """A pooled segment the shell could not keep (renaming failed, or it is in use)."""
+        self.pool_bytes -= self.pool.pop(pool_id, 0)
 
     def drain_pool(self) -> list[int]:
         ids = list(self.pool)

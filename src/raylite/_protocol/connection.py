@@ -43,6 +43,30 @@ CHUNK = 2**20            # a body larger than this is read a chunk at a time
 SPIN = 0.0002  # seconds a reader polls before it sleeps, while its peer answers that fast
 
 
+PIPE_SIZE = 2**20        # bytes a recv_file pipe is asked to hold (Linux allows 1 MiB unprivileged)
+
+
+def make_pipe() -> tuple:
+    """A pipe for recv_file (read end, write end), asked to hold PIPE_SIZE bytes."""
+    import fcntl
+
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except OSError:
+        pass   # the default (64 KiB) works, with more calls
+    return r, w
+
+
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """Writes all of `data` to the file `fd` at `offset`, however short each write."""
+    while data:
+        n = os.pwrite(fd, data, offset)
+        if n <= 0:
+            raise OSError(f"writing to a file wrote {n} bytes")
+        data, offset = data[n:], offset + n
+
+
 class FrameTooLarge(ValueError):
     """A peer announced a frame larger than this connection accepts."""
 
@@ -143,6 +167,56 @@ class Connection:
         with self._send_lock:
             self.sock.sendall(_LEN.pack(len(data)) + data)
             self.sock.sendall(payload)
+
+    def send_file(self, msg: Any, fd: int, offset: int, count: int) -> None:
+        """send_raw whose payload is `count` bytes of the file `fd` from `offset`, moved by
+        the kernel (sendfile(2): the pages are not copied through this process; over a
+        veth pair or loopback the receiver may get the very pages, so the file must not
+        be rewritten while its bytes may be in flight)."""
+        data = pickle.dumps(msg, 5)
+        with self._send_lock:
+            self.sock.sendall(_LEN.pack(len(data)) + data)
+            out = self.sock.fileno()
+            while count:
+                n = os.sendfile(out, fd, offset, count)
+                if not n:
+                    raise EOFError(f"the file ended {count} bytes early while sending to "
+                                   f"{self.peer}")
+                offset += n
+                count -= n
+
+    def recv_file(self, fd: int, offset: int, count: int, pipe: tuple) -> None:
+        """recv_into for a file: exactly `count` raw bytes (after a send_raw message) written
+        to `fd` at `offset`, moved by splice(2) through `pipe` (read end, write end): no
+        copy through this process, and tmpfs fills the file's pages as for write(2).
+        Bytes the reader buffered already are written first. EOFError when the peer goes."""
+        if not count:
+            return
+        buffered = self._reader.peek(1)[:count]   # a read (blocking) when none is buffered
+        if not buffered:
+            raise EOFError(f"connection to {self.peer} closed mid-transfer")
+        self._reader.read(len(buffered))
+        pwrite_all(fd, memoryview(buffered), offset)
+        offset, count = offset + len(buffered), count - len(buffered)
+        if not hasattr(os, "splice"):   # not Linux: through one buffer
+            buf = memoryview(bytearray(min(count, PIPE_SIZE)))
+            while count:
+                k = min(count, len(buf))
+                self.recv_into(buf[:k])
+                pwrite_all(fd, buf[:k], offset)
+                offset, count = offset + k, count - k
+            return
+        src, (r, w) = self.sock.fileno(), pipe
+        while count:
+            n = os.splice(src, w, min(count, PIPE_SIZE))
+            if not n:
+                raise EOFError(f"connection to {self.peer} closed mid-transfer")
+            count -= n
+            while n:
+                k = os.splice(r, fd, n, offset_dst=offset)
+                if not k:
+                    raise OSError(f"splice(2) into a file moved nothing at offset {offset}")
+                offset, n = offset + k, n - k
 
     def recv_into(self, view: Any) -> None:
         """Reads exactly len(view) raw bytes (after a send_raw message) into `view`, e.g. a
