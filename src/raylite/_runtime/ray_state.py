@@ -10,7 +10,14 @@ the job's, or over the running task's in a Ray worker), JSON. Ray keeps workers 
 runtime_env, so a worker's os.environ says what the code it runs was given. When this
 runtime joined a Ray the program started, init()'s runtime_env is applied per task and
 actor (Ray's job env is that program's), but its local directories (working_dir,
-py_modules), which Ray takes only in ray.init(): a warning says so once (JOB_ONLY).
+py_modules) and its setup hook, which Ray takes only in ray.init(): a warning says so once
+(JOB_ONLY).
+
+The namespace, joining a Ray the program started: that Ray job's namespace is fixed, so
+init(namespace=...) is raylite's own (joined_namespace): RayRuntime._namespace, carried
+by the wrappers of every task and actor the job starts, is what get_runtime_context()
+reports and the default of named actors there; Ray's own calls keep the Ray job's (a
+warning says so when the two differ).
 """
 from __future__ import annotations
 
@@ -23,7 +30,9 @@ from .base import ContextInfo
 from .ray_errors import translated as _translated
 
 GIVEN_ENV = "RAYLITE_RUNTIME_ENV_GIVEN"
-JOB_ONLY = ("working_dir", "py_modules", "excludes")  # Ray takes local paths in ray.init() only
+# Ray takes local paths, and runs a setup hook, only from ray.init() (Ray 2.60: a callable
+# hook per task is a TypeError, a "module.func" one is not run; observed)
+JOB_ONLY = ("working_dir", "py_modules", "excludes", "worker_process_setup_hook")
 
 
 def joined_job_env(job: dict | None) -> dict | None:
@@ -36,10 +45,28 @@ def joined_job_env(job: dict | None) -> dict | None:
         import warnings
 
         warnings.warn(f"runtime_env {left} given to init() are not applied: this program joined "
-                      "a Ray it did not start, and Ray takes local directories only in "
-                      "ray.init(). Pass them to that ray.init(), or let raylite start Ray.",
-                      stacklevel=4)
+                      "a Ray it did not start, and Ray takes local directories and a setup "
+                      "hook only in ray.init(). Pass them to that ray.init(), or let raylite "
+                      "start Ray.", stacklevel=4)
     return {k: v for k, v in job.items() if k not in JOB_ONLY}
+
+
+def joined_namespace(namespace: str | None, ray: Any) -> str | None:
+    """raylite's namespace on a Ray this program started (None: that Ray job's own); a
+    warning when init() named another one than the Ray job's."""
+    job = ray.get_runtime_context().namespace
+    if namespace is None or namespace == job:
+        return None
+    import warnings
+
+    warnings.warn(f"raylite.init(namespace={namespace!r}) joined a Ray this program started in "
+                  f"namespace {job!r}, and a Ray job's namespace cannot change: raylite's calls "
+                  f"use {namespace!r} (get_runtime_context().namespace in the driver and in "
+                  "every task and actor, named actors, get_actor), Ray's own calls made "
+                  f"directly (ray.get_actor, ray.get_runtime_context) keep {job!r}. Pass "
+                  f"namespace={namespace!r} to that ray.init() too, or let raylite start Ray.",
+                  stacklevel=4)
+    return namespace
 
 
 def _running_env() -> dict | None:
