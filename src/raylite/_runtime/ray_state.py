@@ -125,9 +125,11 @@ class RayState:
                            runtime_env=_running_env() if in_task else None)
 
     def state(self) -> Any:
-        """Ray's nodes and this job; Ray's own tools (`ray status`, its state API) show
-        its tasks, workers and objects."""
-        from .._core.records import JobRecord, NodeRecord, StateSnapshot
+        """Ray's nodes, jobs, actors and placement groups, as raylite's records (read from
+        Ray's GCS: ray_tables.py); the kinds only Ray's state API has (tasks, objects,
+        workers) are not here (raylite.util.state says what they need: util/state/on_ray.py)."""
+        from .._core.records import NodeRecord, StateSnapshot
+        from . import ray_tables
 
         listed = self.nodes()
         available = self.available_resources() if len(listed) == 1 else {}  # Ray's is cluster-wide
@@ -137,5 +139,12 @@ class RayState:
                                  dict(n.get("Resources", {})), dict(available))
                       for n in listed)
         c = self._ray.get_runtime_context()
-        job = JobRecord(c.get_job_id(), c.namespace, os.getpid(), True)
-        return StateSnapshot(source="ray", nodes=nodes, jobs=(job,))
+        jobs = _translated(ray_tables.jobs)(c.get_job_id(), self._namespace or c.namespace)
+        actors, hosts = _translated(ray_tables.actors)()
+        return StateSnapshot(source="ray", nodes=nodes, jobs=jobs, workers=hosts, actors=actors,
+                             placement_groups=self.placement_groups(None, None))
+
+    def timeline(self) -> list:
+        """Ray's Chrome trace events of the tasks it recorded (ray.timeline(): read from
+        Ray's GCS, no dashboard needed in Ray 2.60)."""
+        return _translated(self._ray.timeline)()
