@@ -33,9 +33,10 @@ def child():
 
 
 @raylite.remote
-def parent(own):
-    task = child.options(runtime_env=own) if own is not None else child
-    return raylite.get(task.remote())
+def parent(own, leaf="child"):
+    """Runs the task named `leaf` (LEAVES) with `own` as its runtime_env (None: none)."""
+    task = LEAVES[leaf]
+    return raylite.get((task.options(runtime_env=own) if own is not None else task).remote())
 
 
 @raylite.remote
@@ -150,21 +151,18 @@ def where_task():
     return where()
 
 
-@raylite.remote
-def where_parent(own):
-    task = where_task.options(runtime_env=own) if own is not None else where_task
-    return raylite.get(task.remote())
+LEAVES = {"child": child, "where": where_task}
 
 
 @raylite_only
 def test_a_nested_task_inherits_its_parents_working_dir_and_py_modules(runtime_kwargs, dirs):
     raylite.init(**runtime_kwargs)
     parent_env = {"working_dir": dirs["a"], "py_modules": [dirs["pkg"]]}
-    assert raylite.get(where_parent.options(runtime_env=parent_env).remote(None)) == \
+    assert raylite.get(parent.options(runtime_env=parent_env).remote(None, "where")) == \
         ("wd_a", "pkg", None)
     # its own env_vars only: the parent's other keys are inherited
-    assert raylite.get(where_parent.options(runtime_env=parent_env).remote(
-        {"env_vars": {"C": "c"}})) == ("wd_a", "pkg", "c")
+    assert raylite.get(parent.options(runtime_env=parent_env).remote(
+        {"env_vars": {"C": "c"}}, "where")) == ("wd_a", "pkg", "c")
 
 
 @raylite_only
@@ -173,8 +171,8 @@ def test_a_nested_tasks_own_working_dir_replaces_its_parents(runtime_kwargs, dir
     raylite.init(runtime_env={"working_dir": dirs["a"]}, **runtime_kwargs)
     assert raylite.get(where_task.remote())[0] == "wd_a"
     parent_env = {"py_modules": [dirs["pkg"]]}  # the job's working_dir, and a package
-    assert raylite.get(where_parent.options(runtime_env=parent_env).remote(
-        {"working_dir": dirs["b"]})) == ("wd_b", "pkg", None)
+    assert raylite.get(parent.options(runtime_env=parent_env).remote(
+        {"working_dir": dirs["b"]}, "where")) == ("wd_b", "pkg", None)
 
 
 @raylite_only
