@@ -213,3 +213,19 @@ def test_a_joined_ray_is_not_given_inits_setup_hook(request, monkeypatch):
         assert raylite.get(env.remote()) == "1"  # the rest applies (Ray would refuse the hook)
     finally:
         raylite.shutdown()
+
+
+def test_a_setup_hook_per_task_is_refused_or_said_not_to_run(ray):
+    @ray.remote(runtime_env={"worker_process_setup_hook": print})
+    def with_callable():
+        return 1
+
+    with pytest.raises(ValueError, match="init\\(\\) only.*raylite.init\\(runtime_env"):
+        with_callable.remote()
+
+    @ray.remote(runtime_env={"worker_process_setup_hook": "os.getpid"})
+    def with_name():
+        return 2
+
+    with pytest.warns(UserWarning, match="'os.getpid' of a task or actor is not run"):
+        assert ray.get(with_name.remote()) == 2

@@ -103,6 +103,24 @@ def test_actors_pass_their_env_vars_on_and_inherit_their_creators(runtime_kwargs
     assert raylite.get(make_actor_and_ask.options(runtime_env=PARENT).remote())[0] == want
 
 
+@pytest.mark.cluster_only("local mode runs a task's thread in the driver, outside any task")
+def test_a_thread_of_a_task_submits_in_the_tasks_env(runtime_kwargs):
+    raylite.init(runtime_env=JOB, **runtime_kwargs)
+
+    @raylite.remote
+    def threaded():
+        import threading
+
+        out = []
+        t = threading.Thread(target=lambda: out.append(raylite.get(child.remote())))
+        t.start()
+        t.join(60)
+        return out[0][0]
+
+    assert raylite.get(threaded.options(runtime_env=PARENT).remote()) == \
+        {"JOB": "j", "P": "p", "B": "parent", "C": None}
+
+
 # -- the keys that need a process of their own: raylite's runtimes -------------------------
 raylite_only = pytest.mark.raylite_only(
     "Ray takes a local working_dir, py_modules and a callable hook only in ray.init(), and "

@@ -21,7 +21,6 @@ from .._core.owner import Task, named_actor_missing
 from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from ..exceptions import ActorAlreadyExistsError
-from . import context
 from .base import ActorMeta
 from .cluster_tasks import driver_sys_path
 from .object_ref import ObjectRef
@@ -36,9 +35,8 @@ class ActorCalls:
         if deps:  # the constructor's arguments must exist before the actor is placed
             self.get(deps, None)
             data, inlined, _, _ = self._prepare_args(args, kwargs)
-        creator = context.current() if self.in_worker else None  # its env is inherited
-        env, renv, given = self._env_parts(options.runtime_env,
-                                           creator.runtime_env if creator is not None else None)
+        env, renv, given = self._env_parts(options.runtime_env,  # its creator's env, inherited
+                                           self._parent_env() if self.in_worker else None)
         spec = m.ActorSpec(
             actor_id=_ids.new_id(), class_id=cid, cls=blob, meta=actor_class._meta, args=data,
             inlined=inlined, owner=self.address, job_id=self.job_id,

@@ -118,6 +118,15 @@ class TaskSubmission:
         return {**((parent or {}).get("env_vars") or {}), **mine} or None, renv, \
             described(parent, own)
 
+    def _parent_env(self) -> dict | None:
+        """In a worker: the env as given of the task or actor running here, which what it
+        submits inherits; on a thread of its own (no scope), the last task's (a worker runs
+        one task at a time, and its process is in that env, as Ray's workers are)."""
+        s = context.current()
+        if s is not None:
+            return s.runtime_env
+        return getattr(self.executor, "given", None)
+
     def _packer(self) -> Resolver:
         if self._resolver is None:
             self._resolver = Resolver(_KvStore(self))
@@ -127,10 +136,7 @@ class TaskSubmission:
     def _template(self, function: Any, options: Any) -> tuple:
         """What every call of (function, options) shares, computed once (in a worker: once
         per parent env, which a nested task inherits)."""
-        parent = None
-        if self.in_worker:
-            s = context.current()
-            parent = s.runtime_env if s is not None else None
+        parent = self._parent_env() if self.in_worker else None
         t = self._templates.get(id(options))
         if t is None or t[0] is not options or t[1] is not function or function._blob is None \
                 or t[11] is not parent:

@@ -69,6 +69,25 @@ def joined_namespace(namespace: str | None, ray: Any) -> str | None:
     return namespace
 
 
+def _own_hook(own: dict | None) -> None:
+    """A setup hook per task or actor: Ray 2.60 runs only init()'s (a callable one is its
+    TypeError, a "module.function" one is not run; observed): a clear error, or a warning."""
+    hook = (own or {}).get("worker_process_setup_hook")
+    if hook is None:
+        return
+    what = ("Ray 2.60 runs a worker_process_setup_hook given to init() only (and its tasks' "
+            "and actors' children inherit it)")
+    if callable(hook):
+        raise ValueError(f"runtime_env['worker_process_setup_hook'] per task or actor is not "
+                         f"supported on the ray runtime: {what}. Give it to raylite.init("
+                         "runtime_env=...), or run on raylite's own runtimes.")
+    import warnings
+
+    warnings.warn(f"runtime_env['worker_process_setup_hook'] {hook!r} of a task or actor is "
+                  f"not run on the ray runtime: {what}. Give it to raylite.init(runtime_env=...).",
+                  stacklevel=6)
+
+
 def _running_env() -> dict | None:
     """The runtime_env the code running in this Ray worker was given (None: none)."""
     given = os.environ.get(GIVEN_ENV)
@@ -82,6 +101,7 @@ class RayState:
 
     def _ray_env(self, own: dict | None) -> dict | None:
         """The runtime_env Ray gets for a task or actor whose options say `own`."""
+        _own_hook(own)
         if self._in_worker:
             job = _running_env()
         elif self._owns_ray:
