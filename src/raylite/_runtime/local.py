@@ -290,7 +290,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         self._check_group(options.scheduling_strategy, "Actor", meta.class_name, ActorUnschedulableError)
         self._check_feasible(options.placement_demand(), "Actor", meta.class_name, ActorUnschedulableError)
         creator = context.current()
-        env = self._envs.of(context.current(), options.runtime_env)  # for its whole life (and its restarts)
+        env = self._envs.of(creator, options.runtime_env)  # for its whole life (and its restarts)
         self._envs.apply(env)  # ValueError for what local mode cannot run, before it exists
         detached = options.lifetime == "detached"
         owner = creator.actor_id.hex() if creator is not None and creator.actor_id and not detached \

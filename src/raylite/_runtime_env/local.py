@@ -8,9 +8,11 @@
                   or actor that names it; a hook that raises fails that task with
                   RuntimeEnvSetupError (and the next ones, as a broken worker would)
     env_vars, config            as the cluster runtime does
-The env given here is the one in effect: the job's, or the parent's, with the task's or
-actor's own keys over it (LocalRuntime._env_of: Ray's inheritance rule).
     pip           refused: it needs a worker process of its own (another interpreter)
+
+The env applied is the one in effect (LocalEnvs.of, Ray's inheritance rule): the task's or
+actor's own keys over its parent's (the task or actor that submitted it; the job's from the
+driver), env_vars merged.
 """
 from __future__ import annotations
 
