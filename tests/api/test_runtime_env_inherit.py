@@ -149,7 +149,8 @@ def dirs(tmp_path):
     yield {**out, "a": str(tmp_path / "wd_a"), "b": str(tmp_path / "wd_b")}
     sys.path[:] = path  # local mode puts them on this process's sys.path
     for name in set(sys.modules) - modules:
-        del sys.modules[name]
+        if name.startswith("rtinh_"):  # (raylite's own modules imported meanwhile stay)
+            del sys.modules[name]
     HOOK_PIDS.clear()
 
 
@@ -207,3 +208,52 @@ def test_a_nested_task_inherits_its_parents_setup_hook(runtime_kwargs):
 
     pid, pids = raylite.get(outer.remote())
     assert pid in pids  # the hook ran in the child's process before it ran
+
+
+@raylite.remote
+def pip_probe():
+    try:
+        import rtinh_pip_mod
+
+        value = rtinh_pip_mod.VALUE
+    except ImportError:
+        value = None
+    try:
+        import rtinh_pkg  # noqa: F401
+
+        pkg = True
+    except ImportError:
+        pkg = False
+    return value, sys.prefix, pkg
+
+
+@raylite_only
+@pytest.mark.cluster_only("local mode refuses pip")
+def test_a_nested_task_inherits_its_parents_pip_venv_unless_it_gives_its_own(runtime_kwargs,
+                                                                             dirs, tmp_path):
+    from wheels import make_wheel
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(str(wheels), "rtinh_pip_mod", "from the parent's venv")
+    raylite.init(**runtime_kwargs)
+    env = {"pip": ["--no-index", f"--find-links {wheels}", "rtinh_pip_mod==0.1"]}
+
+    @raylite.remote
+    def parent_of_probe(own):
+        here = sys.prefix
+        task = pip_probe.options(runtime_env=own) if own is not None else pip_probe
+        return here, raylite.get(task.remote())
+
+    here, (value, prefix, _) = raylite.get(parent_of_probe.options(runtime_env=env).remote(None))
+    assert (value, prefix) == ("from the parent's venv", here)
+    # its own py_modules: the parent's pip stays, the package is added
+    _, (value, prefix, pkg) = raylite.get(parent_of_probe.options(runtime_env=env).remote(
+        {"py_modules": [dirs["pkg"]]}))
+    assert (value, prefix, pkg) == ("from the parent's venv", here, True)
+    # its own pip (none): it replaces the parent's, so it runs outside that venv (the venv's
+    # packages stay importable there: the parent's import path travels with what it submits,
+    # a difference from Ray, docs/runtime_env.md)
+    _, (value, prefix, _) = raylite.get(parent_of_probe.options(runtime_env=env).remote(
+        {"pip": []}))
+    assert prefix != here
