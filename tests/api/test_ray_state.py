@@ -98,3 +98,14 @@ def test_timeline_is_rays(ray):
     raylite.get(raylite.remote(lambda: 1).remote())
     events = raylite.timeline()
     assert events and all("ph" in e and "ts" in e for e in events)
+
+
+def test_inside_a_task_too(ray):
+    @raylite.remote
+    def listed():
+        from raylite.util import state as st
+
+        return len(st.list_nodes()), [j.job_id for j in st.list_jobs()]
+
+    nodes, jobs = raylite.get(listed.remote())
+    assert nodes == 1 and raylite.get_runtime_context().get_job_id() in jobs
