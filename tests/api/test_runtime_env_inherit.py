@@ -218,13 +218,9 @@ def pip_probe():
         value = rtinh_pip_mod.VALUE
     except ImportError:
         value = None
-    try:
-        import rtinh_pkg  # noqa: F401
+    import importlib.util
 
-        pkg = True
-    except ImportError:
-        pkg = False
-    return value, sys.prefix, pkg
+    return value, sys.prefix, importlib.util.find_spec("rtinh_pkg") is not None
 
 
 @raylite_only
