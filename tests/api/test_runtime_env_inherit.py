@@ -247,9 +247,8 @@ def test_a_nested_task_inherits_its_parents_pip_venv_unless_it_gives_its_own(run
     _, (value, prefix, pkg) = raylite.get(parent_of_probe.options(runtime_env=env).remote(
         {"py_modules": [dirs["pkg"]]}))
     assert (value, prefix, pkg) == ("from the parent's venv", here, True)
-    # its own pip (none): it replaces the parent's, so it runs outside that venv (the venv's
-    # packages stay importable there: the parent's import path travels with what it submits,
-    # a difference from Ray, docs/runtime_env.md)
+    # its own pip (none): it replaces the parent's, so it runs outside that venv, without its
+    # packages (the parent's import path, which travels with what it submits, leaves them out)
     _, (value, prefix, _) = raylite.get(parent_of_probe.options(runtime_env=env).remote(
         {"pip": []}))
-    assert prefix != here
+    assert value is None and prefix != here

@@ -38,13 +38,22 @@ _FAST = (int, float, str, bool, type(None))
 INHERITED_KEYS = PROCESS_KEYS + ("config",)  # a child giving one of these: its resolved env changes
 
 
+# In a worker running in a runtime_env's venv (pip): that venv's directory. What it submits
+# may run outside the venv (a child that replaces its pip): its packages stay there.
+ENV_PREFIX: str | None = None
+
+
 def driver_sys_path() -> tuple:
     """This process's import path: workers add it so functions defined in the caller's
-    modules (a script's folder, a test file's helpers) unpickle there too."""
+    modules (a script's folder, a test file's helpers) unpickle there too (but a runtime_env
+    venv's own directories, ENV_PREFIX)."""
     import os
     import sys
 
-    return tuple(os.path.abspath(p or os.curdir) for p in sys.path)
+    paths = tuple(os.path.abspath(p or os.curdir) for p in sys.path)
+    if ENV_PREFIX is not None:
+        paths = tuple(p for p in paths if p != ENV_PREFIX and not p.startswith(ENV_PREFIX + os.sep))
+    return paths
 
 
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
