@@ -78,7 +78,8 @@ EXCEPTIONS = {
                                                  "serializer registered for their public classes"},
 }
 # Optional packages (extras): package -> the only files that may import it (always lazily).
-OPTIONAL = {"ray": ("_runtime/ray_runtime.py", "_runtime/ray_errors.py", "_runtime/ray_groups.py")}
+OPTIONAL = {"ray": ("_runtime/ray_runtime.py", "_runtime/ray_errors.py", "_runtime/ray_groups.py",
+                    "_runtime/ray_tables.py")}
 # (importer, imported) -> why this lazy import closes a cycle of modules instead of one of them
 # moving: none today.
 LAZY_CYCLES: dict[tuple[str, str], str] = {}

@@ -311,7 +311,8 @@ def available_resources() -> dict:
 def timeline(filename: str | None = None) -> list:
     """The tasks the cluster's task-event store keeps, as Chrome trace events (one row per
     worker, each task a span); written as JSON to `filename` when given (load it in
-    Perfetto or chrome://tracing). Works in local mode too."""
+    Perfetto or chrome://tracing). Works in local mode too; on the ray
+    runtime these are Ray's own (ray.timeline())."""
     import json
     import time
 
@@ -322,7 +323,11 @@ def timeline(filename: str | None = None) -> list:
     if rt is None:
         raise RuntimeError("raylite.timeline() needs raylite.init() first (for a running "
                            "cluster from the shell: `raylite timeline --output FILE`).")
-    events = trace_events(rt.task_events(GetTaskEvents(0), 30.0).records, int(time.time() * 1e6))
+    if rt.name == "ray":  # Ray's own trace of Ray's task events
+        events = rt.timeline()
+    else:
+        events = trace_events(rt.task_events(GetTaskEvents(0), 30.0).records,
+                              int(time.time() * 1e6))
     if filename is not None:
         with open(filename, "w") as f:
             json.dump(events, f)

@@ -3,6 +3,7 @@ named actors, resources and nodes, handles and refs that travel, the factory's c
 Run on Ray only (skipped, saying why, when Ray is not installed)."""
 import importlib.util
 import time
+import warnings
 
 import pytest
 
@@ -172,3 +173,59 @@ def test_a_joined_ray_gets_inits_runtime_env_but_its_local_dirs(request, monkeyp
         assert raylite.get(env.remote()) == ("yes", {"env_vars": {"RT_JOINED": "yes"}})
     finally:
         raylite.shutdown()
+
+
+def test_a_joined_ray_keeps_its_namespace_and_raylite_says_so(request, monkeypatch):
+    ray = request.getfixturevalue("ray_instance")  # a Ray this program started: its job's
+    job_ns = ray.get_runtime_context().namespace    # namespace cannot change
+    monkeypatch.setenv("RAYLITE_RUNTIME", "ray")
+    with pytest.warns(UserWarning, match=rf"namespace='team'.*{job_ns!r}.*ray.init\(\)"):
+        raylite.init(namespace="team")
+    try:
+        @raylite.remote
+        def namespaces():
+            import ray
+
+            return raylite.get_runtime_context().namespace, ray.get_runtime_context().namespace
+
+        assert raylite.get(namespaces.remote()) == ("team", job_ns)
+        assert ray.get_runtime_context().namespace == job_ns
+    finally:
+        raylite.shutdown()
+    with warnings.catch_warnings():  # the Ray job's own namespace: nothing to say
+        warnings.simplefilter("error")
+        raylite.init(namespace=job_ns)
+    raylite.shutdown()
+
+
+def test_a_joined_ray_is_not_given_inits_setup_hook(request, monkeypatch):
+    request.getfixturevalue("ray_instance")
+    monkeypatch.setenv("RAYLITE_RUNTIME", "ray")
+    with pytest.warns(UserWarning, match=r"\['worker_process_setup_hook'\].*not applied"):
+        raylite.init(runtime_env={"worker_process_setup_hook": print, "env_vars": {"RT_H": "1"}})
+    try:
+        @raylite.remote
+        def env():
+            import os
+
+            return os.environ.get("RT_H")
+
+        assert raylite.get(env.remote()) == "1"  # the rest applies (Ray would refuse the hook)
+    finally:
+        raylite.shutdown()
+
+
+def test_a_setup_hook_per_task_is_refused_or_said_not_to_run(ray):
+    @ray.remote(runtime_env={"worker_process_setup_hook": print})
+    def with_callable():
+        return 1
+
+    with pytest.raises(ValueError, match="init\\(\\) only.*raylite.init\\(runtime_env"):
+        with_callable.remote()
+
+    @ray.remote(runtime_env={"worker_process_setup_hook": "os.getpid"})
+    def with_name():
+        return 2
+
+    with pytest.warns(UserWarning, match="'os.getpid' of a task or actor is not run"):
+        assert ray.get(with_name.remote()) == 2

@@ -9,8 +9,8 @@ import pytest
 import raylite
 from raylite.util import state
 
-NOT_ON_RAY = pytest.mark.raylite_only("raylite.util.state asks raylite's daemons; on Ray it is "
-                                      "not mapped to ray.util.state yet")
+NOT_ON_RAY = pytest.mark.raylite_only("raylite.util.state asks raylite's daemons; on Ray it "
+                                      "reads Ray's GCS or says what it needs: test_ray_state.py")
 
 @NOT_ON_RAY
 def test_actors_listed_got_and_filtered(ray):

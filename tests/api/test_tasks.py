@@ -288,15 +288,18 @@ def test_cancel_running_task(ray):
         ray.get(ref, timeout=10)
 
 
-@pytest.mark.raylite_only("this suite joins one Ray started without the namespace: init()'s "
-                          "runtime_env reaches the tasks, but they report the Ray job's namespace")
 def test_job_namespace_and_runtime_env(runtime_kwargs):
+    # on the ray tier this joins a Ray started without the namespace: raylite's calls use it
+    # all the same, in the driver and in every task and actor (a warning says Ray's own don't)
     import os
+    import warnings
 
     import raylite
 
-    raylite.init(namespace="team", runtime_env={"env_vars": {"RAYLITE_JOB_VAR": "job"}},
-                 **runtime_kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raylite.init(namespace="team", runtime_env={"env_vars": {"RAYLITE_JOB_VAR": "job"}},
+                     **runtime_kwargs)
     assert raylite.get_runtime_context().namespace == "team"
 
     @raylite.remote
@@ -311,9 +314,27 @@ def test_job_namespace_and_runtime_env(runtime_kwargs):
         def ping(self):
             return "pong"
 
-    Named.options(name="n").remote()
+        def namespace(self):
+            return raylite.get_runtime_context().namespace
+
+    keep = Named.options(name="n").remote()  # (an actor with no handle left ends, as in Ray)
     assert raylite.get(raylite.get_actor("n", namespace="team").ping.remote()) == "pong"
     assert raylite.get(raylite.get_actor("n").ping.remote()) == "pong"
+    assert raylite.get(raylite.get_actor("n").namespace.remote()) == "team"
+
+    @raylite.remote
+    def in_a_task():  # the job's namespace is the task's: it finds the driver's actor, and
+        found = raylite.get(raylite.get_actor("n").ping.remote())  # names its own there
+        Named.options(name="from-task", lifetime="detached").remote()
+        return found, raylite.get(read.remote())[1], raylite.util.list_named_actors()
+
+    found, nested_ns, listed = raylite.get(in_a_task.remote())
+    assert (found, nested_ns) == ("pong", "team")
+    assert {"n", "from-task"} <= set(listed)
+    detached = raylite.get_actor("from-task", namespace="team")
+    assert raylite.get(detached.ping.remote()) == "pong"
+    raylite.kill(detached)
+    del keep
 
 
 def raylite_runtime_name():

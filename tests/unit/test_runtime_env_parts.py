@@ -8,7 +8,7 @@ import pytest
 from raylite import _private_files as private
 from raylite._node import scheduler as sch
 from raylite._runtime_env import node_cache, packing, validate
-from raylite._runtime_env.resolve import Resolver, kv_key, pip_spec
+from raylite._runtime_env.resolve import Resolver, inherit, kv_key, pip_spec
 from raylite.exceptions import RuntimeEnvSetupError
 
 
@@ -80,6 +80,33 @@ def test_check_merge_and_refusals():
     assert validate.merge(job, {"pip": ["x"], "env_vars": {"B": "2"}}) == {
         "working_dir": "/a", "pip": ["x"], "env_vars": {"A": "1", "B": "2"}}
     assert validate.merge(job, None) is job and validate.merge(None, job) is job
+
+
+def test_a_child_in_a_worker_inherits_the_resolved_keys_it_does_not_give():
+    # Ray's rule on the resolved form: each key the child gives replaces the parent's
+    sha = lambda c: c * 64  # noqa: E731
+    parent = {"working_dir": sha("a"), "py_modules": [sha("b")], "wheels": [[sha("c"), "w-1-py3-none-any.whl"]],
+              "pip": {"packages": ["req==1"], "options": ["-q"], "timeout": 30.0}, "setup_hook": "m.f"}
+    assert inherit(parent, None, None) is parent
+    assert inherit(parent, {"env_vars": {"A": "1"}}, None) == parent
+    got = inherit(parent, {"working_dir": "here"}, {"working_dir": sha("d")})
+    assert got == {**parent, "working_dir": sha("d")}
+    # its py_modules replace the parent's directories and wheels; the parent's pip stays
+    got = inherit(parent, {"py_modules": ["pkg"]}, {"py_modules": [sha("e")]})
+    assert (got["py_modules"], "wheels" in got) == ([sha("e")], False)
+    assert got["pip"] == parent["pip"]
+    # its pip replaces the requirements, the parent's wheels stay and still need the venv
+    got = inherit(parent, {"pip": ["other"]}, {"pip": {"packages": ["other"], "options": [],
+                                                       "timeout": 600.0}})
+    assert got["pip"] == {"packages": ["other"], "options": [], "timeout": 30.0}
+    assert got["wheels"] == parent["wheels"]
+    # no requirements and no wheels: no venv; an empty key given clears the parent's
+    bare = inherit({"pip": {"packages": ["x"], "options": [], "timeout": 5.0}}, {"pip": []}, None)
+    assert bare is None
+    assert "setup_hook" not in inherit(parent, {"worker_process_setup_hook": None}, None)
+    assert inherit(parent, {"config": {"setup_timeout_seconds": 9}}, None)["pip"]["timeout"] == 9.0
+    with pytest.raises(ValueError, match="setup_timeout_seconds"):
+        inherit(parent, {"config": {"setup_timeout_seconds": -1}}, None)
 
 
 def test_resolved_envs_are_checked_as_a_daemon_receives_them():

@@ -120,7 +120,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         self.actor_id: bytes | None = None
         self.log_to_driver = True
         self._events_on = True                          # enable_task_events (init's keyword)
-        self._env_vars: dict = {}
+        self.in_worker = _worker is not None            # a worker's: nested tasks inherit its env
+        self._env_vars: dict = {}                       # the job's env_vars (a driver's)
         self._job_env: dict | None = None               # the runtime_env init() got, as given
         self.resolved_env: dict | None = None           # ... resolved: what tasks inherit
         self._resolver: Any = None                      # packs and uploads (_runtime_env)

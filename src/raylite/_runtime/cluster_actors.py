@@ -35,7 +35,8 @@ class ActorCalls:
         if deps:  # the constructor's arguments must exist before the actor is placed
             self.get(deps, None)
             data, inlined, _, _ = self._prepare_args(args, kwargs)
-        env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
+        env, renv, given = self._env_parts(options.runtime_env,  # its creator's env, inherited
+                                           self._parent_env() if self.in_worker else None)
         spec = m.ActorSpec(
             actor_id=_ids.new_id(), class_id=cid, cls=blob, meta=actor_class._meta, args=data,
             inlined=inlined, owner=self.address, job_id=self.job_id,
@@ -47,8 +48,7 @@ class ActorCalls:
             concurrency_groups=options.concurrency_groups, sys_path=driver_sys_path(),
             strategy=strategy_wire(options.scheduling_strategy),
             placement_group=placement(options.scheduling_strategy),
-            runtime_env=self._resolve_env(options.runtime_env), task_events=self._events_on,
-            given_env=self._given(options.runtime_env))
+            runtime_env=renv, task_events=self._events_on, given_env=given)
         reply = self._call(m.CreateActor(0, spec, options.get_if_exists))
         if reply.error:  # the only refusal: the name is taken
             raise ActorAlreadyExistsError(reply.error)

@@ -39,7 +39,7 @@ class ClusterStreams(StreamConsumer):
 
     # -- submission ----------------------------------------------------------------
     def submit_stream(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
-        _, _, fid, name, env, demand, key, strategy, group, renv, given = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group, renv, given, _ = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id, done = _ids.new_id(), _ids.new_id()
         bp = options.generator_backpressure

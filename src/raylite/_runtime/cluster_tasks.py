@@ -28,22 +28,32 @@ from .._core.owner import Task
 from .._options import placement, strategy_wire
 from .._protocol import messages as m
 from .._protocol.transport import Connection
-from .._runtime_env.resolve import Resolver
+from .._runtime_env.resolve import Resolver, inherit
 from .._runtime_env.validate import PROCESS_KEYS, described, env_key, merge, refuse_unsupported
 from .._serialization import dumps
 from . import context
 from .object_ref import ObjectRef
 
 _FAST = (int, float, str, bool, type(None))
+INHERITED_KEYS = PROCESS_KEYS + ("config",)  # a child giving one of these: its resolved env changes
+
+
+# In a worker running in a runtime_env's venv (pip): that venv's directory. What it submits
+# may run outside the venv (a child that replaces its pip): its packages stay there.
+ENV_PREFIX: str | None = None
 
 
 def driver_sys_path() -> tuple:
     """This process's import path: workers add it so functions defined in the caller's
-    modules (a script's folder, a test file's helpers) unpickle there too."""
+    modules (a script's folder, a test file's helpers) unpickle there too (but a runtime_env
+    venv's own directories, ENV_PREFIX)."""
     import os
     import sys
 
-    return tuple(os.path.abspath(p or os.curdir) for p in sys.path)
+    paths = tuple(os.path.abspath(p or os.curdir) for p in sys.path)
+    if ENV_PREFIX is not None:
+        paths = tuple(p for p in paths if p != ENV_PREFIX and not p.startswith(ENV_PREFIX + os.sep))
+    return paths
 
 
 IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
@@ -97,29 +107,34 @@ class TaskSubmission:
             self._core.tasks.add_function(blob[1], blob[2])
         return blob[1], blob[2]
 
-    def _resolve_env(self, env: dict | None) -> dict | None:
-        """The resolved runtime_env of a task or actor whose options say `env` (None: the
-        job's; in a worker, the one it runs with): its working_dir and py_modules packed and
-        uploaded once, its keys over the job's (in a worker: over the worker's own, as Ray's
-        child tasks inherit their parent's); ValueError for what raylite does not run."""
-        refuse_unsupported(env)
-        if not any((env or {}).get(k) for k in PROCESS_KEYS):
-            return self.resolved_env
-        resolved = self._packer().resolve(merge(self._job_env, env))
-        if self._job_env is None and self.resolved_env:  # a worker's nested task or actor
-            resolved = {**self.resolved_env, **(resolved or {})}
-        return resolved
+    def _env_parts(self, own: dict | None, parent: dict | None) -> tuple:
+        """(env_vars, resolved env, env as given) of a task or actor whose options say `own`,
+        by Ray's inheritance rule: its keys over its parent's, env_vars merged. The parent is
+        the job (init()'s runtime_env) in a driver; in a worker, the running task or actor
+        (`parent`: its env as given, context.TaskScope.runtime_env), whose process keys are
+        this worker's (workers are keyed on them). Packing and uploading happen once per
+        directory; ValueError for what raylite does not run."""
+        refuse_unsupported(own)
+        mine = (own or {}).get("env_vars") or {}
+        if not self.in_worker:
+            renv = self.resolved_env
+            if own and any(k in own for k in PROCESS_KEYS):
+                renv = self._packer().resolve(merge(self._job_env, own))
+            return {**self._env_vars, **mine} or None, renv, described(self._job_env, own)
+        renv = self.resolved_env
+        if own and any(k in own for k in INHERITED_KEYS):
+            renv = inherit(self.resolved_env, own, self._packer().resolve(own))
+        return {**((parent or {}).get("env_vars") or {}), **mine} or None, renv, \
+            described(parent, own)
 
-    def _given(self, env: dict | None) -> dict | None:
-        """The runtime_env a task or actor runs with, as given (for get_runtime_context()):
-        its own keys over the job's; in a worker, over the running task's but its env_vars
-        (a nested task runs in its parent's resolved env, with only its own env_vars)."""
-        if self._job_env is None:
-            s = context.current()
-            parent = {k: v for k, v in (s.runtime_env or {}).items() if k != "env_vars"} \
-                if s is not None else None
-            return described(parent, env)
-        return described(self._job_env, env)
+    def _parent_env(self) -> dict | None:
+        """In a worker: the env as given of the task or actor running here, which what it
+        submits inherits; on a thread of its own (no scope), the last task's (a worker runs
+        one task at a time, and its process is in that env, as Ray's workers are)."""
+        s = context.current()
+        if s is not None:
+            return s.runtime_env
+        return getattr(self.executor, "given", None)
 
     def _packer(self) -> Resolver:
         if self._resolver is None:
@@ -128,25 +143,27 @@ class TaskSubmission:
 
     # -- tasks ---------------------------------------------------------------
     def _template(self, function: Any, options: Any) -> tuple:
-        """What every call of (function, options) shares, computed once."""
+        """What every call of (function, options) shares, computed once (in a worker: once
+        per parent env, which a nested task inherits)."""
+        parent = self._parent_env() if self.in_worker else None
         t = self._templates.get(id(options))
-        if t is None or t[0] is not options or t[1] is not function or function._blob is None:
+        if t is None or t[0] is not options or t[1] is not function or function._blob is None \
+                or t[11] is not parent:
             fid, _ = self._function_blob(function, function._function)
-            env = {**self._env_vars, **((options.runtime_env or {}).get("env_vars") or {})} or None
+            env, renv, given = self._env_parts(options.runtime_env, parent)
             demand = options.demand()
             strategy = strategy_wire(options.scheduling_strategy)
-            renv = self._resolve_env(options.runtime_env)
             t = (options, function, fid, options.name or function._name, env, demand,
                  (tuple(sorted(demand.items())), strategy) if renv is None else
                  (tuple(sorted(demand.items())), strategy, env_key(renv)), strategy,
-                 placement(options.scheduling_strategy), renv, self._given(options.runtime_env))
+                 placement(options.scheduling_strategy), renv, given, parent)
             if len(self._templates) >= 1024:  # .options() in a loop makes a new one each call
                 self._templates.clear()
             self._templates[id(options)] = t
         return t
 
     def submit_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> list[ObjectRef]:
-        _, _, fid, name, env, demand, key, strategy, group, renv, given = self._template(function, options)
+        _, _, fid, name, env, demand, key, strategy, group, renv, given, _ = self._template(function, options)
         data, inlined, deps, hold = self._prepare_args(args, kwargs)
         task_id = _ids.new_id()
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \

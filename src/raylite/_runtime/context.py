@@ -33,6 +33,7 @@ class TaskScope(NamedTuple):
     function: Any = None           # the function or method run: names it module.qualname
     runtime_env: dict | None = None  # its runtime_env as given (_runtime_env.validate.described)
     placement: tuple | None = None  # (group id, bundle index, capture child tasks) in a group
+    env: Any = None  # local mode: the runtime_env in effect as given, callables kept (inherited)
 
 
 # An actor's identity is per process in a worker: methods called from its

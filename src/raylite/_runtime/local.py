@@ -41,7 +41,6 @@ from .._options import placement
 from .._protocol.messages import ActorSpec
 from .._serialization import dumps_with_refs, loads
 from .._runtime_env.local import LocalEnvs
-from .._runtime_env.validate import described
 from ..exceptions import (ActorAlreadyExistsError, ActorDiedError, ActorUnschedulableError,
                           ObjectLostError, RayTaskError, TaskUnschedulableError)
 from . import context, execution
@@ -221,7 +220,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         actor_repr = actor.meta.class_name if actor else None
         while True:
             try:
-                with context.scope(scope), execution.env_vars({**self._envs.job_env_vars, **(env or {})}):
+                with context.scope(scope), execution.env_vars(env):
                     value = body(*args, **kwargs)
                     if inspect.iscoroutine(value):
                         value = execution.run_coroutine(self._actor_loop(actor), value)
@@ -248,19 +247,18 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         demand = options.demand()
         self._check_group(options.scheduling_strategy, "Task", name, TaskUnschedulableError)
         self._check_feasible(demand, "Task", name, TaskUnschedulableError)
-        body = self._envs.wrap(options.runtime_env, function._function)  # ValueError: not here
+        env = self._envs.of(context.current(), options.runtime_env)
+        body = self._envs.wrap(env, function._function)  # ValueError: not here
         refs = self._new_refs(options.num_returns)
         with self._lock:
             gpus = tuple(self._free_gpus[:int(options.num_gpus)]) if options.num_gpus else ()
             resources.subtract(self._available, demand)
-        env = (options.runtime_env or {}).get("env_vars")
         scope = context.TaskScope(task_id=refs[0]._id if refs else _ids.new_id(), resources=demand,
                                   gpu_ids=gpus, job_id=self._job_id, name=name,
-                                  function=function._function,
-                                  runtime_env=described(self._envs.job, options.runtime_env),
-                                  placement=placement(options.scheduling_strategy))
+                                  function=function._function, runtime_env=self._envs.described(env),
+                                  placement=placement(options.scheduling_strategy), env=env)
         try:
-            self._run(refs, name, body, args, kwargs, scope, env,
+            self._run(refs, name, body, args, kwargs, scope, (env or {}).get("env_vars"),
                       options.retry_exceptions, options.max_retries, None,
                       options.enable_task_events and self._events_on)
         finally:
@@ -293,6 +291,8 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         self._check_group(options.scheduling_strategy, "Actor", meta.class_name, ActorUnschedulableError)
         self._check_feasible(options.placement_demand(), "Actor", meta.class_name, ActorUnschedulableError)
         creator = context.current()
+        env = self._envs.of(creator, options.runtime_env)  # for its whole life (and its restarts)
+        self._envs.apply(env)  # ValueError for what local mode cannot run, before it exists
         detached = options.lifetime == "detached"
         owner = creator.actor_id.hex() if creator is not None and creator.actor_id and not detached \
             else ""  # an actor's non-detached actors share its fate; a driver's end with the runtime
@@ -316,6 +316,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
                 return actor_id, found
             resources.subtract(self._available, spec.demand)
             host = _Host(actor_id, actor_class._cls, meta, options, ns, args, kwargs)
+            host.env = env
             host.gpu_ids = tuple(self._free_gpus[:int(options.num_gpus)])
             del self._free_gpus[:len(host.gpu_ids)]
             self._hosts[actor_id] = host
@@ -332,12 +333,8 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
                                  job_id=self._job_id,
                                  name=f"{actor.meta.class_name}.{method}" if method else None,
                                  function=getattr(actor.cls, method, None) if method else None,
-                                 runtime_env=described(self._envs.job, actor.options.runtime_env),
-                                 placement=placement(actor.options.scheduling_strategy))
-
-    def _env(self, env: dict | None) -> dict | None:
-        """The env_vars a task runs with: the job's, then its own."""
-        return {**self._envs.job_env_vars, **env} if env else (self._envs.job_env_vars or None)
+                                 runtime_env=self._envs.described(actor.env),
+                                 placement=placement(actor.options.scheduling_strategy), env=actor.env)
 
     def _death(self, actor_id: bytes) -> BaseException:
         entry = self._gcs.actors.get(actor_id)
@@ -354,9 +351,9 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
             holder["instance"] = actor.cls(*a, **kw)
 
         self._run([ref], f"{actor.meta.class_name}.__init__",
-                  self._envs.wrap(actor.options.runtime_env, construct), actor.args, actor.kwargs,
+                  self._envs.wrap(actor.env, construct), actor.args, actor.kwargs,
                   self._scope(actor, "__init__")._replace(task_id=actor.id),  # the creation task's id
-                  (actor.options.runtime_env or {}).get("env_vars"), actor=actor,
+                  (actor.env or {}).get("env_vars"), actor=actor,
                   events=self._events_on, attempt=restarts)
         error = self._core.objects.entries[ref._id].error
         if error is None:
@@ -415,7 +412,7 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
             st = self._core.actors.get(actor_id)
             self._run(refs, f"{actor.meta.class_name}.{method}",
                       execution.actor_method(instance, method), args,
-                      kwargs, self._scope(actor, method), (actor.options.runtime_env or {}).get("env_vars"),
+                      kwargs, self._scope(actor, method), (actor.env or {}).get("env_vars"),
                       options.retry_exceptions,
                       self._core.actors.retries_for(st, options.max_task_retries), actor,
                       options.enable_task_events and self._events_on)

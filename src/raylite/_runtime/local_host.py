@@ -21,6 +21,7 @@ class _Host:
         self.namespace = namespace
         self.args, self.kwargs = args, kwargs
         self.instance: Any = None
+        self.env: dict | None = None  # its runtime_env in effect, as given (inherited: _env_of)
         self.gpu_ids: tuple = ()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: threading.Thread | None = None

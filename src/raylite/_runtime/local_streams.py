@@ -24,7 +24,6 @@ from typing import Any
 from .. import _ids
 from .._actor_ends import ended_error
 from .._core.owner import Task
-from .._runtime_env.validate import described
 from .._serialization import dumps_with_refs
 from ..exceptions import ObjectLostError, TaskCancelledError, TaskUnschedulableError
 from . import context, execution
@@ -55,13 +54,13 @@ class LocalStreams(StreamConsumer):
     def submit_stream(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         name = options.name or function._name
         self._check_feasible(options.demand(), "Task", name, TaskUnschedulableError)
-        env = (options.runtime_env or {}).get("env_vars")
+        env = self._envs.of(context.current(), options.runtime_env)  # its own over its parent's (Ray's inheritance)
         task_id = _ids.new_id()
         scope = context.TaskScope(task_id=task_id, resources=options.demand(), job_id=self._job_id,
                                   name=name, function=function._function,
-                                  runtime_env=described(self._envs.job, options.runtime_env))
-        body = self._envs.wrap(options.runtime_env, function._function)  # ValueError: not here
-        return self._start(task_id, name, body, args, kwargs, scope, env, None,
+                                  runtime_env=self._envs.described(env), env=env)
+        body = self._envs.wrap(env, function._function)  # ValueError: not here
+        return self._start(task_id, name, body, args, kwargs, scope, (env or {}).get("env_vars"), None,
                            options.max_retries, options)
 
     def submit_actor_stream(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
@@ -77,7 +76,7 @@ class LocalStreams(StreamConsumer):
                                                 options.max_task_retries)
         return self._start(scope.task_id, f"{actor.meta.class_name}.{method}",
                            execution.actor_method(actor.instance, method), args, kwargs, scope,
-                           (actor.options.runtime_env or {}).get("env_vars"), actor, retries,
+                           (actor.env or {}).get("env_vars"), actor, retries,
                            options)
 
     def _start(self, task_id: bytes, name: str, body: Any, args: tuple, kwargs: dict,
@@ -90,7 +89,7 @@ class LocalStreams(StreamConsumer):
         except Exception as dep_err:  # an upstream task failed: this one fails the same way
             self._set(done, error=execution.task_error(dep_err, name))
             return self._opened(task_id, done, options)
-        b = _Body(task, done, scope, self._env(env) or {}, actor,
+        b = _Body(task, done, scope, env or {}, actor,
                   lambda: body(*args, **kwargs))
         with self._lock:
             self._core.tasks.running_here(task, "local")

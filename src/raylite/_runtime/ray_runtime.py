@@ -51,7 +51,7 @@ from .execution import TERMINATE
 from .object_ref import ObjectRef
 from .ray_errors import translate, translated as _translated
 from .ray_groups import RayGroups, group_scope, ray_group_strategy
-from .ray_state import RayState, joined_job_env
+from .ray_state import RayState, joined_job_env, joined_namespace
 from .ray_streams import RayStreams
 
 _TASK_DEFAULTS = _options.TaskOptions()._asdict()
@@ -96,14 +96,15 @@ def attach() -> "RayRuntime":
     return rt
 
 
-def _task_body(fn: Any) -> Any:
-    """The function Ray runs for a raylite task: attach, then the user's function, in the
-    scope of its placement group if it runs in one (a generator function for a generator:
-    Ray streams only those)."""
+def _task_body(fn: Any, namespace: str | None) -> Any:
+    """The function Ray runs for a raylite task: attach (in raylite's namespace of the job
+    that submitted it, see RayRuntime._namespace), then the user's function, in the scope of
+    its placement group if it runs in one (a generator function for a generator: Ray streams
+    only those)."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Any:
-            attach()
+            attach()._namespace = namespace
             s = group_scope()
             if s is None:
                 return (yield from fn(*args, **kwargs))
@@ -113,7 +114,7 @@ def _task_body(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        attach()
+        attach()._namespace = namespace
         s = group_scope()
         if s is None:
             return fn(*args, **kwargs)
@@ -122,12 +123,14 @@ def _task_body(fn: Any) -> Any:
     return run
 
 
-def _actor_body(cls: type, meta: ActorMeta) -> type:
-    """The class Ray hosts for a raylite actor: the user's class, attached on __init__."""
+def _actor_body(cls: type, meta: ActorMeta, namespace: str | None) -> type:
+    """The class Ray hosts for a raylite actor: the user's class, attached on __init__ (its
+    process runs in raylite's namespace of the job that created it)."""
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         import ray
 
         rt = attach()
+        rt._namespace = namespace
         c = ray.get_runtime_context()
         rt._metas[bytes.fromhex(c.get_actor_id())] = meta
         with warnings.catch_warnings():  # Ray's property reads its own deprecated actor_id
@@ -211,11 +214,14 @@ class RayRuntime(RayStreams, RayGroups, RayState, Runtime):
         if request is not None and not ray.is_initialized():
             self._owns_ray = True
             self._start(request)
-        # Joining a Ray the program started: its driver's namespace is fixed, so a namespace
-        # given to init() becomes the default of named actors' creation and lookup instead.
+        # Joining a Ray the program started: its job's namespace is fixed, so a namespace
+        # given to init() is raylite's: what get_runtime_context() reports and the default
+        # of named actors' creation and lookup, here and in every task and actor this job
+        # starts (their wrappers carry it: _task_body, _actor_body). None: Ray's job's own.
         self._namespace = None if self._owns_ray or request is None else request.namespace
         if request is not None and not self._owns_ray:
             self._joined_env = joined_job_env(request.runtime_env)
+            self._namespace = joined_namespace(request.namespace, ray)
         self._lock = threading.Lock()
         self._restarted = False                 # in an actor's process: a restart runs __init__ again
         self._handles: dict[bytes, list] = {}   # actor id -> [Ray handle, raylite handles here]
@@ -313,9 +319,11 @@ class RayRuntime(RayStreams, RayGroups, RayState, Runtime):
 
     def _call_task(self, function: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Ray's answer to the task's .remote(): a ref, refs, or Ray's ObjectRefGenerator."""
-        rf = self._functions.get(function)
-        if rf is None:
-            rf = self._functions[function] = self._ray.remote(_task_body(function._function))
+        hit = self._functions.get(function)
+        if hit is None or hit[0] != self._namespace:  # (in a worker it is the parent's)
+            hit = self._functions[function] = (
+                self._namespace, self._ray.remote(_task_body(function._function, self._namespace)))
+        rf = hit[1]
         ropts = self._options_for(options, _TASK_DEFAULTS)
         args, kwargs = _to_ray(args, kwargs)
         try:
@@ -345,12 +353,13 @@ class RayRuntime(RayStreams, RayGroups, RayState, Runtime):
         return [ObjectRef(r.binary(), r, self) for r in out]
 
     def create_actor(self, actor_class: Any, args: tuple, kwargs: dict, options: Any) -> tuple[bytes, ActorMeta]:
-        rc = self._classes.get(actor_class)
-        if rc is None:
-            body = _actor_body(actor_class._cls, actor_class._meta)
+        hit = self._classes.get(actor_class)
+        if hit is None or hit[0] != self._namespace:
+            body = _actor_body(actor_class._cls, actor_class._meta, self._namespace)
             groups = options.concurrency_groups  # Ray takes them in @remote only, as raylite
             decorate = self._ray.remote(concurrency_groups=groups) if groups else self._ray.remote
-            rc = self._classes[actor_class] = decorate(body)
+            hit = self._classes[actor_class] = (self._namespace, decorate(body))
+        rc = hit[1]
         ropts = self._options_for(options, _ACTOR_DEFAULTS)
         if self._namespace is not None and options.name and not options.namespace:
             ropts = {**ropts, "namespace": self._namespace}

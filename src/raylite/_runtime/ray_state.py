@@ -10,7 +10,14 @@ the job's, or over the running task's in a Ray worker), JSON. Ray keeps workers 
 runtime_env, so a worker's os.environ says what the code it runs was given. When this
 runtime joined a Ray the program started, init()'s runtime_env is applied per task and
 actor (Ray's job env is that program's), but its local directories (working_dir,
-py_modules), which Ray takes only in ray.init(): a warning says so once (JOB_ONLY).
+py_modules) and its setup hook, which Ray takes only in ray.init(): a warning says so once
+(JOB_ONLY).
+
+The namespace, joining a Ray the program started: that Ray job's namespace is fixed, so
+init(namespace=...) is raylite's own (joined_namespace): RayRuntime._namespace, carried
+by the wrappers of every task and actor the job starts, is what get_runtime_context()
+reports and the default of named actors there; Ray's own calls keep the Ray job's (a
+warning says so when the two differ).
 """
 from __future__ import annotations
 
@@ -23,7 +30,9 @@ from .base import ContextInfo
 from .ray_errors import translated as _translated
 
 GIVEN_ENV = "RAYLITE_RUNTIME_ENV_GIVEN"
-JOB_ONLY = ("working_dir", "py_modules", "excludes")  # Ray takes local paths in ray.init() only
+# Ray takes local paths, and runs a setup hook, only from ray.init() (Ray 2.60: a callable
+# hook per task is a TypeError, a "module.func" one is not run; observed)
+JOB_ONLY = ("working_dir", "py_modules", "excludes", "worker_process_setup_hook")
 
 
 def joined_job_env(job: dict | None) -> dict | None:
@@ -36,10 +45,47 @@ def joined_job_env(job: dict | None) -> dict | None:
         import warnings
 
         warnings.warn(f"runtime_env {left} given to init() are not applied: this program joined "
-                      "a Ray it did not start, and Ray takes local directories only in "
-                      "ray.init(). Pass them to that ray.init(), or let raylite start Ray.",
-                      stacklevel=4)
+                      "a Ray it did not start, and Ray takes local directories and a setup "
+                      "hook only in ray.init(). Pass them to that ray.init(), or let raylite "
+                      "start Ray.", stacklevel=4)
     return {k: v for k, v in job.items() if k not in JOB_ONLY}
+
+
+def joined_namespace(namespace: str | None, ray: Any) -> str | None:
+    """raylite's namespace on a Ray this program started (None: that Ray job's own); a
+    warning when init() named another one than the Ray job's."""
+    job = ray.get_runtime_context().namespace
+    if namespace is None or namespace == job:
+        return None
+    import warnings
+
+    warnings.warn(f"raylite.init(namespace={namespace!r}) joined a Ray this program started in "
+                  f"namespace {job!r}, and a Ray job's namespace cannot change: raylite's calls "
+                  f"use {namespace!r} (get_runtime_context().namespace in the driver and in "
+                  "every task and actor, named actors, get_actor), Ray's own calls made "
+                  f"directly (ray.get_actor, ray.get_runtime_context) keep {job!r}. Pass "
+                  f"namespace={namespace!r} to that ray.init() too, or let raylite start Ray.",
+                  stacklevel=4)
+    return namespace
+
+
+def _own_hook(own: dict | None) -> None:
+    """A setup hook per task or actor: Ray 2.60 runs only init()'s (a callable one is its
+    TypeError, a "module.function" one is not run; observed): a clear error, or a warning."""
+    hook = (own or {}).get("worker_process_setup_hook")
+    if hook is None:
+        return
+    what = ("Ray 2.60 runs a worker_process_setup_hook given to init() only (and its tasks' "
+            "and actors' children inherit it)")
+    if callable(hook):
+        raise ValueError(f"runtime_env['worker_process_setup_hook'] per task or actor is not "
+                         f"supported on the ray runtime: {what}. Give it to raylite.init("
+                         "runtime_env=...), or run on raylite's own runtimes.")
+    import warnings
+
+    warnings.warn(f"runtime_env['worker_process_setup_hook'] {hook!r} of a task or actor is "
+                  f"not run on the ray runtime: {what}. Give it to raylite.init(runtime_env=...).",
+                  stacklevel=6)
 
 
 def _running_env() -> dict | None:
@@ -55,6 +101,7 @@ class RayState:
 
     def _ray_env(self, own: dict | None) -> dict | None:
         """The runtime_env Ray gets for a task or actor whose options say `own`."""
+        _own_hook(own)
         if self._in_worker:
             job = _running_env()
         elif self._owns_ray:
@@ -98,9 +145,11 @@ class RayState:
                            runtime_env=_running_env() if in_task else None)
 
     def state(self) -> Any:
-        """Ray's nodes and this job; Ray's own tools (`ray status`, its state API) show
-        its tasks, workers and objects."""
-        from .._core.records import JobRecord, NodeRecord, StateSnapshot
+        """Ray's nodes, jobs, actors and placement groups, as raylite's records (read from
+        Ray's GCS: ray_tables.py); the kinds only Ray's state API has (tasks, objects,
+        workers) are not here (raylite.util.state says what they need: util/state/on_ray.py)."""
+        from .._core.records import NodeRecord, StateSnapshot
+        from . import ray_tables
 
         listed = self.nodes()
         available = self.available_resources() if len(listed) == 1 else {}  # Ray's is cluster-wide
@@ -110,5 +159,12 @@ class RayState:
                                  dict(n.get("Resources", {})), dict(available))
                       for n in listed)
         c = self._ray.get_runtime_context()
-        job = JobRecord(c.get_job_id(), c.namespace, os.getpid(), True)
-        return StateSnapshot(source="ray", nodes=nodes, jobs=(job,))
+        jobs = _translated(ray_tables.jobs)(c.get_job_id(), self._namespace or c.namespace)
+        actors, hosts = _translated(ray_tables.actors)()
+        return StateSnapshot(source="ray", nodes=nodes, jobs=jobs, workers=hosts, actors=actors,
+                             placement_groups=self.placement_groups(None, None))
+
+    def timeline(self) -> list:
+        """Ray's Chrome trace events of the tasks it recorded (ray.timeline(): read from
+        Ray's GCS, no dashboard needed in Ray 2.60)."""
+        return _translated(self._ray.timeline)()

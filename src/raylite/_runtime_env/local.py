@@ -9,6 +9,10 @@
                   RuntimeEnvSetupError (and the next ones, as a broken worker would)
     env_vars, config            as the cluster runtime does
     pip           refused: it needs a worker process of its own (another interpreter)
+
+The env applied is the one in effect (LocalEnvs.of, Ray's inheritance rule): the task's or
+actor's own keys over its parent's (the task or actor that submitted it; the job's from the
+driver), env_vars merged.
 """
 from __future__ import annotations
 
@@ -18,22 +22,37 @@ import traceback
 from typing import Any
 
 from ..exceptions import RuntimeEnvSetupError
-from .validate import PROCESS_KEYS, merge, refuse_unsupported
+from .validate import PROCESS_KEYS, described, merge, refuse_unsupported
 from .worker import run_hook
 
 
 class LocalEnvs:
     def __init__(self, job: dict | None):
-        self._job = self.job = job  # as given to init()
-        self.job_env_vars: dict = (job or {}).get("env_vars") or {}
+        self.job = job  # as given to init()
         self._hooks: dict[Any, str | None] = {}   # hook (or its id) -> error text, once run
+        self._last: tuple = (None, None)          # (env, described(env)): described()
         self._plain = not any((job or {}).get(k) for k in PROCESS_KEYS)  # the common case
-        self.apply(None)
+        self.apply(job)
+
+    def of(self, scope: Any, own: dict | None) -> dict | None:
+        """The runtime_env a task or actor submitted here runs in, as given (Ray's
+        inheritance): `own` keys over its parent's (`scope`: the task or actor running here,
+        context.TaskScope, whose `env` is its env in effect; None: the driver, so the job's),
+        env_vars merged."""
+        return merge(scope.env if scope is not None else self.job, own)
+
+    def described(self, env: dict | None) -> dict | None:
+        """`env` as get_runtime_context() reports it (the last one kept: tasks repeat it)."""
+        if env is None:
+            return None
+        if self._last[0] is not env:
+            self._last = (env, described(None, env))
+        return self._last[1]
 
     def wrap(self, env: dict | None, fn: Any) -> Any:
-        """`fn`, run in `env` (see apply); with a setup hook, `fn` runs it first, so a hook
-        that raises fails that task or actor."""
-        if env is None and self._plain:
+        """`fn`, run in `env` (the env in effect, see apply); with a setup hook, `fn` runs it
+        first, so a hook that raises fails that task or actor."""
+        if env is None or env is self.job and self._plain:
             return fn
         hook = self.apply(env)
         if hook is None:
@@ -45,12 +64,11 @@ class LocalEnvs:
         return in_env
 
     def apply(self, env: dict | None) -> Any:
-        """Applies what local mode can of the job's env merged with `env` (a task's or
-        actor's): sys.path now; ValueError for what it cannot. Returns its setup hook."""
+        """Applies what local mode can of `env` (the env in effect: a task's or actor's keys
+        over its parent's): sys.path now; ValueError for what it cannot. Returns its setup
+        hook."""
         refuse_unsupported(env)
-        refuse_unsupported(self._job)
-        env = merge(self._job, env) or {}
-        if not any(env.get(k) for k in PROCESS_KEYS):
+        if not env or not any(env.get(k) for k in PROCESS_KEYS):
             return None
         if env.get("pip"):
             raise ValueError("runtime_env['pip'] is not supported in local mode: it needs worker "

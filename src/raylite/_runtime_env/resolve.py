@@ -9,6 +9,11 @@
                        {"packages", "pip_install_options"}) and the setup timeout
         worker_process_setup_hook ─► "module.func" as is, a callable pickled
 
+inherit(parent, own, resolved_own) ─► the resolved env of a task or actor started inside a
+    worker (whose process runs `parent`, resolved): Ray's inheritance rule on the resolved
+    form (each key the child gives replaces the parent's; the rest is the parent's), since
+    the parent's env as given names directories of the driver's machine.
+
 `store` is the cluster's KV (`has(key)`, `put(key, bytes)`): a package is content
 addressed, so a node that lacks one fetches it by its hash, whoever uploaded it. A
 directory is packed once per Resolver (per init()), however many tasks name it.
@@ -88,6 +93,35 @@ class Resolver:
                                  "1 MiB: give a 'module.function' string instead.")
             got = self._hooks[id(hook)] = (hook, data.hex())
         return got[1]
+
+
+# the keys as given -> the parts of the resolved form each one makes
+_PARTS = {"working_dir": ("working_dir",), "py_modules": ("py_modules", "wheels"),
+          "worker_process_setup_hook": ("setup_hook",)}
+
+
+def inherit(parent: dict | None, own: dict | None, resolved_own: dict | None) -> dict | None:
+    """The resolved env of a child whose parent runs in `parent` (resolved) and which gives
+    `own` (as given; `resolved_own` = Resolver.resolve(own)): a key `own` names replaces the
+    parent's (`pip` its requirements, `config` its setup timeout), the others are inherited."""
+    if not own:
+        return parent
+    out = dict(parent or {})
+    mine = resolved_own or {}
+    for key, parts in _PARTS.items():
+        if key in own:
+            for part in parts:
+                out.pop(part, None)
+                if part in mine:
+                    out[part] = mine[part]
+    was, new = out.pop("pip", None) or {}, mine.get("pip") or {}
+    pip = new if "pip" in own else was
+    timeout = (own.get("config") or {}).get("setup_timeout_seconds") if "config" in own else None
+    if pip.get("packages") or out.get("wheels"):
+        spec = pip_spec(list(pip.get("packages") or ()),
+                        timeout if timeout is not None else was.get("timeout"))
+        out["pip"] = {**spec, "options": list(pip.get("options") or ())}
+    return out or None
 
 
 def pip_spec(pip: Any, timeout: Any = None) -> dict:

@@ -66,6 +66,10 @@ def run(daemon_address: str, token: bytes, worker_id: bytes, session_dir: str,
     if spec is not None:
         executor.env = rtenv.WorkerEnv(spec)
         rt.resolved_env = spec.get("env")  # nested tasks and actors inherit it
+        if execd:  # in the env's venv: its packages are not passed on to what it submits
+            from .._runtime import cluster_tasks
+
+            cluster_tasks.ENV_PREFIX = os.path.abspath(sys.prefix)
     signal.signal(signal.SIGINT, executor.interrupt)  # cancel()'s signal, for a running task only
     install(rt)
     forward_output(rt, executor, session_dir, worker_id)

@@ -65,6 +65,7 @@ class Executor:
         self.calls: dict[bytes, int] = {}          # function id -> runs (for max_calls)
         self.actor: Any = None
         self.env: Any = None                       # _runtime_env.worker.WorkerEnv, if any
+        self.given: Any = None                     # the running (or last) task's env as given
         self.job_id: bytes | None = None
         self.current_name = "worker"
         self.marks: Any = None                     # output.TaskMarks: which task prints
@@ -260,8 +261,12 @@ class Executor:
                 fn = self._function(t)  # a function that cannot be loaded fails its task
                 if self.env is not None:
                     self.env.ready()  # the runtime_env's setup hook, once
+                given = t.given_env  # one object per env: nested tasks' templates key on it
+                if given is not None and given == self.given:
+                    given = self.given
+                self.given = given  # (the running task's: its threads' parent env too)
                 scope = context.TaskScope(t.task_id, None, None, t.resources, t.gpu_ids, False,
-                                          t.job_id, t.name, fn, t.given_env, t.placement)
+                                          t.job_id, t.name, fn, given, t.placement)
                 with context.scope(scope):
                     args, kwargs = self.resolve_args(t.args, t.inlined)
                     value = fn(*args, **kwargs)

@@ -14,7 +14,7 @@ summary counts are applied there, where the records are, and no owner is asked.
 """
 from __future__ import annotations
 
-from . import common, fetch, schema
+from . import common, fetch, on_ray, schema
 from .common import DEFAULT_LIMIT, RayStateApiException, StateList, StateRecord
 
 _TIMEOUT = 30
@@ -23,18 +23,21 @@ _TIMEOUT = 30
 def query(kind: str, address=None, filters=None, limit: int | None = DEFAULT_LIMIT,
           timeout: float | None = _TIMEOUT, detail: bool = False,
           raise_on_missing_output: bool = True, temp_dir: str | None = None,
-          warn: bool = True) -> StateList:
+          warn: bool = True, _call: str | None = None) -> StateList:
     """The rows of `kind` that pass `filters`, at most `limit` of them (the list_* functions;
     the CLI calls this with warn=False and prints StateList.partial itself)."""
     if kind not in schema.COLUMNS:
         raise RayStateApiException(f"unknown kind {kind!r}: one of {', '.join(schema.COLUMNS)}")
     checked = common.check_filters(filters, schema.columns(kind, True))
+    target = fetch.resolve(address, temp_dir)
+    if target.mode == "ray" and kind in on_ray.WHAT:
+        on_ray.refuse(_call or f"list_{kind}", kind)
     if kind == "tasks":
-        result = _tasks(address, checked, limit, timeout, detail, temp_dir)
+        result = _tasks(target, checked, limit, timeout, detail)
         return result if not warn else common.report(result, raise_on_missing_output, "list_tasks")
     kinds, owners = schema.NEEDS[kind]
     if kinds:
-        snap, missing = fetch.ask(fetch.resolve(address, temp_dir), kinds, owners, timeout)
+        snap, missing = fetch.ask(target, kinds, owners, timeout)
         # unfiltered: only the rows shown are built (list_objects() of 10,000 builds 100)
         rows = schema.rows(kind, snap, None if checked else limit)
         total = None if checked else schema.count(kind, snap)
@@ -49,11 +52,11 @@ def query(kind: str, address=None, filters=None, limit: int | None = DEFAULT_LIM
     return common.report(result, raise_on_missing_output, f"list_{kind}")
 
 
-def _tasks(address, checked, limit, timeout, detail, temp_dir) -> StateList:
+def _tasks(target, checked, limit, timeout, detail) -> StateList:
     """Tasks from the GCS's task-event store: filtered and limited there."""
     if limit is not None and limit < 0:
         raise RayStateApiException(f"limit must be a positive number or None, not {limit}")
-    reply = fetch.ask_tasks(fetch.resolve(address, temp_dir), checked, limit, 0, False, timeout)
+    reply = fetch.ask_tasks(target, checked, limit, 0, False, timeout)
     keep = schema.columns("tasks", detail)
     rows = [{k: r[k] for k in keep} for r in schema.task_rows(reply.records)]
     return StateList(map(StateRecord, rows), reply.total, (), limit, reply.dropped,
@@ -108,8 +111,9 @@ def list_placement_groups(address=None, filters=None, limit=DEFAULT_LIMIT, timeo
 def _get(kind: str, id: str, address, timeout) -> list:
     if not isinstance(id, str) or not id:
         raise RayStateApiException(f"get {kind}: give the id as a hex string, not {id!r}")
+    call = "get_objects" if kind == "objects" else f"get_{kind[:-1]}"
     return query(kind, address, [(schema.ID[kind], "=", id)], None, timeout, True, False,
-                 warn=False)
+                 warn=False, _call=call)
 
 
 def get_actor(id: str, address=None, timeout=_TIMEOUT) -> StateRecord | None:
@@ -158,7 +162,10 @@ def summarize_tasks(address=None, timeout=_TIMEOUT, raise_on_missing_output=True
     "total_tasks", "total_actor_tasks", "total_actor_scheduled", "summary_by"}, "dropped"}:
     total_actor_scheduled counts the attempts of actors' creation tasks (one per placement
     of an actor: its first and each restart), as Ray's."""
-    reply = fetch.ask_tasks(fetch.resolve(address, _temp_dir), [], None, 0, True, timeout)
+    target = fetch.resolve(address, _temp_dir)
+    if target.mode == "ray":
+        on_ray.refuse("summarize_tasks", "tasks")
+    reply = fetch.ask_tasks(target, [], None, 0, True, timeout)
     summary: dict = {}
     total = actor_tasks = scheduled = 0
     for name, kind, state, n in reply.records:
@@ -193,7 +200,7 @@ def summarize_objects(address=None, timeout=_TIMEOUT, raise_on_missing_output=Tr
     {"cluster": {"summary": {state: {"total_objects", "total_size_mb", "task_state_counts",
     "ref_type_counts"}}, "total_objects", "total_size_mb", "callsite_enabled": False}}."""
     rows = query("objects", address, None, None, timeout, True, raise_on_missing_output,
-                 _temp_dir, warn=False)
+                 _temp_dir, warn=False, _call="summarize_objects")
     summary: dict = {}
     total = 0
     for r in rows:

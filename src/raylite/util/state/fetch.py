@@ -3,6 +3,8 @@
     address given ─────────────────────────► connect(address, token) ─► GetState ─► StateReply
     no address, init() in this process:                                  (snapshot, missing)
         local mode ─► runtime.state()    (everything is in this process: nothing is missing)
+        ray runtime ─► runtime.state()   (Ray's GCS tables; what needs Ray's state API is
+                                          refused by the calls: on_ray.py)
         cluster    ─► connect(its daemon, its token) ─► GetState ─► StateReply
     no address, no init() ─► $RAYLITE_ADDRESS, else the head `raylite start` recorded here
 
@@ -31,6 +33,7 @@ class Target(NamedTuple):
     token: bytes
     session_dir: str | None    # where this cluster's session files (and logs/) are, if known
     temp_dir: str | None       # where its daemon logs (raylite_head.log, ...) are, if known
+    mode: str = ""             # "ray": the ray runtime answers itself (on_ray.py says what)
 
 
 def resolve(address: str | None = None, temp_dir: str | None = None) -> Target:
@@ -42,6 +45,8 @@ def resolve(address: str | None = None, temp_dir: str | None = None) -> Target:
         info = rt.info()
         if info.mode == "local":
             return Target(None, b"", None, None)
+        if info.mode == "ray":  # Ray's GCS through the runtime, or a clear refusal (on_ray.py)
+            return Target(None, b"", info.session_dir, None, "ray")
         token = getattr(rt, "_token", None) or _token(info.address, temp_dir)
         session = info.session_dir
         return Target(info.address, token, session, os.path.dirname(session) if session else None)

@@ -80,6 +80,18 @@ def _files(address, temp_dir) -> dict[str, dict[str, str]]:
     return log_files(target.temp_dir, target.session_dir)
 
 
+def _refuse_on_ray(address, call: str) -> None:
+    """On the ray runtime (no address): the logs are Ray's, listed by Ray's state API only."""
+    if address is None:
+        from raylite import _runtime
+
+        rt = _runtime.current()
+        if rt is not None and rt.name == "ray":
+            from . import on_ray
+
+            on_ray.refuse(call, "logs", rt.info().session_dir)
+
+
 def _is_file(path: str) -> bool:
     return os.path.isfile(path) and not os.path.islink(path)
 
@@ -89,6 +101,7 @@ def list_logs(address=None, node_id=None, node_ip=None, glob_filter: str = "*",
     """The log files of the cluster on this machine, by category ("node", "worker", "job"),
     as Ray's list_logs gives {category: [filename, ...]}. node_id/node_ip: only this
     machine's files can be read, so they select nothing else."""
+    _refuse_on_ray(address, "list_logs")
     files = _files(address, _temp_dir)
     return {cat: [n for n in names if fnmatch.fnmatch(n, glob_filter)]
             for cat, names in files.items()}
@@ -106,6 +119,7 @@ def get_log(address=None, node_id=None, node_ip=None, filename: str | None = Non
     (for a task: until it ends)."""
     if suffix not in ("out", "err"):
         raise RayStateApiException(f"suffix must be 'out' or 'err', got {suffix!r}")
+    _refuse_on_ray(address, "get_log")
     if task_id is not None:
         return _task_log(address, task_id, attempt_number, suffix, tail, follow, timeout,
                          _interval, _temp_dir)

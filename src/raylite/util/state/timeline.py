@@ -23,8 +23,14 @@ def timeline(filename: str | None = None, address: str | None = None,
              timeout: float | None = 30, _temp_dir: str | None = None) -> list[dict]:
     """The Chrome trace events of every task the cluster's store keeps (Ray's
     ray.timeline); with `filename`, also written there as JSON (open it in Perfetto)."""
-    reply = fetch.ask_tasks(fetch.resolve(address, _temp_dir), [], None, 0, False, timeout)
-    events = trace_events(reply.records, int(time.time() * 1e6))
+    target = fetch.resolve(address, _temp_dir)
+    if target.mode == "ray":  # Ray's own trace (ray.timeline())
+        from raylite import _runtime
+
+        events = _runtime.require().timeline()
+    else:
+        reply = fetch.ask_tasks(target, [], None, 0, False, timeout)
+        events = trace_events(reply.records, int(time.time() * 1e6))
     if filename is not None:
         write(events, filename)
     return events
