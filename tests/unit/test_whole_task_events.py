@@ -77,18 +77,18 @@ def test_a_workers_running_event_first_then_the_whole_row_make_one_record():
 def test_who_is_forgotten_with_its_connection_and_a_bad_reply_tells_nothing():
     o = owner()
     run(o, 1, (500.0, 600.0, WHO), first=True)
-    o.peer_lost("w:1")
-    assert o.events._who == {}
-    run(o, 2, "not a tuple")                     # a malformed reply: no end told, no error
+    o.peer_lost("w:1")           # forgotten after the next take: task 1's run keeps its worker
+    run(o, 2, "not a tuple")     # a malformed reply: no end told, no error
     run(o, 3, (1.0,))
-    run(o, 4, (700.0, 800.0))                    # a connection whose who is not known: None
     events, _, whole = o.events.take()
-    assert [e[0] for e in events] == [tid(2), tid(3)]
-    assert whole[0] == (tid(1), tid(4)) and whole[7] == (WHO, None)
+    assert [e[0] for e in events] == [tid(2), tid(3)]  # their openings
+    assert whole[0] == (tid(1),) and whole[7] == (WHO,) and o.events._who == {}
+    run(o, 4, (700.0, 800.0))    # a connection whose who is not known: None
+    _, _, whole = o.events.take()
+    assert whole[0] == (tid(4),) and whole[7] == (None,)
     table = TaskEventTable()
     table.add_whole(whole, "me:1")
-    assert [(r.worker_pid, r.state) for r in table.query()[0]] == [(42, "FINISHED"),
-                                                                    (None, "FINISHED")]
+    assert [(r.worker_pid, r.state) for r in table.query()[0]] == [(None, "FINISHED")]
 
 
 def test_the_daemon_checks_whole_columns_and_names_a_bad_one():
@@ -114,7 +114,8 @@ def test_a_run_that_raised_is_placed_and_timed_by_its_owner_then_failed_or_retri
     o.task_done("w:1", t.task_id, (), err, True, now=0.0, ran=(500.0, 600.0, WHO))
     o.task_done("w:1", t.task_id, (b"r",), None, False, now=1.0, ran=(700.0, 800.0))
     events, _, whole = o.events.take()
-    assert [(e[1], e[2]) for e in events] == [(0, te.PENDING_NODE), (0, te.RUN), (0, te.FAILED)]
+    # the RUN goes last (its run, noted on the reply's path, is made an event in take())
+    assert [(e[1], e[2]) for e in events] == [(0, te.PENDING_NODE), (0, te.FAILED), (0, te.RUN)]
     assert whole[:3] == ((t.task_id,), (1,), (800.0,))  # the retry ran whole
     table = TaskEventTable()
     table.add_whole(whole, "me:1")

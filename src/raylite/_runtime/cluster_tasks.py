@@ -266,7 +266,7 @@ class TaskSubmission:
         and the executor's runs of tasks, in a worker) to its daemon, for the GCS's store."""
         core, ex = self._core, self.executor
         with self._events_lock:  # batches leave in the order they were taken
-            if core.events.buffer or core.events.dropped:
+            if core.events.buffer or core.events.ran or core.events.dropped:
                 with self._lock:
                     events, lost, whole = core.events.take()
             else:

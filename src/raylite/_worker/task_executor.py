@@ -249,7 +249,8 @@ class Executor:
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
         if t.task_events:  # run_started, inline: this is every task's path
-            self.started[(t.task_id, t.attempt)] = (time.time(), t.job_id or b"", t.name)
+            start = time.time()
+            self.started[(t.task_id, t.attempt)] = (start, t.job_id or b"", t.name)
         marks = self.marks
         if marks is not None:
             marks.begin(t.task_id, t.attempt)
@@ -286,7 +287,7 @@ class Executor:
             if marks is not None:
                 marks.end()
         if t.task_events:
-            self.reply_ran(conn, reply, t.task_id, t.attempt)
+            self.reply_ran(conn, reply, t.task_id, t.attempt, start)
         else:
             self.reply(conn, reply)
         if self.env is not None and self.env.error is not None:
@@ -303,23 +304,26 @@ class Executor:
     def run_started(self, task_id: bytes, attempt: int, job_id: bytes | None, name: str) -> None:
         self.started[(task_id, attempt)] = (time.time(), job_id or b"", name)
 
-    def reply_ran(self, conn: Any, reply: m.TaskDone | None, task_id: bytes, attempt: int) -> None:
+    def reply_ran(self, conn: Any, reply: m.TaskDone | None, task_id: bytes, attempt: int,
+                  start: float | None = None) -> None:
         """Sends the reply of a run with task events: it takes the run's start and end, and
         (once per connection) who ran it, and its owner tells the GCS (a short task is one
         row, see _core/owner/events.py). A run with no reply (its actor exited) is told by
-        this worker (RAN)."""
+        this worker (RAN). As little as can be is done before the reply leaves."""
         end = time.time()
         if reply is not None and self.ident is not None:
-            start = self.started.pop((task_id, attempt))[0]
-            told = self._told_who
-            if conn in told:
+            key = (task_id, attempt)
+            if start is None:
+                start = self.started[key][0]
+            if conn in self._told_who:
                 ran = (start, end)
             else:  # who we are, once per connection: its owner remembers
-                if len(told) > 4096:
-                    told.clear()
-                told.add(conn)
                 ran = (start, end, self.ident)
+                if len(self._told_who) > 4096:
+                    self._told_who.clear()
+                self._told_who.add(conn)
             self.reply(conn, _tuple_new(m.TaskDone, (task_id, reply[1], reply[2], reply[3], ran)))
+            del self.started[key]
             return
         if reply is not None:
             self.reply(conn, reply)

@@ -37,7 +37,7 @@ def _no_parent() -> None:
 
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
-                 "parent_of", "_who")
+                 "parent_of", "_who", "ran", "_gone")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
                  parent_of: Any = None):
@@ -51,6 +51,9 @@ class TaskEvents:
         self._infos: dict = {}        # (job, name, actor id, class, parent) -> one info tuple
         self._who: dict = {}          # worker connection -> who is on it (one tuple: pickled
                                       # once per batch)
+        self.ran: list = []           # (task id, attempt, (start, end[, who]), conn, ok) of the
+                                      # runs whose replies came since the last take
+        self._gone: list = []         # connections closed since: forgotten after that take
 
     @property
     def job_id(self) -> bytes:
@@ -70,43 +73,32 @@ class TaskEvents:
 
     def new(self, task: Any, state: str, class_name: str = "") -> None:
         """A new attempt of `task` (or a new call of an actor of `class_name`), in `state`:
-        noted now, made an event in take()."""
+        noted now (a tuple of what it is, not the task: a finished task's objects are freed
+        at once), made an event in take()."""
         parent = task.parent
         if parent is False:  # its first attempt: the task running where it was submitted
             parent = task.parent = self.parent_of()
         b = self.buffer
         if len(b) < self.limit:
-            task.ev_open = task.attempt
-            b.append((task, task.attempt, state, self.clock(), self._job_id, class_name))
+            b.append((task.task_id, task.attempt, state, self.clock(), self._job_id, task.name,
+                      task.actor_id, class_name, parent))
         else:
             self.dropped += 1
 
     def finished(self, task: Any, ran: Any, conn: Any = None, ok: bool = True) -> None:
         """The attempt's run ended, returning (`ok`) or raising: `ran` is (start, end) from
         its worker's reply on `conn`, and who ran it (node id hex, worker id hex, pid,
-        address) the first time on that connection (checked by the GCS's daemon; here only
-        enough to use it safely). A run that raised is a RUN event: its state is the
-        owner's to decide (FAILED, or a retry)."""
-        if type(ran) is not tuple or len(ran) < 2:
-            return
-        if len(ran) == 3:
-            who = self._who[conn] = ran[2]
-            if len(self._who) > 4096:  # connections come and go (forget() drops them)
-                self._who.clear()
-                self._who[conn] = who
-        else:
-            who = self._who.get(conn)
-        if ok and task.ev_open == task.attempt:  # its opening is still here: whole, in take()
-            task.ev_ran = (ran[0], ran[1], who)
-        elif len(self.buffer) < self.limit:  # the run's end (time: when)
-            self.buffer.append((task.task_id, task.attempt, DONE if ok else RUN, ran[1],
-                                (ran[0], who)))
+        address) the first time on that connection. Noted only (a reply's path): take()
+        makes it part of a whole task, a DONE or a RUN event."""
+        if len(self.ran) < self.limit:
+            self.ran.append((task.task_id, task.attempt, ran, conn, ok))
         else:
             self.dropped += 1
 
     def forget(self, conn: Any) -> None:
-        """A worker connection closed: who was on it is not needed any more."""
-        self._who.pop(conn, None)
+        """A worker connection closed: who was on it is forgotten after the next take (runs
+        it replied to may still be waiting there)."""
+        self._gone.append(conn)
 
     def actor_created(self, actor_id: bytes, class_name: str) -> None:
         """An actor's creation task (Ray's ACTOR_CREATION_TASK: its __init__; its id is the
@@ -129,31 +121,51 @@ class TaskEvents:
     def take(self) -> tuple[list, int, tuple]:
         """(events since the last take, how many were dropped since, the whole tasks since as
         columns: ids, attempts, ends, opening infos, opening states, opening times, starts,
-        who ran them; () for none)."""
+        who ran them; () for none). A run that returned whose opening is in the same batch
+        makes the task whole; one whose opening went earlier, a DONE; one that raised, a RUN
+        (its state is the owner's to decide: FAILED, or a retry)."""
         out, self.buffer = self.buffer, []
         dropped, self.dropped = self.dropped, 0
+        ran, self.ran = self.ran, []
+        ends: dict = {}  # task id -> (attempt, start, end, who) of a run that returned
+        if ran:
+            known = self._who
+            for task_id, attempt, r, conn, ok in ran:
+                if type(r) is not tuple or len(r) < 2:  # not a worker's: nothing to tell
+                    continue
+                if len(r) > 2:
+                    who = known[conn] = r[2]
+                else:
+                    who = known.get(conn)
+                if ok:
+                    ends[task_id] = (attempt, r[0], r[1], who)
+                else:
+                    out.append((task_id, attempt, RUN, r[1], (r[0], who)))
+        for conn in self._gone:
+            self._who.pop(conn, None)
+        self._gone = []
+        if len(self._who) > 4096:  # connections that closed without a word
+            self._who.clear()
         infos = self._infos
         events: list = []
         whole: list = []
         for e in out:
-            task = e[0]
-            if type(task) is bytes:
+            if len(e) == 5:
                 events.append(e)
                 continue
-            _, attempt, state, at, job, cls = e  # an opening: made an event now
-            ikey = (job, task.name, task.actor_id, cls, task.parent)
+            task_id, attempt, state, at, job, name, actor, cls, parent = e  # an opening
+            ikey = (job, name, actor, cls, parent)
             info = infos.get(ikey)
             if info is None:  # one tuple per function (and parent): pickled once
                 if len(infos) > 4096:
                     infos.clear()
-                info = infos[ikey] = (job, f"{cls}.{task.name}" if cls else task.name,
-                                      task.actor_id, task.parent)
-            r = task.ev_ran
-            if task.ev_open == attempt:
-                task.ev_open = -1
-            if r is None or task.attempt != attempt:
-                events.append((task.task_id, attempt, state, at, info))
+                info = infos[ikey] = (job, f"{cls}.{name}" if cls else name, actor, parent)
+            r = ends.get(task_id) if ends else None
+            if r is None or r[0] != attempt:  # not run yet (or an earlier attempt's opening)
+                events.append((task_id, attempt, state, at, info))
             else:
-                task.ev_ran = None
-                whole.append((task.task_id, attempt, r[1], info, state, at, r[0], r[2]))
+                del ends[task_id]
+                whole.append((task_id, attempt, r[2], info, state, at, r[1], r[3]))
+        for task_id, (attempt, start, end, who) in ends.items():  # openings sent earlier
+            events.append((task_id, attempt, DONE, end, (start, who)))
         return events, dropped, tuple(zip(*whole))
