@@ -5,18 +5,22 @@ at the end of the module, pass or fail.
 """
 import http.client
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.parse
 
 import pytest
 
 DRIVER = textwrap.dedent("""
-    import sys, time
+    import faulthandler, signal, sys, time
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the fixture's dump on a hang
     import numpy as np
     import raylite as ray
 
@@ -108,12 +112,12 @@ def cluster():
         log_file = os.path.join(logs, "dash-test.log")
         with open(log_file, "w") as f:
             f.write("first line of the test log\n")
-        driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True,
-                                  env=dict(os.environ, RAYLITE_TEMP_DIR=temp))
-        seen = [driver.stdout.readline() for _ in range(1)]
-        while seen[-1] and seen[-1].strip() != "READY" and len(seen) < 20:  # workers' lines too
-            seen.append(driver.stdout.readline())
+        errors = os.path.join(temp, "driver.err")
+        with open(errors, "w") as err:
+            driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=err, text=True,
+                                      env=dict(os.environ, RAYLITE_TEMP_DIR=temp))
+        seen = _lines_until_ready(driver, errors, timeout=60)
         assert seen[-1].strip() == "READY", seen
         c = Cluster(temp, address, url, code, token, session, log_file)
         c.wait_for = _wait_for
@@ -128,6 +132,39 @@ def cluster():
                 driver.wait()
         raylite("stop", "--force", temp=temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _lines_until_ready(driver, errors, timeout):
+    """The driver's lines up to READY (workers' lines come too), waited for `timeout` s at
+    most: past it the driver's threads are dumped (faulthandler, SIGUSR1) into the
+    failure's message, so a hang fails this module at once, saying where, instead of
+    holding the whole run until its timeout (the fixture then stops the driver, which ends
+    the reading thread)."""
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read():
+        for line in driver.stdout:
+            lines.put(line)
+            if line.strip() == "READY":
+                return
+        lines.put("")  # end of its output
+
+    threading.Thread(target=read, daemon=True).start()
+    seen, deadline = [], time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        if not line or line.strip() == "READY":
+            return seen
+    if driver.poll() is None:
+        driver.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+    with open(errors) as f:
+        dump = f.read()[-6000:]
+    raise AssertionError(f"the driver printed no READY in {timeout} s: {seen}\n{dump}")
 
 
 def _wait_for(check, timeout=20.0):
