@@ -126,3 +126,13 @@ def test_a_run_that_raised_is_placed_and_timed_by_its_owner_then_failed_or_retri
     assert (rows[0].start_time_ms, rows[0].end_time_ms) == (500000, 600000)
     assert (rows[1].state, rows[1].worker_pid) == ("FINISHED", 42)
     assert validate.problem(m.TaskEvents(tuple(events), 0, whole=whole)) is None
+
+
+def test_a_reply_whose_times_or_worker_are_not_a_workers_cannot_spoil_the_batch():
+    o = owner()
+    run(o, 1, (500.0, 600.0, ("not", "who")), first=True)  # who of the wrong shape: unknown
+    run(o, 2, ("500", 600.0))                              # a start that is not a time: no end
+    events, _, whole = o.events.take()
+    assert whole[0] == (tid(1),) and whole[7] == (None,)
+    assert [e[0] for e in events] == [tid(2)]
+    assert validate.problem(m.TaskEvents(tuple(events), 0, whole=whole)) is None

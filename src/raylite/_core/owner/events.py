@@ -3,7 +3,7 @@ them (pure; the vocabulary is raylite._core.task_events).
 
     core event (submit, arguments ready, a failure, cancel, retry) ─► TaskEvents.add / new
          only for a task whose `events` flag is set (enable_task_events, per task and per init)
-    a worker's TaskDone of a run that returned, with (start, end, who) ─► finished
+    a worker's TaskDone, with its run's (start, end[, who]) ─► finished (noted; take() decides)
     the shell, every ~100 ms (its maintenance thread) ─► take() ─► one TaskEvents message
 
 A new attempt costs the caller's thread a clock read and a tuple: its event is made in
@@ -33,6 +33,12 @@ def _no_clock() -> float:
 
 def _no_parent() -> None:
     return None
+
+
+def _who_shaped(who: Any) -> bool:
+    """(node id hex, worker id hex, pid, address), by its types."""
+    return type(who) is tuple and len(who) == 4 and type(who[0]) is str \
+        and type(who[1]) is str and type(who[2]) is int and type(who[3]) is str
 
 
 class TaskEvents:
@@ -131,11 +137,12 @@ class TaskEvents:
         if ran:
             known = self._who
             for task_id, attempt, r, conn, ok in ran:
-                if type(r) is not tuple or len(r) < 2:  # not a worker's: nothing to tell
+                if type(r) is not tuple or len(r) < 2 or type(r[0]) is not float \
+                        or type(r[1]) is not float:  # not a worker's: nothing to tell
                     continue
-                if len(r) > 2:
-                    who = known[conn] = r[2]
-                else:
+                if len(r) > 2:  # checked in full by the daemon; here, only its shape, so one
+                    who = known[conn] = r[2] if _who_shaped(r[2]) else None  # bad reply
+                else:                                          # cannot spoil the batch
                     who = known.get(conn)
                 if ok:
                     ends[task_id] = (attempt, r[0], r[1], who)
