@@ -74,8 +74,8 @@ class Executor:
         self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
         self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
         self._told: set = set()        # ... of those, the ones sent as RUNNING already
-        # who runs the tasks (node id, worker id, pid, address), in the first reply of a run
-        # that returned on each connection
+        # who runs the tasks (node id, worker id, pid, address), in the first reply (with task
+        # events) on each connection
         self.ident = (rt.node_id.hex(), rt.worker_id.hex(), os.getpid(), rt.address) \
             if getattr(rt, "worker_id", None) and getattr(rt, "node_id", None) else None
         self._told_who: set = set()   # the connections whose owner was sent self.ident
@@ -248,9 +248,8 @@ class Executor:
         env = dict(t.env_vars or {})
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
-        if t.task_events:  # run_started, inline: this is every task's path
-            start = time.time()
-            self.started[(t.task_id, t.attempt)] = (start, t.job_id or b"", t.name)
+        if t.task_events:
+            start = self.run_started(t.task_id, t.attempt, t.job_id, t.name)
         marks = self.marks
         if marks is not None:
             marks.begin(t.task_id, t.attempt)
@@ -301,8 +300,11 @@ class Executor:
                 os._exit(0)
 
     # -- task events ---------------------------------------------------------------
-    def run_started(self, task_id: bytes, attempt: int, job_id: bytes | None, name: str) -> None:
-        self.started[(task_id, attempt)] = (time.time(), job_id or b"", name)
+    def run_started(self, task_id: bytes, attempt: int, job_id: bytes | None, name: str) -> float:
+        """Notes a run's start (for RUNNING, should it outlast a batch); returns it."""
+        start = time.time()
+        self.started[(task_id, attempt)] = (start, job_id or b"", name)
+        return start
 
     def reply_ran(self, conn: Any, reply: m.TaskDone | None, task_id: bytes, attempt: int,
                   start: float | None = None) -> None:
