@@ -21,7 +21,6 @@ read only these. Ids are hex strings so the records print, compare and travel
 A field a core does not know is None in its record; overlay() fills it from another
 core's record of the same id.
 """
-from __future__ import annotations
 
 from typing import NamedTuple
 

@@ -108,12 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     import gc
 
     from .._protocol import messages  # noqa: F401  (what both this daemon and workers use:
-    from .._protocol.transport import Listener  # imported once, its pages shared)
-    from .worker_pool import Zygote
+    from .worker_pool import Zygote             # imported once, its pages shared)
 
     gc.freeze()  # what is imported is never traversed by the collector, here or in the zygote
     zygote = Zygote.fork()  # and its workers: the pages they share stay shared. The zygote
     # imports what a worker needs (preload) on the other core while this daemon imports its own
+    from .._protocol.transport import Listener
     from .server import NodeServer
     if not args.address:  # the head's GCS
         from .._gcs import service  # noqa: F401

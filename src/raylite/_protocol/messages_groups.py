@@ -5,7 +5,6 @@ driver's requests to the GCS, and the GCS's two phases with the nodes that hold 
     GCS ──PrepareBundles──► each node ──BundlesPrepared──► GCS ──CommitBundles──► each node
     GCS ──ReturnBundles(removed)──► each node holding some of the group
 """
-from __future__ import annotations
 
 from typing import NamedTuple
 

@@ -6,7 +6,6 @@
           and workers
           (a node the GCS marked dead: silent past the timeout, or its link closed)
 """
-from __future__ import annotations
 
 from typing import NamedTuple
 

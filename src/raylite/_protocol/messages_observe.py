@@ -5,7 +5,6 @@ events for the GCS's store (_core/task_events.py) and user metrics (_core/metric
     client ──GetTaskEvents(filters, limit, offset, summary)──► GCS ──TaskEventsReply──►
     any process ──ReportMetrics (one-way)──► node daemon ──► GCS;  GetMetrics ──► MetricsReply
 """
-from __future__ import annotations
 
 from typing import NamedTuple
 

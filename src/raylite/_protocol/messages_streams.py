@@ -11,7 +11,6 @@ A value travels as a task result does: inline up to 100 KB, else in shared
 memory under the item's id (_ids.stream_item_id), so the owner frees it like
 any object it owns. Both messages are one-way and carry no request id.
 """
-from __future__ import annotations
 
 from typing import Any, NamedTuple
 

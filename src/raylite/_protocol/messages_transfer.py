@@ -7,7 +7,6 @@ plane between nodes is _node/transfer.py, its pure queue _object_store/pulls.py)
     owner ──DropCopies(at, ids)──► its node daemon ──FreeObjects──► the daemon at `at`
     anyone ──GetTransferStats──► a node daemon ──TransferStats (objects pulled in, served out)
 """
-from __future__ import annotations
 
 from typing import NamedTuple
 
