@@ -267,11 +267,12 @@ class TaskSubmission:
         core, ex = self._core, self.executor
         with self._events_lock:  # batches leave in the order they were taken
             if core.events.buffer or core.events.ran or core.events.dropped:
-                with self._lock:
-                    events, lost, whole = core.events.take()
+                with self._lock:  # only the swap holds the lock the caller's threads want
+                    taken = core.events.swap()
+                events, lost, whole = core.events.build(*taken)
             else:
                 events, lost, whole = [], 0, ()
-            if ex is not None and (ex.ran or ex.started):
+            if ex is not None and (ex.ran or ex.started or ex.run_now is not None):
                 events += ex.take_events()
             if events or lost or whole:
                 try:

@@ -18,7 +18,7 @@ on another thread (StartActor, read by the daemon connection's reader) posts
 itself to the main thread, which delivers it again.
 
 Task events (a task or call pushed with task_events set): the thread running it notes its
-start in `started`. Its reply carries its start and end (and, once per connection, this
+start (a task's in `run_now`, an actor call's in `started`). Its reply carries its start and end (and, once per connection, this
 worker's identity), and its owner tells the GCS (reply_ran): a task costs no event here.
 A run with no reply (its actor exited) leaves a RAN event in `ran`; the runtime's
 maintenance thread sends those (take_events), with a RUNNING event for each run still
@@ -73,6 +73,8 @@ class Executor:
         self.cancelled: set[bytes] = set()
         self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
         self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
+        self.run_now: tuple | None = None  # the task running on the main thread, the same way:
+                                           # (task id, attempt, start, job id, name)
         self._told: set = set()        # ... of those, the ones sent as RUNNING already
         # who runs the tasks (node id, worker id, pid, address), in the first reply (with task
         # events) on each connection
@@ -248,8 +250,10 @@ class Executor:
         env = dict(t.env_vars or {})
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
-        if t.task_events:
-            start = self.run_started(t.task_id, t.attempt, t.job_id, t.name)
+        ev = t.task_events
+        if ev:  # noted in one attribute: a task runs alone on this thread (take_events reads it)
+            start = time.time()
+            self.run_now = (t.task_id, t.attempt, start, t.job_id or b"", t.name)
         marks = self.marks
         if marks is not None:
             marks.begin(t.task_id, t.attempt)
@@ -285,8 +289,14 @@ class Executor:
             self.cancelled.discard(t.task_id)
             if marks is not None:
                 marks.end()
-        if t.task_events:
-            self.reply_ran(conn, reply, t.task_id, t.attempt, start)
+        if ev:
+            self.run_now = None
+            if conn in self._told_who and self.ident is not None:  # the common case, inline
+                self.reply(conn, _tuple_new(m.TaskDone, (t.task_id, reply[1], reply[2], reply[3],
+                                                         (start, time.time()))))
+            else:  # the first reply on this connection, or no identity: reply_ran decides
+                self.started[(t.task_id, t.attempt)] = (start, t.job_id or b"", t.name)
+                self.reply_ran(conn, reply, t.task_id, t.attempt, start)
         else:
             self.reply(conn, reply)
         if self.env is not None and self.env.error is not None:
@@ -344,8 +354,11 @@ class Executor:
         ran, pop = self.ran, self.ran.popleft
         out = [pop() for _ in range(len(ran))]
         told = self._told
-        if self.started or told:
+        now = self.run_now
+        if self.started or told or now is not None:
             going = list(self.started.items())
+            if now is not None:
+                going.append(((now[0], now[1]), now[2:]))
             for key, (start, job_id, name) in going:
                 if key not in told:
                     told.add(key)

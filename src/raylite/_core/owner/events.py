@@ -130,9 +130,19 @@ class TaskEvents:
         who ran them; () for none). A run that returned whose opening is in the same batch
         makes the task whole; one whose opening went earlier, a DONE; one that raised, a RUN
         (its state is the owner's to decide: FAILED, or a retry)."""
+        return self.build(*self.swap())
+
+    def swap(self) -> tuple:
+        """What take() reads, taken out of the buffers (the one step that must hold the lock
+        the core's other calls hold; build() may then run without it, one call at a time)."""
         out, self.buffer = self.buffer, []
         dropped, self.dropped = self.dropped, 0
         ran, self.ran = self.ran, []
+        gone, self._gone = self._gone, []
+        return out, dropped, ran, gone
+
+    def build(self, out: list, dropped: int, ran: list, gone: list) -> tuple[list, int, tuple]:
+        """take()'s result from what swap() took."""
         ends: dict = {}  # task id -> (attempt, start, end, who) of a run that returned
         if ran:
             known = self._who
@@ -148,9 +158,8 @@ class TaskEvents:
                     ends[task_id] = (attempt, r[0], r[1], who)
                 else:
                     out.append((task_id, attempt, RUN, r[1], (r[0], who)))
-        for conn in self._gone:
+        for conn in gone:
             self._who.pop(conn, None)
-        self._gone = []
         if len(self._who) > 4096:  # connections that closed without a word
             self._who.clear()
         infos = self._infos
