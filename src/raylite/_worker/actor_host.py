@@ -13,8 +13,8 @@ ordering holds for the sequential case.
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,7 @@ class ActorHost:
         self.cls = type(instance)
         self.scope = scope
         self.name = spec.meta.class_name
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop: Any = None   # an async actor's asyncio event loop
         self.pool: Any = None
         self.futures: dict[bytes, Any] = {}             # async calls in flight, by task id
         self.inflight: set = set()                       # thread-pool calls in flight
@@ -47,6 +47,8 @@ class ActorHost:
         groups = dict(spec.concurrency_groups or {})
         self.groups: dict = {}
         if spec.meta.is_async:
+            import asyncio  # here, not at the top: a worker without an async actor never
+                            # imports it (with ssl, about 8 ms of the fork server's preload)
             self.loop = asyncio.new_event_loop()
             groups[None] = spec.max_concurrency or 1000
             ready = threading.Event()
@@ -65,6 +67,8 @@ class ActorHost:
             executor.marks.share()                          # its call's (output.py)
 
     def _loop_main(self, groups: dict, ready: threading.Event) -> None:
+        import asyncio
+
         asyncio.set_event_loop(self.loop)
         self.groups = {g: asyncio.Semaphore(n) for g, n in groups.items()}
         ready.set()
@@ -116,6 +120,8 @@ class ActorHost:
         pending = list(self.futures.values())
 
         async def wait_then_end() -> None:
+            import asyncio
+
             if pending:
                 await asyncio.wait(pending)
             self.end(reason)
@@ -196,7 +202,7 @@ class ActorHost:
 
     def _failed(self, t: m.PushActorTask, exc: BaseException, name: str) -> m.TaskDone | None:
         """The reply for a call that raised; None when the actor ends instead."""
-        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+        if isinstance(exc, KeyboardInterrupt) or _cancelled_in_asyncio(exc):
             return m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
         if isinstance(exc, execution.ActorExit):
             self.end(execution.EXITED)
@@ -301,3 +307,10 @@ def start_actor(ex: Executor, msg: m.StartActor) -> ActorHost | None:
     host = ActorHost(ex, spec, instance, scope)
     ex.rt.send_daemon(m.ActorStarted(spec.actor_id, None))
     return host
+
+
+def _cancelled_in_asyncio(exc: BaseException) -> bool:
+    """An asyncio cancellation (only an async actor's call can raise one, and it imported
+    asyncio)."""
+    aio = sys.modules.get("asyncio")
+    return aio is not None and isinstance(exc, aio.CancelledError)
