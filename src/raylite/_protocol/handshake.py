@@ -38,7 +38,6 @@ import os
 import socket
 import struct
 import sys
-import tempfile
 import time
 
 from .. import _private_files as private
@@ -75,6 +74,8 @@ def unix_path(address: str) -> str:
 
 
 def _socket_dir() -> str:
+    import tempfile  # only without abstract sockets (not Linux): not at every process's start
+
     return os.path.join(tempfile.gettempdir(), f"raylite_sock_{os.getuid()}")
 
 

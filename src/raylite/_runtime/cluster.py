@@ -55,7 +55,6 @@ cluster_nodes.py.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -496,5 +495,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
     def _clean_after_daemon(self) -> None:
         """The daemon we started died without cleaning up: its shared-memory segments (all
         named after its node, only our own files) and its session dir go now."""
+        import shutil  # here: a worker never needs it (it imports bz2 and lzma: about 2 ms)
         shm.remove_node_segments(self.node_tag)
         shutil.rmtree(self.session_dir, ignore_errors=True)
