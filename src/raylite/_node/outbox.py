@@ -17,12 +17,12 @@ connection without a socket (an in-process peer) is handed each message as is.
 from __future__ import annotations
 
 import logging
-import pickle
 import socket
 import threading
 from typing import Any
 
 from .._protocol import transport
+from .._protocol.codec import encode
 
 log = logging.getLogger("raylite.node")
 
@@ -101,7 +101,7 @@ class Outbox:
             except OSError:
                 pass  # gone: its reader cleans up
             return
-        data = pickle.dumps(msg, 5)
+        data = encode(msg)
         frame = transport._LEN.pack(len(data)) + data
         with self._mutex:
             if self.dropped:

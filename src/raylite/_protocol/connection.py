@@ -1,6 +1,6 @@
 """One framed message stream over an authenticated socket (handshake.py made it).
 
-    frame = 4-byte big-endian length + pickle (protocol 5)
+    frame = 4-byte big-endian length + a message's bytes (codec.py: pickle, protocol 5)
 
 `send` may be called from any thread; `recv` from one reader thread per connection,
 or `recv_some`/`poll` by whichever thread holds the connection's read turn
@@ -27,7 +27,6 @@ polling off after one miss; the CPU spent is bounded by SPIN per message awaited
 from __future__ import annotations
 
 import os
-import pickle
 import socket
 import struct
 import threading
@@ -35,6 +34,7 @@ import time
 from collections import deque
 from typing import Any
 
+from .codec import decode, encode
 from .read_turn import ReadTurn
 
 _LEN = struct.Struct("!I")
@@ -143,18 +143,18 @@ class Connection:
                 if n > self.max_frame:
                     raise self._too_large(n)
                 break
-            out.append(pickle.loads(buf[pos + 4:pos + 4 + n]))
+            out.append(decode(buf[pos + 4:pos + 4 + n]))
             pos += 4 + n
         del buf[:pos]
         return out
 
     def send(self, msg: Any) -> None:
-        data = pickle.dumps(msg, 5)
+        data = encode(msg)
         with self._send_lock:
             self.sock.sendall(_LEN.pack(len(data)) + data)
 
     def send_many(self, msgs: list) -> None:
-        payload = b"".join(_LEN.pack(len(d)) + d for d in (pickle.dumps(m, 5) for m in msgs))
+        payload = b"".join(_LEN.pack(len(d)) + d for d in (encode(m) for m in msgs))
         with self._send_lock:
             self.sock.sendall(payload)
 
@@ -163,7 +163,7 @@ class Connection:
         (an object's mapped file: no copy in this process). Only a peer that reads the
         connection itself and knows from `msg` how many bytes follow may receive this
         (recv_into); object transfers between node daemons do (_node/transfer.py)."""
-        data = pickle.dumps(msg, 5)
+        data = encode(msg)
         with self._send_lock:
             self.sock.sendall(_LEN.pack(len(data)) + data)
             self.sock.sendall(payload)
@@ -173,7 +173,7 @@ class Connection:
         the kernel (sendfile(2): the pages are not copied through this process; over a
         veth pair or loopback the receiver may get the very pages, so the file must not
         be rewritten while its bytes may be in flight)."""
-        data = pickle.dumps(msg, 5)
+        data = encode(msg)
         with self._send_lock:
             self.sock.sendall(_LEN.pack(len(data)) + data)
             out = self.sock.fileno()
@@ -256,7 +256,7 @@ class Connection:
                 data += chunk
         if len(data) < n:
             raise EOFError(f"connection to {self.peer} closed mid-message")
-        return pickle.loads(data)
+        return decode(data)
 
     def _too_large(self, n: int) -> FrameTooLarge:
         return FrameTooLarge(f"{self.peer} announced a frame of {n} bytes, over this connection's "

@@ -41,11 +41,11 @@ make their own Hub to keep their names apart.
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 from collections import deque
 from typing import Any
 
+from .codec import decode, encode
 from .read_turn import ReadTurn
 
 SCHEME = "inproc://"
@@ -82,7 +82,7 @@ class InprocConnection:
     # -- sending ---------------------------------------------------------------
     def send(self, msg: Any) -> None:
         if self.serialize:
-            msg = pickle.dumps(msg, 5)
+            msg = encode(msg)
         out = self._out
         with out.cond:
             if out.closed:
@@ -92,7 +92,7 @@ class InprocConnection:
 
     def send_many(self, msgs: list) -> None:
         if self.serialize:
-            msgs = [pickle.dumps(x, 5) for x in msgs]
+            msgs = [encode(x) for x in msgs]
         out = self._out
         with out.cond:
             if out.closed:
@@ -117,7 +117,7 @@ class InprocConnection:
             out = list(q.items)
             q.items.clear()
         if self.serialize:
-            return [pickle.loads(x) for x in out]
+            return [decode(x) for x in out]
         return out
 
     def recv(self) -> Any:
@@ -129,7 +129,7 @@ class InprocConnection:
             if self.closed or not q.items:
                 raise EOFError(f"connection to {self.peer} closed")
             msg = q.items.popleft()
-        return pickle.loads(msg) if self.serialize else msg
+        return decode(msg) if self.serialize else msg
 
     def recv_ready(self) -> list:
         """Every message that is here now; EOFError when closed and drained."""
@@ -211,7 +211,7 @@ class DirectConnection:
         if self.closed or other.closed:
             raise BrokenPipeError(f"connection to {self.peer} closed")
         if self.serialize:
-            msg = pickle.loads(pickle.dumps(msg, 5))
+            msg = decode(encode(msg))
         if other.handler is None:
             other._early.append(msg)
         else:
