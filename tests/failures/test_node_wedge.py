@@ -130,13 +130,18 @@ def test_a_worker_that_cannot_connect_says_why_and_fails():
 def test_forged_worker_registrations_are_refused_and_never_signalled(node):
     sentinel = subprocess.Popen(["sleep", "120"])
     try:
+        # a pid that is not its worker's: refused, and the daemon closes the connection
         conn = connect(node.address, bytes.fromhex(node.token))
         conn.sock.settimeout(10)
-        for pid in (sentinel.pid, 0):  # (-1 is refused too: see test_pure_cores; a daemon that
-            # took it would, as root, SIGKILL every process on the machine at shutdown)
-            conn.send(m.RegisterWorker(os.urandom(16), pid, "127.0.0.1:1"))
+        conn.send(m.RegisterWorker(os.urandom(16), sentinel.pid, "127.0.0.1:1"))
         with pytest.raises((EOFError, ConnectionError)):
-            conn.recv()  # refused: the daemon closes the connection
+            conn.recv()
+        conn.close()
+        # pid 0 (and -1: see test_pure_cores; a daemon that took it would, as root, SIGKILL
+        # every process on the machine at shutdown) is not even a valid message: refused
+        conn = connect(node.address, bytes.fromhex(node.token))
+        conn.send(m.RegisterWorker(os.urandom(16), 0, "127.0.0.1:1"))
+        assert node.wait_log("refused a RegisterWorker")
         conn.close()
         assert node.wait_log("refused a worker registration")
         raylite.init(address=node.address)
