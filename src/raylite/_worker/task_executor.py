@@ -18,8 +18,9 @@ on another thread (StartActor, read by the daemon connection's reader) posts
 itself to the main thread, which delivers it again.
 
 Task events (a task or call pushed with task_events set): the thread running it notes its
-start (a task's in `run_now`, an actor call's in `started`). Its reply carries its start and end (and, once per connection, this
-worker's identity), and its owner tells the GCS (reply_ran): a task costs no event here.
+start (a task's in `run_now`, an actor call's in `started`). Its reply carries its start and
+end (and, once per connection, this worker's identity), and its owner tells the GCS
+(reply_ran): a task costs no event here.
 A run with no reply (its actor exited) leaves a RAN event in `ran`; the runtime's
 maintenance thread sends those (take_events), with a RUNNING event for each run still
 going that it has not told of yet.
