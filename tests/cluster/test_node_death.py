@@ -355,3 +355,37 @@ def test_a_task_whose_argument_is_lost_while_it_reads_it_is_retried(cluster, who
     node, tag, data = raylite.get(g, timeout=60)
     assert (node, tag, len(data)) == (c.node_id, "x+", 600_000)
     assert raylite.get(x, timeout=60)[1] == "x" and not parked
+
+
+@raylite.remote
+class Doubler:
+    def __init__(self):
+        self.calls = 0
+
+    def double(self, x: tuple) -> tuple:
+        self.calls += 1
+        return raylite.get_runtime_context().get_node_id(), x[1] + "+", x[2] * 2, self.calls
+
+
+def test_an_actor_call_whose_argument_is_lost_while_it_reads_it_goes_again(cluster):
+    """As above, with an actor call on C reading x (no max_task_retries): its worker says the
+    method never ran, so the call goes again once x is rebuilt, as a Ray actor call waits for
+    its argument; the method runs once."""
+    from raylite._object_store import shm
+
+    b = cluster.add_node(num_cpus=1)
+    c = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    raylite.init(address=cluster.address)
+    d = Doubler.options(scheduling_strategy=NodeAffinitySchedulingStrategy(c.node_id, soft=False),
+                        max_restarts=0).remote()
+    raylite.get(d.__ray_ready__.remote(), timeout=60)
+    x = _made_on(b)
+    os.unlink(shm.segment_path(b.node_id[:12], x._id))
+    call = d.double.remote(x)
+    parked = _core().lineage.parked
+    _until(lambda: len(parked) == 1, "the call failed reading x and waits to hear of B's death")
+    cluster.remove_node(b, allow_graceful=False)
+    node, tag, data, calls = raylite.get(call, timeout=60)
+    assert (node, tag, len(data), calls) == (c.node_id, "x+", 600_000, 1)
+    assert not parked

@@ -286,3 +286,58 @@ def test_an_inline_argument_cannot_be_lost_with_a_node():
     assert g.conn == "w"
     read_failed(o, g, x.return_ids[0])
     assert isinstance(error(o, g).cause, ObjectLostError) and not o.lineage.parked
+
+
+# -- an actor call that could not read a lost argument ---------------------------------
+def reader_call(o: Owner, x: Task) -> Task:
+    """r.read(x) on an actor without max_task_retries, x (on B) sent along, pushed to w1."""
+    o.actors.created(A, 0, -1, False, "Reader")
+    xid = x.return_ids[0]
+    tid = b"\x09" * 4
+    msg = m.PushActorTask(tid, A, "read", b"args", {xid: (entry(o, x).data, None)},
+                          (tid + b"r",), ME, None)
+    c = Task(tid, msg, msg.return_ids, "read", None, False, [], A)
+    [ask] = [i for _, i in o.actors.submit(c, None) if type(i) is ActorLookup]
+    o.actors.resolved(ask.req, "ALIVE", "w1", None, 0, "w1")
+    [(conn, sent)] = o.actors.actors[A].outbox
+    o.actors.actors[A].outbox.clear()
+    assert (conn, sent.task_id, c.conn) == ("w1", tid, "w1")
+    return c
+
+
+def call_read_failed(o: Owner, c: Task, x: bytes, unread: bool) -> list:
+    """The actor's worker says: the call failed with ObjectLostError naming x, raised while
+    it read its arguments (`unread`: marked so by resolve_args) or by the method itself."""
+    lost = ObjectLostError(x.hex(), f"Object {x.hex()} lives on node B and could not be copied")
+    if unread:
+        lost.unread_argument = True
+    err = pickle.dumps(RayTaskError("read", "traceback", lost))
+    return o.task_done("w1", c.task_id, (), err, True, 5.0)
+
+
+def test_an_actor_call_that_could_not_read_its_argument_goes_again_once_it_is_back():
+    """No retry is spent, and max_task_retries=0 does not stop it: the method never ran."""
+    o = owner()
+    x = made(o, task(1, retries=1))
+    c = reader_call(o, x)
+    assert call_read_failed(o, c, x.return_ids[0], unread=True) == []
+    assert c.task_id in o.lineage.parked                    # until we hear that B died
+    out, changed = o.lineage.lost(frozenset({"B"}))
+    assert changed and not o.lineage.parked and c.retries == 0 and c.attempt == 1
+    assert sorted(type(i).__name__ for _, i in out) == ["ActorLookup", "LeaseRequest"]
+    assert not entry(o, x).ready and x.task_id in o.tasks.tasks  # x runs again (a lease)
+    [ask] = [i for _, i in out if type(i) is ActorLookup]   # and the call goes back in the
+    o.actors.resolved(ask.req, "ALIVE", "w1", None, 0, "w1")  # actor's queue
+    assert [(conn, msg.task_id) for conn, msg in o.actors.actors[A].outbox] == [("w1", c.task_id)]
+    [(_, again)] = o.actors.actors[A].outbox
+    assert x.return_ids[0] not in again.inlined             # the worker asks us: we answer
+    assert not entry(o, c).ready                            # once x is back
+
+
+def test_an_actor_call_whose_method_raised_object_lost_is_not_run_again():
+    o = owner()
+    x = made(o, task(1, retries=1))
+    c = reader_call(o, x)
+    call_read_failed(o, c, x.return_ids[0], unread=False)
+    assert isinstance(error(o, c).cause, ObjectLostError) and not o.lineage.parked
+    assert not o.actors.actors[A].outbox

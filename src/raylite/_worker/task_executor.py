@@ -48,7 +48,7 @@ from .._protocol.transport import SPIN
 from .._runtime import context, execution
 from .._runtime.object_ref import ObjectRef
 from .._serialization import dumps_error, loads
-from ..exceptions import TaskCancelledError
+from ..exceptions import ObjectLostError, RayTaskError, TaskCancelledError
 from .actor_host import start_actor
 from .reply import send_reply
 from .streams import Gates, run_stream
@@ -217,13 +217,22 @@ class Executor:
         self.actor = start_actor(self, msg)
 
     def resolve_args(self, blob: Any, inlined: dict) -> tuple[tuple, dict]:
-        self.rt.add_inlined(inlined)
-        args, kwargs = self.rt.decode_blob(blob)
-        refs = [a for a in args if isinstance(a, ObjectRef)] + \
-            [v for v in kwargs.values() if isinstance(v, ObjectRef)]
-        if not refs:
-            return args, kwargs
-        values = dict(zip((r._id for r in refs), self.rt.get(refs, None)))
+        """The call's arguments, read. An argument that cannot be read (ObjectLostError: its
+        node died mid-read) is marked `unread_argument`: the owner then knows the function
+        never ran (lineage.arg_lost), which an actor call needs to be sent again."""
+        try:
+            self.rt.add_inlined(inlined)
+            args, kwargs = self.rt.decode_blob(blob)
+            refs = [a for a in args if isinstance(a, ObjectRef)] + \
+                [v for v in kwargs.values() if isinstance(v, ObjectRef)]
+            if not refs:
+                return args, kwargs
+            got = self.rt.get(refs, None)
+        except ObjectLostError as e:
+            if not isinstance(e, RayTaskError):  # not the failure of the task that made it
+                e.unread_argument = True  # travels with it (ObjectLostError pickles __dict__)
+            raise
+        values = dict(zip((r._id for r in refs), got))
         args = tuple(values[a._id] if isinstance(a, ObjectRef) else a for a in args)
         kwargs = {k: values[v._id] if isinstance(v, ObjectRef) else v for k, v in kwargs.items()}
         return args, kwargs
@@ -389,8 +398,6 @@ class Executor:
 
     def failure(self, task_id: bytes, exc: BaseException, name: str, actor_repr: str | None = None,
                 retryable: bool = True) -> m.TaskDone:
-        from ..exceptions import RayTaskError
-
         if isinstance(exc, SystemExit):
             os._exit(exc.code if isinstance(exc.code, int) else 1)
         upstream = isinstance(exc, RayTaskError)

@@ -20,7 +20,8 @@
             for it again (_hold_back)
     a task failed reading an argument in shared memory (ObjectLostError naming it: its node
     died while the worker read it) ─► arg_lost: a system failure, as Ray's: retried within
-        max_retries (retry_exceptions or not) once the argument is back: rebuilding already
+        max_retries (retry_exceptions or not; an actor call whose worker says the method never
+        ran goes again without spending one) once the argument is back: rebuilding already
         ─► it waits for it; on a node known dead ─► rebuilt now (a borrowed one: left out of
         what we send, its worker asks its owner), and it waits; its copy moved ─► it runs
         again with the new one; else parked until the node is declared dead (lost() wakes
@@ -204,14 +205,19 @@ class Lineage:
         read (ObjectLostError naming it) and the task has retries left, it is a system failure:
         a retry is spent and the task runs again once the argument is back (True). An owned
         one we rebuild; a borrowed one is left out of what we send, so that its worker asks
-        its owner, who rebuilds it."""
-        if task.actor_id is not None or task.retries == 0 or task.cancelled \
+        its owner, who rebuilds it. An actor call goes again whatever its max_task_retries,
+        spending none, when its worker says the method never ran (`unread_argument`): in Ray
+        such a call waits for its argument's rebuild."""
+        actor = task.actor_id is not None
+        if (task.retries == 0 and not actor) or task.cancelled \
                 or not (task.msg.inlined or task.arg_ids):  # no ref arguments: not decoded
             return False
         err = self.owner.decode_error(error)
         cause = getattr(err, "cause", err)
         if not isinstance(cause, ObjectLostError) or isinstance(cause, NOT_A_LOSS):
             return False
+        if actor and not getattr(cause, "unread_argument", False):
+            return False  # maybe raised by the method itself: an actor call is not run twice
         try:
             aid = bytes.fromhex(cause.object_ref_hex)
         except (TypeError, ValueError):
@@ -224,7 +230,7 @@ class Lineage:
         if not (located(a.data) if a is not None and a.owned and a.ready else
                 a is not None and a.owned or located(sent)):
             return False  # only what lives in shared memory lives on a node
-        if task.retries > 0:
+        if task.retries > 0 and not actor:
             task.retries -= 1
         task.attempt += 1
         self.owner.log.append(("arg_lost", task.task_id, aid))
