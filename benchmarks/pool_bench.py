@@ -7,6 +7,9 @@ Each side runs in its own process, one after the other, `--rounds` times in
 turn (so drift in the machine's speed hits every side), in one sitting:
 
     tiny   Pool.map(inc, range(10_000))          default chunksize; items per second
+    list   Pool.map(inc, items), items = list(range(10_000)) made beforehand: the same map over
+           a list (raylite cuts a range into ranges, so that row pickles no item; this one
+           pickles and unpickles every item both ways, as the other pools do for both)
     cpu    CPU time of every process of the side (the driver, its daemons, its workers)
            per tiny map: the work done, which the machine's load does not change much
     sleepy Pool.map(sleep_10ms, range(100))      default chunksize; seconds (ideal: 100 * 10 ms / processes)
@@ -67,11 +70,16 @@ def run_side(side: str, processes: int, reps: int) -> dict:
     pool = make()
     assert pool.map(inc, range(10)) == list(range(1, 11))
     start = time.perf_counter() - t
-    tiny, sleepy = [], []
+    tiny, listed, sleepy = [], [], []
+    items = list(range(TINY_ITEMS))
     for _ in range(reps):
         t = time.perf_counter()
         out = pool.map(inc, range(TINY_ITEMS))
         tiny.append(TINY_ITEMS / (time.perf_counter() - t))
+        assert out[-1] == TINY_ITEMS
+        t = time.perf_counter()
+        out = pool.map(inc, items)
+        listed.append(TINY_ITEMS / (time.perf_counter() - t))
         assert out[-1] == TINY_ITEMS
     cpu = _cpu_seconds()  # over CPU_MAPS maps: the clock ticks every 10 ms per process
     for _ in range(CPU_MAPS):
@@ -82,8 +90,8 @@ def run_side(side: str, processes: int, reps: int) -> dict:
         assert pool.map(sleep_10ms, range(SLEEPY_ITEMS)) == list(range(SLEEPY_ITEMS))
         sleepy.append(time.perf_counter() - t)
     pool.terminate()
-    return {"tiny": statistics.median(tiny), "cpu": cpu, "sleepy": statistics.median(sleepy),
-            "start": start}
+    return {"tiny": statistics.median(tiny), "list": statistics.median(listed), "cpu": cpu,
+            "sleepy": statistics.median(sleepy), "start": start}
 
 
 def _cpu_seconds() -> float:
@@ -132,6 +140,7 @@ def main() -> None:
             print(f"  {side}: {got[side][-1]}", file=sys.stderr, flush=True)
     med = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in got.items()}
     rows = [("tiny", f"Pool.map of {TINY_ITEMS:,} tiny items", "{:,.0f} items/s", True),
+            ("list", "... the same items in a list", "{:,.0f} items/s", True),
             ("cpu", "CPU time per 10,000-item map, all processes", "{:.4f} s", False),
             ("sleepy", f"Pool.map of {SLEEPY_ITEMS} items of 10 ms", "{:.3f} s", False),
             ("start", "Pool() until its first map returns", "{:.3f} s", False)]

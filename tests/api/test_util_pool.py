@@ -38,6 +38,36 @@ def test_map_starmap_and_chunksizes(pool):
         pool.map(square, [1], chunksize=0)
 
 
+def test_map_over_ranges_tuples_and_list_subclasses(pool):
+    for r in (range(3, 50, 7), range(40, -9, -3), range(0), range(10**12, 10**12 + 5)):
+        assert pool.map(square, r) == [x * x for x in r]
+        assert pool.map(square, r, chunksize=2) == [x * x for x in r]
+    assert pool.starmap(pow, ((2, 3), (3, 2))) == [8, 9]
+
+    class Items(list):
+        pass
+
+    assert pool.map(square, Items([1, 2, 3])) == [1, 4, 9]
+
+
+@pytest.mark.raylite_only("what travels to raylite's Pool workers")
+def test_a_range_is_sent_as_ranges_and_a_list_as_lists(ray, monkeypatch):
+    sent = []
+    submit = Pool._submit
+
+    def spy(self, key, fn, mode, chunks, slot=None):
+        sent.extend(chunks)
+        return submit(self, key, fn, mode, chunks, slot)
+
+    monkeypatch.setattr(Pool, "_submit", spy)
+    with Pool(processes=2) as p:
+        assert p.map(square, range(20), chunksize=6) == [x * x for x in range(20)]
+        assert sent == [range(0, 6), range(6, 12), range(12, 18), range(18, 20)]
+        sent.clear()
+        assert p.map(square, list(range(5)), chunksize=3) == [0, 1, 4, 9, 16]
+        assert sent == [[0, 1, 2], [3, 4]]
+
+
 def test_imap_and_imap_unordered(pool):
     assert list(pool.imap(square, range(20))) == [x * x for x in range(20)]
     assert list(pool.imap(square, iter(range(50)), chunksize=7)) == [x * x for x in range(50)]

@@ -12,7 +12,9 @@
      └─ slots: actor, functions it holds, chunks in flight (the least loaded gets the next)
 
 Items are cut into chunks (map's default: len / (4 * processes), as in the
-standard library). A map deals its chunks out as the standard library's
+standard library); a list, tuple or range is cut as it is, so a range's chunks
+are ranges: no item of it is made or pickled by the caller, nor unpickled by a
+worker (other iterables are read into a list first). A map deals its chunks out as the standard library's
 workers would share them (each to the least loaded worker) and sends each
 worker its share, contiguous chunks, in one actor call: the calls, not the
 items, are what a map of tiny items pays for (docs/performance.md). With
@@ -47,6 +49,7 @@ from ._results import AsyncResult, IMapIterator, _Callbacks, unpack
 from ._worker import APPLY, MAP, STAR, PoolWorker
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
+_SLICED = (list, tuple, range)  # sequences map() cuts into chunks without copying them first
 _worker_class: Any = None
 
 
@@ -180,7 +183,9 @@ class Pool:
     def _submit_all(self, func: Callable, mode: int, iterable: Iterable,
                     chunksize: int | None) -> list:
         self._check_running()
-        items = iterable if isinstance(iterable, list) else list(iterable)
+        # a list, tuple or range is cut as it is (a range's chunks are ranges: no item is made
+        # or pickled here, nor unpickled there); anything else is read into a list first
+        items = iterable if type(iterable) in _SLICED else list(iterable)
         key, blob = self._pickled(func)
         size = self._chunksize(len(items), chunksize)
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
