@@ -83,14 +83,15 @@ def test_an_error_mid_stream_surfaces_at_its_item(ray):
         next(gen)
 
 
-@pytest.mark.raylite_only("Ray's completed() raises only when the task failed outside the "
-                          "generator's body (a worker's death, a cancel): an error the body "
-                          "raises is only the stream's last item there")
-def test_completed_raises_the_error_the_body_raised(ray):
+def test_what_the_body_raised_is_the_last_item_and_completed_resolves(ray):
+    """completed() raises only when the task failed outside its body (a worker's death, a
+    cancel: test_cancel_a_generator, tests/failures); the body's error is the last item's."""
     gen = count.remote(5, fail_at=2)
-    assert len(list(gen)) == 3
-    with pytest.raises(ValueError):
-        ray.get(gen.completed())
+    refs = list(gen)
+    assert len(refs) == 3 and ray.get(refs[:2]) == [0, 10]
+    with pytest.raises(ValueError, match="boom at 2"):
+        ray.get(refs[2])
+    assert ray.get(gen.completed()) is None
 
 
 def test_num_returns_n_keeps_values_before_an_error(ray):
@@ -295,13 +296,13 @@ def test_dynamic_on_an_actor_method(ray):
     assert [ray.get(r) for r in value] == [1, 2, 3]
 
 
-@pytest.mark.raylite_only("on Ray the one ref gives the refs, and the item where the body "
-                          "raised holds the error")
-def test_dynamic_of_a_failed_body_holds_its_error(ray):
+def test_dynamic_of_a_failed_body_gives_the_refs_and_the_failed_item_holds_its_error(ray):
     with pytest.warns(DeprecationWarning):
         bad = count.options(num_returns="dynamic").remote(3, fail_at=1)
-    with pytest.raises(ValueError, match="boom"):
-        ray.get(bad)
+    refs = list(ray.get(bad))
+    assert len(refs) == 2 and ray.get(refs[0]) == 0
+    with pytest.raises(ValueError, match="boom at 1"):
+        ray.get(refs[1])
 
 
 @pytest.mark.raylite_only("raylite's refusal messages")

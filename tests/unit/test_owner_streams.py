@@ -1,18 +1,20 @@
 """The owner core's streams: items as they come, the consumer's turns, the end, the error item,
 holds and frees, backpressure counts, drops (dask worker-state-machine style: events in, state
 and instructions out)."""
+import pickle
+
 from raylite._core.owner import END, ITEM, WAIT, WAKE, Owner, Task
 from raylite._ids import stream_item_id
 from raylite._protocol import messages as m
-from raylite.exceptions import TaskCancelledError, WorkerCrashedError
+from raylite.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
 ME = "me:1"
 TID = b"\x01" * 16
 DONE = b"\x02" * 16
 
 
-def submitted(backpressure: int = -1, retries: int = 0) -> Owner:
-    o = Owner(ME, sys_path=lambda: ())
+def submitted(backpressure: int = -1, retries: int = 0, **owner_args) -> Owner:
+    o = Owner(ME, sys_path=lambda: (), **owner_args)
     o.tasks.add_function(b"f", b"pickled f")
     o.streams.end_data = b"END"
     msg = m.PushTask(TID, b"f", None, b"a", {}, (DONE,), "gen", b"j", "ns", None, (), {"CPU": 1},
@@ -71,6 +73,21 @@ def test_an_error_mid_stream_is_one_more_item_after_the_values():
     assert err == item(1) and o.objects.entries[err].error == b"boom"
     assert o.streams.next(TID)[0] == END
     assert o.objects.entries[DONE].error == b"boom" and o.streams.finished(TID)
+
+
+def test_what_the_body_raised_is_the_last_item_and_completed_resolves_to_none():
+    """Ray's rule: the completion object holds an error only when the task failed outside its
+    body (the failures above and below); the body's own exception is the last item's."""
+    o = submitted(encode_error=pickle.dumps, decode_error=pickle.loads)
+    o.streams.item(TID, 0, b"v0")
+    boom = pickle.dumps(RayTaskError("gen", "traceback", ValueError("boom")))
+    o.task_done("w1", TID, (), boom, True, now=1.0)
+    assert take(o) == item(0)
+    err = take(o)
+    assert err == item(1) and o.objects.entries[err].error == boom
+    assert o.streams.next(TID)[0] == END and o.streams.finished(TID)
+    done = o.objects.entries[DONE]
+    assert done.ready and done.error is None and done.data == b"END"
 
 
 def test_the_error_reaches_a_consumer_already_waiting():

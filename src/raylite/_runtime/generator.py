@@ -6,8 +6,9 @@
     async for r in gen         ─► runtime.stream_future, then stream_next (the loop never blocks)
     ray.wait([gen])            ─► runtime.stream_probe: ready when the next item is in, or the
                                   stream is over
-    gen.completed()            ─► the task's completion ref: resolves when the task ends,
-                                  raising its error when it failed
+    gen.completed()            ─► the task's completion ref: resolves (to None) when the task
+                                  ends, raising only when it failed outside its body (a worker's
+                                  death, a cancel, an actor's death), as in Ray
     del gen                    ─► runtime.stream_dropped: items not taken are freed
 
 A task that raises after yielding k values gives those k refs, then one ref
@@ -17,7 +18,8 @@ core's (raylite._core.owner.streams); this class only holds the stream's task
 id and its completion ref, and asks its runtime.
 
 `num_returns="dynamic"` (deprecated in Ray) gives one ref whose value, once the
-task ended, is a DynamicObjectRefGenerator: the refs of every yielded value.
+task ended, is a DynamicObjectRefGenerator: the refs of every yielded value (and,
+when the body raised, a last ref holding that error, as in Ray).
 """
 from __future__ import annotations
 
@@ -58,7 +60,9 @@ class ObjectRefGenerator:
             raise StopAsyncIteration from None
 
     def completed(self) -> Any:
-        """The ObjectRef that resolves when the task ends (raising its error if it failed)."""
+        """The ObjectRef that resolves (to None) when the task ends; its get() raises only
+        when the task failed outside its body (a worker's death, a cancel): an error the body
+        raised is the stream's last item, as in Ray."""
         self._rt.stream_completed(self._task_id)
         return self._done
 

@@ -148,12 +148,12 @@ class LocalStreams(StreamConsumer):
                 b.skip, b.gen = b.index, b.make()
                 return
             self._end(b, execution.task_error(exc, b.task.name,
-                                              b.actor.meta.class_name if b.actor else None))
+                                              b.actor.meta.class_name if b.actor else None), True)
             return
         try:
             data, contained = dumps_with_refs(value)
         except Exception as exc:  # a value that cannot be stored fails the task there
-            self._end(b, execution.task_error(exc, b.task.name))
+            self._end(b, execution.task_error(exc, b.task.name), True)
             return
         with self._lock:
             id = _ids.stream_item_id(task_id, b.index)
@@ -169,10 +169,14 @@ class LocalStreams(StreamConsumer):
             return execution.run_coroutine(self._actor_loop(b.actor), b.gen.__anext__())
         return next(b.gen)
 
-    def _end(self, b: _Body, error: Any) -> None:
+    def _end(self, b: _Body, error: Any, body: bool = False) -> None:
+        """The stream's task ended (`error`: how it failed; `body`: its body raised it, which
+        is then only the last item's, and the completion ref resolves to None, as in Ray)."""
         with self._lock:
             self._bodies.pop(b.task.task_id, None)
             self._core.tasks.drop(b.task.task_id)
+            if body and self._core.streams.body_failed(b.task.task_id, error):
+                error = None
         self._set(b.done, None, error)
 
     # -- the hooks of StreamConsumer ---------------------------------------------------

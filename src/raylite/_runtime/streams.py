@@ -97,7 +97,8 @@ class StreamConsumer:
 
     def stream_dynamic(self, gen: ObjectRefGenerator) -> ObjectRef:
         """num_returns="dynamic": one ref whose value, once the task ended, is a
-        DynamicObjectRefGenerator of every yielded ref (the task's error, if it failed)."""
+        DynamicObjectRefGenerator of every yielded ref (and the ref of the body's error, if
+        it raised, as in Ray); the task's error when it failed outside its body."""
         import warnings
 
         warnings.warn(DYNAMIC_DEPRECATED, DeprecationWarning, stacklevel=5)

@@ -37,8 +37,8 @@ import itertools
 from collections import deque
 from typing import Any
 
-from ...exceptions import (TaskCancelledError, TaskPlacementGroupRemoved, TaskUnschedulableError,
-                           WorkerCrashedError)
+from ...exceptions import (RayTaskError, TaskCancelledError, TaskPlacementGroupRemoved,
+                           TaskUnschedulableError, WorkerCrashedError)
 from ..records import ActorRecord, ObjectRecord, StateSnapshot, TaskRecord
 from ..task_events import FAILED
 from .actors import ActorTable
@@ -163,6 +163,11 @@ class Owner:
         if task.events and error is not None:
             self.events.ended(task, error)
         complete = self.complete
+        if error is not None and task_id in self.streams.streams and not task.cancelled \
+                and isinstance(self.decode_error(error), RayTaskError) \
+                and self.streams.body_failed(task_id, error):  # the body raised: Ray's rule
+            complete(task.return_ids[0], self.streams.end_data, None, True, out)
+            return out
         if error is not None:  # results before the error (a generator's values) stay readable
             n = len(results)
             for i, rid in enumerate(task.return_ids):

@@ -7,6 +7,7 @@
                          ├► (WAIT, id): its entry is pending: wait on it (the same entry
                          │              wait() probes), then ask again
                          └► (END, id): the stream is over
+    body_failed(task, e) ─► the body raised e: e is the last item's, done resolves to None
     done completes       ─► ended(): total = items received; a pending entry at index total
                             becomes the error item (the task failed) or the end marker
     drop(task)           ─► the generator went: every hold is released (unconsumed items freed)
@@ -23,7 +24,10 @@ a cancel, an actor's death, shutdown. The stream waits on that entry like a
 thread in get() (Owner.release hands it to `ended`). Items travel on the same
 connection as the TaskDone, before it, so every item is in by then. If the
 task failed, the consumer gets one more item after the last value, holding the
-error (Ray: next() returns a ref whose get raises it), then the end.
+error (Ray: next() returns a ref whose get raises it), then the end. As in Ray,
+the completion object itself holds the error only when the task failed outside
+its body (a crash, a cancel, an actor's death); what the body raised is only
+that last item's (body_failed), and completed() resolves to None.
 
 Backpressure (`backpressure` > 0): the worker pauses after yielding while that
 many items are unconsumed; `taken` says when to tell it how many were consumed,
@@ -44,7 +48,7 @@ ITEM, WAIT, END = "ITEM", "WAIT", "END"
 
 class Stream:
     __slots__ = ("task_id", "done_id", "received", "consumed", "total", "error", "backpressure",
-                 "held")
+                 "held", "body_error")
 
     def __init__(self, task_id: bytes, done_id: bytes, backpressure: int):
         self.task_id, self.done_id, self.backpressure = task_id, done_id, backpressure
@@ -53,6 +57,7 @@ class Stream:
         self.total: int | None = None  # items in all, once the task ended
         self.error: Any = None     # why the task failed, once it ended
         self.held: set = set()     # ids the stream holds a reference on
+        self.body_error: Any = None  # what the body raised (body_failed): the last item's error
 
 
 class StreamTable:
@@ -111,13 +116,24 @@ class StreamTable:
         self.owner.complete(id, data, None, True, out)
         return out
 
+    def body_failed(self, task_id: bytes, error: Any) -> bool:
+        """The task's body raised `error` (not a crash, a cancel or an actor's death): as in
+        Ray, it is the stream's last item, and the completion object (gen.completed())
+        resolves to None; the shell completes it so when this says True. False when nobody
+        consumes the stream: the completion object keeps the error."""
+        s = self.streams.get(task_id)
+        if s is None or s.total is not None:
+            return False
+        s.body_error = error
+        return True
+
     def ended(self, s: Stream, out: list) -> None:
         """The task's done entry completed: the stream has all its items."""
         if s.total is not None:
             return
         done = self.objects.entries.get(s.done_id)
         s.total = s.received
-        s.error = done.error if done is not None else None
+        s.error = done.error if done is not None and done.error is not None else s.body_error
         self.log.append(("stream_end", s.task_id, s.total))
         id = stream_item_id(s.task_id, s.total)
         o = self.objects.entries.get(id)
