@@ -57,3 +57,24 @@ def test_a_death_heard_before_the_owners_event_is_kept():
         ("FAILED", "ACTOR_UNSCHEDULABLE_ERROR", "ACTOR_CREATION_TASK")
     assert row.creation_time_ms == 500 and row.parent_task_id == PARENT.hex()
     assert row.owner_address == "owner"
+
+
+def test_a_death_heard_before_the_workers_finished_of_init_stays_failed():
+    """The incarnation died within its worker's last batch of events: the GCS's FAILED (at
+    4.0) reaches the store before the worker's FINISHED of __init__ (at 3.0); the attempt
+    stays FAILED, with the worker's place and times. Heard in the other order, the same."""
+    for worker_first in (False, True):
+        t = TaskEventTable()
+        t.add([(A, 0, "PENDING_NODE_ASSIGNMENT", 1.0, (JOB, "C.__init__", A, PARENT))], "o")
+        died = aa.ended(A, 0, "ALIVE", "DEAD", aa.WORKER_DIED, "gone", False, JOB, "C",
+                        PARENT, 4.0)
+        ran = [(A, 0, "RUNNING", 2.0, (JOB, "C.__init__")),
+               (A, 0, "FINISHED", 3.0, (JOB, "C.__init__", 2.0))]
+        batches = [(ran, ("w1", "n", "w", 11)), (died, ("o",))]
+        if not worker_first:
+            batches.reverse()
+        for batch, where in batches:
+            t.add(batch, *where)
+        [row], _ = t.query([("task_id", "=", A.hex())])
+        assert (row.state, row.error_type, row.worker_pid) == ("FAILED", "WORKER_DIED", 11)
+        assert row.start_time_ms == 2000

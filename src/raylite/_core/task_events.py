@@ -341,6 +341,10 @@ class TaskEventTable:
         if rank >= t[RANK_]:
             if rank == 4 and t[RANK_] < 4:
                 self.jobs[t[JOB]].finished.append(key)
+            elif rank == 4 and t[STATE] == FAILED and state == FINISHED \
+                    and int(at * 1000) <= t[T_ENDED]:
+                return  # an end heard after a later one: a worker's FINISHED of an __init__
+                        # (sent in its last batch) after the GCS's FAILED for its death
             t[RANK_], t[STATE] = rank, state
 
     def _new(self, key: tuple, info: Any) -> list:
