@@ -217,6 +217,19 @@ def test_a_task_that_lost_its_argument_after_node_died_waits_for_the_rebuild():
     assert g.msg.inlined[x.return_ids[0]][0].node == "A" and g.deps == 0
 
 
+def test_the_retry_that_waits_for_the_rebuild_opens_its_attempt_in_the_events():
+    o = owner()
+    x = made(o, task(1, retries=1))
+    g = consumer(o, x, retries=1)
+    g.events = True
+    o.events.swap()
+    o.lineage.lost(frozenset({"B"}))
+    read_failed(o, g, x.return_ids[0])
+    assert g.deps == 1
+    opened = [e[:3] for e in o.events.swap()[0] if e[0] == g.task_id]
+    assert opened == [(g.task_id, 0, "FAILED"), (g.task_id, 1, "PENDING_ARGS_AVAIL")]
+
+
 def test_a_task_that_lost_its_argument_before_node_died_is_parked_until_then():
     o = owner()
     x = made(o, task(1, retries=1))

@@ -41,6 +41,7 @@ from ...exceptions import (ObjectFreedError, ObjectLostError, ObjectReconstructi
 
 NOT_A_LOSS = (OwnerDiedError, ObjectReconstructionFailedError, ObjectFreedError,
               ReferenceCountingAssertionError)  # ObjectLostErrors a rerun cannot mend
+from ..task_events import PENDING_ARGS
 from .lineage_book import MAX_LINEAGE_BYTES, LineageBook, Mark
 from .objects import copies_of, located
 
@@ -184,6 +185,8 @@ class Lineage:
             tasks.requeue(task, out)
         else:
             task.arg_ids = arg_ids
+            if task.events:  # its new attempt opens as submit() opens one that waits
+                self.owner.events.new(task, PENDING_ARGS)
             tasks.wait_for(task, pending)
 
     def rebuild_error(self, task: Any, error: Any) -> Any:
