@@ -229,6 +229,17 @@ def test_object_ref_methods(ray):
     assert asyncio.run(main()) == 5
 
 
+def test_a_refs_task_id_is_the_task_that_made_it(ray):
+    @ray.remote
+    def me():
+        return ray.get_runtime_context().get_task_id()
+
+    ref = me.remote()
+    assert isinstance(ref.task_id(), TaskID) and ref.task_id().hex() == ray.get(ref)
+    two = ray.remote(num_returns=2)(lambda: (1, 2)).remote()
+    assert two[0].task_id() == two[1].task_id() != ref.task_id()
+
+
 @pytest.mark.raylite_only("Ray 2.60's __ray_call__ on an async actor returns the coroutine unawaited (cannot pickle 'coroutine' object); raylite awaits it")
 def test_actor_builtin_methods(ray):
     @ray.remote

@@ -116,6 +116,12 @@ class Runtime(abc.ABC):
         """A generator actor method's call, as submit_stream."""
         raise NotImplementedError(f"The {self.name} runtime does not run generator tasks.")
 
+    def ref_task_id(self, ref: ObjectRef) -> bytes | None:
+        """The id of the task that made `ref`'s object, when this process owns it and knows."""
+        core = getattr(self, "_core", None)
+        o = core.objects.entries.get(ref._id) if core is not None else None
+        return getattr(o, "task_id", None)
+
     def ref_created(self, ref: ObjectRef) -> None:
         """A new ObjectRef instance exists in this process (counts one local reference)."""
 

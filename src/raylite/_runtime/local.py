@@ -200,6 +200,10 @@ class LocalRuntime(LocalStreams, LocalGroups, Runtime):
         core = self._core
         with self._lock:
             core.tasks.running_here(task, LOCAL)
+            for r in refs:  # what made them (ObjectRef.task_id)
+                o = core.objects.entries.get(r._id)
+                if o is not None:
+                    o.task_id = scope.task_id
         try:
             body = self._events.traced(task, body) if events else body
             self._attempts(task, refs, name, body, args, kwargs, scope, env, actor)

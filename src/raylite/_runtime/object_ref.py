@@ -47,8 +47,17 @@ class ObjectRef:
     def hex(self) -> str:
         return self._id.hex()
 
-    def task_id(self) -> bytes:
-        return self._id
+    def task_id(self) -> Any:
+        """The TaskID of the task that made this object, as this process (its owner) knows it;
+        the nil TaskID when it does not (a put() object, a borrowed ref)."""
+        from .._ids import TaskID
+
+        rt, inner = self._rt, self._owner
+        if rt is not None:
+            tid = rt.ref_task_id(self)
+        else:  # the ray runtime's refs are not counted here: `inner` is Ray's own ref
+            tid = inner.task_id().binary() if hasattr(inner, "task_id") else None
+        return TaskID(tid) if tid else TaskID.nil()
 
     def size(self) -> int:
         return len(self._id)
