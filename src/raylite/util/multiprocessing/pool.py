@@ -14,10 +14,11 @@
 Items are cut into chunks (map's default: len / (4 * processes), as in the
 standard library); a list, tuple or range is cut as it is, so a range's chunks
 are ranges: no item of it is made or pickled by the caller, nor unpickled by a
-worker (other iterables are read into a list first). A map deals its chunks out as the standard library's
-workers would share them (each to the least loaded worker) and sends each
-worker its share, contiguous chunks, in one actor call: the calls, not the
-items, are what a map of tiny items pays for (docs/performance.md). With
+worker (other iterables are read into a list first). A map deals its chunks out
+as the standard library's workers would share them (each to the least loaded
+worker) and sends each worker its share, contiguous chunks, in one actor call:
+the calls, not the items, are what a map of tiny items pays for
+(docs/performance.md). With
 maxtasksperchild, which counts chunks, each chunk is a call of its own. The
 function is pickled once per call of map and sent to each actor once.
 Results and errors are the standard library's: results in order, an exception
