@@ -56,6 +56,34 @@ def test_a_line_left_open_before_a_task_is_ended_before_its_marker():
                           f":raylite_task_end:{TID}:0\n")
 
 
+def test_lines_read_after_the_next_task_began_keep_their_tasks_label():
+    """The pump may read a task's lines after the worker began the next task (the race
+    that once labelled `work`'s line with the next task's name): the begin marker before
+    a line, not the worker's current name, says whose it is."""
+    from types import SimpleNamespace
+
+    from raylite._worker.output import _labelled
+
+    other = "cd" * 16
+
+    def body(s, marks):
+        s.write("between tasks\n")
+        marks.begin(bytes.fromhex(TID), 0, "work")
+        print("w1", file=s)
+        print("w2", file=s)
+        marks.end()
+        marks.begin(bytes.fromhex(other), 0, "chatty")
+        print("c1", file=s)
+        marks.end()
+    lines = _run(body).encode().split(b"\n")[:-1]
+    executor = SimpleNamespace(current_name="chatty")   # what the worker runs by now
+    state = [None]
+    got = [(label, [x.decode() for x in group]) for label, group in
+           _labelled(lines[:3], executor, state) + _labelled(lines[3:], executor, state)]
+    assert got == [("chatty", ["between tasks"]), ("work", ["w1"]), ("work", ["w2"]),
+                   ("chatty", ["c1"])]
+
+
 class _Rec:
     def __init__(self, attempt=0, pid=7, worker="w" * 32):
         self.task_id, self.attempt_number, self.worker_pid = TID, attempt, pid

@@ -80,6 +80,7 @@ class WorkerLog:
 
 BEGIN, END = b":raylite_task_begin:", b":raylite_task_end:"
 NO_CALL = BEGIN + b"-:-\n"   # what follows is no call's (shared streams)
+LABELS: dict = {}   # task id hex -> the name its lines are shown with (tasks that printed)
 CALL: contextvars.ContextVar = contextvars.ContextVar("raylite_call", default=None)
 _ident = threading.get_ident
 
@@ -87,7 +88,7 @@ _ident = threading.get_ident
 class MarkedText(io.TextIOWrapper):
     """sys.stdout / sys.stderr of a worker: writes a task's begin marker before its first
     write, and (TaskMarks.end) its end marker after its last."""
-    task: tuple | None = None  # (task id, attempt) of the task running, else None
+    task: tuple | None = None  # (task id, attempt, its label or None) of the task running
     marked = False             # the begin marker of `task` is written
     open_line = False          # the last write did not end its line
     shared = False             # calls run at once: each write is its CALL's (_write_shared)
@@ -114,9 +115,11 @@ class TaskMarks:
         self.calls: dict = {}     # shared streams: thread id -> the call it runs
         self.wrote: set = set()   # ids of the calls running that wrote to a shared stream
 
-    def begin(self, task_id: bytes, attempt: int) -> None:
+    def begin(self, task_id: bytes, attempt: int, label: str | None = None) -> None:
+        """`label`: the name the task's lines go to the driver with (None: the worker's
+        current name, an actor's class)."""
         out, err = self.streams
-        out.task = err.task = (task_id, attempt)
+        out.task = err.task = (task_id, attempt, label)
 
     def end(self) -> None:
         out, err = self.streams
@@ -212,7 +215,12 @@ def _end_shared(s: MarkedText, call: Any) -> None:
 
 
 def _marker(s: MarkedText, kind: bytes, task: tuple) -> None:
-    _put(s, kind + f"{task[0].hex()}:{task[1]}\n".encode())
+    h = task[0].hex()
+    if kind is BEGIN and task[2] is not None:  # its lines' label, for _pump (which may read
+        if len(LABELS) > 1024:                  # them after the next task began)
+            LABELS.clear()
+        LABELS[h] = task[2]
+    _put(s, kind + f"{h}:{task[1]}\n".encode())
 
 
 def _put(s: MarkedText, marker: bytes) -> None:
@@ -260,6 +268,7 @@ def forward_output(rt, executor, session_dir: str, worker_id: bytes) -> None:
 def _pump(rt, executor, fd: int, is_err: bool, log: WorkerLog) -> None:
     with os.fdopen(fd, "rb", buffering=0) as f:
         pending = b""
+        state: list = [None]  # the label of the task whose lines come now (_labelled)
         while True:
             chunk = f.read(65536)
             if not chunk:
@@ -267,12 +276,34 @@ def _pump(rt, executor, fd: int, is_err: bool, log: WorkerLog) -> None:
             log.write(chunk)
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            if lines:
-                lines = [x for x in lines if not x.startswith((BEGIN, END))]
-            if lines and executor.job_id:
-                prefix = f"({executor.current_name} pid={os.getpid()})"
-                text = tuple(x.decode("utf-8", "replace") for x in lines)
+            if not lines or not executor.job_id:
+                continue
+            for label, group in _labelled(lines, executor, state):
+                prefix = f"({label} pid={os.getpid()})"
+                text = tuple(x.decode("utf-8", "replace") for x in group)
                 try:
                     rt.send_daemon(m.LogLines(executor.job_id, prefix, text, is_err))
                 except OSError:
                     return
+
+
+def _labelled(lines: list, executor: Any, state: list) -> list:
+    """(label, lines) runs of whole lines, markers dropped: a line is labelled with the name
+    of the task whose begin marker came before it in the stream (LABELS), so lines read
+    after the next task began still go out under their own task's name; other lines (an
+    actor's, output between tasks) with the worker's current name. `state`: [the label in
+    force], kept across reads."""
+    out: list = []
+    for x in lines:
+        if x.startswith(BEGIN):
+            state[0] = LABELS.get(x[len(BEGIN):].partition(b":")[0].decode("ascii", "replace"))
+            continue
+        if x.startswith(END):
+            state[0] = None
+            continue
+        label = state[0] or executor.current_name
+        if out and out[-1][0] == label:
+            out[-1][1].append(x)
+        else:
+            out.append((label, [x]))
+    return out

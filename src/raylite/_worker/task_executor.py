@@ -266,7 +266,7 @@ class Executor:
             self.run_now = (t.task_id, t.attempt, start, t.job_id or b"", t.name)
         marks = self.marks
         if marks is not None:
-            marks.begin(t.task_id, t.attempt)
+            marks.begin(t.task_id, t.attempt, t.name)
         try:
             self.running = t.task_id
             if t.task_id in self.cancelled:
