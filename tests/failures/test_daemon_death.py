@@ -91,7 +91,10 @@ def test_every_pending_and_later_call_fails_clearly_when_the_daemon_dies():
     assert int(raylite.get(big).sum()) == 2**20   # what is already here stays readable
     raylite.shutdown()
     assert not raylite.is_initialized()
-    assert not os.path.exists(rt.session_dir)     # what the dead daemon left is cleaned up
+    left = os.listdir(rt.session_dir) if os.path.exists(rt.session_dir) else []
+    assert left in ([], ["logs"])                 # what the dead daemon left is cleaned up,
+    if left:                                      # its logs kept as a clean stop keeps them
+        assert os.listdir(os.path.join(rt.session_dir, "logs"))
     raylite.init(num_cpus=1)                      # and a new cluster works
     assert raylite.get(sleepy.remote(0)) == 0
     raylite.shutdown()

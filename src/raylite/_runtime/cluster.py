@@ -490,11 +490,6 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
                 out = self._core.fail_pending(error)
             self._send_all(out)
         if self._gone is not None and self._proc is not None:
-            self._clean_after_daemon()
-
-    def _clean_after_daemon(self) -> None:
-        """The daemon we started died without cleaning up: its shared-memory segments (all
-        named after its node, only our own files) and its session dir go now."""
-        import shutil  # here: a worker never needs it (it imports bz2 and lzma: about 2 ms)
-        shm.remove_node_segments(self.node_tag)
-        shutil.rmtree(self.session_dir, ignore_errors=True)
+            from .._session import end  # the daemon we started died without cleaning up:
+            shm.remove_node_segments(self.node_tag)  # its segments go (named after its node,
+            end(self.session_dir)  # only ours), its session dir too but the logs (a clean stop's)
