@@ -46,6 +46,41 @@ START_TIMEOUT_S = 30.0
 DRIVER_TIMEOUT_S = 60.0
 
 
+def read_line(proc: subprocess.Popen, deadline: float) -> str:
+    """The next line a driver (a subprocess with a stdout pipe) prints, read by `deadline`
+    (time.monotonic()); AssertionError, with what came so far, when it does not come."""
+    import select
+
+    buf = b""
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"the driver printed no line in time; so far {buf!r}")
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 1)
+            if not chunk:
+                raise AssertionError(f"the driver ended early: {buf!r}\n{proc.stderr.read()}")
+            buf += chunk
+    return buf.decode()
+
+
+def driver_result(proc: subprocess.Popen, timeout: float) -> dict:
+    """The JSON line a driver prints last, and its clean exit, within `timeout` seconds."""
+    result = json.loads(read_line(proc, time.monotonic() + timeout))
+    assert proc.wait(timeout) == 0, proc.stderr.read()
+    return result
+
+
+def stop_driver(proc: subprocess.Popen) -> None:
+    """Kills a driver still running (a test failed), and closes its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+
+
 def why_skip(prefix: str = "") -> str | None:
     """Why namespaces cannot be made here (None: they can); the probe namespace's name
     starts with `prefix` (else $RAYLITE_NETNS_PREFIX, else "rlt")."""

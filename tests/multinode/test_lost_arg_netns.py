@@ -27,9 +27,7 @@ in its middle: the test checks that it did (x's file on C partly filled just bef
 kill, C's log naming the failed pull of x from B) and fails, never passes, when the race
 is missed. The head gives up on a silent node after HEALTH_TIMEOUT_S: crashed_unheard
 needs the pull to fail (a fraction of a second after the kill) before that."""
-import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -37,7 +35,7 @@ import sys
 import time
 
 import pytest
-from netns import Net, why_skip
+from netns import Net, driver_result, read_line, stop_driver, why_skip
 
 DRIVER_TIMEOUT_S = 120.0
 HEALTH_TIMEOUT_S = "3"
@@ -125,21 +123,6 @@ def nodes(tmp_path, monkeypatch, where):
         n.teardown()
 
 
-def _line(proc: subprocess.Popen, deadline: float) -> str:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"the driver printed no line in time; so far {buf!r}")
-        ready, _, _ = select.select([proc.stdout], [], [], left)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 1)
-            if not chunk:
-                raise AssertionError(f"the driver ended early: {buf!r}\n{proc.stderr.read()}")
-            buf += chunk
-    return buf.decode()
-
-
 def _filled(path: str) -> int:
     """Bytes of the file at `path` that exist (tmpfs pages written so far); -1: no file."""
     try:
@@ -172,7 +155,7 @@ def test_an_argument_lost_with_its_node_mid_transfer_is_rebuilt_and_the_task_get
                               stderr=subprocess.PIPE, env=head.env())
     try:
         deadline = time.monotonic() + DRIVER_TIMEOUT_S
-        word, xhex = _line(driver, deadline).split()
+        word, xhex = read_line(driver, deadline).split()
         assert word == "SUBMITTED"
         # x's copy on C, seen from outside C's mount namespace (through its holder's root)
         path = f"/proc/{c.holder}/root/dev/shm/raylite_{c.node_id[:12]}_{xhex}"
@@ -188,14 +171,9 @@ def test_an_argument_lost_with_its_node_mid_transfer_is_rebuilt_and_the_task_get
             subprocess.run(["ip", "-n", b.ns, "route", "add", "blackhole", f"{head.ip}/32"],
                            check=True)
         _kill(b.ns)
-        result = json.loads(_line(driver, time.monotonic() + DRIVER_TIMEOUT_S))
-        assert driver.wait(DRIVER_TIMEOUT_S) == 0, driver.stderr.read()
+        result = driver_result(driver, DRIVER_TIMEOUT_S)
     finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-        driver.stdout.close()
-        driver.stderr.close()
+        stop_driver(driver)
     print(f"\n{how}: x's copy on C had {filled} of {SIZE} bytes when B was killed; g's result "
           f"came {result['took']} s after g was submitted; attempts {result['tasks']}")
     # C's pull of x from B failed, and how: B's death (heard) or the connection closing

@@ -2,15 +2,14 @@
 with network stacks of their own (conftest.py): the head's health check marks it dead
 (nothing of the kill reaches the others: no FIN, no RST), the tasks it was running are
 retried on the other nodes, and every result the driver gets is right."""
-import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from netns import driver_result, read_line, stop_driver
 
 DRIVER_TIMEOUT_S = 90.0
 
@@ -62,21 +61,6 @@ def short_health_check():
         os.environ["RAYLITE_HEALTH_CHECK_TIMEOUT_S"] = old
 
 
-def _line(proc: subprocess.Popen, deadline: float) -> str:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"the driver printed no line in time; so far {buf!r}")
-        ready, _, _ = select.select([proc.stdout], [], [], left)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 1)
-            if not chunk:
-                raise AssertionError(f"the driver ended early: {buf!r}\n{proc.stderr.read()}")
-            buf += chunk
-    return buf.decode()
-
-
 def test_a_node_cut_off_and_killed_under_load_is_survived(net):
     head, b, c = net.nodes
     driver = subprocess.Popen(head.enter() + [sys.executable, "-c", DRIVER, c.node_id],
@@ -84,7 +68,7 @@ def test_a_node_cut_off_and_killed_under_load_is_survived(net):
                               stderr=subprocess.PIPE, env=head.env())
     try:
         deadline = time.monotonic() + DRIVER_TIMEOUT_S
-        assert _line(driver, deadline).strip() == "LOADED"
+        assert read_line(driver, deadline).strip() == "LOADED"
         subprocess.run(["ip", "-n", c.ns, "link", "set", "eth0", "down"], check=True)  # cut first:
         pids = [int(p) for p in subprocess.run(["ip", "netns", "pids", c.ns], check=True,  # the
                 capture_output=True, text=True).stdout.split()]   # kill then sends nothing out
@@ -94,14 +78,9 @@ def test_a_node_cut_off_and_killed_under_load_is_survived(net):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        result = json.loads(_line(driver, time.monotonic() + DRIVER_TIMEOUT_S))
-        assert driver.wait(DRIVER_TIMEOUT_S) == 0, driver.stderr.read()
+        result = driver_result(driver, DRIVER_TIMEOUT_S)
     finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-        driver.stdout.close()
-        driver.stderr.close()
+        stop_driver(driver)
     assert result["doomed_ran"] > 0 and result["seen_dead"] is not None
     assert result["results"] >= 12 * (result["seen_dead"] + 4)  # every result checked right
     assert set(result["after"]) == {head.node_id, b.node_id}  # the others carry the load
