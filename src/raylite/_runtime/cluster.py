@@ -490,6 +490,8 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
                 out = self._core.fail_pending(error)
             self._send_all(out)
         if self._gone is not None and self._proc is not None:
-            from .._session import end  # the daemon we started died without cleaning up:
-            shm.remove_node_segments(self.node_tag)  # its segments go (named after its node,
-            end(self.session_dir)  # only ours), its session dir too but the logs (a clean stop's)
+            # The daemon we started died without cleaning up: its segments go (named after
+            # its node: only ours), and its session dir but its logs, as at a clean stop.
+            from .._session import end
+            shm.remove_node_segments(self.node_tag)
+            end(self.session_dir)
