@@ -3,8 +3,9 @@ dead by the head's health check; what ran there is retried, restarted or fails p
 a node killed outright (its connections close) is handled the same way. Lineage across a
 death, beyond plain tasks: a task whose large argument went by value to shared memory is
 rebuilt (its lineage let go with its output), an actor call's output is rebuilt only when
-the actor restarts and the method has max_task_retries, and a task whose argument vanished
-while it read it is retried (a system failure, no retry_exceptions needed)."""
+the actor restarts and the method has max_task_retries, a task whose argument vanished
+while it read it is retried (a system failure, no retry_exceptions needed), and an actor
+call in that case goes again once the argument is back."""
 import gc
 import os
 import signal

@@ -1,8 +1,9 @@
 """The owner core's kept lineage (_core/owner/lineage_book.py) and the newer rules of
 lineage.py: tasks whose large arguments went by value to shared memory are rebuilt too,
 lineage is bounded and let go with its outputs, actor calls' outputs are rebuilt only with
-max_task_retries, and a task that could not read a lost argument is retried (a system
-failure). Events in, instructions out: no processes."""
+max_task_retries, a task that could not read a lost argument is retried (a system
+failure), and an actor call that could not goes again (spending no retry). Events in,
+instructions out: no processes."""
 import pickle
 
 from raylite._core.owner import ActorLookup, LeaseRequest, Owner, Task
