@@ -22,6 +22,7 @@ import time
 
 import psutil
 import pytest
+from sessions import is_cleaned
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "workload.py")
@@ -130,9 +131,9 @@ def _assert_gone(pid, session, temp):
     out = _cli("stop", temp=temp)
     assert out.returncode == 0, out.stdout + out.stderr
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (psutil.pid_exists(pid) or os.path.exists(session)):
+    while time.monotonic() < deadline and (psutil.pid_exists(pid) or not is_cleaned(session)):
         time.sleep(0.05)
-    assert not os.path.exists(session), "the session dir was left behind"
+    assert is_cleaned(session), "the session dir was left behind"
     left = [c for c in psutil.process_iter(["pid"]) if c.pid == pid]
     assert not left or left[0].status() == psutil.STATUS_ZOMBIE
 

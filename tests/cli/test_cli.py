@@ -15,6 +15,7 @@ import time
 
 import psutil
 import pytest
+from sessions import is_cleaned
 
 
 def raylite(*args, temp, check=True, timeout=30, env=None):
@@ -155,7 +156,7 @@ def test_start_status_driver_stop(head):
     out = raylite("stop", temp=temp)
     assert f"stopped head {address} (pid {pid})" in out.stdout
     assert not any(_live(p) for p in group)
-    assert _records(temp) == [] and not os.path.exists(session)
+    assert _records(temp) == [] and is_cleaned(session)
     out = raylite("status", temp=temp, check=False)
     assert out.returncode == 1 and "raylite start --head" in out.stderr
 
@@ -363,7 +364,7 @@ def test_force_stop_kills_busy_workers_and_frees_what_the_daemon_held(head):
         assert "killed head" in out.stdout
         assert not any(_live(p) for p in group)  # the busy worker too
         assert not any(os.path.exists(s) for s in segments)
-        assert not os.path.exists(session) and _records(temp) == []
+        assert is_cleaned(session) and _records(temp) == []
     finally:
         driver.kill()
         driver.wait()

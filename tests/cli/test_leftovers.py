@@ -13,12 +13,20 @@ import textwrap
 from test_cli import _group, _live, _records, _wait_until, head, raylite, temps  # noqa: F401
 
 from raylite._node.log_file import RotatingStderr
+from sessions import is_cleaned
 
 HOLD = textwrap.dedent("""
     import time
     import raylite
     raylite.init(**eval(__import__("sys").argv[1]))
     keep = raylite.put(b"x" * 1_000_000)  # a shared-memory segment named by the node id
+    raylite.get(raylite.remote(lambda: print("a worker's line, in the session's logs/",
+                                             file=__import__("sys").stderr)).remote())
+    logs = __import__("os").path.join(__import__("os").environ["RAYLITE_TEMP_DIR"], "session_*",
+                                      "logs", "worker-*.err")
+    deadline = time.monotonic() + 10  # its worker's pump writes the file on its own thread
+    while not __import__("glob").glob(logs) and time.monotonic() < deadline:
+        time.sleep(0.02)
     print("ready", flush=True)
     time.sleep(60)
 """)
@@ -60,7 +68,11 @@ def test_stop_cleans_up_after_a_head_killed_by_someone_else(head):
     assert f"cleaned up after the dead daemon {pid}: removed {len(segments)} shared-memory" \
         in out.stdout, out.stdout
     assert not any(os.path.exists(s) for s in segments)
-    assert not os.path.exists(session) and _records(temp) == []
+    assert is_cleaned(session) and _records(temp) == []
+    # the dead head's logs stay readable, as a clean stop's do, until the next head starts
+    assert os.listdir(session) == ["logs"] and os.listdir(os.path.join(session, "logs"))
+    logs = raylite("logs", temp=temp)
+    assert logs.returncode == 0, logs.stdout + logs.stderr
 
 
 def test_stop_cleans_up_after_a_driver_started_head_that_died(temps):
@@ -69,7 +81,7 @@ def test_stop_cleans_up_after_a_driver_started_head_that_died(temps):
     out = raylite("stop", temp=temp)
     assert "cleaned up after the dead daemon" in out.stdout and "no running" in out.stdout
     assert not any(os.path.exists(s) for s in segments)
-    assert not os.path.exists(session)
+    assert is_cleaned(session)
 
 
 def test_stop_leaves_the_session_of_a_live_daemon_alone(temps):

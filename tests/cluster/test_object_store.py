@@ -9,6 +9,7 @@ import pytest
 import raylite
 from raylite.exceptions import OutOfDiskError
 from tiny_disk import tiny_disk
+from sessions import is_cleaned
 
 MiB = 2**20
 
@@ -223,7 +224,7 @@ def test_shutdown_removes_segments_and_spill():
     raylite.shutdown()
     del refs
     assert glob.glob(f"/dev/shm/raylite_{tag}_*") == []
-    assert not os.path.exists(session)
+    assert is_cleaned(session)
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ up after the daemons that died.
         ─► SIGKILL whatever is left in each daemon's process group (a hung daemon,
            a worker busy in a task, a task's own child), wait until none is alive
         ─► for a daemon that had to be killed, do its cleanup for it: its /dev/shm
-           segments, its unix socket, its session dir; remove every record
+           segments, its unix socket, its session dir but its logs; remove every record
         ─► sweep <temp>/session_<time>_<pid>: a session whose daemon is dead (no raylite
            daemon process left in the process group that pid led: killed -9 by someone
            else before this command, or a driver-started head whose driver died too)
            gets the same cleanup: the segments /dev/shm/raylite_<node id[:12]>_* its
-           node.json names, its unix socket, its session dir. An ended session (only
-           logs/ left by a daemon that stopped cleanly: _session.py) stays, its logs
-           readable, until the next head starts here.
+           node.json names, its unix socket, its session dir but its logs. An ended
+           session (only logs/ left: a daemon that stopped cleanly, or one cleaned up
+           after: _session.py) stays, its logs readable, until the next head starts here.
 
 The dashboard `start --head --dashboard-port` launched is stopped first, by the pid in
 <temp>/raylite_dashboard, and only while that pid still runs raylite.dashboard.
@@ -30,12 +30,11 @@ import glob
 import json
 import os
 import re
-import shutil
 import signal
 import time
 
 from raylite import _private_files as private
-from raylite._session import is_ended
+from raylite._session import end, is_ended
 
 from . import _records as rec
 
@@ -92,7 +91,8 @@ def _clean_up_after(r: rec.Record) -> None:
 
 def clean_session(session: str) -> int:
     """Removes what the dead daemon of `session` left: the segments its node.json names, its
-    unix socket, the session dir. Returns how many segments it removed. NotPrivateError
+    unix socket, the session dir but its logs (kept as a clean stop keeps them, until the
+    next head starts: _session.end). Returns how many segments it removed. NotPrivateError
     (nothing removed) if the session dir or its node.json is not ours alone."""
     if not private.check_dir(session):
         return 0
@@ -109,7 +109,7 @@ def clean_session(session: str) -> int:
         removed = shm.remove_node_segments(node_id[:12])
     if isinstance(info.get("address"), str):
         _unlink_stale_socket(info["address"])
-    shutil.rmtree(session, ignore_errors=True)
+    end(session)
     return removed
 
 
