@@ -16,16 +16,15 @@ from raylite._node.log_file import RotatingStderr
 from sessions import is_cleaned
 
 HOLD = textwrap.dedent("""
-    import time
+    import glob, os, sys, time
     import raylite
-    raylite.init(**eval(__import__("sys").argv[1]))
+    raylite.init(**eval(sys.argv[1]))
     keep = raylite.put(b"x" * 1_000_000)  # a shared-memory segment named by the node id
     raylite.get(raylite.remote(lambda: print("a worker's line, in the session's logs/",
-                                             file=__import__("sys").stderr)).remote())
-    logs = __import__("os").path.join(__import__("os").environ["RAYLITE_TEMP_DIR"], "session_*",
-                                      "logs", "worker-*.err")
+                                             file=sys.stderr)).remote())
+    logs = os.path.join(os.environ["RAYLITE_TEMP_DIR"], "session_*", "logs", "worker-*.err")
     deadline = time.monotonic() + 10  # its worker's pump writes the file on its own thread
-    while not __import__("glob").glob(logs) and time.monotonic() < deadline:
+    while not glob.glob(logs) and time.monotonic() < deadline:
         time.sleep(0.02)
     print("ready", flush=True)
     time.sleep(60)
