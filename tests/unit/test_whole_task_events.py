@@ -7,9 +7,19 @@ from raylite._core import task_events as te
 from raylite.exceptions import RayTaskError
 from raylite._core.task_events import TaskEventTable
 from raylite._protocol import messages as m
+from raylite._core.whole_tasks import WholeBatch, pack
 from raylite._protocol import validate
 
 from test_task_event_store import JOB, WHO, owner, push, task, tid
+
+
+def cols(whole):
+    """A packed batch of whole tasks as its columns, a value per task each (what pack took)."""
+    b = WholeBatch(whole, None)
+    keys, tasks = b.key_list(), [b.task(i) for i in range(b.n)]
+    kind, state, created, start, end, who = zip(*tasks)
+    return tuple(k[0] for k in keys), tuple(k[1] for k in keys), state, created, kind, end, \
+        start, who
 
 
 def run(o, n: int, ran, conn: str = "w:1", first: bool = False):
@@ -28,10 +38,10 @@ def test_a_task_that_finished_before_its_opening_was_sent_is_one_whole_row():
     run(o, 2, (700.0, 800.0))                   # the same connection: who is remembered
     events, lost, whole = o.events.take()
     assert events == [] and lost == 0
-    ids, attempts, ends, infos, states, created, starts, who = whole
+    ids, attempts, states, created, kinds, ends, starts, who = cols(whole)
     assert ids == (tid(1), tid(2)) and attempts == (0, 0) and ends == (600.0, 800.0)
     assert starts == (500.0, 700.0) and states == (te.PENDING_NODE,) * 2
-    assert infos[0] is infos[1] == (JOB, "f", None, None) and who[0] is who[1] == WHO
+    assert kinds[0] is kinds[1] == (JOB, "f", None, "", None) and who[0] is who[1] == WHO
     assert validate.problem(m.TaskEvents((), 0, whole=whole)) is None
 
     table = TaskEventTable()
@@ -66,8 +76,8 @@ def test_a_task_sent_as_pending_ends_with_a_done_event():
 def test_a_workers_running_event_first_then_the_whole_row_make_one_record():
     table = TaskEventTable()
     table.add([(tid(1), 0, te.RUNNING, 5.0, (JOB, "f"))], "w:1", "n" * 32, "w" * 32, 42)
-    whole = ((tid(1),), (0,), (6.0,), ((JOB, "f", None, None),), (te.PENDING_NODE,), (4.0,),
-             (5.0,), (WHO,))
+    whole = pack((tid(1),), (0,), (te.PENDING_NODE,), (4.0,), ((JOB, "f", None, "", None),),
+                 (6.0,), (5.0,), (WHO,))
     table.add_whole(whole, "me:1")
     [r], total = table.query()
     assert total == 1 and r.state == "FINISHED" and r.creation_time_ms == 4000
@@ -82,23 +92,31 @@ def test_who_is_forgotten_with_its_connection_and_a_bad_reply_tells_nothing():
     run(o, 3, (1.0,))
     events, _, whole = o.events.take()
     assert [e[0] for e in events] == [tid(2), tid(3)]  # their openings
-    assert whole[0] == (tid(1),) and whole[7] == (WHO,) and o.events._who == {}
+    assert cols(whole)[0] == (tid(1),) and cols(whole)[7] == (WHO,) and o.events._who == {}
     run(o, 4, (700.0, 800.0))    # a connection whose who is not known: None
     _, _, whole = o.events.take()
-    assert whole[0] == (tid(4),) and whole[7] == (None,)
+    assert cols(whole)[0] == (tid(4),) and cols(whole)[7] == (None,)
     table = TaskEventTable()
     table.add_whole(whole, "me:1")
     assert [(r.worker_pid, r.state) for r in table.query()[0]] == [(None, "FINISHED")]
 
 
 def test_the_daemon_checks_whole_columns_and_names_a_bad_one():
-    good = ((tid(1),), (0,), (6.0,), ((JOB, "f", None, None),), (te.PENDING_NODE,), (4.0,),
-            (5.0,), (WHO,))
+    columns = ((tid(1),), (0,), (te.PENDING_NODE,), (4.0,), ((JOB, "f", None, "", None),),
+               (6.0,), (5.0,), (WHO,))
+    good = pack(*columns)
     assert validate.problem(m.TaskEvents((), 0, whole=good)) is None
     assert validate.problem(m.TaskEvents((), 0, whole=good[:7] + ((None,),))) is None  # unknown
-    bad = [good[:7], good[:2] + ((float("nan"),),) + good[3:], good[:4] + (("RUNNING",),) + good[5:],
-           good[:7] + (("ab", "cd", 1, "x"),), good[:3] + ((None,),) + good[4:],
-           (good[0] + (tid(2),),) + good[1:], good[:1] + ((-1,),) + good[2:],
+    bad = [good[:7], pack(*columns[:5], (float("nan"),), *columns[6:]),
+           good[:2] + (("RUNNING",),) + good[3:],
+           good[:7] + ((("ab", "cd", 1, "x"),),), good[:4] + ((None,),) + good[5:],
+           (good[0][:15],) + good[1:],                          # an id of 15 bytes
+           good[:3] + (good[3] + b"\0",) + good[4:],              # a time of 9 bytes
+           good[:7] + ((WHO, WHO),),                             # two who for one task
+           good[:4] + (((JOB, "f", None, None),),) + good[5:],      # a kind of four fields
+           good[:4] + (((JOB, "f", b"short", "", None),),) + good[5:],  # an actor id too short
+           good[:4] + (((JOB, "f", None, 3, None),),) + good[5:],   # a class name not a str
+           (good[0] + tid(2),) + good[1:], good[:1] + ((-1,),) + good[2:],
            good[:7] + ((WHO[:2] + (0, "x"),),), "columns"]
     for whole in bad:
         why = validate.problem(m.TaskEvents((), 0, whole=whole))
@@ -116,7 +134,7 @@ def test_a_run_that_raised_is_placed_and_timed_by_its_owner_then_failed_or_retri
     events, _, whole = o.events.take()
     # the RUN goes last (its run, noted on the reply's path, is made an event in take())
     assert [(e[1], e[2]) for e in events] == [(0, te.PENDING_NODE), (0, te.FAILED), (0, te.RUN)]
-    assert whole[:3] == ((t.task_id,), (1,), (800.0,))  # the retry ran whole
+    assert cols(whole)[:2] + cols(whole)[5:6] == ((t.task_id,), (1,), (800.0,))  # ran whole
     table = TaskEventTable()
     table.add_whole(whole, "me:1")
     table.add(events, "me:1")
@@ -133,6 +151,177 @@ def test_a_reply_whose_times_or_worker_are_not_a_workers_cannot_spoil_the_batch(
     run(o, 1, (500.0, 600.0, ("not", "who")), first=True)  # who of the wrong shape: unknown
     run(o, 2, ("500", 600.0))                              # a start that is not a time: no end
     events, _, whole = o.events.take()
-    assert whole[0] == (tid(1),) and whole[7] == (None,)
+    assert cols(whole)[0] == (tid(1),) and cols(whole)[7] == (None,)
     assert [e[0] for e in events] == [tid(2)]
     assert validate.problem(m.TaskEvents(tuple(events), 0, whole=whole)) is None
+
+
+# -- the owner's batch made columns at C speed, and the store that keeps them ----------------
+from raylite._core.owner.events import TaskEvents  # noqa: E402
+from test_task_event_store import made  # noqa: E402
+
+
+class _Task:
+    __slots__ = ("task_id", "attempt", "name", "actor_id", "parent")
+
+    def __init__(self, n: int, name: str = "f", actor=None, attempt: int = 0):
+        self.task_id, self.attempt, self.name, self.actor_id = tid(n), attempt, name, actor
+        self.parent = False
+
+
+def _noted(order, kinds=lambda n: ("f", None, ""), first_who=False):
+    """A TaskEvents that opened the tasks numbered in `order` (smallest first) and heard
+    their runs in that order."""
+    clock = iter(float(i) for i in range(1, 1000))
+    ev = TaskEvents(clock=lambda: next(clock), parent_of=lambda: None)
+    ev.job_id = JOB
+    tasks = {}
+    for n in sorted(order):
+        name, actor, cls = kinds(n)
+        tasks[n] = _Task(n, name, actor)
+        ev.new(tasks[n], te.PENDING_ACTOR if actor else te.PENDING_NODE, cls)
+    for k, n in enumerate(order):
+        r = (100.0 + n, 200.0 + n) + ((WHO,) if first_who and k == 0 else ())
+        ev.finished(tasks[n], r, "w:1")
+    return ev
+
+
+def _general(ev):
+    """The same batch the general way (one event and one run at a time)."""
+    out, dropped, ran, gone = ev.swap()
+    return ev._build(out, dropped, ran)
+
+
+def test_the_common_batch_is_cut_into_columns_as_the_general_way_cuts_it():
+    def kinds(n):  # a function and an actor's method, mixed
+        return ("f", None, "") if n % 3 else ("m", tid(9), "A")
+    for order, kind in [([1, 2, 3, 4], lambda n: ("f", None, "")), ([3, 1, 4, 2], kinds),
+                        ([1, 2, 3, 4, 5, 6], kinds)]:
+        probe, fast, slow = _noted(order, kind), _noted(order, kind), _noted(order, kind)
+        probe._who["w:1"] = slow._who["w:1"] = fast._who["w:1"] = WHO  # who is on it: known
+        in_order = order == sorted(order)  # the fast way takes runs heard in order only
+        assert (probe._match(*probe.swap()[:3]) is not None) == in_order
+        got, want = fast.take(), _general(slow)
+        assert got == want and got[0] == [] and len(cols(got[2])[0]) == len(order)
+        ids, attempts, states, created, kinds_, ends, starts, whos = cols(got[2])
+        assert ends == tuple(200.0 + int(i[0]) for i in ids) and set(whos) == {WHO}
+        assert len({id(k) for k in kinds_}) == len(set(kinds_))  # one tuple per kind
+        assert validate.problem(m.TaskEvents((), 0, whole=got[2])) is None
+
+
+def test_runs_of_tasks_opened_earlier_and_openings_of_tasks_still_running_go_as_events():
+    for fast in (True, False):
+        ev = _noted([1])
+        ev._who["w:1"] = WHO
+        ev.new(_Task(2), te.PENDING_NODE)
+        first = ev.take()  # task 2's opening goes as one: its run, below, as a DONE
+        assert [e[0] for e in first[0]] == [tid(2)] and cols(first[2])[0] == (tid(1),)
+        t3, t4 = _Task(3), _Task(4)
+        ev.new(t3, te.PENDING_NODE)
+        ev.new(t4, te.PENDING_NODE)  # still running when the batch leaves
+        for t in (_Task(2), t3):
+            ev.finished(t, (100.0 + int(t.task_id[0]), 200.0 + int(t.task_id[0])), "w:1")
+        taken = ev.swap()
+        got = ev._match(*taken[:3]) if fast else ev._build(*taken[:3])
+        assert got is not None
+        events, _, whole = got
+        assert sorted((e[0], e[2]) for e in events) == [(tid(2), te.DONE),
+                                                        (tid(4), te.PENDING_NODE)]
+        assert (tid(2), 0, te.DONE, 202.0, (102.0, WHO)) in events
+        assert cols(whole)[0] == (tid(3),) and cols(whole)[5:] == ((203.0,), (103.0,), (WHO,))
+        assert validate.problem(m.TaskEvents(tuple(events), 0, whole=whole)) is None
+
+
+def test_a_batch_that_is_not_the_common_one_goes_the_general_way():
+    ev = _noted([1, 2], first_who=True)  # a first reply carries who ran it
+    out = ev.swap()
+    assert ev._match(*out[:3]) is None
+    ev = _noted([1, 2])
+    ev.finished(_Task(1), (300.0, 301.0), "w:1")  # one run twice
+    assert ev._match(*ev.swap()[:3]) is None
+    for order in ([2, 1], [3, 1, 2], [2, 3, 1]):  # heard in another order: the same records
+        records = []
+        for way in (TaskEvents._match, TaskEvents._build):
+            ev = _noted(order)
+            taken = ev.swap()[:3]
+            events, _, whole = way(ev, *taken) or ev._build(*taken)
+            table = TaskEventTable()
+            if whole:
+                table.add_whole(whole, "me:1")
+            table.add(events, "me:1")
+            records.append(sorted((r.task_id, r.state, r.start_time_ms, r.end_time_ms)
+                                  for r in table.query()[0]))
+        assert records[0] == records[1] and {r[1] for r in records[0]} == {"FINISHED"}
+    ev = _noted([1, 2])
+    ev.add(tid(1), 0, te.FAILED, ("X", "y"))  # an event that is no opening
+    events, _, whole = ev.take()
+    assert [e[2] for e in events] == [te.FAILED] and cols(whole)[0] == (tid(1), tid(2))
+
+
+def test_whole_tasks_are_kept_as_columns_until_read():
+    table = TaskEventTable()
+    ev = _noted([1, 2, 3])
+    ev._who["w:1"] = WHO
+    _, _, whole = ev.take()
+    table.add_whole(whole, "me:1")
+    assert table.tasks == {} and table.jobs[JOB.hex()].count == 3  # kept as it came, counted
+    [r] = table.query((("task_id", "=", tid(2).hex()),))[0]  # a lookup makes one row
+    assert (r.state, r.worker_pid, r.end_time_ms, r.creation_time_ms) == ("FINISHED", 42,
+                                                                          202000, 2000)
+    assert [type(v) for v in table.tasks.values()] == [WholeBatch, list, WholeBatch]  # indexed
+    rows, total = table.query()  # a walk over every record makes them all rows
+    assert total == 3 and [r.task_id for r in rows] == [tid(n).hex() for n in (1, 2, 3)]
+    assert {type(v) for v in table.tasks.values()} == {list}
+    assert table.summary() == (("f", "NORMAL_TASK", "FINISHED", 3),)
+
+
+def test_a_later_event_of_a_whole_task_lands_on_its_row():
+    table = TaskEventTable()
+    ev = _noted([1, 2], kinds=lambda n: ("m", tid(9), "A"))
+    ev._who["w:1"] = WHO
+    table.add_whole(ev.take()[2], "me:1")
+    table.add([(tid(1), 0, te.RUNNING, 101.0, (JOB, "A.m"))], "w:1", "n" * 32, "w" * 32, 42)
+    rows, total = table.query()
+    assert total == 2 and {r.state for r in rows} == {"FINISHED"}
+    assert {(r.type, r.actor_id, r.name) for r in rows} == {("ACTOR_TASK", tid(9).hex(), "A.m")}
+
+
+def test_whole_tasks_are_pushed_out_oldest_first_and_counted():
+    table = TaskEventTable(max_per_job=3)
+    table.add([made(10, 0.5)], "o:1")  # pending: outlives every finished one
+    for order in ([1, 2], [3, 4]):
+        table.add_whole(_noted(order).take()[2], "me:1")
+    rows, total = table.query()
+    assert total == 3 and table.dropped() == 2
+    assert [r.task_id for r in rows] == [tid(n).hex() for n in (10, 3, 4)]
+
+
+def test_the_same_attempt_twice_in_one_batch_is_one_record():
+    table = TaskEventTable()
+    columns = ((tid(1), tid(1)), (0, 0), (te.PENDING_NODE,) * 2, (1.0, 1.0),
+               ((JOB, "f", None, "", None),) * 2, (3.0, 3.0), (2.0, 2.0), (WHO, WHO))
+    whole = pack(*columns)
+    assert validate.problem(m.TaskEvents((), 0, whole=whole)) is None
+    table.add_whole(whole, "me:1")
+    rows, total = table.query()
+    assert total == 1 and rows[0].state == "FINISHED" and table.statistics()["records"] == 1
+    table.add_whole(pack(columns[0], (1, 1), *columns[2:]), "me:1")  # attempt 1, twice too
+    assert table.query()[1] == 2 and table.max_attempt == 1
+
+
+def test_a_batch_of_two_jobs_and_a_batch_pushed_out_before_it_was_read_are_counted_right():
+    other = b"kkkk"
+    kinds = ((JOB, "f", None, "", None), (other, "g", None, "", None))
+    table = TaskEventTable(max_per_job=2)
+    table.add_whole(pack((tid(1), tid(2)), (0,), (te.PENDING_NODE,), (1.0, 1.0), kinds,
+                         (3.0, 3.0), (2.0, 2.0), (None,)), "me:1")  # indexed at once
+    assert {r.job_id: r.name for r in table.query()[0]} == {JOB.hex(): "f", other.hex(): "g"}
+    # a worker's RUNNING first, then its whole task in a batch that the bound pushes out
+    table.add([(tid(5), 0, te.RUNNING, 1.5, (JOB, "f"))], "w:1", "n" * 32, "w" * 32, 42)
+    for n in (5, 6, 7):
+        table.add_whole(pack((tid(n),), (0,), (te.PENDING_NODE,), (1.0,), kinds[:1], (3.0,),
+                             (2.0,), (None,)), "me:1")
+    rows, total = table.query()
+    assert sorted(r.task_id for r in rows) == sorted([tid(2).hex(), tid(6).hex(), tid(7).hex()])
+    assert table.jobs[JOB.hex()].count == 2 and table.dropped() == 2
+    assert table.statistics()["records"] == total == 3

@@ -52,7 +52,7 @@ def ended(actor_id: bytes, attempt: int, before: str, after: str, error_type: st
 
 def parent_of(table: Any, task_id: bytes, attempt: int) -> bytes | None:
     """The parent task id the store keeps for this attempt (None when none, or not kept)."""
-    row = table.tasks.get((task_id, attempt))
+    row = table.row((task_id, attempt))
     if row is None or not row[PARENT]:
         return None
     return bytes.fromhex(row[PARENT])

@@ -1,4 +1,5 @@
-"""Task events: the vocabulary, and the bounded store that turns them into task records (pure).
+"""Task events: the bounded store that turns them into task records (pure; the vocabulary
+and the reads are task_rows.py's, whole tasks' batches whole_tasks.py's).
 
     owners (a new attempt, a failure, a retry)          ─┐ batches of events, every ~100 ms,
     workers (a run's start and end)                    ─┴► TaskEventTable.add(batch, who)
@@ -35,9 +36,10 @@ An event is a plain tuple, cheap to make and to pickle:
                                             not a state: the owner decides, FAILED or retry)
 
 A task whose run returned before its owner sent its opening (nearly every short task)
-travels whole instead, in a batch's columns of whole tasks (ids, attempts, ends, opening
-infos, opening states, opening times, starts, who): one row from its owner, nothing from
-its worker. A task still pending when its owner sent is its opening, then a DONE. A run
+travels whole instead, in the batch's whole tasks (whole_tasks.py: a few objects for the
+lot): one record from its owner, nothing from its worker; the store keeps such a batch as
+it came and makes its rows when something reads them (add_whole). A task still pending
+when its owner sent is its opening, then a DONE. A run
 that raised is a RUN then a FAILED (or a retry) from its owner; a worker tells a RAN only
 when it has no reply to carry the times (an actor that exited in a call), and a RUNNING
 for a task still running when it sends. An event costs its sender a clock
@@ -59,106 +61,20 @@ a user is told what is missing.
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
 from typing import Any
 
-from .filters import compile_filters, match_compiled
-from .records import TaskEventRecord
+from .task_rows import (DONE, ERROR_TYPES, FAILED, FINISHED, MAX_PER_JOB, PENDING_ACTOR,
+                        PENDING_ARGS, PENDING_NODE, RAN, RANK, RUN, RUNNING, STATES, USER_ERROR,
+                        RowQueries, error_info)
+from .task_rows import (_BLANK, ACTOR, CREATED, END_US, ERR_MSG, ERR_TYPE, JOB, KEY, NAME,
+                        NODE, OWNER, PARENT, PID, RAN_, RANK_, START_US, STATE, T_ARGS, T_ENDED,
+                        T_PENDING, TYPE, WORKER, WORKER_ADDR)
+from .whole_tasks import WholeBatch
 
-PENDING_ARGS = "PENDING_ARGS_AVAIL"
-PENDING_NODE = "PENDING_NODE_ASSIGNMENT"
-PENDING_ACTOR = "PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY"
-RUNNING = "RUNNING"
-RAN = "RAN"
-FINISHED = "FINISHED"
-FAILED = "FAILED"
-RANK = {PENDING_ARGS: 1, PENDING_NODE: 1, PENDING_ACTOR: 1, RUNNING: 3, FINISHED: 4, FAILED: 4}
-DONE = "DONE"
-RUN = "RUN"
-STATES = (*RANK, RAN, DONE, RUN)
-MAX_PER_JOB = 100_000         # records kept per job (RAYLITE_TASK_EVENTS_MAX_PER_JOB)
-
-# Ray's ErrorType names, by the class name of the error a task failed with.
-ERROR_TYPES = {"TaskCancelledError": "TASK_CANCELLED", "WorkerCrashedError": "WORKER_DIED",
-               "ActorDiedError": "ACTOR_DIED", "ActorUnavailableError": "ACTOR_UNAVAILABLE",
-               "OutOfMemoryError": "OUT_OF_MEMORY", "ObjectStoreFullError": "OBJECT_STORE_FULL",
-               "RaySystemError": "LOCAL_RAYLET_DIED", "OwnerDiedError": "OWNER_DIED",
-               "ObjectLostError": "OBJECT_UNRECONSTRUCTABLE"}
-USER_ERROR = "TASK_EXECUTION_EXCEPTION"
-
-
-def error_info(error: BaseException) -> tuple[str, str]:
-    """(Ray's error_type, the error's first line) of the error a task failed with."""
-    kind = ERROR_TYPES.get(type(error).__name__)
-    if kind is None:
-        kind = USER_ERROR
-        for cls in type(error).__mro__:  # a RayTaskError subclass made for the user's type
-            if cls.__name__ in ERROR_TYPES:
-                kind = ERROR_TYPES[cls.__name__]
-                break
-    cause = getattr(error, "cause", None)  # a RayTaskError: the user's exception says more
-    if kind == USER_ERROR and not isinstance(cause, BaseException):
-        cause = error                     # the user's exception itself (local mode)
-    try:
-        text = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(error)
-    except Exception:
-        text = type(error).__name__
-    return kind, (text.strip().partition("\n")[0] or type(error).__name__)[:500]
-
-
-# A row is a list (no object per record, no hex id or ms time kept twice):
-(KEY, NAME, STATE, JOB, ACTOR, TYPE, NODE, WORKER, PID, ERR_TYPE, ERR_MSG, CREATED, START_US,
- END_US, OWNER, WORKER_ADDR, RANK_, RAN_, T_ARGS, T_PENDING, T_ENDED, PARENT) = range(22)
-_BLANK: list = [None] * 22
-_BLANK[NAME], _BLANK[STATE], _BLANK[TYPE], _BLANK[RANK_], _BLANK[RAN_] = \
-    "", PENDING_NODE, "NORMAL_TASK", 0, False
-_INDEX = {"name": NAME, "func_or_class_name": NAME, "state": STATE, "job_id": JOB,
-          "actor_id": ACTOR, "type": TYPE, "node_id": NODE, "worker_id": WORKER,
-          "worker_pid": PID, "error_type": ERR_TYPE, "error_message": ERR_MSG,
-          "creation_time_ms": CREATED, "owner_address": OWNER, "worker_address": WORKER_ADDR,
-          "start_time_us": START_US, "end_time_us": END_US, "parent_task_id": PARENT}
-
-
-def _ms(us: int | None) -> int | None:
-    return None if us is None else us // 1000
-
-
-_DERIVED = {"task_id": lambda r: r[KEY][0].hex(), "attempt_number": lambda r: r[KEY][1],
-            "start_time_ms": lambda r: _ms(r[START_US]), "end_time_ms": lambda r: _ms(r[END_US]),
-            "events": lambda r: _events(r)}
-
-
-def _get(row: list, key: str) -> Any:
-    """A row's field by the record's name (the filters' reader)."""
-    i = _INDEX.get(key)
-    return row[i] if i is not None else _DERIVED[key](row)
-
-
-def _events(row: list) -> list:
-    """((state, ms), ...) in time order, from the times a row keeps."""
-    out = []
-    if row[T_ARGS] is not None:
-        out.append((PENDING_ARGS, row[T_ARGS]))
-    pending = row[T_PENDING] if row[T_PENDING] is not None else \
-        row[CREATED] if row[T_ARGS] is None else None
-    if pending is not None:
-        out.append((PENDING_ACTOR if row[TYPE] == "ACTOR_TASK" else PENDING_NODE, pending))
-    if row[START_US] is not None:
-        out.append((RUNNING, row[START_US] // 1000))
-    if row[RANK_] == 4:
-        ended = row[T_ENDED] if row[T_ENDED] is not None else _ms(row[END_US])
-        if ended is not None:
-            out.append((row[STATE], ended))
-    out.sort(key=lambda e: (e[1], RANK[e[0]]))
-    return out
-
-
-def _record(row: list) -> TaskEventRecord:
-    (key, name, state, job, actor, kind, node, worker, pid, err_type, err_msg, created, start,
-     end, owner, worker_addr) = row[:WORKER_ADDR + 1]
-    return TaskEventRecord(key[0].hex(), key[1], name, state, job, actor, kind, name, node,
-                           worker, pid, err_type, err_msg, created, _ms(start), _ms(end), owner,
-                           worker_addr, tuple(_events(row)), start, end, row[PARENT])
-
+__all__ = ["DONE", "ERROR_TYPES", "FAILED", "FINISHED", "MAX_PER_JOB", "PENDING_ACTOR",
+           "PENDING_ARGS", "PENDING_NODE", "PARENT", "RAN", "RANK", "RUN", "RUNNING", "STATES",
+           "USER_ERROR", "TaskEventTable", "error_info"]  # the vocabulary is task_rows.py's
 
 _OPENING = frozenset((PENDING_ARGS, PENDING_NODE, PENDING_ACTOR))
 
@@ -188,7 +104,10 @@ class _Job:
         self.dropped = 0
 
 
-class TaskEventTable:
+_NO_ONE = (None, None, None, None)
+
+
+class TaskEventTable(RowQueries):
     """Task records built from events, bounded per job (call with the shell's lock held)."""
 
     def __init__(self, max_per_job: int = MAX_PER_JOB):
@@ -201,6 +120,10 @@ class TaskEventTable:
         self.ignored = 0                       # events for no known attempt (pushed out, ...)
         self.max_attempt = 0                   # the highest attempt number seen
         self._job_hex: dict = {}               # job id -> its hex (the rows' job)
+        self._hexes: dict = {}                 # actor or parent id -> its hex
+        self._names: dict = {}                 # (class, method) -> "class.method"
+        self._unfolded = False                 # whole tasks in the index, not rows yet
+        self._fresh: deque = deque()           # WholeBatches not in the index yet
 
     # -- events ------------------------------------------------------------------
     def add(self, events: Any, address: str | None = None, node_id: str | None = None,
@@ -216,6 +139,8 @@ class TaskEventTable:
             task_id, attempt, state, at, info = event
             key = (task_id, attempt)
             t = get(key)
+            if type(t) is WholeBatch:  # a whole task's later event: its row is made now
+                t = self._made(key, t)
             if t is None:
                 if info is None or state == FAILED or state == DONE or state == RUN:
                     self.ignored += 1  # a later event of an attempt pushed out (or unknown)
@@ -251,45 +176,134 @@ class TaskEventTable:
             self._apply(t, key, state, at, info, address, node_id, worker_id, pid)
 
     def add_whole(self, whole: tuple, address: str | None) -> None:
-        """An owner's whole tasks (columns: ids, attempts, ends, opening infos, opening
-        states, opening times, starts, who): each row made finished at once (an actor's
-        creation task never comes whole: its worker tells how its __init__ ran)."""
-        tasks, job_hex = self.tasks, self._job_hex
-        ids, attempts, ends, infos, states, created, starts, whos = whole
-        derived = {}  # id(opening info) -> (its job's hex, name, actor hex, type, parent hex)
-        for info in infos:
-            if id(info) not in derived:
-                job_id, name, actor, parent = info
-                derived[id(info)] = (job_hex.get(job_id) or _hex_job(job_id, job_hex), name,
-                                     actor and actor.hex(), _kind(b"", actor),
-                                     parent and parent.hex())
-        no_one = (None, None, None, None)
-        counts: dict = {}  # job -> new rows
-        for key, end, d, info, state, at, start, who in zip(
-                zip(ids, attempts), ends, map(derived.__getitem__, map(id, infos)), infos,
-                states, created, starts, whos):
-            t = tasks.get(key)
-            if t is not None:  # a worker's RUNNING came first
-                self._apply(t, key, state, at, info, address, None, None, None)
-                self._ran(t, key, start, end, who)
+        """An owner's whole tasks, all finished, in the wire form of whole_tasks.py: kept as
+        the batch came (a WholeBatch), counted in its job now, put in the index (`tasks`)
+        when something reads the table or the bound pushes the batch's tasks out, each task
+        made a row only when read. An actor's creation task never comes whole: its worker
+        tells how its __init__ ran."""
+        batch = WholeBatch(whole, address)
+        self.max_attempt = max(self.max_attempt, max(whole[1]))
+        jobs = batch.jobs()
+        if len(jobs) > 1:  # tasks of several jobs (an owner working for more than one):
+            self._index(batch, counted=False)  # indexed now, counted a task at a time
+            return
+        job = self.job_hex(jobs.pop())
+        j = self.jobs.get(job) or self._job(job)
+        j.count += batch.n
+        j.finished.append(batch)
+        self._fresh.append(batch)
+        while j.count > self.max_per_job:
+            self._push_out(j, job)
+
+    def _index(self, batch: WholeBatch, counted: bool = True) -> None:
+        """A batch's tasks (from its first not pushed out) put in the index. An attempt that
+        has a row already (a worker's RUNNING came first) keeps it, and the whole task's
+        times and place are added to it; one that comes twice is one record. `counted`: the
+        batch was counted in its job when it came (else each new task is counted now)."""
+        batch.indexed = True
+        if batch.lo >= batch.n:
+            return
+        tasks = self.tasks
+        keys = batch.key_list()[batch.lo:]
+        before = len(tasks)
+        got = list(map(tasks.setdefault, keys, repeat(batch)))
+        self._unfolded = True
+        if counted and len(tasks) - before == len(keys):
+            return
+        seen: set = set()
+        for i, (key, t) in enumerate(zip(keys, got), batch.lo):
+            kind, state, created, start, end, who = batch.task(i)
+            if t is batch and key not in seen:
+                seen.add(key)
+                if not counted:
+                    self._count(key, self.job_hex(kind[0]))
                 continue
-            job, name, actor, kind, parent = d
-            ms = int(at * 1000)
-            w = who or no_one
-            tasks[key] = [key, name, FINISHED, job, actor, kind, w[0], w[1], w[2], None, None,
-                          ms, int(start * 1e6), int(end * 1e6), address, w[3], 4, True,
-                          ms if state == PENDING_ARGS else None, None, None, parent]
-            fin = counts.get(job)
-            if fin is None:
-                fin = counts[job] = []
-            fin.append(key)
-        self.max_attempt = max(self.max_attempt, max(attempts))
-        for job, keys in counts.items():  # then each job's bound
-            j = self.jobs.get(job) or self._job(job)
-            j.finished.extend(keys)
-            j.count += len(keys)
-            while j.count > self.max_per_job:
-                self._push_out(j, job)
+            if counted:  # counted twice: with the batch and by its row (or its first place)
+                self.jobs[self.job_hex(kind[0])].count -= 1
+            if t is batch:
+                continue
+            t = self._made(key, t)
+            job, name, actor, cls, parent = kind
+            self._apply(t, key, state, created, (job, self.name_of(cls, name), actor, parent),
+                        batch.address, None, None, None)
+            self._ran(t, key, start, end, who)
+
+    def _count(self, key: tuple, job: str | None) -> None:
+        """A new finished task of `job` (a whole task indexed a task at a time)."""
+        j = self.jobs.get(job) or self._job(job)
+        j.finished.append(key)
+        j.count += 1
+        while j.count > self.max_per_job:
+            self._push_out(j, job)
+
+    def _index_fresh(self) -> None:
+        """Every batch not indexed yet, indexed (before a read)."""
+        fresh = self._fresh
+        while fresh:
+            self._index(fresh.popleft())
+
+    def _made(self, key: tuple, t: Any) -> list:
+        """The row of `key` whose value in the index is `t` (a whole task's: made now)."""
+        if type(t) is WholeBatch:
+            t = self.tasks[key] = self._whole_row(key, t, t.place(key))
+        return t
+
+    def _whole_row(self, key: tuple, batch: WholeBatch, i: int) -> list:
+        (job_id, name, actor, cls, parent), state, created, start, end, who = batch.task(i)
+        ms = int(created * 1000)
+        w = who or _NO_ONE
+        return [key, self.name_of(cls, name), FINISHED, self.job_hex(job_id),
+                self.hex_of(actor), _kind(b"", actor), w[0], w[1], w[2], None, None, ms,
+                int(start * 1e6), int(end * 1e6), batch.address, w[3], 4, True,
+                ms if state == PENDING_ARGS else None, None, None, self.hex_of(parent)]
+
+    def row(self, key: tuple) -> list | None:
+        """The row of attempt `key` (a whole task's made now), or None."""
+        if self._fresh:
+            self._index_fresh()
+        t = self.tasks.get(key)
+        return None if t is None else self._made(key, t)
+
+    def _fold(self) -> None:
+        """Every whole task made a row (before a read that looks at every record)."""
+        self._index_fresh()
+        if self._unfolded:
+            tasks, batches = self.tasks, set()
+            for key, t in tasks.items():  # a value replaced, none added: the walk holds
+                if type(t) is WholeBatch:
+                    tasks[key] = self._whole_row(key, t, t.place(key))
+                    batches.add(t)
+            for t in batches:  # all its tasks are rows now: only its keys are kept (the
+                t.forget()     # bound pushes its tasks out by them)
+            self._unfolded = False
+
+    def job_hex(self, job: Any) -> str | None:
+        """A job id as the records show it (hex; None for none), one string each."""
+        return self._job_hex.get(job) or _hex_job(job, self._job_hex)
+
+    def hex_of(self, id: bytes | None) -> str | None:
+        """An actor's or parent task's id as the records show it (hex; None for none),
+        one string per id (remembered)."""
+        if id is None:
+            return None
+        text = self._hexes.get(id)
+        if text is None:
+            if len(self._hexes) > 4096:
+                self._hexes.clear()
+            text = self._hexes[id] = id.hex()
+        return text
+
+    def name_of(self, cls: str, name: str) -> str:
+        """A task's or call's name: `Class.method` for an actor's calls, one string each."""
+        if not cls:
+            return name
+        key = (cls, name)
+        text = self._names.get(key)
+        if text is None:
+            if len(self._names) > 4096:
+                self._names.clear()
+            text = self._names[key] = f"{cls}.{name}"
+        return text
 
     def _ran(self, t: list, key: tuple, start: float, end: float, who: tuple | None,
              ok: bool = True) -> None:
@@ -371,79 +385,28 @@ class TaskEventTable:
             self._push_out(j, job)
 
     def _push_out(self, j: _Job, job: str | None) -> None:
+        """The job's oldest finished record out (its oldest record when none has finished):
+        `finished` holds keys, and whole batches, each standing for its tasks in order."""
         tasks, finished = self.tasks, j.finished
         while finished:
-            key = finished.popleft()
+            key = finished[0]
+            if type(key) is WholeBatch:
+                batch = key
+                if not batch.indexed:  # its tasks' places are known once it is indexed
+                    self._fresh.remove(batch)
+                    self._index(batch)
+                if batch.lo >= batch.n:
+                    finished.popleft()
+                    continue
+                key = batch.keys[batch.lo]
+                batch.lo += 1
+            else:
+                finished.popleft()
             if key in tasks:
                 break
         else:  # none finished: its oldest (the first of its rows in the table's order)
-            key = next(k for k, row in tasks.items() if row[JOB] == job)
+            key = next(k for k, row in tasks.items()  # (a whole task is in `finished`)
+                       if type(row) is list and row[JOB] == job)
         del tasks[key]
         j.count -= 1
         j.dropped += 1
-
-    # -- queries -----------------------------------------------------------------
-    def query(self, filters: Any = (), limit: int | None = None, offset: int = 0
-              ) -> tuple[tuple, int]:
-        """(the records that pass every filter, from the `offset`-th match on, at most `limit`
-        of them; how many matched in all). Filters apply to every record before the limit."""
-        out = []
-        end = None if limit is None else offset + limit
-        if not filters:
-            total = len(self.tasks)
-            if end is None or end > offset:
-                for i, t in enumerate(self.tasks.values()):
-                    if i >= offset:
-                        if end is not None and i >= end:
-                            break
-                        out.append(_record(t))
-            return tuple(out), total
-        compiled = compile_filters(filters)
-        total = 0
-        for t in self._candidates(filters):
-            if match_compiled(t, compiled, _get):
-                if offset <= total and (end is None or total < end):
-                    out.append(_record(t))
-                total += 1
-        return tuple(out), total
-
-    def _candidates(self, filters: Any) -> Any:
-        """The rows a query must look at: a task id asked for (get_task) needs only its
-        attempts, looked up; anything else, every row."""
-        for key, pred, want in filters:
-            if key == "task_id" and pred == "=" and isinstance(want, str):
-                try:
-                    tid = bytes.fromhex(want)
-                except ValueError:
-                    return ()
-                get = self.tasks.get
-                return [r for r in (get((tid, a)) for a in range(self.max_attempt + 1)) if r]
-        return self.tasks.values()
-
-    def summary(self, filters: Any = ()) -> tuple:
-        """((func_or_class_name, type, state, count), ...) over the records that pass."""
-        compiled = compile_filters(filters)
-        counts: dict = {}
-        for t in self.tasks.values():
-            if not compiled or match_compiled(t, compiled, _get):
-                k = (t[NAME], t[TYPE], t[STATE])
-                counts[k] = counts.get(k, 0) + 1
-        return tuple((*k, n) for k, n in counts.items())
-
-    def answer(self, filters: Any, limit: int, offset: int, summary: bool) -> tuple:
-        """(rows, total, dropped, lost, max_per_job): a GetTaskEvents request's answer (limit
-        -1: all; summary: counts by function, type and state), as TaskEventsReply's fields."""
-        if summary:
-            rows = self.summary(filters)
-            total = sum(r[-1] for r in rows)
-        else:
-            rows, total = self.query(filters, None if limit < 0 else limit, offset)
-        return rows, total, self.dropped(), self.lost, self.max_per_job
-
-    def dropped(self) -> int:
-        """Records pushed out by the bound, over every job."""
-        return sum(j.dropped for j in self.jobs.values())
-
-    def statistics(self) -> dict:
-        return {"records": len(self.tasks), "jobs": len(self.jobs), "dropped": self.dropped(),
-                "lost": self.lost, "ignored": self.ignored, "max_per_job": self.max_per_job}

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 import operator
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any, Callable
 
 from .._core import metrics
 from .._core import records as rec
 from .._core import task_events as tev
+from .._core import whole_tasks as whole
 from .._runtime_env.validate import check_resolved
 from . import messages as m
 
@@ -267,6 +268,8 @@ def _ends_ok(infos: tuple) -> bool:
 def _unique_ok(check: Any, values: Any) -> bool:
     """check() of each distinct object of `values` (an owner shares one per function, or
     per worker)."""
+    if values and all(map(operator.is_, values, repeat(values[0]))):  # one object n times
+        return check(values[0])
     return all(map(check, dict(zip(map(id, values), values)).values()))
 
 
@@ -287,25 +290,29 @@ _COLUMNS = {tev.FINISHED: _ends_ok, tev.RAN: _ends_ok, tev.DONE: _dones_ok, tev.
 
 
 def whole_tasks(v: Any) -> str | None:
-    """An owner's whole tasks, as columns (_core/task_events.py): ids, attempts, ends,
-    opening infos, opening states, opening times, starts, who."""
+    """An owner's whole tasks, in the wire form of _core/whole_tasks.py: its shape and times
+    checked there, the values of its tuple columns here (a kind or who shared by many
+    tasks, once)."""
     if v == ():
         return None
     try:
-        if type(v) is tuple and len(v) == 8 and set(map(type, v)) == _TUPLE \
-                and len(set(map(len, v))) == 1 and 0 < len(v[0]) <= MAX_EVENTS:
-            ids, attempts, ends, infos, states, created, starts, whos = v
-            if set(map(type, ids)) == _BYTES and set(map(len, ids)) == _ID \
-                    and set(map(type, attempts)) == _INT and min(attempts) >= 0 \
-                    and max(attempts) <= MAX_INT and _finite(ends) and _finite(created) \
-                    and _finite(starts) and set(states) <= _SHARED \
-                    and None not in infos and _unique_ok(_opening_ok, infos) \
-                    and _unique_ok(_who_ok, whos):
-                return None
+        if whole.shaped(v, MAX_EVENTS) and set(map(type, v[1])) == _INT and min(v[1]) >= 0 \
+                and max(v[1]) <= MAX_INT and set(v[2]) <= _SHARED \
+                and _unique_ok(_kind_ok, v[4]) and _unique_ok(_who_ok, v[7]):
+            return None
     except (TypeError, ValueError, OverflowError):  # unhashable states, ...
         pass
-    return f"must be columns of whole tasks (ids, attempts, ends, infos, states, opening " \
-           f"times, starts, who), each as long as the others, not {_show(v)}"
+    return f"must be whole tasks (ids, attempts, states, opening times, kinds, ends, starts, " \
+           f"who, as _core/whole_tasks.py packs them), not {_show(v)}"
+
+
+def _kind_ok(kind: Any) -> bool:
+    """What a whole task is: (job id, name, actor id, class name, parent task id)."""
+    return type(kind) is tuple and len(kind) == 5 and type(kind[0]) is bytes \
+        and len(kind[0]) <= ID and type(kind[1]) is str and len(kind[1]) <= MAX_TEXT \
+        and (kind[2] is None or type(kind[2]) is bytes and len(kind[2]) == ID) \
+        and type(kind[3]) is str and len(kind[3]) <= MAX_TEXT \
+        and (kind[4] is None or type(kind[4]) is bytes and len(kind[4]) == ID)
 
 
 def _batch_ok(v: tuple) -> bool:

@@ -20,11 +20,18 @@ travels with the next batch.
 """
 from __future__ import annotations
 
+from array import array
+from math import fsum, isfinite
+from operator import itemgetter
 from typing import Any
 
 from ..task_events import DONE, FAILED, PENDING_NODE, RUN, error_info
+from ..whole_tasks import pack
 
 LIMIT = 200_000              # events buffered between two sends
+_KIND = itemgetter(4, 5, 6, 7, 8)  # what a task is: (job id, name, actor id, class name,
+                                   # parent task id)
+_TWO = {2}
 
 
 def _no_clock() -> float:
@@ -43,6 +50,7 @@ def _who_shaped(who: Any) -> bool:
 
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
+                 "_kinds",
                  "parent_of", "_who", "ran", "_gone")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
@@ -55,6 +63,7 @@ class TaskEvents:
         self.dropped = 0
         self._job_id: bytes = b""
         self._infos: dict = {}        # (job, name, actor id, class, parent) -> one info tuple
+        self._kinds: dict = {}        # the same key -> itself (a whole task's: one per kind)
         self._who: dict = {}          # worker connection -> who is on it (one tuple: pickled
                                       # once per batch)
         self.ran: list = []           # (task id, attempt, (start, end[, who]), conn, ok) of the
@@ -142,7 +151,76 @@ class TaskEvents:
         return out, dropped, ran, gone
 
     def build(self, out: list, dropped: int, ran: list, gone: list) -> tuple[list, int, tuple]:
-        """take()'s result from what swap() took."""
+        """take()'s result from what swap() took. The common batch (every event an opening,
+        every run returned, none the first reply on its connection) is matched and cut into
+        columns at C speed (map, zip, dict); any other goes the general way (_build)."""
+        result = self._match(out, dropped, ran) or self._build(out, dropped, ran)
+        for conn in gone:  # after this batch's runs found who replied on them
+            self._who.pop(conn, None)
+        if len(self._who) > 4096:  # connections that closed without a word
+            self._who.clear()
+        return result
+
+    def _match(self, out: list, dropped: int, ran: list) -> tuple[list, int, tuple] | None:
+        """The common batch's result, or None for another batch: runs that all returned,
+        none the first reply on its connection, heard in the order their tasks were opened;
+        the first runs may be of tasks opened in an earlier batch (DONE events) and the last
+        openings of tasks still running (sent as openings). A pass or two per column, at C
+        speed."""
+        if not ran or not out:
+            return None
+        try:
+            ids, attempts, states, created, *kind = zip(*out)  # (an event that is no
+            if len(kind) != 5:                                 # opening: fewer columns)
+                return None
+            run_ids, run_attempts, rs, conns, oks = zip(*ran)
+            if not all(oks) or set(map(len, rs)) != _TWO:
+                return None  # a run that raised, a first reply (who ran it)
+            first = run_ids.index(ids[0])  # runs before it: of tasks opened earlier
+            n = len(ran) - first           # runs of tasks opened here
+            if n > len(ids) or run_ids[first:] != ids[:n] or run_attempts[first:] != attempts[:n]:
+                return None  # heard in another order
+            starts, ends = zip(*rs)
+            times = array("d", starts)
+            times.extend(ends)  # (a time that is no number: TypeError)
+            if not isfinite(fsum(times)):
+                return None
+        except (TypeError, ValueError):
+            return None
+        who = self._who.get
+        events = list(map(self._opening, out[n:]))  # still running (or heard out of order)
+        events += [(e[0], e[1], DONE, ends[i], (starts[i], who(e[3])))  # after: an opening
+                   for i, e in enumerate(ran[:first])]                 # comes first
+        if n < len(ids):
+            ids, attempts, states, created = ids[:n], attempts[:n], states[:n], created[:n]
+            kind = [c[:n] for c in kind]
+        kinds = self._kinds
+        if len(kinds) > 4096:
+            kinds.clear()
+        if all(c.count(c[0]) == n for c in kind):  # one function (count sees one object n
+            first_kind = out[0][4:]                # times: fast)
+            kind = (kinds.setdefault(first_kind, first_kind),)
+        else:
+            mine = list(map(_KIND, out[:n]))
+            kind = tuple(map(kinds.setdefault, mine, mine))  # one tuple per kind
+        conns = conns[first:]
+        whos = (who(conns[0]),) if conns.count(conns[0]) == n else tuple(map(who, conns))
+        return events, dropped, pack(ids, attempts, states, created, kind, times[len(ran) + first:],
+                                     times[first:len(ran)], whos)
+
+    def _opening(self, e: tuple) -> tuple:
+        """An opening noted by new(), as the event it is sent as."""
+        task_id, attempt, state, at, job, name, actor, cls, parent = e
+        ikey = e[4:]
+        info = self._infos.get(ikey)
+        if info is None:  # one tuple per function (and parent): pickled once
+            if len(self._infos) > 4096:
+                self._infos.clear()
+            info = self._infos[ikey] = (job, f"{cls}.{name}" if cls else name, actor, parent)
+        return task_id, attempt, state, at, info
+
+    def _build(self, out: list, dropped: int, ran: list) -> tuple[list, int, tuple]:
+        """build() one event and one run at a time."""
         ends: dict = {}  # task id -> (attempt, start, end, who) of a run that returned
         if ran:
             known = self._who
@@ -158,30 +236,21 @@ class TaskEvents:
                     ends[task_id] = (attempt, r[0], r[1], who)
                 else:
                     out.append((task_id, attempt, RUN, r[1], (r[0], who)))
-        for conn in gone:
-            self._who.pop(conn, None)
-        if len(self._who) > 4096:  # connections that closed without a word
-            self._who.clear()
-        infos = self._infos
         events: list = []
         whole: list = []
         for e in out:
             if len(e) == 5:
                 events.append(e)
                 continue
-            task_id, attempt, state, at, job, name, actor, cls, parent = e  # an opening
-            ikey = (job, name, actor, cls, parent)
-            info = infos.get(ikey)
-            if info is None:  # one tuple per function (and parent): pickled once
-                if len(infos) > 4096:
-                    infos.clear()
-                info = infos[ikey] = (job, f"{cls}.{name}" if cls else name, actor, parent)
+            task_id, attempt, state, at = e[:4]  # an opening
             r = ends.get(task_id) if ends else None
             if r is None or r[0] != attempt:  # not run yet (or an earlier attempt's opening)
-                events.append((task_id, attempt, state, at, info))
+                events.append(self._opening(e))
             else:
                 del ends[task_id]
-                whole.append((task_id, attempt, r[2], info, state, at, r[1], r[3]))
+                kind = e[4:]
+                whole.append((task_id, attempt, state, at, self._kinds.setdefault(kind, kind),
+                              r[2], r[1], r[3]))
         for task_id, (attempt, start, end, who) in ends.items():  # openings sent earlier
             events.append((task_id, attempt, DONE, end, (start, who)))
-        return events, dropped, tuple(zip(*whole))
+        return events, dropped, pack(*zip(*whole)) if whole else ()
