@@ -182,8 +182,9 @@ class ClusterRuntime(TaskSubmission, ObjectPlane, ActorCalls, ClusterStreams, Re
         self._daemon = connect(daemon_address, self._token)
         self._listener = Listener(host, 0, self._token)
         self.address = self._listener.address
+        parent_of = context.task_id if self.in_worker else None  # a driver runs no task
         self._core = Owner(self.address, self.endpoint.ids, driver_sys_path, dumps_error, loads,
-                           time.time, context.task_id, max_lineage_bytes=self._lineage_bytes)
+                           time.time, parent_of, max_lineage_bytes=self._lineage_bytes)
         self._objects = self._core.objects  # its object table, used on every get and put
         on = self.endpoint.on
         on(m.TaskDone, self._task_done)

@@ -74,8 +74,8 @@ class Executor:
         self.cancelled: set[bytes] = set()
         self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
         self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
-        self.run_now: tuple | None = None  # the task running on the main thread, the same way:
-                                           # (task id, attempt, start, job id, name)
+        self.run_now: Any = None       # the task (its PushTask) running on the main thread,
+        self.run_start = 0.0           # and its start
         self._told: set = set()        # ... of those, the ones sent as RUNNING already
         # who runs the tasks (node id, worker id, pid, address), in the first reply (with task
         # events) on each connection
@@ -261,9 +261,9 @@ class Executor:
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
         ev = t.task_events
-        if ev:  # noted in one attribute: a task runs alone on this thread (take_events reads it)
-            start = time.time()
-            self.run_now = (t.task_id, t.attempt, start, t.job_id or b"", t.name)
+        if ev:  # noted for take_events: a task runs alone on this thread
+            start = self.run_start = time.time()
+            self.run_now = t
         marks = self.marks
         if marks is not None:
             marks.begin(t.task_id, t.attempt, t.name)
@@ -367,8 +367,10 @@ class Executor:
         now = self.run_now
         if self.started or told or now is not None:
             going = list(self.started.items())
-            if now is not None:
-                going.append(((now[0], now[1]), now[2:]))
+            if now is not None:  # run_start is set before run_now: read after it, it is
+                start = self.run_start  # this run's, or a later one's (this run has ended
+                going.append(((now.task_id, now.attempt),  # then: its owner tells the truth)
+                              (start, now.job_id or b"", now.name)))
             for key, (start, job_id, name) in going:
                 if key not in told:
                     told.add(key)

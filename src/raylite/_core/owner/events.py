@@ -38,10 +38,6 @@ def _no_clock() -> float:
     return 0.0
 
 
-def _no_parent() -> None:
-    return None
-
-
 def _who_shaped(who: Any) -> bool:
     """(node id hex, worker id hex, pid, address), by its types."""
     return type(who) is tuple and len(who) == 4 and type(who[0]) is str \
@@ -56,7 +52,7 @@ class TaskEvents:
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
                  parent_of: Any = None):
         self.clock = clock
-        self.parent_of = parent_of or _no_parent
+        self.parent_of = parent_of    # None: nothing this process submits has a parent
         self.decode_error = decode_error
         self.buffer: list = []
         self.limit = limit
@@ -92,7 +88,8 @@ class TaskEvents:
         at once), made an event in take()."""
         parent = task.parent
         if parent is False:  # its first attempt: the task running where it was submitted
-            parent = task.parent = self.parent_of()
+            parent_of = self.parent_of
+            parent = task.parent = None if parent_of is None else parent_of()
         b = self.buffer
         if len(b) < self.limit:
             b.append((task.task_id, task.attempt, state, self.clock(), self._job_id, task.name,
@@ -120,7 +117,8 @@ class TaskEvents:
         actor's) was submitted: its attempt 0, waiting for the GCS to place it (Ray's
         PENDING_NODE_ASSIGNMENT); its worker tells when __init__ ran, the GCS of restarts."""
         self.add(actor_id, 0, PENDING_NODE,
-                 (self._job_id, f"{class_name}.__init__", actor_id, self.parent_of()))
+                 (self._job_id, f"{class_name}.__init__", actor_id,
+                  None if self.parent_of is None else self.parent_of()))
 
     def ended(self, task: Any, error: Any, attempt: int | None = None) -> None:
         """The attempt failed with `error` (as the runtime stores it: the core's decode_error
