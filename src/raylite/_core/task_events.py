@@ -268,14 +268,36 @@ class TaskEventTable(RowQueries):
         """Every whole task made a row (before a read that looks at every record)."""
         self._index_fresh()
         if self._unfolded:
-            tasks, batches = self.tasks, set()
-            for key, t in tasks.items():  # a value replaced, none added: the walk holds
-                if type(t) is WholeBatch:
-                    tasks[key] = self._whole_row(key, t, t.place(key))
-                    batches.add(t)
-            for t in batches:  # all its tasks are rows now: only its keys are kept (the
-                t.forget()     # bound pushes its tasks out by them)
-            self._unfolded = False
+            batches = {id(t): t for t in self.tasks.values() if type(t) is WholeBatch}
+            for batch in batches.values():
+                self._rows_of(batch)
+                batch.forget()  # all its tasks are rows now: only its keys are kept (the
+            self._unfolded = False  # bound pushes its tasks out by them)
+
+    def _rows_of(self, batch: WholeBatch) -> None:
+        """Each task of `batch` the index still holds under it, made a row: what is one
+        for the whole batch (a kind, who ran it) is read once."""
+        tasks, keys, cols = self.tasks, batch.keys, batch.cols
+        if len(cols[4]) > 1 or len(cols[7]) > 1 or len(cols[2]) > 1:  # several kinds
+            for i in range(batch.lo, batch.n):
+                if tasks.get(keys[i]) is batch:
+                    tasks[keys[i]] = self._whole_row(keys[i], batch, i)
+            return
+        (job_id, name, actor, cls, parent), = cols[4]
+        node, worker, pid, address = cols[7][0] or _NO_ONE
+        head = (self.name_of(cls, name), FINISHED, self.job_hex(job_id), self.hex_of(actor),
+                _kind(b"", actor), node, worker, pid, None, None)
+        args = cols[2][0] == PENDING_ARGS
+        tail = (batch.address, address, 4, True)
+        parent = self.hex_of(parent)
+        created, starts, ends = batch.times_all()
+        get = tasks.get
+        for i in range(batch.lo, batch.n):
+            key = keys[i]
+            if get(key) is batch:
+                ms = int(created[i] * 1000)
+                tasks[key] = [key, *head, ms, int(starts[i] * 1e6), int(ends[i] * 1e6), *tail,
+                              ms if args else None, None, None, parent]
 
     def job_hex(self, job: Any) -> str | None:
         """A job id as the records show it (hex; None for none), one string each."""

@@ -109,11 +109,15 @@ class WholeBatch:
         """The job ids of its tasks."""
         return {kind[0] for kind in self.cols[4]}
 
-    def times(self, i: int) -> tuple[float, float, float]:
-        """(created, start, end) of the i-th task."""
+    def times_all(self) -> tuple:
+        """(created, starts, ends): arrays, a float per task."""
         if self._times is None:
             self._times = (floats(self.cols[3]), floats(self.cols[6]), floats(self.cols[5]))
-        created, starts, ends = self._times
+        return self._times
+
+    def times(self, i: int) -> tuple[float, float, float]:
+        """(created, start, end) of the i-th task."""
+        created, starts, ends = self.times_all()
         return created[i], starts[i], ends[i]
 
     def place(self, key: tuple) -> int:
