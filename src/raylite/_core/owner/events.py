@@ -8,13 +8,16 @@ them (pure; the vocabulary is raylite._core.task_events).
 
 A new attempt costs the caller's thread a clock read and a tuple: its event is made in
 take(), off the caller's wait. A task that finished before its opening was sent is sent
-whole (its opening and its run together, in the batch's columns of whole tasks), so a
-short task is one row from its owner and nothing from its worker; one that was still
-pending when the batch left ends with a DONE event instead.
+whole (its opening and its run together, packed with the batch's other whole tasks:
+_core/whole_tasks.py), so a short task is one record from its owner and nothing from its
+worker; one that was still pending when the batch left ends with a DONE event instead.
+take() cuts the common batch (tasks answered in the order they were opened) into columns
+with a few passes at C speed; any other batch is read an event at a time.
 
 Time comes from `clock`, the function the shell hands in (time.time in a cluster; the core
 itself never reads a clock), and a task's parent (the task or actor call that submitted it)
-from `parent_of`, read once per task, when its first attempt is recorded. The buffer is
+from `parent_of` (None in a driver, which runs no task), read once per task, when its first
+attempt is recorded. The buffer is
 bounded: past `limit` events an event is counted in `dropped` instead, and the count
 travels with the next batch.
 """
@@ -46,8 +49,7 @@ def _who_shaped(who: Any) -> bool:
 
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
-                 "_kinds",
-                 "parent_of", "_who", "ran", "_gone")
+                 "_kinds", "parent_of", "_who", "ran", "_gone")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
                  parent_of: Any = None):
@@ -149,9 +151,8 @@ class TaskEvents:
         return out, dropped, ran, gone
 
     def build(self, out: list, dropped: int, ran: list, gone: list) -> tuple[list, int, tuple]:
-        """take()'s result from what swap() took. The common batch (every event an opening,
-        every run returned, none the first reply on its connection) is matched and cut into
-        columns at C speed (map, zip, dict); any other goes the general way (_build)."""
+        """take()'s result from what swap() took: the common batch cut into columns at C
+        speed (_match), any other read an event at a time (_build)."""
         result = self._match(out, dropped, ran) or self._build(out, dropped, ran)
         for conn in gone:  # after this batch's runs found who replied on them
             self._who.pop(conn, None)
