@@ -100,7 +100,8 @@ class _Job:
 
     def __init__(self) -> None:
         self.count = 0                  # its rows
-        self.finished: deque = deque()  # keys in the order they finished (some gone since)
+        self.finished: deque = deque()  # keys in the order they finished (some gone since),
+                                        # a whole batch standing for its tasks in order
         self.dropped = 0
 
 
@@ -114,7 +115,8 @@ class TaskEventTable(RowQueries):
         if max_per_job < 1:
             raise ValueError(f"max_per_job must be at least 1, not {max_per_job}")
         self.max_per_job = max_per_job
-        self.tasks: dict[tuple, list] = {}    # (task id, attempt) -> its row, oldest first
+        self.tasks: dict[tuple, Any] = {}     # (task id, attempt) -> its row, oldest first
+                                               # (or the WholeBatch it came in, until read)
         self.jobs: dict[str | None, _Job] = {}
         self.lost = 0                          # events dropped by their processes, unsent
         self.ignored = 0                       # events for no known attempt (pushed out, ...)
