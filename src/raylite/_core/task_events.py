@@ -108,6 +108,14 @@ class _Job:
 _NO_ONE = (None, None, None, None)
 
 
+def _finished_row(key: tuple, shared: tuple, created: float, start: float, end: float) -> list:
+    """A whole task's row (the layout of task_rows.py), from TaskEventTable._shared's parts."""
+    head, tail, parent, args = shared
+    ms = int(created * 1000)
+    return [key, *head, ms, int(start * 1e6), int(end * 1e6), *tail, ms if args else None,
+            None, None, parent]
+
+
 class TaskEventTable(RowQueries):
     """Task records built from events, bounded per job (call with the shell's lock held)."""
 
@@ -251,13 +259,18 @@ class TaskEventTable(RowQueries):
         return t
 
     def _whole_row(self, key: tuple, batch: WholeBatch, i: int) -> list:
-        (job_id, name, actor, cls, parent), state, created, start, end, who = batch.task(i)
-        ms = int(created * 1000)
-        w = who or _NO_ONE
-        return [key, self.name_of(cls, name), FINISHED, self.job_hex(job_id),
-                self.hex_of(actor), _kind(b"", actor), w[0], w[1], w[2], None, None, ms,
-                int(start * 1e6), int(end * 1e6), batch.address, w[3], 4, True,
-                ms if state == PENDING_ARGS else None, None, None, self.hex_of(parent)]
+        kind, state, created, start, end, who = batch.task(i)
+        return _finished_row(key, self._shared(batch, kind, state, who), created, start, end)
+
+    def _shared(self, batch: WholeBatch, kind: tuple, state: str, who: tuple | None) -> tuple:
+        """What a whole task's row takes from its kind, opening state and who ran it:
+        (the fields before its creation time, those after its end, its parent's hex, whether
+        it waited for arguments)."""
+        job_id, name, actor, cls, parent = kind
+        node, worker, pid, address = who or _NO_ONE
+        return ((self.name_of(cls, name), FINISHED, self.job_hex(job_id), self.hex_of(actor),
+                 _kind(b"", actor), node, worker, pid, None, None),
+                (batch.address, address, 4, True), self.hex_of(parent), state == PENDING_ARGS)
 
     def row(self, key: tuple) -> list | None:
         """The row of attempt `key` (a whole task's made now), or None."""
@@ -278,28 +291,20 @@ class TaskEventTable(RowQueries):
 
     def _rows_of(self, batch: WholeBatch) -> None:
         """Each task of `batch` the index still holds under it, made a row: what is one
-        for the whole batch (a kind, who ran it) is read once."""
+        for the whole batch (a kind, who ran it, the opening state) is read once."""
         tasks, keys, cols = self.tasks, batch.keys, batch.cols
-        if len(cols[4]) > 1 or len(cols[7]) > 1 or len(cols[2]) > 1:  # several kinds
+        if len(cols[4]) > 1 or len(cols[7]) > 1 or len(cols[2]) > 1:  # not one for all
             for i in range(batch.lo, batch.n):
                 if tasks.get(keys[i]) is batch:
                     tasks[keys[i]] = self._whole_row(keys[i], batch, i)
             return
-        (job_id, name, actor, cls, parent), = cols[4]
-        node, worker, pid, address = cols[7][0] or _NO_ONE
-        head = (self.name_of(cls, name), FINISHED, self.job_hex(job_id), self.hex_of(actor),
-                _kind(b"", actor), node, worker, pid, None, None)
-        args = cols[2][0] == PENDING_ARGS
-        tail = (batch.address, address, 4, True)
-        parent = self.hex_of(parent)
+        shared = self._shared(batch, cols[4][0], cols[2][0], cols[7][0])
         created, starts, ends = batch.times_all()
-        get = tasks.get
+        get, row = tasks.get, _finished_row
         for i in range(batch.lo, batch.n):
             key = keys[i]
             if get(key) is batch:
-                ms = int(created[i] * 1000)
-                tasks[key] = [key, *head, ms, int(starts[i] * 1e6), int(ends[i] * 1e6), *tail,
-                              ms if args else None, None, None, parent]
+                tasks[key] = row(key, shared, created[i], starts[i], ends[i])
 
     def job_hex(self, job: Any) -> str | None:
         """A job id as the records show it (hex; None for none), one string each."""

@@ -38,8 +38,12 @@ def pack(ids: tuple, attempts: tuple, states: tuple, created: Any, kinds: tuple,
 
 
 def _one(column: tuple) -> tuple:
-    first = column[0]
-    return (first,) if all(map(is_, column, repeat(first))) else tuple(column)
+    return column[:1] if one_object(column) else tuple(column)
+
+
+def one_object(column: Any) -> bool:
+    """True when a non-empty column holds one object throughout (an identity test: fast)."""
+    return all(map(is_, column, repeat(column[0])))
 
 
 def _floats(column: Any) -> bytes:

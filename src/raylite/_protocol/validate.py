@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
-from itertools import compress, repeat
+from itertools import compress
 from typing import Any, Callable
 
 from .._core import metrics
@@ -268,7 +268,7 @@ def _ends_ok(infos: tuple) -> bool:
 def _unique_ok(check: Any, values: Any) -> bool:
     """check() of each distinct object of `values` (an owner shares one per function, or
     per worker)."""
-    if values and all(map(operator.is_, values, repeat(values[0]))):  # one object n times
+    if values and whole.one_object(values):  # one object n times: checked once
         return check(values[0])
     return all(map(check, dict(zip(map(id, values), values)).values()))
 
