@@ -264,6 +264,11 @@ class Executor:
         if ev:  # noted for take_events: a task runs alone on this thread
             start = self.run_start = time.time()
             self.run_now = t
+            # results() stamps the reply with (start, end) when who we are went on this
+            # connection before (the common case); else reply_ran adds it
+            stamp = start if conn in self._told_who and self.ident is not None else None
+        else:
+            stamp = None
         marks = self.marks
         if marks is not None:
             marks.begin(t.task_id, t.attempt, t.name)
@@ -289,7 +294,7 @@ class Executor:
                     elif type(value) is execution.GENERATOR:  # num_returns=N: drained in results()
                         value = execution.in_scope(value, lambda: _scoped(env, scope))
             self.running = None  # from here on a cancel comes too late to interrupt
-            reply = self.results(t.task_id, value, t.return_ids, t.owner, t.name)
+            reply = self.results(t.task_id, value, t.return_ids, t.owner, t.name, None, stamp)
         except KeyboardInterrupt:
             reply = m.TaskDone(t.task_id, (), dumps_error(TaskCancelledError(t.task_id.hex())), False)
         except BaseException as exc:
@@ -301,10 +306,9 @@ class Executor:
                 marks.end()
         if ev:
             self.run_now = None
-            if conn in self._told_who and self.ident is not None:  # the common case, inline
-                self.reply(conn, _tuple_new(m.TaskDone, (t.task_id, reply[1], reply[2], reply[3],
-                                                         (start, time.time()))))
-            else:  # the first reply on this connection, or no identity: reply_ran decides
+            if reply[4] is not None:  # stamped by results(): the common case
+                self.reply(conn, reply)
+            else:  # the first reply on this connection, no identity, or a failure: reply_ran
                 self.started[(t.task_id, t.attempt)] = (start, t.job_id or b"", t.name)
                 self.reply_ran(conn, reply, t.task_id, t.attempt, start)
         else:
@@ -380,7 +384,9 @@ class Executor:
         return out
 
     def results(self, task_id: bytes, value: Any, return_ids: tuple, owner: str, name: str,
-                actor_repr: str | None = None) -> m.TaskDone:
+                actor_repr: str | None = None, start: float | None = None) -> m.TaskDone:
+        """The reply of a run that returned `value`; with `start` (task events), it carries
+        the run's (start, end): end is now, after its results were stored."""
         late = None
         try:
             try:
@@ -394,7 +400,8 @@ class Executor:
                 out.append(data)
             if late is not None:
                 return self.failure(task_id, late, name, actor_repr)._replace(results=tuple(out))
-            return m.TaskDone(task_id, tuple(out), None, False)
+            return _tuple_new(m.TaskDone, (task_id, tuple(out), None, False,
+                                           None if start is None else (start, time.time())))
         except BaseException as exc:
             return self.failure(task_id, exc, name, actor_repr, retryable=False)
 
