@@ -70,6 +70,23 @@ def test_failed_attempts_are_kept_with_their_error_and_filters_come_before_the_l
     assert len(state.list_tasks(filters=[("name", "=", "fine"), ("state", "!=", "FAILED")])) == 5
 
 
+def test_tasks_got_one_at_a_time_are_each_one_finished_record(ray):
+    """The common loop (get(f.remote())): in a cluster the driver packs its whole tasks while
+    it waits for the next reply; none is lost, doubled or left without its run's times."""
+    @ray.remote
+    def one(i):
+        return i
+
+    n = 300
+    assert [ray.get(one.remote(i)) for i in range(n)] == list(range(n))
+    rows = until(lambda: state.list_tasks(filters=[("name", "=", "one")], detail=True, limit=1000),
+                 lambda rows: len(rows) == n and all(r.end_time_ms is not None for r in rows))
+    assert len({r.task_id for r in rows}) == n and {r.state for r in rows} == {"FINISHED"}
+    assert all(r.creation_time_ms <= r.start_time_ms <= r.end_time_ms for r in rows)
+    assert len({r.worker_pid for r in rows}) >= 1 and all(r.worker_pid for r in rows)
+    assert state.summarize_tasks()["cluster"]["summary"]["one"]["state_counts"] == {"FINISHED": n}
+
+
 def test_actor_calls_are_actor_tasks_and_enable_task_events_false_hides_a_task(ray):
     @ray.remote
     class Counter:

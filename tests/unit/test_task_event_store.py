@@ -174,7 +174,8 @@ def test_a_retry_fails_one_attempt_and_starts_the_next_and_off_means_nothing():
     assert [x.attempt for target, x in out if type(x) is m.PushTask] == [1]  # the idle lease
     o.task_done("w:1", t.task_id, (b"r",), None, False, now=1.0)
     states = [(e[1], e[2]) for e in o.events.take()[0]]
-    assert states == [(0, te.PENDING_NODE), (0, te.FAILED), (1, te.PENDING_NODE)]  # no times
+    # no times (so no whole task): the batch's openings, then attempt 0's end
+    assert states == [(0, te.PENDING_NODE), (1, te.PENDING_NODE), (0, te.FAILED)]
     quiet = task(2, events=False)
     [(_, msg)] = o.tasks.submit(quiet)  # the idle lease takes it
     assert not msg.task_events

@@ -132,8 +132,8 @@ def test_a_run_that_raised_is_placed_and_timed_by_its_owner_then_failed_or_retri
     o.task_done("w:1", t.task_id, (), err, True, now=0.0, ran=(500.0, 600.0, WHO))
     o.task_done("w:1", t.task_id, (b"r",), None, False, now=1.0, ran=(700.0, 800.0))
     events, _, whole = o.events.take()
-    # the RUN goes last (its run, noted on the reply's path, is made an event in take())
-    assert [(e[1], e[2]) for e in events] == [(0, te.PENDING_NODE), (0, te.FAILED), (0, te.RUN)]
+    # the opening goes first, then the RUN (the reply's), then FAILED (the owner's word)
+    assert [(e[1], e[2]) for e in events] == [(0, te.PENDING_NODE), (0, te.RUN), (0, te.FAILED)]
     assert cols(whole)[:2] + cols(whole)[5:6] == ((t.task_id,), (1,), (800.0,))  # ran whole
     table = TaskEventTable()
     table.add_whole(whole, "me:1")
@@ -156,17 +156,17 @@ def test_a_reply_whose_times_or_worker_are_not_a_workers_cannot_spoil_the_batch(
     assert validate.problem(m.TaskEvents(tuple(events), 0, whole=whole)) is None
 
 
-# -- the owner's batch made columns at C speed, and the store that keeps them ----------------
+# -- the owner's records packed as columns, and the store that keeps them ----------------
 from raylite._core.owner.events import TaskEvents  # noqa: E402
 from test_task_event_store import made  # noqa: E402
 
 
 class _Task:
-    __slots__ = ("task_id", "attempt", "name", "actor_id", "parent")
+    __slots__ = ("task_id", "attempt", "name", "actor_id", "parent", "opened")
 
     def __init__(self, n: int, name: str = "f", actor=None, attempt: int = 0):
         self.task_id, self.attempt, self.name, self.actor_id = tid(n), attempt, name, actor
-        self.parent = False
+        self.parent, self.opened = False, None
 
 
 def _noted(order, kinds=lambda n: ("f", None, ""), first_who=False):
@@ -186,76 +186,124 @@ def _noted(order, kinds=lambda n: ("f", None, ""), first_who=False):
     return ev
 
 
-def _general(ev):
-    """The same batch the general way (one event and one run at a time)."""
-    out, dropped, ran, gone = ev.swap()
-    return ev._build(out, dropped, ran)
-
-
-def test_the_common_batch_is_cut_into_columns_as_the_general_way_cuts_it():
+def test_whole_records_are_packed_as_columns_whatever_order_their_runs_came_in():
     def kinds(n):  # a function and an actor's method, mixed
         return ("f", None, "") if n % 3 else ("m", tid(9), "A")
     for order, kind in [([1, 2, 3, 4], lambda n: ("f", None, "")), ([3, 1, 4, 2], kinds),
                         ([1, 2, 3, 4, 5, 6], kinds)]:
-        probe, fast, slow = _noted(order, kind), _noted(order, kind), _noted(order, kind)
-        probe._who["w:1"] = slow._who["w:1"] = fast._who["w:1"] = WHO  # who is on it: known
-        in_order = order == sorted(order)  # the fast way takes runs heard in order only
-        assert (probe._match(*probe.swap()[:3]) is not None) == in_order
-        got, want = fast.take(), _general(slow)
-        assert got == want and got[0] == [] and len(cols(got[2])[0]) == len(order)
-        ids, attempts, states, created, kinds_, ends, starts, whos = cols(got[2])
-        assert ends == tuple(200.0 + int(i[0]) for i in ids) and set(whos) == {WHO}
+        ev = _noted(order, kind)
+        ev._who["w:1"] = WHO  # who is on it: known
+        events, lost, whole = ev.take()
+        assert events == [] and lost == 0 and len(cols(whole)[0]) == len(order)
+        ids, attempts, states, created, kinds_, ends, starts, whos = cols(whole)
+        assert ids == tuple(tid(n) for n in order) and set(whos) == {WHO}
+        assert ends == tuple(200.0 + n for n in order) and starts == tuple(100.0 + n for n in order)
+        assert created == tuple(float(sorted(order).index(n) + 1) for n in order)
+        assert [k[1:4] for k in kinds_] == [kind(n) for n in order]
+        assert states == tuple(te.PENDING_ACTOR if kind(n)[1] else te.PENDING_NODE for n in order)
         assert len({id(k) for k in kinds_}) == len(set(kinds_))  # one tuple per kind
-        assert validate.problem(m.TaskEvents((), 0, whole=got[2])) is None
+        assert validate.problem(m.TaskEvents((), 0, whole=whole)) is None
+        assert ev.take() == ([], 0, ()) and not ev.waiting()
 
 
 def test_runs_of_tasks_opened_earlier_and_openings_of_tasks_still_running_go_as_events():
-    for fast in (True, False):
-        ev = _noted([1])
-        ev._who["w:1"] = WHO
-        ev.new(_Task(2), te.PENDING_NODE)
-        first = ev.take()  # task 2's opening goes as one: its run, below, as a DONE
-        assert [e[0] for e in first[0]] == [tid(2)] and cols(first[2])[0] == (tid(1),)
-        t3, t4 = _Task(3), _Task(4)
-        ev.new(t3, te.PENDING_NODE)
-        ev.new(t4, te.PENDING_NODE)  # still running when the batch leaves
-        for t in (_Task(2), t3):
-            ev.finished(t, (100.0 + int(t.task_id[0]), 200.0 + int(t.task_id[0])), "w:1")
-        taken = ev.swap()
-        got = ev._match(*taken[:3]) if fast else ev._build(*taken[:3])
-        assert got is not None
-        events, _, whole = got
-        assert sorted((e[0], e[2]) for e in events) == [(tid(2), te.DONE),
-                                                        (tid(4), te.PENDING_NODE)]
-        assert (tid(2), 0, te.DONE, 202.0, (102.0, WHO)) in events
-        assert cols(whole)[0] == (tid(3),) and cols(whole)[5:] == ((203.0,), (103.0,), (WHO,))
+    ev = _noted([1])
+    ev._who["w:1"] = WHO
+    t2 = _Task(2)
+    ev.new(t2, te.PENDING_NODE)
+    first = ev.take()  # task 2's opening goes as one: its run, below, as a DONE
+    assert [e[0] for e in first[0]] == [tid(2)] and cols(first[2])[0] == (tid(1),)
+    assert first[0][0][4] == (JOB, "f", None, None)
+    t3, t4 = _Task(3), _Task(4)
+    ev.new(t3, te.PENDING_NODE)
+    ev.new(t4, te.PENDING_NODE)  # still running when the batch leaves
+    for t in (t2, t3):
+        ev.finished(t, (100.0 + int(t.task_id[0]), 200.0 + int(t.task_id[0])), "w:1")
+    events, _, whole = ev.take()
+    assert [(e[0], e[2]) for e in events] == [(tid(4), te.PENDING_NODE), (tid(2), te.DONE)]
+    assert events[1] == (tid(2), 0, te.DONE, 202.0, (102.0, WHO))
+    assert cols(whole)[0] == (tid(3),) and cols(whole)[5:] == ((203.0,), (103.0,), (WHO,))
+    assert validate.problem(m.TaskEvents(tuple(events), 0, whole=whole)) is None
+
+
+def test_an_event_of_a_task_whose_opening_is_unsent_goes_after_it():
+    ev = _noted([1, 2], first_who=True)  # a first reply carries who ran it
+    t3 = _Task(3)
+    ev.new(t3, te.PENDING_ARGS)
+    ev.add(tid(3), 0, te.PENDING_NODE)  # its arguments are ready
+    ev.add(tid(1), 0, te.FAILED, ("X", "y"))  # an event of a whole task's: after it
+    events, _, whole = ev.take()
+    assert [(e[0], e[2]) for e in events] == [(tid(3), te.PENDING_ARGS), (tid(3), te.PENDING_NODE),
+                                              (tid(1), te.FAILED)]
+    assert cols(whole)[0] == (tid(1), tid(2)) and cols(whole)[7] == (WHO, WHO)
+    ev.new(t3, te.PENDING_NODE)      # a retry: attempt 1, its opening unsent
+    t3.attempt = 1
+    ev.new(t3, te.PENDING_NODE)      # a second new attempt sends the first one's opening first
+    ev.finished(t3, (5.0, 6.0), "w:1")
+    ev.finished(t3, (7.0, 8.0), "w:1")  # the same run twice: a DONE the second time
+    events, _, whole = ev.take()
+    assert [(e[1], e[2]) for e in events] == [(0, te.PENDING_NODE), (1, te.DONE)]
+    assert cols(whole)[:2] == ((tid(3),), (1,)) and cols(whole)[5] == (6.0,)
+
+
+def test_the_buffers_are_bounded_and_what_did_not_fit_is_counted():
+    ev = TaskEvents(clock=lambda: 1.0, limit=2)
+    tasks = [_Task(n) for n in range(1, 5)]
+    for t in tasks:
+        ev.new(t, te.PENDING_NODE)
+        ev.finished(t, (2.0, 3.0), "w:1")
+    events, lost, whole = ev.take()
+    assert lost == 2 and cols(whole)[0] == (tid(1), tid(2)) and events == []
+
+
+def _stepped(parts_at, kinds=lambda n: ("f", None, ""), who=lambda n: "w:1"):
+    """Tasks 1..6 opened and answered one at a time (task 6 still running at the end), the
+    whole records packed early (take_part, part) after the tasks numbered in `parts_at`."""
+    clock = iter(float(i) for i in range(1, 1000))
+    ev = TaskEvents(clock=lambda: next(clock), parent_of=lambda: None)
+    ev.job_id = JOB
+    ev._who.update({"w:1": WHO, "w:2": WHO[:3] + ("w:2",)})
+    for n in range(1, 7):
+        name, actor, cls = kinds(n)
+        t = _Task(n, name, actor)
+        ev.new(t, te.PENDING_ACTOR if actor else te.PENDING_NODE, cls)
+        if n < 6:
+            ev.finished(t, (100.0 + n, 200.0 + n), who(n))
+        if n in parts_at:
+            ev.part(ev.take_part())
+    return ev.take()
+
+
+def test_whole_records_packed_early_go_with_the_batch_as_if_packed_at_once():
+    mixed = (lambda n: ("f", None, "") if n % 2 else ("m", tid(9), "A"))
+    for kinds, who in [(lambda n: ("f", None, ""), lambda n: "w:1"),
+                       (mixed, lambda n: "w:1" if n < 3 else "w:2")]:
+        want = _stepped((), kinds, who)
+        for parts_at in [(2,), (1, 3, 4), (5,), (1, 2, 3, 4, 5)]:
+            got = _stepped(parts_at, kinds, who)
+            assert cols(got[2]) == cols(want[2]) and got[:2] == want[:2], parts_at
+            assert len(got[2][4]) == len(want[2][4]) and len(got[2][7]) == len(want[2][7])
+        events, _, whole = want
+        assert [(e[0], e[2]) for e in events] == [(tid(6), te.PENDING_NODE if kinds(6)[1] is None
+                                                   else te.PENDING_ACTOR)]  # still running
+        assert cols(whole)[0] == tuple(map(tid, range(1, 6)))
         assert validate.problem(m.TaskEvents(tuple(events), 0, whole=whole)) is None
 
 
-def test_a_batch_that_is_not_the_common_one_goes_the_general_way():
-    ev = _noted([1, 2], first_who=True)  # a first reply carries who ran it
-    out = ev.swap()
-    assert ev._match(*out[:3]) is None
-    ev = _noted([1, 2])
-    ev.finished(_Task(1), (300.0, 301.0), "w:1")  # one run twice
-    assert ev._match(*ev.swap()[:3]) is None
-    for order in ([2, 1], [3, 1, 2], [2, 3, 1]):  # heard in another order: the same records
-        records = []
-        for way in (TaskEvents._match, TaskEvents._build):
-            ev = _noted(order)
-            taken = ev.swap()[:3]
-            events, _, whole = way(ev, *taken) or ev._build(*taken)
-            table = TaskEventTable()
-            if whole:
-                table.add_whole(whole, "me:1")
-            table.add(events, "me:1")
-            records.append(sorted((r.task_id, r.state, r.start_time_ms, r.end_time_ms)
-                                  for r in table.query()[0]))
-        assert records[0] == records[1] and {r[1] for r in records[0]} == {"FINISHED"}
-    ev = _noted([1, 2])
-    ev.add(tid(1), 0, te.FAILED, ("X", "y"))  # an event that is no opening
+def test_records_out_of_order_are_packed_early_too():
+    ev = _noted([3, 1])
+    t2, t4 = _Task(2), _Task(4)
+    for t in (t2, t4):
+        ev.new(t, te.PENDING_NODE)  # opened after 1 and 3, before they were answered
+    ev.part(ev.take_part())          # 3, 1: out of order
+    assert ev.take_part() is None    # nothing new since
+    ev.finished(t4, (1.0, 2.0), "w:1")
+    ev.part(ev.take_part())
+    ev.finished(_Task(5), (1.0, 2.0), "w:1")  # never opened: a DONE, no record
     events, _, whole = ev.take()
-    assert [e[2] for e in events] == [te.FAILED] and cols(whole)[0] == (tid(1), tid(2))
+    assert cols(whole)[0] == (tid(3), tid(1), tid(4))
+    assert [(e[0], e[2]) for e in events] == [(tid(2), te.PENDING_NODE), (tid(5), te.DONE)]
+    assert ev.take_part() is None and ev.take() == ([], 0, ()) and not ev.waiting()
 
 
 def test_whole_tasks_are_kept_as_columns_until_read():

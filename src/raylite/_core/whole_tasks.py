@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from itertools import count, repeat
+from itertools import chain, count, repeat
 from math import fsum, isfinite
 from operator import is_
 from typing import Any
@@ -37,8 +37,29 @@ def pack(ids: tuple, attempts: tuple, states: tuple, created: Any, kinds: tuple,
             _floats(ends), _floats(starts), _one(whos))
 
 
+def join(batches: list) -> tuple:
+    """Packed batches as one (() for none): a tuple column keeps one value when every batch
+    has that one value, else holds one per task."""
+    if len(batches) < 2:
+        return batches[0] if batches else ()
+    sizes = list(map(size, batches))
+    cols = list(zip(*batches))
+    for c in (1, 2, 4, 7):
+        col = cols[c]
+        if all(len(v) == 1 for v in col) and col.count(col[0]) == len(col):
+            cols[c] = col[0]
+        else:
+            cols[c] = tuple(chain.from_iterable(v if len(v) == n else v * n
+                                                for v, n in zip(col, sizes)))
+    for c in (0, 3, 5, 6):
+        cols[c] = b"".join(cols[c])
+    return tuple(cols)
+
+
 def _one(column: tuple) -> tuple:
-    return column[:1] if one_object(column) else tuple(column)
+    """One value for them all when every value equals the first (the owner's own values:
+    equal is as good as one object), else the column."""
+    return column[:1] if column.count(column[0]) == len(column) else tuple(column)
 
 
 def one_object(column: Any) -> bool:

@@ -35,6 +35,7 @@ import _thread
 import time
 from typing import Any, Sequence
 
+from .._core.owner.events import PART
 from .._object_store import shm
 from .._protocol import messages as m
 from .._protocol.read_turn import shield, shielding
@@ -365,6 +366,8 @@ class ObjectPlane:
             return False
         give_back = True
         try:
+            if len(core.events.whole) >= PART:  # work for the wait (cluster_tasks.py)
+                self.pack_task_events()
             inbox = conn.inbox
             while not o.ready and task.conn is conn:
                 if not inbox:

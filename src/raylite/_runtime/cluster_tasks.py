@@ -261,12 +261,27 @@ class TaskSubmission:
             if self._core.actors.terminates:
                 self._terminate_unreferenced()
 
+    def pack_task_events(self) -> None:
+        """While the caller's thread waits for a reply (get() reading it: cluster_objects.py),
+        it packs the whole tasks made so far (PART or more: _core/owner/events.py): work the
+        sender thread would otherwise do holding the interpreter the caller wants back."""
+        core = self._core
+        if not self._events_lock.acquire(blocking=False):
+            return  # the sender is at it
+        try:
+            with self._lock:
+                part = core.events.take_part()
+            if part is not None:
+                core.events.part(part)
+        finally:
+            self._events_lock.release()
+
     def send_task_events(self) -> None:
         """Sends the task events this process has made since the last call (the owner core's,
         and the executor's runs of tasks, in a worker) to its daemon, for the GCS's store."""
         core, ex = self._core, self.executor
         with self._events_lock:  # batches leave in the order they were taken
-            if core.events.buffer or core.events.ran or core.events.dropped:
+            if core.events.waiting():
                 with self._lock:  # only the swap holds the lock the caller's threads want
                     taken = core.events.swap()
                 events, lost, whole = core.events.build(*taken)

@@ -70,7 +70,7 @@ class LocalTaskEvents:
 
     def drain(self, force: bool = False) -> None:
         """Moves the buffered events into the table (call with the runtime's lock held)."""
-        if self.events.buffer and (force or len(self.events.buffer) >= DRAIN_AT):
+        if self.events.waiting() and (force or len(self.events.buffer) >= DRAIN_AT):
             events, lost, _ = self.events.take()  # whole tasks come from workers' replies: none here
             self.table.add(events, "local", self.node_id, self.node_id, os.getpid(), lost)
 

@@ -1,40 +1,45 @@
 """The owner's task events: what it saw happen to its tasks, buffered until the shell sends
 them (pure; the vocabulary is raylite._core.task_events).
 
-    core event (submit, arguments ready, a failure, cancel, retry) ─► TaskEvents.add / new
-         only for a task whose `events` flag is set (enable_task_events, per task and per init)
-    a worker's TaskDone, with its run's (start, end[, who]) ─► finished (noted; take() decides)
-    the shell, every ~100 ms (its maintenance thread) ─► take() ─► one TaskEvents message
+    a new attempt (submit, retry, an actor call) ─► new(): its opening noted in this batch
+        (`notes`) and on the task (task.opened)
+    the worker's TaskDone, with its run's (start, end[, who]) ─► finished(): a run that
+        returned while its opening was in this batch makes the attempt one whole record
+        (`whole`); any other run, a DONE or a RUN event
+    any other event (arguments ready, a failure, cancel, retry) ─► add() (`buffer`)
+    the shell, every ~100 ms (its maintenance thread) ─► take() = build(*swap()) ─► one
+        TaskEvents message: the openings whose runs have not returned, as events, then the
+        other events in order; and the whole records packed as columns
+        (_core/whole_tasks.py)
 
-A new attempt costs the caller's thread a clock read and a tuple: its event is made in
-take(), off the caller's wait. A task that finished before its opening was sent is sent
-whole (its opening and its run together, packed with the batch's other whole tasks:
-_core/whole_tasks.py), so a short task is one record from its owner and nothing from its
-worker; one that was still pending when the batch left ends with a DONE event instead.
-take() cuts the common batch (tasks answered in the order they were opened) into columns
-with a few passes at C speed; any other batch is read an event at a time.
+Only events of tasks whose `events` flag is set (enable_task_events, per task and per init)
+come here. A short task costs its owner a clock read and a tuple when it is submitted and a
+small tuple when its reply comes, and nothing on its worker's side; packing the records into
+columns is take()'s work, off the caller's path, a few passes at C speed. Nothing here holds
+a task: a finished task's objects are freed at once. A batch's openings go before its other
+events, so a task's later event (a failure, its arguments ready) comes after its opening.
 
 Time comes from `clock`, the function the shell hands in (time.time in a cluster; the core
 itself never reads a clock), and a task's parent (the task or actor call that submitted it)
 from `parent_of` (None in a driver, which runs no task), read once per task, when its first
-attempt is recorded. The buffer is
-bounded: past `limit` events an event is counted in `dropped` instead, and the count
-travels with the next batch.
+attempt is recorded. The buffers are bounded: past `limit` openings or events one is
+counted in `dropped` instead, and the count travels with the next batch.
 """
 from __future__ import annotations
 
 from array import array
-from math import fsum, isfinite
-from operator import itemgetter
+from math import isfinite
+from operator import is_, itemgetter
 from typing import Any
 
 from ..task_events import DONE, FAILED, PENDING_NODE, RUN, error_info
-from ..whole_tasks import pack
+from ..whole_tasks import join, pack
 
 LIMIT = 200_000              # events buffered between two sends
-_KIND = itemgetter(4, 5, 6, 7, 8)  # what a task is: (job id, name, actor id, class name,
-                                   # parent task id)
-_TWO = {2}
+_FAR = 1e15                  # seconds: no time of a run is this far from 1970
+PART = 48                    # whole records a caller waiting for a reply packs at a time
+                             # (part(): ~20 us)
+_DROPPED = (-1,)             # task.opened of an attempt whose opening did not fit (counted)
 
 
 def _no_clock() -> float:
@@ -47,16 +52,29 @@ def _who_shaped(who: Any) -> bool:
         and type(who[1]) is str and type(who[2]) is int and type(who[3]) is str
 
 
+def _timed(ran: Any) -> bool:
+    """A run's (start, end, ...) as a worker sends it: two times first (floats, seconds
+    since the epoch, well within what a batch's sum of times can hold)."""
+    return type(ran) is tuple and len(ran) >= 2 and type(ran[0]) is float \
+        and type(ran[1]) is float and -_FAR < ran[0] < _FAR and -_FAR < ran[1] < _FAR
+
+
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
-                 "_kinds", "parent_of", "_who", "ran", "_gone")
+                 "_kinds", "parent_of", "_who", "notes", "whole", "_gen", "_gone", "parts")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
                  parent_of: Any = None):
         self.clock = clock
         self.parent_of = parent_of    # None: nothing this process submits has a parent
         self.decode_error = decode_error
-        self.buffer: list = []
+        self.notes: list = []         # the openings of this batch (as new() lays them out),
+                                      # in order; each also on its task (task.opened)
+        self.whole: list = []         # (opening, start, end, conn): attempts of this batch
+                                      # whose run returned
+        self.buffer: list = []        # any other event, in the order it happened
+        self._gen = 0                 # this batch's number (an opening's first field)
+        self.parts: list = []         # (packed, events) of whole records packed early (part())
         self.limit = limit
         self.dropped = 0
         self._job_id: bytes = b""
@@ -64,8 +82,6 @@ class TaskEvents:
         self._kinds: dict = {}        # the same key -> itself (a whole task's: one per kind)
         self._who: dict = {}          # worker connection -> who is on it (one tuple: pickled
                                       # once per batch)
-        self.ran: list = []           # (task id, attempt, (start, end[, who]), conn, ok) of the
-                                      # runs whose replies came since the last take
         self._gone: list = []         # connections closed since: forgotten after that take
 
     @property
@@ -77,7 +93,12 @@ class TaskEvents:
     def job_id(self, job_id: bytes) -> None:
         self._job_id = job_id
 
+    def waiting(self) -> bool:
+        """True when take() has something to send."""
+        return bool(self.notes or self.buffer or self.dropped or self.parts)
+
     def add(self, task_id: bytes, attempt: int, state: str, info: Any = None) -> None:
+        """An event of the task's (its opening, if it is in this batch, goes before it)."""
         b = self.buffer
         if len(b) < self.limit:
             b.append((task_id, attempt, state, self.clock(), info))
@@ -86,26 +107,46 @@ class TaskEvents:
 
     def new(self, task: Any, state: str, class_name: str = "") -> None:
         """A new attempt of `task` (or a new call of an actor of `class_name`), in `state`:
-        noted now (a tuple of what it is, not the task: a finished task's objects are freed
-        at once), made an event in take()."""
+        its opening, noted in this batch and on the task until its run returns."""
         parent = task.parent
         if parent is False:  # its first attempt: the task running where it was submitted
             parent_of = self.parent_of
             parent = task.parent = None if parent_of is None else parent_of()
-        b = self.buffer
+        b = self.notes
         if len(b) < self.limit:
-            b.append((task.task_id, task.attempt, state, self.clock(), self._job_id, task.name,
-                      task.actor_id, class_name, parent))
+            task.opened = note = (self._gen, task.task_id, task.attempt, state, self.clock(),
+                                  self._job_id, task.name, task.actor_id, class_name, parent)
+            b.append(note)
         else:
+            task.opened = _DROPPED
             self.dropped += 1
 
     def finished(self, task: Any, ran: Any, conn: Any = None, ok: bool = True) -> None:
         """The attempt's run ended, returning (`ok`) or raising: `ran` is (start, end) from
         its worker's reply on `conn`, and who ran it (node id hex, worker id hex, pid,
-        address) the first time on that connection. Noted only (a reply's path): take()
-        makes it part of a whole task, a DONE or a RUN event."""
-        if len(self.ran) < self.limit:
-            self.ran.append((task.task_id, task.attempt, ran, conn, ok))
+        address) the first time on that connection. A run that returned while its opening
+        was in this batch makes the attempt one whole record (its times are checked when
+        packed); any other, a DONE or a RUN event."""
+        op = task.opened
+        if op is not None:
+            task.opened = None
+            if op[0] == self._gen and ok and type(ran) is tuple and len(ran) == 2 \
+                    and op[2] == task.attempt:  # the common case, as lean as it can be
+                self.whole.append((op, ran[0], ran[1], conn))
+                return
+        if type(ran) is not tuple or len(ran) < 2 or op is _DROPPED:
+            return  # not a worker's, or an attempt whose opening was dropped: nothing to tell
+        if len(ran) > 2:  # checked in full by the daemon; here, only its shape, so one bad
+            self._who[conn] = ran[2] if _who_shaped(ran[2]) else None  # reply cannot spoil
+            if op is not None and op[0] == self._gen and ok and op[2] == task.attempt:
+                self.whole.append((op, ran[0], ran[1], conn))          # the batch
+                return
+        if not _timed(ran):
+            return  # not a worker's: nothing to tell
+        b = self.buffer
+        if len(b) < self.limit:
+            b.append((task.task_id, task.attempt, DONE if ok else RUN, ran[1],
+                      (ran[0], self._who.get(conn))))
         else:
             self.dropped += 1
 
@@ -133,123 +174,108 @@ class TaskEvents:
             info = ("TASK_EXECUTION_EXCEPTION", "")
         self.add(task.task_id, a, FAILED, info)
 
+    def take_part(self) -> list | None:
+        """The whole records so far (None for none), taken out with their openings: a pass
+        at C speed when those are the first of the batch, in order (tasks answered in the
+        order they were opened), else one a note. Call it with the lock swap() needs."""
+        whole, notes = self.whole, self.notes
+        if not whole:
+            return None
+        self.whole = []
+        n = len(whole)
+        if n <= len(notes) and all(map(is_, map(itemgetter(0), whole), notes)):
+            del notes[:n]
+        else:
+            done = set(map(id, map(itemgetter(0), whole)))
+            self.notes = [note for note in notes if id(note) not in done]
+        return whole
+
+    def part(self, whole: list) -> None:
+        """Packs records take_part() took, early (the caller's thread has nothing better to
+        do: it waits for a reply); take() sends them with the rest (one call at a time,
+        as build())."""
+        events: list = []
+        self.parts.append((self._pack(whole, events), events))
+
     def take(self) -> tuple[list, int, tuple]:
-        """(events since the last take, how many were dropped since, the whole tasks since as
-        columns: ids, attempts, ends, opening infos, opening states, opening times, starts,
-        who ran them; () for none). A run that returned whose opening is in the same batch
-        makes the task whole; one whose opening went earlier, a DONE; one that raised, a RUN
-        (its state is the owner's to decide: FAILED, or a retry)."""
+        """(events since the last take, how many were dropped since, the whole tasks since
+        packed as columns: _core/whole_tasks.py; () for none). An opening whose run has not
+        returned goes as an event, first."""
         return self.build(*self.swap())
 
     def swap(self) -> tuple:
         """What take() reads, taken out of the buffers (the one step that must hold the lock
-        the core's other calls hold; build() may then run without it, one call at a time)."""
+        the core's other calls hold; build() may then run without it, one call at a time).
+        The openings taken are this batch's: a run that returns later is a DONE event."""
+        notes, self.notes = self.notes, []
+        self._gen += 1
         out, self.buffer = self.buffer, []
         dropped, self.dropped = self.dropped, 0
-        ran, self.ran = self.ran, []
+        whole, self.whole = self.whole, []
         gone, self._gone = self._gone, []
-        return out, dropped, ran, gone
+        return notes, out, dropped, whole, gone
 
-    def build(self, out: list, dropped: int, ran: list, gone: list) -> tuple[list, int, tuple]:
-        """take()'s result from what swap() took: the common batch cut into columns at C
-        speed (_match), any other read an event at a time (_build)."""
-        result = self._match(out, dropped, ran) or self._build(out, dropped, ran)
+    def build(self, notes: list, out: list, dropped: int, whole: list,
+              gone: list) -> tuple[list, int, tuple]:
+        """take()'s result from what swap() took."""
+        n = len(whole)
+        if n == len(notes):  # every opening's run returned
+            unsent: Any = ()
+        elif all(map(is_, map(itemgetter(0), whole), notes)):  # runs heard in order: the
+            unsent = notes[n:]                                # rest are still running
+        else:
+            done = set(map(id, map(itemgetter(0), whole)))
+            unsent = [note for note in notes if id(note) not in done]
+        events = list(map(self._opening, unsent))
+        events += out
+        packed = self._pack(whole, events) if whole else ()
+        if self.parts:  # packed early (part()), the records before these
+            parts, self.parts = self.parts, []
+            for _, early in parts:
+                events += early
+            packed = join([p for p, _ in parts if p] + ([packed] if packed else []))
         for conn in gone:  # after this batch's runs found who replied on them
             self._who.pop(conn, None)
         if len(self._who) > 4096:  # connections that closed without a word
             self._who.clear()
-        return result
+        return events, dropped, packed
 
-    def _match(self, out: list, dropped: int, ran: list) -> tuple[list, int, tuple] | None:
-        """The common batch's result, or None for another batch: runs that all returned,
-        none the first reply on its connection, heard in the order their tasks were opened;
-        the first runs may be of tasks opened in an earlier batch (DONE events) and the last
-        openings of tasks still running (sent as openings). A pass or two per column, at C
-        speed."""
-        if not ran or not out:
-            return None
+    def _pack(self, whole: list, events: list, checked: bool = False) -> tuple:
+        """The whole records as the wire's columns, a pass or two per column at C speed; one
+        whose times are not a worker's (a bad reply) goes as its opening alone."""
+        notes, starts, ends, conns = zip(*whole)
         try:
-            ids, attempts, states, created, *kind = zip(*out)  # (an event that is no
-            if len(kind) != 5:                                 # opening: fewer columns)
-                return None
-            run_ids, run_attempts, rs, conns, oks = zip(*ran)
-            if not all(oks) or set(map(len, rs)) != _TWO:
-                return None  # a run that raised, a first reply (who ran it)
-            first = run_ids.index(ids[0])  # runs before it: of tasks opened earlier
-            n = len(ran) - first           # runs of tasks opened here
-            if n > len(ids) or run_ids[first:] != ids[:n] or run_attempts[first:] != attempts[:n]:
-                return None  # heard in another order
-            starts, ends = zip(*rs)
             times = array("d", starts)
             times.extend(ends)  # (a time that is no number: TypeError)
-            if not isfinite(fsum(times)):
-                return None
-        except (TypeError, ValueError):
-            return None
-        who = self._who.get
-        events = list(map(self._opening, out[n:]))  # still running (or heard out of order)
-        events += [(e[0], e[1], DONE, ends[i], (starts[i], who(e[3])))  # after: an opening
-                   for i, e in enumerate(ran[:first])]                 # comes first
-        if n < len(ids):
-            ids, attempts, states, created = ids[:n], attempts[:n], states[:n], created[:n]
-            kind = [c[:n] for c in kind]
+            good = checked or isfinite(sum(times))  # (a NaN, an infinity, a huge time)
+        except TypeError:
+            good = False
+        if not good:
+            events += [self._opening(r[0]) for r in whole if not _timed(r[1:3])]
+            kept = [r for r in whole if _timed(r[1:3])]
+            return self._pack(kept, events, True) if kept else ()
+        n = len(notes)
+        _, ids, attempts, states, created, jobs, names, actors, classes, parents = zip(*notes)
         kinds = self._kinds
         if len(kinds) > 4096:
             kinds.clear()
-        if all(c.count(c[0]) == n for c in kind):  # one function (count sees one object n
-            first_kind = out[0][4:]                # times: fast)
-            kind = (kinds.setdefault(first_kind, first_kind),)
+        if all(c.count(c[0]) == n for c in (names, jobs, actors, classes, parents)):
+            kind = (jobs[0], names[0], actors[0], classes[0], parents[0])  # one function
+            kind = (kinds.setdefault(kind, kind),)
         else:
-            mine = list(map(_KIND, out[:n]))
+            mine = list(zip(jobs, names, actors, classes, parents))
             kind = tuple(map(kinds.setdefault, mine, mine))  # one tuple per kind
-        conns = conns[first:]
+        who = self._who.get
         whos = (who(conns[0]),) if conns.count(conns[0]) == n else tuple(map(who, conns))
-        return events, dropped, pack(ids, attempts, states, created, kind, times[len(ran) + first:],
-                                     times[first:len(ran)], whos)
+        return pack(ids, attempts, states, created, kind, times[n:], times[:n], whos)
 
-    def _opening(self, e: tuple) -> tuple:
-        """An opening noted by new(), as the event it is sent as."""
-        task_id, attempt, state, at, job, name, actor, cls, parent = e
-        ikey = e[4:]
+    def _opening(self, note: tuple) -> tuple:
+        """An opening as new() noted it, as the event it is sent as."""
+        _, task_id, attempt, state, at, job, name, actor, cls, parent = note
+        ikey = note[5:]
         info = self._infos.get(ikey)
         if info is None:  # one tuple per function (and parent): pickled once
             if len(self._infos) > 4096:
                 self._infos.clear()
             info = self._infos[ikey] = (job, f"{cls}.{name}" if cls else name, actor, parent)
         return task_id, attempt, state, at, info
-
-    def _build(self, out: list, dropped: int, ran: list) -> tuple[list, int, tuple]:
-        """build() one event and one run at a time."""
-        ends: dict = {}  # task id -> (attempt, start, end, who) of a run that returned
-        if ran:
-            known = self._who
-            for task_id, attempt, r, conn, ok in ran:
-                if type(r) is not tuple or len(r) < 2 or type(r[0]) is not float \
-                        or type(r[1]) is not float:  # not a worker's: nothing to tell
-                    continue
-                if len(r) > 2:  # checked in full by the daemon; here, only its shape, so one
-                    who = known[conn] = r[2] if _who_shaped(r[2]) else None  # bad reply
-                else:                                          # cannot spoil the batch
-                    who = known.get(conn)
-                if ok:
-                    ends[task_id] = (attempt, r[0], r[1], who)
-                else:
-                    out.append((task_id, attempt, RUN, r[1], (r[0], who)))
-        events: list = []
-        whole: list = []
-        for e in out:
-            if len(e) == 5:
-                events.append(e)
-                continue
-            task_id, attempt, state, at = e[:4]  # an opening
-            r = ends.get(task_id) if ends else None
-            if r is None or r[0] != attempt:  # not run yet (or an earlier attempt's opening)
-                events.append(self._opening(e))
-            else:
-                del ends[task_id]
-                kind = e[4:]
-                whole.append((task_id, attempt, state, at, self._kinds.setdefault(kind, kind),
-                              r[2], r[1], r[3]))
-        for task_id, (attempt, start, end, who) in ends.items():  # openings sent earlier
-            events.append((task_id, attempt, DONE, end, (start, who)))
-        return events, dropped, pack(*zip(*whole)) if whole else ()

@@ -63,7 +63,7 @@ def should_retry(cause: BaseException, retry_exceptions: Any) -> bool:
 class Task:
     __slots__ = ("task_id", "msg", "return_ids", "key", "retries", "retry_exceptions", "name",
                  "conn", "worker", "cancelled", "deps", "actor_id", "hold", "arg_ids", "lease",
-                 "attempt", "strategy", "events", "env", "locality", "prefer", "parent")
+                 "attempt", "strategy", "events", "env", "locality", "prefer", "parent", "opened")
 
     def __init__(self, task_id: bytes, msg: Any, return_ids: tuple, name: str, retries: Any,
                  retry_exceptions: Any, hold: Any, actor_id: bytes | None = None, key: Any = None,
@@ -87,6 +87,7 @@ class Task:
         self.prefer = ""             # the daemon its arguments' node has (locality.py), "" ours
         self.parent: Any = False     # the id of the task that submitted it (None: a driver),
                                      # read by its first event (events.py)
+        self.opened: Any = None      # its attempt's opening, while unsent (events.py)
 
     def retry_error(self, cause: BaseException) -> bool:
         """Consumes a retry when the body's exception `cause` is one to retry."""
