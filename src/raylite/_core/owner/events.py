@@ -7,6 +7,8 @@ them (pure; the vocabulary is raylite._core.task_events).
         returned while its opening was in this batch makes the attempt one whole record
         (`whole`); any other run, a DONE or a RUN event
     any other event (arguments ready, a failure, cancel, retry) ─► add() (`buffer`)
+    a driver waiting in get() for a reply, PART or more whole records made ─► take_part(),
+        part(): those packed early (`parts`), their openings out of `notes`
     the shell, every ~100 ms (its maintenance thread) ─► take() = build(*swap()) ─► one
         TaskEvents message: the openings whose runs have not returned, as events, then the
         other events in order; and the whole records packed as columns
@@ -14,10 +16,11 @@ them (pure; the vocabulary is raylite._core.task_events).
 
 Only events of tasks whose `events` flag is set (enable_task_events, per task and per init)
 come here. A short task costs its owner a clock read and a tuple when it is submitted and a
-small tuple when its reply comes, and nothing on its worker's side; packing the records into
-columns is take()'s work, off the caller's path, a few passes at C speed. Nothing here holds
-a task: a finished task's objects are freed at once. A batch's openings go before its other
-events, so a task's later event (a failure, its arguments ready) comes after its opening.
+small tuple when its reply comes (its worker sends no event of its own: its run's times come
+in the reply); packing the records into columns is part()'s or take()'s work, off the
+caller's path, a few passes at C speed. Nothing here holds a task: a finished task's objects
+are freed at once. A batch's openings go before its other events, so a task's later event
+(a failure, its arguments ready) comes after its opening.
 
 Time comes from `clock`, the function the shell hands in (time.time in a cluster; the core
 itself never reads a clock), and a task's parent (the task or actor call that submitted it)
