@@ -1,6 +1,6 @@
 """Task events on every runtime: list_tasks / get_task / summarize_tasks read the task-event
 store (finished and failed tasks too, with Ray's fields), enable_task_events turns them off,
-and raylite.timeline() gives a Chrome trace. Events travel in batches (~100 ms), so a test
+and raylite.timeline() gives a Chrome trace. Events travel in batches (~0.5 s), so a test
 waits (bounded) for what another process reports."""
 import json
 import time

@@ -1,7 +1,7 @@
 """Task events: the bounded store that turns them into task records (pure; the vocabulary
 and the reads are task_rows.py's, whole tasks' batches whole_tasks.py's).
 
-    owners (a new attempt, a failure, a retry)          ─┐ batches of events, every ~100 ms,
+    owners (a new attempt, a failure, a retry)          ─┐ batches of events, every ~0.5 s,
     workers (a run's start and end)                    ─┴► TaskEventTable.add(batch, who)
                                                               one row per (task id, attempt),
                                                               at most `max_per_job` per job

@@ -12,7 +12,7 @@ from typing import NamedTuple
 # -- task events (_core/task_events.py) --------------------------------------------------
 class TaskEvents(NamedTuple):
     """A batch of task events (_core/task_events.py says what one is), one-way: a driver or
-    worker ─► its node daemon, which fills in who sent it ─► the GCS's task-event store. Sent every ~100 ms while there are events."""
+    worker ─► its node daemon, which fills in who sent it ─► the GCS's task-event store. Sent every ~0.5 s while there are events."""
     events: tuple
     lost: int = 0              # events the sender dropped since its last batch (buffer full)
     address: str | None = None  # filled in by the daemon: the sender's owner address,

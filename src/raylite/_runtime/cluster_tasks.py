@@ -60,7 +60,9 @@ IDLE_LEASE_S = 0.2          # an idle lease is returned after this long
 TICK_S = IDLE_LEASE_S / 4   # the maintenance thread's wait while tasks or leases are held
 QUIET_TICK_S = 0.2          # ... and once there have been none for QUIET_AFTER ticks
 QUIET_AFTER = 4
-EVENTS_S = 0.1              # task events are sent at most this often
+EVENTS_S = 0.5              # task events are sent at most this often (Ray: every second; each
+                            # batch wakes the sender, the daemon and the GCS: 0.1 s cost the
+                            # one-at-a-time loop 1.5 points more, docs/performance.md)
 UPLOAD_TIMEOUT_S = 300.0    # a runtime_env package put into the GCS's KV
 
 

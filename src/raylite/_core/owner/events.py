@@ -9,7 +9,7 @@ them (pure; the vocabulary is raylite._core.task_events).
     any other event (arguments ready, a failure, cancel, retry) ─► add() (`buffer`)
     a driver waiting in get() for a reply, PART or more whole records made ─► take_part(),
         part(): those packed early (`parts`), their openings out of `notes`
-    the shell, every ~100 ms (its maintenance thread) ─► take() = build(*swap()) ─► one
+    the shell, every ~0.5 s (its maintenance thread) ─► take() = build(*swap()) ─► one
         TaskEvents message: the openings whose runs have not returned, as events, then the
         other events in order; and the whole records packed as columns
         (_core/whole_tasks.py)

@@ -73,7 +73,7 @@ def list_tasks(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=_TIMEOUT
                raise_on_missing_output=True) -> list:
     """Every attempt of every task the cluster's task-event store keeps: pending, running,
     FINISHED and FAILED (TaskState fields), oldest first. Filters apply where the records
-    are, before the limit. Events arrive in batches (about every 100 ms), so a task that just
+    are, before the limit. Events arrive in batches (about every 0.5 s), so a task that just
     changed may show its previous state for that long."""
     return query("tasks", address, filters, limit, timeout, detail, raise_on_missing_output)
 
