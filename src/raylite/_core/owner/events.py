@@ -62,6 +62,16 @@ def _timed(ran: Any) -> bool:
         and type(ran[1]) is float and -_FAR < ran[0] < _FAR and -_FAR < ran[1] < _FAR
 
 
+def _unsent(notes: list, whole: list) -> list:
+    """The notes no record of `whole` holds: a pass at C speed when the records hold the
+    first notes, in order (tasks answered in the order they were opened), else one a note."""
+    n = len(whole)
+    if n <= len(notes) and all(map(is_, map(itemgetter(0), whole), notes)):
+        return notes[n:]
+    done = set(map(id, map(itemgetter(0), whole)))
+    return [note for note in notes if id(note) not in done]
+
+
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
                  "_kinds", "parent_of", "_who", "notes", "whole", "_gen", "_gone", "parts")
@@ -178,19 +188,13 @@ class TaskEvents:
         self.add(task.task_id, a, FAILED, info)
 
     def take_part(self) -> list | None:
-        """The whole records so far (None for none), taken out with their openings: a pass
-        at C speed when those are the first of the batch, in order (tasks answered in the
-        order they were opened), else one a note. Call it with the lock swap() needs."""
-        whole, notes = self.whole, self.notes
+        """The whole records so far (None for none), taken out with their openings (_unsent).
+        Call it with the lock swap() needs."""
+        whole = self.whole
         if not whole:
             return None
         self.whole = []
-        n = len(whole)
-        if n <= len(notes) and all(map(is_, map(itemgetter(0), whole), notes)):
-            del notes[:n]
-        else:
-            done = set(map(id, map(itemgetter(0), whole)))
-            self.notes = [note for note in notes if id(note) not in done]
+        self.notes = _unsent(self.notes, whole)
         return whole
 
     def part(self, whole: list) -> None:
@@ -221,15 +225,7 @@ class TaskEvents:
     def build(self, notes: list, out: list, dropped: int, whole: list,
               gone: list) -> tuple[list, int, tuple]:
         """take()'s result from what swap() took."""
-        n = len(whole)
-        if n == len(notes):  # every opening's run returned
-            unsent: Any = ()
-        elif all(map(is_, map(itemgetter(0), whole), notes)):  # runs heard in order: the
-            unsent = notes[n:]                                # rest are still running
-        else:
-            done = set(map(id, map(itemgetter(0), whole)))
-            unsent = [note for note in notes if id(note) not in done]
-        events = list(map(self._opening, unsent))
+        events = list(map(self._opening, _unsent(notes, whole)))  # still running
         events += out
         packed = self._pack(whole, events) if whole else ()
         if self.parts:  # packed early (part()), the records before these
