@@ -89,6 +89,7 @@ class Connection:
         self.inbox: deque = deque()  # decoded, not yet handled: the turn's holder handles them
         self.quick = True         # the peer's last answer came within SPIN: poll before sleeping
         self.answered = 0.0       # when we last answered it (perf_counter), to time its reply
+        self.told = False         # a worker told this peer who it is (its task events' runs)
         self.closed = False
 
     def fileno(self) -> int:

@@ -77,6 +77,7 @@ class InprocConnection:
         self.inbox: deque = deque()  # decoded, not yet handled: the turn's holder handles them
         self.quick = True
         self.answered = 0.0
+        self.told = False  # as connection.Connection's
         self.closed = False
 
     # -- sending ---------------------------------------------------------------
@@ -197,6 +198,7 @@ class DirectConnection:
         self.inbox: deque = deque()
         self.quick = True
         self.answered = 0.0
+        self.told = False  # as connection.Connection's
         self.closed = False
 
     def handle_with(self, handler: Any, on_close: Any = None) -> None:

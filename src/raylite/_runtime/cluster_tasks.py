@@ -289,7 +289,7 @@ class TaskSubmission:
                 events, lost, whole = core.events.build(*taken)
             else:
                 events, lost, whole = [], 0, ()
-            if ex is not None and (ex.ran or ex.started or ex.run_now is not None):
+            if ex is not None and (ex.ran or ex.started or ex.running is not None):
                 events += ex.take_events()
             if events or lost or whole:
                 try:

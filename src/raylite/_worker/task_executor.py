@@ -18,9 +18,10 @@ on another thread (StartActor, read by the daemon connection's reader) posts
 itself to the main thread, which delivers it again.
 
 Task events (a task or call pushed with task_events set): the thread running it notes its
-start (a task's in `run_now`, an actor call's in `started`). Its reply carries its start and
-end (and, once per connection, this worker's identity), and its owner tells the GCS
-(reply_ran): a task costs no event here.
+start (a task's in `run_start`, while `running` is its PushTask; an actor call's in
+`started`). Its reply carries its start and end (and, once per connection, this worker's
+identity: the connection's `told`), and its owner tells the GCS (reply_ran): a task costs
+no event here.
 A run with no reply (its actor exited) leaves a RAN event in `ran`; the runtime's
 maintenance thread sends those (take_events), with a RUNNING event for each run still
 going that it has not told of yet.
@@ -70,18 +71,16 @@ class Executor:
         self.job_id: bytes | None = None
         self.current_name = "worker"
         self.marks: Any = None                     # output.TaskMarks: which task prints
-        self.running: bytes | None = None
+        self.running: m.PushTask | None = None     # the task running on the main thread
         self.cancelled: set[bytes] = set()
         self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
         self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
-        self.run_now: Any = None       # the task (its PushTask) running on the main thread,
-        self.run_start = 0.0           # and its start
+        self.run_start = 0.0           # the start of the last task run with task events
         self._told: set = set()        # ... of those, the ones sent as RUNNING already
         # who runs the tasks (node id, worker id, pid, address), in the first reply (with task
         # events) on each connection
         self.ident = (rt.node_id.hex(), rt.worker_id.hex(), os.getpid(), rt.address) \
             if getattr(rt, "worker_id", None) and getattr(rt, "node_id", None) else None
-        self._told_who: set = set()   # the connections whose owner was sent self.ident
         self.main_ident = threading.main_thread().ident
         self.loop_ident = self.main_ident  # the thread in run_forever(): the main one, in a worker
         self._wake_r, self._wake_w = os.pipe()
@@ -111,10 +110,11 @@ class Executor:
             pass
 
     def cancel(self, msg: m.CancelTask) -> None:
-        if msg.force and self.running == msg.task_id:
+        running = self.running
+        if msg.force and running is not None and running.task_id == msg.task_id:
             os._exit(1)
         self.cancelled.add(msg.task_id)
-        if self.running == msg.task_id:
+        if running is not None and running.task_id == msg.task_id:
             signal.pthread_kill(self.main_ident, signal.SIGINT)
         elif self.actor is not None:
             self.actor.cancel(msg.task_id)
@@ -124,7 +124,8 @@ class Executor:
         """SIGINT (sent by cancel()) interrupts only a task that was cancelled while it
         runs: one that arrives just after its task finished is dropped here, instead of
         raising KeyboardInterrupt wherever the loop happens to be."""
-        if self.running is not None and self.running in self.cancelled:
+        running = self.running
+        if running is not None and running.task_id in self.cancelled:
             self.running = None  # once: a second SIGINT cannot hit the cancelled reply
             raise KeyboardInterrupt
 
@@ -261,19 +262,18 @@ class Executor:
         if t.gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in t.gpu_ids)
         ev = t.task_events
-        if ev:  # noted for take_events: a task runs alone on this thread
+        if ev:  # noted for take_events (before `running`): a task runs alone on this thread
             start = self.run_start = time.time()
-            self.run_now = t
             # results() stamps the reply with (start, end) when who we are went on this
             # connection before (the common case); else reply_ran adds it
-            stamp = start if conn in self._told_who and self.ident is not None else None
+            stamp = start if conn.told else None
         else:
             stamp = None
         marks = self.marks
         if marks is not None:
             marks.begin(t.task_id, t.attempt, t.name)
         try:
-            self.running = t.task_id
+            self.running = t
             if t.task_id in self.cancelled:
                 raise KeyboardInterrupt
             with execution.env_vars(env):
@@ -305,7 +305,6 @@ class Executor:
             if marks is not None:
                 marks.end()
         if ev:
-            self.run_now = None
             if reply[4] is not None:  # stamped by results(): the common case
                 self.reply(conn, reply)
             else:  # the first reply on this connection, no identity, or a failure: reply_ran
@@ -341,13 +340,11 @@ class Executor:
             key = (task_id, attempt)
             if start is None:
                 start = self.started[key][0]
-            if conn in self._told_who:
+            if conn.told:
                 ran = (start, end)
             else:  # who we are, once per connection: its owner remembers
                 ran = (start, end, self.ident)
-                if len(self._told_who) > 4096:
-                    self._told_who.clear()
-                self._told_who.add(conn)
+                conn.told = True
             self.reply(conn, _tuple_new(m.TaskDone, (task_id, reply[1], reply[2], reply[3], ran)))
             del self.started[key]
             return
@@ -368,10 +365,12 @@ class Executor:
         ran, pop = self.ran, self.ran.popleft
         out = [pop() for _ in range(len(ran))]
         told = self._told
-        now = self.run_now
+        now = self.running
+        if now is not None and not now.task_events:
+            now = None
         if self.started or told or now is not None:
             going = list(self.started.items())
-            if now is not None:  # run_start is set before run_now: read after it, it is
+            if now is not None:  # run_start is set before running: read after it, it is
                 start = self.run_start  # this run's, or a later one's (this run has ended
                 going.append(((now.task_id, now.attempt),  # then: its owner tells the truth)
                               (start, now.job_id or b"", now.name)))

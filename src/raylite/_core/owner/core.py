@@ -134,7 +134,13 @@ class Owner:
         if task is None:
             return []
         if ran is not None and task.events:
-            self.events.finished(task, ran, conn, error is None)
+            events, op = self.events, task.opened
+            if op is not None and op[0] == events.gen and error is None and type(ran) is tuple \
+                    and len(ran) == 2 and op[2] == task.attempt:
+                task.opened = None  # events.finished()'s common case, inline: a whole record
+                events.whole.append((op, ran[0], ran[1], conn))  # (the call cost ~0.4 us)
+            else:
+                events.finished(task, ran, conn, error is None)
         self.log.append(("done", task_id))
         out: list = []
         s = tasks.inflight.get(conn)

@@ -74,7 +74,7 @@ def _unsent(notes: list, whole: list) -> list:
 
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
-                 "_kinds", "parent_of", "_who", "notes", "whole", "_gen", "_gone", "parts")
+                 "_kinds", "parent_of", "_who", "notes", "whole", "gen", "_gone", "parts")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
                  parent_of: Any = None):
@@ -86,7 +86,7 @@ class TaskEvents:
         self.whole: list = []         # (opening, start, end, conn): attempts of this batch
                                       # whose run returned
         self.buffer: list = []        # any other event, in the order it happened
-        self._gen = 0                 # this batch's number (an opening's first field)
+        self.gen = 0                  # this batch's number (an opening's first field)
         self.parts: list = []         # (packed, events) of whole records packed early (part())
         self.limit = limit
         self.dropped = 0
@@ -127,7 +127,7 @@ class TaskEvents:
             parent = task.parent = None if parent_of is None else parent_of()
         b = self.notes
         if len(b) < self.limit:
-            task.opened = note = (self._gen, task.task_id, task.attempt, state, self.clock(),
+            task.opened = note = (self.gen, task.task_id, task.attempt, state, self.clock(),
                                   self._job_id, task.name, task.actor_id, class_name, parent)
             b.append(note)
         else:
@@ -143,17 +143,13 @@ class TaskEvents:
         op = task.opened
         if op is not None:
             task.opened = None
-            if op[0] == self._gen and ok and type(ran) is tuple and len(ran) == 2 \
-                    and op[2] == task.attempt:  # the common case, as lean as it can be
-                self.whole.append((op, ran[0], ran[1], conn))
-                return
         if type(ran) is not tuple or len(ran) < 2 or op is _DROPPED:
             return  # not a worker's, or an attempt whose opening was dropped: nothing to tell
         if len(ran) > 2:  # checked in full by the daemon; here, only its shape, so one bad
             self._who[conn] = ran[2] if _who_shaped(ran[2]) else None  # reply cannot spoil
-            if op is not None and op[0] == self._gen and ok and op[2] == task.attempt:
-                self.whole.append((op, ran[0], ran[1], conn))          # the batch
-                return
+        if op is not None and op[0] == self.gen and ok and op[2] == task.attempt:  # the batch
+            self.whole.append((op, ran[0], ran[1], conn))  # (Owner.task_done inlines this
+            return                                          # for a 2-tuple `ran`)
         if not _timed(ran):
             return  # not a worker's: nothing to tell
         b = self.buffer
@@ -215,7 +211,7 @@ class TaskEvents:
         the core's other calls hold; build() may then run without it, one call at a time).
         The openings taken are this batch's: a run that returns later is a DONE event."""
         notes, self.notes = self.notes, []
-        self._gen += 1
+        self.gen += 1
         out, self.buffer = self.buffer, []
         dropped, self.dropped = self.dropped, 0
         whole, self.whole = self.whole, []
