@@ -40,8 +40,10 @@ from ..whole_tasks import join, pack
 
 LIMIT = 200_000              # events buffered between two sends
 _FAR = 1e15                  # seconds: no time of a run is this far from 1970
-PART = 48                    # whole records a caller waiting for a reply packs at a time
-                             # (part(): ~20 us)
+PART = 24                    # whole records a caller waiting for a reply packs at a time:
+                             # ~14 us alone, about what a reply takes to come back in a
+                             # one-at-a-time loop (48: the call that packed took 17-34 us
+                             # longer; docs/performance.md)
 _DROPPED = (-1,)             # task.opened of an attempt whose opening did not fit (counted)
 
 
