@@ -5,7 +5,8 @@ them (pure; the vocabulary is raylite._core.task_events).
         (`notes`) and on the task (task.opened)
     the worker's TaskDone, with its run's (start, end[, who]) ─► finished(): a run that
         returned while its opening was in this batch makes the attempt one whole record
-        (`whole`); any other run, a DONE or a RUN event
+        (`whole`; Owner.task_done makes the common one itself, saving the call); any other
+        run, a DONE or a RUN event
     any other event (arguments ready, a failure, cancel, retry) ─► add() (`buffer`)
     a driver waiting in get() for a reply, PART or more whole records made ─► take_part(),
         part(): those packed early (`parts`), their openings out of `notes`
