@@ -10,6 +10,7 @@ from raylite._protocol import messages as m
 from raylite._core.whole_tasks import WholeBatch, pack
 from raylite._protocol import validate
 
+from raylite._core.owner import DAEMON, LeaseRequest
 from test_task_event_store import JOB, WHO, owner, push, task, tid
 
 
@@ -373,3 +374,42 @@ def test_a_batch_of_two_jobs_and_a_batch_pushed_out_before_it_was_read_are_count
     assert sorted(r.task_id for r in rows) == sorted([tid(2).hex(), tid(6).hex(), tid(7).hex()])
     assert table.jobs[JOB.hex()].count == 2 and table.dropped() == 2
     assert table.statistics()["records"] == total == 3
+
+
+def test_an_opening_noted_after_the_send_keeps_its_time_and_goes_before_the_tasks_events():
+    """The shell notes a submitted task's opening once it has sent the task (later(), then
+    settle()); whatever the core hears first, about that task or another, notes it first,
+    with the time of the submission and the attempt it had then."""
+    o = owner()
+    t1 = task(1)
+    out = o.tasks.submit(t1)                  # the clock reads 101: the opening waits
+    assert o.events.late is not None and o.events.waiting()
+    push(o, out)
+    o.task_done("w:1", t1.task_id, (b"r",), None, False, now=1.0, ran=(500.0, 600.0, WHO))
+    assert o.events.late is None              # the reply came before the shell noted it
+    t2, t3 = task(2), task(3)
+    o.tasks.submit(t2)                        # 102
+    o.tasks.submit(t3)                        # 103: t2's opening is noted first
+    o.events.settle()                         # the shell, having sent t3
+    o.events.settle()                         # nothing left: nothing happens
+    events, lost, whole = o.events.take()
+    assert [(e[0], e[2], e[3]) for e in events] == [(tid(2), te.PENDING_NODE, 102.0),
+                                                    (tid(3), te.PENDING_NODE, 103.0)]
+    ids, attempts, _, created, _, ends, starts, _ = cols(whole)
+    assert (ids, attempts, created, starts, ends) == ((tid(1),), (0,), (101.0,), (500.0,), (600.0,))
+
+    o = owner()
+    out = o.tasks.submit(task(4))
+    req = next(x.req for target, x in out if target is DAEMON and type(x) is LeaseRequest)
+    o.lease_refused(req, "no node has what it needs")   # before the shell noted it
+    events, _, _ = o.events.take()
+    assert [(e[0], e[1], e[2]) for e in events] == [(tid(4), 0, te.PENDING_NODE),
+                                                    (tid(4), 0, te.FAILED)]
+
+    o = owner()
+    t5 = task(5, retries=1)
+    push(o, o.tasks.submit(t5))
+    o.peer_lost("w:1")                        # its worker died before the shell noted it
+    events, _, _ = o.events.take()
+    assert [(e[1], e[2]) for e in events] == [(0, te.PENDING_NODE), (1, te.PENDING_NODE),
+                                              (0, te.FAILED)]   # the openings go first

@@ -77,6 +77,8 @@ class ActorCalls:
         if out:
             self._send_all(out)
         self._flush_actor(actor_id)
+        if events:
+            self._note_sent()
         return refs
 
     def _flush_actor(self, actor_id: bytes) -> None:

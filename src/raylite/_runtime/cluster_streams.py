@@ -55,6 +55,8 @@ class ClusterStreams(StreamConsumer):
             ref = ObjectRef(done, self.address, self)
             out += self._core.streams.open(task_id, done, bp)
         self._send_all(out)
+        if events:
+            self._note_sent()
         return self._opened(task_id, ref, options.num_returns)
 
     def submit_actor_stream(self, actor_id: bytes, method: str, args: tuple, kwargs: dict,
@@ -74,6 +76,8 @@ class ClusterStreams(StreamConsumer):
         if out:
             self._send_all(out)
         self._flush_actor(actor_id)
+        if events:
+            self._note_sent()
         return self._opened(task_id, ref, options.num_returns)
 
     def _opened(self, task_id: bytes, done: ObjectRef, num_returns: str) -> Any:

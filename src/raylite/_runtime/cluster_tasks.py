@@ -181,7 +181,15 @@ class TaskSubmission:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
         self._send_all(out)
+        if events:
+            self._note_sent()
         return refs
+
+    def _note_sent(self) -> None:
+        """The opening of the task or call just sent, noted now, while it runs: not on the
+        caller's way to the send (_core/owner/events.py: later)."""
+        with self._lock:
+            self._core.events.settle()
 
     def _lease_granted(self, msg: m.LeaseGranted) -> None:
         if msg.retry_at or msg.error is not None or msg.refused is not None:

@@ -140,8 +140,8 @@ class ActorTable:
         entries = self.objects.entries
         for rid in task.return_ids:
             entries[rid] = Obj(True, None, None, tid)
-        if task.events:
-            self.events.new(task, PENDING_ACTOR, st.class_name)
+        if task.events:  # noted once the shell has sent it (events.later)
+            self.events.later(task, PENDING_ACTOR, st.class_name)
         if st.state == "DEAD":
             if task.events and st.death is not None:
                 self.events.ended(task, st.death)

@@ -3,6 +3,9 @@ them (pure; the vocabulary is raylite._core.task_events).
 
     a new attempt (submit, retry, an actor call) ─► new(): its opening noted in this batch
         (`notes`) and on the task (task.opened)
+    a task or call just submitted ─► later(): the same, its time read now, the note made
+        by settle() once the shell has sent the task (while a worker runs it, off the
+        caller's way to the send), or by whichever call here comes first
     the worker's TaskDone, with its run's (start, end[, who]) ─► finished(): a run that
         returned while its opening was in this batch makes the attempt one whole record
         (`whole`; Owner.task_done makes the common one itself, saving the call); any other
@@ -77,7 +80,8 @@ def _unsent(notes: list, whole: list) -> list:
 
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
-                 "_kinds", "parent_of", "_who", "notes", "whole", "gen", "_gone", "parts")
+                 "_kinds", "parent_of", "_who", "notes", "whole", "gen", "_gone", "parts",
+                 "late")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
                  parent_of: Any = None):
@@ -91,6 +95,8 @@ class TaskEvents:
         self.buffer: list = []        # any other event, in the order it happened
         self.gen = 0                  # this batch's number (an opening's first field)
         self.parts: list = []         # (packed, events) of whole records packed early (part())
+        self.late: Any = None         # (task, state, class name, time, attempt): an opening
+                                      # later() left for settle()
         self.limit = limit
         self.dropped = 0
         self._job_id: bytes = b""
@@ -111,10 +117,12 @@ class TaskEvents:
 
     def waiting(self) -> bool:
         """True when take() has something to send."""
-        return bool(self.notes or self.buffer or self.dropped or self.parts)
+        return bool(self.notes or self.buffer or self.dropped or self.parts or self.late)
 
     def add(self, task_id: bytes, attempt: int, state: str, info: Any = None) -> None:
         """An event of the task's (its opening, if it is in this batch, goes before it)."""
+        if self.late is not None:
+            self.settle()
         b = self.buffer
         if len(b) < self.limit:
             b.append((task_id, attempt, state, self.clock(), info))
@@ -124,14 +132,36 @@ class TaskEvents:
     def new(self, task: Any, state: str, class_name: str = "") -> None:
         """A new attempt of `task` (or a new call of an actor of `class_name`), in `state`:
         its opening, noted in this batch and on the task until its run returns."""
+        if self.late is not None:
+            self.settle()
+        self._note(task, state, class_name, self.clock(), task.attempt)
+
+    def later(self, task: Any, state: str, class_name: str = "") -> None:
+        """new() for a task or call just submitted, its time now; the note is made by
+        settle(), which the shell calls once it has sent the task: while a worker runs it
+        rather than on the caller's way to the send (docs/performance.md). Every other call
+        here settles first, so the opening keeps its place before the task's other events;
+        a second later() settles the first."""
+        if self.late is not None:
+            self.settle()
+        self.late = (task, state, class_name, self.clock(), task.attempt)
+
+    def settle(self) -> None:
+        """Notes the opening later() left, if any."""
+        late = self.late
+        if late is not None:
+            self.late = None
+            self._note(*late)
+
+    def _note(self, task: Any, state: str, class_name: str, at: float, attempt: int) -> None:
         parent = task.parent
         if parent is False:  # its first attempt: the task running where it was submitted
             parent_of = self.parent_of
             parent = task.parent = None if parent_of is None else parent_of()
         b = self.notes
         if len(b) < self.limit:
-            task.opened = note = (self.gen, task.task_id, task.attempt, state, self.clock(),
-                                  self._job_id, task.name, task.actor_id, class_name, parent)
+            task.opened = note = (self.gen, task.task_id, attempt, state, at, self._job_id,
+                                  task.name, task.actor_id, class_name, parent)
             b.append(note)
         else:
             task.opened = _DROPPED
@@ -143,6 +173,8 @@ class TaskEvents:
         address) the first time on that connection. A run that returned while its opening
         was in this batch makes the attempt one whole record (its times are checked when
         packed); any other, a DONE or a RUN event."""
+        if self.late is not None:
+            self.settle()
         op = task.opened
         if op is not None:
             task.opened = None
@@ -213,6 +245,8 @@ class TaskEvents:
         """What take() reads, taken out of the buffers (the one step that must hold the lock
         the core's other calls hold; build() may then run without it, one call at a time).
         The openings taken are this batch's: a run that returns later is a DONE event."""
+        if self.late is not None:
+            self.settle()
         notes, self.notes = self.notes, []
         self.gen += 1
         out, self.buffer = self.buffer, []

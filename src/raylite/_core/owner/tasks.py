@@ -154,8 +154,8 @@ class TaskTable:
         self.tasks[tid] = task
         self.log.append(("submit", tid))
         if not deps:
-            if task.events:
-                self.events.new(task, PENDING_NODE)
+            if task.events:  # noted once the shell has sent it (events.later)
+                self.events.later(task, PENDING_NODE)
             out: list = []
             self.enqueue(task, out)
             return out
