@@ -18,6 +18,7 @@ its owner's pickling, the daemon's decode and checks and the store a few passes 
 """
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
 from itertools import chain, count, repeat
@@ -68,10 +69,17 @@ def one_object(column: Any) -> bool:
 
 
 def _floats(column: Any) -> bytes:
-    a = column if type(column) is array and not _BIG else array("d", column)
-    if _BIG:
-        a.byteswap()
-    return a.tobytes()
+    """Numbers as the wire's float64 column (struct, one call: a third of array()'s time)."""
+    n = len(column)
+    s = _STRUCTS.get(n)
+    if s is None:
+        if len(_STRUCTS) > 64:
+            _STRUCTS.clear()
+        s = _STRUCTS[n] = struct.Struct(f"<{n}d")
+    return s.pack(*column)
+
+
+_STRUCTS: dict = {}  # n -> the struct of n little-endian float64s
 
 
 def floats(blob: bytes) -> array:

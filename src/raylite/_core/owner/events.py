@@ -34,7 +34,6 @@ counted in `dropped` instead, and the count travels with the next batch.
 """
 from __future__ import annotations
 
-from array import array
 from math import isfinite
 from operator import is_, itemgetter
 from typing import Any
@@ -276,11 +275,9 @@ class TaskEvents:
         """The whole records as the wire's columns, a pass or two per column at C speed; one
         whose times are not a worker's (a bad reply) goes as its opening alone."""
         notes, starts, ends, conns = zip(*whole)
-        try:
-            times = array("d", starts)
-            times.extend(ends)  # (a time that is no number: TypeError)
-            good = checked or isfinite(sum(times))  # (a NaN, an infinity, a huge time)
-        except TypeError:
+        try:  # a time that is no number: TypeError; a NaN, an infinity, a huge time: not finite
+            good = checked or isfinite(sum(starts) + sum(ends))
+        except (TypeError, ArithmeticError):
             good = False
         if not good:
             events += [self._opening(r[0]) for r in whole if not _timed(r[1:3])]
@@ -299,7 +296,7 @@ class TaskEvents:
             kind = tuple(map(kinds.setdefault, mine, mine))  # one tuple per kind
         who = self._who.get
         whos = (who(conns[0]),) if conns.count(conns[0]) == n else tuple(map(who, conns))
-        return pack(ids, attempts, states, created, kind, times[n:], times[:n], whos)
+        return pack(ids, attempts, states, created, kind, ends, starts, whos)
 
     def _opening(self, note: tuple) -> tuple:
         """An opening as new() noted it, as the event it is sent as."""
