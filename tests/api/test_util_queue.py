@@ -139,7 +139,9 @@ def test_async_put_and_get(ray):
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("force", [False, pytest.param(True, marks=pytest.mark.raylite_only(
+    "Ray's kill is asynchronous: a call made right after ray.kill may still reach the old "
+    "instance (a CI run on Ray 2.60 saw it answered)"))])
 def test_shutdown_ends_the_actor(ray, force):
     q = Queue()
     q.put(1)
