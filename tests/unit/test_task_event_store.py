@@ -8,7 +8,7 @@ from raylite._core.owner import DAEMON, LeaseRequest, Owner, Task
 from raylite._core.task_events import TaskEventTable, error_info
 from raylite._core.trace import trace_events
 from raylite._protocol import messages as m
-from raylite._protocol import validate
+from raylite._protocol import validate, validate_events
 from raylite.exceptions import (ActorDiedError, RayTaskError, TaskCancelledError,
                                 WorkerCrashedError)
 
@@ -244,7 +244,7 @@ BAD_EVENTS = [(tid(1), 0, "BOGUS", 1.0, None), (tid(1), -1, te.FINISHED, 1.0, (J
 
 @pytest.mark.parametrize("kind", ["owner", "worker", "mixed"])
 def test_a_batch_is_checked_a_column_at_a_time_and_a_bad_event_anywhere_is_named(kind):
-    """The column checks (validate._batch_ok) pass every good batch of the shapes processes
+    """The column checks (validate_events._batch_ok) pass every good batch of the shapes processes
     send, and any one bad event makes the event-at-a-time check name it."""
     owner = [made(n, float(n), name=f"f{n % 3}", parent=tid(9) if n % 2 else None) for n in range(200)]
     worker = [(tid(n), 0, te.FINISHED if n % 5 else te.RAN, n + 2.0, (JOB, "f", n + 1.0))
@@ -252,12 +252,12 @@ def test_a_batch_is_checked_a_column_at_a_time_and_a_bad_event_anywhere_is_named
     batch = {"owner": owner, "worker": worker,
              "mixed": owner[:100] + worker[:100] + [(tid(7), 0, te.RUNNING, 3.0, (JOB, "f")),
                                                     (tid(8), 0, te.FAILED, 4.0, ("E", "boom"))]}[kind]
-    assert validate._batch_ok(tuple(batch)) and validate.task_events(tuple(batch)) is None
+    assert validate_events._batch_ok(tuple(batch)) and validate_events.task_events(tuple(batch)) is None
     for bad in BAD_EVENTS:
         events = tuple(batch[:150] + [bad] + batch[150:])
-        assert not validate._batch_ok(events), bad
-        assert validate.task_events(events).startswith("[150] must be a task event"), bad
-    assert validate.task_events(()) is None
+        assert not validate_events._batch_ok(events), bad
+        assert validate_events.task_events(events).startswith("[150] must be a task event"), bad
+    assert validate_events.task_events(()) is None
 
 
 def test_bad_bounds_are_refused():
