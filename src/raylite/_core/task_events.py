@@ -35,17 +35,19 @@ An event is a plain tuple, cheap to make and to pickle:
     RUN                           owner     (start, who): the run raised (time: its end;
                                             not a state: the owner decides, FAILED or retry)
 
-A task whose run returned before its owner sent its opening (nearly every short task)
-travels whole instead, in the batch's whole tasks (whole_tasks.py: a few objects for the
-lot): one record from its owner, nothing from its worker; the store keeps such a batch as
-it came and makes its rows when something reads them (add_whole). A task still pending
-when its owner sent is its opening, then a DONE. A run
+A task pushed with its opening (one with no arguments to wait for: nearly every short task)
+whose run returns travels whole from its worker instead (whole_runs.py: TaskEvents.runs,
+under its owner's address), and its owner sends its opening only when the task has not
+ended by the owner's next batch, or failed. Any other task whose run returned before its
+owner sent its opening travels whole from its owner, in the batch's whole tasks
+(whole_tasks.py: a few objects for the lot), nothing from its worker. The store keeps such
+a batch as it came and makes its rows when something reads them (add_whole). A task still
+pending when its owner sent is its opening, then a DONE (or its worker's whole run). A run
 that raised is a RUN then a FAILED (or a retry) from its owner; a worker tells a RAN only
 when it has no reply to carry the times (an actor that exited in a call), and a RUNNING
-for a task still running when it sends. An event costs its sender a clock
-read and a tuple, and the GCS a few list stores: a row is a list, not an object, with no
-hex id or ms time kept twice (made into a TaskEventRecord only for the rows a query
-returns). DONE is not a state: it brings a row to FINISHED; RUN, like RAN, only places
+for a task still running when it sends. An event costs its sender a clock read and a
+tuple, and the GCS a few list stores: a row is a list, not an object, with no hex id or ms
+time kept twice (made into a TaskEventRecord only for the rows a query returns). DONE is not a state: it brings a row to FINISHED; RUN, like RAN, only places
 and times the run.
 
 Events of one attempt come from two processes (its owner and its worker), so they may

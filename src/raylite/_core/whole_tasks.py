@@ -1,7 +1,9 @@
-"""Whole tasks: an owner's tasks whose runs returned before their openings were sent, one
-batch of columns (pure; the vocabulary and the store are task_events.py).
+"""Whole tasks: tasks whose runs returned before their openings were sent, an owner's or a
+worker's runs of tasks pushed with their openings, one batch of columns (pure; the
+vocabulary and the store are task_events.py).
 
     owner (owner/events.py: build) ── pack(columns) ──► TaskEvents.whole ──► daemon ──► GCS
+    worker (whole_runs.by_owner) ── pack(columns) ──► TaskEvents.runs, by owner ──► ...
     TaskEventTable.add_whole ──► a WholeBatch, kept as it came: counted in its job at once;
         put in the table's index (`tasks`) when something reads the table or pushes its
         oldest out; each task made a row only when read (WholeBatch.row)

@@ -27,6 +27,8 @@ class StoreHandlers:
     def _on_task_events(self, node: _Node, msg: m.TaskEvents) -> None:
         if msg.whole:  # first: the batch's later events of these attempts find their rows
             self.task_events.add_whole(msg.whole, msg.address)
+        for owner, whole in msg.runs:  # a worker's, of its owners' tasks
+            self.task_events.add_whole(whole, owner)
         self.task_events.add(msg.events, msg.address, node.node_id.hex(),
                              msg.worker_id.hex() if msg.worker_id else None, msg.pid or None,
                              msg.lost)

@@ -150,6 +150,9 @@ class PushTask(NamedTuple):
     task_events: bool = False  # the worker records when it runs it (enable_task_events)
     stream: int | None = None  # a streaming generator: its backpressure (-1: none); messages_streams.py
     given_env: dict | None = None  # its runtime_env as given, for get_runtime_context()
+    opened: tuple | None = None  # (its opening time, parent task id or None): with task events,
+                               # a run that returns is reported whole by its worker
+                               # (_core/whole_tasks.py), not by its owner
 
 
 class PushActorTask(NamedTuple):

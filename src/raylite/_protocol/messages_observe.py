@@ -19,6 +19,8 @@ class TaskEvents(NamedTuple):
     worker_id: bytes | None = None  # and a worker's id and pid (the GCS knows the node)
     pid: int = 0
     whole: tuple = ()          # an owner's tasks whose runs returned, whole, as columns
+    runs: tuple = ()           # a worker's runs that returned, of tasks pushed with `opened`,
+                               # whole: ((their owner's address, columns), ...)
 
 
 class GetTaskEvents(NamedTuple):

@@ -29,7 +29,7 @@ from . import messages as m
 from .checks import (MAX_INT, MAX_ITEMS, MAX_TEXT, Check, _at, _show, address, amount,
                      anything, blob, bytes_of, flag, ident, integer, mapping, one_of, optional,
                      optional_address, sequence, text)
-from .validate_events import task_events, whole_tasks
+from .validate_events import runs, task_events, whole_tasks
 
 
 def shaped(cls: type) -> Check:
@@ -150,7 +150,8 @@ SPECS: dict[type, dict[str, Check]] = {
     m.StateReply: dict(req=REQ, snapshot=snapshot, missing=sequence(text(), types=(tuple,))),
     m.GetWorkerExit: dict(req=REQ, address=address),
     m.TaskEvents: dict(events=task_events, lost=integer(), address=optional(address),
-                       worker_id=optional(ident()), pid=integer(), whole=whole_tasks),
+                       worker_id=optional(ident()), pid=integer(), whole=whole_tasks,
+                       runs=runs),
     m.GetTaskEvents: dict(req=REQ, filters=sequence(state_filter, 64, (tuple,)),
                           limit=integer(-1), offset=integer(), summary=flag),
     m.LogLines: dict(job_id=JOB_ID, prefix=text(), lines=sequence(text(MAX_INT), MAX_INT), stderr=flag),

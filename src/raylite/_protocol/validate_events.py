@@ -129,6 +129,19 @@ def whole_tasks(v: Any) -> str | None:
            f"who, as _core/whole_tasks.py packs them), not {_show(v)}"
 
 
+def runs(v: Any) -> str | None:
+    """A worker's runs whole, by owner: ((owner address, whole tasks), ...)."""
+    if type(v) is not tuple or len(v) > MAX_ITEMS:
+        return f"must be a tuple of (owner address, whole tasks) pairs, not {_show(v)}"
+    for i, pair in enumerate(v):
+        if type(pair) is not tuple or len(pair) != 2:
+            return f"[{i}] must be an (owner address, whole tasks) pair, not {_show(pair)}"
+        why = address(pair[0]) or (whole_tasks(pair[1]) if pair[1] != () else "must not be empty")
+        if why is not None:
+            return _at(f"[{i}]", why)
+    return None
+
+
 def _kind_ok(kind: Any) -> bool:
     """What a whole task is: (job id, name, actor id, class name, parent task id)."""
     return type(kind) is tuple and len(kind) == 5 and type(kind[0]) is bytes \

@@ -171,12 +171,20 @@ class TaskSubmission:
         return_ids = (_ids.new_id(),) if options.num_returns == 1 else \
             tuple(_ids.new_id() for _ in range(options.num_returns))
         events = options.enable_task_events and self._events_on
+        if events and not deps:  # its opening, for its worker to report its run whole
+            parent_of = self._core.events.parent_of
+            parent = None if parent_of is None else parent_of()
+            opened = (time.time(), parent)
+        else:
+            opened = None
         msg = m.PushTask(task_id, fid, None, data, inlined, return_ids, name, self.job_id,
                          self.namespace, env, (), demand, self.address, options.max_calls,
-                         (), group, 0, events, given_env=given)
+                         (), group, 0, events, None, given, opened)
         task = Task(task_id, msg, return_ids, name, options.max_retries, options.retry_exceptions,
                     hold, None, key, strategy, events=events, env=renv,
                     locality=not strategy and group is None)
+        if opened is not None:
+            task.parent = parent
         with self._lock:
             out = self._core.tasks.submit(task, deps, [r._id for r in hold] if deps else None)
             refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -299,9 +307,13 @@ class TaskSubmission:
                 events, lost, whole = [], 0, ()
             if ex is not None and (ex.ran or ex.started or ex.running is not None):
                 events += ex.take_events()
-            if events or lost or whole:
+            runs = ()
+            if ex is not None and (ex.runs or ex.packed):
+                runs, bad = ex.take_runs()
+                lost += bad
+            if events or lost or whole or runs:
                 try:
-                    self._daemon.send(m.TaskEvents(tuple(events), lost, whole=whole))
+                    self._daemon.send(m.TaskEvents(tuple(events), lost, whole=whole, runs=runs))
                 except OSError:
                     pass  # the daemon is gone: so is the store these were for
 

@@ -38,11 +38,14 @@ import queue
 from collections import deque
 import selectors
 import signal
+import sys
 import threading
 import time
+from traceback import format_exc
 from typing import Any
 
 from .._core.task_events import FINISHED, RAN, RUNNING
+from .._core.whole_runs import PART, by_owner, joined
 from .._protocol import messages as m
 from .._protocol.messages_streams import StreamConsumed
 from .._protocol.transport import SPIN
@@ -54,6 +57,7 @@ from .actor_host import start_actor
 from .reply import send_reply
 from .streams import Gates, run_stream
 
+_IDLE = 0.001  # seconds without a message after which runs told whole are sent
 _STAY = 0.002  # seconds one connection's caller may keep the main thread polling for it
 _get_ident = threading.get_ident
 _tuple_new = tuple.__new__  # a TaskDone made without its Python-level __new__ (a hot path)
@@ -74,6 +78,10 @@ class Executor:
         self.running: m.PushTask | None = None     # the task running on the main thread
         self.cancelled: set[bytes] = set()
         self.ran: deque = deque()      # RAN events of runs that ended, not sent yet
+        self.runs: deque = deque()     # runs that returned of tasks pushed with their opening,
+                                       # not sent yet: reported whole (_core/whole_runs.py)
+        self.packed: list = []         # ... PART of them at a time, packed (by_owner)
+        self._runs_lock = threading.Lock()  # taking runs: the loop's thread, the sender
         self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
         self.run_start = 0.0           # the start of the last task run with task events
         self._told: set = set()        # ... of those, the ones sent as RUNNING already
@@ -134,13 +142,25 @@ class Executor:
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ, None)
         while True:
-            for key, _ in sel.select():
+            ready = sel.select(_IDLE if self.runs or self.packed else None)
+            if not ready:  # idle: the runs told whole go now, not at the next tick (their
+                self._send_runs()  # owner may be about to read their records)
+                continue
+            for key, _ in ready:
                 conn = key.data
                 if conn is None:
                     if not self._drain_queue(sel):
                         return
                     continue
                 self._serve(sel, conn)
+
+    def _send_runs(self) -> None:
+        try:
+            self.rt.send_task_events()
+        except Exception:  # never this loop's end: those runs are not told
+            self.runs.clear()
+            self.packed = []
+            sys.stderr.write(f"raylite worker: could not send task events:\n{format_exc()}")
 
     def _serve(self, sel: Any, conn: Any) -> None:
         """Runs what a readable task connection brings. A caller making calls one at a
@@ -264,9 +284,11 @@ class Executor:
         ev = t.task_events
         if ev:  # noted for take_events (before `running`): a task runs alone on this thread
             start = self.run_start = time.time()
-            # results() stamps the reply with (start, end) when who we are went on this
-            # connection before (the common case); else reply_ran adds it
-            stamp = start if conn.told else None
+            opened = t.opened if self.ident is not None else None
+            # with its opening, a run that returns is told whole from here, after the reply
+            # (the common case); else results() stamps the reply with (start, end) when who
+            # we are went on this connection before, or reply_ran adds it
+            stamp = start if opened is None and conn.told else None
         else:
             stamp = None
         marks = self.marks
@@ -305,7 +327,19 @@ class Executor:
             if marks is not None:
                 marks.end()
         if ev:
-            if reply[4] is not None:  # stamped by results(): the common case
+            if opened is not None and reply[2] is None:  # returned: told whole, from here
+                end = time.time()
+                self.reply(conn, reply)
+                try:
+                    created, parent = opened
+                except (TypeError, ValueError):  # not an owner's: left out when packed
+                    created = parent = None
+                runs = self.runs
+                runs.append((t.task_id, t.attempt, created, parent, start, end,
+                             t.job_id or b"", t.name, t.owner))
+                if len(runs) >= PART:  # while the caller reads the reply
+                    self._pack_runs()
+            elif reply[4] is not None:  # stamped by results()
                 self.reply(conn, reply)
             else:  # the first reply on this connection, no identity, or a failure: reply_ran
                 self.started[(t.task_id, t.attempt)] = (start, t.job_id or b"", t.name)
@@ -358,6 +392,20 @@ class Executor:
         start, job_id, name = self.started.pop((task_id, attempt))
         self.ran.append((task_id, attempt, FINISHED if ok else RAN,
                          time.time() if at is None else at, (job_id, name, start)))
+
+    def _pack_runs(self) -> None:
+        with self._runs_lock:
+            runs, pop = self.runs, self.runs.popleft
+            if runs:
+                self.packed.append(by_owner([pop() for _ in range(len(runs))], self.ident))
+
+    def take_runs(self) -> tuple[tuple, int]:
+        """The runs told whole since the last call, by owner (TaskEvents.runs), and how many
+        could not be (whole_runs.by_owner); called by one thread at a time: the sender."""
+        self._pack_runs()
+        with self._runs_lock:
+            packed, self.packed = self.packed, []
+        return joined(packed)
 
     def take_events(self) -> list:
         """The RAN events since the last call, and a RUNNING event for each run going on that

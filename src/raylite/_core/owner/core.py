@@ -70,6 +70,7 @@ class Owner:
         self.events = TaskEvents(clock or _no_clock, decode_error, parent_of=parent_of)
         self.objects = ObjectTable(address, encode_error, self.log)
         self.tasks = TaskTable(self, sys_path)
+        self.events.live = self.tasks.tasks
         self.actors = ActorTable(self)
         self.streams = StreamTable(self)
         self.lineage = Lineage(self, max_lineage_bytes)

@@ -6,6 +6,11 @@ them (pure; the vocabulary is raylite._core.task_events).
     a task or call just submitted ─► later(): the same, its time read now, the note made
         by settle() once the shell has sent the task (while a worker runs it, off the
         caller's way to the send), or by whichever call here comes first
+    a task pushed with its opening (PushTask.opened: no arguments to wait for) ─►
+        later_run(): noted the same way, in `runs`; a run of it that returns is told whole
+        by its worker (_core/whole_runs.py): its reply brings no times and costs nothing
+        here; its opening goes only if it has not ended when the batch goes, or has another
+        event in it (a failure, a retry)
     the worker's TaskDone, with its run's (start, end[, who]) ─► finished(): a run that
         returned while its opening was in this batch makes the attempt one whole record
         (`whole`; Owner.task_done makes the common one itself, saving the call); any other
@@ -19,10 +24,12 @@ them (pure; the vocabulary is raylite._core.task_events).
         (_core/whole_tasks.py)
 
 Only events of tasks whose `events` flag is set (enable_task_events, per task and per init)
-come here. A short task costs its owner a clock read and a tuple when it is submitted and a
-small tuple when its reply comes (its worker sends no event of its own: its run's times come
-in the reply); packing the records into columns is part()'s or take()'s work, off the
-caller's path, a few passes at C speed. Nothing here holds a task: a finished task's objects
+come here. A short task with no arguments to wait for costs its owner a clock read and a
+tuple when it is submitted (the shell's, for PushTask.opened) and nothing when its reply
+comes: its worker tells its run. Any other task costs a small tuple when its reply comes
+(its worker sends no event of its own: its run's times come in the reply); packing those
+records into columns is part()'s or take()'s work, off the caller's path, a few passes at C
+speed. Nothing here holds a task: a finished task's objects
 are freed at once. A batch's openings go before its other events, so a task's later event
 (a failure, its arguments ready) comes after its opening.
 
@@ -80,7 +87,7 @@ def _unsent(notes: list, whole: list) -> list:
 class TaskEvents:
     __slots__ = ("clock", "buffer", "limit", "dropped", "_job_id", "decode_error", "_infos",
                  "_kinds", "parent_of", "_who", "notes", "whole", "gen", "_gone", "parts",
-                 "late")
+                 "late", "runs", "live")
 
     def __init__(self, clock: Any = _no_clock, decode_error: Any = None, limit: int = LIMIT,
                  parent_of: Any = None):
@@ -95,7 +102,11 @@ class TaskEvents:
         self.gen = 0                  # this batch's number (an opening's first field)
         self.parts: list = []         # (packed, events) of whole records packed early (part())
         self.late: Any = None         # (task, state, class name, time, attempt): an opening
-                                      # later() left for settle()
+                                      # later() left for settle(); or a task later_run() left
+        self.runs: list = []          # the openings of this batch of tasks whose workers
+                                      # report their runs whole (later_run)
+        self.live: Any = {}           # task id -> task: the owner's tasks not ended (the
+                                      # core sets it)
         self.limit = limit
         self.dropped = 0
         self._job_id: bytes = b""
@@ -116,7 +127,8 @@ class TaskEvents:
 
     def waiting(self) -> bool:
         """True when take() has something to send."""
-        return bool(self.notes or self.buffer or self.dropped or self.parts or self.late)
+        return bool(self.notes or self.buffer or self.dropped or self.parts or self.late
+                    or self.runs)
 
     def add(self, task_id: bytes, attempt: int, state: str, info: Any = None) -> None:
         """An event of the task's (its opening, if it is in this batch, goes before it)."""
@@ -145,19 +157,34 @@ class TaskEvents:
             self.settle()
         self.late = (task, state, class_name, self.clock(), task.attempt)
 
+    def later_run(self, task: Any) -> None:
+        """later() for a task pushed with its opening (task.msg.opened: its time, read by the
+        shell, and its parent): a run of it that returns is reported whole by its worker
+        (task_executor.py), so its owner does nothing when the reply comes. Its note goes in
+        `runs`, sent only for a task that has not ended when the batch goes, or that has
+        another event in it (a failure, a retry): swap()."""
+        if self.late is not None:
+            self.settle()
+        self.late = task
+
     def settle(self) -> None:
-        """Notes the opening later() left, if any."""
+        """Notes the opening later() or later_run() left, if any."""
         late = self.late
         if late is not None:
             self.late = None
-            self._note(*late)
+            if type(late) is tuple:
+                self._note(*late)
+            else:
+                msg = late.msg  # as submitted (a retry before this is noted after it)
+                self._note(late, PENDING_NODE, "", msg.opened[0], msg.attempt, self.runs)
 
-    def _note(self, task: Any, state: str, class_name: str, at: float, attempt: int) -> None:
+    def _note(self, task: Any, state: str, class_name: str, at: float, attempt: int,
+              into: list | None = None) -> None:
         parent = task.parent
         if parent is False:  # its first attempt: the task running where it was submitted
             parent_of = self.parent_of
             parent = task.parent = None if parent_of is None else parent_of()
-        b = self.notes
+        b = self.notes if into is None else into
         if len(b) < self.limit:
             task.opened = note = (self.gen, task.task_id, attempt, state, at, self._job_id,
                                   task.name, task.actor_id, class_name, parent)
@@ -249,6 +276,10 @@ class TaskEvents:
         notes, self.notes = self.notes, []
         self.gen += 1
         out, self.buffer = self.buffer, []
+        if self.runs:  # those whose runs returned are their workers' to tell
+            runs, self.runs, live = self.runs, [], self.live
+            told = {e[0] for e in out}
+            notes += [n for n in runs if n[1] in live or n[1] in told]
         dropped, self.dropped = self.dropped, 0
         whole, self.whole = self.whole, []
         gone, self._gone = self._gone, []

@@ -155,7 +155,10 @@ class TaskTable:
         self.log.append(("submit", tid))
         if not deps:
             if task.events:  # noted once the shell has sent it (events.later)
-                self.events.later(task, PENDING_NODE)
+                if task.msg.opened is not None:  # its worker tells how it ran
+                    self.events.later_run(task)
+                else:
+                    self.events.later(task, PENDING_NODE)
             out: list = []
             self.enqueue(task, out)
             return out
@@ -237,8 +240,8 @@ class TaskTable:
             s = self.inflight[conn] = set()
         s.add(task.task_id)
         msg = task.msg
-        if task.attempt:
-            msg = msg._replace(attempt=task.attempt)
+        if task.attempt:  # a retry's opening is its owner's (events.new): its run too
+            msg = msg._replace(attempt=task.attempt, opened=None)
         if lease.gpu_ids:
             msg = msg._replace(gpu_ids=lease.gpu_ids)
         sent = self.sent_functions.get(conn)
