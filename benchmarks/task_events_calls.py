@@ -8,7 +8,10 @@ A call is "packed" when the driver packed whole records while it waited for the 
 began a batch during it (send_task_events), else "plain". A packing or a send that does not
 hide in the wait shows as those calls taking longer than a plain one; the excess times how
 often it happens, per task, is its cost to the loop. `--part` sets PART for this run (to
-compare sizes). Not a test: numbers go in docs/performance.md.
+compare sizes). Since the twelfth session the loop's tasks (no arguments to wait for) are
+told whole by their workers (_core/whole_runs.py), so the driver packs none of theirs and
+no call is "packed": this now times the sender's batches only. Not a test: numbers go in
+docs/performance.md.
 """
 from __future__ import annotations
 
