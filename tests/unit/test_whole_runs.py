@@ -1,8 +1,9 @@
 """A task pushed with its opening (PushTask.opened) is told whole by its worker when its run
 returns: its owner sends nothing for it unless it has not ended by the owner's next batch,
 failed or is retried. Pure: the owner core, whole_runs.by_owner, the daemon's checks and the
-store; and the worker loop's send when it goes idle."""
+store; and the worker: its replies and runs kept (run_task), its loop's send once idle."""
 import os
+import pickle
 import threading
 import time
 
@@ -145,3 +146,69 @@ def test_the_worker_loop_sends_its_runs_once_idle_and_not_before():
     finally:
         ex.stop()
         loop.join(10)
+
+
+class _Conn:
+    told = True
+    answered = 0.0
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, msg):
+        self.sent.append(msg)
+
+
+class _TaskRuntime(_Runtime):
+    """What run_task touches: the job, arguments, results and the reply."""
+
+    def set_job(self, job_id, namespace):
+        pass
+
+    def add_inlined(self, inlined):
+        pass
+
+    def decode_blob(self, blob):
+        return pickle.loads(blob)
+
+    def encode(self, value, rid, owner):
+        return pickle.dumps(value), []
+
+    def pin(self, refs):
+        pass
+
+    def task_ended(self):
+        pass
+
+
+def test_a_run_pushed_with_its_opening_replies_without_times_and_is_kept_whole():
+    import cloudpickle
+
+    box = []
+    ex = Executor(_TaskRuntime(box))
+    box.append(ex)
+    ex.ident = WHO
+
+    def push(n, fn, opened):
+        return m.PushTask(tid(n), b"f" * 16 if fn is ok else b"g" * 16, cloudpickle.dumps(fn),
+                          pickle.dumps(((), {})), {}, (tid(n)[:15] + b"r",), fn.__name__, JOB,
+                          "ns", None, (), {}, "me:1", task_events=True, opened=opened)
+
+    def ok():
+        return 1
+
+    def boom():
+        raise ValueError("boom")
+
+    conn = _Conn()
+    ex.run_task(conn, push(1, ok, (5.0, tid(9))))
+    ex.run_task(conn, push(2, boom, (6.0, None)))   # raised: its owner tells it
+    ex.run_task(conn, push(3, ok, None))             # no opening: its owner tells it
+    done, failed, plain = conn.sent
+    assert done.error is None and done.ran is None
+    assert failed.error is not None and len(failed.ran) == 2 and plain.ran is not None
+    [(owner, whole)], lost = ex.take_runs()
+    ids, attempts, states, created, kinds, ends, starts, who = cols(whole)
+    assert (owner, lost, ids, created, kinds, who) == \
+        ("me:1", 0, (tid(1),), (5.0,), ((JOB, "ok", None, "", tid(9)),), (WHO,))
+    assert starts[0] <= ends[0] and ex.take_runs() == ((), 0)
