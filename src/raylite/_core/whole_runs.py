@@ -23,8 +23,9 @@ from typing import Any
 from .task_events import PENDING_NODE
 from .whole_tasks import ID, join, pack
 
-PART = 24  # runs a worker packs at a time after a reply: ~10 us, less than a caller making
+PART = 24  # runs a worker packs at a time after a reply: 10-15 us, less than a caller making
            # calls one at a time takes to send the next (the same as owner/events.py's)
+
 
 def by_owner(runs: list, who: Any) -> tuple[tuple, int]:
     """((owner address, whole tasks in the wire form), ...) of `runs`, as the worker kept
