@@ -21,20 +21,23 @@ from math import isfinite
 from typing import Any
 
 from .task_events import PENDING_NODE
-from .whole_tasks import ID, join, pack
+from .whole_tasks import ID, join, kinds, pack
 
 PART = 24  # runs a worker packs at a time after a reply: 10-15 us, less than a caller making
            # calls one at a time takes to send the next (the same as owner/events.py's)
 
 
-def by_owner(runs: list, who: Any) -> tuple[tuple, int]:
+def by_owner(runs: list, who: Any, memo: dict | None = None) -> tuple[tuple, int]:
     """((owner address, whole tasks in the wire form), ...) of `runs`, as the worker kept
-    them, ran by `who` (node id hex, worker id hex, pid, address); and how many were left
+    them, ran by `who` (node id hex, worker id hex, pid, address), each kind one object
+    (`memo`: whole_tasks.kinds'); and how many were left
     out: a run whose opening is not (a finite time, a parent task id or None), or whose
     times are not finite floats (an owner's or a clock's fault, never the batch's). A few
     passes at C speed over the lot (a run of another shape: one at a time)."""
     if not runs:
         return (), 0
+    if memo is None:
+        memo = {}
     cols = _good(runs)
     lost = 0
     if cols is None:
@@ -45,12 +48,12 @@ def by_owner(runs: list, who: Any) -> tuple[tuple, int]:
         cols = _good(kept)
     owners = cols[-1]
     if owners.count(owners[0]) == len(owners):
-        return ((owners[0], _columns(cols, who)),), lost
+        return ((owners[0], _columns(cols, who, memo)),), lost
     groups: dict = {}
     for i, owner in enumerate(owners):
         groups.setdefault(owner, []).append(i)
-    return tuple((owner, _columns(tuple(tuple(map(c.__getitem__, at)) for c in cols), who))
-                 for owner, at in groups.items()), lost
+    return tuple((owner, _columns(tuple(tuple(map(c.__getitem__, at)) for c in cols), who,
+                                  memo)) for owner, at in groups.items()), lost
 
 
 def _good(runs: list) -> tuple | None:
@@ -77,15 +80,11 @@ def _parent_ok(parent: Any) -> bool:
     return parent is None or type(parent) is bytes and len(parent) == ID
 
 
-def _columns(cols: tuple, who: Any) -> tuple:
+def _columns(cols: tuple, who: Any, memo: dict) -> tuple:
     ids, attempts, created, parents, starts, ends, jobs, names, _ = cols
     n = len(ids)
-    if jobs.count(jobs[0]) == n and names.count(names[0]) == n \
-            and parents.count(parents[0]) == n:  # one function, from one parent
-        kinds: tuple = ((jobs[0], names[0], None, "", parents[0]),)
-    else:
-        kinds = tuple(zip(jobs, names, (None,) * n, ("",) * n, parents))
-    return pack(ids, attempts, (PENDING_NODE,), created, kinds, ends, starts, (who,))
+    kind = kinds(jobs, names, (None,) * n, ("",) * n, parents, memo)  # no actor, no class
+    return pack(ids, attempts, (PENDING_NODE,), created, kind, ends, starts, (who,))
 
 
 def joined(parts: list) -> tuple[tuple, int]:

@@ -59,6 +59,21 @@ def join(batches: list) -> tuple:
     return tuple(cols)
 
 
+def kinds(jobs: tuple, names: tuple, actors: tuple, classes: tuple, parents: tuple,
+          memo: dict) -> tuple:
+    """The kinds column of tasks given a value per task each: one kind when they all share
+    it, else one per task; each kind one object (pickled once), kept in `memo` (kind ->
+    itself, the caller's; cleared past 4096)."""
+    if len(memo) > 4096:
+        memo.clear()
+    n = len(jobs)
+    if all(c.count(c[0]) == n for c in (names, jobs, actors, classes, parents)):
+        kind = (jobs[0], names[0], actors[0], classes[0], parents[0])  # one function
+        return (memo.setdefault(kind, kind),)
+    mine = list(zip(jobs, names, actors, classes, parents))
+    return tuple(map(memo.setdefault, mine, mine))
+
+
 def _one(column: tuple) -> tuple:
     """One value for them all when every value equals the first (the owner's own values:
     equal is as good as one object), else the column."""

@@ -82,6 +82,7 @@ class Executor:
                                        # not sent yet: reported whole (_core/whole_runs.py)
         self.packed: list = []         # ... PART of them at a time, packed (by_owner)
         self._runs_lock = threading.Lock()  # taking runs: the loop's thread, the sender
+        self._kinds: dict = {}         # a packed run's kind -> itself (whole_tasks.kinds)
         self.started: dict = {}        # (task id, attempt) -> (start, job id, name), running
         self.run_start = 0.0           # the start of the last task run with task events
         self._told: set = set()        # ... of those, the ones sent as RUNNING already
@@ -397,7 +398,8 @@ class Executor:
         with self._runs_lock:
             runs, pop = self.runs, self.runs.popleft
             if runs:
-                self.packed.append(by_owner([pop() for _ in range(len(runs))], self.ident))
+                self.packed.append(by_owner([pop() for _ in range(len(runs))], self.ident,
+                                            self._kinds))
 
     def take_runs(self) -> tuple[tuple, int]:
         """The runs told whole since the last call, by owner (TaskEvents.runs), and how many

@@ -29,9 +29,9 @@ tuple when it is submitted (the shell's, for PushTask.opened) and nothing when i
 comes: its worker tells its run. Any other task costs a small tuple when its reply comes
 (its worker sends no event of its own: its run's times come in the reply); packing those
 records into columns is part()'s or take()'s work, off the caller's path, a few passes at C
-speed. Nothing here holds a task: a finished task's objects
-are freed at once. A batch's openings go before its other events, so a task's later event
-(a failure, its arguments ready) comes after its opening.
+speed. Nothing here holds a task past its send: a finished task's objects are freed at once.
+A batch's openings go before its other events, so a task's later event (a failure, its
+arguments ready) comes after its opening.
 
 Time comes from `clock`, the function the shell hands in (time.time in a cluster; the core
 itself never reads a clock), and a task's parent (the task or actor call that submitted it)
@@ -46,7 +46,7 @@ from operator import is_, itemgetter
 from typing import Any
 
 from ..task_events import DONE, FAILED, PENDING_NODE, RUN, error_info
-from ..whole_tasks import join, pack
+from ..whole_tasks import join, kinds, pack
 
 LIMIT = 200_000              # events buffered between two sends
 _FAR = 1e15                  # seconds: no time of a run is this far from 1970
@@ -316,15 +316,7 @@ class TaskEvents:
             return self._pack(kept, events, True) if kept else ()
         n = len(notes)
         _, ids, attempts, states, created, jobs, names, actors, classes, parents = zip(*notes)
-        kinds = self._kinds
-        if len(kinds) > 4096:
-            kinds.clear()
-        if all(c.count(c[0]) == n for c in (names, jobs, actors, classes, parents)):
-            kind = (jobs[0], names[0], actors[0], classes[0], parents[0])  # one function
-            kind = (kinds.setdefault(kind, kind),)
-        else:
-            mine = list(zip(jobs, names, actors, classes, parents))
-            kind = tuple(map(kinds.setdefault, mine, mine))  # one tuple per kind
+        kind = kinds(jobs, names, actors, classes, parents, self._kinds)
         who = self._who.get
         whos = (who(conns[0]),) if conns.count(conns[0]) == n else tuple(map(who, conns))
         return pack(ids, attempts, states, created, kind, ends, starts, whos)
